@@ -1,0 +1,358 @@
+//! Analysis resources: templates that say how to judge a canary, and the runs that judge it.
+
+use super::{AnalysisArg, Duration};
+use chrono::{DateTime, Utc};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// A reusable set of metrics, in one namespace.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "bellwether.dev",
+    version = "v1alpha1",
+    kind = "AnalysisTemplate",
+    namespaced,
+    derive = "PartialEq",
+    shortname = "bwat",
+    category = "bellwether",
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisTemplateSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("args must have unique names"))]
+    pub args: Vec<ArgSpec>,
+    #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))").message("metrics must have unique names"))]
+    pub metrics: Vec<Metric>,
+}
+
+/// The same as an AnalysisTemplate, shared by every namespace.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "bellwether.dev",
+    version = "v1alpha1",
+    kind = "ClusterAnalysisTemplate",
+    derive = "PartialEq",
+    shortname = "bwcat",
+    category = "bellwether",
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterAnalysisTemplateSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("args must have unique names"))]
+    pub args: Vec<ArgSpec>,
+    #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))").message("metrics must have unique names"))]
+    pub metrics: Vec<Metric>,
+}
+
+impl From<ClusterAnalysisTemplateSpec> for AnalysisTemplateSpec {
+    fn from(spec: ClusterAnalysisTemplateSpec) -> Self {
+        Self { args: spec.args, metrics: spec.metrics }
+    }
+}
+
+/// An argument a template expects. Without a `value` it is required.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgSpec {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The default, used when the Rollout passes no value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// One measured signal and how to judge it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.threshold) ? 1 : 0) + (has(self.compare) ? 1 : 0) == 1").message("a metric must have exactly one of threshold or compare"))]
+pub struct Metric {
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Time between measurements. Defaults to 1m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Time to wait before the first measurement, so that the canary warms up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay: Option<Duration>,
+    /// Healthy measurements needed for success. Without it the run lasts as long as its step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub count: Option<i32>,
+    pub provider: MetricProvider,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Threshold>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<Compare>,
+    #[serde(default)]
+    pub no_data: NoDataPolicy,
+    /// Consecutive measurement errors (not breaches) that make the metric an Error. Defaults to 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub consecutive_error_limit: Option<i32>,
+    /// Measure and report, but never decide.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.prometheus)").message("a provider must be set: prometheus"))]
+pub struct MetricProvider {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusProvider>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusProvider {
+    /// Base URL of the Prometheus HTTP API, for example `http://prometheus.monitoring:9090`.
+    #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("address must be an http:// or https:// URL"))]
+    pub address: String,
+    /// A PromQL query template; see the docs for `{{args.NAME}}` and the other variables.
+    #[schemars(length(min = 1))]
+    pub query: String,
+    /// Query timeout, sent to Prometheus and enforced on the HTTP call. Defaults to 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderFromSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<PrometheusAuth>,
+}
+
+/// An HTTP header whose value is read from a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderFromSecret {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    pub value_from: SecretKeyRef,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.bearer) ? 1 : 0) + (has(self.basic) ? 1 : 0) == 1").message("auth must have exactly one of bearer or basic"))]
+pub struct PrometheusAuth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<SecretKeyRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicAuth>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    pub username: SecretKeyRef,
+    pub password: SecretKeyRef,
+}
+
+/// A key in a Secret in the namespace of the analysis.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// Bounds a healthy value stays within, with hysteresis.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.min) || has(self.max)").message("threshold needs min, max or both"))]
+#[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("threshold min must not exceed max"))]
+pub struct Threshold {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hysteresis: Option<Hysteresis>,
+}
+
+/// "Fail if above max for `breachFor`; recover only if within `recover` for `recoverFor`."
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Hysteresis {
+    /// How long a breach must last before the metric fails. Defaults to 0 (the first breach).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breach_for: Option<Duration>,
+    /// Stricter bounds a breaching metric must return within. Default to the threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover: Option<Bounds>,
+    /// How long values must stay within `recover` to count as healthy again. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover_for: Option<Duration>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Bounds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// Judges the canary against the stable baseline over the same window.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Compare {
+    #[serde(default)]
+    pub baseline: Baseline,
+    #[serde(default)]
+    pub test: CompareTest,
+    #[serde(default)]
+    pub direction: Direction,
+    /// Confidence needed to call a difference significant, for example 0.95.
+    #[schemars(range(min = 0.5, max = 0.9999))]
+    pub confidence: f64,
+    /// How much worse (as a ratio of means) the canary may be before a significant difference fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0))]
+    pub max_ratio: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Baseline {
+    #[default]
+    Stable,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CompareTest {
+    #[default]
+    MannWhitney,
+}
+
+/// Which way of moving counts as a regression.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Increase,
+    Decrease,
+    Either,
+}
+
+/// What a measurement with no data means.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NoDataPolicy {
+    #[default]
+    Inconclusive,
+    Fail,
+    Pass,
+    Ignore,
+}
+
+/// One execution of analysis metrics against one revision. Created by the controller and owned by
+/// its Rollout.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "bellwether.dev",
+    version = "v1alpha1",
+    kind = "AnalysisRun",
+    namespaced,
+    status = "AnalysisRunStatus",
+    derive = "PartialEq",
+    shortname = "bwar",
+    category = "bellwether",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Message", type_ = "string", json_path = ".status.message"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunSpec {
+    /// The metrics, with every argument already substituted.
+    #[schemars(length(min = 1))]
+    pub metrics: Vec<Metric>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<AnalysisArg>,
+    /// The revision under test.
+    pub revision: String,
+    /// How long the run lasts when a metric has no `count`: the length of its step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    /// Set to stop the run; it ends with its current verdict.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminate: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum AnalysisPhase {
+    Pending,
+    Running,
+    Successful,
+    Failed,
+    Inconclusive,
+    Error,
+}
+
+impl AnalysisPhase {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Self::Pending | Self::Running)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<AnalysisPhase>,
+    /// The verdict's reason, for example `error-rate: 0.034 > max 0.01 continuously for 2m05s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_results: Vec<MetricResult>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricResult {
+    pub name: String,
+    pub phase: AnalysisPhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The latest measurements, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hysteresis: Option<HysteresisStatus>,
+    #[serde(default)]
+    pub consecutive_errors: i32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Measurement {
+    pub at: DateTime<Utc>,
+    /// The value, absent when there was no data or the query failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HysteresisStatus {
+    pub state: HysteresisState,
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum HysteresisState {
+    Healthy,
+    Breaching,
+    Failed,
+}

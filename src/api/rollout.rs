@@ -1,0 +1,415 @@
+//! The `Rollout` resource: a Deployment replacement that ships each new revision as a canary.
+
+use super::Duration;
+use super::schema;
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// Desired state of a Rollout.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "bellwether.dev",
+    version = "v1alpha1",
+    kind = "Rollout",
+    namespaced,
+    status = "RolloutStatus",
+    derive = "PartialEq",
+    shortname = "bwro",
+    category = "bellwether",
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Healthy, Progressing, Paused or Degraded"
+    ),
+    printcolumn(
+        name = "Step",
+        type_ = "string",
+        json_path = ".status.step",
+        description = "Current canary step, i/N"
+    ),
+    printcolumn(
+        name = "Canary Weight",
+        type_ = "integer",
+        json_path = ".status.weights.canary",
+        description = "Percent of traffic on the canary"
+    ),
+    printcolumn(name = "Stable", type_ = "string", json_path = ".status.stableRevision"),
+    printcolumn(name = "Canary", type_ = "string", json_path = ".status.canaryRevision"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Pods of the stable revision. The canary runs beside them, scaled to its traffic share.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+    #[schemars(schema_with = "schema::label_selector")]
+    pub selector: LabelSelector,
+    #[schemars(schema_with = "schema::pod_template")]
+    pub template: PodTemplateSpec,
+    /// Old ReplicaSets kept at zero replicas for rollback. Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub revision_history_limit: Option<i32>,
+    /// How long a canary may take to become available before the rollout aborts. Defaults to 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub progress_deadline_seconds: Option<i32>,
+    /// Holds the rollout at its current step, declaratively (for example from Git).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    pub strategy: RolloutStrategy,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStrategy {
+    pub canary: CanaryStrategy,
+}
+
+/// How a new revision is shipped: the Services, the routes, the steps and the failure policies.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.stableService != self.canaryService").message("stableService and canaryService must be different Services"))]
+#[x_kube(validation = Rule::new("!has(self.analysis) || !has(self.analysis.startingStep) || self.analysis.startingStep < size(self.steps)").message("analysis.startingStep must be the index of a step"))]
+pub struct CanaryStrategy {
+    /// The Service that routes send stable traffic to. Bellwether sets its selector.
+    #[schemars(length(min = 1, max = 63))]
+    pub stable_service: String,
+    /// The Service that routes send canary traffic to. Bellwether sets its selector.
+    #[schemars(length(min = 1, max = 63))]
+    pub canary_service: String,
+    pub traffic_routing: TrafficRouting,
+    #[schemars(length(min = 1, max = 100))]
+    pub steps: Vec<CanaryStep>,
+    /// Analysis that runs in the background from `startingStep` until the last step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<BackgroundAnalysis>,
+    /// Delay before the old stable ReplicaSet is scaled down after a promotion. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_seconds: Option<i32>,
+    /// Delay before an aborted canary is scaled down, to keep its pods for debugging. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub abort_scale_down_delay_seconds: Option<i32>,
+    #[serde(default)]
+    pub on_analysis_failure: AnalysisFailurePolicy,
+    #[serde(default)]
+    pub on_inconclusive: InconclusivePolicy,
+}
+
+/// What a failed analysis does to the rollout.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalysisFailurePolicy {
+    /// Send all traffic back to stable at once.
+    #[default]
+    Abort,
+    /// Hold the current traffic split and wait for a person.
+    Pause,
+}
+
+/// What an inconclusive analysis does to the rollout.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InconclusivePolicy {
+    /// Hold the current traffic split and wait for a person.
+    #[default]
+    Pause,
+    /// Treat it as a failure.
+    Abort,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficRouting {
+    #[serde(rename = "gatewayAPI")]
+    pub gateway_api: GatewayApiRouting,
+}
+
+/// The Gateway API routes whose backend weights Bellwether manages.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.httpRoutes) ? size(self.httpRoutes) : 0) + (has(self.grpcRoutes) ? size(self.grpcRoutes) : 0) > 0").message("gatewayAPI must name at least one HTTPRoute or GRPCRoute"))]
+pub struct GatewayApiRouting {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub http_routes: Vec<RouteRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub grpc_routes: Vec<RouteRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Defaults to the Rollout's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// One step of a canary. Exactly one field is set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1").message("a step must have exactly one of setWeight, pause or analysis"))]
+pub struct CanaryStep {
+    /// Percent of traffic to send to the canary, 0 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub set_weight: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseStep>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisStep>,
+}
+
+/// Waits for `duration`, or for a promote when no duration is given.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+}
+
+/// Runs the templates' metrics as one AnalysisRun and waits for its verdict.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.args) || self.args.all(a, self.args.exists_one(b, b.name == a.name))").message("analysis args must have unique names"))]
+pub struct AnalysisStep {
+    #[schemars(length(min = 1))]
+    pub templates: Vec<TemplateRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<AnalysisArg>,
+}
+
+/// Analysis that runs for the rest of the rollout, from `startingStep`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.args) || self.args.all(a, self.args.exists_one(b, b.name == a.name))").message("analysis args must have unique names"))]
+pub struct BackgroundAnalysis {
+    #[schemars(length(min = 1))]
+    pub templates: Vec<TemplateRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<AnalysisArg>,
+    /// The step index at which background analysis starts. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub starting_step: Option<i32>,
+}
+
+/// A reference to an AnalysisTemplate, or to a ClusterAnalysisTemplate when `clusterScope` is set.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub template_name: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_scope: bool,
+}
+
+/// A value for one of a template's `args`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisArg {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    pub value: String,
+}
+
+/// Observed state of a Rollout, written only by the controller.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RolloutPhase>,
+    /// Why the rollout is where it is, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+    /// The current step for people, as `i/N` (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_revision: Option<String>,
+    #[serde(default)]
+    pub weights: Weights,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pause_conditions: Vec<PauseCondition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<AbortStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_analysis_run: Option<AnalysisRunRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background_analysis_run: Option<AnalysisRunRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The most recent finished canaries, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    /// Bookkeeping that lets the engine resume after a restart. Not for people.
+    #[serde(default)]
+    pub progress: Progress,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum RolloutPhase {
+    Healthy,
+    Progressing,
+    Paused,
+    Degraded,
+}
+
+/// The weights Bellwether wants on every managed route, and whether every route shows them.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Weights {
+    pub canary: i32,
+    pub stable: i32,
+    /// True when every managed route carries these weights and every parent Gateway accepted them.
+    pub verified: bool,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self { canary: 0, stable: 100, verified: false }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseCondition {
+    pub reason: PauseReason,
+    pub started_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum PauseReason {
+    /// A `pause` step.
+    PauseStep,
+    /// A person asked to pause.
+    UserPause,
+    /// `spec.paused` is set.
+    SpecPaused,
+    /// An analysis was inconclusive and `onInconclusive` is `pause`.
+    InconclusiveAnalysis,
+    /// An analysis failed and `onAnalysisFailure` is `pause`.
+    AnalysisFailed,
+}
+
+/// Why and when a canary was aborted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AbortStatus {
+    /// For example `AnalysisFailed`, `ProgressDeadlineExceeded` or `UserAbort`.
+    pub reason: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub at: DateTime<Utc>,
+    /// Who aborted: a user name, or `bellwether` for automatic aborts.
+    pub by: String,
+}
+
+/// The latest known state of an AnalysisRun.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunRef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<super::AnalysisPhase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A standard condition, as on every Kubernetes object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: DateTime<Utc>,
+}
+
+/// One finished canary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub revision: String,
+    pub outcome: RolloutOutcome,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_seconds: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum RolloutOutcome {
+    Promoted,
+    Aborted,
+    /// A newer revision replaced it before it finished.
+    Superseded,
+    /// The template went back to the stable revision before it finished.
+    RolledBack,
+}
+
+/// Engine bookkeeping persisted in status so that any controller replica can pick up where another
+/// left off.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// When the current canary started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_started_at: Option<DateTime<Utc>>,
+    /// When the current step started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<DateTime<Utc>>,
+    /// When the rollout started waiting on pods, routes or Services; the progress deadline counts
+    /// from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<DateTime<Utc>>,
+    /// Set by `promote --full`: skip the remaining steps and analysis.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promote_full: bool,
+    /// Set once every step passed: the canary is being scaled up and made stable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promoting: bool,
+    /// How many times this revision was retried; part of AnalysisRun names.
+    #[serde(default)]
+    pub attempt: i32,
+    /// ReplicaSets waiting for their scale-down delay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scale_downs: Vec<ScheduledScaleDown>,
+    /// IDs of user requests already handled, newest last, so that each acts once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handled_requests: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledScaleDown {
+    pub revision: String,
+    pub at: DateTime<Utc>,
+}

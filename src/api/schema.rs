@@ -1,0 +1,44 @@
+//! Hand-written schema fragments for fields whose full upstream schema would bloat the CRDs.
+
+use schemars::{Schema, SchemaGenerator, json_schema};
+
+/// A pod template. Its full schema is tens of thousands of lines; the ReplicaSet that Bellwether
+/// creates from it is validated by the API server, so the CRD keeps only the object shape.
+pub fn pod_template(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "description": "The pod template of every revision (a core/v1 PodTemplateSpec). A change here starts a new canary.",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {
+            "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+        }
+    })
+}
+
+/// A label selector (meta/v1 LabelSelector), validated in full because the engine reads it.
+pub fn label_selector(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "description": "Selects the pods of this Rollout. Immutable, like a Deployment's.",
+        "properties": {
+            "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "matchExpressions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "operator"],
+                    "properties": {
+                        "key": {"type": "string"},
+                        "operator": {"type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                        "values": {"type": "array", "items": {"type": "string"}}
+                    }
+                }
+            }
+        },
+        "x-kubernetes-validations": [
+            {"rule": "self == oldSelf", "message": "selector is immutable; create a new Rollout to change it"},
+            {"rule": "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)", "message": "selector must not be empty: it would select every pod in the namespace"}
+        ]
+    })
+}

@@ -1,0 +1,38 @@
+//! `bellwether`: the controller process and the admin commands.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Bellwether ships each new revision of a Rollout as a canary: it moves traffic to it step by step
+/// through Gateway API route weights, judges it on its own error rate and latency from Prometheus,
+/// promotes it when it is good and sends all traffic back to stable when an SLO breaks.
+#[derive(Parser)]
+#[command(name = "bellwether", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write the CustomResourceDefinitions (one YAML file per CRD) generated from the API types.
+    Crds {
+        /// Directory to write into; created when missing.
+        #[arg(long, default_value = "crds")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Crds { out } => {
+            let written = bellwether::cli::crds::write_all(&out)
+                .with_context(|| format!("writing CRDs to {}", out.display()))?;
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}

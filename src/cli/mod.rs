@@ -1,0 +1,3 @@
+//! Command-line front ends: the admin commands of `bellwether` and the `kubectl bellwether` plugin.
+
+pub mod crds;
