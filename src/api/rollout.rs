@@ -191,6 +191,9 @@ pub struct AnalysisStep {
     pub templates: Vec<TemplateRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<AnalysisArg>,
+    /// How long the analysis lasts for metrics without a `count`: their success window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
 }
 
 /// Analysis that runs for the rest of the rollout, from `startingStep`.
