@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     shortname = "bwat",
     category = "bellwether",
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisTemplateSpec {
@@ -36,7 +36,7 @@ pub struct AnalysisTemplateSpec {
     derive = "PartialEq",
     shortname = "bwcat",
     category = "bellwether",
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterAnalysisTemplateSpec {
@@ -265,9 +265,9 @@ pub enum NoDataPolicy {
     derive = "PartialEq",
     shortname = "bwar",
     category = "bellwether",
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Message", type_ = "string", json_path = ".status.message"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.message"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunSpec {

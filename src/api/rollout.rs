@@ -19,27 +19,12 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     shortname = "bwro",
     category = "bellwether",
-    printcolumn(
-        name = "Phase",
-        type_ = "string",
-        json_path = ".status.phase",
-        description = "Healthy, Progressing, Paused or Degraded"
-    ),
-    printcolumn(
-        name = "Step",
-        type_ = "string",
-        json_path = ".status.step",
-        description = "Current canary step, i/N"
-    ),
-    printcolumn(
-        name = "Canary Weight",
-        type_ = "integer",
-        json_path = ".status.weights.canary",
-        description = "Percent of traffic on the canary"
-    ),
-    printcolumn(name = "Stable", type_ = "string", json_path = ".status.stableRevision"),
-    printcolumn(name = "Canary", type_ = "string", json_path = ".status.canaryRevision"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Healthy, Progressing, Paused or Degraded"}"#,
+    printcolumn = r#"{"name":"Step","type":"string","jsonPath":".status.step","description":"Current canary step, i/N"}"#,
+    printcolumn = r#"{"name":"Canary Weight","type":"integer","jsonPath":".status.weights.canary","description":"Percent of traffic on the canary"}"#,
+    printcolumn = r#"{"name":"Stable","type":"string","jsonPath":".status.stableRevision"}"#,
+    printcolumn = r#"{"name":"Canary","type":"string","jsonPath":".status.canaryRevision"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
@@ -400,8 +385,11 @@ pub struct Progress {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub promoting: bool,
     /// How many times this revision was retried; part of AnalysisRun names.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub attempt: i32,
+    /// How many analyses a person sent back for another run; part of the new runs' names.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub analysis_restarts: i32,
     /// ReplicaSets waiting for their scale-down delay.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scale_downs: Vec<ScheduledScaleDown>,
@@ -415,4 +403,13 @@ pub struct Progress {
 pub struct ScheduledScaleDown {
     pub revision: String,
     pub at: DateTime<Utc>,
+}
+
+impl AbortStatus {
+    /// The `by` of aborts that Bellwether decided on its own.
+    pub const AUTOMATIC: &'static str = "bellwether";
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }

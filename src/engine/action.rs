@@ -1,0 +1,89 @@
+//! What the engine asks the controller to do, and what it tells people.
+
+use crate::api::{AnalysisArg, Duration, RolloutStatus, TemplateRef};
+
+/// A mutation of the cluster. The controller carries actions out in order and stops at the first
+/// failure; the next decision re-derives whatever is still missing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Set `canary` and `stable` on the backendRefs of every managed route rule.
+    SetWeights {
+        canary: i32,
+        stable: i32,
+    },
+    /// Point a Service's selector at a revision.
+    PointService {
+        role: ServiceRole,
+        revision: String,
+    },
+    /// Create the revision's ReplicaSet when missing, and scale it.
+    ScaleReplicaSet {
+        revision: String,
+        replicas: i32,
+    },
+    /// Delete an old revision's ReplicaSet (beyond `revisionHistoryLimit`).
+    DeleteReplicaSet {
+        revision: String,
+    },
+    CreateAnalysisRun(AnalysisRunRequest),
+    /// Ask a running AnalysisRun to stop.
+    TerminateAnalysisRun {
+        name: String,
+    },
+}
+
+impl Action {
+    pub fn touches_traffic(&self) -> bool {
+        matches!(self, Self::SetWeights { .. } | Self::PointService { .. })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceRole {
+    Stable,
+    Canary,
+}
+
+/// An AnalysisRun to create; the controller resolves the templates and substitutes the args.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalysisRunRequest {
+    pub name: String,
+    pub revision: String,
+    pub templates: Vec<TemplateRef>,
+    pub args: Vec<AnalysisArg>,
+    pub kind: AnalysisKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnalysisKind {
+    /// An `analysis` step, at this index. The run lasts as long as the metrics' `count`, or
+    /// `duration` when given.
+    Step { index: usize, duration: Option<Duration> },
+    /// Background analysis, running until the last step.
+    Background,
+}
+
+/// A Kubernetes Event to record on the Rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// CamelCase, for example `StepCompleted`.
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Normal,
+    Warning,
+}
+
+/// The outcome of one decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub status: RolloutStatus,
+    pub actions: Vec<Action>,
+    pub events: Vec<Event>,
+    /// When to decide again if nothing changes before then (a pause or a delay ends).
+    pub requeue_after: Option<chrono::Duration>,
+}

@@ -1,0 +1,408 @@
+//! A canary in flight: background analysis, the steps, and promotion.
+
+use super::action::{Action, AnalysisKind, AnalysisRunRequest, EventKind, ServiceRole};
+use super::observation::AnalysisRunState;
+use super::pass::Pass;
+use super::replicas::canary_replicas;
+use super::validate::Step;
+use crate::api::{
+    AbortStatus, AnalysisArg, AnalysisFailurePolicy, AnalysisPhase, AnalysisRunRef, InconclusivePolicy,
+    PauseReason, Progress, RolloutOutcome, TemplateRef, format_duration,
+};
+
+/// Where an AnalysisRun stands, as far as the rollout is concerned.
+enum Verdict {
+    Running,
+    Passed,
+    Failed(AnalysisRunState),
+    Inconclusive(AnalysisRunState),
+}
+
+/// Which of the rollout's two analysis slots a run fills.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Slot {
+    Step,
+    Background,
+}
+
+impl Pass<'_> {
+    pub fn progress(&mut self, stable: &str) {
+        let n = self.plan.steps.len();
+        let finishing =
+            self.status.progress.promoting || self.status.progress.promote_full || self.current_step() >= n;
+        let mut held = false;
+        if !finishing {
+            held = self.watch_background();
+            if self.status.abort.is_some() {
+                return;
+            }
+        }
+        if self.spec.paused {
+            self.hold_pause(PauseReason::SpecPaused, "paused: spec.paused is set");
+            held = true;
+        }
+        if let Some(pause) = self.status.pause_conditions.iter().find(|c| c.reason == PauseReason::UserPause)
+        {
+            let since = self.elapsed_since(pause.started_at);
+            self.say(format!("{}: paused by a user {since} ago; resume to continue", self.step_label()));
+            held = true;
+        }
+        if held {
+            return;
+        }
+        if finishing {
+            return self.promote(stable);
+        }
+        self.ensure_scale(stable, self.plan.replicas);
+        self.ensure_service(ServiceRole::Stable, stable);
+        if !self.point_canary_service() {
+            return;
+        }
+        self.run_steps();
+        if self.status.abort.is_none() && self.current_step() >= n {
+            self.promote(stable);
+        }
+    }
+
+    pub fn current_step(&self) -> usize {
+        self.status.current_step_index.unwrap_or(0).max(0) as usize
+    }
+
+    /// Points the canary Service at the new revision, but only once no route can send traffic to
+    /// it: a superseded canary may still hold weight, and its replacement has no pods yet.
+    fn point_canary_service(&mut self) -> bool {
+        let revision = self.revision.clone();
+        if self.obs.services.canary.as_deref() == Some(revision.as_str()) {
+            return true;
+        }
+        if self.obs.canary_traffic_possible() {
+            self.ensure_weights(0);
+            let lag = self.route_lag();
+            let service = self.spec.strategy.canary.canary_service.clone();
+            self.wait_for_progress(format!(
+                "moving traffic off the canary Service {service} before it selects revision {revision}: {lag}"
+            ));
+            return false;
+        }
+        self.ensure_service(ServiceRole::Canary, &revision);
+        true
+    }
+
+    fn run_steps(&mut self) {
+        loop {
+            let i = self.current_step();
+            if i >= self.plan.steps.len() || self.status.progress.promote_full {
+                return;
+            }
+            let passed = match self.plan.steps[i].clone() {
+                Step::SetWeight(weight) => self.set_weight(weight),
+                Step::Pause(Some(duration)) => {
+                    self.hold_traffic(i);
+                    let started = self.status.progress.step_started_at.unwrap_or(self.now);
+                    let end = started + duration;
+                    if self.now < end {
+                        self.wake_at(end);
+                        let left = format_duration(end - self.now);
+                        self.say(format!(
+                            "{}: pausing for {} ({left} left)",
+                            self.step_label(),
+                            format_duration(duration)
+                        ));
+                    }
+                    self.now >= end
+                }
+                Step::Pause(None) => {
+                    self.hold_traffic(i);
+                    let message = format!("{}: paused until promoted", self.step_label());
+                    self.hold_pause(PauseReason::PauseStep, &message);
+                    false
+                }
+                Step::Analysis(step) => {
+                    self.hold_traffic(i);
+                    let kind = AnalysisKind::Step { index: i, duration: step.duration.clone() };
+                    let what = format!("{}: analysis", self.step_label());
+                    self.judge(Slot::Step, kind, &step.templates, &step.args, &what)
+                }
+            };
+            if !passed || self.status.abort.is_some() {
+                return;
+            }
+            self.advance("completed");
+        }
+    }
+
+    /// Moves to the next step.
+    pub fn advance(&mut self, how: &str) {
+        let label = self.step_label();
+        let kind = match self.plan.steps.get(self.current_step()) {
+            Some(Step::SetWeight(w)) => format!("setWeight {w}"),
+            Some(Step::Pause(Some(d))) => format!("pause {}", format_duration(*d)),
+            Some(Step::Pause(None)) => "pause".into(),
+            Some(Step::Analysis(_)) => "analysis".into(),
+            None => "promotion".into(),
+        };
+        self.event(EventKind::Normal, "StepCompleted", format!("{label} ({kind}) {how}"));
+        self.status.current_step_index = Some(self.current_step() as i32 + 1);
+        self.status.progress.step_started_at = Some(self.now);
+        self.status.progress.waiting_since = None;
+        self.status.step_analysis_run = None;
+    }
+
+    /// `setWeight`: scale the canary, wait for its pods, then move the weight and verify it.
+    fn set_weight(&mut self, weight: i32) -> bool {
+        let revision = self.revision.clone();
+        let label = self.step_label();
+        let replicas = self.plan.replicas;
+        let needed = canary_replicas(replicas, weight);
+        // Going down in weight, keep the pods for the weight the routes still carry.
+        let carried = self.obs.routes.iter().filter_map(|r| r.weights.map(|w| w.canary)).max().unwrap_or(0);
+        self.ensure_scale(
+            &revision,
+            needed.max(canary_replicas(replicas, carried.max(weight))).min(replicas),
+        );
+        let available = self.obs.available(&revision);
+        if available < needed {
+            self.wait_for_progress(format!(
+                "{label}: waiting for {needed} canary pods to become available ({available} available)"
+            ));
+            return false;
+        }
+        if self.obs.services.canary.as_deref() != Some(revision.as_str()) {
+            let service = self.spec.strategy.canary.canary_service.clone();
+            self.wait_for_progress(format!(
+                "{label}: waiting for Service {service} to select revision {revision}"
+            ));
+            return false;
+        }
+        if !self.ensure_weights(weight) {
+            let lag = self.route_lag();
+            self.wait_for_progress(format!(
+                "{label}: waiting for routes to carry canary weight {weight}: {lag}"
+            ));
+            return false;
+        }
+        true
+    }
+
+    /// Keeps the canary's pods and weight as the last `setWeight` left them, during pauses and
+    /// analysis.
+    fn hold_traffic(&mut self, index: usize) {
+        let revision = self.revision.clone();
+        let weight = self.plan.weight_at(index);
+        self.ensure_scale(&revision, canary_replicas(self.plan.replicas, weight));
+        let servable = self.obs.available(&revision) > 0
+            && self.obs.services.canary.as_deref() == Some(revision.as_str());
+        if weight == 0 || servable {
+            self.ensure_weights(weight);
+        }
+    }
+
+    /// Background analysis from `startingStep`; returns whether it holds the rollout.
+    fn watch_background(&mut self) -> bool {
+        let Some(background) = self.plan.background.clone() else { return false };
+        if self.current_step() < background.starting_step {
+            return false;
+        }
+        !self.judge(
+            Slot::Background,
+            AnalysisKind::Background,
+            background.templates,
+            background.args,
+            "background analysis",
+        )
+    }
+
+    /// Runs one analysis slot and applies the failure policies. Returns whether it passed.
+    fn judge(
+        &mut self,
+        slot: Slot,
+        kind: AnalysisKind,
+        templates: &[TemplateRef],
+        args: &[AnalysisArg],
+        what: &str,
+    ) -> bool {
+        let name = self.run_ref(slot).map(|r| r.name.clone()).unwrap_or_else(|| self.run_name(&kind, 0));
+        let observed = self.obs.analysis_run(&name).cloned();
+        let previous = self.run_ref(slot).and_then(|r| r.phase);
+        let current = AnalysisRunRef {
+            name: name.clone(),
+            phase: observed.as_ref().and_then(|r| r.phase),
+            message: observed.as_ref().and_then(|r| r.message.clone()),
+        };
+        if current.phase != previous && current.phase.is_some_and(AnalysisPhase::is_terminal) {
+            let phase = current.phase.map(|p| format!("{p:?}")).unwrap_or_default();
+            let detail = current.message.clone().unwrap_or_default();
+            let kind = if current.phase == Some(AnalysisPhase::Successful) {
+                EventKind::Normal
+            } else {
+                EventKind::Warning
+            };
+            self.event(kind, "AnalysisCompleted", format!("{what} {name}: {phase}: {detail}"));
+        }
+        *self.run_ref_mut(slot) = Some(current);
+        let Some(run) = observed else {
+            self.actions.push(Action::CreateAnalysisRun(AnalysisRunRequest {
+                name: name.clone(),
+                revision: self.revision.clone(),
+                templates: templates.to_vec(),
+                args: args.to_vec(),
+                kind,
+            }));
+            self.say(format!("{what}: starting {name}"));
+            return slot == Slot::Background;
+        };
+        let verdict = match run.phase {
+            None | Some(AnalysisPhase::Pending | AnalysisPhase::Running) => Verdict::Running,
+            Some(AnalysisPhase::Successful) => Verdict::Passed,
+            Some(AnalysisPhase::Failed | AnalysisPhase::Error) => Verdict::Failed(run),
+            Some(AnalysisPhase::Inconclusive) => Verdict::Inconclusive(run),
+        };
+        match verdict {
+            Verdict::Running => {
+                if slot == Slot::Step {
+                    let detail = self.run_ref(slot).and_then(|r| r.message.clone());
+                    self.say(format!(
+                        "{what} {name} running{}",
+                        detail.map(|d| format!(": {d}")).unwrap_or_default()
+                    ));
+                }
+                slot == Slot::Background
+            }
+            Verdict::Passed => true,
+            Verdict::Failed(run) => {
+                self.went_wrong(what, &run, true);
+                false
+            }
+            Verdict::Inconclusive(run) => {
+                self.went_wrong(what, &run, false);
+                false
+            }
+        }
+    }
+
+    fn went_wrong(&mut self, what: &str, run: &AnalysisRunState, failed: bool) {
+        let canary = &self.spec.strategy.canary;
+        let abort = if failed {
+            canary.on_analysis_failure == AnalysisFailurePolicy::Abort
+        } else {
+            canary.on_inconclusive == InconclusivePolicy::Abort
+        };
+        let verb = if failed { "failed" } else { "was inconclusive" };
+        let detail = run.message.clone().unwrap_or_else(|| "no reason given".into());
+        let message = format!("{what} {} {verb}: {detail}", run.name);
+        if abort {
+            let reason = if failed { "AnalysisFailed" } else { "AnalysisInconclusive" };
+            let metric = run.failed_metric.clone().map(|m| (m, run.failed_value.clone()));
+            self.abort(reason, message, metric, AbortStatus::AUTOMATIC);
+        } else {
+            let reason = if failed { PauseReason::AnalysisFailed } else { PauseReason::InconclusiveAnalysis };
+            self.hold_pause(
+                reason,
+                &format!(
+                    "{message}; paused: promote to accept it, resume to run it again, abort to roll back"
+                ),
+            );
+        }
+    }
+
+    pub fn run_ref(&self, slot: Slot) -> Option<&AnalysisRunRef> {
+        match slot {
+            Slot::Step => self.status.step_analysis_run.as_ref(),
+            Slot::Background => self.status.background_analysis_run.as_ref(),
+        }
+    }
+
+    fn run_ref_mut(&mut self, slot: Slot) -> &mut Option<AnalysisRunRef> {
+        match slot {
+            Slot::Step => &mut self.status.step_analysis_run,
+            Slot::Background => &mut self.status.background_analysis_run,
+        }
+    }
+
+    /// `<rollout>-<revision>-<attempt>-<step N|background>[-rerun K]`: unique per canary attempt,
+    /// and the same on every decision so that a lost create is simply repeated.
+    fn run_name(&self, kind: &AnalysisKind, rerun: i32) -> String {
+        let slot = match kind {
+            AnalysisKind::Step { index, .. } => format!("step{index}"),
+            AnalysisKind::Background => "background".into(),
+        };
+        let attempt = self.status.progress.attempt;
+        let suffix = if rerun > 0 { format!("-rerun{rerun}") } else { String::new() };
+        format!("{}-{}-{attempt}-{slot}{suffix}", self.name, self.revision)
+    }
+
+    /// Sends a finished analysis back for another run under a new name.
+    pub fn rerun(&mut self, slot: Slot) {
+        self.status.progress.analysis_restarts += 1;
+        let kind = match slot {
+            Slot::Step => AnalysisKind::Step { index: self.current_step(), duration: None },
+            Slot::Background => AnalysisKind::Background,
+        };
+        let name = self.run_name(&kind, self.status.progress.analysis_restarts);
+        *self.run_ref_mut(slot) = Some(AnalysisRunRef { name, phase: None, message: None });
+        self.lift_pause(PauseReason::AnalysisFailed);
+        self.lift_pause(PauseReason::InconclusiveAnalysis);
+    }
+
+    /// Whether a slot's run ended badly and holds the rollout.
+    pub fn slot_went_wrong(&self, slot: Slot) -> bool {
+        self.run_ref(slot).is_some_and(|r| {
+            self.obs.analysis_run(&r.name).and_then(|run| run.phase).is_some_and(|p| {
+                matches!(p, AnalysisPhase::Failed | AnalysisPhase::Error | AnalysisPhase::Inconclusive)
+            })
+        })
+    }
+
+    /// Every step passed: bring the canary to full scale, make it stable, then move all traffic.
+    fn promote(&mut self, stable: &str) {
+        let revision = self.revision.clone();
+        if !self.status.progress.promoting {
+            self.status.progress.promoting = true;
+            self.status.progress.waiting_since = None;
+            let how = if self.status.progress.promote_full { "promote --full" } else { "all steps passed" };
+            self.event(EventKind::Normal, "PromotionStarted", format!("{how}: promoting canary {revision}"));
+        }
+        self.status.step_analysis_run = None;
+        self.status.background_analysis_run = None;
+        let replicas = self.plan.replicas;
+        self.ensure_scale(&revision, replicas);
+        let available = self.obs.available(&revision);
+        if available < replicas {
+            self.wait_for_progress(format!(
+                "promoting: waiting for {replicas} canary pods to become available ({available} available)"
+            ));
+            return;
+        }
+        if !self.ensure_service(ServiceRole::Stable, &revision) {
+            let service = self.spec.strategy.canary.stable_service.clone();
+            self.wait_for_progress(format!(
+                "promoting: waiting for Service {service} to select revision {revision}"
+            ));
+            return;
+        }
+        if !self.ensure_weights(0) {
+            let lag = self.route_lag();
+            self.wait_for_progress(format!(
+                "promoting: waiting for routes to send all traffic to stable: {lag}"
+            ));
+            return;
+        }
+        let took = self.elapsed_since(self.status.progress.canary_started_at.unwrap_or(self.now));
+        self.record_history(&revision, RolloutOutcome::Promoted, None);
+        self.schedule_scale_down(stable, self.plan.scale_down_delay);
+        self.status.stable_revision = Some(revision.clone());
+        self.status.canary_revision = None;
+        self.status.current_step_index = None;
+        self.status.progress = Progress {
+            scale_downs: std::mem::take(&mut self.status.progress.scale_downs),
+            handled_requests: std::mem::take(&mut self.status.progress.handled_requests),
+            ..Progress::default()
+        };
+        self.event(
+            EventKind::Normal,
+            "Promoted",
+            format!("revision {revision} promoted to stable in {took}"),
+        );
+        self.steady();
+    }
+}

@@ -1,0 +1,54 @@
+//! The engine: pure, synchronous rollout decisions.
+//!
+//! [`decide`] takes a Rollout's spec and status, an [`Observation`] of the cluster and the current
+//! time, and returns a [`Decision`]: the next status, the ordered [`Action`]s that bring the
+//! cluster closer to it, and the Events that explain why. It performs no I/O and reads no clock,
+//! so every rule is testable as a plain function call.
+//!
+//! Decisions are level-based: actions are the differences between what the rollout wants now and
+//! what the observation shows. Deciding again on the same input yields the same status and no new
+//! action, and a lost or failed action is simply derived again next time.
+
+mod action;
+mod canary;
+mod cleanup;
+mod observation;
+mod pass;
+mod replicas;
+mod requests;
+mod retreat;
+mod revision;
+mod steady;
+mod validate;
+
+pub use action::{Action, AnalysisKind, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
+pub use observation::{
+    AnalysisRunState, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights, ServiceSelectors,
+    UserAction, UserRequest,
+};
+pub use replicas::canary_replicas;
+pub use revision::revision_of;
+pub use validate::{Background, Plan, SpecError, Step, Templates, validate};
+
+use crate::api::{RolloutSpec, RolloutStatus};
+use chrono::{DateTime, Utc};
+
+/// Everything one decision depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// The Rollout's name; AnalysisRun names derive from it.
+    pub name: &'a str,
+    pub generation: Option<i64>,
+    pub spec: &'a RolloutSpec,
+    pub status: &'a RolloutStatus,
+    pub observation: &'a Observation,
+    pub now: DateTime<Utc>,
+}
+
+/// Decides what the rollout does next. See the module documentation.
+pub fn decide(input: Input<'_>) -> Decision {
+    match validate(input.spec, &input.observation.templates) {
+        Ok(plan) => pass::Pass::new(input, plan).run(),
+        Err(errors) => pass::invalid_spec(input, &errors),
+    }
+}

@@ -1,0 +1,172 @@
+//! What the controller saw in the cluster, handed to the engine as plain data.
+
+use crate::api::{AnalysisPhase, AnalysisTemplateSpec, TemplateRef};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// Everything the engine knows about the world for one decision.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observation {
+    /// The ReplicaSets owned by the Rollout, one per revision.
+    pub replica_sets: Vec<ReplicaSetState>,
+    /// The managed routes, in the order the spec lists them.
+    pub routes: Vec<RouteState>,
+    /// Which revision each Service selects.
+    pub services: ServiceSelectors,
+    /// The AnalysisRuns owned by the Rollout.
+    pub analysis_runs: Vec<AnalysisRunState>,
+    /// The (Cluster)AnalysisTemplates that exist, by reference.
+    pub templates: BTreeMap<TemplateRef, AnalysisTemplateSpec>,
+    /// User actions (promote, abort, ...) not yet known to be handled.
+    pub requests: Vec<UserRequest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaSetState {
+    pub revision: String,
+    /// `spec.replicas`: what the ReplicaSet was asked to run.
+    pub replicas: i32,
+    /// `status.availableReplicas`.
+    pub available: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteState {
+    /// `kind/namespace/name`, for messages.
+    pub name: String,
+    /// The weights on the backendRefs to the canary and stable Services, the same on every rule;
+    /// `None` when the route is missing or its rules disagree.
+    pub weights: Option<RouteWeights>,
+    pub generation: i64,
+    pub parents: Vec<ParentState>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteWeights {
+    pub canary: i32,
+    pub stable: i32,
+}
+
+/// One parent (Gateway) of a route, as its `status.parents[]` entry reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentState {
+    pub name: String,
+    pub accepted: bool,
+    pub observed_generation: i64,
+}
+
+impl RouteState {
+    /// Whether the route carries `weights` and every parent accepted this generation of it.
+    pub fn carries(&self, weights: RouteWeights) -> bool {
+        self.weights == Some(weights) && self.accepted()
+    }
+
+    /// Every parent reports `Accepted=True` for the route's current generation.
+    pub fn accepted(&self) -> bool {
+        !self.parents.is_empty()
+            && self.parents.iter().all(|p| p.accepted && p.observed_generation >= self.generation)
+    }
+
+    /// Why the route does not (yet) carry `weights`, for messages.
+    pub fn lag(&self, weights: RouteWeights) -> String {
+        match self.weights {
+            None => format!("{} not found or its rules do not reference both Services", self.name),
+            Some(w) if w != weights => {
+                format!("{} has canary={} stable={}", self.name, w.canary, w.stable)
+            }
+            Some(_) if self.parents.is_empty() => format!("{} has no parent Gateway status yet", self.name),
+            Some(_) => {
+                let waiting: Vec<&str> = self
+                    .parents
+                    .iter()
+                    .filter(|p| !p.accepted || p.observed_generation < self.generation)
+                    .map(|p| p.name.as_str())
+                    .collect();
+                format!("{} not yet accepted by {}", self.name, waiting.join(", "))
+            }
+        }
+    }
+}
+
+/// The revision in each Service's selector (`bellwether.dev/revision`), `None` when unset or missing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceSelectors {
+    pub stable: Option<String>,
+    pub canary: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalysisRunState {
+    pub name: String,
+    /// `None` until the AnalysisRun controller first writes status.
+    pub phase: Option<AnalysisPhase>,
+    pub message: Option<String>,
+    /// The metric that decided a failed run, and its last value.
+    pub failed_metric: Option<String>,
+    pub failed_value: Option<String>,
+    /// `spec.terminate` is already set.
+    pub terminating: bool,
+}
+
+/// A request from a person or a pipeline, delivered through the Rollout's request annotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRequest {
+    /// Unique per request; the engine acts on each ID once.
+    pub id: String,
+    pub action: UserAction,
+    /// Who asked, as the API server authenticated them.
+    pub by: String,
+    /// The canary revision the requester saw; a request for another revision is stale and ignored.
+    pub revision: Option<String>,
+    /// For `promote`: the step index the requester saw; a request for another step is stale.
+    pub step: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserAction {
+    /// Skip the current step (or accept a paused analysis) and go on.
+    Promote,
+    /// Skip every remaining step and analysis and promote now.
+    PromoteFull,
+    /// Send all traffic back to stable and stop the canary.
+    Abort,
+    /// Start an aborted canary again from step 1.
+    Retry,
+    /// Hold the canary where it is.
+    Pause,
+    /// Lift a user pause, or run a paused analysis again.
+    Resume,
+}
+
+impl UserAction {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Promote => "promote",
+            Self::PromoteFull => "promote --full",
+            Self::Abort => "abort",
+            Self::Retry => "retry",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+        }
+    }
+}
+
+impl Observation {
+    pub fn replica_set(&self, revision: &str) -> Option<&ReplicaSetState> {
+        self.replica_sets.iter().find(|rs| rs.revision == revision)
+    }
+
+    pub fn available(&self, revision: &str) -> i32 {
+        self.replica_set(revision).map_or(0, |rs| rs.available)
+    }
+
+    pub fn analysis_run(&self, name: &str) -> Option<&AnalysisRunState> {
+        self.analysis_runs.iter().find(|run| run.name == name)
+    }
+
+    /// Whether any managed route may still send traffic to the canary Service.
+    pub fn canary_traffic_possible(&self) -> bool {
+        self.routes.iter().any(|r| r.weights.is_none_or(|w| w.canary > 0))
+    }
+}

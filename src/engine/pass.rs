@@ -1,0 +1,310 @@
+//! One decision in progress: the working status, the actions gathered so far, and the small
+//! level-based helpers every rule is written with.
+
+use super::action::{Action, Decision, Event, EventKind, ServiceRole};
+use super::observation::{Observation, RouteWeights};
+use super::validate::{Plan, SpecError};
+use super::{Input, revision_of};
+use crate::api::{
+    AbortStatus, Condition, PauseCondition, PauseReason, RolloutOutcome, RolloutPhase, RolloutSpec,
+    RolloutStatus, Weights, format_duration,
+};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
+
+pub(super) struct Pass<'a> {
+    pub name: &'a str,
+    pub spec: &'a RolloutSpec,
+    pub plan: Plan<'a>,
+    pub obs: &'a Observation,
+    pub now: DateTime<Utc>,
+    /// The revision of the current pod template.
+    pub revision: String,
+    pub status: RolloutStatus,
+    pub actions: Vec<Action>,
+    pub events: Vec<Event>,
+    /// Times at which something will change without any watch event.
+    pub wakeups: Vec<DateTime<Utc>>,
+    /// Derived pause reasons that still hold in this pass; the others are lifted at the end.
+    pub pauses_held: BTreeSet<PauseReasonKey>,
+}
+
+/// `PauseReason` as an ordered key.
+pub(super) type PauseReasonKey = u8;
+
+pub(super) fn pause_key(reason: PauseReason) -> PauseReasonKey {
+    reason as u8
+}
+
+/// A spec that failed validation: record why, touch nothing.
+pub(super) fn invalid_spec(input: Input<'_>, errors: &[SpecError]) -> Decision {
+    let mut status = input.status.clone();
+    status.observed_generation = input.generation;
+    let message =
+        format!("invalid spec: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+    let changed = set_condition(&mut status, "InvalidSpec", true, "InvalidSpec", &message, input.now);
+    status.message = Some(message.clone());
+    let events = if changed {
+        vec![Event { kind: EventKind::Warning, reason: "InvalidSpec".into(), message }]
+    } else {
+        Vec::new()
+    };
+    Decision { status, actions: Vec::new(), events, requeue_after: None }
+}
+
+/// Sets a standard condition; returns whether its status changed.
+pub(super) fn set_condition(
+    status: &mut RolloutStatus,
+    type_: &str,
+    value: bool,
+    reason: &str,
+    message: &str,
+    now: DateTime<Utc>,
+) -> bool {
+    let value = if value { "True" } else { "False" };
+    match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            let changed = c.status != value;
+            if changed {
+                c.last_transition_time = now;
+            }
+            c.status = value.into();
+            c.reason = reason.into();
+            c.message = message.into();
+            changed
+        }
+        None => {
+            status.conditions.push(Condition {
+                type_: type_.into(),
+                status: value.into(),
+                reason: reason.into(),
+                message: message.into(),
+                last_transition_time: now,
+            });
+            true
+        }
+    }
+}
+
+impl<'a> Pass<'a> {
+    pub fn new(input: Input<'a>, plan: Plan<'a>) -> Self {
+        let mut status = input.status.clone();
+        status.observed_generation = input.generation;
+        Self {
+            name: input.name,
+            spec: input.spec,
+            plan,
+            obs: input.observation,
+            now: input.now,
+            revision: revision_of(&input.spec.template),
+            status,
+            actions: Vec::new(),
+            events: Vec::new(),
+            wakeups: Vec::new(),
+            pauses_held: BTreeSet::new(),
+        }
+    }
+
+    pub fn run(mut self) -> Decision {
+        set_condition(&mut self.status, "InvalidSpec", false, "Valid", "spec is valid", self.now);
+        self.handle_requests();
+        self.follow_template();
+        self.clean_up();
+        self.settle();
+        let requeue_after = self.wakeups.iter().filter(|t| **t > self.now).min().map(|t| *t - self.now);
+        Decision { status: self.status, actions: self.actions, events: self.events, requeue_after }
+    }
+
+    /// Routes the pass by where the template stands relative to the stable and canary revisions.
+    fn follow_template(&mut self) {
+        let revision = self.revision.clone();
+        let Some(stable) = self.status.stable_revision.clone() else {
+            return self.initial_deploy();
+        };
+        if stable == revision {
+            if let Some(canary) = self.status.canary_revision.clone() {
+                self.end_canary(&canary, RolloutOutcome::RolledBack);
+            }
+            return self.steady();
+        }
+        if self.plan.replicas == 0 {
+            if let Some(canary) = self.status.canary_revision.clone() {
+                self.end_canary(&canary, RolloutOutcome::Superseded);
+            }
+            self.switch_directly(&stable);
+            return self.steady();
+        }
+        if self.status.canary_revision.as_deref() != Some(revision.as_str()) {
+            if let Some(old) = self.status.canary_revision.clone() {
+                self.end_canary(&old, RolloutOutcome::Superseded);
+            }
+            self.start_canary(&stable);
+        }
+        if self.status.abort.is_none() {
+            self.progress(&stable);
+        }
+        if self.status.abort.is_some() {
+            self.degraded(&stable);
+        }
+    }
+
+    // ----- messages, events and timers -----
+
+    pub fn say(&mut self, message: impl Into<String>) {
+        self.status.message = Some(message.into());
+    }
+
+    pub fn event(&mut self, kind: EventKind, reason: &str, message: impl Into<String>) {
+        self.events.push(Event { kind, reason: reason.into(), message: message.into() });
+    }
+
+    pub fn wake_at(&mut self, at: DateTime<Utc>) {
+        self.wakeups.push(at);
+    }
+
+    /// `step i/N`, 1-based, for messages.
+    pub fn step_label(&self) -> String {
+        let n = self.plan.steps.len();
+        let i = self.status.current_step_index.unwrap_or(0) as usize;
+        format!("step {}/{n}", (i + 1).min(n))
+    }
+
+    /// Waits for the cluster to catch up (pods, Services, routes). The progress deadline counts
+    /// from the first such wait since the last step change; past it the canary is aborted.
+    pub fn wait_for_progress(&mut self, message: String) {
+        let since = *self.status.progress.waiting_since.get_or_insert(self.now);
+        let deadline = since + self.plan.progress_deadline;
+        if self.now >= deadline {
+            let limit = format_duration(self.plan.progress_deadline);
+            self.abort(
+                "ProgressDeadlineExceeded",
+                format!("{message}; no progress for {limit} (progressDeadlineSeconds)"),
+                None,
+                AbortStatus::AUTOMATIC,
+            );
+        } else {
+            self.wake_at(deadline);
+            self.say(message);
+        }
+    }
+
+    // ----- pause conditions -----
+
+    /// Holds a pause for this pass, adding the condition (and an Event) when it is new.
+    pub fn hold_pause(&mut self, reason: PauseReason, message: &str) {
+        self.pauses_held.insert(pause_key(reason));
+        if !self.has_pause(reason) {
+            self.status.pause_conditions.push(PauseCondition { reason, started_at: self.now });
+            self.event(EventKind::Normal, "Paused", message);
+        }
+        self.say(message);
+    }
+
+    pub fn has_pause(&self, reason: PauseReason) -> bool {
+        self.status.pause_conditions.iter().any(|c| c.reason == reason)
+    }
+
+    pub fn lift_pause(&mut self, reason: PauseReason) {
+        self.status.pause_conditions.retain(|c| c.reason != reason);
+    }
+
+    // ----- level-based helpers: emit an action only where the observation differs -----
+
+    pub fn ensure_scale(&mut self, revision: &str, replicas: i32) {
+        if self.obs.replica_set(revision).is_none_or(|rs| rs.replicas != replicas) {
+            self.actions.push(Action::ScaleReplicaSet { revision: revision.into(), replicas });
+        }
+    }
+
+    /// Points a Service at a revision; returns whether the observation already shows it.
+    pub fn ensure_service(&mut self, role: ServiceRole, revision: &str) -> bool {
+        let observed = match role {
+            ServiceRole::Stable => &self.obs.services.stable,
+            ServiceRole::Canary => &self.obs.services.canary,
+        };
+        if observed.as_deref() == Some(revision) {
+            return true;
+        }
+        self.actions.push(Action::PointService { role, revision: revision.into() });
+        false
+    }
+
+    /// Wants `canary` percent on the canary on every route; returns whether every route carries
+    /// it and every parent Gateway accepted it.
+    pub fn ensure_weights(&mut self, canary: i32) -> bool {
+        let weights = RouteWeights { canary, stable: 100 - canary };
+        if self.status.weights.canary != canary {
+            let message = format!("traffic: canary {canary}%, stable {}%", 100 - canary);
+            self.event(EventKind::Normal, "WeightChanged", message);
+        }
+        self.status.weights = Weights { canary, stable: 100 - canary, verified: false };
+        if self.obs.routes.iter().any(|r| r.weights != Some(weights)) {
+            self.actions.push(Action::SetWeights { canary, stable: 100 - canary });
+        }
+        let verified = self.obs.routes.iter().all(|r| r.carries(weights));
+        self.status.weights.verified = verified;
+        verified
+    }
+
+    /// Why the routes do not carry the wanted weights yet.
+    pub fn route_lag(&self) -> String {
+        let weights = RouteWeights { canary: self.status.weights.canary, stable: self.status.weights.stable };
+        let lagging: Vec<String> =
+            self.obs.routes.iter().filter(|r| !r.carries(weights)).map(|r| r.lag(weights)).collect();
+        lagging.join("; ")
+    }
+
+    // ----- the end of a pass -----
+
+    fn settle(&mut self) {
+        let reasons_held = self.pauses_held.clone();
+        self.status
+            .pause_conditions
+            .retain(|c| c.reason == PauseReason::UserPause || reasons_held.contains(&pause_key(c.reason)));
+        let in_flight = self.status.canary_revision.is_some();
+        let stable_ready = self
+            .status
+            .stable_revision
+            .as_deref()
+            .is_some_and(|s| self.obs.available(s) >= self.plan.replicas);
+        let phase = if self.status.abort.is_some() {
+            RolloutPhase::Degraded
+        } else if !self.status.pause_conditions.is_empty() {
+            RolloutPhase::Paused
+        } else if in_flight || !stable_ready {
+            RolloutPhase::Progressing
+        } else {
+            RolloutPhase::Healthy
+        };
+        self.status.phase = Some(phase);
+        self.status.step = in_flight.then(|| {
+            let n = self.plan.steps.len();
+            let i = self.status.current_step_index.unwrap_or(0) as usize;
+            format!("{}/{n}", (i + 1).min(n))
+        });
+        if !in_flight {
+            self.status.current_step_index = None;
+        }
+        let message = self.status.message.clone().unwrap_or_default();
+        let now = self.now;
+        set_condition(&mut self.status, "Progressing", in_flight, phase_reason(phase), &message, now);
+        let available_message = match &self.status.stable_revision {
+            Some(s) => format!(
+                "stable revision {s}: {}/{} pods available",
+                self.obs.available(s),
+                self.plan.replicas
+            ),
+            None => "no stable revision yet".into(),
+        };
+        set_condition(&mut self.status, "Available", stable_ready, "StablePods", &available_message, now);
+    }
+}
+
+fn phase_reason(phase: RolloutPhase) -> &'static str {
+    match phase {
+        RolloutPhase::Healthy => "Healthy",
+        RolloutPhase::Progressing => "Progressing",
+        RolloutPhase::Paused => "Paused",
+        RolloutPhase::Degraded => "Degraded",
+    }
+}

@@ -1,0 +1,183 @@
+//! Leaving a canary: aborts, the Degraded state, retries, and canaries that a newer template
+//! replaced.
+
+use super::action::{EventKind, ServiceRole};
+use super::pass::Pass;
+use crate::api::{
+    AbortStatus, HistoryEntry, PauseReason, Progress, RolloutOutcome, ScheduledScaleDown, format_duration,
+};
+
+/// Finished canaries kept in `status.history`.
+const HISTORY_LIMIT: usize = 10;
+
+impl Pass<'_> {
+    /// Aborts the canary. Whatever this pass gathered for the canary is dropped: the first
+    /// mutation after an abort must be the move of all traffic to stable, which [`Self::degraded`]
+    /// emits.
+    pub fn abort(
+        &mut self,
+        reason: &str,
+        message: String,
+        metric: Option<(String, Option<String>)>,
+        by: &str,
+    ) {
+        let Some(canary) = self.status.canary_revision.clone() else { return };
+        self.actions.clear();
+        let (metric, value) = metric.map_or((None, None), |(m, v)| (Some(m), v));
+        self.status.abort = Some(AbortStatus {
+            reason: reason.into(),
+            message: message.clone(),
+            metric,
+            value,
+            at: self.now,
+            by: by.into(),
+        });
+        self.record_history(&canary, RolloutOutcome::Aborted, Some(message.clone()));
+        self.schedule_scale_down(&canary, self.plan.abort_scale_down_delay);
+        self.status.pause_conditions.retain(|c| c.reason == PauseReason::SpecPaused);
+        self.status.step_analysis_run = None;
+        self.status.background_analysis_run = None;
+        self.status.progress.promote_full = false;
+        self.status.progress.promoting = false;
+        self.status.progress.waiting_since = None;
+        self.event(
+            EventKind::Warning,
+            "RolloutAborted",
+            format!("canary {canary} aborted ({reason}): {message}"),
+        );
+    }
+
+    /// An aborted canary: all traffic on stable, analysis stopped, the canary scaled down after
+    /// `abortScaleDownDelaySeconds`. Stays here until a retry or a new template.
+    pub fn degraded(&mut self, stable: &str) {
+        let traffic_off = self.ensure_weights(0);
+        self.ensure_service(ServiceRole::Stable, stable);
+        self.ensure_scale(stable, self.plan.replicas);
+        if traffic_off {
+            self.ensure_service(ServiceRole::Canary, stable);
+        }
+        let abort = self.status.abort.clone().expect("degraded only follows an abort");
+        let canary = self.status.canary_revision.clone().unwrap_or_default();
+        let action = if abort.by == AbortStatus::AUTOMATIC { "aborted" } else { "aborted by" };
+        let by = if abort.by == AbortStatus::AUTOMATIC { String::new() } else { format!(" {}", abort.by) };
+        self.say(format!(
+            "canary {canary} {action}{by}: {}; all traffic on stable {stable}; retry or change the template",
+            abort.message
+        ));
+    }
+
+    /// Starts a canary of the template's revision against `stable`.
+    pub fn start_canary(&mut self, stable: &str) {
+        let revision = self.revision.clone();
+        self.status.canary_revision = Some(revision.clone());
+        self.status.current_step_index = Some(0);
+        self.status.abort = None;
+        self.status.step_analysis_run = None;
+        self.status.background_analysis_run = None;
+        self.status.pause_conditions.retain(|c| c.reason == PauseReason::SpecPaused);
+        self.status.progress = Progress {
+            canary_started_at: Some(self.now),
+            step_started_at: Some(self.now),
+            scale_downs: std::mem::take(&mut self.status.progress.scale_downs),
+            handled_requests: std::mem::take(&mut self.status.progress.handled_requests),
+            ..Progress::default()
+        };
+        self.status.progress.scale_downs.retain(|s| s.revision != revision);
+        let n = self.plan.steps.len();
+        self.event(
+            EventKind::Normal,
+            "CanaryStarted",
+            format!("canary {revision} started against stable {stable} ({n} steps)"),
+        );
+    }
+
+    /// Starts an aborted canary again from its first step.
+    pub fn retry(&mut self, by: &str) {
+        let attempt = self.status.progress.attempt + 1;
+        let revision = self.revision.clone();
+        self.status.abort = None;
+        self.status.current_step_index = Some(0);
+        self.status.pause_conditions.retain(|c| c.reason == PauseReason::SpecPaused);
+        self.status.progress.attempt = attempt;
+        self.status.progress.canary_started_at = Some(self.now);
+        self.status.progress.step_started_at = Some(self.now);
+        self.status.progress.waiting_since = None;
+        self.status.progress.scale_downs.retain(|s| s.revision != revision);
+        self.event(
+            EventKind::Normal,
+            "Retried",
+            format!("canary {revision} retried by {by} (attempt {attempt})"),
+        );
+    }
+
+    /// Ends a canary that the template no longer asks for, quietly: its traffic goes back to
+    /// stable through the path that follows, and it is scaled down after the abort delay.
+    pub fn end_canary(&mut self, canary: &str, outcome: RolloutOutcome) {
+        self.actions.clear();
+        if self.status.abort.is_none() {
+            self.record_history(canary, outcome, None);
+        }
+        self.schedule_scale_down(canary, self.plan.abort_scale_down_delay);
+        let (reason, message) = match outcome {
+            RolloutOutcome::RolledBack => {
+                ("RolledBack", format!("template returned to the stable revision; canary {canary} dropped"))
+            }
+            _ => ("Superseded", format!("canary {canary} replaced by revision {}", self.revision)),
+        };
+        self.event(EventKind::Normal, reason, message);
+        self.status.canary_revision = None;
+        self.status.current_step_index = None;
+        self.status.abort = None;
+        self.status.step_analysis_run = None;
+        self.status.background_analysis_run = None;
+        self.status.pause_conditions.retain(|c| c.reason == PauseReason::SpecPaused);
+        self.status.progress = Progress {
+            scale_downs: std::mem::take(&mut self.status.progress.scale_downs),
+            handled_requests: std::mem::take(&mut self.status.progress.handled_requests),
+            attempt: 0,
+            ..Progress::default()
+        };
+    }
+
+    /// With zero replicas there is no traffic to judge: the new revision becomes stable at once.
+    pub fn switch_directly(&mut self, old_stable: &str) {
+        let revision = self.revision.clone();
+        self.schedule_scale_down(old_stable, self.plan.scale_down_delay);
+        self.status.stable_revision = Some(revision.clone());
+        self.event(
+            EventKind::Normal,
+            "SwitchedDirectly",
+            format!("replicas is 0: revision {revision} replaces {old_stable} without a canary"),
+        );
+    }
+
+    pub fn record_history(&mut self, revision: &str, outcome: RolloutOutcome, reason: Option<String>) {
+        let started_at = self.status.progress.canary_started_at.unwrap_or(self.now);
+        self.status.history.insert(
+            0,
+            HistoryEntry {
+                revision: revision.into(),
+                outcome,
+                started_at,
+                finished_at: self.now,
+                duration_seconds: (self.now - started_at).num_seconds(),
+                reason,
+            },
+        );
+        self.status.history.truncate(HISTORY_LIMIT);
+    }
+
+    pub fn schedule_scale_down(&mut self, revision: &str, delay: chrono::Duration) {
+        if !self.status.progress.scale_downs.iter().any(|s| s.revision == revision) {
+            self.status
+                .progress
+                .scale_downs
+                .push(ScheduledScaleDown { revision: revision.into(), at: self.now + delay });
+        }
+    }
+
+    /// Human form of a time span, for messages.
+    pub fn elapsed_since(&self, start: chrono::DateTime<chrono::Utc>) -> String {
+        format_duration(self.now - start)
+    }
+}
