@@ -60,7 +60,11 @@ impl Pass<'_> {
         }
         self.run_steps();
         if self.status.abort.is_none() && self.current_step() >= n {
-            self.promote(stable);
+            return self.promote(stable);
+        }
+        // The steps may have reached `startingStep`: background analysis starts in this pass.
+        if self.status.abort.is_none() && self.status.background_analysis_run.is_none() {
+            self.watch_background();
         }
     }
 

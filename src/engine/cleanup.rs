@@ -32,9 +32,10 @@ impl Pass<'_> {
         self.actions.extend(stop.into_iter().map(|name| Action::TerminateAnalysisRun { name }));
     }
 
+    /// The stable revision, or a canary that is not aborted: revisions whose pods are wanted.
     fn is_current(&self, revision: &str) -> bool {
         self.status.stable_revision.as_deref() == Some(revision)
-            || self.status.canary_revision.as_deref() == Some(revision)
+            || (self.status.canary_revision.as_deref() == Some(revision) && self.status.abort.is_none())
     }
 
     /// Scales down old revisions once their delay is over and no Service selects them any more.

@@ -1,0 +1,6 @@
+//! The engine's rules as readable scenarios, and its invariants as property tests.
+
+mod fixtures;
+mod invariants;
+mod rules;
+mod world;

@@ -1,0 +1,205 @@
+//! A small model of the cluster: it applies the engine's actions the way the controller and the
+//! Kubernetes controllers would, with pods, Gateways and analyses that catch up when told to.
+
+use bellwether::api::{AnalysisPhase, RolloutSpec, RolloutStatus};
+use bellwether::engine::{
+    Action, AnalysisRunState, Decision, Input, Observation, ParentState, ReplicaSetState, RouteState,
+    RouteWeights, ServiceRole, UserAction, UserRequest, decide, revision_of,
+};
+use chrono::{DateTime, Utc};
+
+pub struct World {
+    pub observation: Observation,
+    pub spec: RolloutSpec,
+    pub status: RolloutStatus,
+    pub now: DateTime<Utc>,
+    /// Every action the engine emitted, in order, with the time.
+    pub log: Vec<(DateTime<Utc>, Action)>,
+    next_request: u32,
+}
+
+impl World {
+    /// A cluster with the route `web` (all traffic on stable, accepted) and the given templates.
+    pub fn new(spec: RolloutSpec, now: DateTime<Utc>) -> Self {
+        let observation = Observation {
+            routes: vec![RouteState {
+                name: "HTTPRoute/default/web".into(),
+                weights: Some(RouteWeights { canary: 0, stable: 100 }),
+                generation: 1,
+                parents: vec![ParentState {
+                    name: "gateway/default/public".into(),
+                    accepted: true,
+                    observed_generation: 1,
+                }],
+            }],
+            templates: super::fixtures::templates(),
+            ..Observation::default()
+        };
+        Self { observation, spec, status: RolloutStatus::default(), now, log: Vec::new(), next_request: 0 }
+    }
+
+    pub fn revision(&self) -> String {
+        revision_of(&self.spec.template)
+    }
+
+    /// Decides on the current world without carrying anything out; status is kept.
+    pub fn decide(&mut self) -> Decision {
+        let decision = decide(Input {
+            name: "web",
+            generation: Some(1),
+            spec: &self.spec,
+            status: &self.status,
+            observation: &self.observation,
+            now: self.now,
+        });
+        self.status = decision.status.clone();
+        decision
+    }
+
+    /// Decides and carries out the actions; pods do not become ready by themselves.
+    pub fn step(&mut self) -> Decision {
+        let decision = self.decide();
+        for action in &decision.actions {
+            self.apply(action);
+        }
+        decision
+    }
+
+    /// Steps, making pods ready and letting Gateways accept, until nothing more happens.
+    pub fn settle(&mut self) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        for _ in 0..50 {
+            let decision = self.step();
+            self.pods_become_ready();
+            let quiet = decision.actions.is_empty();
+            decisions.push(decision);
+            if quiet {
+                return decisions;
+            }
+        }
+        panic!("the rollout did not settle in 50 decisions: {:?}", self.status.message);
+    }
+
+    pub fn advance(&mut self, minutes: f64) {
+        self.now += chrono::Duration::milliseconds((minutes * 60_000.0) as i64);
+    }
+
+    pub fn apply(&mut self, action: &Action) {
+        self.log.push((self.now, action.clone()));
+        let obs = &mut self.observation;
+        match action {
+            Action::SetWeights { canary, stable } => {
+                for route in &mut obs.routes {
+                    route.weights = Some(RouteWeights { canary: *canary, stable: *stable });
+                    route.generation += 1;
+                    for parent in &mut route.parents {
+                        parent.observed_generation = route.generation;
+                    }
+                }
+            }
+            Action::PointService { role: ServiceRole::Stable, revision } => {
+                obs.services.stable = Some(revision.clone())
+            }
+            Action::PointService { role: ServiceRole::Canary, revision } => {
+                obs.services.canary = Some(revision.clone())
+            }
+            Action::ScaleReplicaSet { revision, replicas } => {
+                match obs.replica_sets.iter_mut().find(|rs| rs.revision == *revision) {
+                    Some(rs) => {
+                        rs.replicas = *replicas;
+                        rs.available = rs.available.min(*replicas);
+                    }
+                    None => obs.replica_sets.push(ReplicaSetState {
+                        revision: revision.clone(),
+                        replicas: *replicas,
+                        available: 0,
+                        created_at: self.now,
+                    }),
+                }
+            }
+            Action::DeleteReplicaSet { revision } => obs.replica_sets.retain(|rs| rs.revision != *revision),
+            Action::CreateAnalysisRun(request) => {
+                if obs.analysis_run(&request.name).is_none() {
+                    obs.analysis_runs.push(AnalysisRunState {
+                        name: request.name.clone(),
+                        phase: Some(AnalysisPhase::Running),
+                        message: None,
+                        failed_metric: None,
+                        failed_value: None,
+                        terminating: false,
+                    });
+                }
+            }
+            Action::TerminateAnalysisRun { name } => {
+                if let Some(run) = obs.analysis_runs.iter_mut().find(|r| r.name == *name) {
+                    run.terminating = true;
+                }
+            }
+        }
+    }
+
+    pub fn pods_become_ready(&mut self) {
+        for rs in &mut self.observation.replica_sets {
+            rs.available = rs.replicas;
+        }
+    }
+
+    pub fn pods_become_ready_up_to(&mut self, revision: &str, available: i32) {
+        for rs in self.observation.replica_sets.iter_mut().filter(|rs| rs.revision == revision) {
+            rs.available = available.min(rs.replicas);
+        }
+    }
+
+    /// Ends the newest run whose name contains `slot` (`step2`, `background`).
+    pub fn finish_run(&mut self, slot: &str, phase: AnalysisPhase, message: &str) {
+        let run = self
+            .observation
+            .analysis_runs
+            .iter_mut()
+            .rev()
+            .find(|r| r.name.contains(slot))
+            .unwrap_or_else(|| panic!("no analysis run for {slot}"));
+        run.phase = Some(phase);
+        run.message = Some(message.into());
+        if phase == AnalysisPhase::Failed {
+            run.failed_metric = Some("error-rate".into());
+            run.failed_value = Some("0.034".into());
+        }
+    }
+
+    /// Queues a user request for the canary the requester sees now.
+    pub fn request(&mut self, action: UserAction, by: &str) -> String {
+        self.next_request += 1;
+        let id = format!("req-{}", self.next_request);
+        self.observation.requests.push(UserRequest {
+            id: id.clone(),
+            action,
+            by: by.into(),
+            revision: self.status.canary_revision.clone(),
+            step: self.status.current_step_index,
+        });
+        id
+    }
+
+    pub fn canary_weight(&self) -> i32 {
+        self.observation.routes[0].weights.map_or(-1, |w| w.canary)
+    }
+
+    pub fn replicas_of(&self, revision: &str) -> Option<i32> {
+        self.observation.replica_set(revision).map(|rs| rs.replicas)
+    }
+
+    /// Deploys the current spec as the first revision and settles: a Healthy stable baseline.
+    pub fn deployed(spec: RolloutSpec) -> Self {
+        let mut world = Self::new(spec, super::fixtures::at_minute(0.0));
+        world.settle();
+        world
+    }
+
+    /// Ships a new image and returns its revision.
+    pub fn ship(&mut self, image: &str) -> String {
+        let container = &mut self.spec.template.spec.as_mut().unwrap().containers[0];
+        container.image = Some(image.into());
+        self.revision()
+    }
+}
