@@ -64,7 +64,12 @@ fn parse_duration(text: &str) -> Result<chrono::Duration, DurationError> {
         rest = &rest[digits..];
         let unit_len = rest.chars().take_while(char::is_ascii_alphabetic).count();
         if unit_len == 0 {
-            return Err(DurationError::MissingUnit(err_text(), number));
+            // `5` lacks a unit; `1.5h` and `5 minutes` are not number-unit pairs at all.
+            return Err(if rest.is_empty() {
+                DurationError::MissingUnit(err_text(), number)
+            } else {
+                DurationError::Malformed(err_text())
+            });
         }
         let factor_ms: i64 = match &rest[..unit_len] {
             "h" => 3_600_000,
