@@ -1,6 +1,6 @@
 //! Analysis resources: templates that say how to judge a canary, and the runs that judge it.
 
-use super::{AnalysisArg, Duration};
+use super::{AnalysisArg, Duration, schema};
 use chrono::{DateTime, Utc};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -84,8 +84,10 @@ pub struct Metric {
     pub count: Option<i32>,
     pub provider: MetricProvider,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
     pub threshold: Option<Threshold>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
     pub compare: Option<Compare>,
     #[serde(default)]
     pub no_data: NoDataPolicy,
@@ -103,6 +105,7 @@ pub struct Metric {
 #[x_kube(validation = Rule::new("has(self.prometheus)").message("a provider must be set: prometheus"))]
 pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
     pub prometheus: Option<PrometheusProvider>,
 }
 
@@ -139,8 +142,10 @@ pub struct HeaderFromSecret {
 #[x_kube(validation = Rule::new("(has(self.bearer) ? 1 : 0) + (has(self.basic) ? 1 : 0) == 1").message("auth must have exactly one of bearer or basic"))]
 pub struct PrometheusAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
     pub bearer: Option<SecretKeyRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
     pub basic: Option<BasicAuth>,
 }
 
@@ -168,8 +173,10 @@ pub struct SecretKeyRef {
 #[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("threshold min must not exceed max"))]
 pub struct Threshold {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
     pub max: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hysteresis: Option<Hysteresis>,

@@ -77,6 +77,7 @@ pub struct CanaryStrategy {
     pub steps: Vec<CanaryStep>,
     /// Analysis that runs in the background from `startingStep` until the last step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
     pub analysis: Option<BackgroundAnalysis>,
     /// Delay before the old stable ReplicaSet is scaled down after a promotion. Defaults to 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,11 +152,13 @@ pub struct RouteRef {
 pub struct CanaryStep {
     /// Percent of traffic to send to the canary, 0 to 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 100))]
+    #[schemars(range(min = 0, max = 100), transform = schema::not_nullable)]
     pub set_weight: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
     pub pause: Option<PauseStep>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
     pub analysis: Option<AnalysisStep>,
 }
 
@@ -192,7 +195,7 @@ pub struct BackgroundAnalysis {
     pub args: Vec<AnalysisArg>,
     /// The step index at which background analysis starts. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0), transform = schema::not_nullable)]
     pub starting_step: Option<i32>,
 }
 

@@ -1,6 +1,7 @@
 //! Hand-written schema fragments for fields whose full upstream schema would bloat the CRDs.
 
 use schemars::{Schema, SchemaGenerator, json_schema};
+use serde_json::Value;
 
 /// A pod template. Its full schema is tens of thousands of lines; the ReplicaSet that Bellwether
 /// creates from it is validated by the API server, so the CRD keeps only the object shape.
@@ -41,4 +42,19 @@ pub fn label_selector(_: &mut SchemaGenerator) -> Schema {
             {"rule": "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)", "message": "selector must not be empty: it would select every pod in the namespace"}
         ]
     })
+}
+
+/// Makes an optional field not nullable: absent is fine, `null` is not. Serde reads `null` as an
+/// absent field, but the API server keeps `null` in a nullable field and CEL's `has()` counts it as
+/// set, so a bare `- pause:` step would pass the one-kind rule and reach the controller with no kind.
+/// The API server prunes `null` from a field that is not nullable, so the rules see what serde sees.
+pub fn not_nullable(schema: &mut Schema) {
+    // `Option<T>` arrives as `"type": [T, "null"]`; the generator turns that into `nullable: true`.
+    if let Some(Value::Array(types)) = schema.get_mut("type") {
+        types.retain(|t| t != "null");
+        if let [only] = types.as_slice() {
+            let only = only.clone();
+            schema.insert("type".to_string(), only);
+        }
+    }
 }
