@@ -7,10 +7,12 @@ mod analysis;
 mod duration;
 mod rollout;
 mod schema;
+mod validate;
 
 pub use analysis::*;
 pub use duration::{Duration, DurationError, format_duration};
 pub use rollout::*;
+pub use validate::{FieldError, SchemaError, SchemaValidator, validate_manifest, validate_manifest_update};
 
 /// The API group of every Bellwether resource.
 pub const GROUP: &str = "bellwether.dev";
