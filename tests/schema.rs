@@ -1,0 +1,220 @@
+//! The manifests in examples/ are valid against the schemas the API server would apply, and each
+//! invalid manifest in tests/fixtures/invalid/ is rejected with a message that names the field.
+//!
+//! A fixture's first line is `# expect: <text>`, where the text appears in one of the errors
+//! (`path: message`). A fixture with one YAML document is validated as a create; one with two is an
+//! update, the first document being the stored object and the second the new one. Adding a case is
+//! adding a file.
+
+use bellwether::api::{
+    AnalysisTemplate, ClusterAnalysisTemplate, FieldError, Rollout, SchemaValidator, validate_manifest,
+    validate_manifest_update,
+};
+use gateway_api::grpcroutes::GrpcRoute;
+use gateway_api::httproutes::HttpRoute;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The official Gateway API CRDs, beside the crate in the shared checkout.
+const GATEWAY_API_CRDS: &str = "../shared/testdata/gateway-api-v1.5.1";
+
+fn gateway_api_validator(file: &str) -> SchemaValidator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(GATEWAY_API_CRDS).join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let crd: CustomResourceDefinition =
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
+    SchemaValidator::for_crd(&crd).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn http_routes() -> &'static SchemaValidator {
+    static VALIDATOR: OnceLock<SchemaValidator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| gateway_api_validator("httproutes.yaml"))
+}
+
+fn grpc_routes() -> &'static SchemaValidator {
+    static VALIDATOR: OnceLock<SchemaValidator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| gateway_api_validator("grpcroutes.yaml"))
+}
+
+fn is_bellwether(doc: &Value) -> bool {
+    doc["apiVersion"].as_str().is_some_and(|v| v.starts_with("bellwether.dev/"))
+}
+
+/// Validates one object with the schema of its kind; `None` for kinds no schema here covers, such as
+/// core Services.
+fn validate(doc: &Value, old: Option<&Value>) -> Option<Result<(), Vec<FieldError>>> {
+    if is_bellwether(doc) {
+        return Some(match old {
+            Some(old) => validate_manifest_update(doc, old),
+            None => validate_manifest(doc),
+        });
+    }
+    let validator = match (doc["apiVersion"].as_str()?, doc["kind"].as_str()?) {
+        ("gateway.networking.k8s.io/v1", "HTTPRoute") => http_routes(),
+        ("gateway.networking.k8s.io/v1", "GRPCRoute") => grpc_routes(),
+        _ => return None,
+    };
+    Some(match old {
+        Some(old) => validator.validate_update(doc, old),
+        None => validator.validate(doc),
+    })
+}
+
+/// The YAML documents of a file, without empty ones.
+fn documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display())))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("listing {}: {e}", dir.display())) {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn crate_dir(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn render(errors: &[FieldError]) -> String {
+    errors.iter().map(|e| format!("\n  {e}")).collect()
+}
+
+#[test]
+fn every_example_passes_its_schema() {
+    let mut validated: BTreeMap<String, usize> = BTreeMap::new();
+    let mut failures = String::new();
+    for file in yaml_files(&crate_dir("examples")) {
+        for doc in documents(&file) {
+            let kind = doc["kind"].as_str().unwrap_or("?").to_string();
+            let name = doc["metadata"]["name"].as_str().unwrap_or("?").to_string();
+            match validate(&doc, None) {
+                None => continue,
+                Some(Ok(())) => {}
+                Some(Err(errors)) => {
+                    failures += &format!("\n{} {kind}/{name}:{}", file.display(), render(&errors));
+                }
+            }
+            *validated.entry(kind.clone()).or_default() += 1;
+            // The schema and the Rust types must agree on what is valid.
+            let parsed = match doc["kind"].as_str() {
+                Some("Rollout") => serde_json::from_value::<Rollout>(doc).map(drop),
+                Some("AnalysisTemplate") => serde_json::from_value::<AnalysisTemplate>(doc).map(drop),
+                Some("ClusterAnalysisTemplate") => {
+                    serde_json::from_value::<ClusterAnalysisTemplate>(doc).map(drop)
+                }
+                Some("HTTPRoute") => serde_json::from_value::<HttpRoute>(doc).map(drop),
+                Some("GRPCRoute") => serde_json::from_value::<GrpcRoute>(doc).map(drop),
+                _ => Ok(()),
+            };
+            if let Err(e) = parsed {
+                failures += &format!("\n{} {kind}/{name}: does not deserialize: {e}", file.display());
+            }
+        }
+    }
+    assert!(failures.is_empty(), "invalid examples:{failures}");
+    for kind in ["Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate", "HTTPRoute"] {
+        assert!(validated.contains_key(kind), "examples/ has no {kind}; validated {validated:?}");
+    }
+}
+
+/// Each example directory is a complete setup: everything a Rollout names is in the same directory.
+#[test]
+fn every_example_rollout_finds_what_it_names() {
+    for dir in std::fs::read_dir(crate_dir("examples")).expect("examples/ exists") {
+        let dir = dir.expect("directory entry").path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let docs: Vec<Value> = yaml_files(&dir).iter().flat_map(|f| documents(f)).collect();
+        let find =
+            |kind: &str, name: &str| docs.iter().find(|d| d["kind"] == kind && d["metadata"]["name"] == name);
+        for rollout in docs.iter().filter(|d| d["kind"] == "Rollout") {
+            let rollout: Rollout = serde_json::from_value(rollout.clone()).expect("a valid Rollout");
+            let canary = &rollout.spec.strategy.canary;
+            let services = [&canary.stable_service, &canary.canary_service];
+            for service in services {
+                assert!(find("Service", service).is_some(), "{}: no Service {service}", dir.display());
+            }
+            for route in &canary.traffic_routing.gateway_api.http_routes {
+                let route = find("HTTPRoute", &route.name)
+                    .unwrap_or_else(|| panic!("{}: no HTTPRoute {}", dir.display(), route.name));
+                let backends: Vec<&Value> = route["spec"]["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|rule| rule["backendRefs"].as_array().into_iter().flatten())
+                    .map(|backend| &backend["name"])
+                    .collect();
+                for service in services {
+                    assert!(
+                        backends.iter().any(|b| *b == service.as_str()),
+                        "{}: HTTPRoute {} has no backendRef to {service}",
+                        dir.display(),
+                        route["metadata"]["name"]
+                    );
+                }
+            }
+            let step_templates =
+                canary.steps.iter().filter_map(|s| s.analysis.as_ref()).flat_map(|a| &a.templates);
+            let background = canary.analysis.iter().flat_map(|a| &a.templates);
+            for template in step_templates.chain(background) {
+                let kind =
+                    if template.cluster_scope { "ClusterAnalysisTemplate" } else { "AnalysisTemplate" };
+                assert!(
+                    find(kind, &template.template_name).is_some(),
+                    "{}: no {kind} {}",
+                    dir.display(),
+                    template.template_name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_invalid_fixture_is_rejected_naming_the_field() {
+    let files = yaml_files(&crate_dir("tests/fixtures/invalid"));
+    assert!(!files.is_empty(), "no fixtures in tests/fixtures/invalid");
+    let mut failures = String::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable fixture");
+        let Some(expect) = text.lines().next().and_then(|line| line.strip_prefix("# expect: ")) else {
+            failures +=
+                &format!("\n{}: the first line must be `# expect: <text of the error>`", file.display());
+            continue;
+        };
+        let (old, new) = match documents(file).as_slice() {
+            [new] => (None, new.clone()),
+            [old, new] => (Some(old.clone()), new.clone()),
+            docs => panic!("{}: expected one or two documents, found {}", file.display(), docs.len()),
+        };
+        match validate(&new, old.as_ref()) {
+            None => failures += &format!("\n{}: no schema for this kind", file.display()),
+            Some(Ok(())) => failures += &format!("\n{}: accepted, expected {expect:?}", file.display()),
+            Some(Err(errors)) if !errors.iter().any(|e| e.to_string().contains(expect)) => {
+                failures += &format!("\n{}: expected {expect:?}, got:{}", file.display(), render(&errors));
+            }
+            Some(Err(_)) => {}
+        }
+    }
+    assert!(failures.is_empty(), "fixtures not rejected as expected:{failures}");
+}
