@@ -173,11 +173,11 @@ pub fn validate_manifest(manifest: &Value) -> Result<(), Vec<FieldError>> {
 /// adds the transition rules, such as the immutable Rollout selector.
 pub fn validate_manifest_update(manifest: &Value, old: &Value) -> Result<(), Vec<FieldError>> {
     let validator = bellwether_validator(manifest)?;
-    let (kind, old_kind) = (manifest.get("kind"), old.get("kind"));
-    if kind != old_kind {
+    let old_kind = old.get("kind").unwrap_or(&Value::Null);
+    if manifest.get("kind") != Some(old_kind) {
         return Err(vec![FieldError::new(
             "kind",
-            format!("the old object is a {}; an update cannot change the kind", describe(old_kind)),
+            format!("was {old_kind}; an update cannot change the kind of an object"),
         )]);
     }
     validator.validate_update(manifest, old)
@@ -195,12 +195,15 @@ fn bellwether_validators() -> &'static [SchemaValidator] {
 
 fn bellwether_validator(manifest: &Value) -> Result<&'static SchemaValidator, Vec<FieldError>> {
     let validators = bellwether_validators();
-    let kinds = || validators.iter().filter_map(|v| v.resource.as_ref()).map(|r| r.kind.as_str());
+    let resources = || validators.iter().filter_map(|v| v.resource.as_ref());
+    let kinds = || resources().map(|r| r.kind.as_str());
     let fail = |path: &str, message: String| Err(vec![FieldError::new(path, message)]);
     let Some(api_version) = manifest.get("apiVersion").and_then(Value::as_str) else {
+        let mut served: Vec<&str> = resources().map(|r| r.api_version.as_str()).collect();
+        served.dedup();
         return fail(
             "apiVersion",
-            "required field is missing; Bellwether objects use bellwether.dev/v1alpha1".into(),
+            format!("required field is missing; Bellwether objects use {}", served.join(" or ")),
         );
     };
     let Some(kind) = manifest.get("kind").and_then(Value::as_str) else {
@@ -240,16 +243,14 @@ impl Checker<'_> {
     /// object even when the CRD's schema does not list them.
     fn resource_root(&mut self, schema: &Value, object: &Value, resource: &ResourceType) {
         let Some(fields) = object.as_object() else {
-            self.push("", format!("a {} must be an object, got {}", resource.kind, describe(Some(object))));
+            self.push("", format!("a {} must be an object, got {}", resource.kind, describe(object)));
             return;
         };
         for (field, expected) in [("apiVersion", &resource.api_version), ("kind", &resource.kind)] {
             match fields.get(field) {
                 Some(Value::String(s)) if s == expected => {}
                 None => self.push(field, format!("required field is missing; expected {expected:?}")),
-                Some(other) => {
-                    self.push(field, format!("expected {expected:?}, got {}", describe(Some(other))))
-                }
+                Some(other) => self.push(field, format!("expected {expected:?}, got {}", describe(other))),
             }
         }
         match fields.get("metadata") {
@@ -261,19 +262,13 @@ impl Checker<'_> {
             .filter(|(k, _)| !matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut schema = schema.clone();
-        if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
-            for implicit in ["apiVersion", "kind", "metadata"] {
-                properties.remove(implicit);
-            }
-        }
-        self.value(&schema, &Value::Object(rest), "", true);
+        self.value(schema, &Value::Object(rest), "", true);
     }
 
     /// The parts of ObjectMeta a manifest author writes.
     fn metadata(&mut self, metadata: &Value) {
         let Some(fields) = metadata.as_object() else {
-            self.push("metadata", format!("must be an object, got {}", describe(Some(metadata))));
+            self.push("metadata", format!("must be an object, got {}", describe(metadata)));
             return;
         };
         match (fields.get("name"), fields.get("generateName")) {
@@ -284,16 +279,13 @@ impl Checker<'_> {
                 }
             }
             (Some(other), _) => {
-                self.push("metadata.name", format!("must be a string, got {}", describe(Some(other))))
+                self.push("metadata.name", format!("must be a string, got {}", describe(other)))
             }
             (None, Some(_)) => {}
         }
         for field in ["namespace", "generateName"] {
             if let Some(value) = fields.get(field).filter(|v| !v.is_string()) {
-                self.push(
-                    &format!("metadata.{field}"),
-                    format!("must be a string, got {}", describe(Some(value))),
-                );
+                self.push(&format!("metadata.{field}"), format!("must be a string, got {}", describe(value)));
             }
         }
         for field in ["labels", "annotations"] {
@@ -303,13 +295,13 @@ impl Checker<'_> {
                     for (key, value) in entries.iter().filter(|(_, v)| !v.is_string()) {
                         self.push(
                             &format!("metadata.{field}[{key}]"),
-                            format!("must be a string, got {}", describe(Some(value))),
+                            format!("must be a string, got {}", describe(value)),
                         );
                     }
                 }
                 Some(other) => self.push(
                     &format!("metadata.{field}"),
-                    format!("must be a map of strings, got {}", describe(Some(other))),
+                    format!("must be a map of strings, got {}", describe(other)),
                 ),
             }
         }
@@ -359,7 +351,7 @@ impl Checker<'_> {
             } else {
                 article(schema.get("type").and_then(Value::as_str).unwrap_or_default())
             };
-            self.push(path, format!("must be {expected}, got {}", describe(Some(value))));
+            self.push(path, format!("must be {expected}, got {}", describe(value)));
         }
         matches
     }
@@ -392,13 +384,14 @@ impl Checker<'_> {
         }
         if let Some(step) = schema.get("multipleOf").and_then(Value::as_f64)
             && step > 0.0
-            && (x / step).fract() != 0.0
+            // A tolerance, because 0.3 / 0.1 is not exactly 3 in binary floating point.
+            && ((x / step) - (x / step).round()).abs() > 1e-9
         {
             self.push(path, format!("{value} is not a multiple of {}", number(step)));
         }
         let fits = match schema.get("format").and_then(Value::as_str) {
-            Some("int32") => value.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
-            Some("int64") => value.as_i64().is_some(),
+            Some("int32") if is_integer(value) => value.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+            Some("int64") if is_integer(value) => value.as_i64().is_some(),
             _ => true,
         };
         if !fits {
@@ -585,8 +578,7 @@ fn number(x: f64) -> String {
 }
 
 /// A short description of a JSON value for messages: its type and, when short, the value.
-fn describe(value: Option<&Value>) -> String {
-    let Some(value) = value else { return "nothing".to_string() };
+fn describe(value: &Value) -> String {
     let type_name = match value {
         Value::Null => return "null".to_string(),
         Value::Bool(_) => "boolean",
@@ -754,6 +746,7 @@ mod tests {
             errors(json!({"type": "number", "multipleOf": 0.5}), json!(0.7)),
             ["0.7 is not a multiple of 0.5"]
         );
+        assert!(errors(json!({"type": "number", "multipleOf": 0.1}), json!(0.3)).is_empty());
     }
 
     #[test]
@@ -968,7 +961,7 @@ mod tests {
         template["kind"] = json!("AnalysisTemplate");
         assert_eq!(
             messages(validate_manifest_update(&rollout(), &template)),
-            ["kind: the old object is a string \"AnalysisTemplate\"; an update cannot change the kind"]
+            ["kind: was \"AnalysisTemplate\"; an update cannot change the kind of an object"]
         );
     }
 
