@@ -101,10 +101,10 @@ impl Pass<'_> {
             let passed = match self.plan.steps[i].clone() {
                 Step::SetWeight(weight) => self.set_weight(weight),
                 Step::Pause(Some(duration)) => {
-                    self.hold_traffic(i);
                     let started = self.status.progress.step_started_at.unwrap_or(self.now);
                     let end = started + duration;
                     if self.now < end {
+                        self.hold_traffic(i);
                         self.wake_at(end);
                         let left = format_duration(end - self.now);
                         self.say(format!(
@@ -122,10 +122,13 @@ impl Pass<'_> {
                     false
                 }
                 Step::Analysis(step) => {
-                    self.hold_traffic(i);
                     let kind = AnalysisKind::Step { index: i, duration: step.duration.clone() };
                     let what = format!("{}: analysis", self.step_label());
-                    self.judge(Slot::Step, kind, &step.templates, &step.args, &what)
+                    let passed = self.judge(Slot::Step, kind, &step.templates, &step.args, &what);
+                    if !passed && self.status.abort.is_none() {
+                        self.hold_traffic(i);
+                    }
+                    passed
                 }
             };
             if !passed || self.status.abort.is_some() {
@@ -188,8 +191,8 @@ impl Pass<'_> {
         true
     }
 
-    /// Keeps the canary's pods and weight as the last `setWeight` left them, during pauses and
-    /// analysis.
+    /// Keeps the canary's pods and weight as the last `setWeight` left them, at the pause or
+    /// analysis step where the rollout waits (a step passed within this decision holds nothing).
     fn hold_traffic(&mut self, index: usize) {
         let revision = self.revision.clone();
         let weight = self.plan.weight_at(index);
@@ -252,7 +255,9 @@ impl Pass<'_> {
                 args: args.to_vec(),
                 kind,
             }));
-            self.say(format!("{what}: starting {name}"));
+            if slot == Slot::Step {
+                self.say(format!("{what}: starting {name}"));
+            }
             return slot == Slot::Background;
         };
         let verdict = match run.phase {

@@ -76,18 +76,8 @@ impl RolloutBuilder {
         self
     }
 
-    pub fn abort_scale_down_delay_seconds(mut self, seconds: i32) -> Self {
-        self.spec.strategy.canary.abort_scale_down_delay_seconds = Some(seconds);
-        self
-    }
-
     pub fn revision_history_limit(mut self, n: i32) -> Self {
         self.spec.revision_history_limit = Some(n);
-        self
-    }
-
-    pub fn paused(mut self, paused: bool) -> Self {
-        self.spec.paused = paused;
         self
     }
 
