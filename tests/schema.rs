@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// The official Gateway API CRDs, beside the crate in the shared checkout.
-const GATEWAY_API_CRDS: &str = "../shared/testdata/gateway-api-v1.5.1";
+/// The official Gateway API CRDs (unmodified copies, see the README beside them).
+const GATEWAY_API_CRDS: &str = "tests/testdata/gateway-api-v1.5.1";
 
 fn gateway_api_validator(file: &str) -> SchemaValidator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(GATEWAY_API_CRDS).join(file);

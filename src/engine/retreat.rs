@@ -56,7 +56,7 @@ impl Pass<'_> {
         if traffic_off {
             self.ensure_service(ServiceRole::Canary, stable);
         }
-        let abort = self.status.abort.clone().expect("degraded only follows an abort");
+        let Some(abort) = self.status.abort.clone() else { return };
         let canary = self.status.canary_revision.clone().unwrap_or_default();
         let action = if abort.by == AbortStatus::AUTOMATIC { "aborted" } else { "aborted by" };
         let by = if abort.by == AbortStatus::AUTOMATIC { String::new() } else { format!(" {}", abort.by) };

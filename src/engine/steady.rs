@@ -19,7 +19,7 @@ impl Pass<'_> {
     /// Keeps the stable revision at full scale with all traffic. Traffic and Service changes wait
     /// for at least one available stable pod, so that no weight goes to a revision without pods.
     pub fn steady(&mut self) {
-        let stable = self.status.stable_revision.clone().expect("steady state has a stable revision");
+        let Some(stable) = self.status.stable_revision.clone() else { return };
         let available = self.obs.available(&stable);
         if available > 0 {
             let traffic_off = self.ensure_weights(0);

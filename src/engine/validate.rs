@@ -59,8 +59,9 @@ pub struct Background<'a> {
 impl Plan<'_> {
     /// The canary weight in force at step `index`: the last `setWeight` at or before it.
     pub fn weight_at(&self, index: usize) -> i32 {
-        self.steps[..=index.min(self.steps.len().saturating_sub(1))]
+        self.steps
             .iter()
+            .take(index.saturating_add(1))
             .rev()
             .find_map(|s| match s {
                 Step::SetWeight(w) => Some(*w),

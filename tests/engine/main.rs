@@ -2,5 +2,6 @@
 
 mod fixtures;
 mod invariants;
+mod purity;
 mod rules;
 mod world;
