@@ -7,8 +7,8 @@
 //! adding a file.
 
 use bellwether::api::{
-    AnalysisTemplate, ClusterAnalysisTemplate, FieldError, Rollout, SchemaValidator, validate_manifest,
-    validate_manifest_update,
+    AnalysisTemplate, ClusterAnalysisTemplate, FieldError, Rollout, SchemaValidator, TemplateRef,
+    validate_manifest, validate_manifest_update,
 };
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
@@ -136,7 +136,8 @@ fn every_example_passes_its_schema() {
     }
 }
 
-/// Each example directory is a complete setup: everything a Rollout names is in the same directory.
+/// Each example directory is a complete setup: everything a Rollout names is in the same directory,
+/// and the engine accepts the Rollout with those templates (args, metric names, durations).
 #[test]
 fn every_example_rollout_finds_what_it_names() {
     for dir in std::fs::read_dir(crate_dir("examples")).expect("examples/ exists") {
@@ -173,18 +174,21 @@ fn every_example_rollout_finds_what_it_names() {
                     );
                 }
             }
-            let step_templates =
-                canary.steps.iter().filter_map(|s| s.analysis.as_ref()).flat_map(|a| &a.templates);
-            let background = canary.analysis.iter().flat_map(|a| &a.templates);
-            for template in step_templates.chain(background) {
-                let kind =
-                    if template.cluster_scope { "ClusterAnalysisTemplate" } else { "AnalysisTemplate" };
-                assert!(
-                    find(kind, &template.template_name).is_some(),
-                    "{}: no {kind} {}",
-                    dir.display(),
-                    template.template_name
-                );
+            let templates: bellwether::engine::Templates = docs
+                .iter()
+                .filter(|d| d["kind"] == "AnalysisTemplate" || d["kind"] == "ClusterAnalysisTemplate")
+                .map(|d| {
+                    let reference = TemplateRef {
+                        template_name: d["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                        cluster_scope: d["kind"] == "ClusterAnalysisTemplate",
+                    };
+                    let spec = serde_json::from_value(d["spec"].clone()).expect("a valid template spec");
+                    (reference, spec)
+                })
+                .collect();
+            if let Err(errors) = bellwether::engine::validate(&rollout.spec, &templates) {
+                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                panic!("{}: the engine rejects the Rollout: {}", dir.display(), errors.join("; "));
             }
         }
     }
