@@ -1,0 +1,4 @@
+//! Metric providers and query templating: how a metric's query becomes a measurement.
+
+pub mod prometheus;
+pub mod template;

@@ -1,0 +1,1 @@
+//! Query templating: substitutes variables into PromQL, escaped for where they land.
