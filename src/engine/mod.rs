@@ -12,6 +12,7 @@
 mod action;
 mod canary;
 mod cleanup;
+mod judge;
 mod observation;
 mod pass;
 mod replicas;
@@ -22,6 +23,7 @@ mod steady;
 mod validate;
 
 pub use action::{Action, AnalysisKind, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
+pub use judge::{DEFAULT_CONSECUTIVE_ERROR_LIMIT, MetricVerdict, Window, judge_metric, run_phase};
 pub use observation::{
     AnalysisRunState, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights, ServiceSelectors,
     UserAction, UserRequest,

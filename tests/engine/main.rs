@@ -2,6 +2,7 @@
 
 mod fixtures;
 mod invariants;
+mod judge;
 mod purity;
 mod rules;
 mod world;

@@ -1,0 +1,395 @@
+//! The analysis judge: turns a metric's timestamped measurements into a hysteresis state and a
+//! verdict, and a run's metrics into the run's phase.
+//!
+//! Each measurement is a **breach** (outside `threshold`), **clear** (inside the stricter
+//! `recover` bounds, which default to the threshold) or **marginal** (in between). A Healthy metric
+//! turns Breaching on a breach; a breach that lasts `breachFor` fails it. From Breaching, only clear
+//! measurements held for `recoverFor` make it Healthy again; marginal ones keep it where it is.
+//!
+//! The run succeeds when the metric has been Healthy for a whole success window: the last `count`
+//! measurements, or the run's `duration`, never starting before `initialDelay`. The window slides:
+//! a metric that breached and recovered must then stay Healthy for a full window. If no full
+//! Healthy window fits within twice the window, the metric is Inconclusive rather than holding
+//! the rollout forever.
+
+use crate::api::{
+    AnalysisPhase, Bounds, HysteresisState, Measurement, Metric, NoDataPolicy, Threshold, format_duration,
+};
+use chrono::{DateTime, Duration, Utc};
+
+/// Measurement errors in a row that a metric tolerates when `consecutiveErrorLimit` is unset.
+pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
+
+/// A metric's verdict after the measurements seen so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricVerdict {
+    pub phase: AnalysisPhase,
+    /// One line that names the numbers, for example
+    /// `error-rate: 0.034 > max 0.01 continuously for 2m05s (breachFor 2m)`.
+    pub message: String,
+    pub state: HysteresisState,
+    /// When the current hysteresis state began.
+    pub since: Option<DateTime<Utc>>,
+    pub consecutive_errors: i32,
+    /// The time of the measurement that made the verdict final, if it is final.
+    pub decided_at: Option<DateTime<Utc>>,
+    pub dry_run: bool,
+}
+
+/// How long a run lasts for a metric: `count` measurements, or a duration (the step's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    Count(u32),
+    Duration(Duration),
+    /// Background analysis: the metric never succeeds on its own, it only watches for failure.
+    Unbounded,
+}
+
+impl Window {
+    /// The metric's window: its `count`, else the run's duration, else unbounded.
+    pub fn of(metric: &Metric, run_duration: Option<Duration>) -> Self {
+        match (metric.count, run_duration) {
+            (Some(count), _) => Self::Count(count.max(1) as u32),
+            (None, Some(duration)) => Self::Duration(duration),
+            (None, None) => Self::Unbounded,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Self::Count(n) => format!("{n} measurements"),
+            Self::Duration(d) => format_duration(d),
+            Self::Unbounded => "the whole run".into(),
+        }
+    }
+}
+
+/// The parsed judgment settings of a threshold metric.
+struct Rules<'a> {
+    name: &'a str,
+    threshold: &'a Threshold,
+    recover: Bounds,
+    breach_for: Duration,
+    recover_for: Duration,
+    no_data: NoDataPolicy,
+    error_limit: i32,
+    first_at: DateTime<Utc>,
+    window: Window,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Breach,
+    Marginal,
+    Clear,
+}
+
+/// The running state of the fold over measurements.
+struct Fold {
+    state: HysteresisState,
+    since: Option<DateTime<Utc>>,
+    recovering_since: Option<DateTime<Utc>>,
+    /// First and latest measurement of the current run of Healthy measurements, and its length.
+    streak: Option<(DateTime<Utc>, DateTime<Utc>, u32)>,
+    judged: u32,
+    no_data: u32,
+    consecutive_errors: i32,
+    last_value: Option<f64>,
+    last_error: Option<String>,
+    verdict: Option<(AnalysisPhase, String, DateTime<Utc>)>,
+}
+
+/// Judges one metric. `started_at` is when the run started; `run_duration` its window when the
+/// metric has no `count`. Compare metrics are not judged here.
+pub fn judge_metric(
+    metric: &Metric,
+    measurements: &[Measurement],
+    started_at: DateTime<Utc>,
+    run_duration: Option<Duration>,
+) -> MetricVerdict {
+    let Some(threshold) = metric.threshold.as_ref() else {
+        return MetricVerdict {
+            phase: AnalysisPhase::Error,
+            message: format!("{}: only threshold metrics are judged here", metric.name),
+            state: HysteresisState::Healthy,
+            since: None,
+            consecutive_errors: 0,
+            decided_at: None,
+            dry_run: metric.dry_run,
+        };
+    };
+    let hysteresis = threshold.hysteresis.as_ref();
+    let parse =
+        |d: Option<&crate::api::Duration>| d.and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero);
+    let recover = hysteresis.and_then(|h| h.recover.clone()).unwrap_or(Bounds { min: None, max: None });
+    let rules = Rules {
+        name: &metric.name,
+        threshold,
+        recover: Bounds { min: recover.min.or(threshold.min), max: recover.max.or(threshold.max) },
+        breach_for: parse(hysteresis.and_then(|h| h.breach_for.as_ref())),
+        recover_for: parse(hysteresis.and_then(|h| h.recover_for.as_ref())),
+        no_data: metric.no_data,
+        error_limit: metric.consecutive_error_limit.unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
+        first_at: started_at + parse(metric.initial_delay.as_ref()),
+        window: Window::of(metric, run_duration),
+    };
+    let mut fold = Fold {
+        state: HysteresisState::Healthy,
+        since: None,
+        recovering_since: None,
+        streak: None,
+        judged: 0,
+        no_data: 0,
+        consecutive_errors: 0,
+        last_value: None,
+        last_error: None,
+        verdict: None,
+    };
+    for measurement in measurements.iter().filter(|m| m.at >= rules.first_at) {
+        fold.observe(&rules, measurement);
+        if fold.verdict.is_some() {
+            break;
+        }
+    }
+    let (phase, message, decided_at) = match fold.verdict.clone() {
+        Some((phase, message, at)) => (phase, message, Some(at)),
+        None => (AnalysisPhase::Running, fold.progress(&rules), None),
+    };
+    let message = if metric.dry_run { format!("[dry run] {message}") } else { message };
+    MetricVerdict {
+        phase,
+        message,
+        state: fold.state,
+        since: fold.since,
+        consecutive_errors: fold.consecutive_errors,
+        decided_at,
+        dry_run: metric.dry_run,
+    }
+}
+
+fn outside(value: f64, min: Option<f64>, max: Option<f64>) -> bool {
+    min.is_some_and(|m| value < m) || max.is_some_and(|m| value > m)
+}
+
+/// `0.034 > max 0.01`, or `0.2 < min 0.5`.
+fn comparison(value: f64, min: Option<f64>, max: Option<f64>) -> String {
+    match (min, max) {
+        (Some(min), _) if value < min => format!("{value} < min {min}"),
+        (_, Some(max)) if value > max => format!("{value} > max {max}"),
+        (Some(min), Some(max)) => format!("{value} within {min}..{max}"),
+        (Some(min), None) => format!("{value} >= min {min}"),
+        (None, Some(max)) => format!("{value} <= max {max}"),
+        (None, None) => value.to_string(),
+    }
+}
+
+impl Rules<'_> {
+    fn classify(&self, value: f64) -> Class {
+        if outside(value, self.threshold.min, self.threshold.max) {
+            Class::Breach
+        } else if outside(value, self.recover.min, self.recover.max) {
+            Class::Marginal
+        } else {
+            Class::Clear
+        }
+    }
+}
+
+impl Fold {
+    fn observe(&mut self, rules: &Rules<'_>, measurement: &Measurement) {
+        let at = measurement.at;
+        if let Some(error) = &measurement.error {
+            self.consecutive_errors += 1;
+            self.last_error = Some(error.clone());
+            if self.consecutive_errors > rules.error_limit {
+                let message = format!(
+                    "{}: {} measurement errors in a row (consecutiveErrorLimit {}): {error}",
+                    rules.name, self.consecutive_errors, rules.error_limit
+                );
+                self.verdict = Some((AnalysisPhase::Error, message, at));
+            }
+            return;
+        }
+        self.consecutive_errors = 0;
+        let class = match (measurement.value.filter(|v| !v.is_nan()), rules.no_data) {
+            (Some(value), _) => {
+                self.last_value = Some(value);
+                Some(rules.classify(value))
+            }
+            (None, NoDataPolicy::Ignore) => return,
+            (None, NoDataPolicy::Fail) => Some(Class::Breach),
+            (None, NoDataPolicy::Pass) => Some(Class::Clear),
+            (None, NoDataPolicy::Inconclusive) => None,
+        };
+        self.judged += 1;
+        match class {
+            Some(class) => self.step_hysteresis(rules, class, measurement),
+            None => {
+                self.no_data += 1;
+                self.recovering_since = None;
+                self.streak = None;
+            }
+        }
+        if self.verdict.is_none() {
+            self.check_window(rules, at);
+        }
+    }
+
+    fn step_hysteresis(&mut self, rules: &Rules<'_>, class: Class, measurement: &Measurement) {
+        let at = measurement.at;
+        match (self.state, class) {
+            (HysteresisState::Healthy, Class::Breach) => {
+                self.state = HysteresisState::Breaching;
+                self.since = Some(at);
+                self.recovering_since = None;
+            }
+            (HysteresisState::Breaching, Class::Breach) => self.recovering_since = None,
+            (HysteresisState::Breaching, Class::Marginal) => self.recovering_since = None,
+            (HysteresisState::Breaching, Class::Clear) => {
+                let recovering = *self.recovering_since.get_or_insert(at);
+                if at - recovering >= rules.recover_for {
+                    self.state = HysteresisState::Healthy;
+                    self.since = Some(at);
+                    self.recovering_since = None;
+                }
+            }
+            _ => {}
+        }
+        if self.state == HysteresisState::Breaching && class == Class::Breach {
+            let breaching = self.since.unwrap_or(at);
+            if at - breaching >= rules.breach_for {
+                self.state = HysteresisState::Failed;
+                let value = self.describe_value(rules);
+                let held = format_duration(at - breaching);
+                let message = if rules.breach_for.is_zero() {
+                    format!("{}: {value}", rules.name)
+                } else {
+                    format!(
+                        "{}: {value} continuously for {held} (breachFor {})",
+                        rules.name,
+                        format_duration(rules.breach_for)
+                    )
+                };
+                self.verdict = Some((AnalysisPhase::Failed, message, at));
+                return;
+            }
+        }
+        if self.state == HysteresisState::Healthy {
+            self.streak = Some(match self.streak {
+                Some((first, _, n)) => (first, at, n + 1),
+                None => (at, at, 1),
+            });
+        } else {
+            self.streak = None;
+        }
+    }
+
+    fn describe_value(&self, rules: &Rules<'_>) -> String {
+        match self.last_value {
+            Some(v) => comparison(v, rules.threshold.min, rules.threshold.max),
+            None => "no data (noData: fail)".into(),
+        }
+    }
+
+    /// Success once a whole window was Healthy; Inconclusive once no window can fit any more.
+    fn check_window(&mut self, rules: &Rules<'_>, at: DateTime<Utc>) {
+        let name = rules.name;
+        let (complete, exhausted) = match (rules.window, self.streak) {
+            (Window::Unbounded, _) => (false, false),
+            (Window::Count(n), streak) => {
+                (streak.is_some_and(|(_, _, len)| len >= n), self.judged >= n.saturating_mul(2))
+            }
+            (Window::Duration(d), streak) => {
+                (streak.is_some_and(|(first, last, _)| last - first >= d), at - rules.first_at >= d + d)
+            }
+        };
+        if complete {
+            let last = self.last_value.map(|v| comparison(v, rules.threshold.min, rules.threshold.max));
+            let last = last.map(|l| format!(", last {l}")).unwrap_or_default();
+            let message = format!("{name}: healthy for {}{last}", rules.window.describe());
+            self.verdict = Some((AnalysisPhase::Successful, message, at));
+        } else if self.no_data > 0 && self.no_data == self.judged && self.window_elapsed(rules, at) {
+            let message = format!("{name}: no data in {} measurements (noData: inconclusive)", self.no_data);
+            self.verdict = Some((AnalysisPhase::Inconclusive, message, at));
+        } else if exhausted {
+            let message = format!(
+                "{name}: not healthy for a whole window of {} within {} measurements ({} without data)",
+                rules.window.describe(),
+                self.judged,
+                self.no_data
+            );
+            self.verdict = Some((AnalysisPhase::Inconclusive, message, at));
+        }
+    }
+
+    fn window_elapsed(&self, rules: &Rules<'_>, at: DateTime<Utc>) -> bool {
+        match rules.window {
+            Window::Count(n) => self.judged >= n,
+            Window::Duration(d) => at - rules.first_at >= d,
+            Window::Unbounded => false,
+        }
+    }
+
+    /// The message of a metric still running.
+    fn progress(&self, rules: &Rules<'_>) -> String {
+        let name = rules.name;
+        if let Some(error) = &self.last_error.as_ref().filter(|_| self.consecutive_errors > 0) {
+            return format!(
+                "{name}: {} measurement error(s) in a row (limit {}): {error}",
+                self.consecutive_errors, rules.error_limit
+            );
+        }
+        let since = self.since.map(|s| format!(" since {}", s.format("%H:%M:%S"))).unwrap_or_default();
+        match self.state {
+            HysteresisState::Breaching => match self.recovering_since {
+                Some(_) => format!(
+                    "{name}: recovering, {} (recoverFor {})",
+                    self.last_value
+                        .map(|v| comparison(v, rules.recover.min, rules.recover.max))
+                        .unwrap_or_default(),
+                    format_duration(rules.recover_for)
+                ),
+                None => format!(
+                    "{name}: breaching{since}, {} (breachFor {})",
+                    self.describe_value(rules),
+                    format_duration(rules.breach_for)
+                ),
+            },
+            _ => {
+                let healthy = match (rules.window, self.streak) {
+                    (Window::Count(n), Some((_, _, len))) => format!("{len}/{n} healthy measurements"),
+                    (Window::Count(n), None) => format!("0/{n} healthy measurements"),
+                    (Window::Duration(d), Some((first, last, _))) => {
+                        format!("healthy for {} of {}", format_duration(last - first), format_duration(d))
+                    }
+                    (Window::Duration(d), None) => format!("healthy for 0s of {}", format_duration(d)),
+                    (Window::Unbounded, _) => "healthy".into(),
+                };
+                let last = self
+                    .last_value
+                    .map(|v| format!(", last {}", comparison(v, rules.threshold.min, rules.threshold.max)))
+                    .unwrap_or_default();
+                format!("{name}: {healthy}{last}")
+            }
+        }
+    }
+}
+
+/// A run's phase from its metrics' verdicts: any Failed fails it, then any Error; it keeps running
+/// while a metric runs; then any Inconclusive makes it Inconclusive. Dry-run metrics never decide.
+pub fn run_phase(verdicts: &[MetricVerdict]) -> AnalysisPhase {
+    let deciding: Vec<AnalysisPhase> = verdicts.iter().filter(|v| !v.dry_run).map(|v| v.phase).collect();
+    let all: Vec<AnalysisPhase> = verdicts.iter().map(|v| v.phase).collect();
+    let any = |phase| deciding.contains(&phase);
+    if any(AnalysisPhase::Failed) {
+        AnalysisPhase::Failed
+    } else if any(AnalysisPhase::Error) {
+        AnalysisPhase::Error
+    } else if all.iter().any(|p| !p.is_terminal()) {
+        AnalysisPhase::Running
+    } else if any(AnalysisPhase::Inconclusive) {
+        AnalysisPhase::Inconclusive
+    } else {
+        AnalysisPhase::Successful
+    }
+}
