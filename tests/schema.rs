@@ -222,3 +222,27 @@ fn every_invalid_fixture_is_rejected_naming_the_field() {
     }
     assert!(failures.is_empty(), "fixtures not rejected as expected:{failures}");
 }
+
+/// The ready-made templates are ClusterAnalysisTemplates that pass the schema, CEL rules included,
+/// and deserialize into the Rust types.
+#[test]
+fn every_ready_made_template_passes_its_schema() {
+    let files = yaml_files(&crate_dir("analysis-templates"));
+    assert!(!files.is_empty(), "analysis-templates/ is empty");
+    for file in files {
+        for doc in documents(&file) {
+            assert_eq!(
+                doc["kind"],
+                "ClusterAnalysisTemplate",
+                "{}: ready-made templates are cluster-wide",
+                file.display()
+            );
+            if let Some(Err(errors)) = validate(&doc, None) {
+                panic!("{}:{}", file.display(), render(&errors));
+            }
+            let template: ClusterAnalysisTemplate =
+                serde_json::from_value(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            assert!(template.spec.metrics.iter().all(|m| m.threshold.is_some()), "{}", file.display());
+        }
+    }
+}
