@@ -8,9 +8,9 @@
 //!
 //! The run succeeds when the metric has been Healthy for a whole success window: the last `count`
 //! measurements, or the run's `duration`, never starting before `initialDelay`. The window slides:
-//! a metric that breached and recovered must then stay Healthy for a full window. If no full
-//! Healthy window fits within twice the window, the metric is Inconclusive rather than holding
-//! the rollout forever.
+//! a metric that breached and recovered must then stay Healthy for a full window. A metric gets
+//! twice its window, plus `breachFor` and `recoverFor`, to show one whole Healthy window; after
+//! that it is Inconclusive rather than holding the rollout forever.
 
 use crate::api::{
     AnalysisPhase, Bounds, HysteresisState, Measurement, Metric, NoDataPolicy, Threshold, format_duration,
@@ -19,6 +19,9 @@ use chrono::{DateTime, Duration, Utc};
 
 /// Measurement errors in a row that a metric tolerates when `consecutiveErrorLimit` is unset.
 pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
+
+/// The time between measurements when a metric sets no `interval`.
+pub const DEFAULT_INTERVAL: Duration = Duration::minutes(1);
 
 /// A metric's verdict after the measurements seen so far.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,6 +78,7 @@ struct Rules<'a> {
     error_limit: i32,
     first_at: DateTime<Utc>,
     window: Window,
+    interval: Duration,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -132,6 +136,7 @@ pub fn judge_metric(
         error_limit: metric.consecutive_error_limit.unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
         first_at: started_at + parse(metric.initial_delay.as_ref()),
         window: Window::of(metric, run_duration),
+        interval: metric.interval.as_ref().and_then(|d| d.parse().ok()).unwrap_or(DEFAULT_INTERVAL),
     };
     let mut fold = Fold {
         state: HysteresisState::Healthy,
@@ -294,14 +299,20 @@ impl Fold {
     /// Success once a whole window was Healthy; Inconclusive once no window can fit any more.
     fn check_window(&mut self, rules: &Rules<'_>, at: DateTime<Utc>) {
         let name = rules.name;
+        // Room for one breach to fail or recover, then a whole window, twice over.
+        let grace = rules.breach_for + rules.recover_for;
         let (complete, exhausted) = match (rules.window, self.streak) {
             (Window::Unbounded, _) => (false, false),
             (Window::Count(n), streak) => {
-                (streak.is_some_and(|(_, _, len)| len >= n), self.judged >= n.saturating_mul(2))
+                let interval_ms = rules.interval.num_milliseconds().max(1);
+                let grace = (grace.num_milliseconds() + interval_ms - 1) / interval_ms;
+                let limit = i64::from(n).saturating_mul(2).saturating_add(grace);
+                (streak.is_some_and(|(_, _, len)| len >= n), i64::from(self.judged) >= limit)
             }
-            (Window::Duration(d), streak) => {
-                (streak.is_some_and(|(first, last, _)| last - first >= d), at - rules.first_at >= d + d)
-            }
+            (Window::Duration(d), streak) => (
+                streak.is_some_and(|(first, last, _)| last - first >= d),
+                at - rules.first_at >= d + d + grace,
+            ),
         };
         if complete {
             let last = self.last_value.map(|v| comparison(v, rules.threshold.min, rules.threshold.max));

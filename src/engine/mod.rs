@@ -23,7 +23,9 @@ mod steady;
 mod validate;
 
 pub use action::{Action, AnalysisKind, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
-pub use judge::{DEFAULT_CONSECUTIVE_ERROR_LIMIT, MetricVerdict, Window, judge_metric, run_phase};
+pub use judge::{
+    DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, judge_metric, run_phase,
+};
 pub use observation::{
     AnalysisRunState, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights, ServiceSelectors,
     UserAction, UserRequest,

@@ -264,3 +264,29 @@ proptest! {
         }
     }
 }
+
+/// The timeline the README uses to explain hysteresis; keep the two in step.
+#[test]
+fn the_readme_timeline_holds() {
+    let m = metric(0.01, "2m", Some(0.005), "3m", Some(5));
+    let minutes = [0.002, 0.030, 0.008, 0.003, 0.004, 0.002, 0.003, 0.002, 0.002, 0.002, 0.002];
+    let expected = [
+        "error-rate: 1/5 healthy measurements, last 0.002 <= max 0.01",
+        "error-rate: breaching since 12:02:00, 0.03 > max 0.01 (breachFor 2m)",
+        "error-rate: breaching since 12:02:00, 0.008 <= max 0.01 (breachFor 2m)",
+        "error-rate: recovering, 0.003 <= max 0.005 (recoverFor 3m)",
+        "error-rate: recovering, 0.004 <= max 0.005 (recoverFor 3m)",
+        "error-rate: recovering, 0.002 <= max 0.005 (recoverFor 3m)",
+        "error-rate: 1/5 healthy measurements, last 0.003 <= max 0.01",
+        "error-rate: 2/5 healthy measurements, last 0.002 <= max 0.01",
+        "error-rate: 3/5 healthy measurements, last 0.002 <= max 0.01",
+        "error-rate: 4/5 healthy measurements, last 0.002 <= max 0.01",
+        "error-rate: healthy for 5 measurements, last 0.002 <= max 0.01",
+    ];
+    for (i, want) in expected.iter().enumerate() {
+        let values: Vec<Option<f64>> = minutes[..=i].iter().map(|v| Some(*v)).collect();
+        assert_eq!(judge(&m, &values).message, *want, "after minute {}", i + 1);
+    }
+    let failing = judge(&m, &[Some(0.002), Some(0.03), Some(0.02), Some(0.025)]);
+    assert_eq!(failing.message, "error-rate: 0.025 > max 0.01 continuously for 2m (breachFor 2m)");
+}
