@@ -224,7 +224,7 @@ fn every_invalid_fixture_is_rejected_naming_the_field() {
 }
 
 /// The ready-made templates are ClusterAnalysisTemplates that pass the schema, CEL rules included,
-/// and deserialize into the Rust types.
+/// deserialize into the Rust types, and use only known variables in their queries.
 #[test]
 fn every_ready_made_template_passes_its_schema() {
     let files = yaml_files(&crate_dir("analysis-templates"));
@@ -242,7 +242,14 @@ fn every_ready_made_template_passes_its_schema() {
             }
             let template: ClusterAnalysisTemplate =
                 serde_json::from_value(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            assert!(template.spec.metrics.iter().all(|m| m.threshold.is_some()), "{}", file.display());
+            let declared = template.spec.args.iter().map(|a| a.name.clone()).collect();
+            for metric in &template.spec.metrics {
+                assert!(metric.threshold.is_some(), "{}: {} has no threshold", file.display(), metric.name);
+                let query = &metric.provider.prometheus.as_ref().expect("a Prometheus metric").query;
+                if let Err(e) = bellwether::metrics::template::check(query, &declared) {
+                    panic!("{}: {}: {e}", file.display(), metric.name);
+                }
+            }
         }
     }
 }

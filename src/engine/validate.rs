@@ -2,12 +2,14 @@
 //!
 //! The API server already enforces the CRD schema and CEL rules; this repeats what matters to the
 //! engine (a spec may come from an older CRD, or from `lint` with no API server) and adds what
-//! the schema cannot see: references to templates, their args and their metric names.
+//! the schema cannot see: references to templates, their args, their metric names and the variables
+//! their queries use.
 
 use crate::api::{
     AnalysisArg, AnalysisStep, AnalysisTemplateSpec, Duration, Metric, REVISION_LABEL, RolloutSpec,
     TemplateRef,
 };
+use crate::metrics::template;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -320,7 +322,8 @@ fn check_analysis<'t>(
                     ),
                 );
             }
-            check_metric(metric, &metric_field, errors);
+            let declared: BTreeSet<String> = template.args.iter().map(|a| a.name.clone()).collect();
+            check_metric(metric, &declared, &metric_field, errors);
             metrics.push(metric);
         }
     }
@@ -335,7 +338,7 @@ fn check_analysis<'t>(
     metrics
 }
 
-fn check_metric(metric: &Metric, field: &str, errors: &mut Errors) {
+fn check_metric(metric: &Metric, declared_args: &BTreeSet<String>, field: &str, errors: &mut Errors) {
     let durations = [
         ("interval", metric.interval.as_ref()),
         ("initialDelay", metric.initial_delay.as_ref()),
@@ -356,8 +359,13 @@ fn check_metric(metric: &Metric, field: &str, errors: &mut Errors) {
     for (name, duration) in durations {
         parse_opt(duration, &format!("{field}.{name}"), errors);
     }
-    if metric.provider.prometheus.is_none() {
-        errors.push(format!("{field}.provider"), "must set prometheus");
+    match &metric.provider.prometheus {
+        None => errors.push(format!("{field}.provider"), "must set prometheus"),
+        Some(prometheus) => {
+            if let Err(error) = template::check(&prometheus.query, declared_args) {
+                errors.push(format!("{field}.provider.prometheus.query"), error.to_string());
+            }
+        }
     }
     match (&metric.threshold, &metric.compare) {
         (Some(threshold), None) => {

@@ -670,3 +670,22 @@ fn deciding_twice_on_the_same_input_changes_nothing_new() {
         world.pods_become_ready();
     }
 }
+
+#[test]
+fn a_query_with_an_unknown_variable_or_undeclared_arg_is_invalid() {
+    let mut world = World::deployed(rollout().build());
+    let mut typo = error_rate_template();
+    typo.metrics[0].provider.prometheus.as_mut().unwrap().query =
+        "sum(rate(errors{revision=\"{{canary.revison}}\", job=\"{{args.job}}\"}[1m]))".into();
+    world.observation.templates.insert(template_ref("error-rate"), typo);
+    world.spec = rollout().image("web:2").steps(vec![analysis("error-rate")]).build();
+    let d = world.decide();
+    assert!(d.actions.is_empty());
+    assert!(
+        message(&world).contains(
+            "AnalysisTemplate \"error-rate\" metrics[0].provider.prometheus.query: unknown variable {{canary.revison}}; did you mean {{canary.revision}}?"
+        ),
+        "{}",
+        message(&world)
+    );
+}
