@@ -49,7 +49,7 @@ pub enum MeasurementError {
     #[error("query returned {count} series, expected 1: {}", format_series_list(.series, *.count))]
     TooManySeries {
         count: usize,
-        /// The label sets of the first few series, formatted like `{revision="a"}`.
+        /// The label sets of the first few series in sorted order, formatted like `{revision="a"}`.
         series: Vec<String>,
     },
     /// Anything else: an answer that is not what a measurement query returns.
@@ -451,10 +451,11 @@ fn too_many_series<'a>(
     count: usize,
     series: impl Iterator<Item = &'a HashMap<String, String>>,
 ) -> MeasurementError {
-    MeasurementError::TooManySeries {
-        count,
-        series: series.take(MAX_SERIES_NAMED).map(format_labels).collect(),
-    }
+    // Sorted, so that the same answer always gives the same message.
+    let mut series: Vec<String> = series.map(format_labels).collect();
+    series.sort_unstable();
+    series.truncate(MAX_SERIES_NAMED);
+    MeasurementError::TooManySeries { count, series }
 }
 
 /// Formats a label set the way Prometheus prints it: `name{a="1", b="2"}`, labels sorted.
@@ -579,7 +580,7 @@ mod tests {
     #[test]
     fn many_series_are_abbreviated() {
         let series: Vec<String> =
-            (0..8).map(|i| format!(r#"{{"metric":{{"pod":"p{i}"}},"value":[1,"1"]}}"#)).collect();
+            (0..8).rev().map(|i| format!(r#"{{"metric":{{"pod":"p{i}"}},"value":[1,"1"]}}"#)).collect();
         let body = format!(
             r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
             series.join(",")
@@ -876,6 +877,23 @@ mod tests {
         let p = PrometheusProvider::new(&address, Duration::from_secs(5), &ResolvedAuth::default()).unwrap();
         let err = p.instant("up", None).await.unwrap_err();
         assert_eq!(err, MeasurementError::ServerError { status: 502, message: "upstream down".into() });
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        // Accepts connections (the kernel does, from the backlog) but never answers.
+        let p =
+            PrometheusProvider::new(&address, Duration::from_millis(200), &ResolvedAuth::default()).unwrap();
+        let started = std::time::Instant::now();
+        let err = p.instant("up", None).await.unwrap_err();
+        assert_eq!(
+            err,
+            MeasurementError::Timeout { reason: format!("no answer from {address} within 200ms") }
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(listener);
     }
 
     #[tokio::test]

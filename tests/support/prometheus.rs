@@ -1,0 +1,224 @@
+//! A real Prometheus server for tests, loaded with backfilled data.
+//!
+//! [`Prometheus::start`] takes OpenMetrics text (timestamps in seconds, ending in `# EOF`), turns it
+//! into TSDB blocks with `promtool tsdb create-blocks-from openmetrics`, and starts `prometheus` on a
+//! free 127.0.0.1 port with that data. Use fixed timestamps in the past and query at those times:
+//! the server scrapes nothing, so "now" has no data.
+//!
+//! The server is stopped when the value is dropped. A watchdog process also stops it (and removes its
+//! data) once the test process has exited, so a server kept in a `static` does not outlive the tests.
+//!
+//! Needs the `prometheus` and `promtool` binaries on PATH (Debian: `apt-get install -y prometheus`).
+
+#![allow(dead_code)]
+
+use std::env;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to report ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many ports to try when the chosen one is taken between choosing and binding.
+const START_ATTEMPTS: usize = 3;
+
+const INSTALL_HINT: &str = "install them with `apt-get install -y prometheus` (Debian/Ubuntu), \
+     or run ./scripts/test, which installs them when missing";
+
+/// A running Prometheus server with backfilled data.
+pub struct Prometheus {
+    child: Child,
+    watchdog: Option<Child>,
+    address: String,
+    log: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Backfills `openmetrics` and starts a server on it, or explains why it could not.
+    pub fn start(openmetrics: &str) -> Result<Self, String> {
+        let prometheus = find_binary("prometheus")?;
+        let promtool = find_binary("promtool")?;
+
+        let dir = tempfile::Builder::new()
+            .prefix("bellwether-prometheus-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+        let input = dir.path().join("data.om");
+        let data = dir.path().join("data");
+        let config = dir.path().join("prometheus.yml");
+        let log = dir.path().join("prometheus.log");
+        fs::write(&input, openmetrics).map_err(|e| format!("cannot write {}: {e}", input.display()))?;
+        // No scrape configuration: the server only serves the backfilled data.
+        fs::write(&config, "global:\n  scrape_interval: 1h\n")
+            .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+
+        let backfill = Command::new(&promtool)
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&input)
+            .arg(&data)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", promtool.display()))?;
+        if !backfill.status.success() {
+            return Err(format!(
+                "promtool could not backfill the test data ({}):\n{}{}",
+                backfill.status,
+                String::from_utf8_lossy(&backfill.stdout),
+                String::from_utf8_lossy(&backfill.stderr),
+            ));
+        }
+
+        let mut last_error = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port()?;
+            let log_file = File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+            let log_file_err =
+                log_file.try_clone().map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+            let mut child = Command::new(&prometheus)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--storage.tsdb.retention.time=100y")
+                .stdin(Stdio::null())
+                .stdout(log_file)
+                .stderr(log_file_err)
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", prometheus.display()))?;
+            let mut watchdog = spawn_watchdog(child.id(), dir.path());
+            let address = format!("http://127.0.0.1:{port}");
+            match wait_ready(&mut child, port, &log) {
+                Ok(()) => {
+                    return Ok(Prometheus { child, watchdog, address, log, dir });
+                }
+                Err(error) => {
+                    last_error = error;
+                    stop(&mut child, &mut watchdog);
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    /// The base URL of the server's HTTP API, such as `http://127.0.0.1:41234`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        stop(&mut self.child, &mut self.watchdog);
+    }
+}
+
+/// Waits until the server on `port` reports ready, or explains why it did not.
+fn wait_ready(child: &mut Child, port: u16, log: &Path) -> Result<(), String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "prometheus exited before it was ready ({status}); its log:\n{}",
+                tail(log, 40)
+            ));
+        }
+        if is_ready(addr) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "prometheus was not ready on 127.0.0.1:{port} after {READY_TIMEOUT:?}; its log:\n{}",
+                tail(log, 40)
+            ));
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop(child: &mut Child, watchdog: &mut Option<Child>) {
+    // The watchdog first, so that it never signals a process id that has been reused.
+    if let Some(mut watchdog) = watchdog.take() {
+        let _ = watchdog.kill();
+        let _ = watchdog.wait();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Looks `name` up on PATH.
+pub fn find_binary(name: &str) -> Result<PathBuf, String> {
+    let path = env::var_os("PATH").unwrap_or_default();
+    env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or_else(|| {
+            format!(
+                "`{name}` was not found on PATH; the Prometheus tests need `prometheus` and \
+                 `promtool`: {INSTALL_HINT}"
+            )
+        })
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
+}
+
+fn is_ready(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let status_line = response.split(|&b| b == b'\n').next().unwrap_or_default();
+    String::from_utf8_lossy(status_line).split_whitespace().nth(1) == Some("200")
+}
+
+/// A shell loop that kills the server and removes its directory once this process is gone.
+fn spawn_watchdog(server_pid: u32, dir: &Path) -> Option<Child> {
+    const SCRIPT: &str = r#"
+        while kill -0 "$1" 2>/dev/null; do sleep 0.2; done
+        kill -KILL "$2" 2>/dev/null
+        sleep 0.5
+        rm -rf -- "$3"
+    "#;
+    Command::new("sh")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg("prometheus-watchdog")
+        .arg(std::process::id().to_string())
+        .arg(server_pid.to_string())
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
+/// The last `lines` lines of a log file.
+fn tail(log: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
