@@ -22,15 +22,28 @@ enum Command {
         #[arg(long, default_value = "crds")]
         out: PathBuf,
     },
+    /// Run an AnalysisTemplate against Prometheus, now or as a backtest over a past window
+    /// (--from/--to), and show each measurement, the hysteresis state and the verdict.
+    Analyze(Box<bellwether::cli::analyze::AnalyzeArgs>),
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crds { out } => {
             let written = bellwether::cli::crds::write_all(&out)
                 .with_context(|| format!("writing CRDs to {}", out.display()))?;
             for path in written {
                 println!("wrote {}", path.display());
+            }
+        }
+        Command::Analyze(args) => {
+            let report = bellwether::cli::analyze::analyze(&args).await?;
+            match args.output {
+                bellwether::cli::analyze::Output::Table => print!("{}", report.table()),
+                bellwether::cli::analyze::Output::Json => {
+                    println!("{}", serde_json::to_string_pretty(&report)?)
+                }
             }
         }
     }

@@ -1,3 +1,4 @@
 //! Command-line front ends: the admin commands of `bellwether` and the `kubectl bellwether` plugin.
 
+pub mod analyze;
 pub mod crds;

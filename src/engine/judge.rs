@@ -93,6 +93,8 @@ struct Fold {
     state: HysteresisState,
     since: Option<DateTime<Utc>>,
     recovering_since: Option<DateTime<Utc>>,
+    /// Whether every measurement since the breach began was itself a breach.
+    unbroken: bool,
     /// First and latest measurement of the current run of Healthy measurements, and its length.
     streak: Option<(DateTime<Utc>, DateTime<Utc>, u32)>,
     judged: u32,
@@ -142,6 +144,7 @@ pub fn judge_metric(
         state: HysteresisState::Healthy,
         since: None,
         recovering_since: None,
+        unbroken: false,
         streak: None,
         judged: 0,
         no_data: 0,
@@ -247,10 +250,15 @@ impl Fold {
                 self.state = HysteresisState::Breaching;
                 self.since = Some(at);
                 self.recovering_since = None;
+                self.unbroken = true;
             }
             (HysteresisState::Breaching, Class::Breach) => self.recovering_since = None,
-            (HysteresisState::Breaching, Class::Marginal) => self.recovering_since = None,
+            (HysteresisState::Breaching, Class::Marginal) => {
+                self.recovering_since = None;
+                self.unbroken = false;
+            }
             (HysteresisState::Breaching, Class::Clear) => {
+                self.unbroken = false;
                 let recovering = *self.recovering_since.get_or_insert(at);
                 if at - recovering >= rules.recover_for {
                     self.state = HysteresisState::Healthy;
@@ -266,11 +274,12 @@ impl Fold {
                 self.state = HysteresisState::Failed;
                 let value = self.describe_value(rules);
                 let held = format_duration(at - breaching);
+                let how = if self.unbroken { "continuously" } else { "without recovering" };
                 let message = if rules.breach_for.is_zero() {
                     format!("{}: {value}", rules.name)
                 } else {
                     format!(
-                        "{}: {value} continuously for {held} (breachFor {})",
+                        "{}: {value} {how} for {held} (breachFor {})",
                         rules.name,
                         format_duration(rules.breach_for)
                     )

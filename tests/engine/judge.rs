@@ -85,7 +85,7 @@ fn marginal_values_keep_a_breach_going_until_it_fails() {
     let m = metric(0.01, "3m", Some(0.002), "0s", None);
     let v = judge(&m, &[Some(0.02), Some(0.005), Some(0.005), Some(0.02)]);
     assert_eq!(v.phase, AnalysisPhase::Failed);
-    assert_eq!(v.message, "error-rate: 0.02 > max 0.01 continuously for 3m (breachFor 3m)");
+    assert_eq!(v.message, "error-rate: 0.02 > max 0.01 without recovering for 3m (breachFor 3m)");
 }
 
 #[test]

@@ -1,0 +1,303 @@
+//! `bellwether analyze` backtests the ready-made templates against a real Prometheus holding
+//! per-revision traffic: a good canary, one with 5x errors, a latency regression, one with no
+//! traffic and a flapping one. The verdicts and the times they fired are asserted.
+//!
+//! Needs `prometheus` and `promtool` on PATH; ./scripts/test installs them when missing.
+
+#[path = "support/prometheus.rs"]
+mod prometheus_support;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use prometheus_support::Prometheus;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The start of the backfilled data, 2024-02-01T00:00:00Z: an hour of samples every 15s.
+const T0: i64 = 1_706_745_600;
+const SAMPLES: i64 = 60 * 4;
+const SAMPLE_SECONDS: i64 = 15;
+
+fn at_minute(minute: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(T0, 0).unwrap() + TimeDelta::minutes(minute)
+}
+
+/// Requests per second, error share and the latency bucket most requests land in, for one minute.
+#[derive(Clone, Copy)]
+struct Traffic {
+    rps: f64,
+    error_share: f64,
+    slow: bool,
+}
+
+const GOOD: Traffic = Traffic { rps: 100.0, error_share: 0.002, slow: false };
+
+/// The per-revision traffic of each scenario, minute by minute.
+fn scenario(revision: &str, minute: i64) -> Traffic {
+    match revision {
+        "good" => GOOD,
+        "errors5x" => Traffic { error_share: 0.015, ..GOOD },
+        "slow" => Traffic { slow: true, ..GOOD },
+        "idle" => Traffic { rps: 0.0, ..GOOD },
+        // 2% errors for a minute, then 0.1% for a minute, and again: each breach is shorter than
+        // breachFor, but no recovery lasts recoverFor.
+        "flapping" => Traffic { error_share: if minute % 2 == 0 { 0.02 } else { 0.001 }, ..GOOD },
+        other => panic!("no scenario {other}"),
+    }
+}
+
+const REVISIONS: [&str; 5] = ["good", "errors5x", "slow", "idle", "flapping"];
+
+/// A sample series: its name with labels, and its (timestamp, value) points.
+type Series = (String, Vec<(i64, f64)>);
+
+/// An OpenMetrics family: its type and its series.
+type Family = (&'static str, Vec<Series>);
+
+/// Counters as an app would expose them (`http_requests_total`, a latency histogram), and the
+/// same traffic as Istio's gateway reports it for the Services `good-svc` and `errors5x-svc`, as
+/// OpenMetrics text grouped by family.
+fn fixture() -> String {
+    let mut families: BTreeMap<&str, Family> = BTreeMap::new();
+    for revision in REVISIONS {
+        let mut requests = [0.0f64; 2];
+        let mut buckets = [0.0f64; 5];
+        let mut points: [Vec<(i64, f64)>; 7] = Default::default();
+        for sample in 0..=SAMPLES {
+            let ts = T0 + sample * SAMPLE_SECONDS;
+            // A sample counts the requests since the previous one: the traffic of that interval.
+            let traffic = scenario(revision, (sample.max(1) - 1) * SAMPLE_SECONDS / 60);
+            let n = traffic.rps * SAMPLE_SECONDS as f64;
+            if sample > 0 {
+                requests[0] += n * (1.0 - traffic.error_share);
+                requests[1] += n * traffic.error_share;
+                // Fast: 99.5% under 100ms, all under 250ms. Slow: 5% take 0.5s to 1s.
+                let cumulative =
+                    if traffic.slow { [0.90, 0.95, 0.95, 1.0, 1.0] } else { [0.995, 1.0, 1.0, 1.0, 1.0] };
+                for (bucket, share) in buckets.iter_mut().zip(cumulative) {
+                    *bucket += n * share;
+                }
+            }
+            points[0].push((ts, requests[0]));
+            points[1].push((ts, requests[1]));
+            for (i, bucket) in buckets.iter().enumerate() {
+                points[2 + i].push((ts, *bucket));
+            }
+        }
+        let mut add = |family: &'static str, kind: &'static str, series: String, points: &Vec<(i64, f64)>| {
+            families.entry(family).or_insert((kind, Vec::new())).1.push((series, points.clone()));
+        };
+        let app = format!(r#"namespace="shop",revision="{revision}""#);
+        add("http_requests", "counter", format!(r#"http_requests_total{{{app},code="200"}}"#), &points[0]);
+        add("http_requests", "counter", format!(r#"http_requests_total{{{app},code="500"}}"#), &points[1]);
+        for (i, le) in ["0.1", "0.25", "0.5", "1", "+Inf"].iter().enumerate() {
+            let name = format!(r#"http_request_duration_seconds_bucket{{{app},le="{le}"}}"#);
+            add("http_request_duration_seconds_bucket", "unknown", name, &points[2 + i]);
+        }
+        if matches!(revision, "good" | "errors5x") {
+            let istio = format!(
+                r#"reporter="source",destination_service_namespace="shop",destination_service_name="{revision}-svc""#
+            );
+            add(
+                "istio_requests",
+                "counter",
+                format!(r#"istio_requests_total{{{istio},response_code="200"}}"#),
+                &points[0],
+            );
+            add(
+                "istio_requests",
+                "counter",
+                format!(r#"istio_requests_total{{{istio},response_code="503"}}"#),
+                &points[1],
+            );
+            for (i, le) in ["100", "250", "500", "1000", "+Inf"].iter().enumerate() {
+                let name = format!(r#"istio_request_duration_milliseconds_bucket{{{istio},le="{le}"}}"#);
+                add("istio_request_duration_milliseconds_bucket", "unknown", name, &points[2 + i]);
+            }
+        }
+    }
+    let mut om = String::new();
+    for (family, (kind, series)) in families {
+        writeln!(om, "# TYPE {family} {kind}").unwrap();
+        for (name, points) in series {
+            for (ts, value) in points {
+                writeln!(om, "{name} {value} {ts}").unwrap();
+            }
+        }
+    }
+    om.push_str("# EOF\n");
+    om
+}
+
+fn server() -> &'static Prometheus {
+    static SERVER: OnceLock<Result<Prometheus, String>> = OnceLock::new();
+    match SERVER.get_or_init(|| Prometheus::start(&fixture())) {
+        Ok(server) => server,
+        Err(error) => panic!("cannot start Prometheus for the tests: {error}"),
+    }
+}
+
+/// Runs `bellwether analyze -o json` over the first 20 minutes and returns the report.
+fn analyze(template: &str, address: &str, extra: &[&str]) -> Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bellwether"));
+    command.args(["analyze", "-f", template, "--prometheus", address, "-n", "shop", "-o", "json"]);
+    command.args(["--from", &at_minute(0).to_rfc3339(), "--to", &at_minute(20).to_rfc3339()]);
+    command.args(extra);
+    let output = command.output().expect("bellwether runs");
+    assert!(
+        output.status.success(),
+        "bellwether analyze failed: {}\nPrometheus log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server().log()
+    );
+    serde_json::from_slice(&output.stdout).expect("analyze -o json prints JSON")
+}
+
+fn ready_made(name: &str) -> String {
+    format!("{}/analysis-templates/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// (phase, minutes after the start it fired, message) of one metric in a report.
+fn verdict(report: &Value, metric: &str) -> (String, Option<i64>, String) {
+    let m =
+        report["metrics"].as_array().unwrap().iter().find(|m| m["name"] == metric).expect("metric in report");
+    let fired = m["fired_at"].as_str().map(|t| {
+        let at: DateTime<Utc> = t.parse().unwrap();
+        (at - at_minute(0)).num_minutes()
+    });
+    (m["phase"].as_str().unwrap().to_string(), fired, m["message"].as_str().unwrap().to_string())
+}
+
+fn http_app(revision: &str) -> Value {
+    analyze(&ready_made("http-app.yaml"), server().address(), &["--revision", revision])
+}
+
+#[test]
+fn a_good_canary_passes_after_its_window() {
+    let report = http_app("good");
+    let (phase, fired, message) = verdict(&report, "error-rate");
+    assert_eq!((phase.as_str(), fired), ("Successful", Some(5)), "{message}");
+    assert!(message.starts_with("error-rate: healthy for 5 measurements, last 0.002"), "{message}");
+    assert_eq!(verdict(&report, "latency-p99").0, "Successful");
+    assert_eq!(report["phase"], "Successful");
+}
+
+#[test]
+fn five_times_the_errors_fails_after_breach_for() {
+    let report = http_app("errors5x");
+    let (phase, fired, message) = verdict(&report, "error-rate");
+    assert_eq!(
+        (phase.as_str(), fired),
+        ("Failed", Some(3)),
+        "first measurement at 1m, breachFor 2m: {message}"
+    );
+    assert!(message.contains("> max 0.01 continuously for 2m (breachFor 2m)"), "{message}");
+    assert_eq!(report["phase"], "Failed");
+}
+
+#[test]
+fn a_latency_regression_fails_on_p99() {
+    let report = http_app("slow");
+    let (phase, fired, message) = verdict(&report, "latency-p99");
+    assert_eq!(
+        (phase.as_str(), fired),
+        ("Failed", Some(4)),
+        "first measurement at 1m, breachFor 3m: {message}"
+    );
+    assert!(message.contains("> max 0.5"), "{message}");
+    assert_eq!(verdict(&report, "error-rate").0, "Successful");
+    assert_eq!(report["phase"], "Failed");
+}
+
+#[test]
+fn no_traffic_is_inconclusive_never_successful() {
+    let report = http_app("idle");
+    let (phase, fired, message) = verdict(&report, "error-rate");
+    assert_eq!((phase.as_str(), fired), ("Inconclusive", Some(5)), "{message}");
+    assert_eq!(message, "error-rate: no data in 5 measurements (noData: inconclusive)");
+    assert_eq!(report["phase"], "Inconclusive");
+}
+
+/// Each breach lasts a minute, shorter than breachFor, but the clear minutes between them are
+/// shorter than recoverFor: the metric never recovers, so the breach is one that lasts.
+#[test]
+fn a_flapping_metric_fails_because_it_never_recovers() {
+    let report = http_app("flapping");
+    let (phase, fired, message) = verdict(&report, "error-rate");
+    assert_eq!((phase.as_str(), fired), ("Failed", Some(3)), "{message}");
+    assert!(message.ends_with("> max 0.01 without recovering for 2m (breachFor 2m)"), "{message}");
+}
+
+#[test]
+fn the_istio_template_judges_the_canary_service() {
+    let good = analyze(&ready_made("istio.yaml"), server().address(), &["--canary-service", "good-svc"]);
+    assert_eq!(good["phase"], "Successful", "{good}");
+    let bad = analyze(&ready_made("istio.yaml"), server().address(), &["--canary-service", "errors5x-svc"]);
+    let (phase, fired, message) = verdict(&bad, "error-rate");
+    assert_eq!((phase.as_str(), fired), ("Failed", Some(3)), "{message}");
+}
+
+#[test]
+fn prometheus_down_is_an_error_after_the_error_limit() {
+    let report = analyze(&ready_made("http-app.yaml"), "http://127.0.0.1:1", &["--revision", "good"]);
+    let (phase, fired, message) = verdict(&report, "error-rate");
+    assert_eq!((phase.as_str(), fired), ("Error", Some(5)), "{message}");
+    assert!(message.contains("5 measurement errors in a row (consecutiveErrorLimit 4)"), "{message}");
+    assert!(message.contains("is unreachable"), "{message}");
+}
+
+/// A template of one metric with `query` and `timeout`, written to a temporary file.
+fn one_metric_template(query: &str, timeout: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let template = serde_json::json!({
+        "apiVersion": "bellwether.dev/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": "probe"},
+        "spec": {"metrics": [{
+            "name": "probe",
+            "interval": "1m",
+            "count": 3,
+            "consecutiveErrorLimit": 1,
+            "provider": {"prometheus": {"address": "http://unused:9090", "query": query, "timeout": timeout}},
+            "threshold": {"max": 1}
+        }]}
+    });
+    std::fs::write(file.path(), serde_yaml::to_string(&template).unwrap()).unwrap();
+    file
+}
+
+#[test]
+fn a_bad_query_is_an_error_naming_the_problem() {
+    let template = one_metric_template("sum(rate(http_requests_total[1m]", "10s");
+    let report = analyze(template.path().to_str().unwrap(), server().address(), &[]);
+    let (phase, fired, message) = verdict(&report, "probe");
+    assert_eq!((phase.as_str(), fired), ("Error", Some(1)), "{message}");
+    assert!(message.contains("Prometheus rejected the query"), "{message}");
+}
+
+#[test]
+fn a_slow_query_times_out() {
+    let heavy = "count(count_over_time(http_request_duration_seconds_bucket[1h:1s]))";
+    let template = one_metric_template(heavy, "1ms");
+    let report = analyze(template.path().to_str().unwrap(), server().address(), &[]);
+    let (phase, _, message) = verdict(&report, "probe");
+    assert_eq!(phase, "Error", "{message}");
+    assert!(message.contains("timed out"), "{message}");
+}
+
+#[test]
+fn the_table_shows_states_and_when_the_verdict_fired() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["analyze", "-f", &ready_made("http-app.yaml"), "--prometheus", server().address()])
+        .args(["-n", "shop", "--revision", "errors5x", "--from", &at_minute(0).to_rfc3339()])
+        .args(["--to", &at_minute(20).to_rfc3339()])
+        .output()
+        .expect("bellwether runs");
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(table.contains("Breaching"), "{table}");
+    assert!(table.contains("verdict: Failed, fired at 00:03:00 (3m after start)"), "{table}");
+    assert!(table.contains("run: Failed"), "{table}");
+}
