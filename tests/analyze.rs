@@ -297,7 +297,11 @@ fn the_table_shows_states_and_when_the_verdict_fired() {
         .expect("bellwether runs");
     let table = String::from_utf8(output.stdout).unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(table.contains("Breaching"), "{table}");
+    // The README shows these lines.
+    assert!(
+        table.contains("  2024-02-01 00:01:00      0.015000  Breaching  error-rate: breaching since 00:01:00, 0.015 > max 0.01 (breachFor 2m)"),
+        "{table}"
+    );
     assert!(table.contains("verdict: Failed, fired at 00:03:00 (3m after start)"), "{table}");
     assert!(table.contains("run: Failed"), "{table}");
 }

@@ -217,7 +217,11 @@ async fn analyze_metric(
     let provider = PrometheusProvider::new(address, timeout, &ResolvedAuth::default())
         .map_err(|e| fail(e.to_string()))?;
 
-    let times = measurement_times(started_at, end, interval);
+    let initial_delay = match &metric.initial_delay {
+        Some(d) => d.parse().map_err(|e| fail(e.to_string()))?,
+        None => chrono::Duration::zero(),
+    };
+    let times = measurement_times(started_at + initial_delay, end, interval);
     if times.len() > MAX_POINTS {
         return Err(AnalyzeError::TooLong { metric: metric.name.clone(), points: times.len() });
     }

@@ -179,15 +179,28 @@ fn outside(value: f64, min: Option<f64>, max: Option<f64>) -> bool {
     min.is_some_and(|m| value < m) || max.is_some_and(|m| value > m)
 }
 
+/// A measured value with four significant digits, so that messages stay readable: `0.0995`,
+/// `123.5`, `2`. Thresholds are shown as written.
+fn number(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return value.to_string();
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = (3 - magnitude).clamp(0, 12) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text }
+}
+
 /// `0.034 > max 0.01`, or `0.2 < min 0.5`.
 fn comparison(value: f64, min: Option<f64>, max: Option<f64>) -> String {
+    let shown = number(value);
     match (min, max) {
-        (Some(min), _) if value < min => format!("{value} < min {min}"),
-        (_, Some(max)) if value > max => format!("{value} > max {max}"),
-        (Some(min), Some(max)) => format!("{value} within {min}..{max}"),
-        (Some(min), None) => format!("{value} >= min {min}"),
-        (None, Some(max)) => format!("{value} <= max {max}"),
-        (None, None) => value.to_string(),
+        (Some(min), _) if value < min => format!("{shown} < min {min}"),
+        (_, Some(max)) if value > max => format!("{shown} > max {max}"),
+        (Some(min), Some(max)) => format!("{shown} within {min}..{max}"),
+        (Some(min), None) => format!("{shown} >= min {min}"),
+        (None, Some(max)) => format!("{shown} <= max {max}"),
+        (None, None) => shown,
     }
 }
 

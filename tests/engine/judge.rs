@@ -290,3 +290,14 @@ fn the_readme_timeline_holds() {
     let failing = judge(&m, &[Some(0.002), Some(0.03), Some(0.02), Some(0.025)]);
     assert_eq!(failing.message, "error-rate: 0.025 > max 0.01 continuously for 2m (breachFor 2m)");
 }
+
+#[test]
+fn measured_values_are_shown_with_four_significant_digits() {
+    let m = metric(0.5, "0s", None, "0s", Some(3));
+    assert_eq!(
+        judge(&m, &[Some(0.099_497_487_437)]).message,
+        "error-rate: 1/3 healthy measurements, last 0.0995 <= max 0.5"
+    );
+    assert_eq!(judge(&m, &[Some(123.456)]).message, "error-rate: 123.5 > max 0.5");
+    assert_eq!(judge(&m, &[Some(0.0)]).message, "error-rate: 1/3 healthy measurements, last 0 <= max 0.5");
+}
