@@ -131,12 +131,10 @@ fn fixture() -> String {
     om
 }
 
+/// One server for the whole test binary.
 fn server() -> &'static Prometheus {
     static SERVER: OnceLock<Result<Prometheus, String>> = OnceLock::new();
-    match SERVER.get_or_init(|| Prometheus::start(&fixture())) {
-        Ok(server) => server,
-        Err(error) => panic!("cannot start Prometheus for the tests: {error}"),
-    }
+    prometheus_support::shared(&SERVER, fixture)
 }
 
 /// Runs `bellwether analyze -o json` over the first 20 minutes and returns the report.

@@ -48,10 +48,7 @@ fn fixture() -> String {
 /// One server for the whole test binary.
 fn server() -> &'static Prometheus {
     static SERVER: OnceLock<Result<Prometheus, String>> = OnceLock::new();
-    match SERVER.get_or_init(|| Prometheus::start(&fixture())) {
-        Ok(server) => server,
-        Err(error) => panic!("cannot start Prometheus for the tests: {error}"),
-    }
+    prometheus_support::shared(&SERVER, fixture)
 }
 
 fn provider_with_timeout(timeout: Duration) -> PrometheusProvider {

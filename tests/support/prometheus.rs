@@ -19,6 +19,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,17 @@ pub struct Prometheus {
     address: String,
     log: PathBuf,
     dir: tempfile::TempDir,
+}
+
+/// The server of a test binary, started once from `fixture` and shared by its tests.
+pub fn shared(
+    cell: &'static OnceLock<Result<Prometheus, String>>,
+    fixture: fn() -> String,
+) -> &'static Prometheus {
+    match cell.get_or_init(|| Prometheus::start(&fixture())) {
+        Ok(server) => server,
+        Err(error) => panic!("cannot start Prometheus for the tests: {error}"),
+    }
 }
 
 impl Prometheus {
