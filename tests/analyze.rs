@@ -57,8 +57,9 @@ type Series = (String, Vec<(i64, f64)>);
 type Family = (&'static str, Vec<Series>);
 
 /// Counters as an app would expose them (`http_requests_total`, a latency histogram), and the
-/// same traffic as Istio's gateway reports it for the Services `good-svc` and `errors5x-svc`, as
-/// OpenMetrics text grouped by family.
+/// same traffic as Istio's gateway reports it for the Services `good-svc` and `errors5x-svc` and as
+/// Envoy Gateway's per-backendRef clusters report it for the routes `good-route` and
+/// `errors5x-route`, as OpenMetrics text grouped by family.
 fn fixture() -> String {
     let mut families: BTreeMap<&str, Family> = BTreeMap::new();
     for revision in REVISIONS {
@@ -97,6 +98,17 @@ fn fixture() -> String {
             add("http_request_duration_seconds_bucket", "unknown", name, &points[2 + i]);
         }
         if matches!(revision, "good" | "errors5x") {
+            let cluster = format!(r#"envoy_cluster_name="httproute/shop/{revision}-route/rule/0/backend/1""#);
+            for (class, points) in [("2", &points[0]), ("5", &points[1])] {
+                let name = format!(
+                    r#"envoy_cluster_upstream_rq_xx{{{cluster},envoy_response_code_class="{class}"}}"#
+                );
+                add("envoy_cluster_upstream_rq_xx", "unknown", name, points);
+            }
+            for (i, le) in ["100", "250", "500", "1000", "+Inf"].iter().enumerate() {
+                let name = format!(r#"envoy_cluster_upstream_rq_time_bucket{{{cluster},le="{le}"}}"#);
+                add("envoy_cluster_upstream_rq_time_bucket", "unknown", name, &points[2 + i]);
+            }
             let istio = format!(
                 r#"reporter="source",destination_service_namespace="shop",destination_service_name="{revision}-svc""#
             );
@@ -235,6 +247,27 @@ fn the_istio_template_judges_the_canary_service() {
     let bad = analyze(&ready_made("istio.yaml"), server().address(), &["--canary-service", "errors5x-svc"]);
     let (phase, fired, message) = verdict(&bad, "error-rate");
     assert_eq!((phase.as_str(), fired), ("Failed", Some(3)), "{message}");
+}
+
+#[test]
+fn the_envoy_gateway_template_judges_the_canary_backend_cluster() {
+    let template = ready_made("envoy-gateway.yaml");
+    let good = analyze(&template, server().address(), &["--arg", "route=good-route"]);
+    assert_eq!(good["phase"], "Successful", "{good}");
+    let bad = analyze(&template, server().address(), &["--arg", "route=errors5x-route"]);
+    let (phase, fired, message) = verdict(&bad, "error-rate");
+    assert_eq!((phase.as_str(), fired), ("Failed", Some(3)), "{message}");
+}
+
+#[test]
+fn a_missing_arg_is_named() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["analyze", "-f", &ready_made("envoy-gateway.yaml"), "--prometheus", "http://127.0.0.1:1"])
+        .output()
+        .expect("bellwether runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("route"), "{stderr}");
 }
 
 #[test]

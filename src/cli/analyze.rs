@@ -73,22 +73,22 @@ fn parse_arg(text: &str) -> Result<(String, String), String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path} is not valid YAML: {source}")]
-    Yaml { path: PathBuf, source: serde_yaml::Error },
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: std::io::Error },
+    #[error("{path} is not valid YAML: {reason}")]
+    Yaml { path: PathBuf, reason: serde_yaml::Error },
     #[error("{path} has no AnalysisTemplate or ClusterAnalysisTemplate")]
     NoTemplate { path: PathBuf },
-    #[error("{path}: the template's spec is invalid: {source}")]
-    Spec { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: the template's spec is invalid: {reason}")]
+    Spec { path: PathBuf, reason: serde_json::Error },
     #[error("--at {0:?} is neither `now` nor an RFC 3339 time")]
     At(String),
     #[error("--from must be before --to")]
     EmptyWindow,
     #[error("the backtest needs {points} measurements of {metric}; at most {MAX_POINTS} are allowed")]
     TooLong { metric: String, points: usize },
-    #[error("{metric}: {source}")]
-    Template { metric: String, source: template::TemplateError },
+    #[error("{metric}: {reason}")]
+    Template { metric: String, reason: template::TemplateError },
     #[error("{metric}: {message}")]
     Metric { metric: String, message: String },
 }
@@ -159,14 +159,14 @@ pub async fn analyze(args: &AnalyzeArgs) -> Result<Report, AnalyzeError> {
 
 fn load_template(path: &Path) -> Result<(String, AnalysisTemplateSpec), AnalyzeError> {
     let text =
-        std::fs::read_to_string(path).map_err(|source| AnalyzeError::Read { path: path.into(), source })?;
+        std::fs::read_to_string(path).map_err(|reason| AnalyzeError::Read { path: path.into(), reason })?;
     for document in serde_yaml::Deserializer::from_str(&text) {
         let value = serde_json::Value::deserialize(document)
-            .map_err(|source| AnalyzeError::Yaml { path: path.into(), source })?;
+            .map_err(|reason| AnalyzeError::Yaml { path: path.into(), reason })?;
         if matches!(value["kind"].as_str(), Some("AnalysisTemplate" | "ClusterAnalysisTemplate")) {
             let name = value["metadata"]["name"].as_str().unwrap_or("unnamed").to_string();
             let spec = serde_json::from_value(value["spec"].clone())
-                .map_err(|source| AnalyzeError::Spec { path: path.into(), source })?;
+                .map_err(|reason| AnalyzeError::Spec { path: path.into(), reason })?;
             return Ok((name, spec));
         }
     }
@@ -212,7 +212,7 @@ async fn analyze_metric(
     let vars =
         Vars { interval: metric.interval.as_ref().map_or("1m".into(), ToString::to_string), ..vars.clone() };
     let query = template::render(&prometheus.query, &vars)
-        .map_err(|source| AnalyzeError::Template { metric: metric.name.clone(), source })?;
+        .map_err(|reason| AnalyzeError::Template { metric: metric.name.clone(), reason })?;
     let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
     let provider = PrometheusProvider::new(address, timeout, &ResolvedAuth::default())
         .map_err(|e| fail(e.to_string()))?;
