@@ -150,10 +150,12 @@ pub async fn analyze(args: &AnalyzeArgs) -> Result<Report, AnalyzeError> {
         None => None,
     };
     let mut metrics = Vec::with_capacity(spec.metrics.len());
+    let mut verdicts = Vec::with_capacity(spec.metrics.len());
     for metric in &spec.metrics {
-        metrics.push(analyze_metric(args, metric, &vars, started_at, end, run_duration).await?);
+        let (report, verdict) = analyze_metric(args, metric, &vars, started_at, end, run_duration).await?;
+        metrics.push(report);
+        verdicts.push(verdict);
     }
-    let verdicts: Vec<MetricVerdict> = metrics.iter().map(MetricReport::verdict).collect();
     Ok(Report { template: name, started_at, phase: run_phase(&verdicts), metrics })
 }
 
@@ -197,7 +199,7 @@ async fn analyze_metric(
     started_at: DateTime<Utc>,
     end: DateTime<Utc>,
     run_duration: Option<chrono::Duration>,
-) -> Result<MetricReport, AnalyzeError> {
+) -> Result<(MetricReport, MetricVerdict), AnalyzeError> {
     let fail = |message: String| AnalyzeError::Metric { metric: metric.name.clone(), message };
     let prometheus =
         metric.provider.prometheus.as_ref().ok_or_else(|| fail("has no Prometheus provider".into()))?;
@@ -247,15 +249,16 @@ async fn analyze_metric(
             break;
         }
     }
-    Ok(MetricReport {
+    let report = MetricReport {
         name: metric.name.clone(),
         query,
         points,
         phase: verdict.phase,
-        message: verdict.message,
+        message: verdict.message.clone(),
         fired_at: verdict.decided_at,
         dry_run: verdict.dry_run,
-    })
+    };
+    Ok((report, verdict))
 }
 
 /// `start`, `start + interval`, ... up to and including `end`.
@@ -267,20 +270,6 @@ fn measurement_times(
     let interval = interval.max(chrono::Duration::seconds(1));
     let count = ((end - start).num_milliseconds() / interval.num_milliseconds()).max(0) as usize + 1;
     (0..count).map(|i| start + interval * i as i32).collect()
-}
-
-impl MetricReport {
-    fn verdict(&self) -> MetricVerdict {
-        MetricVerdict {
-            phase: self.phase,
-            message: self.message.clone(),
-            state: self.points.last().map_or(HysteresisState::Healthy, |p| p.state),
-            since: None,
-            consecutive_errors: 0,
-            decided_at: self.fired_at,
-            dry_run: self.dry_run,
-        }
-    }
 }
 
 impl Report {
