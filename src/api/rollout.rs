@@ -289,7 +289,9 @@ pub struct PauseCondition {
     pub started_at: DateTime<Utc>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema,
+)]
 pub enum PauseReason {
     /// A `pause` step.
     PauseStep,

@@ -32,12 +32,6 @@ pub enum Action {
     },
 }
 
-impl Action {
-    pub fn touches_traffic(&self) -> bool {
-        matches!(self, Self::SetWeights { .. } | Self::PointService { .. })
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServiceRole {
     Stable,

@@ -26,14 +26,7 @@ pub(super) struct Pass<'a> {
     /// Times at which something will change without any watch event.
     pub wakeups: Vec<DateTime<Utc>>,
     /// Derived pause reasons that still hold in this pass; the others are lifted at the end.
-    pub pauses_held: BTreeSet<PauseReasonKey>,
-}
-
-/// `PauseReason` as an ordered key.
-pub(super) type PauseReasonKey = u8;
-
-pub(super) fn pause_key(reason: PauseReason) -> PauseReasonKey {
-    reason as u8
+    pub pauses_held: BTreeSet<PauseReason>,
 }
 
 /// A spec that failed validation: record why, touch nothing.
@@ -192,7 +185,7 @@ impl<'a> Pass<'a> {
 
     /// Holds a pause for this pass, adding the condition (and an Event) when it is new.
     pub fn hold_pause(&mut self, reason: PauseReason, message: &str) {
-        self.pauses_held.insert(pause_key(reason));
+        self.pauses_held.insert(reason);
         if !self.has_pause(reason) {
             self.status.pause_conditions.push(PauseCondition { reason, started_at: self.now });
             self.event(EventKind::Normal, "Paused", message);
@@ -260,7 +253,7 @@ impl<'a> Pass<'a> {
         let reasons_held = self.pauses_held.clone();
         self.status
             .pause_conditions
-            .retain(|c| c.reason == PauseReason::UserPause || reasons_held.contains(&pause_key(c.reason)));
+            .retain(|c| c.reason == PauseReason::UserPause || reasons_held.contains(&c.reason));
         let in_flight = self.status.canary_revision.is_some();
         let stable_ready = self
             .status
