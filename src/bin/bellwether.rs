@@ -25,6 +25,9 @@ enum Command {
     /// Run an AnalysisTemplate against Prometheus, now or as a backtest over a past window
     /// (--from/--to), and show each measurement, the hysteresis state and the verdict.
     Analyze(Box<bellwether::cli::analyze::AnalyzeArgs>),
+    /// Simulate releases of a Rollout with no cluster and no Prometheus: a timeline of every step,
+    /// weight, measurement and decision, or with --runs N the distribution of outcomes.
+    Simulate(Box<bellwether::cli::simulate::SimulateArgs>),
 }
 
 #[tokio::main]
@@ -46,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Simulate(args) => print!("{}", bellwether::cli::simulate::simulate(&args)?),
     }
     Ok(())
 }

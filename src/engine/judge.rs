@@ -181,7 +181,7 @@ fn outside(value: f64, min: Option<f64>, max: Option<f64>) -> bool {
 
 /// A measured value with four significant digits, so that messages stay readable: `0.0995`,
 /// `123.5`, `2`. Thresholds are shown as written.
-fn number(value: f64) -> String {
+pub fn format_value(value: f64) -> String {
     if value == 0.0 || !value.is_finite() {
         return value.to_string();
     }
@@ -193,7 +193,7 @@ fn number(value: f64) -> String {
 
 /// `0.034 > max 0.01`, or `0.2 < min 0.5`.
 fn comparison(value: f64, min: Option<f64>, max: Option<f64>) -> String {
-    let shown = number(value);
+    let shown = format_value(value);
     match (min, max) {
         (Some(min), _) if value < min => format!("{shown} < min {min}"),
         (_, Some(max)) if value > max => format!("{shown} > max {max}"),

@@ -19,12 +19,14 @@ mod replicas;
 mod requests;
 mod retreat;
 mod revision;
+mod stats;
 mod steady;
 mod validate;
 
 pub use action::{Action, AnalysisKind, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
 pub use judge::{
-    DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, judge_metric, run_phase,
+    DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, format_value, judge_metric,
+    run_phase,
 };
 pub use observation::{
     AnalysisRunState, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights, ServiceSelectors,
@@ -32,6 +34,7 @@ pub use observation::{
 };
 pub use replicas::canary_replicas;
 pub use revision::revision_of;
+pub use stats::{MannWhitney, mann_whitney_u};
 pub use validate::{Background, Plan, SpecError, Step, Templates, validate};
 
 use crate::api::{RolloutSpec, RolloutStatus};

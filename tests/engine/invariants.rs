@@ -4,7 +4,8 @@
 use super::fixtures::*;
 use super::world::World;
 use bellwether::api::{AnalysisFailurePolicy, AnalysisPhase, CanaryStep, InconclusivePolicy, RolloutSpec};
-use bellwether::engine::{Action, Decision, Input, Observation, UserAction, decide, validate};
+use bellwether::engine::{Decision, Observation, UserAction, validate};
+use bellwether::sim::invariants::{self, Decided};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -129,119 +130,25 @@ fn spec_of(scenario: &Scenario) -> RolloutSpec {
 
 /// Checks one decision, taken on `observation` from `world.status` (the input status).
 fn check(world: &World, observation: &Observation, decision: &Decision) -> Result<(), TestCaseError> {
-    let input = &world.status;
-    let output = &decision.status;
-    let plan = validate(&world.spec, &observation.templates).expect("generated specs are valid");
-    let n = plan.steps.len();
-    let revision = world.revision();
-
-    // Weights on a route always sum to 100.
-    for action in &decision.actions {
-        if let Action::SetWeights { canary, stable } = action {
-            prop_assert_eq!(canary + stable, 100, "weights must sum to 100: {:?}", action);
-        }
-    }
-
-    // Canary weight never exceeds the current step's weight.
-    let in_flight = output.canary_revision.is_some() && output.abort.is_none() && !output.progress.promoting;
-    let limit = match output.current_step_index {
-        Some(i) if in_flight && (i as usize) < n => plan.weight_at(i as usize),
-        _ => 0,
-    };
-    for action in &decision.actions {
-        if let Action::SetWeights { canary, .. } = action {
-            prop_assert!(
-                *canary <= limit,
-                "canary weight {} exceeds the step's {} ({:?})",
-                canary,
-                limit,
-                output.step
-            );
-        }
-    }
-
-    // No weight goes to a revision without available pods.
-    for action in &decision.actions {
-        if let Action::SetWeights { canary, .. } = action
-            && *canary > 0
-        {
-            prop_assert!(
-                observation.available(&revision) > 0,
-                "weight {} to canary {} with no available pods",
-                canary,
-                revision
-            );
-            prop_assert_eq!(
-                observation.services.canary.as_deref(),
-                Some(revision.as_str()),
-                "weight to a canary Service that selects another revision"
-            );
-        }
-    }
-
-    // An abort's first mutation moves the weight to stable.
-    if input.abort.is_none() && output.abort.is_some() {
-        let traffic_already_off = observation.routes.iter().all(|r| r.weights.is_some_and(|w| w.canary == 0));
-        match decision.actions.first() {
-            Some(Action::SetWeights { canary: 0, stable: 100 }) => {}
-            first => prop_assert!(
-                traffic_already_off
-                    && !decision.actions.iter().any(|a| matches!(a, Action::SetWeights { .. })),
-                "an abort began with {:?}",
-                first
-            ),
-        }
-    }
-
-    // Deciding again on the same input yields no new action and no new event.
-    let again = decide(Input {
+    invariants::check(&Decided {
         name: "web",
-        generation: Some(1),
         spec: &world.spec,
-        status: output,
+        input: &world.status,
         observation,
         now: world.now,
-    });
-    prop_assert_eq!(&again.status, output, "a second decision changed the status");
-    prop_assert!(again.events.is_empty(), "a second decision emitted events: {:?}", again.events);
-    for action in &again.actions {
-        prop_assert!(decision.actions.contains(action), "a second decision added {:?}", action);
-    }
-
-    // The rollout never moves past an analysis step whose run is not Successful, unless a person
-    // promoted it.
-    let promoted_by_hand = input.progress.promote_full
-        || observation.requests.iter().any(|r| {
-            matches!(r.action, UserAction::Promote | UserAction::PromoteFull)
-                && !input.progress.handled_requests.contains(&r.id)
-                && output.progress.handled_requests.contains(&r.id)
-        });
-    let same_canary = input.canary_revision.is_some() && input.canary_revision == output.canary_revision;
-    let promoted_now = input.canary_revision.is_some() && output.stable_revision == input.canary_revision;
-    if !promoted_by_hand && input.abort.is_none() && (same_canary || promoted_now) {
-        let from = input.current_step_index.unwrap_or(0) as usize;
-        let to = if promoted_now { n } else { output.current_step_index.unwrap_or(0) as usize };
-        let canary = input.canary_revision.clone().unwrap_or_default();
-        for k in from..to.min(n) {
-            if matches!(plan.steps[k], bellwether::engine::Step::Analysis(_)) {
-                let slot = format!("-step{k}");
-                let passed = observation.analysis_runs.iter().any(|r| {
-                    r.name.starts_with(&format!("web-{canary}-"))
-                        && (r.name.ends_with(&slot) || r.name.contains(&format!("{slot}-rerun")))
-                        && r.phase == Some(AnalysisPhase::Successful)
-                });
-                prop_assert!(passed, "moved past analysis step {} without a Successful run", k + 1);
-            }
-        }
-    }
-
-    prop_assert!(output.phase.is_some(), "every decision sets a phase");
-    Ok(())
+        decision,
+    })
+    .map_err(TestCaseError::fail)
 }
 
 fn happen(world: &mut World, happening: &Happening) {
-    let newest =
-        world.observation.replica_sets.iter().max_by_key(|rs| rs.created_at).map(|rs| rs.revision.clone());
+    let newest = world
+        .cluster
+        .observation
+        .replica_sets
+        .iter()
+        .max_by_key(|rs| rs.created_at)
+        .map(|rs| rs.revision.clone());
     match happening {
         Happening::Tick(seconds) => world.advance(f64::from(*seconds) / 60.0),
         Happening::PodsReady => world.pods_become_ready(),
@@ -256,7 +163,7 @@ fn happen(world: &mut World, happening: &Happening) {
             }
         }
         Happening::GatewayLags => {
-            for route in &mut world.observation.routes {
+            for route in &mut world.cluster.observation.routes {
                 for parent in &mut route.parents {
                     parent.observed_generation = route.generation - 1;
                 }
@@ -264,6 +171,7 @@ fn happen(world: &mut World, happening: &Happening) {
         }
         Happening::RunEnds(phase) => {
             if let Some(run) = world
+                .cluster
                 .observation
                 .analysis_runs
                 .iter_mut()
@@ -275,7 +183,7 @@ fn happen(world: &mut World, happening: &Happening) {
         }
         Happening::Request(action, stale) => {
             world.request(*action, "prop");
-            if *stale && let Some(request) = world.observation.requests.last_mut() {
+            if *stale && let Some(request) = world.cluster.observation.requests.last_mut() {
                 request.step = Some(request.step.unwrap_or(0) + 1);
             }
         }
@@ -286,7 +194,7 @@ fn happen(world: &mut World, happening: &Happening) {
     }
     // Gateways catch up again unless they were just told to lag.
     if !matches!(happening, Happening::GatewayLags) {
-        for route in &mut world.observation.routes {
+        for route in &mut world.cluster.observation.routes {
             for parent in &mut route.parents {
                 parent.observed_generation = route.generation;
             }
@@ -300,7 +208,7 @@ fn run(scenario: &Scenario) -> Result<(), TestCaseError> {
     world.ship("web:2");
     for (happening, applied) in &scenario.timeline {
         happen(&mut world, happening);
-        let observation = world.observation.clone();
+        let observation = world.cluster.observation.clone();
         let before = world.status.clone();
         let decision = world.decide();
         world.status = before;
@@ -338,7 +246,7 @@ proptest! {
         let spec = rollout().image("web:2").replicas(replicas).steps(steps).edit(|s| s.progress_deadline_seconds = deadline).build();
         let mut world = World::deployed(rollout().build());
         world.spec = spec;
-        let valid = validate(&world.spec, &world.observation.templates).is_ok();
+        let valid = validate(&world.spec, &world.cluster.observation.templates).is_ok();
         let decision = world.decide();
         if !valid {
             prop_assert!(decision.actions.is_empty());

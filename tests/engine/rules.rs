@@ -107,7 +107,7 @@ fn weight_is_verified_only_when_every_parent_accepted_the_new_generation() {
     lagging.step();
     lagging.pods_become_ready();
     lagging.step();
-    lagging.observation.routes[0].parents[0].observed_generation -= 1;
+    lagging.cluster.observation.routes[0].parents[0].observed_generation -= 1;
     lagging.step();
     assert_eq!(lagging.status.current_step_index, Some(0));
     assert!(!lagging.status.weights.verified);
@@ -212,7 +212,7 @@ fn a_failed_analysis_aborts_and_the_first_mutation_moves_traffic_to_stable() {
 
     world.settle();
     assert_eq!(
-        world.observation.services.canary.as_deref(),
+        world.cluster.observation.services.canary.as_deref(),
         Some(stable.as_str()),
         "after the abort both Services select stable"
     );
@@ -304,7 +304,7 @@ fn background_analysis_ends_when_the_canary_is_promoted() {
     world.settle();
     assert!(world.status.canary_revision.is_none());
     assert!(
-        world.observation.analysis_runs.iter().all(|r| r.terminating),
+        world.cluster.observation.analysis_runs.iter().all(|r| r.terminating),
         "the background run was told to stop"
     );
 }
@@ -478,7 +478,7 @@ fn an_invalid_spec_sets_invalid_spec_and_touches_nothing() {
 #[test]
 fn duplicate_metric_names_across_templates_are_invalid() {
     let mut world = World::deployed(rollout().build());
-    world.observation.templates.insert(template_ref("error-rate-copy"), error_rate_template());
+    world.cluster.observation.templates.insert(template_ref("error-rate-copy"), error_rate_template());
     world.spec = rollout()
         .image("web:2")
         .steps(vec![CanaryStep {
@@ -544,7 +544,7 @@ fn promote_full_skips_every_remaining_step_and_analysis() {
     world.request(UserAction::PromoteFull, "dave");
     world.settle();
     assert_eq!(world.status.stable_revision.as_deref(), Some(canary.as_str()));
-    assert!(world.observation.analysis_runs.iter().all(|r| r.terminating));
+    assert!(world.cluster.observation.analysis_runs.iter().all(|r| r.terminating));
 }
 
 #[test]
@@ -555,10 +555,10 @@ fn a_stale_promote_for_another_step_is_ignored() {
     web_v2(&mut world);
     world.settle();
     world.request(UserAction::Promote, "erin");
-    let stale = world.observation.requests.last().cloned().unwrap();
+    let stale = world.cluster.observation.requests.last().cloned().unwrap();
     world.settle();
     assert_eq!(world.status.current_step_index, Some(2));
-    world.observation.requests.push(bellwether::engine::UserRequest { id: "late".into(), ..stale });
+    world.cluster.observation.requests.push(bellwether::engine::UserRequest { id: "late".into(), ..stale });
     let d = world.step();
     assert_eq!(
         world.status.current_step_index,
@@ -649,7 +649,8 @@ fn old_replica_sets_beyond_the_history_limit_are_deleted() {
         world.advance(1.0);
         world.settle();
     }
-    let kept: Vec<&str> = world.observation.replica_sets.iter().map(|rs| rs.revision.as_str()).collect();
+    let kept: Vec<&str> =
+        world.cluster.observation.replica_sets.iter().map(|rs| rs.revision.as_str()).collect();
     assert_eq!(kept.len(), 2, "the stable revision plus one old one: {kept:?}");
     assert!(!kept.contains(&first.as_str()));
 }
@@ -677,7 +678,7 @@ fn a_query_with_an_unknown_variable_or_undeclared_arg_is_invalid() {
     let mut typo = error_rate_template();
     typo.metrics[0].provider.prometheus.as_mut().unwrap().query =
         "sum(rate(errors{revision=\"{{canary.revison}}\", job=\"{{args.job}}\"}[1m]))".into();
-    world.observation.templates.insert(template_ref("error-rate"), typo);
+    world.cluster.observation.templates.insert(template_ref("error-rate"), typo);
     world.spec = rollout().image("web:2").steps(vec![analysis("error-rate")]).build();
     let d = world.decide();
     assert!(d.actions.is_empty());

@@ -2,14 +2,12 @@
 //! Kubernetes controllers would, with pods, Gateways and analyses that catch up when told to.
 
 use bellwether::api::{AnalysisPhase, RolloutSpec, RolloutStatus};
-use bellwether::engine::{
-    Action, AnalysisRunState, Decision, Input, Observation, ParentState, ReplicaSetState, RouteState,
-    RouteWeights, ServiceRole, UserAction, UserRequest, decide, revision_of,
-};
+use bellwether::engine::{Action, Decision, Input, UserAction, UserRequest, decide, revision_of};
+use bellwether::sim::{Cluster, PodStartup};
 use chrono::{DateTime, Utc};
 
 pub struct World {
-    pub observation: Observation,
+    pub cluster: Cluster,
     pub spec: RolloutSpec,
     pub status: RolloutStatus,
     pub now: DateTime<Utc>,
@@ -21,21 +19,9 @@ pub struct World {
 impl World {
     /// A cluster with the route `web` (all traffic on stable, accepted) and the given templates.
     pub fn new(spec: RolloutSpec, now: DateTime<Utc>) -> Self {
-        let observation = Observation {
-            routes: vec![RouteState {
-                name: "HTTPRoute/default/web".into(),
-                weights: Some(RouteWeights { canary: 0, stable: 100 }),
-                generation: 1,
-                parents: vec![ParentState {
-                    name: "gateway/default/public".into(),
-                    accepted: true,
-                    observed_generation: 1,
-                }],
-            }],
-            templates: super::fixtures::templates(),
-            ..Observation::default()
-        };
-        Self { observation, spec, status: RolloutStatus::default(), now, log: Vec::new(), next_request: 0 }
+        let mut cluster = Cluster::new("HTTPRoute/default/web");
+        cluster.observation.templates = super::fixtures::templates();
+        Self { cluster, spec, status: RolloutStatus::default(), now, log: Vec::new(), next_request: 0 }
     }
 
     pub fn revision(&self) -> String {
@@ -49,7 +35,7 @@ impl World {
             generation: Some(1),
             spec: &self.spec,
             status: &self.status,
-            observation: &self.observation,
+            observation: &self.cluster.observation,
             now: self.now,
         });
         self.status = decision.status.clone();
@@ -84,68 +70,20 @@ impl World {
         self.now += chrono::Duration::milliseconds((minutes * 60_000.0) as i64);
     }
 
+    /// Carries out an action; pods start only when a test says so.
     pub fn apply(&mut self, action: &Action) {
         self.log.push((self.now, action.clone()));
-        let obs = &mut self.observation;
-        match action {
-            Action::SetWeights { canary, stable } => {
-                for route in &mut obs.routes {
-                    route.weights = Some(RouteWeights { canary: *canary, stable: *stable });
-                    route.generation += 1;
-                    for parent in &mut route.parents {
-                        parent.observed_generation = route.generation;
-                    }
-                }
-            }
-            Action::PointService { role: ServiceRole::Stable, revision } => {
-                obs.services.stable = Some(revision.clone())
-            }
-            Action::PointService { role: ServiceRole::Canary, revision } => {
-                obs.services.canary = Some(revision.clone())
-            }
-            Action::ScaleReplicaSet { revision, replicas } => {
-                match obs.replica_sets.iter_mut().find(|rs| rs.revision == *revision) {
-                    Some(rs) => {
-                        rs.replicas = *replicas;
-                        rs.available = rs.available.min(*replicas);
-                    }
-                    None => obs.replica_sets.push(ReplicaSetState {
-                        revision: revision.clone(),
-                        replicas: *replicas,
-                        available: 0,
-                        created_at: self.now,
-                    }),
-                }
-            }
-            Action::DeleteReplicaSet { revision } => obs.replica_sets.retain(|rs| rs.revision != *revision),
-            Action::CreateAnalysisRun(request) => {
-                if obs.analysis_run(&request.name).is_none() {
-                    obs.analysis_runs.push(AnalysisRunState {
-                        name: request.name.clone(),
-                        phase: Some(AnalysisPhase::Running),
-                        message: None,
-                        failed_metric: None,
-                        failed_value: None,
-                        terminating: false,
-                    });
-                }
-            }
-            Action::TerminateAnalysisRun { name } => {
-                if let Some(run) = obs.analysis_runs.iter_mut().find(|r| r.name == *name) {
-                    run.terminating = true;
-                }
-            }
-        }
+        self.cluster.apply(action, self.now, PodStartup::Never);
     }
 
     pub fn pods_become_ready(&mut self) {
-        for rs in &mut self.observation.replica_sets {
+        for rs in &mut self.cluster.observation.replica_sets {
             rs.available = rs.replicas;
         }
     }
 
     pub fn pods_become_ready_up_to(&mut self, revision: &str, available: i32) {
-        for rs in self.observation.replica_sets.iter_mut().filter(|rs| rs.revision == revision) {
+        for rs in self.cluster.observation.replica_sets.iter_mut().filter(|rs| rs.revision == revision) {
             rs.available = available.min(rs.replicas);
         }
     }
@@ -153,6 +91,7 @@ impl World {
     /// Ends the newest run whose name contains `slot` (`step2`, `background`).
     pub fn finish_run(&mut self, slot: &str, phase: AnalysisPhase, message: &str) {
         let run = self
+            .cluster
             .observation
             .analysis_runs
             .iter_mut()
@@ -171,7 +110,7 @@ impl World {
     pub fn request(&mut self, action: UserAction, by: &str) -> String {
         self.next_request += 1;
         let id = format!("req-{}", self.next_request);
-        self.observation.requests.push(UserRequest {
+        self.cluster.observation.requests.push(UserRequest {
             id: id.clone(),
             action,
             by: by.into(),
@@ -182,11 +121,11 @@ impl World {
     }
 
     pub fn canary_weight(&self) -> i32 {
-        self.observation.routes[0].weights.map_or(-1, |w| w.canary)
+        self.cluster.observation.routes[0].weights.map_or(-1, |w| w.canary)
     }
 
     pub fn replicas_of(&self, revision: &str) -> Option<i32> {
-        self.observation.replica_set(revision).map(|rs| rs.replicas)
+        self.cluster.observation.replica_set(revision).map(|rs| rs.replicas)
     }
 
     /// Deploys the current spec as the first revision and settles: a Healthy stable baseline.

@@ -1,0 +1,255 @@
+//! `bellwether simulate`: runs a Rollout through simulated releases, with no cluster and no
+//! Prometheus, and shows what Bellwether would do minute by minute. With `--runs N` it answers
+//! "are my thresholds and windows right for my traffic?" with the distribution of outcomes.
+
+use crate::api::format_duration;
+use crate::engine::format_value;
+use crate::sim::{self, Bellwether, Expect, Options, Outcome, Row, Scenario, Setup, SetupError, percentile};
+use chrono::Duration;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct SimulateArgs {
+    /// A Rollout and its (Cluster)AnalysisTemplates: YAML files, or directories of them; repeat
+    /// for more. Without it, the bundled example (examples/basic) is simulated.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+    /// A scenario to simulate; repeat for more: good, spike, regression[-Nx], latency[-Nx],
+    /// slow-leak, flapping, crash-loop, no-traffic, source-down. Default: good and regression.
+    #[arg(long)]
+    pub scenario: Vec<String>,
+    /// Requests per second across both revisions.
+    #[arg(long, default_value_t = 200.0)]
+    pub rps: f64,
+    /// Seed of the first run; run i uses seed + i.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Runs per scenario. With more than one, the distribution of outcomes is shown instead of a
+    /// timeline.
+    #[arg(long, default_value_t = 1)]
+    pub runs: u64,
+    /// How long a pod takes to become available.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub pod_ready: Duration,
+    /// How long the simulated person takes to promote an indefinite `pause: {}`.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub approve_after: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::api::Duration(text.to_string()).parse().map_err(|e| e.to_string())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: std::io::Error },
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("{0}")]
+    Scenario(String),
+    #[error("--rps must be a number of requests per second, at least 0")]
+    Rps,
+    #[error("--runs must be at least 1")]
+    Runs,
+}
+
+/// Runs the simulation the arguments ask for and returns the report to print.
+pub fn simulate(args: &SimulateArgs) -> Result<String, SimulateError> {
+    let setup =
+        if args.files.is_empty() { Setup::example() } else { Setup::from_manifests(read(&args.files)?)? };
+    let scenarios = if args.scenario.is_empty() {
+        vec![Scenario::good(), Scenario::regression(20.0)]
+    } else {
+        args.scenario
+            .iter()
+            .map(|name| Scenario::named(name))
+            .collect::<Result<_, _>>()
+            .map_err(SimulateError::Scenario)?
+    };
+    if !(args.rps >= 0.0 && args.rps.is_finite()) {
+        return Err(SimulateError::Rps);
+    }
+    if args.runs == 0 {
+        return Err(SimulateError::Runs);
+    }
+    let options = Options {
+        rps: args.rps,
+        seed: args.seed,
+        pod_ready_after: args.pod_ready,
+        approve_after: args.approve_after,
+        ..Options::default()
+    };
+    let mut out = String::new();
+    let steps = setup.spec.strategy.canary.steps.len();
+    let _ = writeln!(
+        out,
+        "Simulating Rollout {}/{} ({steps} steps) at {} requests/s, seed {}.",
+        setup.namespace, setup.name, args.rps, args.seed
+    );
+    let first = sim::run(&setup, &scenarios[0], &options, &Bellwether);
+    let _ = writeln!(out, "Each metric is simulated as:");
+    let width = first.signals.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    for (name, signal) in &first.signals {
+        let _ = writeln!(out, "  {name:width$}  the canary's {}", signal.describe());
+    }
+    if args.runs == 1 {
+        for scenario in &scenarios {
+            let run = sim::run(&setup, scenario, &options, &Bellwether);
+            let _ = writeln!(out, "\nScenario {}:", scenario.name());
+            out.push_str(&timeline(&run.timeline));
+            let _ = writeln!(out, "Outcome: {}", describe(&run.outcome));
+            for (at, violation) in &run.violations {
+                let _ = writeln!(out, "Invariant broken at {}: {violation}", format_duration(*at));
+            }
+        }
+    } else {
+        out.push('\n');
+        out.push_str(&distribution(&setup, &scenarios, &options, args.runs));
+    }
+    Ok(out)
+}
+
+/// The manifests in `paths`: files as given, directories by their `.yaml`/`.yml` files in name order.
+fn read(paths: &[PathBuf]) -> Result<Vec<(String, String)>, SimulateError> {
+    let read_file = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map(|text| (path.display().to_string(), text))
+            .map_err(|reason| SimulateError::Read { path: path.to_path_buf(), reason })
+    };
+    let mut sources = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path)
+                .map_err(|reason| SimulateError::Read { path: path.clone(), reason })?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            files.sort();
+            for file in files {
+                sources.push(read_file(&file)?);
+            }
+        } else {
+            sources.push(read_file(path)?);
+        }
+    }
+    Ok(sources)
+}
+
+/// `promoted after 23m10s`, `aborted after 4m10s: error-rate: 0.034 > max 0.01 …`.
+pub fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Promoted { after } => format!("promoted after {}", format_duration(*after)),
+        Outcome::Aborted { after, reason } => {
+            format!("aborted after {}, all traffic back on stable: {reason}", format_duration(*after))
+        }
+        Outcome::Held { after, reason } => {
+            format!("held after {}, waiting for a person: {reason}", format_duration(*after))
+        }
+    }
+}
+
+/// The timeline as an aligned table: time, step, canary weight, one column per metric, decisions.
+pub fn timeline(rows: &[Row]) -> String {
+    let mut metrics: Vec<&str> = Vec::new();
+    for cell in rows.iter().flat_map(|r| &r.cells) {
+        if !metrics.contains(&cell.metric.as_str()) {
+            metrics.push(&cell.metric);
+        }
+    }
+    let mut table: Vec<Vec<String>> = vec![
+        ["time", "step", "weight"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(metrics.iter().map(|m| m.to_string()))
+            .chain(["decision".to_string()])
+            .collect(),
+    ];
+    for row in rows {
+        let mut line = vec![
+            format!("{}m{:02}s", row.at.num_minutes(), row.at.num_seconds() % 60),
+            row.step.clone().unwrap_or_else(|| "-".into()),
+            row.weight.to_string(),
+        ];
+        for metric in &metrics {
+            let cell = row.cells.iter().find(|c| c.metric == *metric);
+            line.push(cell.map_or(String::new(), |c| {
+                let value = match (&c.error, c.value) {
+                    (Some(_), _) => "error".to_string(),
+                    (None, Some(v)) => format_value(v),
+                    (None, None) => "no data".to_string(),
+                };
+                format!("{value} {}", format!("{:?}", c.state).to_lowercase())
+            }));
+        }
+        line.push(row.decisions.join("; "));
+        table.push(line);
+    }
+    let columns = table[0].len();
+    let widths: Vec<usize> =
+        (0..columns).map(|i| table.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for line in table {
+        let text: Vec<String> =
+            line.iter().zip(&widths).map(|(cell, width)| format!("{cell:width$}")).collect();
+        let _ = writeln!(out, "  {}", text.join("  ").trim_end());
+    }
+    out
+}
+
+/// Runs every scenario `runs` times, spread over the machine's cores, and tabulates the outcomes.
+fn distribution(setup: &Setup, scenarios: &[Scenario], options: &Options, runs: u64) -> String {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  {:<16} {:>6} {:>9} {:>8} {:>6}  {:<26} {:>14} {:>14}",
+        "scenario", "runs", "promoted", "aborted", "held", "verdict", "detect p50/p95", "promote p50/p95"
+    );
+    for scenario in scenarios {
+        let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|worker| {
+                    scope.spawn(move || {
+                        (worker..runs)
+                            .step_by(threads as usize)
+                            .map(|i| {
+                                let options = Options { seed: options.seed + i, ..options.clone() };
+                                (i, sim::run(setup, scenario, &options, &Bellwether).outcome)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut all: Vec<(u64, Outcome)> =
+                workers.into_iter().flat_map(|w| w.join().expect("a simulation panicked")).collect();
+            all.sort_by_key(|(i, _)| *i);
+            all.into_iter().map(|(_, o)| o).collect()
+        });
+        let summary = sim::summarize(scenario, &outcomes);
+        let verdict = match summary.expect {
+            Expect::Promote => format!("false-abort rate {:.1}%", 100.0 * summary.wrong_rate()),
+            Expect::Abort => format!("catch rate {:.1}%", 100.0 * summary.rate(summary.aborted)),
+            Expect::NotPromote => format!("promoted w/o data {:.1}%", 100.0 * summary.wrong_rate()),
+        };
+        let pair = |times: &[Duration]| match (percentile(times, 0.5), percentile(times, 0.95)) {
+            (Some(p50), Some(p95)) => format!("{}/{}", format_duration(p50), format_duration(p95)),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>6} {:>9} {:>8} {:>6}  {:<26} {:>14} {:>14}",
+            summary.scenario,
+            summary.runs,
+            summary.promoted,
+            summary.aborted,
+            summary.held,
+            verdict,
+            pair(&summary.detect_times),
+            pair(&summary.promote_times),
+        );
+    }
+    out
+}

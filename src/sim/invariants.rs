@@ -1,0 +1,112 @@
+//! The engine's invariants (DESIGN §3), checked on one decision. The simulation checks every
+//! decision it takes, and the engine's property tests check every decision of random timelines.
+
+use crate::api::{AnalysisPhase, RolloutSpec, RolloutStatus};
+use crate::engine::{Action, Decision, Input, Observation, Step, UserAction, decide, revision_of, validate};
+use chrono::{DateTime, Utc};
+
+/// One decision and everything it was taken on.
+pub struct Decided<'a> {
+    pub name: &'a str,
+    pub spec: &'a RolloutSpec,
+    /// The status the decision started from.
+    pub input: &'a RolloutStatus,
+    pub observation: &'a Observation,
+    pub now: DateTime<Utc>,
+    pub decision: &'a Decision,
+}
+
+/// Checks `decided` against every invariant and returns the first one it breaks.
+pub fn check(decided: &Decided<'_>) -> Result<(), String> {
+    let Decided { name, spec, input, observation, now, decision } = *decided;
+    let output = &decision.status;
+    let Ok(plan) = validate(spec, &observation.templates) else {
+        return if decision.actions.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("an invalid spec was acted on: {:?}", decision.actions))
+        };
+    };
+    let n = plan.steps.len();
+    let revision = revision_of(&spec.template);
+    let weights = decision.actions.iter().filter_map(|a| match a {
+        Action::SetWeights { canary, stable } => Some((*canary, *stable)),
+        _ => None,
+    });
+
+    let in_flight = output.canary_revision.is_some() && output.abort.is_none() && !output.progress.promoting;
+    let limit = match output.current_step_index {
+        Some(i) if in_flight && (i as usize) < n => plan.weight_at(i as usize),
+        _ => 0,
+    };
+    for (canary, stable) in weights {
+        if canary + stable != 100 {
+            return Err(format!("weights must sum to 100: canary {canary}, stable {stable}"));
+        }
+        if canary > limit {
+            return Err(format!("canary weight {canary} exceeds the step's {limit} ({:?})", output.step));
+        }
+        if canary > 0 && observation.available(&revision) == 0 {
+            return Err(format!("weight {canary} to canary {revision} with no available pods"));
+        }
+        if canary > 0 && observation.services.canary.as_deref() != Some(revision.as_str()) {
+            return Err(format!("weight {canary} to a canary Service that does not select {revision}"));
+        }
+    }
+
+    if input.abort.is_none() && output.abort.is_some() {
+        let traffic_already_off = observation.routes.iter().all(|r| r.weights.is_some_and(|w| w.canary == 0));
+        let first_moves_traffic =
+            matches!(decision.actions.first(), Some(Action::SetWeights { canary: 0, .. }));
+        let no_weight_change = !decision.actions.iter().any(|a| matches!(a, Action::SetWeights { .. }));
+        if !(first_moves_traffic || (traffic_already_off && no_weight_change)) {
+            return Err(format!("an abort began with {:?}", decision.actions.first()));
+        }
+    }
+
+    let again = decide(Input { name, generation: Some(1), spec, status: output, observation, now });
+    if again.status != *output {
+        return Err("a second decision on the same observation changed the status".into());
+    }
+    if !again.events.is_empty() {
+        return Err(format!("a second decision emitted events: {:?}", again.events));
+    }
+    if let Some(action) = again.actions.iter().find(|a| !decision.actions.contains(a)) {
+        return Err(format!("a second decision added {action:?}"));
+    }
+
+    // Moving past an analysis step needs a Successful run, unless a person promoted. Missing data
+    // never makes a run Successful unless a metric says `noData: pass`, so this is also "missing
+    // data never promotes".
+    let promoted_by_hand = input.progress.promote_full
+        || observation.requests.iter().any(|r| {
+            matches!(r.action, UserAction::Promote | UserAction::PromoteFull)
+                && !input.progress.handled_requests.contains(&r.id)
+                && output.progress.handled_requests.contains(&r.id)
+        });
+    let same_canary = input.canary_revision.is_some() && input.canary_revision == output.canary_revision;
+    let promoted_now = input.canary_revision.is_some() && output.stable_revision == input.canary_revision;
+    if !promoted_by_hand && input.abort.is_none() && (same_canary || promoted_now) {
+        let from = input.current_step_index.unwrap_or(0) as usize;
+        let to = if promoted_now { n } else { output.current_step_index.unwrap_or(0) as usize };
+        let canary = input.canary_revision.clone().unwrap_or_default();
+        for k in from..to.min(n) {
+            if matches!(plan.steps[k], Step::Analysis(_)) {
+                let slot = format!("-step{k}");
+                let passed = observation.analysis_runs.iter().any(|r| {
+                    r.name.starts_with(&format!("{name}-{canary}-"))
+                        && (r.name.ends_with(&slot) || r.name.contains(&format!("{slot}-rerun")))
+                        && r.phase == Some(AnalysisPhase::Successful)
+                });
+                if !passed {
+                    return Err(format!("moved past analysis step {} without a Successful run", k + 1));
+                }
+            }
+        }
+    }
+
+    if output.phase.is_none() {
+        return Err("a decision left the phase unset".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! What is simulated: one Rollout and the templates it references, read from manifests.
+
+use crate::api::validate_manifest;
+use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout, RolloutSpec, TemplateRef};
+use crate::engine::{Templates, validate};
+use serde::Deserialize;
+use serde_yaml::Value;
+
+/// A Rollout and the templates it may reference.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub name: String,
+    pub namespace: String,
+    pub spec: RolloutSpec,
+    pub templates: Templates,
+}
+
+/// Why manifests cannot be simulated.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{origin}: not valid YAML: {reason}")]
+    Yaml { origin: String, reason: serde_yaml::Error },
+    #[error("{origin}: {kind} {name} is invalid: {problems}")]
+    Invalid { origin: String, kind: String, name: String, problems: String },
+    #[error("no Rollout in the manifests")]
+    NoRollout,
+    #[error("{count} Rollouts in the manifests ({names}); pass one Rollout")]
+    ManyRollouts { count: usize, names: String },
+    #[error("Rollout {name} cannot run: {problems}")]
+    Plan { name: String, problems: String },
+}
+
+const EXAMPLE: [(&str, &str); 2] = [
+    ("examples/basic/rollout.yaml", include_str!("../../examples/basic/rollout.yaml")),
+    ("examples/basic/analysis-templates.yaml", include_str!("../../examples/basic/analysis-templates.yaml")),
+];
+
+impl Setup {
+    /// The bundled example: the `checkout` Rollout and its templates from `examples/basic`.
+    pub fn example() -> Self {
+        Self::from_manifests(EXAMPLE.iter().map(|(origin, text)| (origin.to_string(), text.to_string())))
+            .expect("the bundled example is valid")
+    }
+
+    /// Reads (origin, YAML text) pairs; documents of other kinds (Services, routes) are skipped.
+    /// Every Bellwether object is checked against its CRD schema, and the Rollout against the
+    /// engine's own rules, so that a simulation never runs on a spec the cluster would reject.
+    pub fn from_manifests(sources: impl IntoIterator<Item = (String, String)>) -> Result<Self, SetupError> {
+        let mut rollouts = Vec::new();
+        let mut templates = Templates::new();
+        for (origin, text) in sources {
+            for document in serde_yaml::Deserializer::from_str(&text) {
+                let value = Value::deserialize(document)
+                    .map_err(|reason| SetupError::Yaml { origin: origin.clone(), reason })?;
+                let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+                let is_ours = value
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.starts_with("bellwether.dev/"));
+                if !is_ours {
+                    continue;
+                }
+                let json = serde_json::to_value(&value).map_err(|e| invalid(&origin, &kind, &value, e))?;
+                validate_manifest(&json).map_err(|errors| {
+                    let problems = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                    invalid(&origin, &kind, &value, problems)
+                })?;
+                match kind.as_str() {
+                    "Rollout" => rollouts.push(
+                        serde_json::from_value::<Rollout>(json)
+                            .map_err(|e| invalid(&origin, &kind, &value, e))?,
+                    ),
+                    "AnalysisTemplate" => {
+                        let template: AnalysisTemplate =
+                            serde_json::from_value(json).map_err(|e| invalid(&origin, &kind, &value, e))?;
+                        let name = template.metadata.name.clone().unwrap_or_default();
+                        templates
+                            .insert(TemplateRef { template_name: name, cluster_scope: false }, template.spec);
+                    }
+                    "ClusterAnalysisTemplate" => {
+                        let template: ClusterAnalysisTemplate =
+                            serde_json::from_value(json).map_err(|e| invalid(&origin, &kind, &value, e))?;
+                        let name = template.metadata.name.clone().unwrap_or_default();
+                        templates.insert(
+                            TemplateRef { template_name: name, cluster_scope: true },
+                            template.spec.into(),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let rollout = match rollouts.len() {
+            0 => return Err(SetupError::NoRollout),
+            1 => rollouts.remove(0),
+            count => {
+                let names =
+                    rollouts.iter().filter_map(|r| r.metadata.name.clone()).collect::<Vec<_>>().join(", ");
+                return Err(SetupError::ManyRollouts { count, names });
+            }
+        };
+        let name = rollout.metadata.name.clone().unwrap_or_default();
+        if let Err(errors) = validate(&rollout.spec, &templates) {
+            let problems = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            return Err(SetupError::Plan { name, problems });
+        }
+        Ok(Self {
+            name,
+            namespace: rollout.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            spec: rollout.spec,
+            templates,
+        })
+    }
+}
+
+fn invalid(origin: &str, kind: &str, value: &Value, problems: impl ToString) -> SetupError {
+    let name = value
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("(unnamed)")
+        .to_string();
+    SetupError::Invalid {
+        origin: origin.to_string(),
+        kind: kind.to_string(),
+        name,
+        problems: problems.to_string(),
+    }
+}
