@@ -1,0 +1,238 @@
+//! The simulation: `bellwether simulate` end to end, determinism, the engine's invariants over
+//! thousands of seeded runs, and the traffic and manifest models it rests on.
+
+use bellwether::sim::{
+    self, BUCKETS, Behaviour, Bellwether, Expect, Options, Outcome, Scenario, Served, Setup, SetupError,
+    Signal,
+};
+use chrono::{Duration, TimeZone, Utc};
+use rand::SeedableRng;
+use std::process::Command;
+
+fn simulate(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .arg("simulate")
+        .args(args)
+        .output()
+        .expect("bellwether runs");
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).expect("utf-8"),
+        String::from_utf8(output.stderr).expect("utf-8"),
+    )
+}
+
+#[test]
+fn simulate_without_arguments_shows_a_promoted_and_an_aborted_release() {
+    let (ok, out, err) = simulate(&[]);
+    assert!(ok, "exit status; stderr: {err}");
+    assert!(out.contains("Scenario good:") && out.contains("Scenario regression-20x:"), "{out}");
+    let outcomes: Vec<&str> = out.lines().filter(|l| l.starts_with("Outcome: ")).collect();
+    assert_eq!(outcomes.len(), 2, "{out}");
+    assert!(outcomes[0].starts_with("Outcome: promoted after "), "{}", outcomes[0]);
+    assert!(outcomes[1].starts_with("Outcome: aborted after "), "{}", outcomes[1]);
+    assert!(outcomes[1].contains("error-rate"), "the abort names the metric: {}", outcomes[1]);
+    // The timeline shows weights moving and the breach building up before the abort.
+    assert!(out.contains("traffic: canary 5%, stable 95%"), "{out}");
+    assert!(out.contains("breaching"), "{out}");
+    assert!(!out.contains("Invariant broken"), "{out}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_output_and_another_seed_does_not() {
+    let args = ["--scenario", "spike", "--scenario", "regression-5x", "--seed", "7"];
+    let (ok, first, _) = simulate(&args);
+    let (_, second, _) = simulate(&args);
+    assert!(ok);
+    assert_eq!(first, second);
+    let (_, other, _) = simulate(&["--scenario", "spike", "--scenario", "regression-5x", "--seed", "8"]);
+    assert_ne!(first, other, "the seed must matter");
+}
+
+#[test]
+fn many_runs_print_the_distribution_of_outcomes() {
+    let (ok, out, err) = simulate(&["--runs", "20", "--scenario", "good", "--scenario", "regression-50x"]);
+    assert!(ok, "{err}");
+    let good = out.lines().find(|l| l.trim_start().starts_with("good ")).expect("a row for good");
+    assert!(good.contains("false-abort rate"), "{good}");
+    let bad = out.lines().find(|l| l.trim_start().starts_with("regression-50x")).expect("a row");
+    assert!(bad.contains("catch rate 100.0%"), "{bad}");
+}
+
+#[test]
+fn bad_arguments_and_manifests_are_errors_that_say_what_is_wrong() {
+    let (ok, _, err) = simulate(&["--scenario", "meteor"]);
+    assert!(!ok);
+    assert!(err.contains("unknown scenario \"meteor\""), "{err}");
+    let (ok, _, err) = simulate(&["--scenario", "regression-abcx"]);
+    assert!(!ok);
+    assert!(err.contains("regression-<factor>x"), "{err}");
+    let (ok, _, err) = simulate(&["--pod-ready", "soon"]);
+    assert!(!ok);
+    assert!(err.contains("soon"), "{err}");
+    let (ok, _, err) = simulate(&["--runs", "0"]);
+    assert!(!ok);
+    assert!(err.contains("--runs must be at least 1"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "kind: Rollout\n  spec: [").unwrap();
+    let (ok, _, err) = simulate(&["-f", broken.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("broken.yaml: not valid YAML"), "{err}");
+    let (ok, _, err) = simulate(&["-f", dir.path().join("missing.yaml").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("cannot read") && err.contains("missing.yaml"), "{err}");
+}
+
+#[test]
+fn users_manifests_are_simulated_from_files_and_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::copy("examples/basic/analysis-templates.yaml", templates.join("analysis.yaml")).unwrap();
+    // Non-YAML files in a directory are skipped.
+    std::fs::write(templates.join("README.md"), "# not a manifest").unwrap();
+    let rollout =
+        std::fs::read_to_string("examples/basic/rollout.yaml").unwrap().replace("checkout", "basket");
+    std::fs::write(dir.path().join("rollout.yaml"), rollout).unwrap();
+    let (ok, out, err) = simulate(&[
+        "-f",
+        dir.path().join("rollout.yaml").to_str().unwrap(),
+        "-f",
+        templates.to_str().unwrap(),
+        "--scenario",
+        "good",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Simulating Rollout shop/basket"), "{out}");
+    assert!(out.contains("Outcome: promoted"), "{out}");
+}
+
+fn manifests(texts: &[&str]) -> Result<Setup, SetupError> {
+    Setup::from_manifests(texts.iter().enumerate().map(|(i, t)| (format!("doc{i}.yaml"), t.to_string())))
+}
+
+#[test]
+fn manifests_are_checked_like_the_api_server_and_the_engine_would() {
+    let rollout = include_str!("../examples/basic/rollout.yaml");
+    let templates = include_str!("../examples/basic/analysis-templates.yaml");
+    assert!(manifests(&[rollout, templates]).is_ok());
+
+    let err = manifests(&[templates]).unwrap_err().to_string();
+    assert_eq!(err, "no Rollout in the manifests");
+
+    let second = rollout.replace("name: checkout\n", "name: cart\n");
+    let err = manifests(&[rollout, &second, templates]).unwrap_err().to_string();
+    assert!(err.contains("2 Rollouts in the manifests (checkout, cart)"), "{err}");
+
+    let bad_weight = rollout.replace("setWeight: 25", "setWeight: 250");
+    let err = manifests(&[&bad_weight, templates]).unwrap_err().to_string();
+    assert!(err.starts_with("doc0.yaml: Rollout checkout is invalid: "), "{err}");
+    assert!(err.contains("setWeight"), "{err}");
+
+    // The templates are missing: the engine would refuse the spec.
+    let err = manifests(&[rollout]).unwrap_err().to_string();
+    assert!(err.starts_with("Rollout checkout cannot run: "), "{err}");
+    assert!(err.contains("error-rate"), "{err}");
+
+    let broken_query = templates.replace("{{args.service}}", "{{args.nosuch}}");
+    let err = manifests(&[rollout, &broken_query]).unwrap_err().to_string();
+    assert!(err.contains("nosuch"), "{err}");
+}
+
+#[test]
+fn metrics_are_simulated_by_the_shape_of_their_query() {
+    let setup = Setup::example();
+    let signal = |name: &str| {
+        let metric = setup.templates.values().flat_map(|t| &t.metrics).find(|m| m.name == name).unwrap();
+        Signal::of(metric)
+    };
+    assert_eq!(signal("error-rate"), Signal::ErrorRatio { window: Duration::minutes(2) });
+    assert_eq!(signal("gateway-error-rate"), Signal::ErrorRatio { window: Duration::minutes(1) });
+    // A millisecond histogram divided by 1000 is in seconds.
+    assert_eq!(
+        signal("p99-latency"),
+        Signal::Latency { quantile: 0.99, window: Duration::minutes(2), scale: 1.0 }
+    );
+    let mut metric =
+        setup.templates.values().flat_map(|t| &t.metrics).find(|m| m.name == "p99-latency").unwrap().clone();
+    let query = &mut metric.provider.prometheus.as_mut().unwrap().query;
+    *query = query.replace(" / 1000", "").replace("[2m]", "[5m]").replace("0.99", "0.9");
+    assert_eq!(
+        Signal::of(&metric),
+        Signal::Latency { quantile: 0.9, window: Duration::minutes(5), scale: 1000.0 }
+    );
+}
+
+#[test]
+fn the_traffic_model_reproduces_its_rates_and_prometheus_quantiles() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let behaviour = Behaviour { error_rate: 0.02, latency_median: 0.08, latency_sigma: 0.4 };
+    let mut served = Served::default();
+    for tick in 0..360 {
+        served.serve(&mut rng, start + Duration::seconds(10 * tick), 100.0, 10.0, behaviour, 1.0);
+    }
+    let end = start + Duration::seconds(3590);
+    let ratio = served.error_ratio(end, Duration::hours(1)).unwrap();
+    assert!((ratio - 0.02).abs() < 0.002, "{ratio}");
+    // The true p99 is 0.08·e^(2.326·0.4) ≈ 0.2023s, in the (0.1, 0.25] bucket; interpolation over
+    // 360,000 requests lands close to where the bucket's share puts it.
+    let p99 = served.latency_quantile(end, Duration::hours(1), 0.99).unwrap();
+    assert!(p99 > 0.1 && p99 <= 0.25, "{p99}");
+    let p50 = served.latency_quantile(end, Duration::hours(1), 0.5).unwrap();
+    assert!(p50 > 0.05 && p50 <= 0.1, "{p50}");
+    // A window holds only its own ticks; without traffic there is no data, as in Prometheus.
+    assert_eq!(served.error_ratio(start - Duration::minutes(5), Duration::minutes(2)), None);
+    assert_eq!(BUCKETS.len(), 11);
+}
+
+/// Thousands of seeded runs across every scenario: every decision keeps the engine's invariants,
+/// and a canary without evidence is never promoted.
+#[test]
+fn every_decision_of_thousands_of_simulated_rollouts_keeps_the_invariants() {
+    let setup = Setup::example();
+    let corpus = Scenario::corpus();
+    let per_scenario = 2000 / corpus.len() as u64 + 1;
+    let results: Vec<(String, Expect, u64, sim::Run)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2u64)
+            .map(|worker| {
+                let (setup, corpus) = (&setup, &corpus);
+                scope.spawn(move || {
+                    let mut results = Vec::new();
+                    for scenario in corpus {
+                        for seed in (worker..per_scenario).step_by(2) {
+                            let options = Options {
+                                seed,
+                                rps: [30.0, 200.0, 1000.0][seed as usize % 3],
+                                ..Options::default()
+                            };
+                            let run = sim::run(setup, scenario, &options, &Bellwether);
+                            results.push((scenario.name().to_string(), scenario.expect(), seed, run));
+                        }
+                    }
+                    results
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    assert!(results.len() >= 2000);
+    for (scenario, expect, seed, run) in &results {
+        assert!(run.violations.is_empty(), "{scenario} seed {seed}: {:?}", run.violations);
+        if *expect == Expect::NotPromote {
+            assert!(
+                !matches!(run.outcome, Outcome::Promoted { .. }),
+                "{scenario} seed {seed} promoted without data"
+            );
+        }
+    }
+    let caught = |name: &str| {
+        results
+            .iter()
+            .filter(|(s, ..)| s == name)
+            .all(|(.., run)| matches!(run.outcome, Outcome::Aborted { .. }))
+    };
+    assert!(caught("regression-50x") && caught("crash-loop"), "gross regressions are always aborted");
+}
