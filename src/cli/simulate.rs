@@ -2,7 +2,6 @@
 //! Prometheus, and shows what Bellwether would do minute by minute. With `--runs N` it answers
 //! "are my thresholds and windows right for my traffic?" with the distribution of outcomes.
 
-use crate::api::format_duration;
 use crate::engine::format_value;
 use crate::sim::{self, Bellwether, Expect, Options, Outcome, Row, Scenario, Setup, SetupError, percentile};
 use chrono::Duration;
@@ -101,7 +100,7 @@ pub fn simulate(args: &SimulateArgs) -> Result<String, SimulateError> {
             out.push_str(&timeline(&run.timeline));
             let _ = writeln!(out, "Outcome: {}", describe(&run.outcome));
             for (at, violation) in &run.violations {
-                let _ = writeln!(out, "Invariant broken at {}: {violation}", format_duration(*at));
+                let _ = writeln!(out, "Invariant broken at {}: {violation}", clock(*at));
             }
         }
     } else {
@@ -141,14 +140,19 @@ fn read(paths: &[PathBuf]) -> Result<Vec<(String, String)>, SimulateError> {
 /// `promoted after 23m10s`, `aborted after 4m10s: error-rate: 0.034 > max 0.01 …`.
 pub fn describe(outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Promoted { after } => format!("promoted after {}", format_duration(*after)),
+        Outcome::Promoted { after } => format!("promoted after {}", clock(*after)),
         Outcome::Aborted { after, reason } => {
-            format!("aborted after {}, all traffic back on stable: {reason}", format_duration(*after))
+            format!("aborted after {}, all traffic back on stable: {reason}", clock(*after))
         }
         Outcome::Held { after, reason } => {
-            format!("held after {}, waiting for a person: {reason}", format_duration(*after))
+            format!("held after {}, waiting for a person: {reason}", clock(*after))
         }
     }
+}
+
+/// `4m10s`: minutes and seconds, which is how rollouts are timed.
+fn clock(duration: Duration) -> String {
+    format!("{}m{:02}s", duration.num_minutes(), duration.num_seconds() % 60)
 }
 
 /// The timeline as an aligned table: time, step, canary weight, one column per metric, decisions.
@@ -168,11 +172,8 @@ pub fn timeline(rows: &[Row]) -> String {
             .collect(),
     ];
     for row in rows {
-        let mut line = vec![
-            format!("{}m{:02}s", row.at.num_minutes(), row.at.num_seconds() % 60),
-            row.step.clone().unwrap_or_else(|| "-".into()),
-            row.weight.to_string(),
-        ];
+        let mut line =
+            vec![clock(row.at), row.step.clone().unwrap_or_else(|| "-".into()), row.weight.to_string()];
         for metric in &metrics {
             let cell = row.cells.iter().find(|c| c.metric == *metric);
             line.push(cell.map_or(String::new(), |c| {
@@ -235,7 +236,7 @@ fn distribution(setup: &Setup, scenarios: &[Scenario], options: &Options, runs: 
             Expect::NotPromote => format!("promoted w/o data {:.1}%", 100.0 * summary.wrong_rate()),
         };
         let pair = |times: &[Duration]| match (percentile(times, 0.5), percentile(times, 0.95)) {
-            (Some(p50), Some(p95)) => format!("{}/{}", format_duration(p50), format_duration(p95)),
+            (Some(p50), Some(p95)) => format!("{}/{}", clock(p50), clock(p95)),
             _ => "-".into(),
         };
         let _ = writeln!(

@@ -119,10 +119,13 @@ impl AnalysisRun {
             .into_iter()
             .map(|metric| {
                 let interval = interval(&metric).max(Duration::seconds(1));
+                // Like the controller, measure nothing before `initialDelay`.
+                let delay =
+                    metric.initial_delay.as_ref().and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero);
                 MetricRun {
                     signal: Signal::of(&metric),
                     interval,
-                    next_at: started_at,
+                    next_at: started_at + delay,
                     samples: Vec::new(),
                     verdict: None,
                     metric,
