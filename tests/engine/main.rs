@@ -5,4 +5,5 @@ mod invariants;
 mod judge;
 mod purity;
 mod rules;
+mod stats;
 mod world;
