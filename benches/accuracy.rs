@@ -20,10 +20,19 @@ use policies::{ArgoRollouts, Flagger, Kayenta};
 
 const SEEDS: u64 = 1000;
 const SMOKE_SEEDS: u64 = 3;
+/// Requests per second across both revisions: a quiet service, where a 5% canary sees a handful of
+/// requests a minute, and a busy one.
+const TRAFFIC: [f64; 2] = [30.0, 200.0];
 const THREADS: u64 = 2;
 
 /// The outcomes of one policy on one scenario, seed by seed, and the invariant violations seen.
-fn outcomes(setup: &Setup, scenario: &Scenario, seeds: u64, policy: &dyn Policy) -> (Vec<Outcome>, usize) {
+fn outcomes(
+    setup: &Setup,
+    scenario: &Scenario,
+    rps: f64,
+    seeds: u64,
+    policy: &dyn Policy,
+) -> (Vec<Outcome>, usize) {
     let mut results: Vec<(u64, Outcome, usize)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..THREADS)
             .map(|thread| {
@@ -32,7 +41,7 @@ fn outcomes(setup: &Setup, scenario: &Scenario, seeds: u64, policy: &dyn Policy)
                         .step_by(THREADS as usize)
                         .map(|seed| {
                             let simulated =
-                                run(setup, scenario, &Options { seed, ..Options::default() }, policy);
+                                run(setup, scenario, &Options { seed, rps, ..Options::default() }, policy);
                             (seed, simulated.outcome, simulated.violations.len())
                         })
                         .collect::<Vec<_>>()
@@ -74,7 +83,7 @@ fn is_regression(summary: &Summary) -> bool {
 
 /// One table row: a policy's rates and times over the corpus.
 fn row(name: &str, summaries: &[Summary]) -> String {
-    let mut cells = vec![format!("`{name}`")];
+    let mut cells = vec![name.to_string()];
     let (good, false_rollbacks, promote_times) =
         pool(summaries, |s| s.expect == Expect::Promote, |s| s.aborted, |s| &s.promote_times);
     cells.push(percent(false_rollbacks, good));
@@ -111,8 +120,11 @@ fn table(results: &[(String, Vec<Summary>)], scenarios: &[Scenario]) -> String {
         .filter(|s| s.expect() == Expect::Abort && !s.name().starts_with("regression-"))
         .map(Scenario::name)
         .collect();
-    let mut header =
-        vec!["policy".to_string(), "false rollbacks (good canaries)".into(), "held (good canaries)".into()];
+    let mut header = vec![
+        "policy, traffic".to_string(),
+        "false rollbacks (good canaries)".into(),
+        "held (good canaries)".into(),
+    ];
     header.extend(regressions.iter().map(|r| format!("missed {r}")));
     header.extend([
         "missed, other bad canaries".into(),
@@ -171,21 +183,23 @@ fn main() {
         vec![Box::new(Bellwether), Box::new(argo), Box::new(flagger), Box::new(kayenta)];
     let mut results = Vec::new();
     let mut violations = Vec::new();
-    for policy in &policies {
-        let mut seen = 0;
-        let summaries: Vec<Summary> = scenarios
-            .iter()
-            .map(|scenario| {
-                let (outcomes, broken) = outcomes(&setup, scenario, seeds, policy.as_ref());
-                seen += broken;
-                summarize(scenario, &outcomes)
-            })
-            .collect();
-        if !full {
-            sanity(policy.name(), &summaries, seen);
+    for rps in TRAFFIC {
+        for policy in &policies {
+            let mut seen = 0;
+            let summaries: Vec<Summary> = scenarios
+                .iter()
+                .map(|scenario| {
+                    let (outcomes, broken) = outcomes(&setup, scenario, rps, seeds, policy.as_ref());
+                    seen += broken;
+                    summarize(scenario, &outcomes)
+                })
+                .collect();
+            if !full {
+                sanity(policy.name(), &summaries, seen);
+            }
+            violations.push(format!("{} at {rps} rps: {seen}", policy.name()));
+            results.push((format!("`{}`, {rps} rps", policy.name()), summaries));
         }
-        violations.push(format!("{}: {seen}", policy.name()));
-        results.push((policy.name().to_string(), summaries));
     }
     println!("{}", table(&results, &scenarios));
     println!(
