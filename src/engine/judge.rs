@@ -93,6 +93,13 @@ struct Fold {
     state: HysteresisState,
     since: Option<DateTime<Utc>>,
     recovering_since: Option<DateTime<Utc>>,
+    /// How long the metric has been out of the clear since it turned Breaching: the time up to
+    /// each breach or marginal measurement counts, the time up to a clear one does not. So a
+    /// breach lasts through marginal values, and a metric that flaps between breach and clear
+    /// still adds up, while one failed request now and then in a quiet window does not.
+    breach_time: Duration,
+    /// The latest measurement judged since the metric turned Breaching.
+    breach_last: Option<DateTime<Utc>>,
     /// Whether every measurement since the breach began was itself a breach.
     unbroken: bool,
     /// First and latest measurement of the current run of Healthy measurements, and its length.
@@ -144,6 +151,8 @@ pub fn judge_metric(
         state: HysteresisState::Healthy,
         since: None,
         recovering_since: None,
+        breach_time: Duration::zero(),
+        breach_last: None,
         unbroken: false,
         streak: None,
         judged: 0,
@@ -263,6 +272,8 @@ impl Fold {
                 self.state = HysteresisState::Breaching;
                 self.since = Some(at);
                 self.recovering_since = None;
+                self.breach_time = Duration::zero();
+                self.breach_last = Some(at);
                 self.unbroken = true;
             }
             (HysteresisState::Breaching, Class::Breach) => self.recovering_since = None,
@@ -281,21 +292,29 @@ impl Fold {
             }
             _ => {}
         }
+        if self.state == HysteresisState::Breaching {
+            let last = self.breach_last.replace(at).unwrap_or(at);
+            if class != Class::Clear {
+                self.breach_time += at - last;
+            }
+        }
         if self.state == HysteresisState::Breaching && class == Class::Breach {
-            let breaching = self.since.unwrap_or(at);
-            if at - breaching >= rules.breach_for {
+            if self.breach_time >= rules.breach_for {
                 self.state = HysteresisState::Failed;
                 let value = self.describe_value(rules);
-                let held = format_duration(at - breaching);
-                let how = if self.unbroken { "continuously" } else { "without recovering" };
+                let held = format_duration(self.breach_time);
+                let total = at - self.since.unwrap_or(at);
+                let how = if self.unbroken {
+                    format!("continuously for {held}")
+                } else if self.breach_time == total {
+                    format!("without recovering for {held}")
+                } else {
+                    format!("without recovering, out of the clear for {held} of {}", format_duration(total))
+                };
                 let message = if rules.breach_for.is_zero() {
                     format!("{}: {value}", rules.name)
                 } else {
-                    format!(
-                        "{}: {value} {how} for {held} (breachFor {})",
-                        rules.name,
-                        format_duration(rules.breach_for)
-                    )
+                    format!("{}: {value} {how} (breachFor {})", rules.name, format_duration(rules.breach_for))
                 };
                 self.verdict = Some((AnalysisPhase::Failed, message, at));
                 return;

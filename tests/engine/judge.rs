@@ -89,6 +89,27 @@ fn marginal_values_keep_a_breach_going_until_it_fails() {
 }
 
 #[test]
+fn clear_values_pause_the_breach_clock_so_rare_breaches_add_up_slowly() {
+    // A quiet canary: now and then one failed request makes a window breach, between clear ones.
+    let m = metric(0.01, "3m", None, "10m", None);
+    let (b, c) = (Some(0.02), Some(0.0));
+    let v = judge(&m, &[b, c, c, b, c, c, b]);
+    assert_eq!(v.phase, AnalysisPhase::Running, "{}", v.message);
+    assert_eq!(v.state, HysteresisState::Breaching, "clear for 2m of recoverFor 10m is not recovered");
+    // A metric that flaps between breach and clear is out of the clear half the time: it fails once
+    // that adds up to breachFor.
+    let v = judge(&m, &[b, c, b, c, b, c]);
+    assert_eq!(v.phase, AnalysisPhase::Running, "out of the clear for 2m so far: {}", v.message);
+    let v = judge(&m, &[b, c, b, c, b, c, b]);
+    assert_eq!(v.phase, AnalysisPhase::Failed);
+    assert_eq!(
+        v.message,
+        "error-rate: 0.02 > max 0.01 without recovering, out of the clear for 3m of 6m (breachFor 3m)"
+    );
+    assert_eq!(v.decided_at, Some(at_minute(7.0)));
+}
+
+#[test]
 fn initial_delay_skips_warm_up_measurements() {
     let mut m = metric(0.01, "0s", None, "0s", Some(2));
     m.initial_delay = Some(bellwether::api::Duration::new("2m"));
