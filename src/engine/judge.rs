@@ -298,27 +298,28 @@ impl Fold {
                 self.breach_time += at - last;
             }
         }
-        if self.state == HysteresisState::Breaching && class == Class::Breach {
-            if self.breach_time >= rules.breach_for {
-                self.state = HysteresisState::Failed;
-                let value = self.describe_value(rules);
-                let held = format_duration(self.breach_time);
-                let total = at - self.since.unwrap_or(at);
-                let how = if self.unbroken {
-                    format!("continuously for {held}")
-                } else if self.breach_time == total {
-                    format!("without recovering for {held}")
-                } else {
-                    format!("without recovering, out of the clear for {held} of {}", format_duration(total))
-                };
-                let message = if rules.breach_for.is_zero() {
-                    format!("{}: {value}", rules.name)
-                } else {
-                    format!("{}: {value} {how} (breachFor {})", rules.name, format_duration(rules.breach_for))
-                };
-                self.verdict = Some((AnalysisPhase::Failed, message, at));
-                return;
-            }
+        if self.state == HysteresisState::Breaching
+            && class == Class::Breach
+            && self.breach_time >= rules.breach_for
+        {
+            self.state = HysteresisState::Failed;
+            let value = self.describe_value(rules);
+            let held = format_duration(self.breach_time);
+            let total = at - self.since.unwrap_or(at);
+            let how = if self.unbroken {
+                format!("continuously for {held}")
+            } else if self.breach_time == total {
+                format!("without recovering for {held}")
+            } else {
+                format!("without recovering, out of the clear for {held} of {}", format_duration(total))
+            };
+            let message = if rules.breach_for.is_zero() {
+                format!("{}: {value}", rules.name)
+            } else {
+                format!("{}: {value} {how} (breachFor {})", rules.name, format_duration(rules.breach_for))
+            };
+            self.verdict = Some((AnalysisPhase::Failed, message, at));
+            return;
         }
         if self.state == HysteresisState::Healthy {
             self.streak = Some(match self.streak {
