@@ -58,7 +58,7 @@ fn measurements(count: usize, from: DateTime<Utc>) -> Vec<Measurement> {
         .map(|i| Measurement {
             at: from + chrono::TimeDelta::minutes(i as i64),
             value: Some(CYCLE[i % CYCLE.len()]),
-            error: None,
+            ..Measurement::default()
         })
         .collect()
 }

@@ -4,7 +4,7 @@
 use super::policies::{ArgoRollouts, Flagger, Kayenta};
 use bellwether::api::{AnalysisPhase, Measurement, Metric};
 use bellwether::engine::MetricVerdict;
-use bellwether::sim::{Policy, Sample};
+use bellwether::sim::Policy;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 fn start() -> DateTime<Utc> {
@@ -26,13 +26,15 @@ fn metric(count: Option<i32>) -> Metric {
 }
 
 /// One sample a minute from the start: (canary, stable); `None` is no data.
-fn series(values: &[(Option<f64>, Option<f64>)]) -> Vec<Sample> {
+fn series(values: &[(Option<f64>, Option<f64>)]) -> Vec<Measurement> {
     values
         .iter()
         .enumerate()
-        .map(|(i, &(canary, stable))| Sample {
-            canary: Measurement { at: minute(i), value: canary, error: None },
-            stable,
+        .map(|(i, &(canary, stable))| Measurement {
+            at: minute(i),
+            value: canary,
+            baseline: stable,
+            ..Measurement::default()
         })
         .collect()
 }
@@ -42,14 +44,14 @@ fn minute(i: usize) -> DateTime<Utc> {
 }
 
 /// Canary values only, stable always at 0.001.
-fn canary(values: &[Option<f64>]) -> Vec<Sample> {
+fn canary(values: &[Option<f64>]) -> Vec<Measurement> {
     series(&values.iter().map(|&v| (v, Some(0.001))).collect::<Vec<_>>())
 }
 
 const GOOD: Option<f64> = Some(0.002);
 const BAD: Option<f64> = Some(0.05);
 
-fn expect(policy: &dyn Policy, metric: &Metric, samples: &[Sample], phase: AnalysisPhase, at: Option<usize>) {
+fn expect(policy: &dyn Policy, metric: &Metric, samples: &[Measurement], phase: AnalysisPhase, at: Option<usize>) {
     let verdict: MetricVerdict = policy.judge(metric, samples, start(), None);
     assert_eq!(
         (verdict.phase, verdict.decided_at),
@@ -76,7 +78,7 @@ fn argo() {
     expect(&argo, &metric(None), &canary(&[GOOD; 12]), AnalysisPhase::Running, None);
     let mut down = canary(&[GOOD; 5]);
     down.iter_mut()
-        .for_each(|s| s.canary = Measurement { value: None, error: Some("down".into()), ..s.canary.clone() });
+        .for_each(|s| *s = Measurement { value: None, error: Some("down".into()), ..s.clone() });
     expect(&argo, &metric(None), &down, AnalysisPhase::Error, Some(4));
 }
 
@@ -113,7 +115,7 @@ fn kayenta() {
     expect(&kayenta, &ten, &series(&no_baseline), AnalysisPhase::Successful, Some(9));
     // A judgement that cannot fetch its data fails the analysis.
     let mut down = series(&same);
-    down[4].canary.error = Some("down".into());
+    down[4].error = Some("down".into());
     expect(&kayenta, &ten, &down, AnalysisPhase::Error, Some(4));
 }
 

@@ -3,11 +3,11 @@
 //! metric's `threshold` (its `hysteresis`, which they lack, is ignored) and honour its `interval`,
 //! `initialDelay` and `count`, fields these tools have under the same names or close kin.
 
-use bellwether::api::{AnalysisPhase, HysteresisState, Metric, Threshold};
+use bellwether::api::{AnalysisPhase, HysteresisState, Measurement, Metric, Threshold};
 use bellwether::engine::{
     DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, format_value, mann_whitney_u,
 };
-use bellwether::sim::{Policy, Sample};
+use bellwether::sim::Policy;
 use chrono::{DateTime, Duration, Utc};
 
 /// What the baselines read from a metric: its threshold, the samples after `initialDelay`, and
@@ -16,14 +16,14 @@ use chrono::{DateTime, Duration, Utc};
 struct Run<'a> {
     metric: &'a Metric,
     threshold: Threshold,
-    samples: &'a [Sample],
+    samples: &'a [Measurement],
     length: Option<u32>,
 }
 
 impl<'a> Run<'a> {
     fn new(
         metric: &'a Metric,
-        samples: &'a [Sample],
+        samples: &'a [Measurement],
         started_at: DateTime<Utc>,
         run_duration: Option<Duration>,
     ) -> Self {
@@ -37,7 +37,7 @@ impl<'a> Run<'a> {
         };
         let threshold =
             metric.threshold.clone().unwrap_or(Threshold { min: None, max: None, hysteresis: None });
-        let skip = samples.iter().take_while(|s| s.canary.at < first_at).count();
+        let skip = samples.iter().take_while(|s| s.at < first_at).count();
         Self { metric, threshold, samples: &samples[skip..], length }
     }
 
@@ -102,7 +102,7 @@ impl Policy for ArgoRollouts {
     fn judge(
         &self,
         metric: &Metric,
-        samples: &[Sample],
+        samples: &[Measurement],
         started_at: DateTime<Utc>,
         run_duration: Option<Duration>,
     ) -> MetricVerdict {
@@ -112,12 +112,12 @@ impl Policy for ArgoRollouts {
         let (mut counted, mut failed, mut errors) = (0u32, 0u32, 0u32);
         let mut first_failure = None;
         for sample in run.samples {
-            let at = sample.canary.at;
-            match (sample.canary.error.as_ref(), sample.canary.value) {
+            let at = sample.at;
+            match (sample.error.as_ref(), sample.value) {
                 (Some(_), _) | (None, None) => {
                     errors += 1;
                     if errors > error_limit {
-                        let why = sample.canary.error.as_deref().unwrap_or("empty result, result[0] fails");
+                        let why = sample.error.as_deref().unwrap_or("empty result, result[0] fails");
                         let message = format!(
                             "consecutiveErrors ({errors}) > consecutiveErrorLimit ({error_limit}): {why}"
                         );
@@ -179,7 +179,7 @@ impl Policy for Flagger {
     fn judge(
         &self,
         metric: &Metric,
-        samples: &[Sample],
+        samples: &[Measurement],
         started_at: DateTime<Utc>,
         run_duration: Option<Duration>,
     ) -> MetricVerdict {
@@ -187,15 +187,15 @@ impl Policy for Flagger {
         let (mut passed, mut failed) = (0u32, 0u32);
         let mut first_failure = None;
         for sample in run.samples {
-            let at = sample.canary.at;
-            let value = sample.canary.value.filter(|v| !v.is_nan());
-            if sample.canary.error.is_none() && value.is_some_and(|v| run.within(v)) {
+            let at = sample.at;
+            let value = sample.value.filter(|v| !v.is_nan());
+            if sample.error.is_none() && value.is_some_and(|v| run.within(v)) {
                 passed += 1;
             } else {
                 failed += 1;
                 first_failure.get_or_insert(at);
                 if failed >= self.threshold {
-                    let why = sample.canary.error.clone().unwrap_or_else(|| run.shown(value));
+                    let why = sample.error.clone().unwrap_or_else(|| run.shown(value));
                     let message = format!("failed checks threshold reached {failed}, last {why}");
                     return run.verdict(AnalysisPhase::Failed, message, Some(at));
                 }
@@ -252,10 +252,10 @@ enum Class {
 }
 
 impl Kayenta {
-    fn classify(run: &Run<'_>, samples: &[Sample]) -> (Class, String) {
+    fn classify(run: &Run<'_>, samples: &[Measurement]) -> (Class, String) {
         let canary: Vec<f64> =
-            samples.iter().filter_map(|s| s.canary.value).filter(|v| !v.is_nan()).collect();
-        let stable: Vec<f64> = samples.iter().filter_map(|s| s.stable).filter(|v| !v.is_nan()).collect();
+            samples.iter().filter_map(|s| s.value).filter(|v| !v.is_nan()).collect();
+        let stable: Vec<f64> = samples.iter().filter_map(|s| s.baseline).filter(|v| !v.is_nan()).collect();
         let Some(test) = mann_whitney_u(&canary, &stable) else {
             return (
                 Class::Pass,
@@ -296,7 +296,7 @@ impl Policy for Kayenta {
     fn judge(
         &self,
         metric: &Metric,
-        samples: &[Sample],
+        samples: &[Measurement],
         started_at: DateTime<Utc>,
         run_duration: Option<Duration>,
     ) -> MetricVerdict {
@@ -307,8 +307,8 @@ impl Policy for Kayenta {
             (1..=run.samples.len()).filter(|&k| k % every == 0 || Some(k) == last).collect();
         for (judgement, &end) in ends.iter().enumerate() {
             let sample = &run.samples[end - 1];
-            let at = sample.canary.at;
-            if let Some(error) = &sample.canary.error {
+            let at = sample.at;
+            if let Some(error) = &sample.error {
                 let message = format!("judgement {} could not fetch metrics: {error}", judgement + 1);
                 return run.verdict(AnalysisPhase::Error, message, Some(at));
             }
@@ -342,7 +342,7 @@ impl Policy for Kayenta {
             "{} measurements{lifetime}, judged every {} ({})",
             run.samples.len(),
             every,
-            run.shown(run.samples.last().and_then(|s| s.canary.value))
+            run.shown(run.samples.last().and_then(|s| s.value))
         );
         run.verdict(AnalysisPhase::Running, message, None)
     }

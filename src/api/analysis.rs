@@ -68,7 +68,7 @@ pub struct ArgSpec {
 /// One measured signal and how to judge it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.threshold) ? 1 : 0) + (has(self.compare) ? 1 : 0) == 1").message("a metric must have exactly one of threshold or compare"))]
+#[x_kube(validation = Rule::new("(has(self.threshold) ? 1 : 0) + (has(self.compare) ? 1 : 0) + (has(self.sequential) ? 1 : 0) == 1").message("a metric must have exactly one of threshold, compare or sequential"))]
 pub struct Metric {
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
@@ -89,6 +89,9 @@ pub struct Metric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
     pub compare: Option<Compare>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub sequential: Option<Sequential>,
     #[serde(default)]
     pub no_data: NoDataPolicy,
     /// Consecutive measurement errors (not breaches) that make the metric an Error. Defaults to 4.
@@ -206,7 +209,9 @@ pub struct Bounds {
     pub max: Option<f64>,
 }
 
-/// Judges the canary against the stable baseline over the same window.
+/// Judges the canary against the stable baseline over the same window: the metric's query runs for
+/// both revisions (`{{revision}}` and `{{service}}` name each in turn) and the two samples are compared
+/// once the window is complete.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Compare {
@@ -220,9 +225,50 @@ pub struct Compare {
     #[schemars(range(min = 0.5, max = 0.9999))]
     pub confidence: f64,
     /// How much worse (as a ratio of means) the canary may be before a significant difference fails.
+    /// Defaults to 1: any significant difference in `direction` fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1.0))]
     pub max_ratio: Option<f64>,
+    /// Values needed on each side, and non-zero values on at least one, before the comparison may
+    /// pass; with fewer the metric is Inconclusive. Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3))]
+    pub min_samples: Option<i32>,
+    /// Drop values more than 1.5 interquartile ranges outside each sample's quartiles first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove_outliers: bool,
+    /// A second test, for a change of shape or spread that a shift of location does not show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution_test: Option<DistributionTest>,
+}
+
+/// The second test of a comparison.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DistributionTest {
+    /// Two-sample Kolmogorov–Smirnov: any difference between the two distributions.
+    KolmogorovSmirnov,
+}
+
+/// Judges the canary's error rate against stable's with an anytime-valid sequential test on
+/// counts. The metric's query counts failed requests over `[{{interval}}]` and `requestsQuery` all
+/// requests, each run for both revisions. However often it is evaluated, a canary no worse than
+/// stable fails with probability at most `alpha`; it passes once the counts rule out an error rate
+/// more than `maxIncrease` above stable's.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sequential {
+    /// A PromQL query template counting all requests of `{{revision}}` over `[{{interval}}]`.
+    #[schemars(length(min = 1))]
+    pub requests_query: String,
+    /// The false-rollback rate allowed over the whole analysis. Defaults to 0.05.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0001, max = 0.5))]
+    pub alpha: Option<f64>,
+    /// The relative increase over stable's error rate that passing rules out: 0.5 passes once the
+    /// canary is shown to fail less than 1.5 times as often as stable.
+    #[schemars(range(min = 0.01, max = 100.0))]
+    pub max_increase: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
@@ -339,15 +385,32 @@ pub struct MetricResult {
     pub consecutive_errors: i32,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Measurement {
     pub at: DateTime<Utc>,
-    /// The value, absent when there was no data or the query failed.
+    /// The value, absent when there was no data or the query failed. For a sequential metric, the
+    /// canary's share of failed requests in the interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Compare metrics: the stable revision's value at the same time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// Sequential metrics: the requests each revision served, and failed, in the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Counts>,
+}
+
+/// Requests and failed requests of each revision over one interval.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub canary_errors: f64,
+    pub canary_requests: f64,
+    pub stable_errors: f64,
+    pub stable_requests: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]

@@ -232,8 +232,8 @@ async fn analyze_metric(
     let mut verdict = judge_metric(metric, &[], started_at, run_duration);
     for at in times {
         let measurement = match provider.instant(&query, Some(at)).await {
-            Ok(value) => Measurement { at, value, error: None },
-            Err(error) => Measurement { at, value: None, error: Some(error.to_string()) },
+            Ok(value) => Measurement { at, value, ..Measurement::default() },
+            Err(error) => Measurement { at, error: Some(error.to_string()), ..Measurement::default() },
         };
         measurements.push(measurement.clone());
         verdict = judge_metric(metric, &measurements, started_at, run_duration);

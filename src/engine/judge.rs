@@ -113,17 +113,23 @@ struct Fold {
 }
 
 /// Judges one metric. `started_at` is when the run started; `run_duration` its window when the
-/// metric has no `count`. Compare metrics are not judged here.
+/// metric has no `count`. Compare and sequential metrics are judged by their own modules.
 pub fn judge_metric(
     metric: &Metric,
     measurements: &[Measurement],
     started_at: DateTime<Utc>,
     run_duration: Option<Duration>,
 ) -> MetricVerdict {
+    if let Some(compare) = &metric.compare {
+        return super::compare::judge(metric, compare, measurements, started_at, run_duration);
+    }
+    if let Some(sequential) = &metric.sequential {
+        return super::sequential::judge(metric, sequential, measurements, started_at, run_duration);
+    }
     let Some(threshold) = metric.threshold.as_ref() else {
         return MetricVerdict {
             phase: AnalysisPhase::Error,
-            message: format!("{}: only threshold metrics are judged here", metric.name),
+            message: format!("{}: has no judgment: set threshold, compare or sequential", metric.name),
             state: HysteresisState::Healthy,
             since: None,
             consecutive_errors: 0,

@@ -12,12 +12,14 @@
 mod action;
 mod canary;
 mod cleanup;
+mod compare;
 mod judge;
 mod observation;
 mod pass;
 mod replicas;
 mod requests;
 mod retreat;
+mod sequential;
 mod revision;
 mod stats;
 mod steady;

@@ -153,7 +153,18 @@ pub fn validate<'a>(spec: &'a RolloutSpec, templates: &Templates) -> Result<Plan
 
     let background = canary.analysis.as_ref().map(|bg| {
         let field = format!("{CANARY}.analysis");
-        check_analysis(&bg.templates, &bg.args, templates, &field, &mut errors);
+        for metric in check_analysis(&bg.templates, &bg.args, templates, &field, &mut errors) {
+            if metric.compare.is_some() && metric.count.is_none() {
+                errors.push(
+                    format!("{field}.templates"),
+                    format!(
+                        "metric {:?} compares the canary with stable, which needs a fixed sample: give it a \
+                         count to run in background analysis",
+                        metric.name
+                    ),
+                );
+            }
+        }
         let starting_step = bg.starting_step.unwrap_or(0);
         if starting_step < 0 || starting_step as usize >= canary.steps.len().max(1) {
             errors.push(
@@ -367,8 +378,13 @@ fn check_metric(metric: &Metric, declared_args: &BTreeSet<String>, field: &str, 
             }
         }
     }
-    match (&metric.threshold, &metric.compare) {
-        (Some(threshold), None) => {
+    if let Some(sequential) = &metric.sequential
+        && let Err(error) = template::check(&sequential.requests_query, declared_args)
+    {
+        errors.push(format!("{field}.sequential.requestsQuery"), error.to_string());
+    }
+    match (&metric.threshold, &metric.compare, &metric.sequential) {
+        (Some(threshold), None, None) => {
             if threshold.min.is_none() && threshold.max.is_none() {
                 errors.push(format!("{field}.threshold"), "needs min, max or both");
             }
@@ -378,7 +394,7 @@ fn check_metric(metric: &Metric, declared_args: &BTreeSet<String>, field: &str, 
                 errors.push(format!("{field}.threshold"), format!("min {min} exceeds max {max}"));
             }
         }
-        (None, Some(_)) => {}
-        _ => errors.push(field, "must have exactly one of threshold or compare"),
+        (None, Some(_), None) | (None, None, Some(_)) => {}
+        _ => errors.push(field, "must have exactly one of threshold, compare or sequential"),
     }
 }

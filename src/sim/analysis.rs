@@ -2,9 +2,9 @@
 //! and judged by a [`Policy`], the way the AnalysisRun controller measures through Prometheus and
 //! judges with the engine.
 
-use super::policy::{Policy, Sample};
+use super::policy::Policy;
 use super::traffic::Served;
-use crate::api::{AnalysisPhase, Measurement, Metric};
+use crate::api::{AnalysisPhase, Counts, Measurement, Metric};
 use crate::engine::{DEFAULT_INTERVAL, MetricVerdict, format_value, run_phase};
 use chrono::{DateTime, Duration, Utc};
 use regex::Regex;
@@ -69,12 +69,26 @@ impl Signal {
         }
     }
 
-    fn measure(&self, served: &Served, now: DateTime<Utc>) -> Option<f64> {
+    fn value(&self, served: &Served, now: DateTime<Utc>) -> Option<f64> {
         match *self {
             Self::ErrorRatio { window } => served.error_ratio(now, window),
             Self::Latency { quantile, window, scale } => {
                 served.latency_quantile(now, window, quantile).map(|v| v * scale)
             }
+        }
+    }
+
+    /// What the metric's queries return at `now`: the canary's value, stable's as the baseline, and
+    /// both revisions' requests and failures over the last `interval`, which sequential metrics read.
+    fn measure(&self, canary: &Served, stable: &Served, now: DateTime<Utc>, interval: Duration) -> Measurement {
+        let (canary_errors, canary_requests) = canary.counts(now, interval);
+        let (stable_errors, stable_requests) = stable.counts(now, interval);
+        Measurement {
+            at: now,
+            value: self.value(canary, now),
+            error: None,
+            baseline: self.value(stable, now),
+            counts: Some(Counts { canary_errors, canary_requests, stable_errors, stable_requests }),
         }
     }
 }
@@ -90,7 +104,7 @@ pub struct MetricRun {
     pub signal: Signal,
     interval: Duration,
     next_at: DateTime<Utc>,
-    pub samples: Vec<Sample>,
+    pub measurements: Vec<Measurement>,
     pub verdict: Option<MetricVerdict>,
 }
 
@@ -126,7 +140,7 @@ impl AnalysisRun {
                     signal: Signal::of(&metric),
                     interval,
                     next_at: started_at + delay,
-                    samples: Vec::new(),
+                    measurements: Vec::new(),
                     verdict: None,
                     metric,
                 }
@@ -160,29 +174,19 @@ impl AnalysisRun {
         {
             let mut this = false;
             while metric.next_at <= now {
-                let sample = if source_up {
-                    Sample {
-                        canary: Measurement {
-                            at: now,
-                            value: metric.signal.measure(canary, now),
-                            error: None,
-                        },
-                        stable: metric.signal.measure(stable, now),
-                    }
+                let measurement = if source_up {
+                    metric.signal.measure(canary, stable, now, metric.interval)
                 } else {
-                    Sample {
-                        canary: Measurement { at: now, value: None, error: Some(SOURCE_DOWN.into()) },
-                        stable: None,
-                    }
+                    Measurement { at: now, error: Some(SOURCE_DOWN.into()), ..Measurement::default() }
                 };
-                metric.samples.push(sample);
+                metric.measurements.push(measurement);
                 metric.next_at += metric.interval;
                 this = true;
             }
             if this {
                 measured = true;
                 metric.verdict =
-                    Some(policy.judge(&metric.metric, &metric.samples, self.started_at, self.run_duration));
+                    Some(policy.judge(&metric.metric, &metric.measurements, self.started_at, self.run_duration));
             }
         }
         let verdicts: Vec<MetricVerdict> = self.metrics.iter().filter_map(|m| m.verdict.clone()).collect();
@@ -213,7 +217,7 @@ impl AnalysisRun {
         });
         match deciding {
             Some((metric, verdict)) if verdict.phase == AnalysisPhase::Failed => {
-                let value = metric.samples.last().and_then(|s| s.canary.value).map(format_value);
+                let value = metric.measurements.last().and_then(|m| m.value).map(format_value);
                 (message, Some(metric.metric.name.clone()), value)
             }
             _ => (message, None, None),

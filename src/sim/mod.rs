@@ -18,7 +18,7 @@ mod traffic;
 
 pub use analysis::{AnalysisRun, MetricRun, SOURCE_DOWN, Signal};
 pub use cluster::{Cluster, PodStartup};
-pub use policy::{Bellwether, Policy, Sample};
+pub use policy::{Bellwether, Policy};
 pub use scenario::{Expect, Scenario};
 pub use setup::{Setup, SetupError};
 pub use summary::{Summary, percentile, summarize};
@@ -434,16 +434,16 @@ impl<'a> Simulation<'a> {
             .iter()
             .filter(|run| {
                 !run.phase.is_terminal()
-                    || run.metrics.iter().any(|m| m.samples.last().is_some_and(|s| s.canary.at == self.now))
+                    || run.metrics.iter().any(|m| m.measurements.last().is_some_and(|s| s.at == self.now))
             })
             .flat_map(|run| &run.metrics)
             .filter_map(|m| {
-                let sample = m.samples.last()?;
+                let sample = m.measurements.last()?;
                 let verdict = m.verdict.as_ref()?;
                 Some(Cell {
                     metric: m.metric.name.clone(),
-                    value: sample.canary.value,
-                    error: sample.canary.error.clone(),
+                    value: sample.value,
+                    error: sample.error.clone(),
                     state: verdict.state,
                 })
             })

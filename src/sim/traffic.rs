@@ -102,12 +102,18 @@ impl Served {
         self.ticks.iter().filter(move |t| t.at <= now && now - t.at < window)
     }
 
+    /// Failed requests and all requests in the window, as `increase()` over counters reads them.
+    pub fn counts(&self, now: DateTime<Utc>, window: Duration) -> (f64, f64) {
+        let (errors, requests) =
+            self.window(now, window).fold((0, 0), |(e, r), t| (e + t.errors, r + t.requests));
+        (errors as f64, requests as f64)
+    }
+
     /// Failed requests over all requests in the window; `None` without requests, as Prometheus
     /// returns nothing for a ratio of rates of series that never moved.
     pub fn error_ratio(&self, now: DateTime<Utc>, window: Duration) -> Option<f64> {
-        let (errors, requests) =
-            self.window(now, window).fold((0, 0), |(e, r), t| (e + t.errors, r + t.requests));
-        (requests > 0).then(|| errors as f64 / requests as f64)
+        let (errors, requests) = self.counts(now, window);
+        (requests > 0.0).then(|| errors / requests)
     }
 
     /// The q-quantile of latency in the window, interpolated within its bucket exactly as
