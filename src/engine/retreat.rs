@@ -78,6 +78,7 @@ impl Pass<'_> {
         self.status.progress = Progress {
             canary_started_at: Some(self.now),
             step_started_at: Some(self.now),
+            attempt: self.next_attempt(),
             scale_downs: std::mem::take(&mut self.status.progress.scale_downs),
             handled_requests: std::mem::take(&mut self.status.progress.handled_requests),
             ..Progress::default()
@@ -91,9 +92,23 @@ impl Pass<'_> {
         );
     }
 
+    /// The first attempt number whose AnalysisRuns do not exist yet. A revision that comes back
+    /// after being superseded starts a new canary, and must not inherit the verdicts of the runs
+    /// its earlier canary left behind under the same names.
+    fn next_attempt(&self) -> i32 {
+        let prefix = format!("{}-{}-", self.name, self.revision);
+        self.obs
+            .analysis_runs
+            .iter()
+            .filter_map(|run| run.name.strip_prefix(&prefix)?.split('-').next()?.parse::<i32>().ok())
+            .map(|attempt| attempt + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Starts an aborted canary again from its first step.
     pub fn retry(&mut self, by: &str) {
-        let attempt = self.status.progress.attempt + 1;
+        let attempt = (self.status.progress.attempt + 1).max(self.next_attempt());
         let revision = self.revision.clone();
         self.status.abort = None;
         self.status.current_step_index = Some(0);

@@ -254,3 +254,27 @@ proptest! {
         }
     }
 }
+
+/// Found by the property above: a background analysis fails (pausing the rollout), the template
+/// moves to another revision and back, and time passes.
+#[test]
+fn a_failed_background_run_then_a_revision_round_trip_keeps_the_invariants() {
+    let scenario = Scenario {
+        replicas: 1,
+        steps: vec![StepKind::Pause(Some(3)), StepKind::Pause(None)],
+        background: Some(1),
+        pause_on_failure: true,
+        abort_on_inconclusive: false,
+        timeline: vec![
+            (Happening::Tick(0), 5),
+            (Happening::Tick(180), 5),
+            (Happening::RunEnds(AnalysisPhase::Failed), 5),
+            (Happening::Ship(2), 5),
+            (Happening::TogglePaused, 5),
+            (Happening::TogglePaused, 5),
+            (Happening::Ship(1), 5),
+            (Happening::Tick(197), 5),
+        ],
+    };
+    run(&scenario).unwrap();
+}
