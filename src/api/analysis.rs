@@ -229,8 +229,8 @@ pub struct Compare {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1.0))]
     pub max_ratio: Option<f64>,
-    /// Values needed on each side, and non-zero values on at least one, before the comparison may
-    /// pass; with fewer the metric is Inconclusive. Defaults to 10.
+    /// Values needed on each side, and non-zero values across both, before the comparison may
+    /// decide; with fewer the metric is Inconclusive. Defaults to 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 3))]
     pub min_samples: Option<i32>,

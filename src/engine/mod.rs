@@ -36,7 +36,9 @@ pub use observation::{
 };
 pub use replicas::canary_replicas;
 pub use revision::revision_of;
-pub use stats::{MannWhitney, mann_whitney_u};
+pub use stats::{
+    KolmogorovSmirnov, MannWhitney, drop_outliers, kolmogorov_sf, kolmogorov_smirnov, mann_whitney_u,
+};
 pub use validate::{Background, Plan, SpecError, Step, Templates, validate};
 
 use crate::api::{RolloutSpec, RolloutStatus};

@@ -1,5 +1,6 @@
 //! The engine's rules as readable scenarios, and its invariants as property tests.
 
+mod compare;
 mod fixtures;
 mod invariants;
 mod judge;

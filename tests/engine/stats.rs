@@ -1,10 +1,13 @@
-//! The Mann–Whitney U test against reference values, and its symmetry as a property.
+//! The Mann–Whitney U and Kolmogorov–Smirnov tests against reference values, their symmetry as
+//! properties, and the outlier filter.
 //!
-//! Every expected value below was computed with scipy 1.17.1:
+//! Every Mann–Whitney value below was computed with scipy 1.17.1:
 //! `scipy.stats.mannwhitneyu(x, y, alternative=..., method="asymptotic", use_continuity=True)`,
 //! whose `statistic` is U of `x`.
 
-use bellwether::engine::{MannWhitney, mann_whitney_u};
+use bellwether::engine::{
+    KolmogorovSmirnov, MannWhitney, drop_outliers, kolmogorov_sf, kolmogorov_smirnov, mann_whitney_u,
+};
 use proptest::prelude::*;
 
 /// The p-values scipy gives for (two-sided, greater, less).
@@ -112,5 +115,120 @@ proptest! {
         }
         prop_assert!(result.z.is_finite());
         prop_assert!(result.p_two_sided >= result.p_greater.min(result.p_less));
+    }
+}
+
+/// The Kolmogorov–Smirnov test, with reference values from scipy 1.17.1: each `d` is
+/// `scipy.stats.ks_2samp(x, y).statistic` (for `alternative="two-sided"`, `"less"` and `"greater"`:
+/// `d`, `d_higher` and `d_lower`), each p-value `scipy.special.kolmogorov(sqrt(n*m/(n+m)) * d)`.
+/// `ks_2samp(method="asymp")` itself gives lower two-sided p-values than these (see the test's
+/// documentation in the engine), so its p-values are not the reference; its statistics are.
+fn check_ks(x: &[f64], y: &[f64], d: [f64; 3], p: [f64; 3]) -> KolmogorovSmirnov {
+    let result = kolmogorov_smirnov(x, y).expect("both samples have values");
+    let close = |actual: f64, expected: f64| (actual - expected).abs() <= 1e-9 * expected.max(1e-300);
+    assert!((result.d - d[0]).abs() < 1e-12, "d {} != {}", result.d, d[0]);
+    assert!((result.d_higher - d[1]).abs() < 1e-12, "d_higher {} != {}", result.d_higher, d[1]);
+    assert!((result.d_lower - d[2]).abs() < 1e-12, "d_lower {} != {}", result.d_lower, d[2]);
+    assert!(close(result.p_two_sided, p[0]), "two-sided {} != {}", result.p_two_sided, p[0]);
+    assert!(close(result.p_higher, p[1]), "higher {} != {}", result.p_higher, p[1]);
+    assert!(close(result.p_lower, p[2]), "lower {} != {}", result.p_lower, p[2]);
+    result
+}
+
+#[test]
+fn ks_without_ties() {
+    let x = [1.1, 2.3, 3.7, 4.2, 5.9, 6.4, 7.8];
+    let y = [0.5, 1.9, 2.8, 3.1, 4.4];
+    let d = 0.5142857142857143;
+    check_ks(&x, &y, [d, d, 0.0], [0.4233642794358528, 0.4233642794358528, 1.0]);
+}
+
+#[test]
+fn ks_with_ties_across_the_samples() {
+    let x = [1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0, 5.0];
+    let y = [2.0, 2.0, 3.0, 3.0, 3.0, 3.0, 4.0, 5.0, 5.0, 5.0, 6.0];
+    let d = 0.2525252525252525;
+    check_ks(&x, &y, [d, 0.0, d], [0.9104425152930141, 1.0, 0.9104425152930141]);
+}
+
+#[test]
+fn ks_on_samples_that_do_not_overlap() {
+    let canary = [0.31, 0.35, 0.29, 0.4, 0.38, 0.33, 0.36, 0.42, 0.39, 0.37, 0.34, 0.41];
+    let stable = [0.2, 0.22, 0.19, 0.25, 0.21, 0.23, 0.18, 0.24, 0.22, 0.2, 0.26, 0.21];
+    let p = 1.2288424706656438e-05;
+    check_ks(&canary, &stable, [1.0, 1.0, 0.0], [p, p, 1.0]);
+}
+
+/// Same median, four times the spread: the gap is as large on both sides.
+#[test]
+fn ks_sees_a_wider_spread() {
+    let canary: Vec<f64> = (0..30).map(|i| 0.6 + 0.8 * f64::from(i) / 29.0).collect();
+    let stable: Vec<f64> = (0..30).map(|i| 0.9 + 0.2 * f64::from(i) / 29.0).collect();
+    let (d, p) = (0.3666666666666667, 0.03543016467203169);
+    check_ks(&canary, &stable, [d, d, d], [p, p, p]);
+}
+
+#[test]
+fn ks_on_identical_samples_shows_no_difference() {
+    let x = [0.1, 0.2, 0.2, 0.3];
+    check_ks(&x, &x, [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]);
+}
+
+#[test]
+fn no_ks_test_without_values_on_both_sides_or_with_nan() {
+    assert_eq!(kolmogorov_smirnov(&[], &[1.0]), None);
+    assert_eq!(kolmogorov_smirnov(&[1.0], &[]), None);
+    assert_eq!(kolmogorov_smirnov(&[1.0, f64::NAN], &[2.0]), None);
+}
+
+/// `scipy.special.kolmogorov(z)`, on both sides of the switch between its two series.
+#[test]
+fn kolmogorov_tail_matches_scipy() {
+    let reference = [
+        (0.05, 1.0),
+        (0.2, 0.999999999999495),
+        (0.5, 0.9639452436648751),
+        (0.9, 0.3927307079406543),
+        (0.99, 0.2808738392255489),
+        (1.0, 0.26999967167735456),
+        (1.2, 0.11224966667072497),
+        (1.5, 0.022217962616525127),
+        (2.5, 7.453306344157342e-06),
+        (5.0, 3.8574996959278356e-22),
+    ];
+    for (z, expected) in reference {
+        let actual = kolmogorov_sf(z);
+        assert!((actual - expected).abs() <= 1e-9 * expected, "z = {z}: {actual} != {expected}");
+    }
+    assert_eq!(kolmogorov_sf(0.0), 1.0);
+    assert_eq!(kolmogorov_sf(-1.0), 1.0);
+}
+
+/// Expected values from numpy 2 (`np.percentile`'s default linear interpolation) with the
+/// 1.5 IQR fences.
+#[test]
+fn outliers_outside_the_fences_are_dropped() {
+    let values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 100.0];
+    assert_eq!(drop_outliers(&values), &values[..9]);
+    assert_eq!(drop_outliers(&[1.0, 2.0, 3.0, -50.0, 4.0]), [1.0, 2.0, 3.0, 4.0]);
+    let mostly_zero = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 7.0];
+    assert_eq!(drop_outliers(&mostly_zero), [0.0; 8], "with no spread every non-zero value is an outlier");
+    assert_eq!(drop_outliers(&[3.0, f64::NAN, 3.5]), [3.0, 3.5]);
+    assert!(drop_outliers(&[]).is_empty());
+    let infinite = [1.0, f64::INFINITY, f64::INFINITY, f64::INFINITY];
+    assert_eq!(drop_outliers(&infinite), infinite, "infinite quartiles set no fence");
+}
+
+proptest! {
+    #[test]
+    fn ks_higher_for_x_is_lower_for_y(x in sample(), y in sample()) {
+        let xy = kolmogorov_smirnov(&x, &y).expect("values");
+        let yx = kolmogorov_smirnov(&y, &x).expect("values");
+        prop_assert_eq!(xy.d, yx.d);
+        prop_assert_eq!(xy.d_higher, yx.d_lower);
+        prop_assert_eq!(xy.p_higher, yx.p_lower);
+        prop_assert_eq!(xy.p_two_sided, yx.p_two_sided);
+        prop_assert!((0.0..=1.0).contains(&xy.p_two_sided));
+        prop_assert!(xy.p_higher >= xy.p_two_sided && xy.p_lower >= xy.p_two_sided);
     }
 }
