@@ -8,6 +8,8 @@
 
 #[path = "accuracy/checks.rs"]
 mod checks;
+#[path = "accuracy/judgments.rs"]
+mod judgments;
 #[path = "accuracy/policies.rs"]
 mod policies;
 
@@ -16,6 +18,7 @@ use bellwether::sim::{
     Bellwether, Expect, Options, Outcome, Policy, Scenario, Setup, Summary, percentile, run, summarize,
 };
 use chrono::Duration;
+use judgments::{CompareAtSteps, SequentialErrors};
 use policies::{ArgoRollouts, Flagger, Kayenta};
 
 const SEEDS: u64 = 1000;
@@ -159,7 +162,7 @@ fn sanity(name: &str, summaries: &[Summary], violations: usize) {
             "{name}: {}",
             summary.scenario
         );
-        if name == Bellwether.name() && summary.expect == Expect::NotPromote {
+        if name.starts_with(Bellwether.name()) && summary.expect == Expect::NotPromote {
             assert_eq!(summary.promoted, 0, "bellwether promoted {} without evidence", summary.scenario);
         }
     }
@@ -179,8 +182,26 @@ fn main() {
          judged every {} measurements at 98% confidence, marginal {}, pass {}",
         argo.failure_limit, flagger.threshold, kayenta.judge_every, kayenta.marginal, kayenta.pass
     );
-    let policies: Vec<Box<dyn Policy>> =
-        vec![Box::new(Bellwether), Box::new(argo), Box::new(flagger), Box::new(kayenta)];
+    let compare = CompareAtSteps { confidence: 0.95, max_ratio: 1.2, min_samples: 5 };
+    let sequential = SequentialErrors { alpha: 0.05, max_increase: 4.0 };
+    let settings = format!(
+        "{settings}; bellwether compare at {:.0}% confidence, maxRatio {}, minSamples {} (threshold in \
+         the background); bellwether sequential alpha {}, maxIncrease {} on error rates (threshold on \
+         latency)",
+        compare.confidence * 100.0,
+        compare.max_ratio,
+        compare.min_samples,
+        sequential.alpha,
+        sequential.max_increase
+    );
+    let policies: Vec<Box<dyn Policy>> = vec![
+        Box::new(Bellwether),
+        Box::new(compare),
+        Box::new(sequential),
+        Box::new(argo),
+        Box::new(flagger),
+        Box::new(kayenta),
+    ];
     let mut results = Vec::new();
     let mut violations = Vec::new();
     for rps in TRAFFIC {

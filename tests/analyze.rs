@@ -1,6 +1,7 @@
 //! `bellwether analyze` backtests the ready-made templates against a real Prometheus holding
-//! per-revision traffic: a good canary, one with 5x errors, a latency regression, one with no
-//! traffic and a flapping one. The verdicts and the times they fired are asserted.
+//! per-revision traffic: a stable revision, a good canary, one with 5x errors, a latency regression,
+//! one with no traffic and a flapping one. The measurements of the canary-vs-stable templates (values,
+//! baselines, counts), the verdicts and the times they fired are asserted.
 //!
 //! Needs `prometheus` and `promtool` on PATH; ./scripts/test installs them when missing.
 
@@ -34,9 +35,13 @@ struct Traffic {
 
 const GOOD: Traffic = Traffic { rps: 100.0, error_share: 0.002, slow: false };
 
+/// Stable takes four fifths of the traffic while the canary is at a 20% weight.
+const STABLE_RPS: f64 = 400.0;
+
 /// The per-revision traffic of each scenario, minute by minute.
 fn scenario(revision: &str, minute: i64) -> Traffic {
     match revision {
+        "stable" => Traffic { rps: STABLE_RPS, ..GOOD },
         "good" => GOOD,
         "errors5x" => Traffic { error_share: 0.015, ..GOOD },
         "slow" => Traffic { slow: true, ..GOOD },
@@ -48,7 +53,15 @@ fn scenario(revision: &str, minute: i64) -> Traffic {
     }
 }
 
-const REVISIONS: [&str; 5] = ["good", "errors5x", "slow", "idle", "flapping"];
+const REVISIONS: [&str; 6] = ["stable", "good", "errors5x", "slow", "idle", "flapping"];
+
+/// The share of fast requests (under 100ms) in one minute: 99.2% to 99.8%, varying from minute to
+/// minute and differently for each revision, so that p99s have the spread real ones have and a
+/// comparison of two good revisions is not of two constants.
+fn fast_share(revision: &str, minute: i64) -> f64 {
+    let seed: i64 = revision.bytes().map(i64::from).sum();
+    0.992 + 0.006 * ((minute * 37 + seed) % 11) as f64 / 10.0
+}
 
 /// A sample series: its name with labels, and its (timestamp, value) points.
 type Series = (String, Vec<(i64, f64)>);
@@ -69,14 +82,18 @@ fn fixture() -> String {
         for sample in 0..=SAMPLES {
             let ts = T0 + sample * SAMPLE_SECONDS;
             // A sample counts the requests since the previous one: the traffic of that interval.
-            let traffic = scenario(revision, (sample.max(1) - 1) * SAMPLE_SECONDS / 60);
+            let minute = (sample.max(1) - 1) * SAMPLE_SECONDS / 60;
+            let traffic = scenario(revision, minute);
             let n = traffic.rps * SAMPLE_SECONDS as f64;
             if sample > 0 {
                 requests[0] += n * (1.0 - traffic.error_share);
                 requests[1] += n * traffic.error_share;
-                // Fast: 99.5% under 100ms, all under 250ms. Slow: 5% take 0.5s to 1s.
-                let cumulative =
-                    if traffic.slow { [0.90, 0.95, 0.95, 1.0, 1.0] } else { [0.995, 1.0, 1.0, 1.0, 1.0] };
+                // Fast: about 99.5% under 100ms, all under 250ms. Slow: 5% take 0.5s to 1s.
+                let cumulative = if traffic.slow {
+                    [0.90, 0.95, 0.95, 1.0, 1.0]
+                } else {
+                    [fast_share(revision, minute), 1.0, 1.0, 1.0, 1.0]
+                };
                 for (bucket, share) in buckets.iter_mut().zip(cumulative) {
                     *bucket += n * share;
                 }
@@ -151,9 +168,14 @@ fn server() -> &'static Prometheus {
 
 /// Runs `bellwether analyze -o json` over the first 20 minutes and returns the report.
 fn analyze(template: &str, address: &str, extra: &[&str]) -> Value {
+    analyze_until(20, template, address, extra)
+}
+
+/// Runs `bellwether analyze -o json` over the first `minutes` minutes and returns the report.
+fn analyze_until(minutes: i64, template: &str, address: &str, extra: &[&str]) -> Value {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bellwether"));
     command.args(["analyze", "-f", template, "--prometheus", address, "-n", "shop", "-o", "json"]);
-    command.args(["--from", &at_minute(0).to_rfc3339(), "--to", &at_minute(20).to_rfc3339()]);
+    command.args(["--from", &at_minute(0).to_rfc3339(), "--to", &at_minute(minutes).to_rfc3339()]);
     command.args(extra);
     let output = command.output().expect("bellwether runs");
     assert!(
@@ -285,19 +307,24 @@ fn prometheus_down_is_an_error_after_the_error_limit() {
 
 /// A template of one metric with `query` and `timeout`, written to a temporary file.
 fn one_metric_template(query: &str, timeout: &str) -> tempfile::NamedTempFile {
+    template_file(serde_json::json!({
+        "name": "probe",
+        "interval": "1m",
+        "count": 3,
+        "consecutiveErrorLimit": 1,
+        "provider": {"prometheus": {"address": "http://unused:9090", "query": query, "timeout": timeout}},
+        "threshold": {"max": 1}
+    }))
+}
+
+/// A template of the one metric `metric`, written to a temporary file.
+fn template_file(metric: Value) -> tempfile::NamedTempFile {
     let file = tempfile::NamedTempFile::new().unwrap();
     let template = serde_json::json!({
         "apiVersion": "bellwether.dev/v1alpha1",
         "kind": "AnalysisTemplate",
         "metadata": {"name": "probe"},
-        "spec": {"metrics": [{
-            "name": "probe",
-            "interval": "1m",
-            "count": 3,
-            "consecutiveErrorLimit": 1,
-            "provider": {"prometheus": {"address": "http://unused:9090", "query": query, "timeout": timeout}},
-            "threshold": {"max": 1}
-        }]}
+        "spec": {"metrics": [metric]}
     });
     std::fs::write(file.path(), serde_yaml::to_string(&template).unwrap()).unwrap();
     file
@@ -339,4 +366,285 @@ fn the_table_shows_states_and_when_the_verdict_fired() {
     );
     assert!(table.contains("verdict: Failed, fired at 00:03:00 (3m after start)"), "{table}");
     assert!(table.contains("run: Failed"), "{table}");
+}
+
+fn errors_vs_stable(canary: &str, extra: &[&str]) -> Value {
+    let revisions = ["--revision", canary, "--stable-revision", "stable"];
+    let args: Vec<&str> = revisions.iter().chain(extra).copied().collect();
+    analyze(&ready_made("http-app-errors-vs-stable.yaml"), server().address(), &args)
+}
+
+fn latency_vs_stable(canary: &str) -> Value {
+    let args = ["--revision", canary, "--stable-revision", "stable"];
+    analyze(&ready_made("http-app-latency-vs-stable.yaml"), server().address(), &args)
+}
+
+/// The measurements of one metric in a report, oldest first.
+fn points<'r>(report: &'r Value, metric: &str) -> &'r [Value] {
+    let m =
+        report["metrics"].as_array().unwrap().iter().find(|m| m["name"] == metric).expect("metric in report");
+    m["points"].as_array().unwrap()
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or_else(|| panic!("{value} is not a number"))
+}
+
+fn assert_near(actual: f64, expected: f64, what: &str) {
+    assert!((actual - expected).abs() <= 1e-6 * expected.abs().max(1.0), "{what}: {actual} != {expected}");
+}
+
+/// p99 of a fast minute: the 99th percentile interpolated within the 0–100ms bucket.
+fn fast_p99(revision: &str, minute: i64) -> f64 {
+    0.1 * 0.99 / fast_share(revision, minute)
+}
+
+/// Each measurement of a sequential metric counts each revision's failed and all requests in the
+/// minute before it, and its value is the canary's share of failures.
+#[test]
+fn sequential_measurements_count_both_revisions_requests() {
+    let report = errors_vs_stable("errors5x", &[]);
+    let metric = &report["metrics"][0];
+    assert!(metric["query"].as_str().unwrap().contains(r#"revision="errors5x""#), "{metric}");
+    assert!(metric["stable_query"].as_str().unwrap().contains(r#"revision="stable""#), "{metric}");
+    assert!(metric["requests_query"].as_str().unwrap().contains(r#"revision="errors5x""#), "{metric}");
+    assert!(metric["stable_requests_query"].as_str().unwrap().contains(r#"revision="stable""#), "{metric}");
+    let first = &points(&report, "error-rate")[0];
+    assert_eq!(first["at"], at_minute(1).to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "{first}");
+    let counts = &first["counts"];
+    assert_near(number(&counts["canaryErrors"]), 90.0, "canary errors");
+    assert_near(number(&counts["canaryRequests"]), 6000.0, "canary requests");
+    assert_near(number(&counts["stableErrors"]), 48.0, "stable errors");
+    assert_near(number(&counts["stableRequests"]), 24000.0, "stable requests");
+    assert_near(number(&first["value"]), 0.015, "canary error share");
+    assert!(first.get("baseline").is_none() && first.get("error").is_none(), "{first}");
+}
+
+/// A canary that serves nothing counts zero requests, and has no error share to show.
+#[test]
+fn a_canary_without_traffic_counts_zero_requests() {
+    let report = errors_vs_stable("idle", &[]);
+    for point in points(&report, "error-rate") {
+        assert!(point.get("value").is_none() && point.get("error").is_none(), "{point}");
+        assert_eq!(number(&point["counts"]["canaryRequests"]), 0.0, "{point}");
+        assert_near(number(&point["counts"]["stableRequests"]), 24000.0, "stable requests");
+    }
+}
+
+/// Each measurement of a compare metric runs the query for the canary (the value) and for stable (the
+/// baseline) at the same time.
+#[test]
+fn compare_measurements_take_stable_as_the_baseline() {
+    let report = latency_vs_stable("slow");
+    let points = points(&report, "latency-p99");
+    assert!(!points.is_empty(), "{report}");
+    for (minute, point) in (1..).zip(points) {
+        assert_near(number(&point["value"]), 0.9, "slow p99");
+        assert_near(number(&point["baseline"]), fast_p99("stable", minute - 1), "stable p99");
+        assert!(point.get("counts").is_none(), "{point}");
+    }
+}
+
+/// `{{service}}` names the canary's Service in the canary's query and stable's in stable's, for
+/// gateway metrics that tell revisions apart by Service.
+#[test]
+fn service_names_the_service_of_each_revision() {
+    let template = template_file(serde_json::json!({
+        "name": "gateway-errors",
+        "interval": "1m",
+        "count": 3,
+        "provider": {"prometheus": {"address": "http://unused:9090", "query": concat!(
+            r#"sum(rate(istio_requests_total{destination_service_name="{{service}}", "#,
+            r#"response_code=~"5.."}[{{interval}}]))"#,
+            r#" / sum(rate(istio_requests_total{destination_service_name="{{service}}"}[{{interval}}]))"#
+        )}},
+        "compare": {"confidence": 0.95, "minSamples": 3}
+    }));
+    let services = ["--canary-service", "errors5x-svc", "--stable-service", "good-svc"];
+    let report = analyze_until(3, template.path().to_str().unwrap(), server().address(), &services);
+    let metric = &report["metrics"][0];
+    assert!(metric["query"].as_str().unwrap().contains(r#""errors5x-svc""#), "{metric}");
+    assert!(metric["stable_query"].as_str().unwrap().contains(r#""good-svc""#), "{metric}");
+    let points = points(&report, "gateway-errors");
+    assert!(points.len() >= 2, "{report}");
+    for point in points.iter().skip(1) {
+        assert_near(number(&point["value"]), 0.015, "canary error rate");
+        assert_near(number(&point["baseline"]), 0.002, "stable error rate");
+    }
+}
+
+/// A rejected requestsQuery is each measurement's error, naming the query and the revision.
+#[test]
+fn a_broken_requests_query_is_an_error_naming_it() {
+    let template = template_file(serde_json::json!({
+        "name": "error-rate",
+        "interval": "1m",
+        "count": 5,
+        "consecutiveErrorLimit": 2,
+        "provider": {"prometheus": {
+            "address": "http://unused:9090",
+            "query": concat!(
+                r#"sum(increase(http_requests_total{revision="{{revision}}", "#,
+                r#"code=~"5.."}[{{interval}}]))"#
+            )
+        }},
+        "sequential": {
+            "requestsQuery": r#"sum(increase(http_requests_total{revision="{{revision}}"}[{{interval}}])"#,
+            "maxIncrease": 0.5
+        }
+    }));
+    let args = ["--revision", "good", "--stable-revision", "stable"];
+    let report = analyze_until(5, template.path().to_str().unwrap(), server().address(), &args);
+    let points = points(&report, "error-rate");
+    assert!(!points.is_empty(), "{report}");
+    for point in points {
+        let error = point["error"].as_str().unwrap_or_else(|| panic!("no error in {point}"));
+        assert!(error.starts_with("requestsQuery for "), "{error}");
+        assert!(error.contains("Prometheus rejected the query"), "{error}");
+        assert!(point.get("value").is_none() && point.get("counts").is_none(), "{point}");
+    }
+    let (phase, fired, message) = verdict(&report, "error-rate");
+    assert_eq!((phase.as_str(), fired), ("Error", Some(2)), "{message}");
+    assert!(message.contains("requestsQuery for "), "{message}");
+}
+
+/// A typo in requestsQuery stops the analysis before it measures anything, naming the field.
+#[test]
+fn an_unknown_variable_in_requests_query_is_named() {
+    let template = template_file(serde_json::json!({
+        "name": "error-rate",
+        "provider": {"prometheus": {"address": "http://unused:9090", "query": "sum(x)"}},
+        "sequential": {"requestsQuery": r#"sum(x{service="{{servce}}"})"#, "maxIncrease": 0.5}
+    }));
+    let output = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["analyze", "-f", template.path().to_str().unwrap(), "--prometheus", "http://127.0.0.1:1"])
+        .output()
+        .expect("bellwether runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "error-rate: sequential.requestsQuery: unknown variable {{servce}}; did you mean {{service}}?"
+        ),
+        "{stderr}"
+    );
+}
+
+/// With Prometheus down, every measurement fails, and the metric is an Error after the error limit.
+#[test]
+fn prometheus_down_is_an_error_for_a_comparison() {
+    let args = ["--revision", "good", "--stable-revision", "stable"];
+    for template in ["http-app-errors-vs-stable.yaml", "http-app-latency-vs-stable.yaml"] {
+        let report = analyze(&ready_made(template), "http://127.0.0.1:1", &args);
+        let metric = &report["metrics"][0];
+        let points = metric["points"].as_array().unwrap();
+        assert!(!points.is_empty(), "{report}");
+        for point in points {
+            let error = point["error"].as_str().unwrap_or_else(|| panic!("no error in {point}"));
+            assert!(error.contains("is unreachable"), "{template}: {error}");
+        }
+        let (phase, fired, message) = verdict(&report, metric["name"].as_str().unwrap());
+        assert_eq!((phase.as_str(), fired), ("Error", Some(5)), "{template}: {message}");
+        assert!(message.contains("5 measurement errors in a row (consecutiveErrorLimit 4)"), "{message}");
+    }
+}
+
+#[test]
+fn the_table_shows_baselines_and_counts() {
+    let table = |template: &str, canary: &str, to: i64| {
+        let output = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+            .args(["analyze", "-f", &ready_made(template), "--prometheus", server().address()])
+            .args(["-n", "shop", "--revision", canary, "--stable-revision", "stable"])
+            .args(["--from", &at_minute(0).to_rfc3339(), "--to", &at_minute(to).to_rfc3339()])
+            .output()
+            .expect("bellwether runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let compare = table("http-app-latency-vs-stable.yaml", "slow", 2);
+    let stable_query = concat!(
+        r#"  query (stable): histogram_quantile(0.99, sum by (le) "#,
+        r#"(rate(http_request_duration_seconds_bucket{namespace="shop", revision="stable"}[1m])))"#
+    );
+    assert!(compare.contains(stable_query), "{compare}");
+    assert!(
+        compare.contains("  TIME                        VALUE     BASELINE  STATE      JUDGE"),
+        "{compare}"
+    );
+    let baseline = format!("{:.6}", fast_p99("stable", 0));
+    assert!(compare.contains(&format!("  2024-02-01 00:01:00      0.900000     {baseline}  ")), "{compare}");
+    let sequential = table("http-app-errors-vs-stable.yaml", "errors5x", 2);
+    let requests_query = concat!(
+        r#"  requestsQuery (canary): "#,
+        r#"sum(increase(http_requests_total{namespace="shop", revision="errors5x"}[1m]))"#
+    );
+    assert!(sequential.contains(requests_query), "{sequential}");
+    assert!(
+        sequential.contains(
+            "  TIME                        VALUE   CANARY ERR/REQ   STABLE ERR/REQ  STATE      JUDGE"
+        ),
+        "{sequential}"
+    );
+    assert!(
+        sequential.contains("  2024-02-01 00:01:00      0.015000          90/6000         48/24000  "),
+        "{sequential}"
+    );
+}
+
+/// The sequential test rolls back a canary failing 7.5 times as often as stable at its first
+/// measurement: 90 failures where stable's rate predicts 12.
+#[test]
+fn the_sequential_template_fails_a_canary_with_more_errors_at_once() {
+    let report = errors_vs_stable("errors5x", &[]);
+    let (phase, fired, message) = verdict(&report, "error-rate");
+    assert_eq!((phase.as_str(), fired), ("Failed", Some(1)), "{message}");
+    assert!(message.contains("canary fails 7.5× as often as stable"), "{message}");
+    assert_eq!(report["phase"], "Failed");
+}
+
+/// A canary as good as stable at a 20% weight passes once the counts rule out 1.5 times stable's
+/// error rate, long before its 20-minute window ends.
+#[test]
+fn the_sequential_template_passes_a_good_canary_early() {
+    let report = errors_vs_stable("good", &[]);
+    let (phase, fired, message) = verdict(&report, "error-rate");
+    assert_eq!((phase.as_str(), fired), ("Successful", Some(5)), "{message}");
+    assert!(message.contains("evidence it is within 1.5× of stable"), "{message}");
+    assert_eq!(report["phase"], "Successful");
+}
+
+/// Latency is not what the sequential template judges: a slow canary that fails no more often passes.
+#[test]
+fn the_sequential_template_judges_errors_not_latency() {
+    assert_eq!(verdict(&errors_vs_stable("slow", &[]), "error-rate").0, "Successful");
+}
+
+/// A canary that serves nothing gives no evidence either way: Inconclusive when the window ends.
+#[test]
+fn the_sequential_template_is_inconclusive_without_traffic() {
+    let report = errors_vs_stable("idle", &[]);
+    let (phase, fired, message) = verdict(&report, "error-rate");
+    assert_eq!((phase.as_str(), fired), ("Inconclusive", Some(20)), "{message}");
+}
+
+/// The compare template decides once its 10 measurements are in: a canary whose p99 is 9 times
+/// stable's fails, ...
+#[test]
+fn the_compare_template_fails_a_slower_canary_after_its_window() {
+    let report = latency_vs_stable("slow");
+    let (phase, fired, message) = verdict(&report, "latency-p99");
+    assert_eq!((phase.as_str(), fired), ("Failed", Some(10)), "{message}");
+    assert!(message.contains("is 9.05× stable's"), "{message}");
+    assert_eq!(report["phase"], "Failed");
+}
+
+/// ... and one whose p99 varies as stable's does passes, whatever its error rate.
+#[test]
+fn the_compare_template_passes_a_canary_as_fast_as_stable() {
+    for canary in ["good", "errors5x"] {
+        let report = latency_vs_stable(canary);
+        let (phase, fired, message) = verdict(&report, "latency-p99");
+        assert_eq!((phase.as_str(), fired), ("Successful", Some(10)), "{canary}: {message}");
+        assert!(message.contains("no significant increase"), "{message}");
+    }
 }

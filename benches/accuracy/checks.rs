@@ -51,7 +51,13 @@ fn canary(values: &[Option<f64>]) -> Vec<Measurement> {
 const GOOD: Option<f64> = Some(0.002);
 const BAD: Option<f64> = Some(0.05);
 
-fn expect(policy: &dyn Policy, metric: &Metric, samples: &[Measurement], phase: AnalysisPhase, at: Option<usize>) {
+fn expect(
+    policy: &dyn Policy,
+    metric: &Metric,
+    samples: &[Measurement],
+    phase: AnalysisPhase,
+    at: Option<usize>,
+) {
     let verdict: MetricVerdict = policy.judge(metric, samples, start(), None);
     assert_eq!(
         (verdict.phase, verdict.decided_at),
@@ -77,8 +83,7 @@ fn argo() {
     // Background analysis never succeeds on its own.
     expect(&argo, &metric(None), &canary(&[GOOD; 12]), AnalysisPhase::Running, None);
     let mut down = canary(&[GOOD; 5]);
-    down.iter_mut()
-        .for_each(|s| *s = Measurement { value: None, error: Some("down".into()), ..s.clone() });
+    down.iter_mut().for_each(|s| *s = Measurement { value: None, error: Some("down".into()), ..s.clone() });
     expect(&argo, &metric(None), &down, AnalysisPhase::Error, Some(4));
 }
 

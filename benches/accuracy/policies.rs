@@ -253,8 +253,7 @@ enum Class {
 
 impl Kayenta {
     fn classify(run: &Run<'_>, samples: &[Measurement]) -> (Class, String) {
-        let canary: Vec<f64> =
-            samples.iter().filter_map(|s| s.value).filter(|v| !v.is_nan()).collect();
+        let canary: Vec<f64> = samples.iter().filter_map(|s| s.value).filter(|v| !v.is_nan()).collect();
         let stable: Vec<f64> = samples.iter().filter_map(|s| s.baseline).filter(|v| !v.is_nan()).collect();
         let Some(test) = mann_whitney_u(&canary, &stable) else {
             return (

@@ -1,11 +1,17 @@
 //! `bellwether analyze`: runs an analysis template against a Prometheus, now or as a backtest over a
 //! past window, and shows each measurement, the hysteresis state after it, and the verdict with
 //! the time it would have fired. Template authors tune thresholds with it before a real rollout.
+//!
+//! A threshold metric measures the revision under test. A compare metric runs its query for the canary
+//! (the value) and for stable (the baseline); a sequential metric runs its query and `requestsQuery`
+//! for both, counting each revision's failed and all requests.
 
-use crate::api::{AnalysisPhase, AnalysisTemplateSpec, ArgSpec, HysteresisState, Measurement, Metric};
-use crate::engine::{DEFAULT_INTERVAL, MetricVerdict, judge_metric, run_phase};
+use crate::api::{
+    AnalysisPhase, AnalysisTemplateSpec, ArgSpec, Counts, HysteresisState, Measurement, Metric,
+};
+use crate::engine::{DEFAULT_INTERVAL, MetricVerdict, format_value, judge_metric, run_phase};
 use crate::metrics::prometheus::{DEFAULT_TIMEOUT, PrometheusProvider, ResolvedAuth};
-use crate::metrics::template::{self, Vars};
+use crate::metrics::template::{self, Side, Vars};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -87,8 +93,8 @@ pub enum AnalyzeError {
     EmptyWindow,
     #[error("the backtest needs {points} measurements of {metric}; at most {MAX_POINTS} are allowed")]
     TooLong { metric: String, points: usize },
-    #[error("{metric}: {reason}")]
-    Template { metric: String, reason: template::TemplateError },
+    #[error("{metric}: {field}: {reason}")]
+    Template { metric: String, field: &'static str, reason: template::TemplateError },
     #[error("{metric}: {message}")]
     Metric { metric: String, message: String },
 }
@@ -96,9 +102,8 @@ pub enum AnalyzeError {
 /// One measurement and what the judge made of everything up to it.
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct Point {
-    pub at: DateTime<Utc>,
-    pub value: Option<f64>,
-    pub error: Option<String>,
+    #[serde(flatten)]
+    pub measurement: Measurement,
     pub state: HysteresisState,
     pub phase: AnalysisPhase,
     pub message: String,
@@ -107,7 +112,17 @@ pub struct Point {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct MetricReport {
     pub name: String,
+    /// The metric's query as run for the revision under test: the canary.
     pub query: String,
+    /// Compare and sequential metrics: the metric's query as run for stable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stable_query: Option<String>,
+    /// Sequential metrics: `requestsQuery` as run for the canary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_query: Option<String>,
+    /// Sequential metrics: `requestsQuery` as run for stable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stable_requests_query: Option<String>,
     pub points: Vec<Point>,
     pub phase: AnalysisPhase,
     pub message: String,
@@ -192,6 +207,110 @@ fn variables(args: &AnalyzeArgs, declared: &[ArgSpec]) -> Vars {
     }
 }
 
+/// A query rendered for the canary and for stable.
+struct Pair {
+    canary: String,
+    stable: String,
+}
+
+/// What each measurement of a metric runs, every variable substituted.
+enum Queries {
+    /// The query, for the revision under test.
+    Threshold(String),
+    /// The query, for each revision: the canary's value and stable's baseline.
+    Compare(Pair),
+    /// Failed requests (the metric's query) and all requests (`requestsQuery`), for each revision.
+    Sequential { errors: Pair, requests: Pair },
+}
+
+impl Queries {
+    fn render(metric: &Metric, query: &str, vars: &Vars) -> Result<Self, AnalyzeError> {
+        let render = |field: &'static str, query: &str, side: Side| {
+            template::render(query, &vars.measuring(side)).map_err(|reason| AnalyzeError::Template {
+                metric: metric.name.clone(),
+                field,
+                reason,
+            })
+        };
+        let pair = |field: &'static str, query: &str| -> Result<Pair, AnalyzeError> {
+            Ok(Pair {
+                canary: render(field, query, Side::Canary)?,
+                stable: render(field, query, Side::Stable)?,
+            })
+        };
+        const QUERY: &str = "provider.prometheus.query";
+        Ok(match (&metric.compare, &metric.sequential) {
+            (Some(_), _) => Self::Compare(pair(QUERY, query)?),
+            (None, Some(sequential)) => Self::Sequential {
+                errors: pair(QUERY, query)?,
+                requests: pair("sequential.requestsQuery", &sequential.requests_query)?,
+            },
+            (None, None) => Self::Threshold(render(QUERY, query, Side::Canary)?),
+        })
+    }
+
+    /// Takes one measurement at `at`. A failure of any query is the measurement's error, named by the
+    /// query that failed, since a comparison with one side missing would mislead the judge.
+    async fn measure(&self, provider: &PrometheusProvider, at: DateTime<Utc>) -> Measurement {
+        let run = |label, query| instant(provider, label, query, at);
+        let measured = match self {
+            Self::Threshold(query) => provider
+                .instant(query, Some(at))
+                .await
+                .map(|value| Measurement { at, value, ..Measurement::default() })
+                .map_err(|error| error.to_string()),
+            Self::Compare(pair) => {
+                let (canary, stable) = tokio::join!(
+                    run("query for the canary", &pair.canary),
+                    run("query for stable", &pair.stable)
+                );
+                match (canary, stable) {
+                    (Ok(value), Ok(baseline)) => {
+                        Ok(Measurement { at, value, baseline, ..Measurement::default() })
+                    }
+                    (Err(error), _) | (_, Err(error)) => Err(error),
+                }
+            }
+            Self::Sequential { errors, requests } => {
+                let (canary_errors, canary_requests, stable_errors, stable_requests) = tokio::join!(
+                    run("query for the canary", &errors.canary),
+                    run("requestsQuery for the canary", &requests.canary),
+                    run("query for stable", &errors.stable),
+                    run("requestsQuery for stable", &requests.stable),
+                );
+                counted(at, [canary_errors, canary_requests, stable_errors, stable_requests])
+            }
+        };
+        measured.unwrap_or_else(|error| Measurement { at, error: Some(error), ..Measurement::default() })
+    }
+}
+
+/// Runs one query of a measurement; an error names the query by `label`.
+async fn instant(
+    provider: &PrometheusProvider,
+    label: &str,
+    query: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<f64>, String> {
+    provider.instant(query, Some(at)).await.map_err(|error| format!("{label}: {error}"))
+}
+
+/// A sequential measurement from the canary's and stable's failed and all requests, in that order.
+fn counted(at: DateTime<Utc>, results: [Result<Option<f64>, String>; 4]) -> Result<Measurement, String> {
+    // A count with no series counted nothing: an app exports its 5xx series only after its first
+    // failure, and a revision that has served nothing has no series at all.
+    let [canary_errors, canary_requests, stable_errors, stable_requests] =
+        results.map(|result| result.map(|count| count.unwrap_or(0.0)));
+    let counts = Counts {
+        canary_errors: canary_errors?,
+        canary_requests: canary_requests?,
+        stable_errors: stable_errors?,
+        stable_requests: stable_requests?,
+    };
+    let value = (counts.canary_requests > 0.0).then(|| counts.canary_errors / counts.canary_requests);
+    Ok(Measurement { at, value, counts: Some(counts), ..Measurement::default() })
+}
+
 async fn analyze_metric(
     args: &AnalyzeArgs,
     metric: &Metric,
@@ -213,8 +332,7 @@ async fn analyze_metric(
     };
     let vars =
         Vars { interval: metric.interval.as_ref().map_or("1m".into(), ToString::to_string), ..vars.clone() };
-    let query = template::render(&prometheus.query, &vars)
-        .map_err(|reason| AnalyzeError::Template { metric: metric.name.clone(), reason })?;
+    let queries = Queries::render(metric, &prometheus.query, &vars)?;
     let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
     let provider = PrometheusProvider::new(address, timeout, &ResolvedAuth::default())
         .map_err(|e| fail(e.to_string()))?;
@@ -231,16 +349,11 @@ async fn analyze_metric(
     let mut points = Vec::with_capacity(times.len());
     let mut verdict = judge_metric(metric, &[], started_at, run_duration);
     for at in times {
-        let measurement = match provider.instant(&query, Some(at)).await {
-            Ok(value) => Measurement { at, value, ..Measurement::default() },
-            Err(error) => Measurement { at, error: Some(error.to_string()), ..Measurement::default() },
-        };
+        let measurement = queries.measure(&provider, at).await;
         measurements.push(measurement.clone());
         verdict = judge_metric(metric, &measurements, started_at, run_duration);
         points.push(Point {
-            at,
-            value: measurement.value,
-            error: measurement.error,
+            measurement,
             state: verdict.state,
             phase: verdict.phase,
             message: verdict.message.clone(),
@@ -249,9 +362,17 @@ async fn analyze_metric(
             break;
         }
     }
+    let (query, stable_query, requests) = match queries {
+        Queries::Threshold(query) => (query, None, None),
+        Queries::Compare(pair) => (pair.canary, Some(pair.stable), None),
+        Queries::Sequential { errors, requests } => (errors.canary, Some(errors.stable), Some(requests)),
+    };
     let report = MetricReport {
         name: metric.name.clone(),
         query,
+        stable_query,
+        requests_query: requests.as_ref().map(|pair| pair.canary.clone()),
+        stable_requests_query: requests.map(|pair| pair.stable),
         points,
         phase: verdict.phase,
         message: verdict.message.clone(),
@@ -278,19 +399,27 @@ impl Report {
         let mut out = format!("template {} from {}\n", self.template, self.started_at.to_rfc3339());
         for metric in &self.metrics {
             out += &format!("\n{}{}\n", metric.name, if metric.dry_run { " (dry run)" } else { "" });
-            out += &format!("  query: {}\n", metric.query.split_whitespace().collect::<Vec<_>>().join(" "));
-            out += &format!("  {:<20} {:>12}  {:<10} {}\n", "TIME", "VALUE", "STATE", "JUDGE");
+            out += &metric.queries_table();
+            let columns = Columns::of(metric);
+            out += &format!(
+                "  {:<20} {:>12}{}  {:<10} {}\n",
+                "TIME",
+                "VALUE",
+                columns.header(),
+                "STATE",
+                "JUDGE"
+            );
             for point in &metric.points {
-                let value = match (&point.value, &point.error) {
-                    (Some(v), _) => format!("{v:.6}"),
-                    (None, Some(_)) => "error".into(),
-                    (None, None) => "no data".into(),
-                };
-                let detail =
-                    point.error.as_ref().map_or(point.message.clone(), |e| format!("{}; {e}", point.message));
+                let measurement = &point.measurement;
+                let value = cell(measurement.value, measurement);
+                let detail = measurement
+                    .error
+                    .as_ref()
+                    .map_or(point.message.clone(), |e| format!("{}; {e}", point.message));
                 out += &format!(
-                    "  {:<20} {value:>12}  {:<10} {detail}\n",
-                    point.at.format("%Y-%m-%d %H:%M:%S"),
+                    "  {:<20} {value:>12}{}  {:<10} {detail}\n",
+                    measurement.at.format("%Y-%m-%d %H:%M:%S"),
+                    columns.cells(measurement),
                     format!("{:?}", point.state)
                 );
             }
@@ -305,5 +434,74 @@ impl Report {
         }
         out += &format!("\nrun: {:?}\n", self.phase);
         out
+    }
+}
+
+impl MetricReport {
+    /// The rendered queries, one a line; labelled by revision when there is more than one.
+    fn queries_table(&self) -> String {
+        let one_line = |query: &str| query.split_whitespace().collect::<Vec<_>>().join(" ");
+        let Some(stable_query) = &self.stable_query else {
+            return format!("  query: {}\n", one_line(&self.query));
+        };
+        let mut out = format!("  query (canary): {}\n", one_line(&self.query));
+        out += &format!("  query (stable): {}\n", one_line(stable_query));
+        if let (Some(canary), Some(stable)) = (&self.requests_query, &self.stable_requests_query) {
+            out += &format!("  requestsQuery (canary): {}\n", one_line(canary));
+            out += &format!("  requestsQuery (stable): {}\n", one_line(stable));
+        }
+        out
+    }
+}
+
+/// The columns a metric's kind adds after VALUE: stable's value for a compare metric, each revision's
+/// failed and all requests for a sequential one.
+enum Columns {
+    Plain,
+    Baseline,
+    Counts,
+}
+
+impl Columns {
+    fn of(metric: &MetricReport) -> Self {
+        match (&metric.stable_query, &metric.requests_query) {
+            (None, _) => Self::Plain,
+            (Some(_), None) => Self::Baseline,
+            (Some(_), Some(_)) => Self::Counts,
+        }
+    }
+
+    fn header(&self) -> String {
+        match self {
+            Self::Plain => String::new(),
+            Self::Baseline => format!(" {:>12}", "BASELINE"),
+            Self::Counts => format!(" {:>16} {:>16}", "CANARY ERR/REQ", "STABLE ERR/REQ"),
+        }
+    }
+
+    fn cells(&self, measurement: &Measurement) -> String {
+        match self {
+            Self::Plain => String::new(),
+            Self::Baseline => format!(" {:>12}", cell(measurement.baseline, measurement)),
+            Self::Counts => {
+                let (canary, stable) = match &measurement.counts {
+                    Some(c) => (
+                        format!("{}/{}", format_value(c.canary_errors), format_value(c.canary_requests)),
+                        format!("{}/{}", format_value(c.stable_errors), format_value(c.stable_requests)),
+                    ),
+                    None => ("error".into(), "error".into()),
+                };
+                format!(" {canary:>16} {stable:>16}")
+            }
+        }
+    }
+}
+
+/// One number of a measurement, or why it has none.
+fn cell(value: Option<f64>, measurement: &Measurement) -> String {
+    match (value, &measurement.error) {
+        (Some(v), _) => format!("{v:.6}"),
+        (None, Some(_)) => "error".into(),
+        (None, None) => "no data".into(),
     }
 }

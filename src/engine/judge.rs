@@ -58,7 +58,7 @@ impl Window {
         }
     }
 
-    fn describe(self) -> String {
+    pub(super) fn describe(self) -> String {
         match self {
             Self::Count(n) => format!("{n} measurements"),
             Self::Duration(d) => format_duration(d),

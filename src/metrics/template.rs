@@ -25,6 +25,35 @@ pub struct Vars {
     pub interval: String,
 }
 
+/// Which revision a query measures: `{{revision}}` and `{{service}}` name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Canary,
+    Stable,
+}
+
+impl Vars {
+    /// These variables with `{{revision}}` and `{{service}}` naming `side`, so that a compare or sequential
+    /// metric runs one query for each revision.
+    pub fn measuring(&self, side: Side) -> Vars {
+        let revision = match side {
+            Side::Canary => &self.canary_revision,
+            Side::Stable => &self.stable_revision,
+        };
+        Vars { revision: revision.clone(), ..self.clone() }
+    }
+
+    /// `{{service}}`: the Service of the revision `{{revision}}` names. It is derived rather than set so
+    /// that the two cannot disagree; when canary and stable are one revision, the canary's Service.
+    fn service(&self) -> &str {
+        if self.revision == self.stable_revision && self.revision != self.canary_revision {
+            &self.stable_service
+        } else {
+            &self.canary_service
+        }
+    }
+}
+
 /// Why a query template cannot be checked or rendered. Each message names the variable at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -99,10 +128,11 @@ struct Builtin {
     value: fn(&Vars) -> &str,
 }
 
-static BUILTINS: [Builtin; 8] = [
+static BUILTINS: [Builtin; 9] = [
     Builtin { name: "rollout.name", value: |vars| &vars.rollout_name },
     Builtin { name: "rollout.namespace", value: |vars| &vars.rollout_namespace },
     Builtin { name: "revision", value: |vars| &vars.revision },
+    Builtin { name: "service", value: Vars::service },
     Builtin { name: "canary.revision", value: |vars| &vars.canary_revision },
     Builtin { name: "stable.revision", value: |vars| &vars.stable_revision },
     Builtin { name: "canary.service", value: |vars| &vars.canary_service },
@@ -503,16 +533,34 @@ mod tests {
         let query = concat!(
             r#"{a="{{args.service}}",n="{{rollout.name}}",ns="{{rollout.namespace}}",r="{{revision}}","#,
             r#"cr="{{canary.revision}}",sr="{{stable.revision}}",cs="{{canary.service}}","#,
-            r#"ss="{{stable.service}}"}[{{interval}}]"#
+            r#"ss="{{stable.service}}",s="{{service}}"}[{{interval}}]"#
         );
         assert_eq!(
             render(query, &vars()).unwrap(),
             concat!(
                 r#"{a="checkout",n="checkout",ns="shop",r="7c9f8d6b5",cr="7c9f8d6b5",sr="5d4c3b2a1","#,
-                r#"cs="checkout-canary",ss="checkout-stable"}[1m]"#
+                r#"cs="checkout-canary",ss="checkout-stable",s="checkout-canary"}[1m]"#
             )
         );
         assert_eq!(check(query, &declared(&["service"])), Ok(()));
+    }
+
+    #[test]
+    fn revision_and_service_name_the_side_measured() {
+        let query = r#"x{revision="{{revision}}",service="{{service}}",canary="{{canary.revision}}"}"#;
+        assert_eq!(
+            render(query, &vars().measuring(Side::Canary)).unwrap(),
+            r#"x{revision="7c9f8d6b5",service="checkout-canary",canary="7c9f8d6b5"}"#
+        );
+        assert_eq!(
+            render(query, &vars().measuring(Side::Stable)).unwrap(),
+            r#"x{revision="5d4c3b2a1",service="checkout-stable",canary="7c9f8d6b5"}"#
+        );
+        let same = Vars { stable_revision: "7c9f8d6b5".to_owned(), ..vars() };
+        assert_eq!(
+            render(query, &same.measuring(Side::Stable)).unwrap(),
+            r#"x{revision="7c9f8d6b5",service="checkout-canary",canary="7c9f8d6b5"}"#
+        );
     }
 
     #[test]
@@ -626,6 +674,10 @@ mod tests {
         let error = TemplateError::BareBuiltin { name: "canary.service".to_owned() };
         assert_eq!(check("up{service={{canary.service}}}", &declared(&[])), Err(error.clone()));
         assert_eq!(render("up{service={{canary.service}}}", &vars()), Err(error));
+        assert_eq!(
+            check("up{service={{ service }}}", &declared(&[])),
+            Err(TemplateError::BareBuiltin { name: "service".to_owned() })
+        );
         assert!(check("x[{{interval}}]", &declared(&[])).is_ok());
     }
 
@@ -638,6 +690,14 @@ mod tests {
         assert_eq!(
             message(check(r#"up{r="{{arg.service}}"}"#, &declared(&["service"]))),
             "unknown variable {{arg.service}}; did you mean {{args.service}}?"
+        );
+        assert_eq!(
+            message(check(r#"up{s="{{servce}}"}"#, &declared(&[]))),
+            "unknown variable {{servce}}; did you mean {{service}}?"
+        );
+        assert_eq!(
+            message(check(r#"up{s="{{stable.servic}}"}"#, &declared(&[]))),
+            "unknown variable {{stable.servic}}; did you mean {{stable.service}}?"
         );
         assert_eq!(message(check(r#"up{r="{{ nope }}"}"#, &declared(&[]))), "unknown variable {{nope}}");
         assert_eq!(message(render(r#"up{r="{{args.}}"}"#, &vars())), "unknown variable {{args.}}");

@@ -80,7 +80,13 @@ impl Signal {
 
     /// What the metric's queries return at `now`: the canary's value, stable's as the baseline, and
     /// both revisions' requests and failures over the last `interval`, which sequential metrics read.
-    fn measure(&self, canary: &Served, stable: &Served, now: DateTime<Utc>, interval: Duration) -> Measurement {
+    fn measure(
+        &self,
+        canary: &Served,
+        stable: &Served,
+        now: DateTime<Utc>,
+        interval: Duration,
+    ) -> Measurement {
         let (canary_errors, canary_requests) = canary.counts(now, interval);
         let (stable_errors, stable_requests) = stable.counts(now, interval);
         Measurement {
@@ -185,8 +191,12 @@ impl AnalysisRun {
             }
             if this {
                 measured = true;
-                metric.verdict =
-                    Some(policy.judge(&metric.metric, &metric.measurements, self.started_at, self.run_duration));
+                metric.verdict = Some(policy.judge(
+                    &metric.metric,
+                    &metric.measurements,
+                    self.started_at,
+                    self.run_duration,
+                ));
             }
         }
         let verdicts: Vec<MetricVerdict> = self.metrics.iter().filter_map(|m| m.verdict.clone()).collect();

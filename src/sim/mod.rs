@@ -159,8 +159,9 @@ struct Simulation<'a> {
     now: DateTime<Utc>,
     canary: Served,
     stable: Served,
-    /// This minute's error-rate factors for (canary, stable).
-    jitter: (f64, f64),
+    /// This minute's error-rate factor, shared by both revisions: what moves a service's error rate
+    /// from minute to minute (its callers, its dependencies) moves it for both.
+    jitter: f64,
     /// The observation and time of the last decision, and when the engine asked to decide again.
     decided_on: Option<crate::engine::Observation>,
     requeue_at: Option<DateTime<Utc>>,
@@ -204,7 +205,7 @@ impl<'a> Simulation<'a> {
             now: start() - Duration::hours(1),
             canary: Served::default(),
             stable: Served::default(),
-            jitter: (1.0, 1.0),
+            jitter: 1.0,
             decided_on: None,
             requeue_at: None,
             timeline: Vec::new(),
@@ -343,15 +344,15 @@ impl<'a> Simulation<'a> {
 
     fn serve(&mut self) {
         if self.now.timestamp() % 60 == 0 {
-            self.jitter = (traffic::minute_jitter(&mut self.rng), traffic::minute_jitter(&mut self.rng));
+            self.jitter = traffic::minute_jitter(&mut self.rng);
         }
         let rps = self.options.rps * self.scenario.traffic();
         let weight = f64::from(self.cluster.canary_weight()) / 100.0;
         let seconds = TICK.num_milliseconds() as f64 / 1000.0;
         let elapsed = self.elapsed();
         let (canary, stable) = (self.scenario.canary(elapsed), self.scenario.stable());
-        self.canary.serve(&mut self.rng, self.now, rps * weight, seconds, canary, self.jitter.0);
-        self.stable.serve(&mut self.rng, self.now, rps * (1.0 - weight), seconds, stable, self.jitter.1);
+        self.canary.serve(&mut self.rng, self.now, rps * weight, seconds, canary, self.jitter);
+        self.stable.serve(&mut self.rng, self.now, rps * (1.0 - weight), seconds, stable, self.jitter);
     }
 
     fn measure(&mut self) {

@@ -153,8 +153,11 @@ fn gaps_in_the_data_keep_the_run_from_succeeding() {
 fn measurement_errors_beyond_the_limit_are_an_error() {
     let mut m = metric(0.01, "0s", None, "0s", Some(3));
     m.consecutive_error_limit = Some(2);
-    let error =
-        |i: f64| Measurement { at: at_minute(i), error: Some("Prometheus unreachable".into()), ..Measurement::default() };
+    let error = |i: f64| Measurement {
+        at: at_minute(i),
+        error: Some("Prometheus unreachable".into()),
+        ..Measurement::default()
+    };
     let v = judge_metric(&m, &[error(1.0), error(2.0)], at_minute(0.0), None);
     assert_eq!(v.phase, AnalysisPhase::Running);
     assert_eq!(v.message, "error-rate: 2 measurement error(s) in a row (limit 2): Prometheus unreachable");
