@@ -87,11 +87,14 @@ fn is_regression(summary: &Summary) -> bool {
 /// One table row: a policy's rates and times over the corpus.
 fn row(name: &str, summaries: &[Summary]) -> String {
     let mut cells = vec![name.to_string()];
-    let (good, false_rollbacks, promote_times) =
-        pool(summaries, |s| s.expect == Expect::Promote, |s| s.aborted, |s| &s.promote_times);
-    cells.push(percent(false_rollbacks, good));
-    let (_, held, _) = pool(summaries, |s| s.expect == Expect::Promote, |s| s.held, |s| &s.promote_times);
-    cells.push(percent(held, good));
+    let good = |s: &Summary| s.scenario == Scenario::good().name();
+    let (runs, false_rollbacks, promote_times) = pool(summaries, good, |s| s.aborted, |s| &s.promote_times);
+    cells.push(percent(false_rollbacks, runs));
+    let (_, held, _) = pool(summaries, good, |s| s.held, |s| &s.promote_times);
+    cells.push(percent(held, runs));
+    let spike = |s: &Summary| s.scenario == Scenario::spike().name();
+    let (spikes, rolled_back, _) = pool(summaries, spike, |s| s.aborted, |s| &s.promote_times);
+    cells.push(percent(rolled_back, spikes));
     for regression in summaries.iter().filter(|s| is_regression(s)) {
         cells.push(percent(regression.runs - regression.aborted, regression.runs));
     }
@@ -125,23 +128,23 @@ fn table(results: &[(String, Vec<Summary>)], scenarios: &[Scenario]) -> String {
         .collect();
     let mut header = vec![
         "policy, traffic".to_string(),
-        "false rollbacks (good canaries)".into(),
-        "held (good canaries)".into(),
+        "false rollbacks (`good`)".into(),
+        "held (`good`)".into(),
+        "rolled back on a 30s spike".into(),
     ];
     header.extend(regressions.iter().map(|r| format!("missed {r}")));
     header.extend([
         "missed, other bad canaries".into(),
         "time to detect, median".into(),
         "time to detect, p95".into(),
-        "rollout time, median (good)".into(),
+        "rollout time, median (`good`)".into(),
         "promoted without evidence".into(),
     ]);
     let mut lines = vec![format!("| {} |", header.join(" | ")), format!("|{}", "---|".repeat(header.len()))];
     lines.extend(results.iter().map(|(name, summaries)| row(name, summaries)));
     lines.push(String::new());
     lines.push(format!(
-        "Good canaries: {}. Other bad canaries: {}.",
-        names(Expect::Promote),
+        "Other bad canaries: {}. Rollout time is over the `good` runs that were promoted.",
         other_bad.join(", ")
     ));
     lines.push(format!(
