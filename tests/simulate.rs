@@ -28,7 +28,7 @@ fn simulate_without_arguments_shows_a_promoted_and_an_aborted_release() {
     assert!(ok, "exit status; stderr: {err}");
     assert!(out.contains("Scenario good:") && out.contains("Scenario regression-20x:"), "{out}");
     let outcomes: Vec<&str> = out.lines().filter(|l| l.starts_with("Outcome: ")).collect();
-    assert_eq!(outcomes.len(), 2, "{out}");
+    assert_eq!(outcomes.len(), 3, "{out}");
     assert!(outcomes[0].starts_with("Outcome: promoted after "), "{}", outcomes[0]);
     assert!(outcomes[1].starts_with("Outcome: aborted after "), "{}", outcomes[1]);
     assert!(outcomes[1].contains("error-rate"), "the abort names the metric: {}", outcomes[1]);
@@ -235,4 +235,42 @@ fn every_decision_of_thousands_of_simulated_rollouts_keeps_the_invariants() {
             .all(|(.., run)| matches!(run.outcome, Outcome::Aborted { .. }))
     };
     assert!(caught("regression-50x") && caught("crash-loop"), "gross regressions are always aborted");
+}
+
+/// The ready-made comparison templates, in place of the example's threshold checks: the simulation
+/// feeds them stable's values and both revisions' counts, and the engine judges them. At 2,000
+/// requests/s a 5% canary serves enough requests for the sequential error check to pass a good
+/// canary within its 20 measurements, so the latency comparison at step 7 is reached.
+#[test]
+fn the_comparison_templates_are_simulated_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let rollout = std::fs::read_to_string("examples/basic/rollout.yaml")
+        .unwrap()
+        .replace(
+            "- templateName: error-rate\n",
+            "- templateName: http-app-errors-vs-stable\n                clusterScope: true\n",
+        )
+        .replace("- templateName: gateway-latency\n", "- templateName: http-app-latency-vs-stable\n")
+        .replace("            args:\n              - name: service\n                value: checkout\n", "");
+    std::fs::write(dir.path().join("rollout.yaml"), rollout).unwrap();
+    let mut args = vec!["-f".to_string(), dir.path().join("rollout.yaml").display().to_string()];
+    for file in [
+        "examples/basic/analysis-templates.yaml",
+        "analysis-templates/http-app-errors-vs-stable.yaml",
+        "analysis-templates/http-app-latency-vs-stable.yaml",
+    ] {
+        args.extend(["-f".to_string(), file.to_string()]);
+    }
+    args.extend(
+        ["--rps", "2000", "--scenario", "regression-50x", "--scenario", "latency-10x", "--scenario", "good"]
+            .map(String::from),
+    );
+    let (ok, out, err) = simulate(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    let outcomes: Vec<&str> = out.lines().filter(|l| l.starts_with("Outcome: ")).collect();
+    assert_eq!(outcomes.len(), 3, "{out}");
+    assert!(outcomes[0].contains("aborted") && outcomes[0].contains("as often as stable"), "{}", outcomes[0]);
+    assert!(outcomes[1].contains("aborted") && outcomes[1].contains("Mann–Whitney"), "{}", outcomes[1]);
+    assert!(outcomes[2].starts_with("Outcome: promoted"), "{}", outcomes[2]);
+    assert!(!out.contains("Invariant broken"), "{out}");
 }
