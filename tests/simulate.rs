@@ -28,7 +28,7 @@ fn simulate_without_arguments_shows_a_promoted_and_an_aborted_release() {
     assert!(ok, "exit status; stderr: {err}");
     assert!(out.contains("Scenario good:") && out.contains("Scenario regression-20x:"), "{out}");
     let outcomes: Vec<&str> = out.lines().filter(|l| l.starts_with("Outcome: ")).collect();
-    assert_eq!(outcomes.len(), 3, "{out}");
+    assert_eq!(outcomes.len(), 2, "{out}");
     assert!(outcomes[0].starts_with("Outcome: promoted after "), "{}", outcomes[0]);
     assert!(outcomes[1].starts_with("Outcome: aborted after "), "{}", outcomes[1]);
     assert!(outcomes[1].contains("error-rate"), "the abort names the metric: {}", outcomes[1]);
