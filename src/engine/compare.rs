@@ -14,7 +14,7 @@
 //! Inconclusive, never Successful: a rank test on a handful of rare errors cannot tell a broken
 //! canary from a good one.
 
-use super::judge::{DEFAULT_CONSECUTIVE_ERROR_LIMIT, MetricVerdict, Window, format_value};
+use super::judge::{ErrorRun, MetricVerdict, Window, first_counted_at, format_value};
 use super::stats::{drop_outliers, kolmogorov_smirnov, mann_whitney_u};
 use crate::api::{
     AnalysisPhase, Compare, Direction, DistributionTest, HysteresisState, Measurement, Metric,
@@ -58,27 +58,16 @@ pub fn judge(
         );
         return verdict(AnalysisPhase::Error, message, 0, None);
     }
-    let initial_delay =
-        metric.initial_delay.as_ref().and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero);
-    let first_at = started_at + initial_delay;
-    let error_limit = metric.consecutive_error_limit.unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT);
-    let mut consecutive_errors = 0;
-    let mut last_error = None;
+    let first_at = first_counted_at(metric, started_at);
+    let mut errors = ErrorRun::new(metric);
     let mut taken: Vec<&Measurement> = Vec::new();
     for measurement in measurements.iter().filter(|m| m.at >= first_at) {
-        if let Some(error) = &measurement.error {
-            consecutive_errors += 1;
-            if consecutive_errors > error_limit {
-                let message = format!(
-                    "{name}: {consecutive_errors} measurement errors in a row (consecutiveErrorLimit \
-                     {error_limit}): {error}"
-                );
-                return verdict(AnalysisPhase::Error, message, consecutive_errors, Some(measurement.at));
+        match errors.record(name, measurement) {
+            Err(message) => {
+                return verdict(AnalysisPhase::Error, message, errors.count, Some(measurement.at));
             }
-            last_error = Some(error);
-        } else {
-            consecutive_errors = 0;
-            taken.push(measurement);
+            Ok(true) => taken.push(measurement),
+            Ok(false) => {}
         }
         let complete = match window {
             Window::Count(n) => taken.len() >= n as usize,
@@ -87,13 +76,11 @@ pub fn judge(
         };
         if complete {
             let (phase, message) = decide(name, compare, &taken);
-            return verdict(phase, message, consecutive_errors, Some(measurement.at));
+            return verdict(phase, message, errors.count, Some(measurement.at));
         }
     }
-    let message = match last_error.filter(|_| consecutive_errors > 0) {
-        Some(error) => format!(
-            "{name}: {consecutive_errors} measurement error(s) in a row (limit {error_limit}): {error}"
-        ),
+    let message = match errors.progress(name) {
+        Some(message) => message,
         None => {
             let progress = match window {
                 Window::Count(n) => format!("{} of {n} measurements", taken.len()),
@@ -106,7 +93,7 @@ pub fn judge(
             format!("{name}: {progress} taken; compares with stable once the window is complete")
         }
     };
-    verdict(AnalysisPhase::Running, message, consecutive_errors, None)
+    verdict(AnalysisPhase::Running, message, errors.count, None)
 }
 
 /// The verdict on a complete window.

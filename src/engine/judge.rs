@@ -67,6 +67,55 @@ impl Window {
     }
 }
 
+/// A metric's run of measurement errors, against its `consecutiveErrorLimit`: every judgment
+/// tolerates the same number of failed queries in a row, and words them the same way.
+pub(super) struct ErrorRun {
+    limit: i32,
+    /// Errors in a row so far.
+    pub(super) count: i32,
+    last: Option<String>,
+}
+
+impl ErrorRun {
+    pub(super) fn new(metric: &Metric) -> Self {
+        Self {
+            limit: metric.consecutive_error_limit.unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
+            count: 0,
+            last: None,
+        }
+    }
+
+    /// Records one measurement. A failed one is `Err` with the Error verdict's message once the
+    /// errors in a row exceed the limit, and `Ok(false)` before that; any other measurement ends the
+    /// run of errors and is `Ok(true)`: judge it.
+    pub(super) fn record(&mut self, name: &str, measurement: &Measurement) -> Result<bool, String> {
+        let Some(error) = &measurement.error else {
+            self.count = 0;
+            return Ok(true);
+        };
+        self.count += 1;
+        self.last = Some(error.clone());
+        if self.count > self.limit {
+            return Err(format!(
+                "{name}: {} measurement errors in a row (consecutiveErrorLimit {}): {error}",
+                self.count, self.limit
+            ));
+        }
+        Ok(false)
+    }
+
+    /// While the latest measurements failed: `2 measurement error(s) in a row (limit 4): …`.
+    pub(super) fn progress(&self, name: &str) -> Option<String> {
+        let error = self.last.as_ref().filter(|_| self.count > 0)?;
+        Some(format!("{name}: {} measurement error(s) in a row (limit {}): {error}", self.count, self.limit))
+    }
+}
+
+/// When a metric's measurements start to count: `initialDelay` after its run started.
+pub(super) fn first_counted_at(metric: &Metric, started_at: DateTime<Utc>) -> DateTime<Utc> {
+    started_at + metric.initial_delay.as_ref().and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero)
+}
+
 /// The parsed judgment settings of a threshold metric.
 struct Rules<'a> {
     name: &'a str,
@@ -75,7 +124,6 @@ struct Rules<'a> {
     breach_for: Duration,
     recover_for: Duration,
     no_data: NoDataPolicy,
-    error_limit: i32,
     first_at: DateTime<Utc>,
     window: Window,
     interval: Duration,
@@ -106,9 +154,8 @@ struct Fold {
     streak: Option<(DateTime<Utc>, DateTime<Utc>, u32)>,
     judged: u32,
     no_data: u32,
-    consecutive_errors: i32,
+    errors: ErrorRun,
     last_value: Option<f64>,
-    last_error: Option<String>,
     verdict: Option<(AnalysisPhase, String, DateTime<Utc>)>,
 }
 
@@ -148,8 +195,7 @@ pub fn judge_metric(
         breach_for: parse(hysteresis.and_then(|h| h.breach_for.as_ref())),
         recover_for: parse(hysteresis.and_then(|h| h.recover_for.as_ref())),
         no_data: metric.no_data,
-        error_limit: metric.consecutive_error_limit.unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
-        first_at: started_at + parse(metric.initial_delay.as_ref()),
+        first_at: first_counted_at(metric, started_at),
         window: Window::of(metric, run_duration),
         interval: metric.interval.as_ref().and_then(|d| d.parse().ok()).unwrap_or(DEFAULT_INTERVAL),
     };
@@ -163,9 +209,8 @@ pub fn judge_metric(
         streak: None,
         judged: 0,
         no_data: 0,
-        consecutive_errors: 0,
+        errors: ErrorRun::new(metric),
         last_value: None,
-        last_error: None,
         verdict: None,
     };
     for measurement in measurements.iter().filter(|m| m.at >= rules.first_at) {
@@ -184,7 +229,7 @@ pub fn judge_metric(
         message,
         state: fold.state,
         since: fold.since,
-        consecutive_errors: fold.consecutive_errors,
+        consecutive_errors: fold.errors.count,
         decided_at,
         dry_run: metric.dry_run,
     }
@@ -234,19 +279,14 @@ impl Rules<'_> {
 impl Fold {
     fn observe(&mut self, rules: &Rules<'_>, measurement: &Measurement) {
         let at = measurement.at;
-        if let Some(error) = &measurement.error {
-            self.consecutive_errors += 1;
-            self.last_error = Some(error.clone());
-            if self.consecutive_errors > rules.error_limit {
-                let message = format!(
-                    "{}: {} measurement errors in a row (consecutiveErrorLimit {}): {error}",
-                    rules.name, self.consecutive_errors, rules.error_limit
-                );
+        match self.errors.record(rules.name, measurement) {
+            Err(message) => {
                 self.verdict = Some((AnalysisPhase::Error, message, at));
+                return;
             }
-            return;
+            Ok(false) => return,
+            Ok(true) => {}
         }
-        self.consecutive_errors = 0;
         let class = match (measurement.value.filter(|v| !v.is_nan()), rules.no_data) {
             (Some(value), _) => {
                 self.last_value = Some(value);
@@ -392,11 +432,8 @@ impl Fold {
     /// The message of a metric still running.
     fn progress(&self, rules: &Rules<'_>) -> String {
         let name = rules.name;
-        if let Some(error) = &self.last_error.as_ref().filter(|_| self.consecutive_errors > 0) {
-            return format!(
-                "{name}: {} measurement error(s) in a row (limit {}): {error}",
-                self.consecutive_errors, rules.error_limit
-            );
+        if let Some(message) = self.errors.progress(name) {
+            return message;
         }
         let since = self.since.map(|s| format!(" since {}", s.format("%H:%M:%S"))).unwrap_or_default();
         match self.state {

@@ -39,7 +39,7 @@
 //! products over all intervals, and restarting them from a later measurement would be a new test
 //! with its own chance of a false alarm.
 
-use super::judge::{DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, format_value};
+use super::judge::{DEFAULT_INTERVAL, ErrorRun, MetricVerdict, Window, first_counted_at, format_value};
 use crate::api::{AnalysisPhase, Counts, HysteresisState, Measurement, Metric, Sequential};
 use chrono::{DateTime, Duration, Utc};
 
@@ -157,7 +157,6 @@ struct Rules<'a> {
     /// 1/alpha and r1, as messages show them.
     bound: String,
     r1: String,
-    error_limit: i32,
     first_at: DateTime<Utc>,
     window: Window,
     /// Half the metric's interval, in milliseconds.
@@ -183,8 +182,7 @@ struct Fold {
     counted: u32,
     /// When the last counted measurement was taken, in milliseconds.
     last_counted: Option<i64>,
-    consecutive_errors: i32,
-    last_error: Option<String>,
+    errors: ErrorRun,
     state: HysteresisState,
     since: Option<DateTime<Utc>>,
     verdict: Option<(AnalysisPhase, String, DateTime<Utc>)>,
@@ -230,8 +228,7 @@ pub fn judge(
         log_bound: -alpha.ln(),
         bound: format_value(1.0 / alpha),
         r1: format_value(r1),
-        error_limit: metric.consecutive_error_limit.unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
-        first_at: started_at + parse(metric.initial_delay.as_ref()).unwrap_or_else(Duration::zero),
+        first_at: first_counted_at(metric, started_at),
         window,
         half_interval: parse(metric.interval.as_ref()).unwrap_or(DEFAULT_INTERVAL).num_milliseconds() / 2,
     };
@@ -242,8 +239,7 @@ pub fn judge(
         measured: 0,
         counted: 0,
         last_counted: None,
-        consecutive_errors: 0,
-        last_error: None,
+        errors: ErrorRun::new(metric),
         state: HysteresisState::Healthy,
         since: None,
         verdict: None,
@@ -258,25 +254,20 @@ pub fn judge(
         Some((phase, message, at)) => (phase, message, Some(at)),
         None => (AnalysisPhase::Running, fold.progress(&rules), None),
     };
-    verdict(phase, message, fold.state, fold.since, fold.consecutive_errors, decided_at)
+    verdict(phase, message, fold.state, fold.since, fold.errors.count, decided_at)
 }
 
 impl Fold {
     fn observe(&mut self, rules: &Rules<'_>, measurement: &Measurement) {
         let at = measurement.at;
-        if let Some(error) = &measurement.error {
-            self.consecutive_errors += 1;
-            self.last_error = Some(error.clone());
-            if self.consecutive_errors > rules.error_limit {
-                let message = format!(
-                    "{}: {} measurement errors in a row (consecutiveErrorLimit {}): {error}",
-                    rules.name, self.consecutive_errors, rules.error_limit
-                );
+        match self.errors.record(rules.name, measurement) {
+            Err(message) => {
                 self.verdict = Some((AnalysisPhase::Error, message, at));
+                return;
             }
-            return;
+            Ok(false) => return,
+            Ok(true) => {}
         }
-        self.consecutive_errors = 0;
         self.measured += 1;
         // Each measurement counts the requests of the `interval` before it. One taken less than
         // half an interval after the last counted one (a retry, a restart) mostly counts the same
@@ -381,11 +372,8 @@ impl Fold {
     /// The message of a metric still running.
     fn progress(&self, rules: &Rules<'_>) -> String {
         let name = rules.name;
-        if let Some(error) = self.last_error.as_ref().filter(|_| self.consecutive_errors > 0) {
-            return format!(
-                "{name}: {} measurement error(s) in a row (limit {}): {error}",
-                self.consecutive_errors, rules.error_limit
-            );
+        if let Some(message) = self.errors.progress(name) {
+            return message;
         }
         if self.counted == 0 {
             return format!("{name}: no counts yet");
