@@ -1,0 +1,4 @@
+//! The controller's translations between Kubernetes objects and the engine, tested as plain
+//! functions.
+
+mod routes;
