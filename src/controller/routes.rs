@@ -150,5 +150,5 @@ pub fn weight_patch(
             ops.push(json!({"op": "add", "path": format!("{path}/weight"), "value": wanted}));
         }
     }
-    Ok((ops.len() > 1).then(|| Value::Array(ops)))
+    Ok((ops.len() > 1).then_some(Value::Array(ops)))
 }
