@@ -1,4 +1,5 @@
 //! The controller's translations between Kubernetes objects and the engine, tested as plain
 //! functions.
 
+mod replica_sets;
 mod routes;
