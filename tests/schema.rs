@@ -6,39 +6,20 @@
 //! update, the first document being the stored object and the second the new one. Adding a case is
 //! adding a file.
 
+#[path = "support/gateway_crds.rs"]
+mod gateway_crds;
+
 use bellwether::api::{
-    AnalysisTemplate, ClusterAnalysisTemplate, FieldError, Rollout, SchemaValidator, TemplateRef,
-    validate_manifest, validate_manifest_update,
+    AnalysisTemplate, ClusterAnalysisTemplate, FieldError, Rollout, TemplateRef, validate_manifest,
+    validate_manifest_update,
 };
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use gateway_crds::{grpc_routes, http_routes};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-/// The official Gateway API CRDs (unmodified copies, see the README beside them).
-const GATEWAY_API_CRDS: &str = "tests/testdata/gateway-api-v1.5.1";
-
-fn gateway_api_validator(file: &str) -> SchemaValidator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(GATEWAY_API_CRDS).join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let crd: CustomResourceDefinition =
-        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
-    SchemaValidator::for_crd(&crd).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn http_routes() -> &'static SchemaValidator {
-    static VALIDATOR: OnceLock<SchemaValidator> = OnceLock::new();
-    VALIDATOR.get_or_init(|| gateway_api_validator("httproutes.yaml"))
-}
-
-fn grpc_routes() -> &'static SchemaValidator {
-    static VALIDATOR: OnceLock<SchemaValidator> = OnceLock::new();
-    VALIDATOR.get_or_init(|| gateway_api_validator("grpcroutes.yaml"))
-}
 
 fn is_bellwether(doc: &Value) -> bool {
     doc["apiVersion"].as_str().is_some_and(|v| v.starts_with("bellwether.dev/"))

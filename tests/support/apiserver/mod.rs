@@ -1,0 +1,139 @@
+//! An in-process Kubernetes API server for the controller's end-to-end tests.
+//!
+//! It serves the REST API over HTTP/1 on a 127.0.0.1 port, so the unmodified kube-rs client talks to
+//! it as to a real one: get, list, watch, create, replace, delete and the four patch types, with
+//! resourceVersions, generations, the status subresource, finalizers and `metav1.Status` errors.
+//! Bellwether's custom resources are validated against their CRDs and the Gateway API routes against
+//! the official CRDs. Simulated controllers make ReplicaSets available and routes Accepted.
+//!
+//! Simplifications, none of which the controller should depend on:
+//! - Strategic merge patch is a JSON merge patch, and server-side apply merges the applied fields like
+//!   one: there is no field ownership, so apply never conflicts and `force` changes nothing.
+//! - CRD defaults are checked by validation but not stored; unknown fields are rejected, not pruned.
+//!   Built-in kinds (Services, ReplicaSets, Events, Leases) are stored without validation.
+//! - `limit` is ignored: a list is one page. Watches do not time out, and the only bookmark is the one
+//!   that ends the initial events of a streaming list (`sendInitialEvents`).
+//! - `metadata.generation` is kept for every kind. Deleting starts no garbage collection of dependents.
+//! - Dry runs are refused rather than ignored.
+//! - The simulated Gateway accepts every parent a route names; no Gateway objects are needed.
+//!
+//! The server stops when the handle is dropped.
+
+mod controllers;
+mod patch;
+mod resources;
+mod routes;
+mod selector;
+mod status;
+mod store;
+mod validation;
+mod watch;
+
+pub use controllers::GATEWAY_CONTROLLER;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// How the server behaves; [`Options::default`] suits most tests.
+pub struct Options {
+    /// How many change events are retained for watches to resume from; a watch from an older
+    /// resourceVersion answers 410 Gone.
+    pub history_limit: usize,
+    /// How often the simulated controllers run.
+    pub tick: Duration,
+    /// How long a ReplicaSet's pods take to become ready after its spec changes.
+    pub replica_set_delay: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            history_limit: 10_000,
+            tick: Duration::from_millis(20),
+            replica_set_delay: Duration::from_millis(200),
+        }
+    }
+}
+
+pub struct TestApiServer {
+    address: SocketAddr,
+    store: Arc<Store>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl TestApiServer {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding a 127.0.0.1 port");
+        let address = listener.local_addr().expect("a bound listener has an address");
+        let store = Arc::new(Store::new(options.history_limit));
+        let server = tokio::spawn(serve(listener, store.clone()));
+        let controllers =
+            tokio::spawn(controllers::run(store.clone(), options.tick, options.replica_set_delay));
+        Self { address, store, tasks: vec![server, controllers] }
+    }
+
+    /// A client for this server, configured as for a real one but without credentials.
+    pub fn client(&self) -> kube::Client {
+        let url = format!("http://{}", self.address).parse().expect("a valid URL");
+        kube::Client::try_from(kube::Config::new(url)).expect("a client for the test API server")
+    }
+
+    /// Answers the next `count` writes to resources of this plural (such as `"rollouts"`) with
+    /// 409 Conflict, as if another client had written first.
+    pub fn inject_conflicts(&self, plural: &str, count: usize) {
+        self.store.inject_conflicts(plural, count);
+    }
+
+    /// Ends every open watch stream.
+    pub fn drop_watches(&self) {
+        self.store.drop_watches();
+    }
+
+    /// Answers the next watch request with 410 Gone, as if its resourceVersion had been compacted.
+    pub fn expire_next_watch(&self) {
+        self.store.expire_next_watch();
+    }
+}
+
+impl Drop for TestApiServer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Accepts connections until aborted; aborting drops the set, which ends every connection with it.
+async fn serve(listener: TcpListener, store: Arc<Store>) {
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Such as running out of file descriptors: let connections close rather than spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let store = store.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |request| {
+                let store = store.clone();
+                async move { Ok::<_, Infallible>(routes::handle(&store, request).await) }
+            });
+            // A client that hangs up mid-request is no failure of the server.
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+        // Reap finished connections so that the set does not grow for the life of the server.
+        while connections.try_join_next().is_some() {}
+    }
+}

@@ -1,0 +1,110 @@
+//! Errors as the API server reports them: a `metav1.Status` with an HTTP code and a reason.
+
+use super::resources::Resource;
+use serde_json::{Value, json};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    /// `(field, message)` pairs, reported as `details.causes`.
+    pub causes: Vec<(String, String)>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: String) -> Self {
+        Self { code, reason, message, causes: Vec::new() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message.into())
+    }
+
+    pub fn not_found(resource: &Resource, name: &str) -> Self {
+        Self::new(404, "NotFound", format!("{} \"{name}\" not found", resource.qualified_plural()))
+    }
+
+    /// A path that names no resource this server serves.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+    }
+
+    pub fn method_not_allowed(method: &str) -> Self {
+        Self::new(405, "MethodNotAllowed", format!("the server does not allow this method ({method})"))
+    }
+
+    pub fn already_exists(resource: &Resource, name: &str) -> Self {
+        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", resource.qualified_plural()))
+    }
+
+    pub fn conflict(resource: &Resource, name: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply \
+                 your changes to the latest version and try again",
+                resource.qualified_plural()
+            ),
+        )
+    }
+
+    pub fn gone(message: String) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format: {content_type}"),
+        )
+    }
+
+    pub fn invalid(resource: &Resource, name: &str, causes: Vec<(String, String)>) -> Self {
+        let kind = match resource.group {
+            "" => resource.kind.to_string(),
+            group => format!("{}.{group}", resource.kind),
+        };
+        let list: Vec<String> = causes
+            .iter()
+            .map(
+                |(field, message)| {
+                    if field.is_empty() { message.clone() } else { format!("{field}: {message}") }
+                },
+            )
+            .collect();
+        Self {
+            code: 422,
+            reason: "Invalid",
+            message: format!("{kind} \"{name}\" is invalid: [{}]", list.join(", ")),
+            causes,
+        }
+    }
+
+    /// A patch that cannot be applied, such as a JSON patch whose `test` fails.
+    pub fn unprocessable_patch(message: String) -> Self {
+        Self::new(422, "Invalid", message)
+    }
+
+    pub fn to_status(&self) -> Value {
+        let causes: Vec<Value> = self
+            .causes
+            .iter()
+            .map(
+                |(field, message)| json!({"reason": "FieldValueInvalid", "field": field, "message": message}),
+            )
+            .collect();
+        json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "details": {"causes": causes},
+            "code": self.code,
+        })
+    }
+}

@@ -1,0 +1,446 @@
+//! The object store: JSON objects of any kind, one global resourceVersion counter, and the write
+//! semantics of the API server (generation, status subresource, preconditions, finalizers).
+
+use super::patch;
+use super::resources::Resource;
+use super::selector::Selector;
+use super::status::ApiError;
+use super::validation::validate;
+use super::watch::{Change, WatchHub, WatchRequest};
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Which part of an object a write may change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Main,
+    Status,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    /// JSON merge patch; strategic merge patches are served as this too.
+    Merge,
+    Json,
+    /// Server-side apply, simplified: it creates a missing object and otherwise merges the applied
+    /// fields like a merge patch. There is no field ownership, so there are no apply conflicts.
+    Apply,
+}
+
+/// What a delete did.
+pub enum Deletion {
+    /// The object has finalizers: it is marked for deletion and stays until they are removed.
+    Pending(Value),
+    /// The object is gone; this was its final state.
+    Done(Value),
+}
+
+/// (group, plural, namespace, name); the namespace is empty for cluster-scoped objects.
+type Key = (&'static str, &'static str, String, String);
+
+fn key(resource: &Resource, namespace: &str, name: &str) -> Key {
+    (resource.group, resource.plural, namespace.to_string(), name.to_string())
+}
+
+/// Metadata the server owns: a write keeps the stored values whatever the client sends.
+const SYSTEM_METADATA: [&str; 7] = [
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "resourceVersion",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "namespace",
+];
+
+struct State {
+    objects: BTreeMap<Key, Value>,
+    revision: u64,
+    hub: WatchHub,
+    /// Writes still to be refused with 409, by plural.
+    injected_conflicts: HashMap<String, usize>,
+}
+
+pub struct Store {
+    state: Mutex<State>,
+}
+
+fn now() -> Value {
+    Value::String(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
+    let metadata = object.as_object_mut().expect("objects are checked to be JSON objects").entry("metadata");
+    let metadata = metadata.or_insert_with(|| json!({}));
+    if !metadata.is_object() {
+        *metadata = json!({});
+    }
+    metadata.as_object_mut().expect("made an object above")
+}
+
+fn text<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object["metadata"][field].as_str().filter(|s| !s.is_empty())
+}
+
+/// The part of an object whose changes bump `metadata.generation`.
+fn generational(resource: &Resource, object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(fields) = object.as_object_mut() {
+        fields.remove("metadata");
+        if resource.status_subresource {
+            fields.remove("status");
+        }
+    }
+    object
+}
+
+fn require_object(body: &Value) -> Result<(), ApiError> {
+    if body.is_object() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("the request body is not a JSON object"))
+    }
+}
+
+impl State {
+    fn bump(&mut self) -> u64 {
+        self.revision += 1;
+        self.revision
+    }
+
+    fn emit(&mut self, resource: &'static Resource, change: Change, old: Option<&Value>, object: &Value) {
+        let revision = self.revision;
+        self.hub.emit(resource, change, old, object, revision);
+    }
+
+    fn create(
+        &mut self,
+        resource: &'static Resource,
+        namespace: &str,
+        mut object: Value,
+    ) -> Result<Value, ApiError> {
+        require_object(&object)?;
+        let name = match (text(&object, "name"), text(&object, "generateName")) {
+            (Some(name), _) => name.to_string(),
+            // Random in the API server; a counter keeps tests reproducible.
+            (None, Some(prefix)) => format!("{prefix}{:05x}", self.revision + 1),
+            (None, None) => {
+                let cause = (
+                    "metadata.name".to_string(),
+                    "Required value: name or generateName is required".to_string(),
+                );
+                return Err(ApiError::invalid(resource, "", vec![cause]));
+            }
+        };
+        if text(&object, "namespace").is_some_and(|n| n != namespace) {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        if text(&object, "resourceVersion").is_some() {
+            return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+        }
+        let key = key(resource, namespace, &name);
+        if self.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(resource, &name));
+        }
+        let fields = object.as_object_mut().expect("checked above");
+        fields.insert("apiVersion".into(), resource.api_version().into());
+        fields.insert("kind".into(), resource.kind.into());
+        if resource.status_subresource {
+            fields.remove("status");
+        }
+        let revision = self.revision + 1;
+        let metadata = metadata_mut(&mut object);
+        metadata.insert("name".into(), name.clone().into());
+        if resource.namespaced {
+            metadata.insert("namespace".into(), namespace.into());
+        } else {
+            metadata.remove("namespace");
+        }
+        metadata.insert("uid".into(), format!("00000000-0000-4000-8000-{revision:012x}").into());
+        metadata.insert("creationTimestamp".into(), now());
+        metadata.insert("generation".into(), 1.into());
+        metadata.remove("deletionTimestamp");
+        metadata.remove("deletionGracePeriodSeconds");
+        validate(resource, &object, None)?;
+        metadata_mut(&mut object).insert("resourceVersion".into(), self.bump().to_string().into());
+        self.objects.insert(key, object.clone());
+        self.emit(resource, Change::Added, None, &object);
+        Ok(object)
+    }
+
+    /// Replaces a stored object with `new`, keeping what this kind of write may not change.
+    fn update(
+        &mut self,
+        resource: &'static Resource,
+        namespace: &str,
+        name: &str,
+        new: Value,
+        target: Target,
+    ) -> Result<Value, ApiError> {
+        require_object(&new)?;
+        let key = key(resource, namespace, name);
+        let current = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(resource, name))?;
+        if text(&new, "name").is_some_and(|n| n != name) {
+            return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
+        }
+        if text(&new, "namespace").is_some_and(|n| n != namespace) {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        if text(&new, "resourceVersion").is_some_and(|rv| Some(rv) != text(&current, "resourceVersion")) {
+            return Err(ApiError::conflict(resource, name));
+        }
+        let mut next = match target {
+            Target::Status => {
+                let mut next = current.clone();
+                let fields = next.as_object_mut().expect("stored objects are JSON objects");
+                match new.get("status") {
+                    Some(status) => fields.insert("status".into(), status.clone()),
+                    None => fields.remove("status"),
+                };
+                next
+            }
+            Target::Main => {
+                let mut next = new;
+                let fields = next.as_object_mut().expect("checked above");
+                fields.insert("apiVersion".into(), resource.api_version().into());
+                fields.insert("kind".into(), resource.kind.into());
+                if resource.status_subresource {
+                    match current.get("status") {
+                        Some(status) => fields.insert("status".into(), status.clone()),
+                        None => fields.remove("status"),
+                    };
+                }
+                let metadata = metadata_mut(&mut next);
+                metadata.insert("name".into(), name.into());
+                for field in SYSTEM_METADATA {
+                    match current["metadata"].get(field) {
+                        Some(value) => metadata.insert(field.into(), value.clone()),
+                        None => metadata.remove(field),
+                    };
+                }
+                next
+            }
+        };
+        if generational(resource, &next) != generational(resource, &current) {
+            let generation = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            metadata_mut(&mut next).insert("generation".into(), generation.into());
+        }
+        if current["metadata"].get("deletionTimestamp").is_some() {
+            let finalizers =
+                |object: &Value| object["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+            let before = finalizers(&current);
+            if finalizers(&next).iter().any(|f| !before.contains(f)) {
+                let message = "Forbidden: no new finalizers can be added if the object is being deleted";
+                return Err(ApiError::invalid(
+                    resource,
+                    name,
+                    vec![("metadata.finalizers".into(), message.into())],
+                ));
+            }
+        }
+        if next == current {
+            // The API server does not write, or bump the resourceVersion, for a no-op update.
+            return Ok(current);
+        }
+        validate(resource, &next, Some(&current))?;
+        metadata_mut(&mut next).insert("resourceVersion".into(), self.bump().to_string().into());
+        let deleting = next["metadata"].get("deletionTimestamp").is_some();
+        let finalized = next["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
+        if deleting && finalized {
+            self.objects.remove(&key);
+            self.emit(resource, Change::Deleted, None, &next);
+        } else {
+            self.objects.insert(key, next.clone());
+            self.emit(resource, Change::Modified, Some(&current), &next);
+        }
+        Ok(next)
+    }
+}
+
+impl Store {
+    pub fn new(history_limit: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                objects: BTreeMap::new(),
+                revision: 0,
+                hub: WatchHub::new(history_limit),
+                injected_conflicts: HashMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn get(&self, resource: &'static Resource, namespace: &str, name: &str) -> Result<Value, ApiError> {
+        let state = self.lock();
+        state
+            .objects
+            .get(&key(resource, namespace, name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(resource, name))
+    }
+
+    /// The matching objects, ordered by namespace and name, and the revision they are current at.
+    /// `namespace` is `None` for a list across all namespaces.
+    pub fn list(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        selector: &Selector,
+    ) -> (Vec<Value>, u64) {
+        let state = self.lock();
+        let items = state
+            .objects
+            .iter()
+            .filter(|((group, plural, ns, _), object)| {
+                *group == resource.group
+                    && *plural == resource.plural
+                    && namespace.is_none_or(|n| n == ns)
+                    && selector.matches(object)
+            })
+            .map(|(_, object)| object.clone())
+            .collect();
+        (items, state.revision)
+    }
+
+    pub fn create(
+        &self,
+        resource: &'static Resource,
+        namespace: &str,
+        object: Value,
+    ) -> Result<Value, ApiError> {
+        self.lock().create(resource, namespace, object)
+    }
+
+    pub fn replace(
+        &self,
+        resource: &'static Resource,
+        namespace: &str,
+        name: &str,
+        object: Value,
+        target: Target,
+    ) -> Result<Value, ApiError> {
+        self.lock().update(resource, namespace, name, object, target)
+    }
+
+    /// Applies a patch; the flag is true when an apply created the object.
+    pub fn patch(
+        &self,
+        resource: &'static Resource,
+        namespace: &str,
+        name: &str,
+        kind: PatchKind,
+        patch: &Value,
+        target: Target,
+    ) -> Result<(Value, bool), ApiError> {
+        let mut state = self.lock();
+        let Some(current) = state.objects.get(&key(resource, namespace, name)).cloned() else {
+            if kind == PatchKind::Apply && target == Target::Main {
+                let mut object = patch.clone();
+                require_object(&object)?;
+                metadata_mut(&mut object).insert("name".into(), name.into());
+                return state.create(resource, namespace, object).map(|created| (created, true));
+            }
+            return Err(ApiError::not_found(resource, name));
+        };
+        let mut next = current;
+        match kind {
+            PatchKind::Merge => patch::merge(&mut next, patch),
+            PatchKind::Apply => {
+                let typed = patch.get("apiVersion").is_some() && patch.get("kind").is_some();
+                if !typed {
+                    return Err(ApiError::bad_request("an applied configuration needs apiVersion and kind"));
+                }
+                patch::merge(&mut next, patch)
+            }
+            PatchKind::Json => patch::json_patch(&mut next, patch).map_err(ApiError::unprocessable_patch)?,
+        }
+        state.update(resource, namespace, name, next, target).map(|updated| (updated, false))
+    }
+
+    /// Deletes an object, or marks it for deletion while it has finalizers. `preconditions` is the
+    /// `preconditions` of the DeleteOptions, if any.
+    pub fn delete(
+        &self,
+        resource: &'static Resource,
+        namespace: &str,
+        name: &str,
+        preconditions: &Value,
+    ) -> Result<Deletion, ApiError> {
+        let mut state = self.lock();
+        let key = key(resource, namespace, name);
+        let current = state.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(resource, name))?;
+        for field in ["uid", "resourceVersion"] {
+            if preconditions[field].as_str().is_some_and(|expected| Some(expected) != text(&current, field)) {
+                return Err(ApiError::conflict(resource, name));
+            }
+        }
+        let finalizers = current["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        if finalizers && current["metadata"].get("deletionTimestamp").is_some() {
+            return Ok(Deletion::Pending(current));
+        }
+        let revision = state.bump().to_string();
+        let mut next = current.clone();
+        let metadata = metadata_mut(&mut next);
+        metadata.insert("resourceVersion".into(), revision.into());
+        if finalizers {
+            metadata.insert("deletionTimestamp".into(), now());
+            metadata.insert("deletionGracePeriodSeconds".into(), 0.into());
+            let generation = metadata.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+            metadata.insert("generation".into(), generation.into());
+            state.objects.insert(key, next.clone());
+            state.emit(resource, Change::Modified, Some(&current), &next);
+            Ok(Deletion::Pending(next))
+        } else {
+            state.objects.remove(&key);
+            state.emit(resource, Change::Deleted, None, &next);
+            Ok(Deletion::Done(next))
+        }
+    }
+
+    /// See [`WatchHub::subscribe`].
+    pub fn watch(&self, request: WatchRequest) -> Result<UnboundedReceiver<Bytes>, ApiError> {
+        let mut state = self.lock();
+        let State { objects, hub, revision, .. } = &mut *state;
+        let resource = request.resource;
+        let current = objects
+            .iter()
+            .filter(|((group, plural, _, _), _)| *group == resource.group && *plural == resource.plural)
+            .map(|(_, object)| object);
+        hub.subscribe(request, current, *revision)
+    }
+
+    pub fn inject_conflicts(&self, plural: &str, count: usize) {
+        self.lock().injected_conflicts.insert(plural.to_string(), count);
+    }
+
+    /// Whether this write to `resource` is one of the injected conflicts, counting it if so.
+    pub fn take_injected_conflict(&self, resource: &Resource) -> bool {
+        let mut state = self.lock();
+        match state.injected_conflicts.get_mut(resource.plural) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn drop_watches(&self) {
+        self.lock().hub.drop_all();
+    }
+
+    pub fn expire_next_watch(&self) {
+        self.lock().hub.expire_next();
+    }
+}
