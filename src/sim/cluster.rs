@@ -133,11 +133,6 @@ impl Cluster {
         }
     }
 
-    /// The earliest time a starting pod becomes available.
-    pub fn next_start(&self) -> Option<DateTime<Utc>> {
-        self.starting.iter().map(|(_, at, _)| *at).min()
-    }
-
     /// The canary weight every route carries (the first route's), 0 when unknown.
     pub fn canary_weight(&self) -> i32 {
         self.observation.routes.first().and_then(|r| r.weights).map_or(0, |w| w.canary)
