@@ -4,5 +4,6 @@
 //! Each translation is a pure function over the objects as JSON, so that it is tested without an
 //! API server; the reconcilers fetch the objects and apply what these build.
 
+pub mod analysis_runs;
 pub mod replica_sets;
 pub mod routes;

@@ -1,5 +1,6 @@
 //! The controller's translations between Kubernetes objects and the engine, tested as plain
 //! functions.
 
+mod analysis_runs;
 mod replica_sets;
 mod routes;

@@ -1,0 +1,385 @@
+//! The AnalysisRun reconciler's pure core: which metrics are due, the status new measurements lead
+//! to, how many measurements it keeps, and what the Rollout engine sees of a run.
+
+use bellwether::api::{
+    AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, AnalysisTemplate, Counts,
+    HysteresisState, Measurement, Metric,
+};
+use bellwether::controller::analysis_runs::{MAX_MEASUREMENTS, due, keep, next_due, record, run_state};
+use bellwether::engine::judge_metric;
+use chrono::{DateTime, Duration, Utc};
+use proptest::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+
+fn t0() -> DateTime<Utc> {
+    "2026-01-01T12:00:00Z".parse().unwrap()
+}
+
+fn minutes(n: i64) -> DateTime<Utc> {
+    t0() + Duration::minutes(n)
+}
+
+/// The metrics of the basic example's templates, by name: `error-rate` (1m interval, 1m initial
+/// delay, breachFor 2m, recover below 0.002 for 5m) and `p99-latency` (count 5, max 0.5).
+fn example(name: &str) -> Metric {
+    serde_yaml::Deserializer::from_str(include_str!("../../examples/basic/analysis-templates.yaml"))
+        .map(|document| AnalysisTemplate::deserialize(document).expect("the example parses"))
+        .flat_map(|template| template.spec.metrics)
+        .find(|metric| metric.name == name)
+        .expect("the example has the metric")
+}
+
+fn metric(value: serde_json::Value) -> Metric {
+    let mut metric = json!({
+        "name": "m",
+        "interval": "1m",
+        "provider": {"prometheus": {"address": "http://prometheus:9090", "query": "q"}},
+    });
+    metric.as_object_mut().unwrap().extend(value.as_object().unwrap().clone());
+    serde_json::from_value(metric).expect("a valid metric")
+}
+
+fn run(metrics: Vec<Metric>) -> AnalysisRun {
+    AnalysisRun::new(
+        "checkout-abc123-2",
+        AnalysisRunSpec {
+            metrics,
+            args: vec![],
+            revision: "abc123".into(),
+            duration: None,
+            terminate: false,
+        },
+    )
+}
+
+fn value(at: DateTime<Utc>, value: f64) -> Measurement {
+    Measurement { at, value: Some(value), ..Measurement::default() }
+}
+
+fn error(at: DateTime<Utc>) -> Measurement {
+    Measurement { at, error: Some("connection refused".into()), ..Measurement::default() }
+}
+
+/// Records each metric's measurements in turn, one `record` per measurement, as the reconciler would.
+fn feed(mut run: AnalysisRun, name: &str, measurements: Vec<Measurement>) -> AnalysisRun {
+    for measurement in measurements {
+        let at = measurement.at;
+        run.status = Some(record(&run, vec![(name.to_string(), measurement)], at));
+    }
+    run
+}
+
+fn status(run: &AnalysisRun) -> &AnalysisRunStatus {
+    run.status.as_ref().unwrap()
+}
+
+#[test]
+fn metrics_are_due_after_their_initial_delay_and_then_every_interval() {
+    let mut run = run(vec![example("error-rate"), example("p99-latency")]);
+    assert_eq!(due(&run, t0()), ["p99-latency"], "a run not started yet starts now");
+    run.status = Some(record(&run, vec![], t0()));
+    assert_eq!(status(&run).started_at, Some(t0()));
+    assert_eq!(status(&run).phase, Some(AnalysisPhase::Running));
+    assert_eq!(status(&run).message.as_deref(), Some("2 of 2 metrics running"));
+    assert_eq!(due(&run, minutes(0) + Duration::seconds(59)), ["p99-latency"]);
+    assert_eq!(next_due(&run, t0()), Some(t0()));
+    run.status = Some(record(&run, vec![("p99-latency".into(), value(t0(), 0.2))], t0()));
+    assert!(due(&run, t0() + Duration::seconds(59)).is_empty());
+    assert_eq!(next_due(&run, t0()), Some(minutes(1)), "both at one minute");
+    assert_eq!(due(&run, minutes(1)), ["error-rate", "p99-latency"]);
+    let taken =
+        vec![("error-rate".into(), value(minutes(1), 0.001)), ("p99-latency".into(), value(minutes(1), 0.2))];
+    run.status = Some(record(&run, taken, minutes(1)));
+    assert!(due(&run, minutes(1) + Duration::seconds(30)).is_empty());
+    assert_eq!(due(&run, minutes(2)), ["error-rate", "p99-latency"]);
+    let results = &status(&run).metric_results;
+    assert_eq!(results.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["error-rate", "p99-latency"]);
+    assert_eq!(results[1].measurements.len(), 2);
+}
+
+#[test]
+fn the_interval_defaults_to_a_minute() {
+    let mut run = run(vec![metric(json!({"interval": null, "threshold": {"max": 1.0}}))]);
+    run = feed(run, "m", vec![value(t0(), 0.5)]);
+    assert!(due(&run, t0() + Duration::seconds(59)).is_empty());
+    assert_eq!(due(&run, minutes(1)), ["m"]);
+}
+
+#[test]
+fn nothing_is_due_once_a_metric_or_the_run_decided_or_the_run_is_terminated() {
+    let latency =
+        feed(run(vec![example("p99-latency"), example("error-rate")]), "p99-latency", vec![value(t0(), 0.9)]);
+    assert_eq!(status(&latency).metric_results[0].phase, AnalysisPhase::Failed);
+    assert_eq!(status(&latency).phase, Some(AnalysisPhase::Failed));
+    assert!(due(&latency, minutes(5)).is_empty(), "the run failed");
+    assert_eq!(next_due(&latency, minutes(5)), None);
+
+    let mut dry = example("p99-latency");
+    dry.dry_run = true;
+    let run_with_dry = feed(run(vec![dry, example("error-rate")]), "p99-latency", vec![value(t0(), 0.9)]);
+    assert_eq!(status(&run_with_dry).phase, Some(AnalysisPhase::Running), "a dry run never decides");
+    assert_eq!(due(&run_with_dry, minutes(5)), ["error-rate"], "but it failed, so it is not measured again");
+
+    let mut terminated = run(vec![example("error-rate")]);
+    terminated.spec.terminate = true;
+    assert!(due(&terminated, minutes(5)).is_empty());
+}
+
+#[test]
+fn a_breach_held_for_breach_for_fails_the_run_with_the_metric_message() {
+    let measurements = vec![
+        value(minutes(1), 0.002),
+        value(minutes(2), 0.03),
+        value(minutes(3), 0.02),
+        value(minutes(4), 0.025),
+    ];
+    let mut run = feed(run(vec![example("error-rate")]), "error-rate", measurements[..3].to_vec());
+    let result = &status(&run).metric_results[0];
+    assert_eq!(result.phase, AnalysisPhase::Running);
+    let hysteresis = result.hysteresis.as_ref().unwrap();
+    assert_eq!((hysteresis.state, hysteresis.since), (HysteresisState::Breaching, minutes(2)));
+    run = feed(run, "error-rate", measurements[3..].to_vec());
+    let status = status(&run);
+    let message = "error-rate: 0.025 > max 0.01 continuously for 2m (breachFor 2m)";
+    assert_eq!(status.phase, Some(AnalysisPhase::Failed));
+    assert_eq!(status.message.as_deref(), Some(message));
+    assert_eq!(status.started_at, Some(minutes(1)));
+    let result = &status.metric_results[0];
+    assert_eq!((result.phase, result.message.as_deref()), (AnalysisPhase::Failed, Some(message)));
+    assert_eq!(result.measurements, measurements);
+    assert_eq!(result.hysteresis.as_ref().unwrap().state, HysteresisState::Failed);
+
+    let state = run_state("checkout-abc123-2", &run);
+    assert_eq!(state.phase, Some(AnalysisPhase::Failed));
+    assert_eq!(state.message.as_deref(), Some(message));
+    assert_eq!(state.failed_metric.as_deref(), Some("error-rate"));
+    assert_eq!(state.failed_value.as_deref(), Some("0.025"));
+    assert!(!state.terminating);
+}
+
+#[test]
+fn healthy_for_the_window_succeeds_with_every_metric_message() {
+    let mut run = run(vec![example("p99-latency"), metric(json!({"count": 2, "threshold": {"min": 1.0}}))]);
+    run = feed(run, "m", vec![value(t0(), 5.0), value(minutes(1), 5.0)]);
+    assert_eq!(status(&run).message.as_deref(), Some("1 of 2 metrics running"));
+    run = feed(run, "p99-latency", (0..5).map(|i| value(minutes(i), 0.2)).collect());
+    let status = status(&run);
+    assert_eq!(status.phase, Some(AnalysisPhase::Successful));
+    assert_eq!(
+        status.message.as_deref(),
+        Some(
+            "p99-latency: healthy for 5 measurements, last 0.2 <= max 0.5; \
+             m: healthy for 2 measurements, last 5 >= min 1"
+        )
+    );
+    let state = run_state("r", &run);
+    assert_eq!((state.failed_metric, state.failed_value), (None, None));
+}
+
+#[test]
+fn measurement_errors_past_the_limit_make_the_run_an_error() {
+    let mut run = run(vec![example("p99-latency"), example("error-rate")]);
+    run.status = Some(record(&run, vec![], t0()));
+    let run = feed(run, "error-rate", (1..=4).map(|i| error(minutes(i))).collect());
+    let result = &status(&run).metric_results[1];
+    assert_eq!((result.phase, result.consecutive_errors), (AnalysisPhase::Running, 4));
+    let run = feed(run, "error-rate", vec![error(minutes(5))]);
+    let status = status(&run);
+    assert_eq!(status.phase, Some(AnalysisPhase::Error));
+    let message = "error-rate: 5 measurement errors in a row (consecutiveErrorLimit 4): connection refused";
+    assert_eq!(status.message.as_deref(), Some(message));
+    assert_eq!(status.metric_results[1].consecutive_errors, 5);
+    assert_eq!(run_state("r", &run).failed_metric, None, "an error is not a failure of the canary");
+}
+
+#[test]
+fn compare_metrics_are_judged_on_value_and_baseline() {
+    let compare = metric(json!({"count": 10, "compare": {"confidence": 0.95}}));
+    let measurements = (0..10)
+        .map(|i| Measurement {
+            baseline: Some(0.1 + f64::from(i) * 0.001),
+            ..value(minutes(i.into()), 0.5 + f64::from(i) * 0.01)
+        })
+        .collect::<Vec<_>>();
+    let run = feed(run(vec![compare]), "m", measurements[..9].to_vec());
+    assert_eq!(
+        status(&run).phase,
+        Some(AnalysisPhase::Running),
+        "a fixed sample decides once, when complete"
+    );
+    let run = feed(run, "m", measurements[9..].to_vec());
+    assert_eq!(status(&run).phase, Some(AnalysisPhase::Failed), "{:?}", status(&run).message);
+    assert_eq!(status(&run).metric_results[0].measurements.len(), 10);
+    assert_eq!(run_state("r", &run).failed_value.as_deref(), Some("0.59"));
+}
+
+fn sequential() -> Metric {
+    metric(json!({"sequential": {"requestsQuery": "r", "maxIncrease": 0.5}}))
+}
+
+fn counts(at: DateTime<Utc>, canary_errors: f64, stable_errors: f64) -> Measurement {
+    let counts = Counts { canary_errors, canary_requests: 1000.0, stable_errors, stable_requests: 1000.0 };
+    Measurement { at, value: Some(canary_errors / 1000.0), counts: Some(counts), ..Measurement::default() }
+}
+
+#[test]
+fn sequential_metrics_are_judged_on_their_counts() {
+    let run = feed(run(vec![sequential()]), "m", (0..10).map(|i| counts(minutes(i), 30.0, 3.0)).collect());
+    let status = status(&run);
+    assert_eq!(status.phase, Some(AnalysisPhase::Failed), "{:?}", status.message);
+    assert!(status.message.as_deref().unwrap().contains("evidence of a regression"), "{:?}", status.message);
+}
+
+#[test]
+fn a_sequential_test_that_runs_past_what_a_status_holds_is_an_error() {
+    let mut run = run(vec![sequential()]);
+    let quiet = |i: i64| ("m".to_string(), counts(minutes(i), 0.0, 0.0));
+    run.status = Some(record(&run, (0..MAX_MEASUREMENTS as i64).map(quiet).collect(), t0()));
+    let result = &status(&run).metric_results[0];
+    assert_eq!(result.phase, AnalysisPhase::Running, "background analysis never passes on its own");
+    assert_eq!(result.measurements.len(), MAX_MEASUREMENTS, "every interval is evidence");
+    run.status = Some(record(&run, vec![quiet(MAX_MEASUREMENTS as i64)], minutes(MAX_MEASUREMENTS as i64)));
+    let status = status(&run);
+    assert_eq!(status.phase, Some(AnalysisPhase::Error));
+    assert!(
+        status.message.as_deref().unwrap().starts_with(
+            "m: the sequential test ran past the 1000 measurements a status can hold without deciding"
+        ),
+        "{:?}",
+        status.message
+    );
+    assert_eq!(status.metric_results[0].measurements.len(), MAX_MEASUREMENTS);
+    assert_eq!(status.metric_results[0].measurements.last().unwrap().at, minutes(MAX_MEASUREMENTS as i64));
+}
+
+#[test]
+fn a_terminated_run_ends_successful_unless_it_already_ended() {
+    let mut running = feed(run(vec![example("p99-latency")]), "p99-latency", vec![value(t0(), 0.2)]);
+    running.spec.terminate = true;
+    assert!(run_state("r", &running).terminating);
+    running.status = Some(record(&running, vec![], minutes(1)));
+    let status = status(&running);
+    assert_eq!(status.phase, Some(AnalysisPhase::Successful));
+    assert_eq!(status.message.as_deref(), Some("terminated: 1 of 1 metrics running"));
+    assert_eq!(status.metric_results[0].phase, AnalysisPhase::Running, "the metric never decided");
+    let state = run_state("r", &running);
+    assert_eq!((state.phase, state.terminating), (Some(AnalysisPhase::Successful), true));
+    assert_eq!(record(&running, vec![], minutes(2)), *status, "an ended run stays as it ended");
+
+    let mut failed = feed(run(vec![example("p99-latency")]), "p99-latency", vec![value(t0(), 0.9)]);
+    failed.spec.terminate = true;
+    let after = record(&failed, vec![], minutes(1));
+    assert_eq!(after.phase, Some(AnalysisPhase::Failed));
+    assert_eq!(after, *failed.status.as_ref().unwrap());
+}
+
+#[test]
+fn the_engine_sees_no_phase_until_status_is_written() {
+    let state = run_state("checkout-abc123-2", &run(vec![example("error-rate")]));
+    assert_eq!(state.name, "checkout-abc123-2");
+    assert_eq!((state.phase, state.message, state.failed_metric), (None, None, None));
+}
+
+#[test]
+fn keep_covers_what_each_judge_looks_at() {
+    // count 5, no hysteresis: 2 × 5 measurements, plus 4 + 1 for errors.
+    assert_eq!(keep(&example("p99-latency"), None), 15);
+    // Background analysis: one breach and its recovery, 2m + 5m, plus the first, plus 5.
+    assert_eq!(keep(&example("error-rate"), None), 13);
+    // A 10m step: 2 × 10m + 7m at one a minute, plus the first, plus 5.
+    assert_eq!(keep(&example("error-rate"), Some(Duration::minutes(10))), 33);
+    let compare = metric(json!({"count": 10, "compare": {"confidence": 0.95}}));
+    assert_eq!(keep(&compare, None), 15);
+    assert_eq!(keep(&sequential(), Some(Duration::minutes(10))), MAX_MEASUREMENTS);
+}
+
+#[test]
+fn background_analysis_keeps_the_latest_measurements_of_a_healthy_metric() {
+    let metric = example("error-rate");
+    let run =
+        feed(run(vec![metric.clone()]), "error-rate", (1..=100).map(|i| value(minutes(i), 0.001)).collect());
+    let result = &status(&run).metric_results[0];
+    assert_eq!(result.measurements.len(), keep(&metric, None));
+    assert_eq!(result.measurements.last().unwrap().at, minutes(100));
+    let hysteresis = result.hysteresis.as_ref();
+    assert_eq!(hysteresis, None, "a metric that was never out of the clear has no transition to report");
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Sample {
+    Clear,
+    Marginal,
+    Breach,
+    NoData,
+    Error,
+}
+
+fn sample(at: DateTime<Utc>, sample: Sample) -> Measurement {
+    match sample {
+        Sample::Clear => value(at, 0.001),
+        Sample::Marginal => value(at, 0.007),
+        Sample::Breach => value(at, 0.03),
+        Sample::NoData => Measurement { at, ..Measurement::default() },
+        Sample::Error => error(at),
+    }
+}
+
+fn samples() -> impl Strategy<Value = Vec<Sample>> {
+    let one = prop_oneof![
+        4 => Just(Sample::Clear),
+        2 => Just(Sample::Marginal),
+        2 => Just(Sample::Breach),
+        1 => Just(Sample::NoData),
+        1 => Just(Sample::Error),
+    ];
+    prop::collection::vec(one, 0..120)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Feeding measurements one at a time, the status keeps a trimmed series; judging it gives the
+    /// phase and hysteresis state that judging every measurement gives, and so does the status.
+    #[test]
+    fn trimming_never_changes_a_verdict(
+        series in samples(),
+        breach_for in 0..4u32,
+        recover_for in 0..4u32,
+        window in prop_oneof![Just(None), (1..6i32).prop_map(Some)],
+        step in prop_oneof![Just(None), (2..8i64).prop_map(|m| Some(Duration::minutes(m)))],
+        delay in 0..3i64,
+        no_data in prop_oneof![Just("inconclusive"), Just("fail"), Just("pass"), Just("ignore")],
+        error_limit in 1..4i32,
+        gap_seconds in 60..75i64,
+    ) {
+        let metric = metric(json!({
+            "initialDelay": format!("{delay}m"),
+            "count": window,
+            "threshold": {"max": 0.01, "hysteresis": {
+                "breachFor": format!("{breach_for}m"),
+                "recover": {"max": 0.005},
+                "recoverFor": format!("{recover_for}m"),
+            }},
+            "noData": no_data,
+            "consecutiveErrorLimit": error_limit,
+        }));
+        let mut run = run(vec![metric.clone()]);
+        run.spec.duration = step.map(|d| bellwether::api::Duration::new(format!("{}m", d.num_minutes())));
+        let mut full = Vec::new();
+        for (i, kind) in series.into_iter().enumerate() {
+            let measurement = sample(t0() + Duration::seconds(gap_seconds * i as i64), kind);
+            full.push(measurement.clone());
+            run.status = Some(record(&run, vec![("m".into(), measurement.clone())], measurement.at));
+            let result = &status(&run).metric_results[0];
+            let whole = judge_metric(&metric, &full, t0(), step);
+            let kept = judge_metric(&metric, &result.measurements, t0(), step);
+            prop_assert_eq!(result.phase, whole.phase);
+            prop_assert_eq!(kept.phase, whole.phase, "after {} measurements, {} kept", full.len(), result.measurements.len());
+            prop_assert_eq!(kept.state, whole.state);
+            if !whole.phase.is_terminal() {
+                prop_assert_eq!(result.measurements.last(), full.last(), "the next one is due after the latest");
+            }
+        }
+    }
+}
