@@ -5,7 +5,8 @@
 
 use bellwether::api::{AnalysisPhase, HysteresisState, Measurement, Metric, Threshold};
 use bellwether::engine::{
-    DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, format_value, mann_whitney_u,
+    DEFAULT_CONSECUTIVE_ERROR_LIMIT, MetricVerdict, Window, first_counted_at, format_value, mann_whitney_u,
+    metric_interval,
 };
 use bellwether::sim::Policy;
 use chrono::{DateTime, Duration, Utc};
@@ -27,9 +28,8 @@ impl<'a> Run<'a> {
         started_at: DateTime<Utc>,
         run_duration: Option<Duration>,
     ) -> Self {
-        let parse = |d: Option<&bellwether::api::Duration>| d.and_then(|d| d.parse().ok());
-        let interval = parse(metric.interval.as_ref()).unwrap_or(DEFAULT_INTERVAL).max(Duration::seconds(1));
-        let first_at = started_at + parse(metric.initial_delay.as_ref()).unwrap_or_else(Duration::zero);
+        let interval = metric_interval(metric).max(Duration::seconds(1));
+        let first_at = first_counted_at(metric, started_at);
         let length = match Window::of(metric, run_duration) {
             Window::Count(n) => Some(n),
             Window::Duration(d) => Some((d.num_milliseconds() / interval.num_milliseconds()).max(1) as u32),
@@ -73,6 +73,16 @@ impl<'a> Run<'a> {
             decided_at: at.filter(|_| phase.is_terminal()),
             dry_run: self.metric.dry_run,
         }
+    }
+
+    /// A verdict still running, Breaching since the first failed measurement if there was one.
+    fn running(&self, message: String, first_failure: Option<DateTime<Utc>>) -> MetricVerdict {
+        let mut verdict = self.verdict(AnalysisPhase::Running, message, None);
+        if first_failure.is_some() {
+            verdict.state = HysteresisState::Breaching;
+            verdict.since = first_failure;
+        }
+        verdict
     }
 }
 
@@ -148,12 +158,8 @@ impl Policy for ArgoRollouts {
             }
         }
         let message = format!("{counted} measured, {failed} failed (failureLimit {})", self.failure_limit);
-        let mut verdict = run.verdict(AnalysisPhase::Running, message, None);
+        let mut verdict = run.running(message, first_failure);
         verdict.consecutive_errors = errors as i32;
-        if failed > 0 {
-            verdict.state = HysteresisState::Breaching;
-            verdict.since = first_failure;
-        }
         verdict
     }
 }
@@ -207,12 +213,7 @@ impl Policy for Flagger {
             }
         }
         let message = format!("{passed} checks passed, {failed} failed (threshold {})", self.threshold);
-        let mut verdict = run.verdict(AnalysisPhase::Running, message, None);
-        if failed > 0 {
-            verdict.state = HysteresisState::Breaching;
-            verdict.since = first_failure;
-        }
-        verdict
+        run.running(message, first_failure)
     }
 }
 

@@ -18,8 +18,8 @@ use crate::api::{
     MetricResult,
 };
 use crate::engine::{
-    AnalysisRunState, DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, format_value,
-    judge_metric, run_phase,
+    AnalysisRunState, DEFAULT_CONSECUTIVE_ERROR_LIMIT, MetricVerdict, Window, first_counted_at, format_value,
+    judge_metric, metric_interval, run_phase,
 };
 use chrono::{DateTime, Duration, Utc};
 
@@ -53,7 +53,7 @@ fn schedule(run: &AnalysisRun, now: DateTime<Utc>) -> impl Iterator<Item = (&str
             return None;
         }
         let at = match result.and_then(|r| r.measurements.last()) {
-            Some(latest) => latest.at + interval(metric),
+            Some(latest) => latest.at + metric_interval(metric),
             None => first_counted_at(metric, started_at),
         };
         Some((metric.name.as_str(), at))
@@ -156,7 +156,7 @@ pub fn run_state(name: &str, run: &AnalysisRun) -> AnalysisRunState {
 /// - **sequential**: every measurement since the run started, since its e-processes are products
 ///   over all of them; a metric that runs past [`MAX_MEASUREMENTS`] ends as an Error.
 pub fn keep(metric: &Metric, run_duration: Option<Duration>) -> usize {
-    let interval_ms = interval(metric).num_milliseconds().max(1);
+    let interval_ms = metric_interval(metric).num_milliseconds().max(1);
     let intervals =
         |d: Duration| usize::try_from((d.num_milliseconds() + interval_ms - 1) / interval_ms).unwrap_or(0);
     let hysteresis = metric.threshold.as_ref().and_then(|t| t.hysteresis.as_ref());
@@ -278,16 +278,6 @@ fn summary(phase: AnalysisPhase, verdicts: &[MetricVerdict]) -> String {
     }
 }
 
-fn interval(metric: &Metric) -> Duration {
-    metric.interval.as_ref().and_then(|d| d.parse().ok()).unwrap_or(DEFAULT_INTERVAL)
-}
-
 fn error_limit(metric: &Metric) -> usize {
     usize::try_from(metric.consecutive_error_limit.unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT)).unwrap_or(0)
-}
-
-/// When a metric's measurements start to count, as the judge reckons it: `initialDelay` after the
-/// run started.
-fn first_counted_at(metric: &Metric, started_at: DateTime<Utc>) -> DateTime<Utc> {
-    started_at + metric.initial_delay.as_ref().and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero)
 }

@@ -40,15 +40,16 @@ pub fn judge(
     let name = &metric.name;
     let verdict = |phase, message: String, consecutive_errors, decided_at: Option<DateTime<Utc>>| {
         let failed = phase == AnalysisPhase::Failed;
-        MetricVerdict {
+        let state = if failed { HysteresisState::Failed } else { HysteresisState::Healthy };
+        MetricVerdict::of(
+            metric,
             phase,
-            message: if metric.dry_run { format!("[dry run] {message}") } else { message },
-            state: if failed { HysteresisState::Failed } else { HysteresisState::Healthy },
-            since: decided_at.filter(|_| failed),
+            message,
+            state,
+            decided_at.filter(|_| failed),
             consecutive_errors,
             decided_at,
-            dry_run: metric.dry_run,
-        }
+        )
     };
     let window = Window::of(metric, run_duration);
     if window == Window::Unbounded {

@@ -39,6 +39,22 @@ pub struct MetricVerdict {
     pub dry_run: bool,
 }
 
+impl MetricVerdict {
+    /// A verdict on `metric`; the message of a dry-run metric says so.
+    pub(super) fn of(
+        metric: &Metric,
+        phase: AnalysisPhase,
+        message: String,
+        state: HysteresisState,
+        since: Option<DateTime<Utc>>,
+        consecutive_errors: i32,
+        decided_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        let message = if metric.dry_run { format!("[dry run] {message}") } else { message };
+        Self { phase, message, state, since, consecutive_errors, decided_at, dry_run: metric.dry_run }
+    }
+}
+
 /// How long a run lasts for a metric: `count` measurements, or a duration (the step's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Window {
@@ -111,8 +127,13 @@ impl ErrorRun {
     }
 }
 
+/// The time between a metric's measurements: its `interval`, or [`DEFAULT_INTERVAL`].
+pub fn metric_interval(metric: &Metric) -> Duration {
+    metric.interval.as_ref().and_then(|d| d.parse().ok()).unwrap_or(DEFAULT_INTERVAL)
+}
+
 /// When a metric's measurements start to count: `initialDelay` after its run started.
-pub(super) fn first_counted_at(metric: &Metric, started_at: DateTime<Utc>) -> DateTime<Utc> {
+pub fn first_counted_at(metric: &Metric, started_at: DateTime<Utc>) -> DateTime<Utc> {
     started_at + metric.initial_delay.as_ref().and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero)
 }
 
@@ -197,7 +218,7 @@ pub fn judge_metric(
         no_data: metric.no_data,
         first_at: first_counted_at(metric, started_at),
         window: Window::of(metric, run_duration),
-        interval: metric.interval.as_ref().and_then(|d| d.parse().ok()).unwrap_or(DEFAULT_INTERVAL),
+        interval: metric_interval(metric),
     };
     let mut fold = Fold {
         state: HysteresisState::Healthy,
@@ -223,16 +244,7 @@ pub fn judge_metric(
         Some((phase, message, at)) => (phase, message, Some(at)),
         None => (AnalysisPhase::Running, fold.progress(&rules), None),
     };
-    let message = if metric.dry_run { format!("[dry run] {message}") } else { message };
-    MetricVerdict {
-        phase,
-        message,
-        state: fold.state,
-        since: fold.since,
-        consecutive_errors: fold.errors.count,
-        decided_at,
-        dry_run: metric.dry_run,
-    }
+    MetricVerdict::of(metric, phase, message, fold.state, fold.since, fold.errors.count, decided_at)
 }
 
 fn outside(value: f64, min: Option<f64>, max: Option<f64>) -> bool {

@@ -27,8 +27,8 @@ mod validate;
 
 pub use action::{Action, AnalysisKind, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
 pub use judge::{
-    DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, format_value, judge_metric,
-    run_phase,
+    DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, first_counted_at, format_value,
+    judge_metric, metric_interval, run_phase,
 };
 pub use observation::{
     AnalysisRunState, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights, ServiceSelectors,

@@ -39,7 +39,7 @@
 //! products over all intervals, and restarting them from a later measurement would be a new test
 //! with its own chance of a false alarm.
 
-use super::judge::{DEFAULT_INTERVAL, ErrorRun, MetricVerdict, Window, first_counted_at, format_value};
+use super::judge::{ErrorRun, MetricVerdict, Window, first_counted_at, format_value, metric_interval};
 use crate::api::{AnalysisPhase, Counts, HysteresisState, Measurement, Metric, Sequential};
 use chrono::{DateTime, Duration, Utc};
 
@@ -197,15 +197,6 @@ pub fn judge(
     started_at: DateTime<Utc>,
     run_duration: Option<Duration>,
 ) -> MetricVerdict {
-    let verdict = |phase, message: String, state, since, consecutive_errors, decided_at| MetricVerdict {
-        phase,
-        message: if metric.dry_run { format!("[dry run] {message}") } else { message },
-        state,
-        since,
-        consecutive_errors,
-        decided_at,
-        dry_run: metric.dry_run,
-    };
     let alpha = sequential.alpha.unwrap_or(DEFAULT_ALPHA);
     let in_range = |v: f64, (min, max): (f64, f64)| (min..=max).contains(&v);
     if !in_range(alpha, ALPHA_RANGE) || !in_range(sequential.max_increase, MAX_INCREASE_RANGE) {
@@ -218,9 +209,16 @@ pub fn judge(
             MAX_INCREASE_RANGE.1,
             sequential.max_increase
         );
-        return verdict(AnalysisPhase::Error, message, HysteresisState::Healthy, None, 0, None);
+        return MetricVerdict::of(
+            metric,
+            AnalysisPhase::Error,
+            message,
+            HysteresisState::Healthy,
+            None,
+            0,
+            None,
+        );
     }
-    let parse = |d: Option<&crate::api::Duration>| d.and_then(|d| d.parse().ok());
     let window = Window::of(metric, run_duration);
     let r1 = 1.0 + sequential.max_increase;
     let rules = Rules {
@@ -230,7 +228,7 @@ pub fn judge(
         r1: format_value(r1),
         first_at: first_counted_at(metric, started_at),
         window,
-        half_interval: parse(metric.interval.as_ref()).unwrap_or(DEFAULT_INTERVAL).num_milliseconds() / 2,
+        half_interval: metric_interval(metric).num_milliseconds() / 2,
     };
     let mut fold = Fold {
         fail: Evidence::new(1.0, &REGRESSIONS),
@@ -254,7 +252,7 @@ pub fn judge(
         Some((phase, message, at)) => (phase, message, Some(at)),
         None => (AnalysisPhase::Running, fold.progress(&rules), None),
     };
-    verdict(phase, message, fold.state, fold.since, fold.errors.count, decided_at)
+    MetricVerdict::of(metric, phase, message, fold.state, fold.since, fold.errors.count, decided_at)
 }
 
 impl Fold {

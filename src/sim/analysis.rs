@@ -5,7 +5,7 @@
 use super::policy::Policy;
 use super::traffic::Served;
 use crate::api::{AnalysisPhase, Counts, Measurement, Metric};
-use crate::engine::{DEFAULT_INTERVAL, MetricVerdict, format_value, run_phase};
+use crate::engine::{MetricVerdict, first_counted_at, format_value, metric_interval, run_phase};
 use chrono::{DateTime, Duration, Utc};
 use regex::Regex;
 use std::sync::LazyLock;
@@ -44,7 +44,7 @@ impl Signal {
                     _ => Duration::hours(n),
                 })
             })
-            .unwrap_or_else(|| interval(metric));
+            .unwrap_or_else(|| metric_interval(metric));
         match QUANTILE.captures(query).and_then(|c| c[1].parse::<f64>().ok()) {
             Some(quantile) => {
                 let in_ms = query.contains("milliseconds") && !PER_THOUSAND.is_match(query);
@@ -99,10 +99,6 @@ impl Signal {
     }
 }
 
-fn interval(metric: &Metric) -> Duration {
-    metric.interval.as_ref().and_then(|d| d.parse().ok()).unwrap_or(DEFAULT_INTERVAL)
-}
-
 /// One metric of a simulated run.
 #[derive(Clone, Debug)]
 pub struct MetricRun {
@@ -138,14 +134,12 @@ impl AnalysisRun {
         let metrics = metrics
             .into_iter()
             .map(|metric| {
-                let interval = interval(&metric).max(Duration::seconds(1));
-                // Like the controller, measure nothing before `initialDelay`.
-                let delay =
-                    metric.initial_delay.as_ref().and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero);
+                let interval = metric_interval(&metric).max(Duration::seconds(1));
                 MetricRun {
                     signal: Signal::of(&metric),
                     interval,
-                    next_at: started_at + delay,
+                    // Like the controller, measure nothing before `initialDelay`.
+                    next_at: first_counted_at(&metric, started_at),
                     measurements: Vec::new(),
                     verdict: None,
                     metric,
