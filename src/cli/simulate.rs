@@ -87,10 +87,10 @@ pub fn simulate(args: &SimulateArgs) -> Result<String, SimulateError> {
         "Simulating Rollout {}/{} ({steps} steps) at {} requests/s, seed {}.",
         setup.namespace, setup.name, args.rps, args.seed
     );
-    let first = sim::run(&setup, &scenarios[0], &options, &Bellwether);
+    let signals = setup.signals();
     let _ = writeln!(out, "Each metric is simulated as:");
-    let width = first.signals.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
-    for (name, signal) in &first.signals {
+    let width = signals.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    for (name, signal) in &signals {
         let _ = writeln!(out, "  {name:width$}  the canary's {}", signal.describe());
     }
     if args.runs == 1 {

@@ -114,8 +114,6 @@ pub struct Row {
 pub struct Run {
     pub outcome: Outcome,
     pub timeline: Vec<Row>,
-    /// Each metric the rollout uses and what the simulation measures for it.
-    pub signals: Vec<(String, Signal)>,
     /// How many times the engine decided.
     pub decisions: usize,
     /// Every broken invariant, with the time of the decision that broke it.
@@ -137,13 +135,7 @@ pub fn run(setup: &Setup, scenario: &Scenario, options: &Options, policy: &dyn P
             break outcome;
         }
     };
-    Run {
-        outcome,
-        timeline: sim.timeline,
-        signals: sim.signals,
-        decisions: sim.decisions,
-        violations: sim.violations,
-    }
+    Run { outcome, timeline: sim.timeline, decisions: sim.decisions, violations: sim.violations }
 }
 
 struct Simulation<'a> {
@@ -166,7 +158,6 @@ struct Simulation<'a> {
     decided_on: Option<crate::engine::Observation>,
     requeue_at: Option<DateTime<Utc>>,
     timeline: Vec<Row>,
-    signals: Vec<(String, Signal)>,
     decisions: usize,
     violations: Vec<(Duration, String)>,
     next_request: u32,
@@ -186,12 +177,6 @@ impl<'a> Simulation<'a> {
             .unwrap_or_else(|| format!("GRPCRoute/{}/{}", setup.namespace, setup.name));
         let mut cluster = Cluster::new(&route);
         cluster.observation.templates = setup.templates.clone();
-        let mut signals: Vec<(String, Signal)> = Vec::new();
-        for metric in setup.templates.values().flat_map(|t| &t.metrics) {
-            if !signals.iter().any(|(name, _)| *name == metric.name) {
-                signals.push((metric.name.clone(), Signal::of(metric)));
-            }
-        }
         Self {
             setup,
             scenario,
@@ -209,7 +194,6 @@ impl<'a> Simulation<'a> {
             decided_on: None,
             requeue_at: None,
             timeline: Vec::new(),
-            signals,
             decisions: 0,
             violations: Vec::new(),
             next_request: 0,

@@ -1,5 +1,6 @@
 //! What is simulated: one Rollout and the templates it references, read from manifests.
 
+use super::analysis::Signal;
 use crate::api::validate_manifest;
 use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout, RolloutSpec, TemplateRef};
 use crate::engine::{Templates, validate};
@@ -36,6 +37,17 @@ const EXAMPLE: [(&str, &str); 2] = [
 ];
 
 impl Setup {
+    /// Each metric the templates define, once, and what the simulation measures for it.
+    pub fn signals(&self) -> Vec<(String, Signal)> {
+        let mut signals: Vec<(String, Signal)> = Vec::new();
+        for metric in self.templates.values().flat_map(|t| &t.metrics) {
+            if !signals.iter().any(|(name, _)| *name == metric.name) {
+                signals.push((metric.name.clone(), Signal::of(metric)));
+            }
+        }
+        signals
+    }
+
     /// The bundled example: the `checkout` Rollout and its templates from `examples/basic`.
     pub fn example() -> Self {
         Self::from_manifests(EXAMPLE.iter().map(|(origin, text)| (origin.to_string(), text.to_string())))
