@@ -4,3 +4,4 @@
 mod analysis_runs;
 mod replica_sets;
 mod routes;
+mod server;

@@ -1,0 +1,167 @@
+//! The HTTP plumbing shared by Bellwether's servers: a tiny router and an accept loop with
+//! graceful shutdown, over hyper's HTTP/1 server.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// A response with its whole body in memory: every endpoint here answers with a small text.
+pub(crate) type Response = hyper::Response<Full<Bytes>>;
+
+/// The content type of plain-text answers.
+pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
+
+/// How long a client may take to send a request's headers. Bounds how long a stalled client can
+/// keep a connection (and so a graceful shutdown) waiting.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait before accepting again after an error that is not about one connection (such
+/// as running out of file descriptors), so that the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(500);
+
+type Handler = Arc<dyn Fn() -> Response + Send + Sync>;
+
+/// Maps request paths to handlers. Unknown paths get 404; known paths with a method they do not
+/// take get 405 with an `Allow` header.
+#[derive(Default)]
+pub(crate) struct Router {
+    routes: Vec<Route>,
+}
+
+struct Route {
+    path: &'static str,
+    methods: &'static [Method],
+    handler: Handler,
+}
+
+impl Router {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a read-only endpoint. It answers GET and HEAD; hyper leaves out the body for HEAD.
+    pub(crate) fn get(
+        mut self,
+        path: &'static str,
+        handler: impl Fn() -> Response + Send + Sync + 'static,
+    ) -> Self {
+        const READ: &[Method] = &[Method::GET, Method::HEAD];
+        self.routes.push(Route { path, methods: READ, handler: Arc::new(handler) });
+        self
+    }
+
+    fn respond<B>(&self, request: &Request<B>) -> Response {
+        let Some(route) = self.routes.iter().find(|route| route.path == request.uri().path()) else {
+            return plain_text(StatusCode::NOT_FOUND, TEXT, "not found\n".to_owned());
+        };
+        if route.methods.contains(request.method()) {
+            return (route.handler)();
+        }
+        let allow = route.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        let mut response =
+            plain_text(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed\n".to_owned());
+        if let Ok(allow) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(ALLOW, allow);
+        }
+        response
+    }
+}
+
+/// A response with `status`, a text `body` and its content type.
+pub(crate) fn plain_text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown` completes. Then it stops accepting, asks every
+/// open connection to close once its request in flight (if any) is answered, and returns when all
+/// have closed.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "serving HTTP");
+    let router = Arc::new(router);
+    let (stop, stopping) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(connection(stream, Arc::clone(&router), stopping.clone()));
+                }
+                Err(error) if is_connection_error(&error) => {
+                    tracing::debug!(%address, %error, "a connection failed before it was accepted");
+                }
+                Err(error) => {
+                    tracing::warn!(%address, %error, "cannot accept connections; retrying");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            // Reaps finished connections, so that a long-running server does not accumulate them.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    stop.send_replace(true);
+    while connections.join_next().await.is_some() {}
+    tracing::info!(%address, "HTTP server stopped");
+    Ok(())
+}
+
+/// Errors that concern one incoming connection, not the listener: accepting again right away is
+/// the right answer.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+    )
+}
+
+async fn connection(stream: TcpStream, router: Arc<Router>, stopping: watch::Receiver<bool>) {
+    let service = service_fn(move |request: Request<Incoming>| {
+        let response = router.respond(&request);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = stopped(stopping) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "HTTP connection ended with an error");
+    }
+}
+
+/// Completes once the server is stopping (or gone).
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stopped| *stopped).await;
+}
