@@ -247,6 +247,32 @@ async fn server_side_apply_creates_then_updates() {
 }
 
 #[tokio::test]
+async fn server_side_apply_conflicts_on_fields_another_manager_applied() {
+    let server = TestApiServer::start().await;
+    let services: Api<Service> = Api::namespaced(server.client(), NAMESPACE);
+    let apply = |manager: &str| PatchParams::apply(manager);
+    services.patch("cart", &apply("first"), &Patch::Apply(service("cart", "cart"))).await.unwrap();
+
+    let same = services.patch("cart", &apply("second"), &Patch::Apply(service("cart", "cart"))).await;
+    assert!(same.is_ok(), "applying the value a field has shares it: {same:?}");
+    let conflict =
+        api_error(services.patch("cart", &apply("second"), &Patch::Apply(service("cart", "v2"))).await);
+    assert_eq!((conflict.code, conflict.reason.as_str()), (409, "Conflict"));
+    assert!(conflict.message.contains("conflict with \"first\": .spec.selector.app"), "{}", conflict.message);
+
+    let forced = PatchParams::apply("second").force();
+    services.patch("cart", &forced, &Patch::Apply(service("cart", "v2"))).await.unwrap();
+    let taken =
+        api_error(services.patch("cart", &apply("first"), &Patch::Apply(service("cart", "v3"))).await);
+    assert_eq!(taken.code, 409, "forcing took the fields from the first manager");
+
+    let merge = Patch::Merge(json!({"metadata": {"labels": null}, "spec": {"selector": null}}));
+    services.patch("cart", &PatchParams::default(), &merge).await.unwrap();
+    let freed = services.patch("cart", &apply("first"), &Patch::Apply(service("cart", "v3"))).await.unwrap();
+    assert_eq!(freed.spec.unwrap().selector.unwrap()["app"], "v3", "removed fields have no owner left");
+}
+
+#[tokio::test]
 async fn status_subresource_is_isolated_and_only_spec_changes_bump_the_generation() {
     let server = TestApiServer::start().await;
     let rollouts: Api<Rollout> = Api::namespaced(server.client(), NAMESPACE);

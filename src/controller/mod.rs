@@ -5,5 +5,6 @@
 //! API server; the reconcilers fetch the objects and apply what these build.
 
 pub mod analysis_runs;
+pub mod leader;
 pub mod replica_sets;
 pub mod routes;

@@ -8,7 +8,8 @@
 //!
 //! Simplifications, none of which the controller should depend on:
 //! - Strategic merge patch is a JSON merge patch, and server-side apply merges the applied fields like
-//!   one: there is no field ownership, so apply never conflicts and `force` changes nothing.
+//!   one. Only applies own fields: an apply conflicts with the fields other managers applied, and
+//!   writes by other means own nothing; fields a manager stops applying stay (see `store::Owners`).
 //! - CRD defaults are checked by validation but not stored; unknown fields are rejected, not pruned.
 //!   Built-in kinds (Services, ReplicaSets, Events, Leases) are stored without validation.
 //! - `limit` is ignored: a list is one page. Watches do not time out, and the only bookmark is the one

@@ -3,7 +3,7 @@
 use super::resources::{self, Resource};
 use super::selector::Selector;
 use super::status::ApiError;
-use super::store::{Deletion, PatchKind, Store, Target};
+use super::store::{Applier, Deletion, PatchKind, Store, Target};
 use super::watch::{WatchRequest, error_event};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -222,7 +222,9 @@ fn serve(
                     let patch = serde_yaml::from_slice(body).map_err(|e| {
                         ApiError::bad_request(format!("the applied configuration is not valid YAML: {e}"))
                     })?;
-                    (PatchKind::Apply, patch)
+                    let manager = query.get("fieldManager").cloned().unwrap_or_default();
+                    let force = query.get("force").is_some_and(|force| force == "true");
+                    (PatchKind::Apply(Applier { manager, force }), patch)
                 }
                 other => return Err(ApiError::unsupported_media_type(other)),
             };

@@ -50,6 +50,19 @@ impl ApiError {
         )
     }
 
+    /// A server-side apply that would change fields other managers own, as `(manager, field)`.
+    pub fn apply_conflict(conflicts: &[(&String, &Vec<String>)]) -> Self {
+        let list: Vec<String> = conflicts
+            .iter()
+            .map(|(manager, path)| format!("conflict with \"{manager}\": .{}", path.join(".")))
+            .collect();
+        let message = match list.as_slice() {
+            [one] => format!("Apply failed with 1 conflict: {one}"),
+            many => format!("Apply failed with {} conflicts: {}", many.len(), many.join("\n")),
+        };
+        Self::new(409, "Conflict", message)
+    }
+
     pub fn gone(message: String) -> Self {
         Self::new(410, "Expired", message)
     }

@@ -10,7 +10,7 @@ use super::watch::{Change, WatchHub, WatchRequest};
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -21,15 +21,31 @@ pub enum Target {
     Status,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum PatchKind {
     /// JSON merge patch; strategic merge patches are served as this too.
     Merge,
     Json,
     /// Server-side apply, simplified: it creates a missing object and otherwise merges the applied
-    /// fields like a merge patch. There is no field ownership, so there are no apply conflicts.
-    Apply,
+    /// fields like a merge patch, after checking the ownership of the applied fields (see [`Owners`]).
+    Apply(Applier),
 }
+
+/// Who applies, and whether they take fields other managers own.
+pub struct Applier {
+    pub manager: String,
+    pub force: bool,
+}
+
+/// A field of an object, as the keys leading to it; arrays are single fields.
+type FieldPath = Vec<String>;
+
+/// The fields each field manager has applied to one object and still owns, by manager.
+///
+/// Only applies own fields: a write by any other means owns nothing, and takes from every manager
+/// the fields whose values it changes. An apply that would change a field another manager owns is a
+/// conflict, unless forced, which takes the field. Applying a field with the value it already has
+/// shares it. Fields a manager stops applying are not removed from the object.
+type Owners = BTreeMap<String, BTreeSet<FieldPath>>;
 
 /// What a delete did.
 pub enum Deletion {
@@ -63,6 +79,7 @@ struct State {
     hub: WatchHub,
     /// Writes still to be refused with 409, by plural.
     injected_conflicts: HashMap<String, usize>,
+    owners: HashMap<Key, Owners>,
 }
 
 pub struct Store {
@@ -104,6 +121,40 @@ fn require_object(body: &Value) -> Result<(), ApiError> {
     } else {
         Err(ApiError::bad_request("the request body is not a JSON object"))
     }
+}
+
+/// The value of a field, if the object has it.
+fn field<'a>(object: &'a Value, path: &FieldPath) -> Option<&'a Value> {
+    path.iter().try_fold(object, |value, key| value.get(key))
+}
+
+/// The fields an applied configuration sets: its non-null leaves, but not the type or identity.
+fn applied_fields(applied: &Value) -> BTreeSet<FieldPath> {
+    fn leaves(value: &Value, path: &mut FieldPath, out: &mut BTreeSet<FieldPath>) {
+        match value {
+            Value::Null => {}
+            Value::Object(fields) => {
+                for (key, value) in fields {
+                    path.push(key.clone());
+                    leaves(value, path, out);
+                    path.pop();
+                }
+            }
+            _ => {
+                out.insert(path.clone());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    leaves(applied, &mut Vec::new(), &mut out);
+    out.retain(|path| match path.as_slice() {
+        [only] => only != "apiVersion" && only != "kind",
+        [metadata, key, ..] if metadata == "metadata" => {
+            key != "name" && !SYSTEM_METADATA.contains(&key.as_str())
+        }
+        _ => true,
+    });
+    out
 }
 
 impl State {
@@ -169,6 +220,7 @@ impl State {
         metadata.remove("deletionGracePeriodSeconds");
         validate(resource, &object, None)?;
         metadata_mut(&mut object).insert("resourceVersion".into(), self.bump().to_string().into());
+        self.owners.remove(&key);
         self.objects.insert(key, object.clone());
         self.emit(resource, Change::Added, None, &object);
         Ok(object)
@@ -255,9 +307,15 @@ impl State {
         let deleting = next["metadata"].get("deletionTimestamp").is_some();
         let finalized = next["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
         if deleting && finalized {
+            self.owners.remove(&key);
             self.objects.remove(&key);
             self.emit(resource, Change::Deleted, None, &next);
         } else {
+            if let Some(owners) = self.owners.get_mut(&key) {
+                for fields in owners.values_mut() {
+                    fields.retain(|path| field(&current, path) == field(&next, path));
+                }
+            }
             self.objects.insert(key, next.clone());
             self.emit(resource, Change::Modified, Some(&current), &next);
         }
@@ -273,6 +331,7 @@ impl Store {
                 revision: 0,
                 hub: WatchHub::new(history_limit),
                 injected_conflicts: HashMap::new(),
+                owners: HashMap::new(),
             }),
         }
     }
@@ -344,28 +403,55 @@ impl Store {
         target: Target,
     ) -> Result<(Value, bool), ApiError> {
         let mut state = self.lock();
-        let Some(current) = state.objects.get(&key(resource, namespace, name)).cloned() else {
-            if kind == PatchKind::Apply && target == Target::Main {
+        let key = key(resource, namespace, name);
+        let Some(current) = state.objects.get(&key).cloned() else {
+            if let PatchKind::Apply(applier) = kind
+                && target == Target::Main
+            {
                 let mut object = patch.clone();
                 require_object(&object)?;
                 metadata_mut(&mut object).insert("name".into(), name.into());
-                return state.create(resource, namespace, object).map(|created| (created, true));
+                let created = state.create(resource, namespace, object)?;
+                state.owners.entry(key).or_default().insert(applier.manager, applied_fields(patch));
+                return Ok((created, true));
             }
             return Err(ApiError::not_found(resource, name));
         };
-        let mut next = current;
+        let mut next = current.clone();
+        let mut applied = None;
         match kind {
             PatchKind::Merge => patch::merge(&mut next, patch),
-            PatchKind::Apply => {
+            PatchKind::Apply(applier) => {
                 let typed = patch.get("apiVersion").is_some() && patch.get("kind").is_some();
                 if !typed {
                     return Err(ApiError::bad_request("an applied configuration needs apiVersion and kind"));
                 }
-                patch::merge(&mut next, patch)
+                let fields = applied_fields(patch);
+                let owners = state.owners.entry(key.clone()).or_default();
+                let changed: Vec<&FieldPath> =
+                    fields.iter().filter(|path| field(patch, path) != field(&current, path)).collect();
+                let conflicts: Vec<(&String, &FieldPath)> = owners
+                    .iter()
+                    .filter(|(manager, _)| **manager != applier.manager)
+                    .flat_map(|(manager, owned)| {
+                        changed.iter().filter(|path| owned.contains(**path)).map(move |path| (manager, *path))
+                    })
+                    .collect();
+                if !conflicts.is_empty() && !applier.force {
+                    return Err(ApiError::apply_conflict(&conflicts));
+                }
+                patch::merge(&mut next, patch);
+                applied = Some((applier.manager, fields));
             }
             PatchKind::Json => patch::json_patch(&mut next, patch).map_err(ApiError::unprocessable_patch)?,
         }
-        state.update(resource, namespace, name, next, target).map(|updated| (updated, false))
+        let updated = state.update(resource, namespace, name, next, target)?;
+        if let Some((manager, fields)) = applied
+            && state.objects.contains_key(&key)
+        {
+            state.owners.entry(key).or_default().insert(manager, fields);
+        }
+        Ok((updated, false))
     }
 
     /// Deletes an object, or marks it for deletion while it has finalizers. `preconditions` is the
@@ -402,6 +488,7 @@ impl Store {
             state.emit(resource, Change::Modified, Some(&current), &next);
             Ok(Deletion::Pending(next))
         } else {
+            state.owners.remove(&key);
             state.objects.remove(&key);
             state.emit(resource, Change::Deleted, None, &next);
             Ok(Deletion::Done(next))

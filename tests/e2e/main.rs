@@ -1,0 +1,10 @@
+//! The controller end to end: the real controller code over HTTP against the in-process test API
+//! server, with metrics from a real Prometheus.
+
+#[path = "../support/apiserver/mod.rs"]
+mod apiserver;
+#[path = "../support/gateway_crds.rs"]
+mod gateway_crds;
+#[path = "../support/prometheus.rs"]
+mod prometheus_support;
+mod leader;
