@@ -1,13 +1,19 @@
 //! `bellwether analyze` backtests the ready-made templates against a real Prometheus holding
 //! per-revision traffic: a stable revision, a good canary, one with 5x errors, a latency regression,
 //! one with no traffic and a flapping one. The measurements of the canary-vs-stable templates (values,
-//! baselines, counts), the verdicts and the times they fired are asserted.
+//! baselines, counts), the verdicts and the times they fired are asserted. The provider pool the
+//! AnalysisRun reconciler measures through is checked against the same data, with the variables of a
+//! run.
 //!
 //! Needs `prometheus` and `promtool` on PATH; ./scripts/test installs them when missing.
 
 #[path = "support/prometheus.rs"]
 mod prometheus_support;
 
+use bellwether::api::{AnalysisArg, AnalysisRun, AnalysisRunSpec, Metric, RunContext};
+use bellwether::metrics::measure::{self, MetricQueries, Pair};
+use bellwether::metrics::prometheus::ResolvedAuth;
+use bellwether::metrics::providers::Providers;
 use chrono::{DateTime, TimeDelta, Utc};
 use prometheus_support::Prometheus;
 use serde_json::Value;
@@ -647,4 +653,121 @@ fn the_compare_template_passes_a_canary_as_fast_as_stable() {
         assert_eq!((phase.as_str(), fired), ("Successful", Some(10)), "{canary}: {message}");
         assert!(message.contains("no significant increase"), "{message}");
     }
+}
+
+/// A run in `shop` of the canary `errors5x` against `stable`, behind the Services `errors5x-svc` and
+/// `good-svc`, as the controller creates it.
+fn shop_run(metrics: Vec<Metric>) -> AnalysisRun {
+    let spec = AnalysisRunSpec {
+        metrics,
+        args: vec![AnalysisArg { name: "code".into(), value: "500".into() }],
+        revision: "errors5x".into(),
+        duration: None,
+        terminate: false,
+        context: Some(RunContext {
+            rollout: "frontend".into(),
+            stable_revision: "stable".into(),
+            canary_service: "errors5x-svc".into(),
+            stable_service: "good-svc".into(),
+        }),
+    };
+    let mut run = AnalysisRun::new("frontend-errors5x", spec);
+    run.metadata.namespace = Some("shop".into());
+    run
+}
+
+/// A metric at `address` with `query`, judged as `judgment` (its `threshold`, `compare` or
+/// `sequential`).
+fn metric(name: &str, address: &str, query: &str, judgment: Value) -> Metric {
+    let mut metric = serde_json::json!({
+        "name": name,
+        "interval": "1m",
+        "provider": {"prometheus": {"address": address, "query": query}},
+    });
+    metric.as_object_mut().unwrap().extend(judgment.as_object().unwrap().clone());
+    serde_json::from_value(metric).unwrap()
+}
+
+/// Every variable of a run's queries comes from the run: its namespace, revision and args, and the
+/// Rollout, stable revision and Services of its context.
+#[test]
+fn a_runs_variables_fill_every_placeholder() {
+    let query = concat!(
+        r#"x{rollout="{{rollout.name}}", namespace="{{rollout.namespace}}", canary="{{canary.revision}}", "#,
+        r#"stable="{{stable.revision}}", canary_svc="{{canary.service}}", stable_svc="{{stable.service}}", "#,
+        r#"revision="{{revision}}", service="{{service}}", code="{{args.code}}"}[{{interval}}]"#
+    );
+    let probe =
+        metric("probe", "http://unused:9090", query, serde_json::json!({"compare": {"confidence": 0.95}}));
+    let run = shop_run(vec![probe.clone()]);
+    let expected = |revision: &str, service: &str| {
+        format!(
+            r#"x{{rollout="frontend", namespace="shop", canary="errors5x", stable="stable", canary_svc="errors5x-svc", stable_svc="good-svc", revision="{revision}", service="{service}", code="500"}}[1m]"#
+        )
+    };
+    assert_eq!(
+        MetricQueries::render(&probe, &measure::vars(&run)),
+        Ok(MetricQueries::Compare(Pair {
+            canary: expected("errors5x", "errors5x-svc"),
+            stable: expected("stable", "good-svc"),
+        }))
+    );
+}
+
+/// The pool measures each kind of metric with a run's variables: a threshold on stable's failures
+/// (`{{stable.revision}}`, `{{args.code}}`), a comparison of the gateway's error rates of each
+/// revision's Service (`{{service}}`), and each revision's counts for the sequential test
+/// (`{{revision}}`). All three query one Prometheus, through one provider.
+#[tokio::test]
+async fn the_pool_measures_each_kind_of_metric_with_a_runs_variables() {
+    let address = server().address();
+    let threshold = metric(
+        "stable-errors",
+        address,
+        r#"sum(increase(http_requests_total{namespace="{{rollout.namespace}}", revision="{{stable.revision}}", code="{{args.code}}"}[{{interval}}]))"#,
+        serde_json::json!({"threshold": {"max": 100}}),
+    );
+    let compare = metric(
+        "gateway-errors",
+        address,
+        concat!(
+            r#"sum(rate(istio_requests_total{destination_service_name="{{service}}", "#,
+            r#"response_code=~"5.."}[{{interval}}]))"#,
+            r#" / sum(rate(istio_requests_total{destination_service_name="{{service}}"}[{{interval}}]))"#
+        ),
+        serde_json::json!({"compare": {"confidence": 0.95}}),
+    );
+    let sequential = metric(
+        "error-rate",
+        address,
+        r#"sum(increase(http_requests_total{namespace="{{rollout.namespace}}", revision="{{revision}}", code=~"5.."}[{{interval}}]))"#,
+        serde_json::json!({"sequential": {
+            "requestsQuery": r#"sum(increase(http_requests_total{namespace="{{rollout.namespace}}", revision="{{revision}}"}[{{interval}}]))"#,
+            "maxIncrease": 0.5
+        }}),
+    );
+    let run = shop_run(vec![threshold.clone(), compare.clone(), sequential.clone()]);
+    let vars = measure::vars(&run);
+    let pool = Providers::new(2);
+    let auth = ResolvedAuth::default();
+
+    let stable_errors = pool.measure(&threshold, &vars, &auth, at_minute(1)).await;
+    assert_eq!(stable_errors.error, None, "{stable_errors:?}");
+    assert_near(stable_errors.value.unwrap(), 48.0, "stable's failures in the first minute");
+
+    let gateway = pool.measure(&compare, &vars, &auth, at_minute(2)).await;
+    assert_eq!(gateway.error, None, "{gateway:?}");
+    assert_near(gateway.value.unwrap(), 0.015, "errors5x-svc error rate");
+    assert_near(gateway.baseline.unwrap(), 0.002, "good-svc error rate");
+
+    let counted = pool.measure(&sequential, &vars, &auth, at_minute(1)).await;
+    assert_eq!(counted.error, None, "{counted:?}");
+    let counts = counted.counts.unwrap();
+    assert_near(counts.canary_errors, 90.0, "canary errors");
+    assert_near(counts.canary_requests, 6000.0, "canary requests");
+    assert_near(counts.stable_errors, 48.0, "stable errors");
+    assert_near(counts.stable_requests, 24000.0, "stable requests");
+    assert_near(counted.value.unwrap(), 0.015, "canary error share");
+
+    assert_eq!(pool.provider_count(), 1, "one address, timeout and credentials: one provider");
 }

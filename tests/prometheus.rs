@@ -1,4 +1,6 @@
-//! The Prometheus provider against a real Prometheus server with backfilled data.
+//! The Prometheus provider against a real Prometheus server with backfilled data, and the pool of
+//! providers: one per address, timeout and credentials, each address with its own limit on queries
+//! in flight.
 //!
 //! Needs `prometheus` and `promtool` on PATH; ./scripts/test installs them when missing.
 
@@ -6,10 +8,16 @@
 mod prometheus_support;
 
 use std::fmt::Write as _;
-use std::sync::OnceLock;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bellwether::metrics::prometheus::{MeasurementError, PrometheusProvider, ResolvedAuth};
+use bellwether::api::Metric;
+use bellwether::metrics::prometheus::{Credentials, MeasurementError, PrometheusProvider, ResolvedAuth};
+use bellwether::metrics::providers::Providers;
+use bellwether::metrics::template::Vars;
 use chrono::{DateTime, TimeDelta, Utc};
 use prometheus_support::Prometheus;
 
@@ -236,4 +244,216 @@ async fn range_query_series_count_rule() {
     );
     let err = p.range("queue_depth", at_minute(0), at_minute(10), Duration::ZERO).await.unwrap_err();
     assert_eq!(err.label(), "bad_query", "{err}");
+}
+
+/// A threshold metric at `address` on `query`, with the given provider `timeout`.
+fn pooled_metric(address: &str, query: &str, timeout: Option<&str>) -> Metric {
+    serde_json::from_value(serde_json::json!({
+        "name": "queue",
+        "provider": {"prometheus": {"address": address, "query": query, "timeout": timeout}},
+        "threshold": {"max": 100}
+    }))
+    .unwrap()
+}
+
+/// A compare metric at `address`: each measurement runs two queries.
+fn pooled_comparison(address: &str) -> Metric {
+    serde_json::from_value(serde_json::json!({
+        "name": "queue",
+        "provider": {"prometheus": {"address": address, "query": r#"queue_depth{revision="{{revision}}"}"#}},
+        "compare": {"confidence": 0.95}
+    }))
+    .unwrap()
+}
+
+/// The variables of a run of the `bad` revision against `good`.
+fn bad_against_good() -> Vars {
+    Vars {
+        revision: "bad".into(),
+        canary_revision: "bad".into(),
+        stable_revision: "good".into(),
+        ..Vars::default()
+    }
+}
+
+#[tokio::test]
+async fn the_pool_builds_one_provider_per_address_timeout_and_credentials() {
+    let pool = Providers::new(4);
+    let vars = bad_against_good();
+    let query = r#"queue_depth{revision="{{revision}}"}"#;
+    let default_timeout = pooled_metric(server().address(), query, None);
+    let short_timeout = pooled_metric(server().address(), query, Some("5s"));
+    let none = ResolvedAuth::default();
+    let bearer =
+        ResolvedAuth { credentials: Some(Credentials::Bearer { token: "t0ken".into() }), headers: vec![] };
+    let runs = [
+        (&default_timeout, &none),
+        (&default_timeout, &none),
+        (&short_timeout, &none),
+        (&short_timeout, &bearer),
+    ];
+    let mut counts = Vec::new();
+    for (metric, auth) in runs {
+        let measurement = pool.measure(metric, &vars, auth, at_minute(30)).await;
+        assert_eq!(measurement.value, Some(60.0), "{measurement:?}");
+        counts.push(pool.provider_count());
+    }
+    assert_eq!(counts, [1, 1, 2, 3]);
+    let clone = pool.clone();
+    clone.measure(&default_timeout, &vars, &bearer, at_minute(30)).await;
+    assert_eq!(pool.provider_count(), 4, "clones share the pool");
+}
+
+/// Nothing listens at the address: the measurement's error names it.
+#[tokio::test]
+async fn an_unreachable_address_is_an_error_measurement_naming_it() {
+    let pool = Providers::new(4);
+    let metric = pooled_metric("http://127.0.0.1:1", "vector(1)", None);
+    let measurement = pool.measure(&metric, &Vars::default(), &ResolvedAuth::default(), at_minute(30)).await;
+    let error = measurement.error.clone().unwrap_or_else(|| panic!("no error in {measurement:?}"));
+    assert!(error.contains("Prometheus at http://127.0.0.1:1 is unreachable"), "{error}");
+    assert_eq!((measurement.value, measurement.at), (None, at_minute(30)));
+}
+
+/// A metric that cannot be measured as configured gives an error measurement naming the field.
+#[tokio::test]
+async fn a_misconfigured_metric_is_an_error_measurement_naming_the_field() {
+    let pool = Providers::new(4);
+    let cases = [
+        (
+            pooled_metric("http://", "vector(1)", None),
+            "provider.prometheus.address: invalid Prometheus address",
+        ),
+        (pooled_metric(server().address(), "vector(1)", Some("0s")), "provider.prometheus.timeout: "),
+        (
+            pooled_metric(server().address(), r#"x{revision="{{revison}}"}"#, None),
+            "provider.prometheus.query: unknown variable {{revison}}; did you mean {{revision}}?",
+        ),
+    ];
+    for (metric, expected) in cases {
+        let measurement =
+            pool.measure(&metric, &Vars::default(), &ResolvedAuth::default(), at_minute(30)).await;
+        let error = measurement.error.clone().unwrap_or_else(|| panic!("no error in {measurement:?}"));
+        assert!(error.starts_with(expected), "{error}");
+    }
+    assert_eq!(pool.provider_count(), 0, "no provider is kept for a metric that cannot be measured");
+}
+
+/// What a [`QueryCounter`] has seen.
+#[derive(Default)]
+struct Counted {
+    requests: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+}
+
+/// An HTTP server that holds each request for a while before answering it with no data, counting the
+/// requests and the most it held at once. It serves each connection on its own thread, so that it
+/// would see any overlap the client allows.
+fn query_counter() -> (String, Arc<Counted>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let counted = Arc::new(Counted::default());
+    let shared = Arc::clone(&counted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let counted = Arc::clone(&shared);
+            std::thread::spawn(move || answer_slowly(stream, &counted));
+        }
+    });
+    (address, counted)
+}
+
+fn answer_slowly(mut stream: TcpStream, counted: &Counted) {
+    if !read_request_head(&mut stream) {
+        return;
+    }
+    counted.requests.fetch_add(1, Ordering::SeqCst);
+    let now = counted.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    counted.most_in_flight.fetch_max(now, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(20));
+    // Leaves before answering: the client's next request can only follow the answer.
+    counted.in_flight.fetch_sub(1, Ordering::SeqCst);
+    let body = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+}
+
+/// Reads a request up to the end of its headers (a query is a GET, with no body); false if the
+/// connection closed first.
+fn read_request_head(stream: &mut TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    true
+}
+
+/// With a limit of one, concurrent measurements of a comparison (two queries each) against one
+/// address never have two queries in flight: each query holds a permit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pool_never_runs_more_queries_against_one_address_than_its_limit() {
+    let (address, counted) = query_counter();
+    let pool = Providers::new(1);
+    let metric = pooled_comparison(&address);
+    let vars = bad_against_good();
+    let measures = (0..6).map(|_| {
+        let (pool, metric, vars) = (pool.clone(), metric.clone(), vars.clone());
+        tokio::spawn(
+            async move { pool.measure(&metric, &vars, &ResolvedAuth::default(), at_minute(30)).await },
+        )
+    });
+    for measurement in futures::future::join_all(measures).await {
+        let measurement = measurement.unwrap();
+        assert_eq!(measurement.error, None, "{measurement:?}");
+    }
+    assert_eq!(counted.requests.load(Ordering::SeqCst), 12);
+    assert_eq!(counted.most_in_flight.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.provider_count(), 1);
+}
+
+/// A Prometheus that never answers holds its address's only permit, and the other addresses' are
+/// still free.
+#[tokio::test]
+async fn a_prometheus_that_never_answers_holds_only_its_own_permits() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = format!("http://{}", listener.local_addr().unwrap());
+    let (arrived, mut arrival) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            if read_request_head(&mut stream) {
+                let _ = arrived.send(());
+            }
+            std::thread::spawn(move || {
+                let _held = stream;
+                std::thread::sleep(Duration::from_secs(600));
+            });
+        }
+    });
+    let pool = Providers::new(1);
+    let vars = bad_against_good();
+    let stuck = {
+        let (pool, metric, vars) =
+            (pool.clone(), pooled_metric(&silent, "vector(1)", Some("10m")), vars.clone());
+        tokio::spawn(
+            async move { pool.measure(&metric, &vars, &ResolvedAuth::default(), at_minute(30)).await },
+        )
+    };
+    arrival.recv().await.expect("the silent server gets the query");
+    let metric = pooled_metric(server().address(), r#"queue_depth{revision="{{revision}}"}"#, None);
+    let measured = tokio::time::timeout(
+        Duration::from_secs(60),
+        pool.measure(&metric, &vars, &ResolvedAuth::default(), at_minute(30)),
+    )
+    .await
+    .expect("a query to another Prometheus does not wait for the silent one");
+    assert_eq!(measured.value, Some(60.0), "{measured:?}");
+    stuck.abort();
 }

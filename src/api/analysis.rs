@@ -324,9 +324,10 @@ pub enum NoDataPolicy {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunSpec {
-    /// The metrics, with every argument already substituted.
+    /// The metrics; each measurement renders their queries from `args`, `revision` and `context`.
     #[schemars(length(min = 1))]
     pub metrics: Vec<Metric>,
+    /// The value of every arg the queries use: the Rollout's values over the templates' defaults.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<AnalysisArg>,
     /// The revision under test.
@@ -337,6 +338,25 @@ pub struct AnalysisRunSpec {
     /// Set to stop the run; it ends with its current verdict.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub terminate: bool,
+    /// What the queries' variables name besides the revision and args; set by the controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<RunContext>,
+}
+
+/// The Rollout a run judges, as its queries see it: `{{rollout.name}}`, `{{stable.revision}}`,
+/// `{{canary.service}}` and `{{stable.service}}`. Recorded on the run so that every measurement
+/// names what the run was created for, even after the Rollout has moved on.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunContext {
+    /// The Rollout's name; its namespace is the run's.
+    pub rollout: String,
+    /// The revision the canary is compared with.
+    pub stable_revision: String,
+    /// The Service that sends traffic to the canary.
+    pub canary_service: String,
+    /// The Service that sends traffic to stable.
+    pub stable_service: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]

@@ -2,16 +2,13 @@
 //! past window, and shows each measurement, the hysteresis state after it, and the verdict with
 //! the time it would have fired. Template authors tune thresholds with it before a real rollout.
 //!
-//! A threshold metric measures the revision under test. A compare metric runs its query for the canary
-//! (the value) and for stable (the baseline); a sequential metric runs its query and `requestsQuery`
-//! for both, counting each revision's failed and all requests.
+//! Each measurement is taken as an AnalysisRun takes it, by [`crate::metrics::measure`].
 
-use crate::api::{
-    AnalysisPhase, AnalysisTemplateSpec, ArgSpec, Counts, HysteresisState, Measurement, Metric,
-};
+use crate::api::{AnalysisPhase, AnalysisTemplateSpec, ArgSpec, HysteresisState, Measurement, Metric};
 use crate::engine::{DEFAULT_INTERVAL, MetricVerdict, format_value, judge_metric, run_phase};
-use crate::metrics::prometheus::{DEFAULT_TIMEOUT, PrometheusProvider, ResolvedAuth};
-use crate::metrics::template::{self, Side, Vars};
+use crate::metrics::measure::{self, MetricQueries, RenderError};
+use crate::metrics::prometheus::{PrometheusProvider, ResolvedAuth};
+use crate::metrics::template::Vars;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -93,8 +90,8 @@ pub enum AnalyzeError {
     EmptyWindow,
     #[error("the backtest needs {points} measurements of {metric}; at most {MAX_POINTS} are allowed")]
     TooLong { metric: String, points: usize },
-    #[error("{metric}: {field}: {reason}")]
-    Template { metric: String, field: &'static str, reason: template::TemplateError },
+    #[error("{metric}: {reason}")]
+    Render { metric: String, reason: RenderError },
     #[error("{metric}: {message}")]
     Metric { metric: String, message: String },
 }
@@ -207,110 +204,6 @@ fn variables(args: &AnalyzeArgs, declared: &[ArgSpec]) -> Vars {
     }
 }
 
-/// A query rendered for the canary and for stable.
-struct Pair {
-    canary: String,
-    stable: String,
-}
-
-/// What each measurement of a metric runs, every variable substituted.
-enum Queries {
-    /// The query, for the revision under test.
-    Threshold(String),
-    /// The query, for each revision: the canary's value and stable's baseline.
-    Compare(Pair),
-    /// Failed requests (the metric's query) and all requests (`requestsQuery`), for each revision.
-    Sequential { errors: Pair, requests: Pair },
-}
-
-impl Queries {
-    fn render(metric: &Metric, query: &str, vars: &Vars) -> Result<Self, AnalyzeError> {
-        let render = |field: &'static str, query: &str, side: Side| {
-            template::render(query, &vars.measuring(side)).map_err(|reason| AnalyzeError::Template {
-                metric: metric.name.clone(),
-                field,
-                reason,
-            })
-        };
-        let pair = |field: &'static str, query: &str| -> Result<Pair, AnalyzeError> {
-            Ok(Pair {
-                canary: render(field, query, Side::Canary)?,
-                stable: render(field, query, Side::Stable)?,
-            })
-        };
-        const QUERY: &str = "provider.prometheus.query";
-        Ok(match (&metric.compare, &metric.sequential) {
-            (Some(_), _) => Self::Compare(pair(QUERY, query)?),
-            (None, Some(sequential)) => Self::Sequential {
-                errors: pair(QUERY, query)?,
-                requests: pair("sequential.requestsQuery", &sequential.requests_query)?,
-            },
-            (None, None) => Self::Threshold(render(QUERY, query, Side::Canary)?),
-        })
-    }
-
-    /// Takes one measurement at `at`. A failure of any query is the measurement's error, named by the
-    /// query that failed, since a comparison with one side missing would mislead the judge.
-    async fn measure(&self, provider: &PrometheusProvider, at: DateTime<Utc>) -> Measurement {
-        let run = |label, query| instant(provider, label, query, at);
-        let measured = match self {
-            Self::Threshold(query) => provider
-                .instant(query, Some(at))
-                .await
-                .map(|value| Measurement { at, value, ..Measurement::default() })
-                .map_err(|error| error.to_string()),
-            Self::Compare(pair) => {
-                let (canary, stable) = tokio::join!(
-                    run("query for the canary", &pair.canary),
-                    run("query for stable", &pair.stable)
-                );
-                match (canary, stable) {
-                    (Ok(value), Ok(baseline)) => {
-                        Ok(Measurement { at, value, baseline, ..Measurement::default() })
-                    }
-                    (Err(error), _) | (_, Err(error)) => Err(error),
-                }
-            }
-            Self::Sequential { errors, requests } => {
-                let (canary_errors, canary_requests, stable_errors, stable_requests) = tokio::join!(
-                    run("query for the canary", &errors.canary),
-                    run("requestsQuery for the canary", &requests.canary),
-                    run("query for stable", &errors.stable),
-                    run("requestsQuery for stable", &requests.stable),
-                );
-                counted(at, [canary_errors, canary_requests, stable_errors, stable_requests])
-            }
-        };
-        measured.unwrap_or_else(|error| Measurement { at, error: Some(error), ..Measurement::default() })
-    }
-}
-
-/// Runs one query of a measurement; an error names the query by `label`.
-async fn instant(
-    provider: &PrometheusProvider,
-    label: &str,
-    query: &str,
-    at: DateTime<Utc>,
-) -> Result<Option<f64>, String> {
-    provider.instant(query, Some(at)).await.map_err(|error| format!("{label}: {error}"))
-}
-
-/// A sequential measurement from the canary's and stable's failed and all requests, in that order.
-fn counted(at: DateTime<Utc>, results: [Result<Option<f64>, String>; 4]) -> Result<Measurement, String> {
-    // A count with no series counted nothing: an app exports its 5xx series only after its first
-    // failure, and a revision that has served nothing has no series at all.
-    let [canary_errors, canary_requests, stable_errors, stable_requests] =
-        results.map(|result| result.map(|count| count.unwrap_or(0.0)));
-    let counts = Counts {
-        canary_errors: canary_errors?,
-        canary_requests: canary_requests?,
-        stable_errors: stable_errors?,
-        stable_requests: stable_requests?,
-    };
-    let value = (counts.canary_requests > 0.0).then(|| counts.canary_errors / counts.canary_requests);
-    Ok(Measurement { at, value, counts: Some(counts), ..Measurement::default() })
-}
-
 async fn analyze_metric(
     args: &AnalyzeArgs,
     metric: &Metric,
@@ -320,19 +213,14 @@ async fn analyze_metric(
     run_duration: Option<chrono::Duration>,
 ) -> Result<(MetricReport, MetricVerdict), AnalyzeError> {
     let fail = |message: String| AnalyzeError::Metric { metric: metric.name.clone(), message };
-    let prometheus =
-        metric.provider.prometheus.as_ref().ok_or_else(|| fail("has no Prometheus provider".into()))?;
+    let render = |reason| AnalyzeError::Render { metric: metric.name.clone(), reason };
+    let prometheus = measure::prometheus(metric).map_err(render)?;
     let interval = match &metric.interval {
         Some(d) => d.parse().map_err(|e| fail(e.to_string()))?,
         None => DEFAULT_INTERVAL,
     };
-    let timeout = match &prometheus.timeout {
-        Some(d) => d.parse().map_err(|e| fail(e.to_string()))?.to_std().unwrap_or(DEFAULT_TIMEOUT),
-        None => DEFAULT_TIMEOUT,
-    };
-    let vars =
-        Vars { interval: metric.interval.as_ref().map_or("1m".into(), ToString::to_string), ..vars.clone() };
-    let queries = Queries::render(metric, &prometheus.query, &vars)?;
+    let timeout = measure::query_timeout(prometheus).map_err(|e| fail(e.to_string()))?;
+    let queries = MetricQueries::render(metric, vars).map_err(render)?;
     let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
     let provider = PrometheusProvider::new(address, timeout, &ResolvedAuth::default())
         .map_err(|e| fail(e.to_string()))?;
@@ -363,9 +251,11 @@ async fn analyze_metric(
         }
     }
     let (query, stable_query, requests) = match queries {
-        Queries::Threshold(query) => (query, None, None),
-        Queries::Compare(pair) => (pair.canary, Some(pair.stable), None),
-        Queries::Sequential { errors, requests } => (errors.canary, Some(errors.stable), Some(requests)),
+        MetricQueries::Threshold(query) => (query, None, None),
+        MetricQueries::Compare(pair) => (pair.canary, Some(pair.stable), None),
+        MetricQueries::Sequential { errors, requests } => {
+            (errors.canary, Some(errors.stable), Some(requests))
+        }
     };
     let report = MetricReport {
         name: metric.name.clone(),

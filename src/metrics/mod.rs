@@ -1,4 +1,6 @@
 //! Metric providers and query templating: how a metric's query becomes a measurement.
 
+pub mod measure;
 pub mod prometheus;
+pub mod providers;
 pub mod template;

@@ -97,7 +97,7 @@ pub enum ConfigError {
 }
 
 /// Credentials for the Prometheus API, with the Secret values already read.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Credentials {
     /// Sent as `Authorization: Bearer <token>`.
     Bearer { token: String },
@@ -117,7 +117,9 @@ impl fmt::Debug for Credentials {
 }
 
 /// Everything sent with each request besides the query: credentials and extra headers, resolved.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Comparable and hashable, so that providers can be shared by everything that sends the same; its
+/// `Debug` shows no secret.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct ResolvedAuth {
     pub credentials: Option<Credentials>,
     /// Extra headers as (name, value) pairs, for example a tenant header for a multi-tenant proxy.

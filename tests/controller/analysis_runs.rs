@@ -49,6 +49,7 @@ fn run(metrics: Vec<Metric>) -> AnalysisRun {
             revision: "abc123".into(),
             duration: None,
             terminate: false,
+            context: None,
         },
     )
 }

@@ -1,0 +1,172 @@
+//! Measuring a metric: its queries rendered for each revision it measures, run against Prometheus at
+//! one time, and the answers made into one [`Measurement`]. `bellwether analyze` and the AnalysisRun
+//! reconciler both measure through here, so that a backtest measures what a rollout would.
+//!
+//! A threshold metric measures the revision under test. A compare metric runs its query for the canary
+//! (the value) and for stable (the baseline); a sequential metric runs its query and `requestsQuery`
+//! for both, counting each revision's failed and all requests.
+
+use super::prometheus::{DEFAULT_TIMEOUT, MeasurementError, PrometheusProvider};
+use super::template::{self, Side, TemplateError, Vars};
+use crate::api::{self, AnalysisRun, Counts, DurationError, Measurement, Metric, format_duration};
+use crate::engine::DEFAULT_INTERVAL;
+use chrono::{DateTime, Utc};
+use std::future::Future;
+
+/// The field holding a metric's query, as errors name it.
+pub const QUERY_FIELD: &str = "provider.prometheus.query";
+/// The field holding a sequential metric's count of all requests, as errors name it.
+pub const REQUESTS_QUERY_FIELD: &str = "sequential.requestsQuery";
+
+/// Why a metric's queries cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("has no Prometheus provider")]
+    NoProvider,
+    /// A query template, named by its field, refers to something the variables cannot fill.
+    #[error("{field}: {reason}")]
+    Template { field: &'static str, reason: TemplateError },
+}
+
+/// A query rendered for the canary and for stable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub canary: String,
+    pub stable: String,
+}
+
+/// What each measurement of a metric runs, every variable substituted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricQueries {
+    /// The query, for the revision under test.
+    Threshold(String),
+    /// The query, for each revision: the canary's value and stable's baseline.
+    Compare(Pair),
+    /// Failed requests (the metric's query) and all requests (`requestsQuery`), for each revision.
+    Sequential { errors: Pair, requests: Pair },
+}
+
+impl MetricQueries {
+    /// Renders the metric's queries for each revision it measures. `{{interval}}` is the metric's own
+    /// interval, whatever `vars` holds, since a range selector must cover the time between measurements.
+    pub fn render(metric: &Metric, vars: &Vars) -> Result<Self, RenderError> {
+        let prometheus = prometheus(metric)?;
+        let interval =
+            metric.interval.as_ref().map_or_else(|| format_duration(DEFAULT_INTERVAL), ToString::to_string);
+        let vars = Vars { interval, ..vars.clone() };
+        let render = |field: &'static str, query: &str, side: Side| {
+            template::render(query, &vars.measuring(side))
+                .map_err(|reason| RenderError::Template { field, reason })
+        };
+        let pair = |field: &'static str, query: &str| -> Result<Pair, RenderError> {
+            Ok(Pair {
+                canary: render(field, query, Side::Canary)?,
+                stable: render(field, query, Side::Stable)?,
+            })
+        };
+        let query = &prometheus.query;
+        Ok(match (&metric.compare, &metric.sequential) {
+            (Some(_), _) => Self::Compare(pair(QUERY_FIELD, query)?),
+            (None, Some(sequential)) => Self::Sequential {
+                errors: pair(QUERY_FIELD, query)?,
+                requests: pair(REQUESTS_QUERY_FIELD, &sequential.requests_query)?,
+            },
+            (None, None) => Self::Threshold(render(QUERY_FIELD, query, Side::Canary)?),
+        })
+    }
+
+    /// Takes one measurement at `at`. A failure of any query is the measurement's error, named by the
+    /// query that failed, since a comparison with one side missing would mislead the judge.
+    pub async fn measure(&self, provider: &PrometheusProvider, at: DateTime<Utc>) -> Measurement {
+        self.measure_with(at, |query| provider.instant(query, Some(at))).await
+    }
+
+    /// [`Self::measure`] with each query run by `run`, which evaluates it at `at`, so that a caller can
+    /// wrap every query, for example to hold a permit while it runs.
+    pub(crate) async fn measure_with<'q, F, A>(&'q self, at: DateTime<Utc>, run: F) -> Measurement
+    where
+        F: Fn(&'q str) -> A,
+        A: Future<Output = Result<Option<f64>, MeasurementError>>,
+    {
+        let labelled = |label: &'static str, query: &'q str| {
+            let answer = run(query);
+            async move { answer.await.map_err(|error| format!("{label}: {error}")) }
+        };
+        let measured = match self {
+            Self::Threshold(query) => run(query)
+                .await
+                .map(|value| Measurement { at, value, ..Measurement::default() })
+                .map_err(|error| error.to_string()),
+            Self::Compare(pair) => {
+                let (canary, stable) = tokio::join!(
+                    labelled("query for the canary", &pair.canary),
+                    labelled("query for stable", &pair.stable)
+                );
+                match (canary, stable) {
+                    (Ok(value), Ok(baseline)) => {
+                        Ok(Measurement { at, value, baseline, ..Measurement::default() })
+                    }
+                    (Err(error), _) | (_, Err(error)) => Err(error),
+                }
+            }
+            Self::Sequential { errors, requests } => {
+                let (canary_errors, canary_requests, stable_errors, stable_requests) = tokio::join!(
+                    labelled("query for the canary", &errors.canary),
+                    labelled("requestsQuery for the canary", &requests.canary),
+                    labelled("query for stable", &errors.stable),
+                    labelled("requestsQuery for stable", &requests.stable),
+                );
+                counted(at, [canary_errors, canary_requests, stable_errors, stable_requests])
+            }
+        };
+        measured.unwrap_or_else(|error| Measurement { at, error: Some(error), ..Measurement::default() })
+    }
+}
+
+/// A sequential measurement from the canary's and stable's failed and all requests, in that order.
+fn counted(at: DateTime<Utc>, results: [Result<Option<f64>, String>; 4]) -> Result<Measurement, String> {
+    // A count with no series counted nothing: an app exports its 5xx series only after its first
+    // failure, and a revision that has served nothing has no series at all.
+    let [canary_errors, canary_requests, stable_errors, stable_requests] =
+        results.map(|result| result.map(|count| count.unwrap_or(0.0)));
+    let counts = Counts {
+        canary_errors: canary_errors?,
+        canary_requests: canary_requests?,
+        stable_errors: stable_errors?,
+        stable_requests: stable_requests?,
+    };
+    let value = (counts.canary_requests > 0.0).then(|| counts.canary_errors / counts.canary_requests);
+    Ok(Measurement { at, value, counts: Some(counts), ..Measurement::default() })
+}
+
+/// The metric's Prometheus: where its queries run.
+pub fn prometheus(metric: &Metric) -> Result<&api::PrometheusProvider, RenderError> {
+    metric.provider.prometheus.as_ref().ok_or(RenderError::NoProvider)
+}
+
+/// How long each of a metric's queries may take: its `timeout`, or [`DEFAULT_TIMEOUT`].
+pub fn query_timeout(prometheus: &api::PrometheusProvider) -> Result<std::time::Duration, DurationError> {
+    match &prometheus.timeout {
+        Some(timeout) => Ok(timeout.parse()?.to_std().unwrap_or(DEFAULT_TIMEOUT)),
+        None => Ok(DEFAULT_TIMEOUT),
+    }
+}
+
+/// The variables of a run's queries: its args, its revision as the canary, its namespace as the
+/// Rollout's, and the rest from its `context`. A run without a context names no Rollout, stable
+/// revision or Service: those variables are empty. `{{interval}}` is each metric's, set by
+/// [`MetricQueries::render`].
+pub fn vars(run: &AnalysisRun) -> Vars {
+    let context = run.spec.context.clone().unwrap_or_default();
+    Vars {
+        args: run.spec.args.iter().map(|arg| (arg.name.clone(), arg.value.clone())).collect(),
+        rollout_name: context.rollout,
+        rollout_namespace: run.metadata.namespace.clone().unwrap_or_default(),
+        revision: run.spec.revision.clone(),
+        canary_revision: run.spec.revision.clone(),
+        stable_revision: context.stable_revision,
+        canary_service: context.canary_service,
+        stable_service: context.stable_service,
+        interval: String::new(),
+    }
+}

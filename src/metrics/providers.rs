@@ -1,0 +1,145 @@
+//! A pool of Prometheus providers, shared by every metric the controller measures at once.
+//!
+//! Metrics that query the same Prometheus with the same timeout and credentials share one provider,
+//! and so one HTTP client and its connections, instead of building a client per measurement. A
+//! provider is kept as long as the pool, so each rotation of a credential adds one.
+//!
+//! Each Prometheus address has its own semaphore of `limit_per_provider` permits, and each query holds
+//! one while it runs: at most that many queries hit one address at once, whatever the metric kinds (a
+//! compare measurement runs two queries, a sequential one four). A query waits for its permit before its
+//! timeout starts. Since every address has its own permits, a slow Prometheus delays only the metrics
+//! that query it, and can never take the slots of the others.
+
+use super::measure::{self, MetricQueries, query_timeout};
+use super::prometheus::{ConfigError, PrometheusProvider, ResolvedAuth};
+use super::template::Vars;
+use crate::api::{Measurement, Metric};
+use chrono::{DateTime, Utc};
+use reqwest::header::AUTHORIZATION;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Prometheus providers for measuring many metrics concurrently. Clones share the pool.
+#[derive(Clone)]
+pub struct Providers {
+    pool: Arc<Pool>,
+}
+
+struct Pool {
+    limit: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    providers: HashMap<ProviderKey, PrometheusProvider>,
+    permits: HashMap<String, Arc<Semaphore>>,
+}
+
+/// Everything a provider is built from.
+#[derive(PartialEq, Eq, Hash)]
+struct ProviderKey {
+    address: String,
+    timeout: Duration,
+    auth: ResolvedAuth,
+}
+
+impl fmt::Debug for Providers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Providers")
+            .field("limit_per_provider", &self.pool.limit)
+            .field("providers", &self.provider_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Providers {
+    /// An empty pool that lets at most `limit_per_provider` queries (at least one) run against one
+    /// Prometheus address at once.
+    pub fn new(limit_per_provider: usize) -> Self {
+        let pool = Pool { limit: limit_per_provider.max(1), state: Mutex::default() };
+        Self { pool: Arc::new(pool) }
+    }
+
+    /// Measures `metric` at `at`, its queries rendered from `vars` and sent with `auth`.
+    ///
+    /// A metric that cannot be measured as configured (a query that does not render, an invalid
+    /// address or timeout) gives a measurement whose error names the field at fault, like one whose
+    /// query failed: to the judge both are measurement errors.
+    pub async fn measure(
+        &self,
+        metric: &Metric,
+        vars: &Vars,
+        auth: &ResolvedAuth,
+        at: DateTime<Utc>,
+    ) -> Measurement {
+        let (queries, provider, permits) = match self.prepare(metric, vars, auth) {
+            Ok(prepared) => prepared,
+            Err(error) => return Measurement { at, error: Some(error), ..Measurement::default() },
+        };
+        let (provider, permits) = (&provider, &*permits);
+        queries
+            .measure_with(at, move |query| async move {
+                let _permit = permits.acquire().await.expect("the pool never closes a semaphore");
+                provider.instant(query, Some(at)).await
+            })
+            .await
+    }
+
+    /// How many providers the pool has built: one for each address, timeout and credentials in use.
+    pub fn provider_count(&self) -> usize {
+        self.state().providers.len()
+    }
+
+    /// The rendered queries, the provider to run them and the permits of its address, or why the
+    /// metric cannot be measured.
+    fn prepare(
+        &self,
+        metric: &Metric,
+        vars: &Vars,
+        auth: &ResolvedAuth,
+    ) -> Result<(MetricQueries, PrometheusProvider, Arc<Semaphore>), String> {
+        let prometheus = measure::prometheus(metric).map_err(|error| error.to_string())?;
+        let queries = MetricQueries::render(metric, vars).map_err(|error| error.to_string())?;
+        let timeout =
+            query_timeout(prometheus).map_err(|error| format!("provider.prometheus.timeout: {error}"))?;
+        let key = ProviderKey { address: prometheus.address.clone(), timeout, auth: auth.clone() };
+        let mut state = self.state();
+        let provider = match state.providers.get(&key) {
+            Some(provider) => provider.clone(),
+            None => {
+                let provider = PrometheusProvider::new(&key.address, timeout, auth)
+                    .map_err(|error| format!("{}: {error}", config_field(&error)))?;
+                state.providers.insert(key, provider.clone());
+                provider
+            }
+        };
+        let permits = state
+            .permits
+            .entry(prometheus.address.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.pool.limit)))
+            .clone();
+        Ok((queries, provider, permits))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // The maps stay consistent even if a holder panicked: each change is a single insert.
+        self.pool.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The metric field a provider's configuration error comes from.
+fn config_field(error: &ConfigError) -> &'static str {
+    match error {
+        ConfigError::InvalidAddress { .. } => "provider.prometheus.address",
+        ConfigError::InvalidTimeout { .. } => "provider.prometheus.timeout",
+        ConfigError::InvalidHeader { name, .. } if name == AUTHORIZATION.as_str() => {
+            "provider.prometheus.auth"
+        }
+        ConfigError::InvalidHeader { .. } => "provider.prometheus.headers",
+        ConfigError::HttpClient { .. } => "provider.prometheus",
+    }
+}
