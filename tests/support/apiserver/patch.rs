@@ -65,6 +65,9 @@ fn apply_operation(document: &mut Value, operation: &Value) -> Result<(), String
             match document.pointer(path) {
                 Some(actual) if *actual == expected => Ok(()),
                 Some(actual) => Err(format!("testing value {path} failed: {actual} is not {expected}")),
+                // As the API server's JSON patch library does: a missing field tests equal to null,
+                // which is how clients guard adding a field that must not exist yet.
+                None if expected.is_null() => Ok(()),
                 None => Err(format!("testing value {path} failed: no such field")),
             }
         }

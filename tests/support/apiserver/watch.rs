@@ -45,7 +45,8 @@ impl Watcher {
     /// The event type this watcher gets for `event`, if any: a modification that moves an object
     /// into or out of the selection is an addition or a deletion for this watcher.
     fn event_type(&self, event: &Event) -> Option<&'static str> {
-        if !std::ptr::eq(self.resource, event.resource) {
+        // Resources are compared by name: each use of a `const` Resource may be its own copy.
+        if (self.resource.group, self.resource.plural) != (event.resource.group, event.resource.plural) {
             return None;
         }
         let now = self.sees(&event.object);
