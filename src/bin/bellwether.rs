@@ -16,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller: reconcile Rollouts and AnalysisRuns until SIGTERM.
+    Controller(Box<bellwether::cli::controller::ControllerArgs>),
     /// Write the CustomResourceDefinitions (one YAML file per CRD) generated from the API types.
     Crds {
         /// Directory to write into; created when missing.
@@ -33,6 +35,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Controller(args) => bellwether::cli::controller::main(*args).await?,
         Command::Crds { out } => {
             let written = bellwether::cli::crds::write_all(&out)
                 .with_context(|| format!("writing CRDs to {}", out.display()))?;

@@ -1,5 +1,6 @@
 //! Command-line front ends: the admin commands of `bellwether` and the `kubectl bellwether` plugin.
 
 pub mod analyze;
+pub mod controller;
 pub mod crds;
 pub mod simulate;

@@ -3,8 +3,11 @@
 
 #[path = "../support/apiserver/mod.rs"]
 mod apiserver;
+mod app;
 #[path = "../support/gateway_crds.rs"]
 mod gateway_crds;
+mod harness;
+mod leader;
 #[path = "../support/prometheus.rs"]
 mod prometheus_support;
-mod leader;
+mod rollouts;

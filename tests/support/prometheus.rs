@@ -1,9 +1,10 @@
-//! A real Prometheus server for tests, loaded with backfilled data.
+//! A real Prometheus server for tests, loaded with backfilled data or scraping a test's exporter.
 //!
 //! [`Prometheus::start`] takes OpenMetrics text (timestamps in seconds, ending in `# EOF`), turns it
 //! into TSDB blocks with `promtool tsdb create-blocks-from openmetrics`, and starts `prometheus` on a
 //! free 127.0.0.1 port with that data. Use fixed timestamps in the past and query at those times:
-//! the server scrapes nothing, so "now" has no data.
+//! the server scrapes nothing, so "now" has no data. [`Prometheus::scraping`] instead scrapes one
+//! target every interval, for tests that run in real time.
 //!
 //! The server is stopped when the value is dropped. A watchdog process also stops it (and removes its
 //! data) once the test process has exited, so a server kept in a `static` does not outlive the tests.
@@ -54,22 +55,11 @@ pub fn shared(
 impl Prometheus {
     /// Backfills `openmetrics` and starts a server on it, or explains why it could not.
     pub fn start(openmetrics: &str) -> Result<Self, String> {
-        let prometheus = find_binary("prometheus")?;
         let promtool = find_binary("promtool")?;
-
-        let dir = tempfile::Builder::new()
-            .prefix("bellwether-prometheus-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+        let dir = temporary_dir()?;
         let input = dir.path().join("data.om");
         let data = dir.path().join("data");
-        let config = dir.path().join("prometheus.yml");
-        let log = dir.path().join("prometheus.log");
         fs::write(&input, openmetrics).map_err(|e| format!("cannot write {}: {e}", input.display()))?;
-        // No scrape configuration: the server only serves the backfilled data.
-        fs::write(&config, "global:\n  scrape_interval: 1h\n")
-            .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
-
         let backfill = Command::new(&promtool)
             .args(["tsdb", "create-blocks-from", "openmetrics"])
             .arg(&input)
@@ -85,7 +75,53 @@ impl Prometheus {
                 String::from_utf8_lossy(&backfill.stderr),
             ));
         }
+        // No scrape configuration: the server only serves the backfilled data.
+        Self::launch(dir, "global:\n  scrape_interval: 1h\n")
+    }
 
+    /// Starts a server that scrapes `target` (`host:port`, path `/metrics`) every `interval`, so
+    /// that "now" has data: what a test's application exports is queryable a scrape later.
+    pub fn scraping(target: &str, interval: Duration) -> Result<Self, String> {
+        let dir = temporary_dir()?;
+        let interval = format!("{}ms", interval.as_millis().max(1));
+        let config = [
+            "global:".to_string(),
+            format!("  scrape_interval: {interval}"),
+            "scrape_configs:".into(),
+            "  - job_name: app".into(),
+            format!("    scrape_interval: {interval}"),
+            format!("    scrape_timeout: {interval}"),
+            "    static_configs:".into(),
+            format!("      - targets: ['{target}']"),
+        ]
+        .join("\n");
+        Self::launch(dir, &config)
+    }
+
+    /// Waits until a scrape of every target succeeded. Prometheus discovers targets some seconds
+    /// after it starts, so until then a scraping server has no data.
+    pub fn wait_for_targets(&self) -> Result<(), String> {
+        let addr: SocketAddr =
+            self.address.trim_start_matches("http://").parse().map_err(|e| format!("{e}"))?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            let body = get(addr, "/api/v1/query?query=min(up)").unwrap_or_default();
+            let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            if value.pointer("/data/result/0/value/1").and_then(|v| v.as_str()) == Some("1") {
+                return Ok(());
+            }
+            sleep(Duration::from_millis(100));
+        }
+        Err(format!("no target was scraped within {READY_TIMEOUT:?}; the log:\n{}", tail(&self.log, 40)))
+    }
+
+    /// Starts `prometheus` on a free 127.0.0.1 port with `config`, on the TSDB in `dir/data`.
+    fn launch(dir: tempfile::TempDir, config_text: &str) -> Result<Self, String> {
+        let prometheus = find_binary("prometheus")?;
+        let data = dir.path().join("data");
+        let config = dir.path().join("prometheus.yml");
+        let log = dir.path().join("prometheus.log");
+        fs::write(&config, config_text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
@@ -132,6 +168,13 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         stop(&mut self.child, &mut self.watchdog);
     }
+}
+
+fn temporary_dir() -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
+        .prefix("bellwether-prometheus-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))
 }
 
 /// Waits until the server on `port` reports ready, or explains why it did not.
@@ -192,18 +235,21 @@ fn free_port() -> Result<u16, String> {
 }
 
 fn is_ready(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return false;
-    };
+    get(addr, "/-/ready").is_some()
+}
+
+/// The body of a 200 answer to `GET path`, or `None`.
+fn get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    if stream.write_all(b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
-        return false;
-    }
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).ok()?;
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
-    let status_line = response.split(|&b| b == b'\n').next().unwrap_or_default();
-    String::from_utf8_lossy(status_line).split_whitespace().nth(1) == Some("200")
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.lines().next()?.split_whitespace().nth(1)?;
+    (status == "200").then(|| body.to_string())
 }
 
 /// A shell loop that kills the server and removes its directory once this process is gone.

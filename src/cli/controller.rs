@@ -1,0 +1,190 @@
+//! `bellwether controller`: the long-running process. It serves `/healthz`, `/readyz` and
+//! `/metrics`, campaigns for leadership when asked to, runs both reconcilers, and on SIGTERM or
+//! Ctrl-C lets passes in flight finish and gives up its lease so a standby takes over at once.
+
+use crate::controller::leader::{Campaign, Leadership, LeaseConfig, lease_name};
+use crate::controller::{self, Config, Context};
+use crate::metrics::providers::Providers;
+use crate::server::{self, Health, Metrics};
+use kube::Client;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// Manage Rollouts in this namespace only; every namespace when not given.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Manage only Rollouts labelled `bellwether.dev/instance-id=<ID>`, to split Rollouts between
+    /// controller installations. Without it, only Rollouts without that label are managed.
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
+    /// Run as one of several replicas: only the holder of a Lease acts; the others keep their
+    /// caches warm, stay ready, and take over when it stops.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// The namespace of the leader-election Lease; defaults to the namespace of the client's
+    /// configuration (in a cluster, the controller's own).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub leader_elect_namespace: Option<String>,
+    /// This instance's name in the Lease and in the Events it records; defaults to `$POD_NAME`,
+    /// then the host name.
+    #[arg(long, value_name = "NAME")]
+    pub identity: Option<String>,
+    /// How long a Lease is valid without renewal: how soon a standby takes over from a leader
+    /// that died without giving it up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// Where `/healthz` and `/readyz` are served.
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    pub health_addr: SocketAddr,
+    /// Where `/metrics` is served, in the Prometheus text format.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Rollouts, and AnalysisRuns, reconciled at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u16,
+    /// Queries in flight at once to any one Prometheus address, across every AnalysisRun.
+    #[arg(long, default_value_t = 8)]
+    pub prometheus_concurrency: usize,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot listen on {addr} ({flag}): {source}")]
+    Listen {
+        flag: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("leader election: {0}")]
+    Leader(#[from] crate::controller::leader::LeaderError),
+    #[error("lost leadership; exiting so that a restart comes back as a standby")]
+    LostLeadership,
+    #[error("cannot wait for SIGTERM: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Logs to stderr, as text for people or JSON for log pipelines; `RUST_LOG` filters (default
+/// `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs the controller process until SIGTERM or Ctrl-C.
+pub async fn main(args: ControllerArgs) -> Result<(), ControllerError> {
+    init_logging(args.log_format);
+    let client = Client::try_default().await.map_err(ControllerError::Client)?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ControllerError::Signal)?;
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    serve(client, &args, shutdown).await
+}
+
+/// The process without its signal handling and logging: what `main` runs, and what the
+/// end-to-end tests start and stop.
+pub async fn serve(
+    client: Client,
+    args: &ControllerArgs,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ControllerError> {
+    let listen = |flag, addr| async move {
+        TcpListener::bind(addr).await.map_err(|source| ControllerError::Listen { flag, addr, source })
+    };
+    let health_listener = listen("--health-addr", args.health_addr).await?;
+    let metrics_listener = listen("--metrics-addr", args.metrics_addr).await?;
+    // A pass that has not beaten the heartbeat for this long means the reconcile loop is stuck.
+    let health = Health::new(Duration::from_secs(30));
+    health.expect("rollouts");
+    health.expect("analysisruns");
+    let metrics = Metrics::new();
+    let stopped = |mut shutdown: watch::Receiver<bool>| async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    let health_server =
+        tokio::spawn(server::serve_health(health_listener, health.clone(), stopped(shutdown.clone())));
+    let metrics_server =
+        tokio::spawn(server::serve_metrics(metrics_listener, metrics.clone(), stopped(shutdown.clone())));
+
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
+        .unwrap_or_else(|| "bellwether".into());
+    let (leadership, campaign): (Leadership, Option<Campaign>) = if args.leader_elect {
+        let namespace =
+            args.leader_elect_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+        let mut lease =
+            LeaseConfig::new(namespace, lease_name(args.instance_id.as_deref()), identity.clone());
+        lease.duration = Duration::from_secs(args.lease_duration_seconds);
+        // Renewal must fail well before the lease can expire for others: a third of it.
+        lease.grace = Duration::from_secs((args.lease_duration_seconds / 3).max(1));
+        let (leadership, campaign) = Leadership::campaign(client.clone(), lease).await?;
+        (leadership, Some(campaign))
+    } else {
+        (Leadership::always(), None)
+    };
+
+    let context = Arc::new(Context::new(
+        client,
+        metrics,
+        Providers::new(args.prometheus_concurrency.max(1)),
+        leadership,
+        &identity,
+    ));
+    let config = Config {
+        namespace: args.namespace.clone(),
+        instance_id: args.instance_id.clone(),
+        concurrency: args.concurrency.max(1),
+    };
+    tracing::info!(?config, leader_elect = args.leader_elect, "starting the controller");
+    let leadership = context.leadership.clone();
+    let lost = tokio::select! {
+        _ = controller::run(context, config, health, shutdown) => false,
+        _ = leadership.lost() => true,
+    };
+    if let Some(campaign) = campaign {
+        if let Err(error) = campaign.release().await {
+            tracing::warn!(%error, "cannot give up the leader-election Lease; a standby takes over once it expires");
+        }
+    }
+    // On shutdown the servers stop with the same signal; a loop that ended on its own takes them
+    // down with it, since a process that no longer reconciles must not look alive.
+    for server in [health_server, metrics_server] {
+        server.abort();
+    }
+    if lost {
+        // Work in flight cannot all be recalled; a fresh process starts as a standby with none.
+        return Err(ControllerError::LostLeadership);
+    }
+    Ok(())
+}

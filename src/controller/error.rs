@@ -1,0 +1,73 @@
+//! What can go wrong in a reconcile pass. Each variant has a short [`Error::kind`], the label of
+//! `bellwether_reconcile_errors_total`, so that an operator sees which kind of failure is climbing.
+//!
+//! None of these is fatal: the pass stops, nothing after the failure is attempted, and the object
+//! is reconciled again with backoff. Every decision is re-derived from a fresh read, so a retried
+//! pass never repeats an action that took effect.
+
+use super::routes::RouteError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A read or write was refused or failed in transit.
+    #[error("{action}: {source}")]
+    Kube {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// Someone else wrote the object since it was read; the next pass reads it again.
+    #[error("{action}: the object changed since it was read; reconciling again")]
+    Conflict { action: String },
+    /// A managed route cannot be patched as it is.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// A route or Service that the Rollout names does not exist.
+    #[error("{kind} {namespace}/{name} does not exist")]
+    Missing { kind: &'static str, namespace: String, name: String },
+    /// A ReplicaSet must be scaled whose pod template is unknown: neither the Rollout's current
+    /// template nor an existing ReplicaSet holds it.
+    #[error("cannot scale revision {revision}: no ReplicaSet and no template for it")]
+    UnknownRevision { revision: String },
+    /// A Secret holding Prometheus credentials is missing or lacks the key.
+    #[error("Secret {namespace}/{name}: {reason}")]
+    Secret { namespace: String, name: String, reason: String },
+    /// Adding or removing the Rollout's finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    /// A stable, low-cardinality label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Kube { .. } => "kube",
+            Self::Conflict { .. } => "conflict",
+            Self::Route(_) => "route",
+            Self::Missing { .. } => "missing",
+            Self::UnknownRevision { .. } => "unknown_revision",
+            Self::Secret { .. } => "secret",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+
+    /// Wraps a client error, telling a 409 Conflict (and a failed `test` op, 422, on a guarded
+    /// patch) apart, since those only mean that the pass worked from a stale read.
+    pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
+        let action = action.into();
+        match &source {
+            kube::Error::Api(status) if status.code == 409 => Self::Conflict { action },
+            _ => Self::Kube { action, source },
+        }
+    }
+}
+
+/// Whether a client error is a 404 Not Found.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// Whether a client error is a 409 saying the object already exists.
+pub fn is_already_exists(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
+}

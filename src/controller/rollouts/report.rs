@@ -1,0 +1,68 @@
+//! The report phase: the Events the engine wrote for people, and the metrics for dashboards and
+//! alerts. It runs only after the new status is stored, so that a pass that stopped at a conflict
+//! reports nothing and the retried pass reports once.
+
+use super::Context;
+use crate::api::{Rollout, RolloutOutcome, RolloutPhase, RolloutStatus};
+use crate::engine::{Decision, EventKind};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+
+pub async fn report(ctx: &Context, rollout: &Rollout, before: &RolloutStatus, decision: &Decision) {
+    let reference = rollout.object_ref(&());
+    for event in &decision.events {
+        let published = ctx
+            .recorder
+            .publish(
+                &Event {
+                    type_: match event.kind {
+                        EventKind::Normal => EventType::Normal,
+                        EventKind::Warning => EventType::Warning,
+                    },
+                    reason: event.reason.clone(),
+                    note: Some(event.message.clone()),
+                    action: event.reason.clone(),
+                    secondary: None,
+                },
+                &reference,
+            )
+            .await;
+        // An Event is for people; failing to record one must not hold up the rollout.
+        if let Err(error) = published {
+            tracing::warn!(rollout = %rollout.name_any(), reason = %event.reason, %error, "cannot record an Event");
+        }
+    }
+    let namespace = rollout.namespace().unwrap_or_default();
+    let name = rollout.name_any();
+    let after = &decision.status;
+    ctx.metrics.rollout_phase(&namespace, &name, after.phase.unwrap_or(RolloutPhase::Healthy));
+    ctx.metrics.canary_weight(&namespace, &name, after.weights.canary);
+    if after.abort.is_some() && before.abort != after.abort {
+        let reason = after.abort.as_ref().map_or("", |a| a.reason.as_str());
+        ctx.metrics.abort(&namespace, &name, reason);
+    }
+    // The history's newest entry is a canary that finished in this decision.
+    if let Some(finished) = after.history.first().filter(|entry| before.history.first() != Some(*entry)) {
+        if finished.outcome == RolloutOutcome::Promoted {
+            ctx.metrics.promotion(&namespace, &name);
+        }
+        if matches!(finished.outcome, RolloutOutcome::Promoted | RolloutOutcome::Aborted) {
+            let duration = (finished.finished_at - finished.started_at).to_std().unwrap_or_default();
+            ctx.metrics.canary_finished(outcome_label(finished.outcome), duration);
+        }
+    }
+}
+
+/// The Rollout is going away: its series go with it.
+pub fn deleted(ctx: &Context, rollout: &Rollout) {
+    ctx.metrics.forget_rollout(&rollout.namespace().unwrap_or_default(), &rollout.name_any());
+}
+
+fn outcome_label(outcome: RolloutOutcome) -> &'static str {
+    match outcome {
+        RolloutOutcome::Promoted => "promoted",
+        RolloutOutcome::Aborted => "aborted",
+        RolloutOutcome::Superseded => "superseded",
+        RolloutOutcome::RolledBack => "rolled_back",
+    }
+}

@@ -1,0 +1,342 @@
+//! What every end-to-end test starts from: a cluster (the in-process test API server, or a real
+//! cluster when `BELLWETHER_E2E_KUBECONFIG` names its kubeconfig), a namespace of its own with the
+//! Services, the HTTPRoute and the analysis template, and the controller running in-process.
+//!
+//! Waits are bounded polls on a condition, never assertions about how long something took.
+
+use crate::apiserver::{Options, TestApiServer};
+use crate::app::telemetry;
+use bellwether::api::{AnalysisTemplate, Rollout};
+use bellwether::cli::controller::{ControllerArgs, serve};
+use bellwether::engine::revision_of;
+use clap::Parser;
+use gateway_api::httproutes::HttpRoute;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub const ROLLOUT: &str = "web";
+pub const STABLE: &str = "web-stable";
+pub const CANARY: &str = "web-canary";
+pub const ROUTE: &str = "web";
+pub const TEMPLATE: &str = "error-rate";
+/// The error ratio of a good revision, within the template's 1% limit, and of a bad one: five
+/// times as many errors.
+pub const GOOD: f64 = 0.004;
+pub const BAD: f64 = GOOD * 5.0;
+/// How long any one wait may take before the test fails; generous, for slow machines.
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
+/// Where the test's objects live, and the client that reaches them.
+pub struct Cluster {
+    /// The in-process API server; `None` against a real cluster.
+    pub server: Option<TestApiServer>,
+    pub client: Client,
+    pub namespace: String,
+}
+
+/// Whether the suite runs against a real cluster; tests that need the test server's fault
+/// injection skip themselves then.
+pub fn real_cluster() -> Option<String> {
+    std::env::var("BELLWETHER_E2E_KUBECONFIG").ok().filter(|path| !path.is_empty())
+}
+
+impl Cluster {
+    /// A fresh namespace named after `test`, with the Services, the route and the template.
+    pub async fn start(test: &str) -> Self {
+        // The controller's logs, shown for failed tests; `RUST_LOG` filters them.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("bellwether=debug")),
+            )
+            .with_test_writer()
+            .try_init();
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let namespace = format!("e2e-{test}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let (server, client) = match real_cluster() {
+            Some(path) => {
+                let kubeconfig =
+                    kube::config::Kubeconfig::read_from(&path).expect("reading the e2e kubeconfig");
+                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                    .await
+                    .expect("a client configuration from the e2e kubeconfig");
+                (None, Client::try_from(config).expect("a client for the e2e cluster"))
+            }
+            None => {
+                let server = TestApiServer::start_with(Options {
+                    replica_set_delay: Duration::from_millis(300),
+                    ..Options::default()
+                })
+                .await;
+                let client = server.client();
+                (Some(server), client)
+            }
+        };
+        let cluster = Self { server, client, namespace };
+        cluster.install().await;
+        cluster
+    }
+
+    async fn install(&self) {
+        let ns = self.namespace.as_str();
+        if self.server.is_none() {
+            for crd in bellwether::api::crds() {
+                let name = crd.metadata.name.clone().unwrap_or_default();
+                Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(
+                    self.client.clone(),
+                )
+                .patch(&name, &PatchParams::apply("bellwether-e2e").force(), &Patch::Apply(&crd))
+                .await
+                .expect("installing a CRD");
+            }
+            let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+            Api::<Namespace>::all(self.client.clone())
+                .create(&PostParams::default(), &namespace)
+                .await
+                .expect("creating the test namespace");
+        }
+        for service in [STABLE, CANARY] {
+            create::<Service>(
+                &self.client,
+                ns,
+                json!({
+                    "metadata": {"name": service},
+                    "spec": {"selector": {"app": ROLLOUT}, "ports": [{"port": 80, "targetPort": 8080}]},
+                }),
+            )
+            .await;
+        }
+        self.create_route().await;
+        let prometheus = telemetry().prometheus.address();
+        create::<AnalysisTemplate>(
+            &self.client,
+            ns,
+            json!({
+                "apiVersion": "bellwether.dev/v1alpha1",
+                "kind": "AnalysisTemplate",
+                "metadata": {"name": TEMPLATE},
+                "spec": {"metrics": [{
+                    "name": "error-rate",
+                    "interval": "1s",
+                    // The canary's first requests need a couple of scrapes to show in rate().
+                    "initialDelay": "2s",
+                    "count": 3,
+                    "consecutiveErrorLimit": 2,
+                    "provider": {"prometheus": {
+                        "address": prometheus,
+                        "timeout": "2s",
+                        "query": "sum(rate(http_requests_total{namespace=\"{{rollout.namespace}}\", revision=\"{{revision}}\", code=~\"5..\"}[2s])) / sum(rate(http_requests_total{namespace=\"{{rollout.namespace}}\", revision=\"{{revision}}\"}[2s]))",
+                    }},
+                    "threshold": {"max": 0.01},
+                }]},
+            }),
+        )
+        .await;
+    }
+
+    /// The HTTPRoute splitting traffic between the two Services, all on stable.
+    pub async fn create_route(&self) {
+        create::<HttpRoute>(
+            &self.client,
+            &self.namespace,
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {"name": ROUTE},
+                "spec": {
+                    "parentRefs": [{"name": "gateway"}],
+                    "rules": [{"backendRefs": [
+                        {"name": STABLE, "port": 80, "weight": 100},
+                        {"name": CANARY, "port": 80, "weight": 0},
+                    ]}],
+                },
+            }),
+        )
+        .await;
+    }
+
+    pub fn rollouts(&self) -> Api<Rollout> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    pub fn routes(&self) -> Api<DynamicObject> {
+        let resource = bellwether::controller::rollouts::RouteKind::Http.api_resource();
+        Api::namespaced_with(self.client.clone(), &self.namespace, &resource)
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The Rollout `web` at `version` of its image, with `steps`.
+    pub fn rollout(&self, version: &str, steps: Value) -> Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": "bellwether.dev/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": ROLLOUT, "namespace": self.namespace},
+            "spec": {
+                "replicas": 4,
+                "selector": {"matchLabels": {"app": ROLLOUT}},
+                "template": {
+                    "metadata": {"labels": {"app": ROLLOUT}},
+                    "spec": {"containers": [{"name": "app", "image": format!("registry.k8s.io/pause:{version}")}]},
+                },
+                "progressDeadlineSeconds": 30,
+                "strategy": {"canary": {
+                    "stableService": STABLE,
+                    "canaryService": CANARY,
+                    "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": ROUTE}]}},
+                    "steps": steps,
+                    "scaleDownDelaySeconds": 2,
+                    "abortScaleDownDelaySeconds": 2,
+                }},
+            },
+        }))
+        .expect("a valid Rollout")
+    }
+
+    /// Creates the Rollout or changes its pod template (and steps) to those of `rollout`.
+    pub async fn ship(&self, rollout: &Rollout) -> String {
+        let revision = revision_of(&rollout.spec.template);
+        telemetry().app.serve(&self.namespace, &revision, GOOD);
+        match self.rollouts().get_opt(ROLLOUT).await.expect("reading the Rollout") {
+            None => {
+                self.rollouts().create(&PostParams::default(), rollout).await.expect("creating the Rollout");
+            }
+            Some(_) => {
+                let patch =
+                    json!({"spec": {"template": rollout.spec.template, "strategy": rollout.spec.strategy}});
+                self.rollouts()
+                    .patch(ROLLOUT, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .expect("changing the Rollout");
+            }
+        }
+        revision
+    }
+
+    /// Waits until the Rollout's status satisfies `condition`.
+    pub async fn rollout_until(&self, what: &str, condition: impl Fn(&Rollout) -> bool) -> Rollout {
+        let last = std::sync::Mutex::new(None);
+        let found = eventually_or(what, || async {
+            let rollout = self.rollouts().get_opt(ROLLOUT).await.ok().flatten()?;
+            let done = condition(&rollout);
+            *last.lock().unwrap() = Some(rollout.status.clone());
+            done.then_some(rollout)
+        })
+        .await;
+        found.unwrap_or_else(|| {
+            panic!("gave up waiting for {what}; the status was {:#?}", last.lock().unwrap())
+        })
+    }
+
+    /// The route's (canary, stable) weights.
+    pub async fn weights(&self) -> Option<(i64, i64)> {
+        let route = self.routes().get_opt(ROUTE).await.ok().flatten()?;
+        let route = serde_json::to_value(route).ok()?;
+        let refs = route.pointer("/spec/rules/0/backendRefs")?.as_array()?.clone();
+        let weight = |name: &str| {
+            refs.iter().find(|r| r["name"] == name).and_then(|r| r["weight"].as_i64()).unwrap_or(1)
+        };
+        Some((weight(CANARY), weight(STABLE)))
+    }
+}
+
+/// Creates an object from JSON in `namespace`.
+pub async fn create<K>(client: &Client, namespace: &str, object: Value)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    K: Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).expect("a valid object");
+    Api::<K>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("creating an object");
+}
+
+/// Polls `check` until it yields a value, for at most [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually_or(what, check).await.unwrap_or_else(|| panic!("gave up waiting for {what}"))
+}
+
+/// Polls `check` until it yields a value, or gives up after [`PATIENCE`] with `None`.
+async fn eventually_or<T, F, Fut>(what: &str, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::warn!("gave up waiting for {what}");
+    None
+}
+
+/// A controller process running in this test: the same code `bellwether controller` runs.
+pub struct Controller {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Parser)]
+struct Command {
+    #[command(flatten)]
+    args: ControllerArgs,
+}
+
+impl Controller {
+    /// Starts a controller for the cluster's namespace, with these extra flags.
+    pub fn start(cluster: &Cluster, flags: &[&str]) -> Self {
+        let mut argv = vec![
+            "bellwether-controller",
+            "--namespace",
+            &cluster.namespace,
+            "--health-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ];
+        argv.extend_from_slice(flags);
+        let args = Command::parse_from(argv).args;
+        let (stop, shutdown) = watch::channel(false);
+        let client = cluster.client.clone();
+        let task = tokio::spawn(async move {
+            serve(client, &args, shutdown).await.expect("the controller runs");
+        });
+        Self { stop, task }
+    }
+
+    /// Stops gracefully, as on SIGTERM, and waits for the process to finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("a timely shutdown")
+            .expect("a clean shutdown");
+    }
+
+    /// Stops at once, wherever it is, as a killed process would.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}
