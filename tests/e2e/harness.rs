@@ -102,6 +102,24 @@ impl Cluster {
                 .create(&PostParams::default(), &namespace)
                 .await
                 .expect("creating the test namespace");
+            // The Gateway that the route's parentRef names, of the cluster's Gateway controller.
+            let class = std::env::var("BELLWETHER_E2E_GATEWAY_CLASS").unwrap_or_else(|_| "eg".into());
+            let gateway = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+                "gateway.networking.k8s.io",
+                "v1",
+                "Gateway",
+            ));
+            let object: DynamicObject = serde_json::from_value(json!({
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "Gateway",
+                "metadata": {"name": "gateway"},
+                "spec": {"gatewayClassName": class, "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
+            }))
+            .unwrap();
+            Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &gateway)
+                .create(&PostParams::default(), &object)
+                .await
+                .expect("creating the test Gateway");
         }
         for service in [STABLE, CANARY] {
             create::<Service>(
@@ -181,6 +199,13 @@ impl Cluster {
 
     /// The Rollout `web` at `version` of its image, with `steps`.
     pub fn rollout(&self, version: &str, steps: Value) -> Rollout {
+        // A real image, so that the suite also runs on a real cluster; version "crashloop" names a
+        // tag that does not exist, whose pods never become ready (the test API server treats any
+        // image containing "crashloop" the same way).
+        let image = match version {
+            "crashloop" => "registry.k8s.io/pause:crashloop",
+            _ => "registry.k8s.io/pause:3.10",
+        };
         serde_json::from_value(json!({
             "apiVersion": "bellwether.dev/v1alpha1",
             "kind": "Rollout",
@@ -190,7 +215,7 @@ impl Cluster {
                 "selector": {"matchLabels": {"app": ROLLOUT}},
                 "template": {
                     "metadata": {"labels": {"app": ROLLOUT}},
-                    "spec": {"containers": [{"name": "app", "image": format!("registry.k8s.io/pause:{version}")}]},
+                    "spec": {"containers": [{"name": "app", "image": image, "env": [{"name": "VERSION", "value": version}]}]},
                 },
                 "progressDeadlineSeconds": 30,
                 "strategy": {"canary": {
@@ -335,8 +360,17 @@ impl Controller {
             .expect("a clean shutdown");
     }
 
-    /// Stops at once, wherever it is, as a killed process would.
+    /// Stops at once, wherever it is, as a killed process would: no pass finishes and the lease is
+    /// not given up. The health and metrics servers run beside the main task and stop when the
+    /// shutdown signal is sent or dropped; it is kept until the aborted task is gone, so that the
+    /// task never sees it and shuts down gracefully instead, and dropped then, so that the servers
+    /// go down with the process.
     pub fn kill(self) {
-        self.task.abort();
+        let Self { stop, task } = self;
+        task.abort();
+        tokio::spawn(async move {
+            let _ = task.await;
+            drop(stop);
+        });
     }
 }

@@ -91,6 +91,17 @@ impl TestApiServer {
         kube::Client::try_from(kube::Config::new(url)).expect("a client for the test API server")
     }
 
+    /// A kubeconfig for this server, for a client in another process (such as the controller
+    /// binary) to reach it.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: http://{}\n\
+             contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\n\
+             current-context: test\nusers:\n- name: test\n  user: {{}}\n",
+            self.address
+        )
+    }
+
     /// Answers the next `count` writes to resources of this plural (such as `"rollouts"`) with
     /// 409 Conflict, as if another client had written first.
     pub fn inject_conflicts(&self, plural: &str, count: usize) {
