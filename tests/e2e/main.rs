@@ -4,6 +4,7 @@
 #[path = "../support/apiserver/mod.rs"]
 mod apiserver;
 mod app;
+mod faults;
 #[path = "../support/gateway_crds.rs"]
 mod gateway_crds;
 mod harness;
