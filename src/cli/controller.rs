@@ -172,10 +172,10 @@ pub async fn serve(
         _ = controller::run(context, config, health, shutdown) => false,
         _ = leadership.lost() => true,
     };
-    if let Some(campaign) = campaign {
-        if let Err(error) = campaign.release().await {
-            tracing::warn!(%error, "cannot give up the leader-election Lease; a standby takes over once it expires");
-        }
+    if let Some(campaign) = campaign
+        && let Err(error) = campaign.release().await
+    {
+        tracing::warn!(%error, "cannot give up the leader-election Lease; a standby takes over once it expires");
     }
     // On shutdown the servers stop with the same signal; a loop that ended on its own takes them
     // down with it, since a process that no longer reconciles must not look alive.

@@ -14,7 +14,7 @@ pub enum Error {
     Kube {
         action: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Someone else wrote the object since it was read; the next pass reads it again.
     #[error("{action}: the object changed since it was read; reconciling again")]
@@ -57,7 +57,7 @@ impl Error {
         let action = action.into();
         match &source {
             kube::Error::Api(status) if status.code == 409 => Self::Conflict { action },
-            _ => Self::Kube { action, source },
+            _ => Self::Kube { action, source: Box::new(source) },
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod rollouts;
 pub mod routes;
 pub mod secrets;
 
-use crate::api::{AnalysisRun, Rollout};
+use crate::api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::providers::Providers;
 use crate::server::{Health, Metrics};
 use futures::StreamExt;
@@ -118,6 +118,7 @@ pub async fn run(ctx: Arc<Context>, config: Config, health: Health, shutdown: wa
     };
     let (http_store, grpc_store) = (rollout_store.clone(), rollout_store.clone());
     let service_store = rollout_store.clone();
+    let (template_store, cluster_template_store) = (rollout_store.clone(), rollout_store.clone());
     let rollouts = rollouts
         .owns(config.api::<ReplicaSet>(&client), watcher::Config::default().labels(crate::api::ROLLOUT_LABEL))
         .owns(config.api::<AnalysisRun>(&client), selected.clone())
@@ -136,6 +137,14 @@ pub async fn run(ctx: Arc<Context>, config: Config, health: Health, shutdown: wa
         .watches(config.api::<Service>(&client), watcher::Config::default(), move |service| {
             referencing_service(&service_store, &service)
         })
+        .watches(config.api::<AnalysisTemplate>(&client), watcher::Config::default(), move |template| {
+            referencing_template(&template_store, &template.name_any(), template.namespace(), false)
+        })
+        .watches(
+            Api::<ClusterAnalysisTemplate>::all(client.clone()),
+            watcher::Config::default(),
+            move |template| referencing_template(&cluster_template_store, &template.name_any(), None, true),
+        )
         .reconcile_all_on(acquired(ctx.leadership.clone()))
         .graceful_shutdown_on(stopping(shutdown.clone()))
         .with_config(runtime_config.clone())
@@ -205,6 +214,26 @@ fn referencing_route(
             rollouts::route_refs(rollout)
                 .iter()
                 .any(|(k, ns, n)| *k == kind && *ns == namespace && *n == name)
+        })
+        .map(|rollout| ObjectRef::from_obj(rollout.as_ref()))
+        .collect()
+}
+
+/// The Rollouts in `store` that refer to the template `name` (in `namespace`, or cluster-scoped),
+/// so that creating or fixing a template is acted on at once.
+fn referencing_template(
+    store: &Store<Rollout>,
+    name: &str,
+    namespace: Option<String>,
+    cluster_scope: bool,
+) -> Vec<ObjectRef<Rollout>> {
+    store
+        .state()
+        .iter()
+        .filter(|rollout| cluster_scope || rollout.namespace() == namespace)
+        .filter(|rollout| {
+            rollouts::template_refs(rollout)
+                .any(|r| r.template_name == name && r.cluster_scope == cluster_scope)
         })
         .map(|rollout| ObjectRef::from_obj(rollout.as_ref()))
         .collect()

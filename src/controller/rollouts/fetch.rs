@@ -151,20 +151,24 @@ async fn selected_revision(ctx: &Context, namespace: &str, name: &str) -> Result
     }
 }
 
+/// Every template reference of the Rollout's analysis steps and background analysis.
+pub fn template_refs(rollout: &Rollout) -> impl Iterator<Item = &TemplateRef> {
+    let canary = &rollout.spec.strategy.canary;
+    canary
+        .steps
+        .iter()
+        .filter_map(|step| step.analysis.as_ref())
+        .flat_map(|analysis| &analysis.templates)
+        .chain(canary.analysis.iter().flat_map(|analysis| &analysis.templates))
+}
+
 /// The templates the Rollout refers to that exist; validation names the missing ones.
 async fn templates(
     ctx: &Context,
     rollout: &Rollout,
     namespace: &str,
 ) -> Result<crate::engine::Templates, Error> {
-    let canary = &rollout.spec.strategy.canary;
-    let refs: BTreeSet<&TemplateRef> = canary
-        .steps
-        .iter()
-        .filter_map(|step| step.analysis.as_ref())
-        .flat_map(|analysis| &analysis.templates)
-        .chain(canary.analysis.iter().flat_map(|analysis| &analysis.templates))
-        .collect();
+    let refs: BTreeSet<&TemplateRef> = template_refs(rollout).collect();
     let mut found = crate::engine::Templates::new();
     for reference in refs {
         let name = &reference.template_name;

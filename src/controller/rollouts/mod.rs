@@ -17,7 +17,7 @@ mod fetch;
 mod report;
 
 pub use apply::FIELD_MANAGER;
-pub use fetch::{RouteKind, route_refs};
+pub use fetch::{RouteKind, route_refs, template_refs};
 
 use super::Context;
 use super::error::Error;
@@ -53,6 +53,14 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
     .await
     .map_err(|error| match error {
         finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        // The finalizer patch is guarded by a `test` of the finalizers the cache showed; a cache
+        // behind the API server fails it (422), which only means that the pass read something stale.
+        finalizer::Error::AddFinalizer(kube::Error::Api(status))
+        | finalizer::Error::RemoveFinalizer(kube::Error::Api(status))
+            if status.code == 409 || status.code == 422 =>
+        {
+            Error::Conflict { action: format!("updating the finalizer: {}", status.message) }
+        }
         other => Error::Finalizer(other.to_string()),
     });
     ctx.metrics.reconcile("rollout", started.elapsed(), result.as_ref().err().map(Error::kind));
