@@ -112,8 +112,17 @@ impl Pass<'_> {
                             self.step_label(),
                             format_duration(duration)
                         ));
+                        false
+                    } else if !self.hold_traffic(i) {
+                        // A pause bakes the canary at its weight; time without that weight on
+                        // every route (one deleted or edited, or the canary's pods gone) did not
+                        // bake it, so the pause ends only once the traffic is back.
+                        let why = self.traffic_lag();
+                        self.wait_for_progress(format!("{}: pause over, but {why}", self.step_label()));
+                        false
+                    } else {
+                        true
                     }
-                    self.now >= end
                 }
                 Step::Pause(None) => {
                     self.hold_traffic(i);
@@ -193,14 +202,22 @@ impl Pass<'_> {
 
     /// Keeps the canary's pods and weight as the last `setWeight` left them, at the pause or
     /// analysis step where the rollout waits (a step passed within this decision holds nothing).
-    fn hold_traffic(&mut self, index: usize) {
+    /// Returns whether every route carries that weight, to pods that can serve it.
+    fn hold_traffic(&mut self, index: usize) -> bool {
         let revision = self.revision.clone();
         let weight = self.plan.weight_at(index);
         self.ensure_scale(&revision, canary_replicas(self.plan.replicas, weight));
         let servable = self.obs.available(&revision) > 0
             && self.obs.services.canary.as_deref() == Some(revision.as_str());
-        if weight == 0 || servable {
-            self.ensure_weights(weight);
+        (weight == 0 || servable) && self.ensure_weights(weight)
+    }
+
+    /// Why the canary's traffic is not where the step holds it, for messages.
+    fn traffic_lag(&self) -> String {
+        if self.obs.available(&self.revision) == 0 {
+            format!("canary revision {} has no available pods", self.revision)
+        } else {
+            format!("the routes do not carry its weight: {}", self.route_lag())
         }
     }
 

@@ -143,6 +143,33 @@ fn a_timed_pause_waits_for_its_duration() {
 }
 
 #[test]
+fn a_timed_pause_ends_only_once_the_route_carries_the_canary_weight_again() {
+    let mut world =
+        World::deployed(rollout().steps(vec![set_weight(10), pause_for("5m"), set_weight(50)]).build());
+    web_v2(&mut world);
+    world.settle();
+    assert_eq!(world.status.current_step_index, Some(1));
+
+    // Someone deletes the route during the pause; the pause runs out while it is gone.
+    world.cluster.observation.routes[0].weights = None;
+    world.advance(6.0);
+    let d = world.decide();
+    assert_eq!(world.status.current_step_index, Some(1), "no bake time without the canary's traffic");
+    assert_eq!(d.actions, [Action::SetWeights { canary: 10, stable: 90 }]);
+    assert_eq!(
+        message(&world),
+        "step 2/3: pause over, but the routes do not carry its weight: \
+         HTTPRoute/default/web not found or its rules do not reference both Services"
+    );
+
+    // It is back, at 10%: the rollout goes on to 50% and beyond.
+    world.step();
+    world.settle();
+    assert_eq!(world.canary_weight(), 0, "promoted after the last step: all traffic on stable");
+    assert_eq!(world.status.stable_revision, Some(world.revision()));
+}
+
+#[test]
 fn an_indefinite_pause_waits_for_a_promote() {
     let mut world = World::deployed(
         rollout().steps(vec![set_weight(10), pause_until_promoted(), set_weight(50)]).build(),
