@@ -643,3 +643,15 @@ async fn the_event_recorder_creates_then_patches_a_series() {
     assert_eq!(event.reason.as_deref(), Some("Promoted"));
     assert_eq!(event.series.map(|s| s.count), Some(2));
 }
+
+#[tokio::test]
+async fn its_kubeconfig_gives_another_process_a_working_client() {
+    let server = TestApiServer::start().await;
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig()).expect("a valid kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("a client configuration from the kubeconfig");
+    let client = kube::Client::try_from(config).expect("a client");
+    let services: Api<Service> = Api::namespaced(client, NAMESPACE);
+    assert!(services.list(&ListParams::default()).await.expect("listing through it").items.is_empty());
+}

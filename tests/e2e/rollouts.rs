@@ -24,8 +24,11 @@ fn steps_good() -> Value {
     ])
 }
 
-/// Every distinct (canary, stable) weight pair the route showed, in order, with when it was seen.
-pub fn record_weights(cluster: &Cluster) -> Arc<Mutex<Vec<((i64, i64), Instant)>>> {
+/// Every distinct (canary, stable) weight pair a route showed, in order, with when it was seen.
+pub type WeightLog = Arc<Mutex<Vec<((i64, i64), Instant)>>>;
+
+/// Records the route's weights from a watch, for the whole test.
+pub fn record_weights(cluster: &Cluster) -> WeightLog {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let stream = watcher(cluster.routes(), watcher::Config::default());
