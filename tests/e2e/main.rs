@@ -11,4 +11,5 @@ mod harness;
 mod leader;
 #[path = "../support/prometheus.rs"]
 mod prometheus_support;
+mod restarts;
 mod rollouts;
