@@ -1,6 +1,11 @@
 //! The controller end to end: the real controller code over HTTP against the in-process test API
 //! server, with metrics from a real Prometheus.
 
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "test support shared with tests/apiserver.rs and the controller bench; each uses its own part"
+)]
 #[path = "../support/apiserver/mod.rs"]
 mod apiserver;
 mod app;
