@@ -160,14 +160,23 @@ pub async fn run(ctx: Arc<Context>, config: Config, health: Health, shutdown: wa
         .run(measure::reconcile, measure::error_policy, ctx.clone())
         .for_each(|result| log_failure("analysisruns", result));
 
-    let readiness = {
+    // Readiness follows the caches. The reconcilers start passes only once their caches have
+    // synced, and a shutdown ends the watches that would sync them, so a shutdown before then has
+    // nothing in flight to wait for and ends the loop at once instead of waiting forever.
+    let startup = {
         let health = health.clone();
-        async move {
+        let synced = async move {
             rollout_store.wait_until_ready().await.ok();
             health.synced("rollouts");
             run_store.wait_until_ready().await.ok();
             health.synced("analysisruns");
-            std::future::pending::<()>().await;
+        };
+        let shutdown = stopping(shutdown.clone());
+        async move {
+            tokio::select! {
+                _ = synced => std::future::pending::<()>().await,
+                _ = shutdown => {}
+            }
         }
     };
     let heartbeat = {
@@ -181,7 +190,7 @@ pub async fn run(ctx: Arc<Context>, config: Config, health: Health, shutdown: wa
     };
     tokio::select! {
         _ = futures::future::join(rollouts, runs) => {}
-        _ = readiness => {}
+        _ = startup => {}
         _ = heartbeat => {}
     }
     health.stopped();

@@ -8,6 +8,9 @@ use crate::engine::{Decision, EventKind};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
+/// The longest `action` an Event may have.
+const MAX_ACTION: usize = 128;
+
 pub async fn report(ctx: &Context, rollout: &Rollout, before: &RolloutStatus, decision: &Decision) {
     let reference = rollout.object_ref(&());
     for event in &decision.events {
@@ -21,7 +24,10 @@ pub async fn report(ctx: &Context, rollout: &Rollout, before: &RolloutStatus, de
                     },
                     reason: event.reason.clone(),
                     note: Some(event.message.clone()),
-                    action: event.reason.clone(),
+                    // The Recorder folds Events with the same reason and action into one series
+                    // and keeps the first note, so an action of the message itself keeps distinct
+                    // Events (step 2 completed, step 3 completed) apart and folds only repeats.
+                    action: event.message.chars().take(MAX_ACTION).collect(),
                     secondary: None,
                 },
                 &reference,
