@@ -14,6 +14,7 @@ mod faults;
 mod gateway_crds;
 mod harness;
 mod leader;
+mod process;
 #[path = "../support/prometheus.rs"]
 mod prometheus_support;
 mod restarts;
