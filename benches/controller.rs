@@ -277,7 +277,9 @@ impl Controller {
 
     fn stop(&mut self) {
         // SIGTERM, as Kubernetes stops a pod, then wait for the graceful exit.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        // The shell's own `kill`, since a minimal system may have no kill binary.
+        let _ =
+            Command::new("sh").args(["-c", "kill -TERM \"$0\""]).arg(self.child.id().to_string()).status();
         let status = self.child.wait().expect("waiting for the controller");
         assert!(status.success(), "the controller did not shut down cleanly on SIGTERM: {status}");
     }
