@@ -17,6 +17,11 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 /// The field manager of every write, so that `managedFields` shows what Bellwether owns.
 pub const FIELD_MANAGER: &str = "bellwether";
 
+/// A merge or JSON patch, recorded in `managedFields` under Bellwether's name.
+fn as_bellwether() -> PatchParams {
+    PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() }
+}
+
 pub async fn apply(
     ctx: &Context,
     rollout: &Rollout,
@@ -50,7 +55,7 @@ async fn apply_one(
             };
             let api = Api::<Service>::namespaced(ctx.client.clone(), &namespace);
             let patch = Patch::Merge(service_selector_patch(revision));
-            match api.patch(service, &PatchParams::apply(FIELD_MANAGER), &patch).await {
+            match api.patch(service, &as_bellwether(), &patch).await {
                 Ok(_) => Ok(()),
                 Err(e) if is_not_found(&e) => {
                     Err(Error::Missing { kind: "Service", namespace, name: service.clone() })
@@ -102,7 +107,7 @@ async fn apply_one(
         }
         Action::TerminateAnalysisRun { name: run } => {
             match Api::<AnalysisRun>::namespaced(ctx.client.clone(), &namespace)
-                .patch(run, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(terminate_patch()))
+                .patch(run, &as_bellwether(), &Patch::Merge(terminate_patch()))
                 .await
             {
                 Ok(_) => Ok(()),
@@ -157,7 +162,7 @@ pub async fn set_weights(
             route.namespace,
             route.name
         );
-        match api.patch(&route.name, &PatchParams::default(), &patch).await {
+        match api.patch(&route.name, &as_bellwether(), &patch).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 422 || status.code == 409 => {
                 return Err(Error::Conflict { action });
