@@ -5,12 +5,12 @@
 //! and this keeps the dependency tree small. Output is deterministic: families in a fixed order,
 //! series sorted by their label values.
 
+use crate::api::RolloutPhase;
+use crate::metrics::prometheus::escape_label_value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-
-use crate::api::RolloutPhase;
 
 /// The content type of [`Metrics::render`]'s output.
 pub(super) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -296,25 +296,11 @@ fn write_sample(
             if i > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "{label}=\"{}\"", escape(value));
+            let _ = write!(out, "{label}=\"{}\"", escape_label_value(value));
         }
         out.push('}');
     }
     let _ = writeln!(out, " {}", number(value));
-}
-
-/// A label value as the text format wants it: backslash, double quote and newline escaped.
-fn escape(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => escaped.push_str("\\\\"),
-            '"' => escaped.push_str("\\\""),
-            '\n' => escaped.push_str("\\n"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
 }
 
 /// A sample value as the text format wants it: Rust's shortest round-trip decimal, with the
