@@ -13,7 +13,7 @@ use futures::StreamExt;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::ListParams;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -50,7 +50,9 @@ type RunSeen = (Option<DateTime<Utc>>, usize);
 fn record_runs(cluster: &Cluster) -> Arc<Mutex<BTreeMap<String, Vec<RunSeen>>>> {
     let seen = Arc::new(Mutex::new(BTreeMap::<String, Vec<RunSeen>>::new()));
     let log = seen.clone();
-    let stream = watcher(cluster.api::<AnalysisRun>(), watcher::Config::default());
+    // With backoff, so that a watch whose server is gone (at the end of a test) retries
+    // with pauses instead of spinning and holding up the runtime.
+    let stream = watcher(cluster.api::<AnalysisRun>(), watcher::Config::default()).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -75,7 +77,7 @@ type StepSeen = (Option<String>, Option<i32>);
 fn record_steps(cluster: &Cluster) -> Arc<Mutex<Vec<StepSeen>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    let stream = watcher(cluster.rollouts(), watcher::Config::default());
+    let stream = watcher(cluster.rollouts(), watcher::Config::default()).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
