@@ -1,6 +1,11 @@
 //! `kubectl bellwether`: the plugin people and CI pipelines use to watch and steer Rollouts.
 
+use bellwether::cli::cluster::{KubeArgs, connect};
+use bellwether::cli::steer::steer;
+use bellwether::engine::UserAction;
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
 
 /// Watch and steer Bellwether Rollouts. Installed on the PATH as `kubectl-bellwether`, kubectl runs
 /// it as `kubectl bellwether ...`; it also works when called directly.
@@ -9,18 +14,90 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    kube: KubeArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Skip the current step (or accept a paused analysis) and go on; with --full, skip every
+    /// remaining step and promote now.
+    Promote {
+        name: String,
+        #[arg(long)]
+        full: bool,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Send all traffic back to stable and stop the canary.
+    Abort {
+        name: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Start an aborted canary again from step 1.
+    Retry {
+        name: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Hold the canary where it is.
+    Pause {
+        name: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Lift a pause, or run a paused analysis again.
+    Resume {
+        name: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
     /// Print the plugin's version and the API version it speaks.
     Version,
 }
 
-fn main() {
-    match Cli::parse().command {
+#[derive(clap::Args)]
+struct Wait {
+    /// How long to wait for the controller to handle the request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    wait_seconds: u64,
+}
+
+/// Exit code of an error that is not the request's fault: no cluster, no rollout, no permission.
+const FAILURE: u8 = 1;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (name, action, wait) = match cli.command {
         Command::Version => {
             println!("kubectl-bellwether {} (bellwether.dev/v1alpha1)", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Promote { name, full, wait } => {
+            (name, if full { UserAction::PromoteFull } else { UserAction::Promote }, wait)
+        }
+        Command::Abort { name, wait } => (name, UserAction::Abort, wait),
+        Command::Retry { name, wait } => (name, UserAction::Retry, wait),
+        Command::Pause { name, wait } => (name, UserAction::Pause, wait),
+        Command::Resume { name, wait } => (name, UserAction::Resume, wait),
+    };
+    let result = async {
+        let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+        steer(&client, &namespace, &name, action, Duration::from_secs(wait.wait_seconds))
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok(outcome) => {
+            println!("{}", outcome.message);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(FAILURE)
         }
     }
 }

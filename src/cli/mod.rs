@@ -1,6 +1,8 @@
 //! Command-line front ends: the admin commands of `bellwether` and the `kubectl bellwether` plugin.
 
 pub mod analyze;
+pub mod cluster;
 pub mod controller;
 pub mod crds;
 pub mod simulate;
+pub mod steer;

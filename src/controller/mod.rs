@@ -14,6 +14,7 @@ pub mod error;
 pub mod leader;
 pub mod measure;
 pub mod replica_sets;
+pub mod requests;
 pub mod rollouts;
 pub mod routes;
 pub mod secrets;

@@ -181,6 +181,19 @@ impl Cluster {
         .await;
     }
 
+    /// A kubeconfig file for a client in another process, such as the plugin binary: the e2e
+    /// kubeconfig on a real cluster, one for the test API server otherwise.
+    pub fn kubeconfig(&self) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("a temporary kubeconfig");
+        let text = match (&self.server, real_cluster()) {
+            (Some(server), _) => server.kubeconfig(),
+            (None, Some(path)) => std::fs::read_to_string(path).expect("reading the e2e kubeconfig"),
+            (None, None) => unreachable!("a cluster without a server is a real cluster"),
+        };
+        std::fs::write(file.path(), text).expect("writing the kubeconfig");
+        file
+    }
+
     pub fn rollouts(&self) -> Api<Rollout> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }

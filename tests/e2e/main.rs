@@ -19,3 +19,4 @@ mod process;
 mod prometheus_support;
 mod restarts;
 mod rollouts;
+mod steering;

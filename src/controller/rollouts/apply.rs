@@ -7,6 +7,7 @@ use super::fetch::Fetched;
 use crate::api::{AnalysisRun, Rollout};
 use crate::controller::error::{Error, is_already_exists, is_not_found};
 use crate::controller::replica_sets::{replica_set, replica_set_name};
+use crate::controller::requests::{Malformed, REQUEST_PREFIX, removal_patch};
 use crate::controller::routes::{Services, weight_patch};
 use crate::engine::{Action, RouteWeights, ServiceRole, revision_of};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -115,6 +116,36 @@ async fn apply_one(
                 Err(e) => Err(Error::kube(format!("terminating AnalysisRun {namespace}/{run}"), e)),
             }
         }
+    }
+}
+
+/// Removes the annotations of requests that status records as handled, and of those that cannot
+/// be read. A request rewritten since the fetch fails its guard (422) and waits for the next pass.
+pub async fn remove_requests(
+    ctx: &Context,
+    rollout: &Rollout,
+    handled: &[String],
+    malformed: &[Malformed],
+) -> Result<(), Error> {
+    let annotations = rollout.annotations();
+    let keys: Vec<String> = handled
+        .iter()
+        .map(|id| format!("{REQUEST_PREFIX}{id}"))
+        .chain(malformed.iter().map(|m| m.key.clone()))
+        .collect();
+    let Some(patch) = removal_patch(annotations, &keys) else { return Ok(()) };
+    let namespace = rollout.namespace().unwrap_or_default();
+    let name = rollout.name_any();
+    let patch = Patch::<()>::Json(serde_json::from_value(patch).expect("a valid JSON patch"));
+    match Api::<Rollout>::namespaced(ctx.client.clone(), &namespace)
+        .patch(&name, &as_bellwether(), &patch)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 422 || status.code == 409 => Err(Error::Conflict {
+            action: format!("removing handled requests from Rollout {namespace}/{name}"),
+        }),
+        Err(e) => Err(Error::kube(format!("removing handled requests from Rollout {namespace}/{name}"), e)),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::api::{
 use crate::controller::analysis_runs::run_state;
 use crate::controller::error::{Error, is_not_found};
 use crate::controller::replica_sets::replica_set_state;
+use crate::controller::requests::{Malformed, requests};
 use crate::controller::routes::{Services, route_state};
 use crate::engine::{Observation, ServiceSelectors};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -56,6 +57,8 @@ pub struct Fetched {
     /// The ReplicaSets owned by the Rollout, for the pod templates of revisions other than the
     /// current one.
     pub replica_sets: Vec<ReplicaSet>,
+    /// Request annotations that cannot be read.
+    pub malformed_requests: Vec<Malformed>,
 }
 
 /// Every managed route of `rollout`, in the order its spec lists them, with their namespaces.
@@ -117,6 +120,7 @@ pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
         routes.push(FetchedRoute { kind, namespace: route_namespace, name: route_name, object });
     }
 
+    let (requests, malformed_requests) = requests(rollout.annotations());
     let observation = Observation {
         replica_sets: replica_sets.iter().filter_map(replica_set_state).collect(),
         routes: routes
@@ -135,9 +139,9 @@ pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
         },
         analysis_runs: runs.iter().map(|run| run_state(&run.name_any(), run)).collect(),
         templates: templates(ctx, rollout, &namespace).await?,
-        requests: Vec::new(),
+        requests,
     };
-    Ok(Fetched { observation, routes, replica_sets })
+    Ok(Fetched { observation, routes, replica_sets, malformed_requests })
 }
 
 /// The revision a Service selects, `None` when it selects none or does not exist.

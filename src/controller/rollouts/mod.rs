@@ -115,7 +115,15 @@ async fn pass(ctx: &Context, api: &Api<Rollout>, cached: &Rollout) -> Result<Act
             .map_err(|e| Error::kube(format!("writing the status of Rollout {namespace}/{name}"), e))?;
     }
     report::report(ctx, &rollout, &status, &decision).await;
+    report::malformed_requests(ctx, &rollout, &fetched.malformed_requests).await;
     apply::apply(ctx, &rollout, &fetched, &decision.actions).await?;
+    apply::remove_requests(
+        ctx,
+        &rollout,
+        &decision.status.progress.handled_requests,
+        &fetched.malformed_requests,
+    )
+    .await?;
     let wake = decision.requeue_after.and_then(|d| d.to_std().ok()).map_or(RESYNC, |d| d.min(RESYNC));
     Ok(Action::requeue(wake.max(Duration::from_millis(100))))
 }

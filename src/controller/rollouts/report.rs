@@ -4,6 +4,7 @@
 
 use super::Context;
 use crate::api::{Rollout, RolloutOutcome, RolloutPhase, RolloutStatus};
+use crate::controller::requests::Malformed;
 use crate::engine::{Decision, EventKind};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -55,6 +56,25 @@ pub async fn report(ctx: &Context, rollout: &Rollout, before: &RolloutStatus, de
         if matches!(finished.outcome, RolloutOutcome::Promoted | RolloutOutcome::Aborted) {
             let duration = (finished.finished_at - finished.started_at).to_std().unwrap_or_default();
             ctx.metrics.canary_finished(outcome_label(finished.outcome), duration);
+        }
+    }
+}
+
+/// A Warning Event for each request annotation that cannot be read; the annotation is removed
+/// after, so each is reported once.
+pub async fn malformed_requests(ctx: &Context, rollout: &Rollout, malformed: &[Malformed]) {
+    let reference = rollout.object_ref(&());
+    for request in malformed {
+        let note = format!("request annotation {} ignored: {}", request.key, request.reason);
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "InvalidRequest".into(),
+            action: note.chars().take(MAX_ACTION).collect(),
+            note: Some(note),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(rollout = %rollout.name_any(), %error, "cannot record an Event");
         }
     }
 }

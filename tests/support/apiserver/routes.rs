@@ -127,6 +127,23 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
+const SELF_SUBJECT_REVIEWS: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+
+/// Who the client is, as `kubectl auth whoami` asks. The test server authenticates nobody: the user
+/// is the one the client impersonates (`Impersonate-User`), or `test-admin`.
+fn self_subject_review(headers: &http::HeaderMap) -> Response<Body> {
+    let user = headers.get("impersonate-user").and_then(|v| v.to_str().ok()).unwrap_or("test-admin");
+    json_response(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "SelfSubjectReview",
+            "metadata": {"creationTimestamp": null},
+            "status": {"userInfo": {"username": user}},
+        }),
+    )
+}
+
 pub async fn handle(store: &Store, request: Request<Incoming>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
@@ -135,6 +152,9 @@ pub async fn handle(store: &Store, request: Request<Incoming>) -> Response<Body>
     };
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let query = parse_query(parts.uri.query());
+    if parts.method == Method::POST && parts.uri.path() == SELF_SUBJECT_REVIEWS {
+        return self_subject_review(&parts.headers);
+    }
     match serve(store, &parts.method, parts.uri.path(), &query, content_type, &body) {
         Ok(response) => response,
         Err(error) => error_response(&error),

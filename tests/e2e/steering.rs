@@ -1,0 +1,128 @@
+//! `kubectl bellwether promote|abort|retry|pause|resume`, the real plugin binary against a cluster
+//! with the controller running: each request acts once, names who sent it, and a request that makes
+//! no sense changes nothing and fails the command.
+
+use crate::harness::{Cluster, Controller, ROLLOUT, eventually};
+use crate::rollouts::deploy_stable;
+use bellwether::api::RolloutPhase;
+use bellwether::controller::requests::REQUEST_PREFIX;
+use serde_json::json;
+use std::process::{Command, Output};
+
+/// Runs the plugin binary against the cluster, in its namespace.
+async fn plugin(cluster: &Cluster, kubeconfig: &std::path::Path, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-bellwether"));
+    command.args(args).arg("-n").arg(&cluster.namespace).arg("--kubeconfig").arg(kubeconfig);
+    tokio::task::spawn_blocking(move || command.output().expect("running the plugin"))
+        .await
+        .expect("the plugin ran")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+async fn paused_at_ten(cluster: &Cluster, revision: &str) {
+    cluster
+        .rollout_until("the canary paused at 10%", |r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.canary_revision.as_deref() == Some(revision)
+                    && s.phase == Some(RolloutPhase::Paused)
+                    && s.weights.canary == 10
+                    && s.weights.verified
+            })
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_abort_and_retry_steer_the_canary_and_nonsense_changes_nothing() {
+    let cluster = Cluster::start("steering").await;
+    let kubeconfig = cluster.kubeconfig();
+    // The test API server authenticates everyone as test-admin; a real cluster, as whoever the
+    // kubeconfig names.
+    let me = if cluster.server.is_some() { "test-admin" } else { "" };
+    let controller = Controller::start(&cluster, &[]);
+    let steps = json!([{"setWeight": 10}, {"pause": {}}]);
+    deploy_stable(&cluster, steps.clone()).await;
+
+    // Nothing to promote on a Healthy rollout: refused before anything is written.
+    let before = cluster.rollouts().get(ROLLOUT).await.expect("reading the Rollout");
+    let refused = plugin(&cluster, kubeconfig.path(), &["promote", ROLLOUT]).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("no canary is in progress; nothing was changed"),
+        "{}",
+        stderr(&refused)
+    );
+    let after = cluster.rollouts().get(ROLLOUT).await.expect("reading the Rollout");
+    assert_eq!(before.metadata.resource_version, after.metadata.resource_version, "a refused request wrote");
+
+    let missing = plugin(&cluster, kubeconfig.path(), &["abort", "no-such-rollout"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("rollout no-such-rollout not found in namespace"),
+        "{}",
+        stderr(&missing)
+    );
+
+    // An indefinite pause waits for a person; promote lets it go on, to promotion.
+    let second = cluster.ship(&cluster.rollout("2", steps.clone())).await;
+    paused_at_ten(&cluster, &second).await;
+    let promoted = plugin(&cluster, kubeconfig.path(), &["promote", ROLLOUT]).await;
+    assert!(promoted.status.success(), "{}", stderr(&promoted));
+    assert!(stdout(&promoted).starts_with(&format!("promote requested by {me}")), "{}", stdout(&promoted));
+    cluster
+        .rollout_until("the promoted canary to become stable", |r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.phase == Some(RolloutPhase::Healthy)
+                    && s.stable_revision.as_deref() == Some(second.as_str())
+            })
+        })
+        .await;
+    eventually("the handled request's annotation to be removed", || async {
+        let rollout = cluster.rollouts().get(ROLLOUT).await.ok()?;
+        let left =
+            rollout.metadata.annotations.unwrap_or_default().keys().any(|k| k.starts_with(REQUEST_PREFIX));
+        (!left).then_some(())
+    })
+    .await;
+
+    // Abort sends traffic back and names who asked; retry starts the canary again.
+    let third = cluster.ship(&cluster.rollout("3", steps)).await;
+    paused_at_ten(&cluster, &third).await;
+    let aborted = plugin(&cluster, kubeconfig.path(), &["abort", ROLLOUT]).await;
+    assert!(aborted.status.success(), "{}", stderr(&aborted));
+    let degraded = cluster
+        .rollout_until("the abort", |r| {
+            r.status.as_ref().is_some_and(|s| s.phase == Some(RolloutPhase::Degraded))
+        })
+        .await;
+    let abort = degraded.status.and_then(|s| s.abort).expect("the abort");
+    assert_eq!(abort.reason, "UserAbort");
+    assert!(abort.by.starts_with(me) && !abort.by.is_empty(), "{abort:?}");
+    eventually("all traffic back on stable", || async {
+        (cluster.weights().await == Some((0, 100))).then_some(())
+    })
+    .await;
+    let again = plugin(&cluster, kubeconfig.path(), &["abort", ROLLOUT]).await;
+    assert_eq!(again.status.code(), Some(1), "aborting an aborted canary: {}", stdout(&again));
+
+    let retried = plugin(&cluster, kubeconfig.path(), &["retry", ROLLOUT]).await;
+    assert!(retried.status.success(), "{}", stderr(&retried));
+    paused_at_ten(&cluster, &third).await;
+    let full = plugin(&cluster, kubeconfig.path(), &["promote", "--full", ROLLOUT]).await;
+    assert!(full.status.success(), "{}", stderr(&full));
+    cluster
+        .rollout_until("the retried canary promoted", |r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.as_deref() == Some(third.as_str())
+            })
+        })
+        .await;
+    controller.stop().await;
+}
