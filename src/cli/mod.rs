@@ -4,5 +4,6 @@ pub mod analyze;
 pub mod cluster;
 pub mod controller;
 pub mod crds;
+pub mod lint;
 pub mod simulate;
 pub mod steer;

@@ -64,6 +64,11 @@ fn managed_rules(route: &Value, services: Services<'_>) -> Vec<ManagedRule> {
         .collect()
 }
 
+/// Whether some rule of `route` references both Services, so that Bellwether has weights to shift.
+pub fn is_managed(route: &Value, services: Services<'_>) -> bool {
+    !managed_rules(route, services).is_empty()
+}
+
 fn weight(route: &Value, rule: usize, backend: usize) -> i64 {
     route
         .pointer(&format!("/spec/rules/{rule}/backendRefs/{backend}/weight"))

@@ -1,0 +1,663 @@
+//! `kubectl bellwether lint -f FILE|DIR`: checks manifests offline, before they reach a cluster, so that
+//! a GitOps repository can reject a broken Rollout in CI rather than midway through a release.
+//!
+//! Every document of every file given is read first and then checked together, because a Rollout is
+//! only as good as the templates, Services and routes it names:
+//! - Rollouts, AnalysisTemplates and ClusterAnalysisTemplates against their CRD's schema and CEL rules,
+//!   as the API server would on create ([`validate_manifest`]); HTTPRoutes and GRPCRoutes
+//!   (`gateway.networking.k8s.io/v1`) against the official Gateway API CRDs, embedded in the binary;
+//! - each Rollout with the engine's own validation ([`crate::engine::validate`]): template references,
+//!   required args, and queries that render. A template that is not in the files is a warning, since
+//!   it may exist in the cluster; it stands in as a template that takes every arg it is given and has
+//!   no metrics, so that everything else is still checked;
+//! - each template's queries on their own, so that a directory of templates without a Rollout is
+//!   checked too;
+//! - the Services and routes a Rollout names: a missing one is a warning, and a route in the files
+//!   must have a rule that references both the stable and the canary Service, or Bellwether would
+//!   have no weights to shift.
+//!
+//! Other kinds (Deployments, ConfigMaps, ...) are skipped. An object without a namespace matches any
+//! namespace, since it is usually applied with `kubectl apply -n`.
+//!
+//! Findings are located as `file:line: severity: Kind/name: field: message`. The line of a document is
+//! found by splitting the file at its `---` lines; the line of a field by searching the document for
+//! each key of the field's path in turn, and for the N-th item of a list. This is a textual search, not
+//! a YAML parse with positions: it can land on an earlier key of the same name at another depth, and
+//! falls back to the nearest key it found (at worst the document's first line).
+//!
+//! Warnings alone leave the report clean. The plugin prints [`Report::text`] (or the report as JSON
+//! with `-o json`) and exits 1 when the report is not clean.
+
+use crate::api::{
+    AnalysisTemplateSpec, ArgSpec, ClusterAnalysisTemplateSpec, FieldError, Rollout, SchemaValidator,
+    TemplateRef, validate_manifest,
+};
+use crate::controller::routes::{Services, is_managed};
+use crate::engine::{Templates, validate};
+use crate::metrics::template;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde::Serialize;
+use serde::ser::SerializeStruct;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Arguments of `lint`.
+#[derive(clap::Args, Debug)]
+pub struct LintArgs {
+    /// Files or directories to check; directories are searched recursively for *.yaml, *.yml and
+    /// *.json. Repeat -f to check several together.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// How to print the findings.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// Why the files could not be checked at all, as opposed to what is wrong in them.
+#[derive(Debug, thiserror::Error)]
+pub enum LintError {
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: no *.yaml, *.yml or *.json files", .0.display())]
+    NoManifests(PathBuf),
+}
+
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
+/// One problem, located in a file.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub file: PathBuf,
+    /// 1-based.
+    pub line: usize,
+    /// `Kind/name`, or `None` when the document could not be read as an object.
+    pub object: Option<String>,
+    /// The field's path, such as `spec.strategy.canary.steps[2].setWeight`; `None` for the whole
+    /// object or document.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}: ", self.file.display(), self.line, self.severity)?;
+        if let Some(object) = &self.object {
+            write!(f, "{object}: ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Everything `lint` found, in file order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub files: usize,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    fn count(&self, severity: Severity) -> usize {
+        self.findings.iter().filter(|f| f.severity == severity).count()
+    }
+
+    /// No errors; warnings are allowed.
+    pub fn is_clean(&self) -> bool {
+        self.count(Severity::Error) == 0
+    }
+
+    /// One line per finding and a summary line.
+    pub fn text(&self) -> String {
+        let mut text: String = self.findings.iter().map(|f| format!("{f}\n")).collect();
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        text.push_str(&format!(
+            "{}, {} in {}\n",
+            plural(self.count(Severity::Error), "error"),
+            plural(self.count(Severity::Warning), "warning"),
+            plural(self.files, "file"),
+        ));
+        text
+    }
+}
+
+/// `{"clean", "errors", "warnings", "files", "findings": [{severity, file, line, object, field, message}]}`.
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Report", 5)?;
+        s.serialize_field("clean", &self.is_clean())?;
+        s.serialize_field("errors", &self.count(Severity::Error))?;
+        s.serialize_field("warnings", &self.count(Severity::Warning))?;
+        s.serialize_field("files", &self.files)?;
+        s.serialize_field("findings", &self.findings)?;
+        s.end()
+    }
+}
+
+/// Checks every manifest in `args.paths` together.
+pub fn lint(args: &LintArgs) -> Result<Report, LintError> {
+    let mut files = Vec::new();
+    for path in &args.paths {
+        let found = manifest_files(path)?;
+        if found.is_empty() {
+            return Err(LintError::NoManifests(path.clone()));
+        }
+        files.extend(found);
+    }
+    let mut linter = Linter::default();
+    for file in &files {
+        let text =
+            std::fs::read_to_string(file).map_err(|source| LintError::Read { path: file.clone(), source })?;
+        linter.read(file, &text);
+    }
+    Ok(Report { files: files.len(), findings: linter.check() })
+}
+
+fn is_manifest(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+}
+
+/// `path` itself when it is a file (whatever its name), or the manifests under it, sorted.
+fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, LintError> {
+    let read_error = |source| LintError::Read { path: path.to_path_buf(), source };
+    if !std::fs::metadata(path).map_err(read_error)?.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(read_error)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read_error)?;
+    entries.sort();
+    let mut files = Vec::new();
+    for entry in entries {
+        if entry.is_dir() {
+            files.extend(manifest_files(&entry)?);
+        } else if is_manifest(&entry) {
+            files.push(entry);
+        }
+    }
+    Ok(files)
+}
+
+/// One YAML document of a file.
+struct Document {
+    file: PathBuf,
+    /// The file's line number of the document's first line.
+    start: usize,
+    lines: Vec<String>,
+    value: Value,
+}
+
+impl Document {
+    fn str(&self, pointer: &str) -> Option<&str> {
+        self.value.pointer(pointer).and_then(Value::as_str)
+    }
+
+    fn kind(&self) -> &str {
+        self.str("/kind").unwrap_or_default()
+    }
+
+    fn name(&self) -> &str {
+        self.str("/metadata/name").unwrap_or_default()
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        self.str("/metadata/namespace")
+    }
+
+    fn is(&self, api_version: &str, kind: &str) -> bool {
+        self.str("/apiVersion") == Some(api_version) && self.kind() == kind
+    }
+
+    /// The file line of `field`, by the textual search the module docs describe.
+    fn line_of(&self, field: &str) -> usize {
+        let first = self.lines.iter().position(|l| is_content(l)).unwrap_or(0);
+        self.start + locate(&self.lines, field).unwrap_or(first)
+    }
+
+    fn finding(&self, severity: Severity, field: &str, message: impl Into<String>) -> Finding {
+        Finding {
+            severity,
+            file: self.file.clone(),
+            line: self.line_of(field),
+            object: Some(format!("{}/{}", self.kind(), self.name())),
+            field: (!field.is_empty()).then(|| field.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
+fn is_content(line: &str) -> bool {
+    let line = line.trim();
+    !line.is_empty() && !line.starts_with('#')
+}
+
+/// Whether two objects can be in the same namespace; a missing namespace is the one applied with.
+fn same_namespace(a: Option<&str>, b: Option<&str>) -> bool {
+    a.is_none() || b.is_none() || a == b
+}
+
+#[derive(Default)]
+struct Linter {
+    documents: Vec<Document>,
+    findings: Vec<Finding>,
+}
+
+impl Linter {
+    fn push(&mut self, finding: Finding) {
+        if !self.findings.contains(&finding) {
+            self.findings.push(finding);
+        }
+    }
+
+    /// Splits `text` into its documents at lines that start with `---`.
+    fn read(&mut self, file: &Path, text: &str) {
+        let mut chunks: Vec<(usize, Vec<String>)> = vec![(1, Vec::new())];
+        for (i, line) in text.lines().enumerate() {
+            if line == "---" || line.starts_with("--- ") || line.starts_with("---\t") {
+                chunks.push((i + 2, Vec::new()));
+            } else if let Some((_, lines)) = chunks.last_mut() {
+                lines.push(line.to_string());
+            }
+        }
+        for (start, lines) in chunks {
+            if !lines.iter().any(|l| is_content(l)) {
+                continue;
+            }
+            match serde_yaml::from_str::<Value>(&lines.join("\n")) {
+                Ok(value) if value.is_object() => {
+                    self.documents.push(Document { file: file.to_path_buf(), start, lines, value })
+                }
+                Ok(_) => self.push(Finding {
+                    severity: Severity::Error,
+                    file: file.to_path_buf(),
+                    line: start + lines.iter().position(|l| is_content(l)).unwrap_or(0),
+                    object: None,
+                    field: None,
+                    message: "a manifest must be a mapping with apiVersion and kind".into(),
+                }),
+                Err(error) => self.push(yaml_finding(file, start, &error)),
+            }
+        }
+    }
+
+    fn check(mut self) -> Vec<Finding> {
+        let documents = std::mem::take(&mut self.documents);
+        let mut schema_errors: Vec<Vec<FieldError>> = Vec::with_capacity(documents.len());
+        for doc in &documents {
+            let errors = schema_check(doc).err().unwrap_or_default();
+            for error in &errors {
+                self.push(doc.finding(Severity::Error, &error.path, &error.message));
+            }
+            schema_errors.push(errors);
+        }
+        for doc in &documents {
+            self.check_template_queries(doc);
+        }
+        for (index, doc) in documents.iter().enumerate() {
+            if doc.is("bellwether.dev/v1alpha1", "Rollout") {
+                self.check_rollout(&documents, index, &schema_errors);
+            }
+        }
+        self.findings
+    }
+
+    /// Renders each query of a template with its own args, whether or not a Rollout uses it.
+    fn check_template_queries(&mut self, doc: &Document) {
+        let Some(spec) = template_spec(doc) else { return };
+        let declared: BTreeSet<String> = spec.args.iter().map(|a| a.name.clone()).collect();
+        for (m, metric) in spec.metrics.iter().enumerate() {
+            let queries = [
+                ("provider.prometheus.query", metric.provider.prometheus.as_ref().map(|p| &p.query)),
+                ("sequential.requestsQuery", metric.sequential.as_ref().map(|s| &s.requests_query)),
+            ];
+            for (field, query) in queries {
+                if let Some(Err(error)) = query.map(|q| template::check(q, &declared)) {
+                    self.push(doc.finding(
+                        Severity::Error,
+                        &format!("spec.metrics[{m}].{field}"),
+                        error.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn check_rollout(&mut self, documents: &[Document], index: usize, schema_errors: &[Vec<FieldError>]) {
+        let doc = &documents[index];
+        let Ok(rollout) = serde_json::from_value::<Rollout>(doc.value.clone()) else {
+            // The schema check has already said what is wrong with its shape.
+            return;
+        };
+        let namespace = doc.namespace();
+        let canary = &rollout.spec.strategy.canary;
+        const CANARY: &str = "spec.strategy.canary";
+
+        // The templates this Rollout can see, and the document each came from.
+        let mut found: BTreeMap<TemplateRef, (AnalysisTemplateSpec, usize)> = BTreeMap::new();
+        for (i, other) in documents.iter().enumerate() {
+            let cluster_scope = other.kind() == "ClusterAnalysisTemplate";
+            if !cluster_scope && !same_namespace(namespace, other.namespace()) {
+                continue;
+            }
+            if let Some(spec) = template_spec(other) {
+                let reference = TemplateRef { template_name: other.name().to_string(), cluster_scope };
+                found.entry(reference).or_insert((spec, i));
+            }
+        }
+        let mut templates: Templates = found.iter().map(|(r, (spec, _))| (r.clone(), spec.clone())).collect();
+        let analyses = canary
+            .steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.analysis.as_ref().map(|a| (format!("{CANARY}.steps[{i}].analysis"), &a.templates, &a.args))
+            })
+            .chain(canary.analysis.as_ref().map(|a| (format!("{CANARY}.analysis"), &a.templates, &a.args)));
+        for (field, refs, args) in analyses {
+            for (j, reference) in refs.iter().enumerate() {
+                if found.contains_key(reference) {
+                    continue;
+                }
+                let kind =
+                    if reference.cluster_scope { "ClusterAnalysisTemplate" } else { "AnalysisTemplate" };
+                self.push(doc.finding(
+                    Severity::Warning,
+                    &format!("{field}.templates[{j}].templateName"),
+                    format!(
+                        "{kind} {:?} is not in the files given; checked in the cluster at run time",
+                        reference.template_name
+                    ),
+                ));
+                let stand_in = templates
+                    .entry(reference.clone())
+                    .or_insert_with(|| AnalysisTemplateSpec { args: Vec::new(), metrics: Vec::new() });
+                for arg in args {
+                    if !stand_in.args.iter().any(|a| a.name == arg.name) {
+                        stand_in.args.push(ArgSpec { name: arg.name.clone(), value: Some(String::new()) });
+                    }
+                }
+            }
+        }
+
+        if let Err(errors) = validate(&rollout.spec, &templates) {
+            for error in errors {
+                let in_template = found.iter().find_map(|(reference, (_, i))| {
+                    let kind =
+                        if reference.cluster_scope { "ClusterAnalysisTemplate" } else { "AnalysisTemplate" };
+                    let rest = error.field.strip_prefix(&format!("{kind} {:?} ", reference.template_name))?;
+                    Some((*i, format!("spec.{rest}")))
+                });
+                let (target, field) = in_template.unwrap_or((index, error.field.clone()));
+                // What the schema already reported at this field, in its own words, is not repeated.
+                if !schema_errors[target].iter().any(|e| overlaps(&e.path, &field)) {
+                    self.push(documents[target].finding(Severity::Error, &field, &error.message));
+                }
+            }
+        }
+
+        for (field, service) in
+            [("stableService", &canary.stable_service), ("canaryService", &canary.canary_service)]
+        {
+            let present = documents.iter().any(|d| {
+                d.is("v1", "Service") && d.name() == service && same_namespace(namespace, d.namespace())
+            });
+            if !present && !service.is_empty() {
+                self.push(doc.finding(
+                    Severity::Warning,
+                    &format!("{CANARY}.{field}"),
+                    format!(
+                        "Service {service:?} is not in the files given; checked in the cluster at run time"
+                    ),
+                ));
+            }
+        }
+
+        let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };
+        let routing = &canary.traffic_routing.gateway_api;
+        let routes = routing
+            .http_routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ("HTTPRoute", format!("httpRoutes[{i}]"), r))
+            .chain(
+                routing
+                    .grpc_routes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| ("GRPCRoute", format!("grpcRoutes[{i}]"), r)),
+            );
+        for (kind, field, reference) in routes {
+            let route_namespace = reference.namespace.as_deref().or(namespace);
+            let route = documents.iter().find(|d| {
+                d.is("gateway.networking.k8s.io/v1", kind)
+                    && d.name() == reference.name
+                    && same_namespace(route_namespace, d.namespace())
+            });
+            match route {
+                None => self.push(doc.finding(
+                    Severity::Warning,
+                    &format!("{CANARY}.trafficRouting.gatewayAPI.{field}"),
+                    format!(
+                        "{kind} {:?} is not in the files given; checked in the cluster at run time",
+                        reference.name
+                    ),
+                )),
+                Some(route) if !is_managed(&route.value, services) => self.push(route.finding(
+                    Severity::Error,
+                    "spec.rules",
+                    format!(
+                        "no rule references both Services of Rollout {:?} ({} and {}), so Bellwether has no \
+                         weights to shift",
+                        rollout.metadata.name.as_deref().unwrap_or_default(),
+                        services.stable,
+                        services.canary
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// The schema and CEL check of the kinds Bellwether knows a schema for.
+fn schema_check(doc: &Document) -> Result<(), Vec<FieldError>> {
+    if doc.str("/apiVersion").is_some_and(|v| v.starts_with("bellwether.dev/")) {
+        return validate_manifest(&doc.value);
+    }
+    let validator = if doc.is("gateway.networking.k8s.io/v1", "HTTPRoute") {
+        gateway_validator(&HTTP_ROUTES)
+    } else if doc.is("gateway.networking.k8s.io/v1", "GRPCRoute") {
+        gateway_validator(&GRPC_ROUTES)
+    } else {
+        return Ok(());
+    };
+    validator.validate(&doc.value)
+}
+
+/// The spec of an (Cluster)AnalysisTemplate document whose shape is readable.
+fn template_spec(doc: &Document) -> Option<AnalysisTemplateSpec> {
+    let spec = doc.value.get("spec")?.clone();
+    if doc.is("bellwether.dev/v1alpha1", "AnalysisTemplate") {
+        serde_json::from_value(spec).ok()
+    } else if doc.is("bellwether.dev/v1alpha1", "ClusterAnalysisTemplate") {
+        serde_json::from_value::<ClusterAnalysisTemplateSpec>(spec).ok().map(Into::into)
+    } else {
+        None
+    }
+}
+
+/// A Gateway API route CRD embedded in the binary, and its validator once built.
+struct GatewayCrd {
+    yaml: &'static str,
+    validator: OnceLock<SchemaValidator>,
+}
+
+static HTTP_ROUTES: GatewayCrd =
+    GatewayCrd { yaml: include_str!("lint/gateway/httproutes.yaml"), validator: OnceLock::new() };
+static GRPC_ROUTES: GatewayCrd =
+    GatewayCrd { yaml: include_str!("lint/gateway/grpcroutes.yaml"), validator: OnceLock::new() };
+
+fn gateway_validator(crd: &'static GatewayCrd) -> &'static SchemaValidator {
+    crd.validator.get_or_init(|| {
+        let definition: CustomResourceDefinition =
+            serde_yaml::from_str(crd.yaml).expect("the embedded Gateway API CRD parses");
+        SchemaValidator::for_crd(&definition)
+            .expect("the embedded Gateway API CRD has a served storage schema")
+    })
+}
+
+/// A YAML syntax error, located in the file rather than in its document.
+fn yaml_finding(file: &Path, start: usize, error: &serde_yaml::Error) -> Finding {
+    let mut message = error.to_string();
+    let line = match error.location() {
+        Some(location) => {
+            let suffix = format!(" at line {} column {}", location.line(), location.column());
+            if let Some(stripped) = message.strip_suffix(&suffix) {
+                message = format!("{stripped} (column {})", location.column());
+            }
+            start + location.line() - 1
+        }
+        None => start,
+    };
+    Finding { severity: Severity::Error, file: file.to_path_buf(), line, object: None, field: None, message }
+}
+
+/// Whether one field path is the other or contains it.
+fn overlaps(a: &str, b: &str) -> bool {
+    let within = |inner: &str, outer: &str| {
+        inner.strip_prefix(outer).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    };
+    within(a, b) || within(b, a)
+}
+
+/// One step of a field path: `steps`, `[2]` or `[app.kubernetes.io/name]`.
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn segments(path: &str) -> Vec<Segment<'_>> {
+    let mut segments = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let end = inner.find(']').unwrap_or(inner.len());
+            let key = &inner[..end];
+            segments.push(key.parse().map_or(Segment::Key(key), Segment::Index));
+            rest = inner.get(end + 1..).unwrap_or_default();
+        } else {
+            let rest_trimmed = rest.strip_prefix('.').unwrap_or(rest);
+            let end = rest_trimmed.find(['.', '[']).unwrap_or(rest_trimmed.len());
+            segments.push(Segment::Key(&rest_trimmed[..end]));
+            rest = &rest_trimmed[end..];
+        }
+    }
+    segments
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// The index in `lines` of `path`'s deepest segment that a textual search finds, searching each
+/// segment after the previous one.
+fn locate(lines: &[String], path: &str) -> Option<usize> {
+    let mut found = None;
+    let mut from = 0;
+    for segment in segments(path) {
+        let hit = match segment {
+            Segment::Key(key) => lines.iter().skip(from).position(|line| {
+                let line = line.trim_start();
+                let line = line.strip_prefix("- ").unwrap_or(line).trim_start();
+                [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")]
+                    .iter()
+                    .any(|k| line.starts_with(k))
+            }),
+            Segment::Index(n) => {
+                let mut items = lines
+                    .iter()
+                    .enumerate()
+                    .skip(from)
+                    .filter(|(_, line)| is_content(line))
+                    .take_while({
+                        let mut list_indent = None;
+                        move |(_, line)| {
+                            let item = line.trim_start() == "-" || line.trim_start().starts_with("- ");
+                            let list = *list_indent.get_or_insert(if item { indent(line) } else { 0 });
+                            item || indent(line) > list
+                        }
+                    })
+                    .filter(|(_, line)| line.trim_start() == "-" || line.trim_start().starts_with("- "));
+                let first = items.next();
+                let list = first.map(|(_, line)| indent(line));
+                first
+                    .into_iter()
+                    .chain(items.filter(|(_, line)| Some(indent(line)) == list))
+                    .nth(n)
+                    .map(|(i, _)| i - from)
+            }
+        };
+        let Some(hit) = hit else { break };
+        found = Some(from + hit);
+        // A list item's first key is on the item's own line.
+        from += hit + usize::from(matches!(segment, Segment::Key(_)));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(String::from).collect()
+    }
+
+    #[test]
+    fn locates_keys_list_items_and_map_keys() {
+        let doc = lines(
+            "spec:\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: a\n  steps:\n    - setWeight: 1\n    \
+             - pause: {}\n    - setWeight: 101\n",
+        );
+        assert_eq!(locate(&doc, "spec.steps[2].setWeight"), Some(7));
+        assert_eq!(locate(&doc, "spec.steps[1]"), Some(6));
+        assert_eq!(locate(&doc, "spec.selector.matchLabels[app.kubernetes.io/name]"), Some(3));
+        assert_eq!(locate(&doc, "spec.nothing"), Some(0));
+        assert_eq!(locate(&doc, "other"), None);
+    }
+
+    #[test]
+    fn overlapping_paths() {
+        assert!(overlaps("spec.steps[0]", "spec.steps[0].setWeight"));
+        assert!(overlaps("spec.steps[0].setWeight", "spec.steps[0].setWeight"));
+        assert!(!overlaps("spec.steps[0]", "spec.steps[01]"));
+        assert!(!overlaps("spec.steps[1]", "spec.steps[0].setWeight"));
+    }
+}

@@ -1,0 +1,3 @@
+//! Tests of the `kubectl bellwether` plugin.
+
+mod lint;
