@@ -1,6 +1,7 @@
 //! `kubectl bellwether`: the plugin people and CI pipelines use to watch and steer Rollouts.
 
 use bellwether::cli::cluster::{KubeArgs, connect};
+use bellwether::cli::status;
 use bellwether::cli::steer::steer;
 use bellwether::engine::UserAction;
 use clap::{Parser, Subcommand};
@@ -53,8 +54,30 @@ enum Command {
         #[command(flatten)]
         wait: Wait,
     },
+    /// Wait until the rollout finishes, for CI. Exit codes: 0 Healthy (or promoted), 1 Degraded
+    /// (aborted), 2 usage error, 3 timed out, 4 paused until a person acts.
+    Status {
+        name: String,
+        /// Print a line each time the rollout's state changes while waiting.
+        #[arg(short, long)]
+        watch: bool,
+        /// Give up after this long (for example 30s, 10m, 1h); wait as long as it takes without it.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        /// Count a pause for a person as success (exit 0 instead of 4).
+        #[arg(long)]
+        success_on_pause: bool,
+    },
     /// Print the plugin's version and the API version it speaks.
     Version,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    bellwether::api::Duration::new(text)
+        .parse()
+        .map_err(|e| e.to_string())?
+        .to_std()
+        .map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args)]
@@ -74,6 +97,26 @@ async fn main() -> ExitCode {
         Command::Version => {
             println!("kubectl-bellwether {} (bellwether.dev/v1alpha1)", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
+        }
+        Command::Status { name, watch, timeout, success_on_pause } => {
+            let result = async {
+                let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                let mut out = std::io::stdout();
+                status::wait(&client, &namespace, &name, success_on_pause, timeout, watch, &mut out)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            return match result {
+                Ok(ending) => {
+                    println!("{}", ending.line());
+                    ExitCode::from(ending.exit_code())
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(FAILURE)
+                }
+            };
         }
         Command::Promote { name, full, wait } => {
             (name, if full { UserAction::PromoteFull } else { UserAction::Promote }, wait)

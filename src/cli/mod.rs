@@ -6,4 +6,5 @@ pub mod controller;
 pub mod crds;
 pub mod lint;
 pub mod simulate;
+pub mod status;
 pub mod steer;

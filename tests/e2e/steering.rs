@@ -126,3 +126,44 @@ async fn promote_abort_and_retry_steer_the_canary_and_nonsense_changes_nothing()
         .await;
     controller.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_waits_for_the_rollout_and_says_how_it_ended_in_its_exit_code() {
+    let cluster = Cluster::start("status").await;
+    let kubeconfig = cluster.kubeconfig();
+    let controller = Controller::start(&cluster, &[]);
+    let steps = json!([{"setWeight": 10}, {"pause": {"duration": "3s"}}, {"pause": {}}]);
+    deploy_stable(&cluster, steps.clone()).await;
+
+    let healthy = plugin(&cluster, kubeconfig.path(), &["status", ROLLOUT]).await;
+    assert_eq!(healthy.status.code(), Some(0), "{}{}", stdout(&healthy), stderr(&healthy));
+    assert!(stdout(&healthy).starts_with("Healthy: "), "{}", stdout(&healthy));
+
+    // Shipped and checked at once: status waits through the timed pause (which needs nobody) and
+    // ends at the pause for a person, printing each change on the way with --watch.
+    cluster.ship(&cluster.rollout("2", steps.clone())).await;
+    let paused = plugin(&cluster, kubeconfig.path(), &["status", ROLLOUT, "--watch"]).await;
+    assert_eq!(paused.status.code(), Some(4), "{}{}", stdout(&paused), stderr(&paused));
+    let lines = stdout(&paused);
+    assert!(lines.contains("pausing for 3s"), "no progress line for the timed pause:\n{lines}");
+    assert!(lines.lines().last().is_some_and(|l| l.starts_with("Paused, waiting for a person: ")), "{lines}");
+    let accepted = plugin(&cluster, kubeconfig.path(), &["status", ROLLOUT, "--success-on-pause"]).await;
+    assert_eq!(accepted.status.code(), Some(0), "{}", stdout(&accepted));
+
+    // Aborted: 1. A third revision still at its timed pause when the timeout passes: 3.
+    assert!(plugin(&cluster, kubeconfig.path(), &["abort", ROLLOUT]).await.status.success());
+    let degraded = plugin(&cluster, kubeconfig.path(), &["status", ROLLOUT]).await;
+    assert_eq!(degraded.status.code(), Some(1), "{}", stdout(&degraded));
+    assert!(stdout(&degraded).starts_with("Degraded: "), "{}", stdout(&degraded));
+    let slow = cluster.rollout("3", json!([{"setWeight": 10}, {"pause": {"duration": "1h"}}]));
+    slow.spec.strategy.canary.steps[1].pause =
+        Some(serde_json::from_value(json!({"duration": "1h"})).unwrap());
+    cluster.ship(&slow).await;
+    let timed_out = plugin(&cluster, kubeconfig.path(), &["status", ROLLOUT, "--timeout", "2s"]).await;
+    assert_eq!(timed_out.status.code(), Some(3), "{}", stdout(&timed_out));
+    assert!(stdout(&timed_out).starts_with("timed out: "), "{}", stdout(&timed_out));
+
+    let usage = plugin(&cluster, kubeconfig.path(), &["status", ROLLOUT, "--timeout", "soon"]).await;
+    assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
+    controller.stop().await;
+}
