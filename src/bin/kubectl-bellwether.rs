@@ -1,8 +1,8 @@
 //! `kubectl bellwether`: the plugin people and CI pipelines use to watch and steer Rollouts.
 
 use bellwether::cli::cluster::{KubeArgs, connect};
-use bellwether::cli::status;
 use bellwether::cli::steer::steer;
+use bellwether::cli::{lint, status};
 use bellwether::engine::UserAction;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -68,6 +68,9 @@ enum Command {
         #[arg(long)]
         success_on_pause: bool,
     },
+    /// Check Rollouts, analysis templates and routes in files, offline: schemas, references,
+    /// args, queries and routes together. Exits 1 on any error; warnings alone pass.
+    Lint(lint::LintArgs),
     /// Print the plugin's version and the API version it speaks.
     Version,
 }
@@ -97,6 +100,26 @@ async fn main() -> ExitCode {
         Command::Version => {
             println!("kubectl-bellwether {} (bellwether.dev/v1alpha1)", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
+        }
+        Command::Lint(args) => {
+            return match lint::lint(&args) {
+                Ok(report) => {
+                    match args.output {
+                        lint::Output::Text => print!("{}", report.text()),
+                        lint::Output::Json => {
+                            println!(
+                                "{}",
+                                serde_json::to_string_pretty(&report).expect("a report serializes")
+                            )
+                        }
+                    }
+                    if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(FAILURE) }
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(FAILURE)
+                }
+            };
         }
         Command::Status { name, watch, timeout, success_on_pause } => {
             let result = async {

@@ -1,3 +1,4 @@
 //! Tests of the `kubectl bellwether` plugin.
 
+mod binary;
 mod lint;
