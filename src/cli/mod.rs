@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod controller;
 pub mod crds;
 pub mod lint;
+pub mod show;
 pub mod simulate;
 pub mod status;
 pub mod steer;

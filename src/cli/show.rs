@@ -1,0 +1,455 @@
+//! `get rollout NAME` and `list`: what a person reads to see where a rollout is, and why.
+//!
+//! Rendering is pure: it takes the objects and the current time, so that the output is the same
+//! on every run and can be compared with expected text. The fetchers gather the objects from the
+//! cluster. `-o json|yaml` prints the Rollout objects themselves, as kubectl does, so that scripts
+//! read the same fields as `kubectl get`.
+
+use crate::api::{
+    AbortStatus, AnalysisPhase, AnalysisRun, AnalysisRunRef, CanaryStep, HysteresisStatus, Metric,
+    MetricResult, REVISION_LABEL, ROLLOUT_LABEL, Rollout, RolloutPhase, format_duration,
+};
+use crate::engine::format_value;
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::events::v1::Event;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use std::fmt::Write;
+
+/// How many of the Rollout's Events the tree shows, newest last.
+const EVENTS_SHOWN: usize = 5;
+/// The width the tree and the table keep their free text within, so that they read well in a
+/// 100-column terminal.
+const WIDTH: usize = 100;
+/// The widest a MESSAGE cell of `list` gets; the columns before it rarely take more than half a
+/// terminal.
+const LIST_MESSAGE_WIDTH: usize = 60;
+
+/// Everything `get rollout` draws: the Rollout and the objects that explain its state.
+#[derive(Clone, Debug)]
+pub struct RolloutView {
+    pub rollout: Rollout,
+    pub replica_sets: Vec<ReplicaSet>,
+    pub analysis_runs: Vec<AnalysisRun>,
+    pub events: Vec<Event>,
+}
+
+/// The output format of a read command, as kubectl's `-o`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// A tree for people (`get`) or one line per rollout (`list`).
+    #[default]
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShowError {
+    #[error("rollout {name} not found in namespace {namespace}")]
+    NotFound { name: String, namespace: String },
+    #[error("{action}: {source}")]
+    Kube {
+        action: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> ShowError {
+    let action = action.into();
+    move |source| ShowError::Kube { action, source: Box::new(source) }
+}
+
+/// Reads the Rollout `name` and the ReplicaSets, AnalysisRuns and Events about it.
+pub async fn fetch_view(client: &Client, namespace: &str, name: &str) -> Result<RolloutView, ShowError> {
+    let rollout = Api::<Rollout>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(kube_error(format!("reading Rollout {namespace}/{name}")))?
+        .ok_or_else(|| ShowError::NotFound { name: name.into(), namespace: namespace.into() })?;
+    let owned = ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}"));
+    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), namespace)
+        .list(&owned)
+        .await
+        .map_err(kube_error(format!("listing the ReplicaSets of Rollout {namespace}/{name}")))?
+        .items;
+    let analysis_runs = Api::<AnalysisRun>::namespaced(client.clone(), namespace)
+        .list(&owned)
+        .await
+        .map_err(kube_error(format!("listing the AnalysisRuns of Rollout {namespace}/{name}")))?
+        .items;
+    // Filtered here rather than by a field selector on `regarding.name`, which not every API
+    // server implementation supports for Events.
+    let events = Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_error(format!("listing the Events of Rollout {namespace}/{name}")))?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().is_some_and(|r| {
+                r.name.as_deref() == Some(name) && r.kind.as_deref().is_none_or(|k| k == "Rollout")
+            })
+        })
+        .collect();
+    Ok(RolloutView { rollout, replica_sets, analysis_runs, events })
+}
+
+/// Reads the Rollouts of `namespace`, or of every namespace when it is `None`.
+pub async fn fetch_list(client: &Client, namespace: Option<&str>) -> Result<Vec<Rollout>, ShowError> {
+    let api = match namespace {
+        Some(namespace) => Api::<Rollout>::namespaced(client.clone(), namespace),
+        None => Api::<Rollout>::all(client.clone()),
+    };
+    let where_ = namespace.map_or("every namespace".to_string(), |ns| format!("namespace {ns}"));
+    let mut rollouts = api
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_error(format!("listing the Rollouts of {where_}")))?
+        .items;
+    rollouts.sort_by(|a, b| {
+        (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
+            .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))
+    });
+    Ok(rollouts)
+}
+
+/// `get rollout` in the chosen format: the tree, or the Rollout object itself.
+pub fn render_view(view: &RolloutView, output: Output, now: DateTime<Utc>) -> String {
+    match output {
+        Output::Text => tree(view, now),
+        Output::Json => json(&view.rollout),
+        Output::Yaml => yaml(&view.rollout),
+    }
+}
+
+/// `list` in the chosen format: the table, or a `List` of the Rollouts as kubectl prints it.
+pub fn render_list(rollouts: &[Rollout], all_namespaces: bool, output: Output) -> String {
+    let list = || {
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "metadata": {"resourceVersion": ""},
+            "items": rollouts,
+        })
+    };
+    match output {
+        Output::Text => list_table(rollouts, all_namespaces),
+        Output::Json => json(&list()),
+        Output::Yaml => yaml(&list()),
+    }
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("Kubernetes objects serialize to JSON");
+    text.push('\n');
+    text
+}
+
+fn yaml(value: &impl serde::Serialize) -> String {
+    serde_yaml::to_string(value).expect("Kubernetes objects serialize to YAML")
+}
+
+/// One line per rollout, in the order given, with a header; columns are as wide as their widest cell.
+pub fn list_table(rollouts: &[Rollout], all_namespaces: bool) -> String {
+    let mut header = vec!["NAME", "PHASE", "STEP", "CANARY WEIGHT", "STABLE", "CANARY", "MESSAGE"];
+    if all_namespaces {
+        header.insert(0, "NAMESPACE");
+    }
+    let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(String::from).collect()];
+    for rollout in rollouts {
+        let status = rollout.status.clone().unwrap_or_default();
+        let mut row = vec![
+            rollout.metadata.name.clone().unwrap_or_default(),
+            status.phase.map_or("-".to_string(), phase_name),
+            status.step.unwrap_or_else(|| "-".into()),
+            format!("{}%", status.weights.canary),
+            status.stable_revision.unwrap_or_else(|| "-".into()),
+            status.canary_revision.unwrap_or_else(|| "-".into()),
+            truncate(status.message.as_deref().unwrap_or(""), LIST_MESSAGE_WIDTH),
+        ];
+        if all_namespaces {
+            row.insert(0, rollout.metadata.namespace.clone().unwrap_or_default());
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|column| rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let last = row.len() - 1;
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            if column == last {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<width$}   ", width = widths[column]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The tree of one rollout at `now`: phase, steps, weights, revisions, analysis, abort and Events.
+pub fn tree(view: &RolloutView, now: DateTime<Utc>) -> String {
+    let rollout = &view.rollout;
+    let status = rollout.status.clone().unwrap_or_default();
+    let mut out = String::new();
+    let name = rollout.metadata.name.as_deref().unwrap_or("");
+    let namespace = rollout.metadata.namespace.as_deref().unwrap_or("default");
+    let _ = writeln!(out, "Rollout {name} (namespace {namespace})");
+    let _ = writeln!(out, "Phase:     {}", status.phase.map_or("Unknown".to_string(), phase_name));
+    if let Some(message) = status.message.as_deref().filter(|m| !m.is_empty()) {
+        let _ = writeln!(out, "Message:   {}", truncate(message, WIDTH - 11));
+    }
+
+    let steps = &rollout.spec.strategy.canary.steps;
+    let current = status.current_step_index.map(|i| i.max(0) as usize);
+    let shown_step =
+        current.map_or("-".to_string(), |i| format!("{}/{}", (i + 1).min(steps.len()), steps.len()));
+    let _ = writeln!(out, "Step:      {shown_step}");
+    for (index, step) in steps.iter().enumerate() {
+        let mark = match current {
+            Some(c) if index < c => "✔",
+            Some(c) if index == c && status.phase == Some(RolloutPhase::Degraded) => "✘",
+            Some(c) if index == c => "▶",
+            _ => "·",
+        };
+        let _ = writeln!(out, "  {mark} {:>2}  {}", index + 1, step_kind(step));
+    }
+
+    let weights = status.weights;
+    let desired = desired_canary_weight(steps, current, status.phase, weights.canary);
+    let verified = if weights.verified { "✔ verified on every route" } else { "… not verified yet" };
+    let _ = writeln!(
+        out,
+        "Weights:   desired canary {desired}%   actual canary {}% / stable {}%   {verified}",
+        weights.canary, weights.stable
+    );
+
+    let _ = writeln!(out, "Revisions:");
+    for (role, revision) in [("stable", &status.stable_revision), ("canary", &status.canary_revision)] {
+        let Some(revision) = revision else {
+            let _ = writeln!(out, "  {role}  -");
+            continue;
+        };
+        let replica_set = view
+            .replica_sets
+            .iter()
+            .find(|rs| rs.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)) == Some(revision));
+        match replica_set {
+            Some(rs) => {
+                let desired = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                let ready = rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+                let _ = writeln!(out, "  {role}  {revision}  pods {ready}/{desired} ready  {}", images(rs));
+            }
+            None => {
+                let _ = writeln!(out, "  {role}  {revision}  (no ReplicaSet)");
+            }
+        }
+    }
+
+    let runs = [("step", &status.step_analysis_run), ("background", &status.background_analysis_run)];
+    if runs.iter().any(|(_, run)| run.is_some()) {
+        let _ = writeln!(out, "Analysis:");
+        for (role, reference) in runs {
+            if let Some(reference) = reference {
+                analysis(&mut out, role, reference, &view.analysis_runs, now);
+            }
+        }
+    }
+
+    if let Some(abort) = &status.abort {
+        abort_lines(&mut out, abort, now);
+    }
+
+    let mut events: Vec<(Option<DateTime<Utc>>, &Event)> =
+        view.events.iter().map(|e| (event_time(e), e)).collect();
+    events.sort_by_key(|(at, _)| *at);
+    let recent = &events[events.len().saturating_sub(EVENTS_SHOWN)..];
+    if !recent.is_empty() {
+        let _ = writeln!(out, "Events:");
+        for (at, event) in recent {
+            let age = at.map_or("-".to_string(), |at| format_duration(now - at));
+            let head = format!(
+                "  {age:<8} {:<8} {:<20} ",
+                event.type_.as_deref().unwrap_or(""),
+                event.reason.as_deref().unwrap_or("")
+            );
+            let note =
+                truncate(event.note.as_deref().unwrap_or(""), WIDTH.saturating_sub(head.chars().count()));
+            let _ = writeln!(out, "{}", format!("{head}{note}").trim_end());
+        }
+    }
+    out
+}
+
+fn phase_name(phase: RolloutPhase) -> String {
+    format!("{phase:?}")
+}
+
+/// `setWeight 10`, `pause 2m`, `pause (until promoted)` or `analysis error-rate, latency`.
+fn step_kind(step: &CanaryStep) -> String {
+    if let Some(weight) = step.set_weight {
+        format!("setWeight {weight}")
+    } else if let Some(pause) = &step.pause {
+        pause.duration.as_ref().map_or("pause (until promoted)".to_string(), |d| format!("pause {d}"))
+    } else if let Some(analysis) = &step.analysis {
+        let names: Vec<&str> = analysis.templates.iter().map(|t| t.template_name.as_str()).collect();
+        format!("analysis {}", names.join(", "))
+    } else {
+        "(empty step)".to_string()
+    }
+}
+
+/// The canary weight the steps call for now: that of the last `setWeight` reached. Outside a
+/// canary (no current step, or Healthy) it is what the status shows.
+fn desired_canary_weight(
+    steps: &[CanaryStep],
+    current: Option<usize>,
+    phase: Option<RolloutPhase>,
+    shown: i32,
+) -> i32 {
+    match (current, phase) {
+        (Some(current), Some(RolloutPhase::Progressing | RolloutPhase::Paused)) => {
+            steps.iter().take(current + 1).filter_map(|s| s.set_weight).next_back().unwrap_or(0)
+        }
+        (_, Some(RolloutPhase::Degraded)) => 0,
+        _ => shown,
+    }
+}
+
+/// `app=ghcr.io/acme/shop:1.5, sidecar=envoy:1.30`, from the ReplicaSet's pod template.
+fn images(rs: &ReplicaSet) -> String {
+    let containers = rs.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.spec.as_ref());
+    containers
+        .map(|spec| {
+            spec.containers
+                .iter()
+                .map(|c| format!("{}={}", c.name, c.image.as_deref().unwrap_or("?")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+fn analysis(
+    out: &mut String,
+    role: &str,
+    reference: &AnalysisRunRef,
+    runs: &[AnalysisRun],
+    now: DateTime<Utc>,
+) {
+    let run = runs.iter().find(|r| r.metadata.name.as_deref() == Some(reference.name.as_str()));
+    let run_status = run.and_then(|r| r.status.clone()).unwrap_or_default();
+    let phase = run_status.phase.or(reference.phase);
+    let _ = writeln!(
+        out,
+        "  {role:<10}  {}  {}",
+        reference.name,
+        phase.map_or("Pending".to_string(), |p| format!("{p:?}"))
+    );
+    let message = run_status.message.as_deref().or(reference.message.as_deref());
+    if let Some(message) = message.filter(|m| !m.is_empty() && phase.is_some_and(AnalysisPhase::is_terminal))
+    {
+        let _ = writeln!(out, "      {}", truncate(message, WIDTH - 6));
+    }
+    let Some(run) = run else { return };
+    for metric in &run.spec.metrics {
+        let result = run_status.metric_results.iter().find(|r| r.name == metric.name);
+        let _ = writeln!(out, "    {}", metric_line(metric, result, now));
+    }
+}
+
+/// `error-rate  Running  0.0042 ≤ max 0.01  Breaching for 45s  (12 measurements)`.
+fn metric_line(metric: &Metric, result: Option<&MetricResult>, now: DateTime<Utc>) -> String {
+    let Some(result) = result else {
+        return format!("{:<16} Pending  no measurement yet", metric.name);
+    };
+    let last = result.measurements.last();
+    let value = match last {
+        None => "no measurement yet".to_string(),
+        Some(m) => match (m.value, &m.error) {
+            (Some(value), _) => judged(metric, value, m.baseline),
+            (None, Some(error)) => format!("error: {error}"),
+            (None, None) => "no data".to_string(),
+        },
+    };
+    let mut line = format!("{:<16} {:<12} {value}", metric.name, format!("{:?}", result.phase));
+    if let Some(HysteresisStatus { state, since }) = &result.hysteresis {
+        let _ = write!(line, "  {state:?} for {}", format_duration(now - *since));
+    }
+    if metric.dry_run {
+        line.push_str("  (dry run)");
+    }
+    let count = result.measurements.len();
+    let _ = write!(line, "  ({count} measurement{})", if count == 1 { "" } else { "s" });
+    truncate(&line, WIDTH - 4)
+}
+
+/// The value against what judges it: the threshold's bounds, stable's baseline, or the sequential
+/// test's meaning.
+fn judged(metric: &Metric, value: f64, baseline: Option<f64>) -> String {
+    let shown = format_value(value);
+    if let Some(threshold) = &metric.threshold {
+        return match (threshold.min, threshold.max) {
+            (Some(min), _) if value < min => format!("{shown} < min {}", format_value(min)),
+            (_, Some(max)) if value > max => format!("{shown} > max {}", format_value(max)),
+            (Some(min), Some(max)) => format!("{} ≤ {shown} ≤ {}", format_value(min), format_value(max)),
+            (Some(min), None) => format!("{shown} ≥ min {}", format_value(min)),
+            (None, Some(max)) => format!("{shown} ≤ max {}", format_value(max)),
+            (None, None) => shown,
+        };
+    }
+    if metric.sequential.is_some() {
+        return format!("{shown} of canary requests failed");
+    }
+    match baseline {
+        Some(baseline) => format!("{shown} vs stable {}", format_value(baseline)),
+        None => shown,
+    }
+}
+
+fn abort_lines(out: &mut String, abort: &AbortStatus, now: DateTime<Utc>) {
+    let _ =
+        writeln!(out, "Abort:     {} by {}, {} ago", abort.reason, abort.by, format_duration(now - abort.at));
+    match (&abort.metric, &abort.value) {
+        (Some(metric), Some(value)) => {
+            let _ = writeln!(out, "           metric {metric} = {value}");
+        }
+        (Some(metric), None) => {
+            let _ = writeln!(out, "           metric {metric}");
+        }
+        _ => {}
+    }
+    if !abort.message.is_empty() {
+        let _ = writeln!(out, "           {}", truncate(&abort.message, WIDTH - 11));
+    }
+}
+
+/// When the Event last happened: its series' last occurrence, else its own time, else its creation.
+fn event_time(event: &Event) -> Option<DateTime<Utc>> {
+    let at = event
+        .series
+        .as_ref()
+        .map(|s| s.last_observed_time.0)
+        .or_else(|| event.event_time.as_ref().map(|t| t.0))
+        .or_else(|| event.deprecated_last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
+    DateTime::from_timestamp(at.as_second(), at.subsec_nanosecond().unsigned_abs())
+}
+
+/// The text cut to `width` characters, ending in `…` when cut.
+fn truncate(text: &str, width: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() <= width && line.len() == text.len() {
+        return line.to_string();
+    }
+    let kept: String = line.chars().take(width.saturating_sub(1)).collect();
+    format!("{}…", kept.trim_end())
+}
