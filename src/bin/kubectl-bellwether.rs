@@ -2,9 +2,9 @@
 
 use bellwether::cli::cluster::{KubeArgs, connect};
 use bellwether::cli::steer::steer;
-use bellwether::cli::{lint, status};
+use bellwether::cli::{edit, lint, status};
 use bellwether::engine::UserAction;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -71,8 +71,30 @@ enum Command {
     /// Check Rollouts, analysis templates and routes in files, offline: schemas, references,
     /// args, queries and routes together. Exits 1 on any error; warnings alone pass.
     Lint(lint::LintArgs),
+    /// Change the Rollout directly, for clusters without GitOps.
+    #[command(subcommand)]
+    Set(Set),
+    /// Put back the pod template of an earlier revision: by default stable's while a canary is in
+    /// progress, the previous stable's otherwise.
+    Undo {
+        name: String,
+        /// The revision to go back to, as status and `bellwether.dev/revision` name it.
+        #[arg(long, value_name = "REVISION")]
+        to_revision: Option<String>,
+    },
+    /// Print a shell completion script: `source <(kubectl-bellwether completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Print the plugin's version and the API version it speaks.
     Version,
+}
+
+#[derive(Subcommand)]
+enum Set {
+    /// Set one container's image: `set image NAME CONTAINER=IMAGE`.
+    Image { name: String, assignment: String },
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -101,6 +123,34 @@ async fn main() -> ExitCode {
             println!("kubectl-bellwether {} (bellwether.dev/v1alpha1)", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "kubectl-bellwether", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Set(Set::Image { name, assignment }) => {
+            return report(
+                async {
+                    let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                    let revision = edit::set_image(&client, &namespace, &name, &assignment)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(format!("rollout {name}: image set; the template is now revision {revision}"))
+                }
+                .await,
+            );
+        }
+        Command::Undo { name, to_revision } => {
+            return report(
+                async {
+                    let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                    let revision = edit::undo(&client, &namespace, &name, to_revision.as_deref())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(format!("rollout {name}: the template is back to revision {revision}"))
+                }
+                .await,
+            );
+        }
         Command::Lint(args) => {
             return match lint::lint(&args) {
                 Ok(report) => {
@@ -115,10 +165,7 @@ async fn main() -> ExitCode {
                     }
                     if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(FAILURE) }
                 }
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    ExitCode::from(FAILURE)
-                }
+                Err(error) => fail(error),
             };
         }
         Command::Status { name, watch, timeout, success_on_pause } => {
@@ -135,10 +182,7 @@ async fn main() -> ExitCode {
                     println!("{}", ending.line());
                     ExitCode::from(ending.exit_code())
                 }
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    ExitCode::from(FAILURE)
-                }
+                Err(error) => fail(error),
             };
         }
         Command::Promote { name, full, wait } => {
@@ -149,21 +193,31 @@ async fn main() -> ExitCode {
         Command::Pause { name, wait } => (name, UserAction::Pause, wait),
         Command::Resume { name, wait } => (name, UserAction::Resume, wait),
     };
-    let result = async {
-        let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
-        steer(&client, &namespace, &name, action, Duration::from_secs(wait.wait_seconds))
-            .await
-            .map_err(|e| e.to_string())
-    }
-    .await;
+    report(
+        async {
+            let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+            steer(&client, &namespace, &name, action, Duration::from_secs(wait.wait_seconds))
+                .await
+                .map(|outcome| outcome.message)
+                .map_err(|e| e.to_string())
+        }
+        .await,
+    )
+}
+
+/// Prints a command's one-line result, or its error, and exits accordingly.
+fn report(result: Result<String, String>) -> ExitCode {
     match result {
-        Ok(outcome) => {
-            println!("{}", outcome.message);
+        Ok(line) => {
+            println!("{line}");
             ExitCode::SUCCESS
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::from(FAILURE)
-        }
+        Err(error) => fail(error),
     }
+}
+
+/// Prints why a command failed, and exits 1.
+fn fail(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(FAILURE)
 }

@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod cluster;
 pub mod controller;
 pub mod crds;
+pub mod edit;
 pub mod lint;
 pub mod show;
 pub mod simulate;

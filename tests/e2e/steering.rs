@@ -165,3 +165,39 @@ async fn status_waits_for_the_rollout_and_says_how_it_ended_in_its_exit_code() {
     assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
     controller.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_image_starts_a_canary_and_undo_goes_back_to_stable() {
+    let cluster = Cluster::start("set-image").await;
+    let kubeconfig = cluster.kubeconfig();
+    let controller = Controller::start(&cluster, &[]);
+    let stable = deploy_stable(&cluster, json!([{"setWeight": 10}, {"pause": {}}])).await;
+
+    let wrong = plugin(&cluster, kubeconfig.path(), &["set", "image", ROLLOUT, "nope=example/app:2"]).await;
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(stderr(&wrong).contains("no container named nope; it has app"), "{}", stderr(&wrong));
+
+    let set =
+        plugin(&cluster, kubeconfig.path(), &["set", "image", ROLLOUT, "app=registry.k8s.io/pause:3.9"])
+            .await;
+    assert!(set.status.success(), "{}", stderr(&set));
+    let canary = stdout(&set).trim().rsplit(' ').next().unwrap_or_default().to_string();
+    paused_at_ten(&cluster, &canary).await;
+
+    let undone = plugin(&cluster, kubeconfig.path(), &["undo", ROLLOUT]).await;
+    assert!(undone.status.success(), "{}", stderr(&undone));
+    assert!(stdout(&undone).ends_with(&format!("back to revision {stable}\n")), "{}", stdout(&undone));
+    cluster
+        .rollout_until("the rollout back on its stable revision", |r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.phase == Some(RolloutPhase::Healthy)
+                    && s.canary_revision.is_none()
+                    && s.stable_revision.as_deref() == Some(stable.as_str())
+            })
+        })
+        .await;
+
+    let completion = plugin(&cluster, kubeconfig.path(), &["completion", "bash"]).await;
+    assert!(completion.status.success() && stdout(&completion).contains("kubectl-bellwether"));
+    controller.stop().await;
+}
