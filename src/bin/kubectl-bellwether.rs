@@ -2,9 +2,10 @@
 
 use bellwether::cli::cluster::{KubeArgs, connect};
 use bellwether::cli::steer::steer;
-use bellwether::cli::{edit, lint, status};
+use bellwether::cli::{edit, lint, show, status};
 use bellwether::engine::UserAction;
 use clap::{CommandFactory, Parser, Subcommand};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,6 +22,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Show one rollout as a tree: steps, weights, revisions and pods, analysis, recent Events.
+    #[command(subcommand)]
+    Get(Get),
+    /// One line per rollout.
+    List {
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Redraw on every change, until interrupted.
+        #[arg(short, long)]
+        watch: bool,
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: show::Output,
+    },
     /// Skip the current step (or accept a paused analysis) and go on; with --full, skip every
     /// remaining step and promote now.
     Promote {
@@ -92,6 +107,20 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum Get {
+    /// `get rollout NAME`.
+    Rollout {
+        name: String,
+        /// Redraw on every change until the rollout is Healthy or Degraded (in place on a
+        /// terminal, appended otherwise).
+        #[arg(short, long)]
+        watch: bool,
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: show::Output,
+    },
+}
+
+#[derive(Subcommand)]
 enum Set {
     /// Set one container's image: `set image NAME CONTAINER=IMAGE`.
     Image { name: String, assignment: String },
@@ -122,6 +151,47 @@ async fn main() -> ExitCode {
         Command::Version => {
             println!("kubectl-bellwether {} (bellwether.dev/v1alpha1)", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
+        }
+        Command::Get(Get::Rollout { name, watch, output }) => {
+            return report(
+                async {
+                    let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                    let mut screen = Screen::new();
+                    loop {
+                        let view =
+                            show::fetch_view(&client, &namespace, &name).await.map_err(|e| e.to_string())?;
+                        screen.show(&show::render_view(&view, output, chrono::Utc::now()));
+                        // A pause for a person is where a watcher wants to see what happens next.
+                        let done = matches!(
+                            status::ending(&view.rollout, false),
+                            Some(status::Ending::Healthy(_) | status::Ending::Degraded(_))
+                        );
+                        if !watch || done {
+                            return Ok(String::new());
+                        }
+                        tokio::time::sleep(REDRAW).await;
+                    }
+                }
+                .await,
+            );
+        }
+        Command::List { all_namespaces, watch, output } => {
+            return report(
+                async {
+                    let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                    let scope = (!all_namespaces).then_some(namespace.as_str());
+                    let mut screen = Screen::new();
+                    loop {
+                        let rollouts = show::fetch_list(&client, scope).await.map_err(|e| e.to_string())?;
+                        screen.show(&show::render_list(&rollouts, all_namespaces, output));
+                        if !watch {
+                            return Ok(String::new());
+                        }
+                        tokio::time::sleep(REDRAW).await;
+                    }
+                }
+                .await,
+            );
         }
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "kubectl-bellwether", &mut std::io::stdout());
@@ -205,11 +275,46 @@ async fn main() -> ExitCode {
     )
 }
 
-/// Prints a command's one-line result, or its error, and exits accordingly.
+/// How often `--watch` reads again.
+const REDRAW: Duration = Duration::from_secs(1);
+
+/// Where `get` and `list` draw: on a terminal each frame replaces the last; otherwise (a pipeline's
+/// log) a frame is appended only when it differs from the last.
+struct Screen {
+    terminal: bool,
+    last: String,
+}
+
+impl Screen {
+    fn new() -> Self {
+        Self { terminal: std::io::stdout().is_terminal(), last: String::new() }
+    }
+
+    fn show(&mut self, frame: &str) {
+        if frame == self.last {
+            return;
+        }
+        if self.terminal {
+            // Home the cursor and clear the screen, then draw.
+            print!("\x1b[H\x1b[2J{frame}");
+        } else {
+            if !self.last.is_empty() {
+                println!();
+            }
+            print!("{frame}");
+        }
+        self.last = frame.to_string();
+    }
+}
+
+/// Prints a command's result (nothing when it printed its own), or its error, and exits
+/// accordingly.
 fn report(result: Result<String, String>) -> ExitCode {
     match result {
         Ok(line) => {
-            println!("{line}");
+            if !line.is_empty() {
+                println!("{line}");
+            }
             ExitCode::SUCCESS
         }
         Err(error) => fail(error),

@@ -20,3 +20,4 @@ mod prometheus_support;
 mod restarts;
 mod rollouts;
 mod steering;
+mod viewing;
