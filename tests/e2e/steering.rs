@@ -201,3 +201,62 @@ async fn set_image_starts_a_canary_and_undo_goes_back_to_stable() {
     assert!(completion.status.success() && stdout(&completion).contains("kubectl-bellwether"));
     controller.stop().await;
 }
+
+/// Two people act at once, while the controller is busy: both requests are handled, once each,
+/// and the rollout ends in the state their order implies, with traffic where that state says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_and_abort_sent_at_once_are_both_handled_and_agree_with_the_outcome() {
+    let cluster = Cluster::start("racing").await;
+    let kubeconfig = cluster.kubeconfig();
+    let controller = Controller::start(&cluster, &[]);
+    let steps = json!([{"setWeight": 10}, {"pause": {}}]);
+    let stable = deploy_stable(&cluster, steps.clone()).await;
+    let canary = cluster.ship(&cluster.rollout("2", steps)).await;
+    paused_at_ten(&cluster, &canary).await;
+
+    let (promoted, aborted) = tokio::join!(
+        plugin(&cluster, kubeconfig.path(), &["promote", ROLLOUT]),
+        plugin(&cluster, kubeconfig.path(), &["abort", ROLLOUT]),
+    );
+    // Each command got the controller's verdict: acted on (0) or ignored because of the other (1).
+    for (what, output) in [("promote", &promoted), ("abort", &aborted)] {
+        let verdict = format!("{}{}", stdout(output), stderr(output));
+        assert!(
+            output.status.success() || verdict.contains("was ignored by the controller"),
+            "{what} got no verdict: {verdict}"
+        );
+    }
+    assert!(aborted.status.success() || promoted.status.success(), "neither request acted");
+    let done = cluster
+        .rollout_until("the rollout to settle", |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| matches!(s.phase, Some(RolloutPhase::Healthy | RolloutPhase::Degraded)))
+        })
+        .await;
+    let status = done.status.expect("a status");
+    let handled = &status.progress.handled_requests;
+    assert_eq!(handled.len(), 2, "both requests recorded once: {handled:?}");
+    match status.phase {
+        Some(RolloutPhase::Degraded) => {
+            assert!(aborted.status.success(), "Degraded, but the abort was ignored");
+            assert_eq!(status.stable_revision.as_deref(), Some(stable.as_str()));
+        }
+        _ => {
+            assert!(!aborted.status.success(), "Healthy, but the abort acted");
+            assert_eq!(status.stable_revision.as_deref(), Some(canary.as_str()));
+        }
+    }
+    eventually("all traffic on the stable revision", || async {
+        (cluster.weights().await == Some((0, 100))).then_some(())
+    })
+    .await;
+    eventually("both request annotations removed", || async {
+        let rollout = cluster.rollouts().get(ROLLOUT).await.ok()?;
+        let left =
+            rollout.metadata.annotations.unwrap_or_default().keys().any(|k| k.starts_with(REQUEST_PREFIX));
+        (!left).then_some(())
+    })
+    .await;
+    controller.stop().await;
+}
