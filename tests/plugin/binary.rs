@@ -32,6 +32,36 @@ fn a_missing_file_and_a_usage_error_have_their_own_exit_codes() {
     assert!(String::from_utf8_lossy(&missing.stderr).starts_with("error: no/such/dir"), "{:?}", missing);
     let usage = plugin(&["status"]);
     assert_eq!(usage.status.code(), Some(2), "a missing NAME is a usage error");
+    let no_kubeconfig = plugin(&["status", "web", "--kubeconfig", "no/such/kubeconfig"]);
+    assert_eq!(no_kubeconfig.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&no_kubeconfig.stderr);
+    assert!(said.starts_with("error: cannot read the kubeconfig no/such/kubeconfig"), "{said}");
     let version = plugin(&["version"]);
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("kubectl-bellwether "));
+}
+
+/// Where kubectl is installed, it finds the plugin on the PATH and passes its exit code through.
+#[test]
+fn kubectl_finds_the_plugin_and_passes_its_exit_codes_through() {
+    let Ok(kubectl) = which("kubectl") else {
+        println!("skipped: kubectl is not installed");
+        return;
+    };
+    let plugin_dir =
+        std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-bellwether")).parent().expect("a directory");
+    let path = format!("{}:{}", plugin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let list =
+        Command::new(&kubectl).args(["plugin", "list"]).env("PATH", &path).output().expect("kubectl runs");
+    assert!(String::from_utf8_lossy(&list.stdout).contains("kubectl-bellwether"), "{list:?}");
+    let usage = Command::new(&kubectl)
+        .args(["bellwether", "status"])
+        .env("PATH", &path)
+        .output()
+        .expect("kubectl runs");
+    assert_eq!(usage.status.code(), Some(2), "{usage:?}");
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file()).ok_or(())
 }
