@@ -65,3 +65,22 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file()).ok_or(())
 }
+
+/// The krew manifest template names this binary on every platform, so that a release only fills in
+/// the version, the host and the checksums.
+#[test]
+fn the_krew_manifest_installs_this_binary() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/krew/bellwether.yaml");
+    let text = std::fs::read_to_string(path).expect("reading the krew manifest");
+    let manifest: serde_json::Value = serde_yaml::from_str(&text).expect("the krew manifest is YAML");
+    assert_eq!(manifest["kind"], "Plugin");
+    let platforms = manifest["spec"]["platforms"].as_array().expect("platforms");
+    assert!(!platforms.is_empty());
+    for platform in platforms {
+        assert_eq!(platform["bin"], "kubectl-bellwether", "{platform}");
+        assert!(
+            platform["uri"].as_str().is_some_and(|uri| uri.contains("kubectl-bellwether-VERSION")),
+            "{platform}"
+        );
+    }
+}
