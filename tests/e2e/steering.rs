@@ -260,3 +260,38 @@ async fn promote_and_abort_sent_at_once_are_both_handled_and_agree_with_the_outc
     .await;
     controller.stop().await;
 }
+
+/// A person's pause holds the canary past a timed pause's end; resume lets it go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_the_canary_and_resume_lets_it_go_on() {
+    let cluster = Cluster::start("pause-resume").await;
+    let kubeconfig = cluster.kubeconfig();
+    let controller = Controller::start(&cluster, &[]);
+    let steps = json!([{"setWeight": 10}, {"pause": {"duration": "2s"}}, {"setWeight": 50}, {"pause": {}}]);
+    deploy_stable(&cluster, steps.clone()).await;
+    cluster.ship(&cluster.rollout("2", steps)).await;
+    eventually("the canary at 10%", || async { (cluster.weights().await == Some((10, 90))).then_some(()) })
+        .await;
+
+    let paused = plugin(&cluster, kubeconfig.path(), &["pause", ROLLOUT]).await;
+    assert!(paused.status.success(), "{}", stderr(&paused));
+    let held = cluster
+        .rollout_until("the user pause", |r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.pause_conditions.iter().any(|c| c.reason == bellwether::api::PauseReason::UserPause)
+            })
+        })
+        .await;
+    let step = held.status.and_then(|s| s.current_step_index);
+    // Well past the timed pause's 2s, the canary has not moved on.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let still = cluster.rollouts().get(ROLLOUT).await.expect("reading the Rollout").status.expect("a status");
+    assert_eq!(still.current_step_index, step, "a paused canary moved on");
+    assert_eq!(cluster.weights().await, Some((10, 90)));
+
+    let resumed = plugin(&cluster, kubeconfig.path(), &["resume", ROLLOUT]).await;
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    eventually("the canary at 50%", || async { (cluster.weights().await == Some((50, 50))).then_some(()) })
+        .await;
+    controller.stop().await;
+}
