@@ -655,3 +655,17 @@ async fn its_kubeconfig_gives_another_process_a_working_client() {
     let services: Api<Service> = Api::namespaced(client, NAMESPACE);
     assert!(services.list(&ListParams::default()).await.expect("listing through it").items.is_empty());
 }
+
+#[tokio::test]
+async fn forbidden_writes_are_refused_as_rbac_would_and_reads_still_work() {
+    let server = TestApiServer::start().await;
+    let services: Api<Service> = Api::namespaced(server.client(), NAMESPACE);
+    server.forbid_writes("services");
+    let service: Service = from_json(json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}));
+    let Err(Error::Api(status)) = services.create(&PostParams::default(), &service).await else {
+        panic!("a forbidden create succeeded");
+    };
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    assert!(status.message.contains("cannot create resource \"services\""), "{}", status.message);
+    assert!(services.list(&ListParams::default()).await.expect("reads still work").items.is_empty());
+}

@@ -295,3 +295,33 @@ async fn pause_holds_the_canary_and_resume_lets_it_go_on() {
         .await;
     controller.stop().await;
 }
+
+/// A user who may read Rollouts but not patch them gets the API server's refusal, and nothing
+/// changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_rbac_denies_is_a_clear_error_that_changes_nothing() {
+    let cluster = Cluster::start("forbidden").await;
+    let Some(server) = cluster.server.as_ref() else {
+        println!("skipped: needs the test API server's fault injection");
+        return;
+    };
+    let kubeconfig = cluster.kubeconfig();
+    let controller = Controller::start(&cluster, &[]);
+    let steps = json!([{"setWeight": 10}, {"pause": {}}]);
+    deploy_stable(&cluster, steps.clone()).await;
+    let canary = cluster.ship(&cluster.rollout("2", steps)).await;
+    paused_at_ten(&cluster, &canary).await;
+
+    server.forbid_writes("rollouts");
+    let before = cluster.rollouts().get(ROLLOUT).await.expect("reading the Rollout");
+    let denied = plugin(&cluster, kubeconfig.path(), &["promote", ROLLOUT]).await;
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        stderr(&denied).contains("cannot patch resource \"rollouts\" in API group \"bellwether.dev\""),
+        "{}",
+        stderr(&denied)
+    );
+    let after = cluster.rollouts().get(ROLLOUT).await.expect("reading the Rollout");
+    assert_eq!(before.metadata.resource_version, after.metadata.resource_version, "a denied request wrote");
+    controller.stop().await;
+}

@@ -108,6 +108,12 @@ impl TestApiServer {
         self.store.inject_conflicts(plural, count);
     }
 
+    /// Refuses every write to resources of this plural with 403 Forbidden, as RBAC would for a user
+    /// who may only read them.
+    pub fn forbid_writes(&self, plural: &str) {
+        self.store.forbid_writes(plural);
+    }
+
     /// Ends every open watch stream.
     pub fn drop_watches(&self) {
         self.store.drop_watches();

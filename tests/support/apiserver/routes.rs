@@ -177,6 +177,16 @@ fn serve(
         // Refused rather than ignored: a dry run that wrote would mislead the test.
         return Err(ApiError::bad_request("dry runs are not supported by the test API server"));
     }
+    if is_write && store.writes_forbidden(resource) {
+        let verb = match *method {
+            Method::POST => "create",
+            Method::PUT => "update",
+            Method::PATCH => "patch",
+            Method::DELETE => "delete",
+            _ => "write",
+        };
+        return Err(ApiError::forbidden(resource, route.name.as_deref().unwrap_or(""), verb, namespace));
+    }
     if is_write && store.take_injected_conflict(resource) {
         return Err(ApiError::conflict(resource, route.name.as_deref().unwrap_or("")));
     }

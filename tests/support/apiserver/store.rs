@@ -79,6 +79,8 @@ struct State {
     hub: WatchHub,
     /// Writes still to be refused with 409, by plural.
     injected_conflicts: HashMap<String, usize>,
+    /// Resources (by plural) that every write is refused for, as RBAC would.
+    forbidden_writes: std::collections::HashSet<String>,
     owners: HashMap<Key, Owners>,
 }
 
@@ -331,6 +333,7 @@ impl Store {
                 revision: 0,
                 hub: WatchHub::new(history_limit),
                 injected_conflicts: HashMap::new(),
+                forbidden_writes: Default::default(),
                 owners: HashMap::new(),
             }),
         }
@@ -521,6 +524,14 @@ impl Store {
             }
             _ => false,
         }
+    }
+
+    pub fn forbid_writes(&self, plural: &str) {
+        self.lock().forbidden_writes.insert(plural.to_string());
+    }
+
+    pub fn writes_forbidden(&self, resource: &Resource) -> bool {
+        self.lock().forbidden_writes.contains(resource.plural)
     }
 
     pub fn drop_watches(&self) {
