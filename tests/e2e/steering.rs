@@ -197,6 +197,11 @@ async fn set_image_starts_a_canary_and_undo_goes_back_to_stable() {
         })
         .await;
 
+    // And forward again, to a named revision: the canary that was dropped.
+    let redo = plugin(&cluster, kubeconfig.path(), &["undo", ROLLOUT, "--to-revision", &canary]).await;
+    assert!(redo.status.success(), "{}", stderr(&redo));
+    paused_at_ten(&cluster, &canary).await;
+
     let completion = plugin(&cluster, kubeconfig.path(), &["completion", "bash"]).await;
     assert!(completion.status.success() && stdout(&completion).contains("kubectl-bellwether"));
     controller.stop().await;
