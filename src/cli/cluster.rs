@@ -1,7 +1,9 @@
 //! The plugin's connection to a cluster: kubectl's own flags (`--kubeconfig`, `--context`,
 //! `-n/--namespace`), so that `kubectl bellwether` reaches the cluster and namespace kubectl would.
 
+use k8s_openapi::api::events::v1::Event;
 use kube::Client;
+use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::PathBuf;
 
@@ -43,4 +45,37 @@ pub async fn connect(args: &KubeArgs) -> Result<(Client, String), ConnectError> 
     let namespace = args.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
     let client = Client::try_from(config).map_err(|e| ConnectError::Config(e.to_string()))?;
     Ok((client, namespace))
+}
+
+/// A call to the API server that failed, and what it was for.
+#[derive(Debug, thiserror::Error)]
+#[error("{action}: {source}")]
+pub struct CallError {
+    pub action: String,
+    #[source]
+    pub source: Box<kube::Error>,
+}
+
+/// Wraps a client error with what the call was for, for `map_err`.
+pub fn failed(action: impl Into<String>) -> impl FnOnce(kube::Error) -> CallError {
+    let action = action.into();
+    move |source| CallError { action, source: Box::new(source) }
+}
+
+/// The Events about the Rollout `name`. The API's field selectors for Events differ between
+/// servers, so they are listed and filtered here.
+pub async fn rollout_events(client: &Client, namespace: &str, name: &str) -> Result<Vec<Event>, CallError> {
+    let events = Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(failed(format!("listing the Events of Rollout {namespace}/{name}")))?;
+    Ok(events
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().is_some_and(|r| {
+                r.name.as_deref() == Some(name) && r.kind.as_deref().is_none_or(|k| k == "Rollout")
+            })
+        })
+        .collect())
 }

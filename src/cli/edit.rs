@@ -5,6 +5,7 @@
 //! Rollout changed since it was read is never overwritten; the command fails and can be run again.
 
 use crate::api::{REVISION_LABEL, Rollout};
+use crate::cli::cluster::{CallError, failed};
 use crate::controller::replica_sets::replica_set_name;
 use crate::engine::revision_of;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -25,23 +26,14 @@ pub enum EditError {
     NoRevision(String),
     #[error("the Rollout changed while this command ran; nothing was written, run it again")]
     Changed,
-    #[error("{action}: {source}")]
-    Kube {
-        action: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
-}
-
-fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> EditError {
-    let action = action.into();
-    move |source| EditError::Kube { action, source: Box::new(source) }
+    #[error(transparent)]
+    Call(#[from] CallError),
 }
 
 async fn read(api: &Api<Rollout>, namespace: &str, name: &str) -> Result<Rollout, EditError> {
     api.get_opt(name)
         .await
-        .map_err(kube_error(format!("reading Rollout {namespace}/{name}")))?
+        .map_err(failed(format!("reading Rollout {namespace}/{name}")))?
         .ok_or_else(|| EditError::NotFound { name: name.into(), namespace: namespace.into() })
 }
 
@@ -61,7 +53,7 @@ async fn write_template(
     match api.patch(&name, &PatchParams::default(), &patch).await {
         Ok(_) => Ok(revision_of(template)),
         Err(kube::Error::Api(status)) if status.code == 422 || status.code == 409 => Err(EditError::Changed),
-        Err(e) => Err(kube_error(format!("writing the pod template of Rollout {name}"))(e)),
+        Err(e) => Err(failed(format!("writing the pod template of Rollout {name}"))(e).into()),
     }
 }
 
@@ -120,7 +112,7 @@ pub async fn undo(
     let replica_set = Api::<ReplicaSet>::namespaced(client.clone(), namespace)
         .get_opt(&rs_name)
         .await
-        .map_err(kube_error(format!("reading ReplicaSet {namespace}/{rs_name}")))?
+        .map_err(failed(format!("reading ReplicaSet {namespace}/{rs_name}")))?
         .ok_or_else(|| {
             EditError::NoRevision(format!(
                 "revision {target} has no ReplicaSet {rs_name} any more (beyond revisionHistoryLimit?)"

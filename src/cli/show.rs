@@ -9,6 +9,7 @@ use crate::api::{
     AbortStatus, AnalysisPhase, AnalysisRun, AnalysisRunRef, CanaryStep, HysteresisStatus, Metric,
     MetricResult, REVISION_LABEL, ROLLOUT_LABEL, Rollout, RolloutPhase, format_duration,
 };
+use crate::cli::cluster::{CallError, failed, rollout_events};
 use crate::engine::format_value;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -49,17 +50,8 @@ pub enum Output {
 pub enum ShowError {
     #[error("rollout {name} not found in namespace {namespace}")]
     NotFound { name: String, namespace: String },
-    #[error("{action}: {source}")]
-    Kube {
-        action: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
-}
-
-fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> ShowError {
-    let action = action.into();
-    move |source| ShowError::Kube { action, source: Box::new(source) }
+    #[error(transparent)]
+    Call(#[from] CallError),
 }
 
 /// Reads the Rollout `name` and the ReplicaSets, AnalysisRuns and Events about it.
@@ -67,33 +59,22 @@ pub async fn fetch_view(client: &Client, namespace: &str, name: &str) -> Result<
     let rollout = Api::<Rollout>::namespaced(client.clone(), namespace)
         .get_opt(name)
         .await
-        .map_err(kube_error(format!("reading Rollout {namespace}/{name}")))?
+        .map_err(failed(format!("reading Rollout {namespace}/{name}")))?
         .ok_or_else(|| ShowError::NotFound { name: name.into(), namespace: namespace.into() })?;
     let owned = ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}"));
     let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), namespace)
         .list(&owned)
         .await
-        .map_err(kube_error(format!("listing the ReplicaSets of Rollout {namespace}/{name}")))?
+        .map_err(failed(format!("listing the ReplicaSets of Rollout {namespace}/{name}")))?
         .items;
     let analysis_runs = Api::<AnalysisRun>::namespaced(client.clone(), namespace)
         .list(&owned)
         .await
-        .map_err(kube_error(format!("listing the AnalysisRuns of Rollout {namespace}/{name}")))?
+        .map_err(failed(format!("listing the AnalysisRuns of Rollout {namespace}/{name}")))?
         .items;
     // Filtered here rather than by a field selector on `regarding.name`, which not every API
     // server implementation supports for Events.
-    let events = Api::<Event>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(kube_error(format!("listing the Events of Rollout {namespace}/{name}")))?
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.regarding.as_ref().is_some_and(|r| {
-                r.name.as_deref() == Some(name) && r.kind.as_deref().is_none_or(|k| k == "Rollout")
-            })
-        })
-        .collect();
+    let events = rollout_events(client, namespace, name).await?;
     Ok(RolloutView { rollout, replica_sets, analysis_runs, events })
 }
 
@@ -107,7 +88,7 @@ pub async fn fetch_list(client: &Client, namespace: Option<&str>) -> Result<Vec<
     let mut rollouts = api
         .list(&ListParams::default())
         .await
-        .map_err(kube_error(format!("listing the Rollouts of {where_}")))?
+        .map_err(failed(format!("listing the Rollouts of {where_}")))?
         .items;
     rollouts.sort_by(|a, b| {
         (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())

@@ -10,13 +10,13 @@
 //! is written: promoting a rollout with no canary, retrying one that was not aborted.
 
 use crate::api::Rollout;
+use crate::cli::cluster::{CallError, failed, rollout_events};
 use crate::controller::requests::annotation;
 use crate::engine::{UserAction, UserRequest};
 use chrono::Utc;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use k8s_openapi::api::events::v1::Event;
 use kube::Client;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::time::Duration;
 
@@ -35,17 +35,8 @@ pub enum SteerError {
         "the controller has not handled the {verb} request within {waited:?}; it stays on the Rollout and will be handled when the controller runs"
     )]
     NotHandled { verb: &'static str, waited: Duration },
-    #[error("{action}: {source}")]
-    Kube {
-        action: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
-}
-
-fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> SteerError {
-    let action = action.into();
-    move |source| SteerError::Kube { action, source: Box::new(source) }
+    #[error(transparent)]
+    Call(#[from] CallError),
 }
 
 /// What came of a handled request: the controller's own words, from its Event.
@@ -67,7 +58,7 @@ pub async fn steer(
     let rollout = rollouts
         .get_opt(name)
         .await
-        .map_err(kube_error(format!("reading Rollout {namespace}/{name}")))?
+        .map_err(failed(format!("reading Rollout {namespace}/{name}")))?
         .ok_or_else(|| SteerError::NotFound { name: name.into(), namespace: namespace.into() })?;
     let status = rollout.status.clone().unwrap_or_default();
     refuse_nonsense(action, &status).map_err(|reason| SteerError::Refused { verb, reason })?;
@@ -85,12 +76,12 @@ pub async fn steer(
     rollouts
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map_err(kube_error(format!("sending {verb} to Rollout {namespace}/{name}")))?;
+        .map_err(failed(format!("sending {verb} to Rollout {namespace}/{name}")))?;
 
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let current =
-            rollouts.get(name).await.map_err(kube_error(format!("reading Rollout {namespace}/{name}")))?;
+            rollouts.get(name).await.map_err(failed(format!("reading Rollout {namespace}/{name}")))?;
         let handled =
             current.status.as_ref().is_some_and(|s| s.progress.handled_requests.contains(&request.id));
         if handled {
@@ -142,14 +133,9 @@ async fn outcome(
     by: &str,
 ) -> Result<Outcome, SteerError> {
     let prefix = format!("{verb} requested by {by}: ");
-    let events = Api::<Event>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(kube_error(format!("listing the Events of Rollout {namespace}/{name}")))?;
-    let newest = events
-        .items
+    let newest = rollout_events(client, namespace, name)
+        .await?
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .filter(|e| e.reason.as_deref() == Some("UserRequest"))
         .filter_map(|e| {
             let note = e.note.clone()?;
