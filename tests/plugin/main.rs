@@ -1,5 +1,6 @@
 //! Tests of the `kubectl bellwether` plugin.
 
 mod binary;
+mod examples;
 mod lint;
 mod show;
