@@ -1,0 +1,54 @@
+{{/*
+The API calls the controller makes, as RBAC rules: exactly the verbs it uses and nothing more.
+tests/chart.rs checks these rules against the calls in src/controller.
+*/}}
+
+{{/* Namespaced resources: granted cluster-wide, or by a Role in watchNamespace. */}}
+{{- define "bellwether.rules.namespaced" -}}
+- apiGroups: ["bellwether.dev"]
+  resources: ["rollouts"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["bellwether.dev"]
+  resources: ["rollouts/status"]
+  verbs: ["update"]
+- apiGroups: ["bellwether.dev"]
+  resources: ["analysisruns"]
+  verbs: ["list", "watch", "create", "patch"]
+- apiGroups: ["bellwether.dev"]
+  resources: ["analysisruns/status"]
+  verbs: ["update"]
+- apiGroups: ["bellwether.dev"]
+  resources: ["analysistemplates"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list", "watch", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes", "grpcroutes"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if .Values.prometheusAuth.readSecrets }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
+{{- end -}}
+
+{{/* Cluster-scoped resources: always a ClusterRole, since a Role cannot grant them. */}}
+{{- define "bellwether.rules.cluster" -}}
+- apiGroups: ["bellwether.dev"]
+  resources: ["clusteranalysistemplates"]
+  verbs: ["get", "list", "watch"]
+{{- end -}}
+
+{{/* Leader election, in the release namespace. */}}
+{{- define "bellwether.rules.leases" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "patch"]
+{{- end -}}
