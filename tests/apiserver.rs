@@ -669,3 +669,18 @@ async fn forbidden_writes_are_refused_as_rbac_would_and_reads_still_work() {
     assert!(status.message.contains("cannot create resource \"services\""), "{}", status.message);
     assert!(services.list(&ListParams::default()).await.expect("reads still work").items.is_empty());
 }
+
+#[tokio::test]
+async fn the_call_log_records_each_users_calls_in_rbac_terms() {
+    let server = TestApiServer::start().await;
+    let log = server.call_log();
+    let as_alice: Api<Service> = Api::namespaced(server.client_as("alice"), NAMESPACE);
+    let service: Service = from_json(json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}));
+    as_alice.create(&PostParams::default(), &service).await.expect("creating a Service");
+    as_alice.list(&ListParams::default()).await.expect("listing Services");
+    let anonymous: Api<Service> = Api::namespaced(server.client(), NAMESPACE);
+    anonymous.get("web").await.expect("reading the Service");
+    let call = |verb: &str| (String::new(), "services".to_string(), verb.to_string());
+    assert_eq!(log.calls_of("alice"), [call("create"), call("list")].into_iter().collect());
+    assert_eq!(log.calls_of(""), [call("get")].into_iter().collect());
+}

@@ -2,6 +2,10 @@
 //! match its schema, its templates reference only values that exist, its CRDs are the generated
 //! ones, and its RBAC rules grant exactly the API calls the controller makes.
 
+#[path = "support/controller_calls.rs"]
+mod controller_calls;
+
+use controller_calls::CONTROLLER_CALLS;
 use regex::Regex;
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
@@ -162,26 +166,6 @@ fn chart_crds_are_byte_identical_to_the_generated_ones() {
 
 /// One permission: API group, resource (with subresource), verb.
 type Grant = (String, String, String);
-
-/// The API calls the controller makes, as (group, resource, verbs). This mirrors src/controller:
-/// the reconcilers' watches (list, watch), reads, writes and status updates; the events Recorder
-/// of kube-runtime (create, and patch for a repeated Event); and the Lease calls of
-/// kube-lease-manager (get, create, patch) plus the controller's own reads of the Lease.
-const CONTROLLER_CALLS: &[(&str, &str, &[&str])] = &[
-    ("bellwether.dev", "rollouts", &["get", "list", "watch", "patch"]),
-    ("bellwether.dev", "rollouts/status", &["update"]),
-    ("bellwether.dev", "analysisruns", &["list", "watch", "create", "patch"]),
-    ("bellwether.dev", "analysisruns/status", &["update"]),
-    ("bellwether.dev", "analysistemplates", &["get", "list", "watch"]),
-    ("bellwether.dev", "clusteranalysistemplates", &["get", "list", "watch"]),
-    ("apps", "replicasets", &["list", "watch", "patch", "delete"]),
-    ("", "services", &["get", "list", "watch", "patch"]),
-    ("gateway.networking.k8s.io", "httproutes", &["get", "list", "watch", "patch"]),
-    ("gateway.networking.k8s.io", "grpcroutes", &["get", "list", "watch", "patch"]),
-    ("events.k8s.io", "events", &["create", "patch"]),
-    ("", "secrets", &["get"]),
-    ("coordination.k8s.io", "leases", &["get", "create", "patch"]),
-];
 
 /// The rules of each `define` in templates/_rbac.tpl, with the template lines left out: every
 /// rule, whichever values turn it on.

@@ -4,8 +4,9 @@
 //!
 //! Waits are bounded polls on a condition, never assertions about how long something took.
 
-use crate::apiserver::{Options, TestApiServer};
+use crate::apiserver::{CallLog, Options, TestApiServer};
 use crate::app::telemetry;
+use crate::controller_calls::CONTROLLER_CALLS;
 use bellwether::api::{AnalysisTemplate, Rollout};
 use bellwether::cli::controller::{ControllerArgs, serve};
 use bellwether::engine::revision_of;
@@ -16,6 +17,7 @@ use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -334,7 +336,13 @@ where
 pub struct Controller {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The test API server's record of calls, to check the controller's against its RBAC.
+    calls: Option<CallLog>,
 }
+
+/// The user the controller's client impersonates on the test API server, so that its calls can be
+/// told from the test's own.
+const CONTROLLER_USER: &str = "system:serviceaccount:bellwether:bellwether";
 
 #[derive(Parser)]
 struct Command {
@@ -357,20 +365,37 @@ impl Controller {
         argv.extend_from_slice(flags);
         let args = Command::parse_from(argv).args;
         let (stop, shutdown) = watch::channel(false);
-        let client = cluster.client.clone();
+        let client = match &cluster.server {
+            Some(server) => server.client_as(CONTROLLER_USER),
+            None => cluster.client.clone(),
+        };
         let task = tokio::spawn(async move {
             serve(client, &args, shutdown).await.expect("the controller runs");
         });
-        Self { stop, task }
+        Self { stop, task, calls: cluster.server.as_ref().map(TestApiServer::call_log) }
     }
 
     /// Stops gracefully, as on SIGTERM, and waits for the process to finish.
+    /// Then checks that the controller made no API call that the Helm chart's RBAC does not grant.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         tokio::time::timeout(PATIENCE, self.task)
             .await
             .expect("a timely shutdown")
             .expect("a clean shutdown");
+        let Some(calls) = self.calls else { return };
+        let allowed: BTreeSet<(String, String, String)> = CONTROLLER_CALLS
+            .iter()
+            .flat_map(|(group, resource, verbs)| {
+                verbs.iter().map(|verb| (group.to_string(), resource.to_string(), verb.to_string()))
+            })
+            .collect();
+        let made = calls.calls_of(CONTROLLER_USER);
+        let ungranted: Vec<_> = made.difference(&allowed).collect();
+        assert!(
+            ungranted.is_empty(),
+            "the controller made calls that tests/support/controller_calls.rs (and so the chart's RBAC) does not list: {ungranted:?}"
+        );
     }
 
     /// Stops at once, wherever it is, as a killed process would: no pass finishes and the lease is
@@ -379,7 +404,7 @@ impl Controller {
     /// task never sees it and shuts down gracefully instead, and dropped then, so that the servers
     /// go down with the process.
     pub fn kill(self) {
-        let Self { stop, task } = self;
+        let Self { stop, task, .. } = self;
         task.abort();
         tokio::spawn(async move {
             let _ = task.await;

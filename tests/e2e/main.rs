@@ -9,6 +9,8 @@
 #[path = "../support/apiserver/mod.rs"]
 mod apiserver;
 mod app;
+#[path = "../support/controller_calls.rs"]
+mod controller_calls;
 mod faults;
 #[path = "../support/gateway_crds.rs"]
 mod gateway_crds;

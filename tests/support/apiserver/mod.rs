@@ -91,6 +91,20 @@ impl TestApiServer {
         kube::Client::try_from(kube::Config::new(url)).expect("a client for the test API server")
     }
 
+    /// A client that says it is `user` (by impersonation, which this server takes at its word), so
+    /// that its calls can be told from the test's own; see [`CallLog`].
+    pub fn client_as(&self, user: &str) -> kube::Client {
+        let url = format!("http://{}", self.address).parse().expect("a valid URL");
+        let mut config = kube::Config::new(url);
+        config.auth_info.impersonate = Some(user.to_string());
+        kube::Client::try_from(config).expect("a client for the test API server")
+    }
+
+    /// The record of the API calls made to this server, which outlives the server.
+    pub fn call_log(&self) -> CallLog {
+        CallLog(self.store.clone())
+    }
+
     /// A kubeconfig for this server, for a client in another process (such as the controller
     /// binary) to reach it.
     pub fn kubeconfig(&self) -> String {
@@ -122,6 +136,17 @@ impl TestApiServer {
     /// Answers the next watch request with 410 Gone, as if its resourceVersion had been compacted.
     pub fn expire_next_watch(&self) {
         self.store.expire_next_watch();
+    }
+}
+
+/// The API calls made to a test API server, by user.
+#[derive(Clone)]
+pub struct CallLog(Arc<Store>);
+
+impl CallLog {
+    /// Every (API group, resource with subresource, verb) that `user` called.
+    pub fn calls_of(&self, user: &str) -> std::collections::BTreeSet<(String, String, String)> {
+        self.0.calls_of(user)
     }
 }
 

@@ -155,10 +155,34 @@ pub async fn handle(store: &Store, request: Request<Incoming>) -> Response<Body>
     if parts.method == Method::POST && parts.uri.path() == SELF_SUBJECT_REVIEWS {
         return self_subject_review(&parts.headers);
     }
+    if let Ok(route) = parse_path(parts.uri.path()) {
+        let user = parts.headers.get("impersonate-user").and_then(|v| v.to_str().ok()).unwrap_or("");
+        store.record_call(user, &call_of(&parts.method, &route, &query));
+    }
     match serve(store, &parts.method, parts.uri.path(), &query, content_type, &body) {
         Ok(response) => response,
         Err(error) => error_response(&error),
     }
+}
+
+/// The RBAC terms of a request: (API group, resource with its subresource, verb).
+fn call_of(method: &Method, route: &Route, query: &HashMap<String, String>) -> (String, String, String) {
+    let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let verb = match (method, route.name.is_some()) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if watch => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, _) => "delete",
+        _ => "other",
+    };
+    let resource = match route.target {
+        Target::Main => route.resource.plural.to_string(),
+        Target::Status => format!("{}/status", route.resource.plural),
+    };
+    (route.resource.group.to_string(), resource, verb.to_string())
 }
 
 fn serve(

@@ -79,6 +79,8 @@ struct State {
     hub: WatchHub,
     /// Writes still to be refused with 409, by plural.
     injected_conflicts: HashMap<String, usize>,
+    /// Every request's RBAC terms, by the user it impersonated (empty for none).
+    calls: BTreeMap<String, BTreeSet<(String, String, String)>>,
     /// Resources (by plural) that every write is refused for, as RBAC would.
     forbidden_writes: std::collections::HashSet<String>,
     owners: HashMap<Key, Owners>,
@@ -334,6 +336,7 @@ impl Store {
                 hub: WatchHub::new(history_limit),
                 injected_conflicts: HashMap::new(),
                 forbidden_writes: Default::default(),
+                calls: BTreeMap::new(),
                 owners: HashMap::new(),
             }),
         }
@@ -524,6 +527,15 @@ impl Store {
             }
             _ => false,
         }
+    }
+
+    pub fn record_call(&self, user: &str, call: &(String, String, String)) {
+        self.lock().calls.entry(user.to_string()).or_default().insert(call.clone());
+    }
+
+    /// The (group, resource, verb) of every request `user` made.
+    pub fn calls_of(&self, user: &str) -> BTreeSet<(String, String, String)> {
+        self.lock().calls.get(user).cloned().unwrap_or_default()
     }
 
     pub fn forbid_writes(&self, plural: &str) {
