@@ -104,11 +104,12 @@ impl Pass<'_> {
                     let started = self.status.progress.step_started_at.unwrap_or(self.now);
                     let end = started + duration;
                     if self.now < end {
-                        self.hold_traffic(i);
+                        let held = self.hold_traffic(i);
                         self.wake_at(end);
                         let left = format_duration(end - self.now);
+                        let but = if held { String::new() } else { format!(", but {}", self.traffic_lag()) };
                         self.say(format!(
-                            "{}: pausing for {} ({left} left)",
+                            "{}: pausing for {} ({left} left){but}",
                             self.step_label(),
                             format_duration(duration)
                         ));

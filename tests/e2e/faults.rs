@@ -128,9 +128,9 @@ async fn conflicting_writes_at_the_start_of_a_canary_repeat_no_step() {
     controller.stop().await;
 }
 
-/// The route goes while the canary bakes at 10%. The pause does not check the route, so the
-/// rollout reaches the next `setWeight`, which cannot be carried out: it waits there, naming the
-/// route, until the route is back or the progress deadline passes.
+/// The route goes while the canary bakes at 10%. The pause holds the canary, naming the missing
+/// route, and does not end until the route carries the canary's weight again (or the progress
+/// deadline passes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_deleted_mid_canary_holds_it_until_the_route_is_back() {
     let cluster = Cluster::start("route-gone").await;

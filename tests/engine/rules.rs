@@ -152,6 +152,12 @@ fn a_timed_pause_ends_only_once_the_route_carries_the_canary_weight_again() {
 
     // Someone deletes the route during the pause; the pause runs out while it is gone.
     world.cluster.observation.routes[0].weights = None;
+    world.decide();
+    assert_eq!(
+        message(&world),
+        "step 2/3: pausing for 5m (5m left), but the routes do not carry its weight: \
+         HTTPRoute/default/web not found or its rules do not reference both Services"
+    );
     world.advance(6.0);
     let d = world.decide();
     assert_eq!(world.status.current_step_index, Some(1), "no bake time without the canary's traffic");
