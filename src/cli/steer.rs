@@ -12,7 +12,7 @@
 use crate::api::Rollout;
 use crate::cli::cluster::{CallError, failed, rollout_events};
 use crate::controller::requests::annotation;
-use crate::engine::{UserAction, UserRequest};
+use crate::engine::{UserAction, UserRequest, applicable};
 use chrono::Utc;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use kube::Client;
@@ -61,7 +61,7 @@ pub async fn steer(
         .map_err(failed(format!("reading Rollout {namespace}/{name}")))?
         .ok_or_else(|| SteerError::NotFound { name: name.into(), namespace: namespace.into() })?;
     let status = rollout.status.clone().unwrap_or_default();
-    refuse_nonsense(action, &status).map_err(|reason| SteerError::Refused { verb, reason })?;
+    applicable(action, &status).map_err(|reason| SteerError::Refused { verb, reason })?;
 
     let by = whoami(client).await;
     let request = UserRequest {
@@ -91,20 +91,6 @@ pub async fn steer(
             return Err(SteerError::NotHandled { verb, waited: wait });
         }
         tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Why `action` cannot apply to a rollout in `status`, if it cannot.
-fn refuse_nonsense(action: UserAction, status: &crate::api::RolloutStatus) -> Result<(), String> {
-    let Some(canary) = &status.canary_revision else {
-        return Err("no canary is in progress".into());
-    };
-    let aborted = status.abort.is_some();
-    match action {
-        UserAction::Retry if !aborted => Err(format!("canary {canary} was not aborted")),
-        UserAction::Retry => Ok(()),
-        _ if aborted => Err(format!("canary {canary} is aborted; retry it first")),
-        _ => Ok(()),
     }
 }
 

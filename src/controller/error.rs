@@ -51,8 +51,17 @@ impl Error {
         }
     }
 
-    /// Wraps a client error, telling a 409 Conflict (and a failed `test` op, 422, on a guarded
-    /// patch) apart, since those only mean that the pass worked from a stale read.
+    /// Wraps the error of a patch guarded by `test` ops: a failed guard (422) is a stale read too,
+    /// like a 409.
+    pub fn guarded(action: impl Into<String>, source: kube::Error) -> Self {
+        match &source {
+            kube::Error::Api(status) if status.code == 422 => Self::Conflict { action: action.into() },
+            _ => Self::kube(action, source),
+        }
+    }
+
+    /// Wraps a client error, telling a 409 Conflict apart, since it only means that the pass worked
+    /// from a stale read.
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
         let action = action.into();
         match &source {

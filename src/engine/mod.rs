@@ -35,6 +35,7 @@ pub use observation::{
     UserAction, UserRequest,
 };
 pub use replicas::canary_replicas;
+pub use requests::applicable;
 pub use revision::revision_of;
 pub use stats::{
     KolmogorovSmirnov, MannWhitney, drop_outliers, kolmogorov_sf, kolmogorov_smirnov, mann_whitney_u,

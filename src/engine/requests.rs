@@ -10,10 +10,23 @@ use super::action::EventKind;
 use super::canary::Slot;
 use super::observation::{UserAction, UserRequest};
 use super::pass::Pass;
-use crate::api::PauseReason;
+use crate::api::{PauseReason, RolloutStatus};
 
 /// Request IDs remembered in status.
 const HANDLED_LIMIT: usize = 32;
+
+/// Whether `action` makes sense for a rollout in `status` at all, whatever the request: the
+/// controller checks it before acting, and the plugin before it writes a request.
+pub fn applicable(action: UserAction, status: &RolloutStatus) -> Result<(), String> {
+    let Some(canary) = &status.canary_revision else {
+        return Err("no canary is in progress".into());
+    };
+    match (action, status.abort.is_some()) {
+        (UserAction::Retry, false) => Err(format!("canary {canary} was not aborted")),
+        (UserAction::Retry, true) | (_, false) => Ok(()),
+        (_, true) => Err(format!("canary {canary} is aborted; retry it first")),
+    }
+}
 
 impl Pass<'_> {
     pub fn handle_requests(&mut self) {
@@ -43,9 +56,9 @@ impl Pass<'_> {
         if let Some(wanted) = request.revision.as_deref().filter(|r| *r != canary) {
             return Err(format!("it was for revision {wanted}, but the canary is now {canary}"));
         }
-        let aborted = self.status.abort.is_some();
+        applicable(request.action, &self.status)?;
         match request.action {
-            UserAction::Retry if aborted => {
+            UserAction::Retry => {
                 if canary != self.revision {
                     return Err(format!(
                         "the template moved on from {canary}; the new revision starts on its own"
@@ -54,8 +67,6 @@ impl Pass<'_> {
                 self.retry(&request.by);
                 Ok(format!("canary {canary} starts again from step 1"))
             }
-            UserAction::Retry => Err(format!("canary {canary} was not aborted")),
-            _ if aborted => Err(format!("canary {canary} is aborted; retry it first")),
             UserAction::Abort => {
                 self.abort("UserAbort", format!("aborted by {}", request.by), None, &request.by);
                 Ok("all traffic goes back to stable".into())

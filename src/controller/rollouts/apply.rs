@@ -137,16 +137,11 @@ pub async fn remove_requests(
     let namespace = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
     let patch = Patch::<()>::Json(serde_json::from_value(patch).expect("a valid JSON patch"));
-    match Api::<Rollout>::namespaced(ctx.client.clone(), &namespace)
+    Api::<Rollout>::namespaced(ctx.client.clone(), &namespace)
         .patch(&name, &as_bellwether(), &patch)
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 422 || status.code == 409 => Err(Error::Conflict {
-            action: format!("removing handled requests from Rollout {namespace}/{name}"),
-        }),
-        Err(e) => Err(Error::kube(format!("removing handled requests from Rollout {namespace}/{name}"), e)),
-    }
+        .map(drop)
+        .map_err(|e| Error::guarded(format!("removing handled requests from Rollout {namespace}/{name}"), e))
 }
 
 /// The pod template of `revision`: the Rollout's own when it is the current revision, otherwise the
@@ -195,9 +190,6 @@ pub async fn set_weights(
         );
         match api.patch(&route.name, &as_bellwether(), &patch).await {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 422 || status.code == 409 => {
-                return Err(Error::Conflict { action });
-            }
             Err(e) if is_not_found(&e) => {
                 return Err(Error::Missing {
                     kind: route.kind.kind(),
@@ -205,7 +197,7 @@ pub async fn set_weights(
                     name: route.name.clone(),
                 });
             }
-            Err(e) => return Err(Error::kube(action, e)),
+            Err(e) => return Err(Error::guarded(action, e)),
         }
     }
     Ok(())
