@@ -154,6 +154,7 @@ fn bring_to(member: &mut Fixture, state: State) {
                 by: "alice".into(),
                 revision: member.status.canary_revision.clone(),
                 step: member.status.current_step_index,
+                alert: None,
             });
             member.settle();
             member.now += TimeDelta::minutes(1);

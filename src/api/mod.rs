@@ -5,12 +5,14 @@
 
 mod analysis;
 mod duration;
+mod notification;
 mod rollout;
 mod schema;
 mod validate;
 
 pub use analysis::*;
 pub use duration::{Duration, DurationError, format_duration};
+pub use notification::*;
 pub use rollout::*;
 pub use validate::{FieldError, SchemaError, SchemaValidator, validate_manifest, validate_manifest_update};
 

@@ -1,12 +1,14 @@
 //! The `Rollout` resource: a Deployment replacement that ships each new revision as a canary.
 
 use super::Duration;
+use super::NotificationTarget;
 use super::schema;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Desired state of a Rollout.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -48,6 +50,12 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
     pub strategy: RolloutStrategy,
+    /// Webhooks told when a canary completes a step, pauses, aborts, is promoted or has an
+    /// inconclusive analysis; added to the namespace's own (the `bellwether-notifications`
+    /// ConfigMap).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub notifications: Vec<NotificationTarget>,
 }
 
 fn default_replicas() -> i32 {
@@ -91,6 +99,39 @@ pub struct CanaryStrategy {
     pub on_analysis_failure: AnalysisFailurePolicy,
     #[serde(default)]
     pub on_inconclusive: InconclusivePolicy,
+    /// Firing alerts that abort the canary, besides those labelled with this Rollout's `rollout`
+    /// and `namespace`. An alert matches when it matches any one entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub abort_on_alerts: Vec<AlertMatcher>,
+    /// Alert-driven aborts allowed per hour. Beyond it a firing alert escalates (a Warning Event and
+    /// a notification) and the canary carries on. Defaults to 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_alert_aborts_per_hour: Option<i32>,
+}
+
+/// Labels an alert must carry, each with exactly this value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("size(self.matchLabels) > 0").message("matchLabels must name at least one label"))]
+pub struct AlertMatcher {
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// The alert behind an alert-driven abort, as Alertmanager sent it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FiringAlert {
+    /// The `alertname` label.
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// The link back to the rule that fired, when the alert has one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(rename = "generatorURL")]
+    pub generator_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<DateTime<Utc>>,
 }
 
 /// What a failed analysis does to the rollout.
@@ -253,6 +294,10 @@ pub struct RolloutStatus {
     /// The most recent finished canaries, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+    /// When alerts aborted canaries of this Rollout within the last hour, oldest first: the
+    /// count that `maxAlertAbortsPerHour` limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alert_aborts: Vec<DateTime<Utc>>,
     /// Bookkeeping that lets the engine resume after a restart. Not for people.
     #[serde(default)]
     pub progress: Progress,
@@ -319,6 +364,9 @@ pub struct AbortStatus {
     pub at: DateTime<Utc>,
     /// Who aborted: a user name, or `bellwether` for automatic aborts.
     pub by: String,
+    /// For an alert-driven abort, the alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<FiringAlert>,
 }
 
 /// The latest known state of an AnalysisRun.

@@ -70,6 +70,7 @@ pub async fn steer(
         by: by.clone(),
         revision: status.canary_revision.clone(),
         step: matches!(action, UserAction::Promote).then_some(status.current_step_index).flatten(),
+        alert: None,
     };
     let (key, value) = annotation(&request);
     let patch = json!({"metadata": {"annotations": {key: value}}});

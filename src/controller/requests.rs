@@ -10,6 +10,7 @@
 //! - The controller removes a request's annotation once status records it handled, each removal
 //!   guarded by a `test` of the value, so the annotations do not pile up.
 
+use crate::api::FiringAlert;
 use crate::engine::{UserAction, UserRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -32,6 +33,9 @@ pub struct RequestBody {
     /// For promote: the step index the requester saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<i32>,
+    /// For an abort that a firing alert asked for: the alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<FiringAlert>,
 }
 
 /// A request annotation that cannot be read, and why.
@@ -72,6 +76,7 @@ pub fn annotation(request: &UserRequest) -> (String, String) {
         by: request.by.clone(),
         revision: request.revision.clone(),
         step: request.step,
+        alert: request.alert.clone(),
     };
     let value = serde_json::to_string(&body).expect("a request serializes");
     (format!("{REQUEST_PREFIX}{}", request.id), value)
@@ -92,6 +97,7 @@ pub fn requests(annotations: &BTreeMap<String, String>) -> (Vec<UserRequest>, Ve
                 by: body.by,
                 revision: body.revision,
                 step: body.step,
+                alert: body.alert,
             })
         });
         match parsed {

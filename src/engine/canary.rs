@@ -257,12 +257,13 @@ impl Pass<'_> {
         if current.phase != previous && current.phase.is_some_and(AnalysisPhase::is_terminal) {
             let phase = current.phase.map(|p| format!("{p:?}")).unwrap_or_default();
             let detail = current.message.clone().unwrap_or_default();
-            let kind = if current.phase == Some(AnalysisPhase::Successful) {
-                EventKind::Normal
-            } else {
-                EventKind::Warning
+            let (kind, reason) = match current.phase {
+                Some(AnalysisPhase::Successful) => (EventKind::Normal, "AnalysisCompleted"),
+                // Its own reason: an inconclusive analysis waits for a person, who is notified.
+                Some(AnalysisPhase::Inconclusive) => (EventKind::Warning, "AnalysisInconclusive"),
+                _ => (EventKind::Warning, "AnalysisCompleted"),
             };
-            self.event(kind, "AnalysisCompleted", format!("{what} {name}: {phase}: {detail}"));
+            self.event(kind, reason, format!("{what} {name}: {phase}: {detail}"));
         }
         *self.run_ref_mut(slot) = Some(current);
         let Some(run) = observed else {

@@ -10,6 +10,7 @@
 //! action, and a lost or failed action is simply derived again next time.
 
 mod action;
+mod alerts;
 mod canary;
 mod cleanup;
 mod compare;
@@ -25,6 +26,7 @@ mod stats;
 mod steady;
 mod validate;
 
+pub use alerts::{DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, describe as describe_alert};
 pub use action::{Action, AnalysisKind, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
 pub use judge::{
     DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, first_counted_at, format_value,

@@ -1,6 +1,6 @@
 //! What the controller saw in the cluster, handed to the engine as plain data.
 
-use crate::api::{AnalysisPhase, AnalysisTemplateSpec, TemplateRef};
+use crate::api::{AnalysisPhase, AnalysisTemplateSpec, FiringAlert, TemplateRef};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -121,6 +121,8 @@ pub struct UserRequest {
     pub revision: Option<String>,
     /// For `promote`: the step index the requester saw; a request for another step is stale.
     pub step: Option<i32>,
+    /// For an abort that a firing alert asked for: the alert. Such aborts are limited per hour.
+    pub alert: Option<FiringAlert>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

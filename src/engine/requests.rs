@@ -34,12 +34,15 @@ impl Pass<'_> {
         let fresh: Vec<UserRequest> =
             self.obs.requests.iter().filter(|r| !handled.contains(&r.id)).cloned().collect();
         for request in fresh {
-            let outcome = self.apply(&request);
             let progress = &mut self.status.progress;
             progress.handled_requests.push(request.id.clone());
             let excess = progress.handled_requests.len().saturating_sub(HANDLED_LIMIT);
             progress.handled_requests.drain(..excess);
-            let (kind, text) = match outcome {
+            if let Some(alert) = request.alert.as_ref().filter(|_| request.action == UserAction::Abort) {
+                self.handle_alert(&request, alert);
+                continue;
+            }
+            let (kind, text) = match self.apply(&request) {
                 Ok(done) => (EventKind::Normal, done),
                 Err(why) => (EventKind::Warning, format!("ignored: {why}")),
             };

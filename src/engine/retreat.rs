@@ -31,6 +31,7 @@ impl Pass<'_> {
             value,
             at: self.now,
             by: by.into(),
+            alert: None,
         });
         self.record_history(&canary, RolloutOutcome::Aborted, Some(message.clone()));
         self.schedule_scale_down(&canary, self.plan.abort_scale_down_delay);

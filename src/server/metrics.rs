@@ -90,6 +90,31 @@ const CANARY_DURATION: Family = Family {
     labels: &["outcome"],
 };
 
+const ALERT_WEBHOOKS: Family = Family {
+    name: "bellwether_alert_webhooks_total",
+    help: "Alertmanager webhook requests received, by how they were answered.",
+    kind: "counter",
+    labels: &["result"],
+};
+const ALERT_ABORTS_REQUESTED: Family = Family {
+    name: "bellwether_alert_abort_requests_total",
+    help: "Aborts that firing alerts asked of rollouts.",
+    kind: "counter",
+    labels: &["namespace", "rollout"],
+};
+const NOTIFICATIONS: Family = Family {
+    name: "bellwether_notifications_total",
+    help: "Notifications by event and result: delivered, failed after every retry, or dropped unsent.",
+    kind: "counter",
+    labels: &["event", "result"],
+};
+const NOTIFICATION_RETRIES: Family = Family {
+    name: "bellwether_notification_retries_total",
+    help: "Notification deliveries attempted again after a failed attempt.",
+    kind: "counter",
+    labels: &["event"],
+};
+
 /// Series of one family: label values (in the family's label order) to value.
 type Series = BTreeMap<Vec<String>, f64>;
 type Histograms = BTreeMap<Vec<String>, Histogram>;
@@ -129,6 +154,10 @@ struct State {
     reconcile_errors: Series,
     reconcile_duration: Histograms,
     canary_duration: Histograms,
+    alert_webhooks: Series,
+    alert_aborts_requested: Series,
+    notifications: Series,
+    notification_retries: Series,
 }
 
 /// The controller's metrics. Cheap to clone; every clone updates the same registry.
@@ -161,9 +190,13 @@ impl Metrics {
         let mut guard = self.state();
         let state = &mut *guard;
         let owned = |key: &Vec<String>| key[0] == namespace && key[1] == rollout;
-        for series in
-            [&mut state.rollout_phase, &mut state.canary_weight, &mut state.aborts, &mut state.promotions]
-        {
+        for series in [
+            &mut state.rollout_phase,
+            &mut state.canary_weight,
+            &mut state.aborts,
+            &mut state.promotions,
+            &mut state.alert_aborts_requested,
+        ] {
             series.retain(|key, _| !owned(key));
         }
     }
@@ -216,6 +249,27 @@ impl Metrics {
             .observe(duration.as_secs_f64());
     }
 
+    /// Counts an Alertmanager webhook request by its answer: `accepted`, `unauthorized`,
+    /// `malformed`, `too_large`, `rate_limited` or `failed`.
+    pub fn alert_webhook(&self, result: &str) {
+        *self.state().alert_webhooks.entry(labels(&[result])).or_default() += 1.0;
+    }
+
+    /// Counts an abort request that a firing alert sent to a rollout.
+    pub fn alert_abort_requested(&self, namespace: &str, rollout: &str) {
+        *self.state().alert_aborts_requested.entry(labels(&[namespace, rollout])).or_default() += 1.0;
+    }
+
+    /// Counts a notification's end: `delivered`, `failed` or `dropped`.
+    pub fn notification(&self, event: &str, result: &str) {
+        *self.state().notifications.entry(labels(&[event, result])).or_default() += 1.0;
+    }
+
+    /// Counts a notification attempted again.
+    pub fn notification_retry(&self, event: &str) {
+        *self.state().notification_retries.entry(labels(&[event])).or_default() += 1.0;
+    }
+
     /// Every family with at least one series, in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let state = self.state();
@@ -228,6 +282,10 @@ impl Metrics {
         write_series(&mut out, &ANALYSIS_VALUE, &state.analysis_value);
         write_histograms(&mut out, &RECONCILE_DURATION, &state.reconcile_duration);
         write_series(&mut out, &RECONCILE_ERRORS, &state.reconcile_errors);
+        write_series(&mut out, &ALERT_WEBHOOKS, &state.alert_webhooks);
+        write_series(&mut out, &ALERT_ABORTS_REQUESTED, &state.alert_aborts_requested);
+        write_series(&mut out, &NOTIFICATIONS, &state.notifications);
+        write_series(&mut out, &NOTIFICATION_RETRIES, &state.notification_retries);
         out
     }
 

@@ -382,6 +382,7 @@ impl<'a> Simulation<'a> {
                 by: "simulated operator".into(),
                 revision: self.status.canary_revision.clone(),
                 step: Some(index),
+                alert: None,
             });
         }
     }

@@ -376,6 +376,10 @@ fn promtool_accepts_the_exposition() {
     metrics.abort("shop", "checkout", "line one\nline \\two\\");
     metrics.promotion("shop", "cart");
     metrics.canary_finished("aborted", Duration::from_secs(90));
+    metrics.alert_webhook("accepted");
+    metrics.alert_abort_requested("shop", "checkout");
+    metrics.notification("Aborted", "delivered");
+    metrics.notification_retry("Aborted");
     let text = metrics.render();
 
     let promtool = prometheus_support::find_binary("promtool").unwrap_or_else(|error| panic!("{error}"));

@@ -1,5 +1,6 @@
 //! The engine's rules as readable scenarios, and its invariants as property tests.
 
+mod alerts;
 mod compare;
 mod fixtures;
 mod invariants;

@@ -1,7 +1,7 @@
 //! A small model of the cluster: it applies the engine's actions the way the controller and the
 //! Kubernetes controllers would, with pods, Gateways and analyses that catch up when told to.
 
-use bellwether::api::{AnalysisPhase, RolloutSpec, RolloutStatus};
+use bellwether::api::{AnalysisPhase, FiringAlert, RolloutSpec, RolloutStatus};
 use bellwether::engine::{Action, Decision, Input, UserAction, UserRequest, decide, revision_of};
 use bellwether::sim::{Cluster, PodStartup};
 use chrono::{DateTime, Utc};
@@ -116,6 +116,24 @@ impl World {
             by: by.into(),
             revision: self.status.canary_revision.clone(),
             step: self.status.current_step_index,
+            alert: None,
+        });
+        id
+    }
+
+    /// Queues the abort that a firing alert asks for, as the alert receiver sends it: for the
+    /// canary it sees now, with an ID of the alert, that canary and its attempt.
+    pub fn alert(&mut self, alert: &FiringAlert) -> String {
+        let canary = self.status.canary_revision.clone();
+        let attempt = self.status.progress.attempt;
+        let id = format!("alert-{}-{}-{attempt}", alert.name, canary.clone().unwrap_or_default());
+        self.cluster.observation.requests.push(UserRequest {
+            id: id.clone(),
+            action: UserAction::Abort,
+            by: "alertmanager".into(),
+            revision: canary,
+            step: None,
+            alert: Some(alert.clone()),
         });
         id
     }

@@ -11,7 +11,7 @@
 //!   one. Only applies own fields: an apply conflicts with the fields other managers applied, and
 //!   writes by other means own nothing; fields a manager stops applying stay (see `store::Owners`).
 //! - CRD defaults are checked by validation but not stored; unknown fields are rejected, not pruned.
-//!   Built-in kinds (Services, ReplicaSets, Events, Leases) are stored without validation.
+//!   Built-in kinds (Services, Secrets, ConfigMaps, ReplicaSets, Events, Leases) are stored without validation.
 //! - `limit` is ignored: a list is one page. Watches do not time out, and the only bookmark is the one
 //!   that ends the initial events of a streaming list (`sendInitialEvents`).
 //! - `metadata.generation` is kept for every kind. Deleting starts no garbage collection of dependents.

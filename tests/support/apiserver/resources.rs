@@ -46,6 +46,8 @@ const fn resource(
 
 pub const SERVICES: Resource = resource("", "v1", "services", "Service", true, true);
 pub const PODS: Resource = resource("", "v1", "pods", "Pod", true, true);
+pub const SECRETS: Resource = resource("", "v1", "secrets", "Secret", true, false);
+pub const CONFIG_MAPS: Resource = resource("", "v1", "configmaps", "ConfigMap", true, false);
 pub const CORE_EVENTS: Resource = resource("", "v1", "events", "Event", true, false);
 pub const EVENTS: Resource = resource("events.k8s.io", "v1", "events", "Event", true, false);
 pub const REPLICA_SETS: Resource = resource("apps", "v1", "replicasets", "ReplicaSet", true, true);
@@ -68,9 +70,11 @@ pub const CLUSTER_ANALYSIS_TEMPLATES: Resource = resource(
 pub const ANALYSIS_RUNS: Resource =
     resource("bellwether.dev", "v1alpha1", "analysisruns", "AnalysisRun", true, true);
 
-pub static ALL: [&Resource; 12] = [
+pub static ALL: [&Resource; 14] = [
     &SERVICES,
     &PODS,
+    &SECRETS,
+    &CONFIG_MAPS,
     &CORE_EVENTS,
     &EVENTS,
     &REPLICA_SETS,
