@@ -201,7 +201,7 @@ fn wait_ready(child: &mut Child, port: u16, log: &Path) -> Result<(), String> {
     }
 }
 
-fn stop(child: &mut Child, watchdog: &mut Option<Child>) {
+pub fn stop(child: &mut Child, watchdog: &mut Option<Child>) {
     // The watchdog first, so that it never signals a process id that has been reused.
     if let Some(mut watchdog) = watchdog.take() {
         let _ = watchdog.kill();
@@ -227,7 +227,7 @@ pub fn find_binary(name: &str) -> Result<PathBuf, String> {
         })
 }
 
-fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -239,7 +239,7 @@ fn is_ready(addr: SocketAddr) -> bool {
 }
 
 /// The body of a 200 answer to `GET path`, or `None`.
-fn get(addr: SocketAddr, path: &str) -> Option<String> {
+pub fn get(addr: SocketAddr, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
@@ -253,7 +253,7 @@ fn get(addr: SocketAddr, path: &str) -> Option<String> {
 }
 
 /// A shell loop that kills the server and removes its directory once this process is gone.
-fn spawn_watchdog(server_pid: u32, dir: &Path) -> Option<Child> {
+pub fn spawn_watchdog(server_pid: u32, dir: &Path) -> Option<Child> {
     const SCRIPT: &str = r#"
         while kill -0 "$1" 2>/dev/null; do sleep 0.2; done
         kill -KILL "$2" 2>/dev/null
@@ -275,7 +275,7 @@ fn spawn_watchdog(server_pid: u32, dir: &Path) -> Option<Child> {
 }
 
 /// The last `lines` lines of a log file.
-fn tail(log: &Path, lines: usize) -> String {
+pub fn tail(log: &Path, lines: usize) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
