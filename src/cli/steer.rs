@@ -11,7 +11,7 @@
 
 use crate::api::Rollout;
 use crate::cli::cluster::{CallError, failed, rollout_events};
-use crate::controller::requests::annotation;
+use crate::controller::requests::annotation_patch;
 use crate::engine::{UserAction, UserRequest, applicable};
 use chrono::Utc;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
@@ -72,8 +72,7 @@ pub async fn steer(
         step: matches!(action, UserAction::Promote).then_some(status.current_step_index).flatten(),
         alert: None,
     };
-    let (key, value) = annotation(&request);
-    let patch = json!({"metadata": {"annotations": {key: value}}});
+    let patch = annotation_patch(&request);
     rollouts
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await

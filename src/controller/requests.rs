@@ -82,6 +82,12 @@ pub fn annotation(request: &UserRequest) -> (String, String) {
     (format!("{REQUEST_PREFIX}{}", request.id), value)
 }
 
+/// The merge patch that sends `request`: it adds the request's annotation and nothing else.
+pub fn annotation_patch(request: &UserRequest) -> Value {
+    let (key, value) = annotation(request);
+    json!({"metadata": {"annotations": {key: value}}})
+}
+
 /// The requests among a Rollout's annotations, oldest ID first, and those that cannot be read.
 pub fn requests(annotations: &BTreeMap<String, String>) -> (Vec<UserRequest>, Vec<Malformed>) {
     let mut found = Vec::new();

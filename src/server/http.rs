@@ -4,10 +4,13 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
@@ -33,7 +36,13 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// as running out of file descriptors), so that the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(500);
 
-type Handler = Arc<dyn Fn() -> Response + Send + Sync>;
+/// What answers a route: a read-only endpoint computes its answer from nothing, while an endpoint
+/// that takes data gets the whole request and the address of the client that sent it.
+#[derive(Clone)]
+enum Handler {
+    Read(Arc<dyn Fn() -> Response + Send + Sync>),
+    Take(Arc<dyn Fn(Request<Incoming>, SocketAddr) -> BoxFuture<'static, Response> + Send + Sync>),
+}
 
 /// Maps request paths to handlers. Unknown paths get 404; known paths with a method they do not
 /// take get 405 with an `Allow` header.
@@ -60,16 +69,36 @@ impl Router {
         handler: impl Fn() -> Response + Send + Sync + 'static,
     ) -> Self {
         const READ: &[Method] = &[Method::GET, Method::HEAD];
-        self.routes.push(Route { path, methods: READ, handler: Arc::new(handler) });
+        self.routes.push(Route { path, methods: READ, handler: Handler::Read(Arc::new(handler)) });
         self
     }
 
-    fn respond<B>(&self, request: &Request<B>) -> Response {
+    /// Adds an endpoint that takes data by POST. The handler reads the body itself, so that it
+    /// decides how much of it to read, and after which checks.
+    pub(crate) fn post<F>(
+        mut self,
+        path: &'static str,
+        handler: impl Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
+    ) -> Self
+    where
+        F: Future<Output = Response> + Send + 'static,
+    {
+        const TAKE: &[Method] = &[Method::POST];
+        let handler = Handler::Take(Arc::new(move |request, peer| handler(request, peer).boxed()));
+        self.routes.push(Route { path, methods: TAKE, handler });
+        self
+    }
+
+    fn respond(&self, request: Request<Incoming>, peer: SocketAddr) -> BoxFuture<'static, Response> {
         let Some(route) = self.routes.iter().find(|route| route.path == request.uri().path()) else {
-            return plain_text(StatusCode::NOT_FOUND, TEXT, "not found\n".to_owned());
+            return futures::future::ready(plain_text(StatusCode::NOT_FOUND, TEXT, "not found\n".to_owned()))
+                .boxed();
         };
         if route.methods.contains(request.method()) {
-            return (route.handler)();
+            return match &route.handler {
+                Handler::Read(handler) => futures::future::ready(handler()).boxed(),
+                Handler::Take(handler) => handler(request, peer),
+            };
         }
         let allow = route.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
         let mut response =
@@ -77,7 +106,7 @@ impl Router {
         if let Ok(allow) = HeaderValue::from_str(&allow) {
             response.headers_mut().insert(ALLOW, allow);
         }
-        response
+        futures::future::ready(response).boxed()
     }
 }
 
@@ -107,8 +136,8 @@ pub(crate) async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(connection(stream, Arc::clone(&router), stopping.clone()));
+                Ok((stream, peer)) => {
+                    connections.spawn(connection(stream, peer, Arc::clone(&router), stopping.clone()));
                 }
                 Err(error) if is_connection_error(&error) => {
                     tracing::debug!(%address, %error, "a connection failed before it was accepted");
@@ -141,10 +170,15 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
-async fn connection(stream: TcpStream, router: Arc<Router>, stopping: watch::Receiver<bool>) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Arc<Router>,
+    stopping: watch::Receiver<bool>,
+) {
     let service = service_fn(move |request: Request<Incoming>| {
-        let response = router.respond(&request);
-        async move { Ok::<_, Infallible>(response) }
+        let response = router.respond(request, peer);
+        async move { Ok::<_, Infallible>(response.await) }
     });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);

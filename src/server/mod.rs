@@ -4,6 +4,7 @@
 //! a scraper (and protected by a NetworkPolicy) independently of the probe port. Both servers share
 //! one small router and accept loop in [`http`], with graceful shutdown.
 
+pub mod alerts;
 mod health;
 mod http;
 mod metrics;

@@ -1,0 +1,185 @@
+//! The Alertmanager webhook receiver: `POST /v1/alerts` on its own listener.
+//!
+//! Each request passes these checks in order, and the first that fails answers it:
+//! 1. the rate limit of its source address (429, with `Retry-After`);
+//! 2. the credentials (401): a bearer token or basic auth, unless explicitly turned off;
+//! 3. the content type (415) and the size of the body (413), read only after authentication;
+//! 4. the payload, parsed strictly (400).
+//!
+//! Only then does the [`AlertSink`] see the alerts. A request refused at any step changes nothing.
+//! When the sink fails (say the API server is unreachable) the answer is 503, which Alertmanager
+//! retries; the sink's writes are idempotent, so a retried request acts once.
+
+mod auth;
+mod payload;
+mod rate;
+
+pub use auth::Credentials;
+pub use payload::{Alert, Labels, PayloadError, Status, VERSION, Webhook, parse};
+pub use rate::RateLimiter;
+
+use super::Metrics;
+use super::http::{self, Response, Router, TEXT, plain_text};
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::{Request, StatusCode};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Where Alertmanager sends its webhooks.
+pub const PATH: &str = "/v1/alerts";
+
+/// How long a client may take to send the body once its headers are in.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+const JSON: &str = "application/json";
+
+/// What the receiver does with the alerts of an accepted request.
+pub trait AlertSink: Send + Sync + 'static {
+    /// Acts on a webhook; the `Ok` value is the answer's JSON body. An error means that the
+    /// request may have acted only in part, and Alertmanager should send it again.
+    fn deliver(&self, webhook: Webhook) -> BoxFuture<'_, Result<serde_json::Value, String>>;
+}
+
+/// The receiver's limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The largest body read; larger requests are refused unread.
+    pub max_body_bytes: usize,
+    /// Requests a minute from one source address, in bursts of as many.
+    pub per_minute: u32,
+}
+
+struct Receiver {
+    credentials: watch::Receiver<Credentials>,
+    limits: Limits,
+    rate: RateLimiter,
+    sink: Arc<dyn AlertSink>,
+    metrics: Metrics,
+}
+
+/// A refusal or an answer, with the `result` label it is counted under.
+struct Answer {
+    result: &'static str,
+    response: Response,
+}
+
+impl Answer {
+    fn refuse(result: &'static str, status: StatusCode, reason: impl Into<String>) -> Self {
+        Self { result, response: plain_text(status, TEXT, format!("{}\n", reason.into())) }
+    }
+}
+
+/// Serves the receiver on `listener` until `shutdown` completes, with the same graceful shutdown as
+/// the other endpoints. `credentials` may change while it runs (a rotated Secret).
+pub async fn serve_alerts(
+    listener: TcpListener,
+    credentials: watch::Receiver<Credentials>,
+    limits: Limits,
+    sink: Arc<dyn AlertSink>,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let receiver =
+        Arc::new(Receiver { credentials, limits, rate: RateLimiter::new(limits.per_minute), sink, metrics });
+    let router = Router::new().post(PATH, move |request, peer| {
+        let receiver = Arc::clone(&receiver);
+        async move {
+            let answer = receiver.answer(request, peer).await;
+            receiver.metrics.alert_webhook(answer.result);
+            answer.response
+        }
+    });
+    http::serve(listener, router, shutdown).await
+}
+
+impl Receiver {
+    async fn answer(&self, request: Request<Incoming>, peer: SocketAddr) -> Answer {
+        if let Err(wait) = self.rate.admit(peer.ip(), Instant::now()) {
+            let mut answer =
+                Answer::refuse("rate_limited", StatusCode::TOO_MANY_REQUESTS, "too many requests");
+            let seconds = wait.as_secs().max(1).to_string();
+            if let Ok(value) = HeaderValue::from_str(&seconds) {
+                answer.response.headers_mut().insert(RETRY_AFTER, value);
+            }
+            return answer;
+        }
+        let credentials = self.credentials.borrow().clone();
+        if !credentials.admit(request.headers()) {
+            tracing::warn!(%peer, "alert webhook refused: missing or wrong credentials");
+            let mut answer =
+                Answer::refuse("unauthorized", StatusCode::UNAUTHORIZED, "missing or wrong credentials");
+            credentials.challenge_into(answer.response.headers_mut());
+            return answer;
+        }
+        let body = match self.read_body(request).await {
+            Ok(body) => body,
+            Err(answer) => return answer,
+        };
+        let webhook = match parse(&body) {
+            Ok(webhook) => webhook,
+            Err(error) => {
+                tracing::warn!(%peer, %error, "alert webhook refused");
+                return Answer::refuse("malformed", StatusCode::BAD_REQUEST, error.to_string());
+            }
+        };
+        match self.sink.deliver(webhook).await {
+            Ok(summary) => Answer {
+                result: "accepted",
+                response: plain_text(StatusCode::OK, JSON, format!("{summary}\n")),
+            },
+            Err(error) => {
+                tracing::warn!(%peer, %error, "alert webhook failed; Alertmanager will send it again");
+                Answer::refuse("failed", StatusCode::SERVICE_UNAVAILABLE, error)
+            }
+        }
+    }
+
+    /// The whole body, if it is JSON, within the size limit and sent in time.
+    async fn read_body(&self, request: Request<Incoming>) -> Result<Vec<u8>, Answer> {
+        let headers = request.headers();
+        let json = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case(JSON));
+        if !json {
+            return Err(Answer::refuse(
+                "malformed",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be application/json",
+            ));
+        }
+        let max = self.limits.max_body_bytes;
+        let too_large = || {
+            Answer::refuse(
+                "too_large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body exceeds {max} bytes"),
+            )
+        };
+        let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > max as u64) {
+            return Err(too_large());
+        }
+        let read = Limited::new(request.into_body(), max).collect();
+        match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+            Err(_) => {
+                Err(Answer::refuse("malformed", StatusCode::REQUEST_TIMEOUT, "the body came too slowly"))
+            }
+            Ok(Ok(body)) => Ok(body.to_bytes().to_vec()),
+            Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Ok(Err(error)) => Err(Answer::refuse(
+                "malformed",
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {error}"),
+            )),
+        }
+    }
+}
