@@ -3,6 +3,7 @@
 //! Ctrl-C lets passes in flight finish and gives up its lease so a standby takes over at once.
 
 use crate::controller::leader::{Campaign, Leadership, LeaseConfig, lease_name};
+use crate::controller::notify::{Notifier, RetryPolicy};
 use crate::controller::{self, Config, Context};
 use crate::metrics::providers::Providers;
 use crate::server::{self, Health, Metrics};
@@ -154,11 +155,13 @@ pub async fn serve(
         (Leadership::always(), None)
     };
 
+    let notifier = Notifier::start(client.clone(), metrics.clone(), RetryPolicy::default());
     let context = Arc::new(Context::new(
         client,
         metrics,
         Providers::new(args.prometheus_concurrency.max(1)),
         leadership,
+        notifier,
         &identity,
     ));
     let config = Config {

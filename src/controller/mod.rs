@@ -13,6 +13,7 @@ pub mod analysis_runs;
 pub mod error;
 pub mod leader;
 pub mod measure;
+pub mod notify;
 pub mod replica_sets;
 pub mod requests;
 pub mod rollouts;
@@ -32,6 +33,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use leader::Leadership;
+use notify::Notifier;
 use rollouts::RouteKind;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +80,8 @@ pub struct Context {
     pub metrics: Metrics,
     pub providers: Providers,
     pub leadership: Leadership,
+    /// Tells webhooks what happened to canaries, without holding up the pass.
+    pub notifier: Notifier,
 }
 
 impl Context {
@@ -86,10 +90,18 @@ impl Context {
         metrics: Metrics,
         providers: Providers,
         leadership: Leadership,
+        notifier: Notifier,
         identity: &str,
     ) -> Self {
         let reporter = Reporter { controller: "bellwether".into(), instance: Some(identity.into()) };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, providers, leadership }
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            providers,
+            leadership,
+            notifier,
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Prometheus credentials and headers, read from Secrets in the AnalysisRun's namespace.
+//! Prometheus credentials and headers, read from Secrets in the AnalysisRun's namespace, and the
+//! reading of one Secret key that notifications share.
 
 use super::error::Error;
 use crate::api::{PrometheusProvider, SecretKeyRef};
@@ -32,7 +33,8 @@ pub async fn resolve_auth(
     Ok(resolved)
 }
 
-async fn read(client: &Client, namespace: &str, key: &SecretKeyRef) -> Result<String, Error> {
+/// The text under `key` of a Secret in `namespace`, trimmed.
+pub async fn read(client: &Client, namespace: &str, key: &SecretKeyRef) -> Result<String, Error> {
     let failure =
         |reason: String| Error::Secret { namespace: namespace.into(), name: key.name.clone(), reason };
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)

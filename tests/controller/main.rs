@@ -2,6 +2,9 @@
 //! functions.
 
 mod analysis_runs;
+mod notify;
 mod replica_sets;
 mod routes;
 mod server;
+#[path = "../support/webhook_sink.rs"]
+mod webhook_sink;

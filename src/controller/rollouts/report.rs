@@ -1,11 +1,13 @@
-//! The report phase: the Events the engine wrote for people, and the metrics for dashboards and
-//! alerts. It runs only after the new status is stored, so that a pass that stopped at a conflict
-//! reports nothing and the retried pass reports once.
+//! The report phase: the Events the engine wrote for people, the notifications sent for some of
+//! them, and the metrics for dashboards and alerts. It runs only after the new status is stored,
+//! so that a pass that stopped at a conflict reports nothing and the retried pass reports once.
 
 use super::Context;
 use crate::api::{Rollout, RolloutOutcome, RolloutPhase, RolloutStatus};
+use crate::controller::notify::Notice;
 use crate::controller::requests::Malformed;
 use crate::engine::{Decision, EventKind};
+use chrono::Utc;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
@@ -37,6 +39,9 @@ pub async fn report(ctx: &Context, rollout: &Rollout, before: &RolloutStatus, de
         // An Event is for people; failing to record one must not hold up the rollout.
         if let Err(error) = published {
             tracing::warn!(rollout = %rollout.name_any(), reason = %event.reason, %error, "cannot record an Event");
+        }
+        if let Some(notice) = Notice::of(event, rollout, &decision.status, Utc::now()) {
+            ctx.notifier.notify(notice, rollout.spec.notifications.clone());
         }
     }
     let namespace = rollout.namespace().unwrap_or_default();
