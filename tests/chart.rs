@@ -216,15 +216,30 @@ fn rbac_rules_grant_exactly_the_controllers_calls() {
 }
 
 #[test]
-fn secrets_are_readable_only_when_prometheus_auth_asks_for_it() {
+fn secrets_are_readable_only_when_prometheus_auth_or_notifications_ask_for_it() {
     let text = read(&chart().join("templates/_rbac.tpl"));
     let guarded = Regex::new(
-        r#"\{\{- if \.Values\.prometheusAuth\.readSecrets \}\}\n- apiGroups: \[""\]\n  resources: \["secrets"\]\n  verbs: \["get"\]\n\{\{- end \}\}"#,
+        r#"\{\{- if or \.Values\.prometheusAuth\.readSecrets \.Values\.notifications\.readSecrets \}\}\n- apiGroups: \[""\]\n  resources: \["secrets"\]\n  verbs: \["get"\]\n\{\{- end \}\}"#,
     )
     .unwrap();
     assert_eq!(text.matches("secrets").count(), 1, "secrets appear once in the rules");
-    assert!(guarded.is_match(&text), "the secrets rule is not guarded by prometheusAuth.readSecrets");
+    assert!(
+        guarded.is_match(&text),
+        "the secrets rule is not guarded by prometheusAuth.readSecrets or notifications.readSecrets"
+    );
     assert_eq!(values()["prometheusAuth"]["readSecrets"], Yaml::Bool(false));
+    assert_eq!(values()["notifications"]["readSecrets"], Yaml::Bool(false));
+}
+
+#[test]
+fn config_maps_are_readable_by_the_notifications_name_only() {
+    let text = read(&chart().join("templates/_rbac.tpl"));
+    let rule = format!(
+        "- apiGroups: [\"\"]\n  resources: [\"configmaps\"]\n  resourceNames: [\"{}\"]\n  verbs: [\"get\"]\n",
+        bellwether::api::NAMESPACE_CONFIGMAP
+    );
+    assert_eq!(text.matches("configmaps").count(), 1, "configmaps appear once in the rules");
+    assert!(text.contains(&rule), "no rule granting get on the notifications ConfigMap by name:\n{rule}");
 }
 
 #[test]

@@ -5,7 +5,8 @@
 /// The API calls the controller makes, as (group, resource, verbs). This mirrors src/controller:
 /// the reconcilers' watches (list, watch), reads, writes and status updates; the events Recorder
 /// of kube-runtime (create, and patch for a repeated Event); and the Lease calls of
-/// kube-lease-manager (get, create, patch) plus the controller's own reads of the Lease.
+/// kube-lease-manager (get, create, patch) plus the controller's own reads of the Lease; the
+/// notifier's reads of the `bellwether-notifications` ConfigMap and of webhook URL Secrets.
 pub const CONTROLLER_CALLS: &[(&str, &str, &[&str])] = &[
     ("bellwether.dev", "rollouts", &["get", "list", "watch", "patch"]),
     ("bellwether.dev", "rollouts/status", &["update"]),
@@ -18,6 +19,7 @@ pub const CONTROLLER_CALLS: &[(&str, &str, &[&str])] = &[
     ("gateway.networking.k8s.io", "httproutes", &["get", "list", "watch", "patch"]),
     ("gateway.networking.k8s.io", "grpcroutes", &["get", "list", "watch", "patch"]),
     ("events.k8s.io", "events", &["create", "patch"]),
+    ("", "configmaps", &["get"]),
     ("", "secrets", &["get"]),
     ("coordination.k8s.io", "leases", &["get", "create", "patch"]),
 ];

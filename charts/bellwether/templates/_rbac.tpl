@@ -32,7 +32,11 @@ tests/chart.rs checks these rules against the calls in src/controller.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-{{- if .Values.prometheusAuth.readSecrets }}
+- apiGroups: [""]
+  resources: ["configmaps"]
+  resourceNames: ["bellwether-notifications"]
+  verbs: ["get"]
+{{- if or .Values.prometheusAuth.readSecrets .Values.notifications.readSecrets }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
