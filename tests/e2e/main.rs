@@ -8,6 +8,9 @@
 )]
 #[path = "../support/apiserver/mod.rs"]
 mod apiserver;
+mod alerts;
+#[path = "../support/alertmanager.rs"]
+mod alertmanager_support;
 mod app;
 #[path = "../support/controller_calls.rs"]
 mod controller_calls;
@@ -16,6 +19,7 @@ mod faults;
 mod gateway_crds;
 mod harness;
 mod leader;
+mod notifications;
 mod process;
 #[path = "../support/prometheus.rs"]
 mod prometheus_support;
@@ -23,3 +27,6 @@ mod restarts;
 mod rollouts;
 mod steering;
 mod viewing;
+#[allow(dead_code, reason = "test support shared with tests/controller, whose webhooks also hang")]
+#[path = "../support/webhook_sink.rs"]
+mod webhook_sink;
