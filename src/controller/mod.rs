@@ -9,6 +9,7 @@
 //! The translations between objects and the engine ([`routes`], [`replica_sets`],
 //! [`analysis_runs`]) are pure functions over the objects, tested without an API server.
 
+pub mod alerts;
 pub mod analysis_runs;
 pub mod error;
 pub mod leader;

@@ -1,6 +1,7 @@
 //! The controller's translations between Kubernetes objects and the engine, tested as plain
 //! functions.
 
+mod alerts;
 mod analysis_runs;
 mod notify;
 mod replica_sets;

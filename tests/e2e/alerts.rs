@@ -1,0 +1,326 @@
+//! Alert-driven aborts end to end: a real Alertmanager routes a firing alert to the controller's
+//! webhook receiver, and the canary's traffic goes back to stable. Alerts that must not abort
+//! (resolved, about another Rollout, unauthenticated, malformed, oversize, or for a Rollout with no
+//! canary in flight) change nothing, and beyond the hourly limit an alert escalates instead.
+
+use crate::alertmanager_support::{Alertmanager, Receiver};
+use crate::harness::{Cluster, Controller, ROLLOUT, create, eventually};
+use crate::rollouts::{deploy_stable, record_weights};
+use bellwether::api::{Rollout, RolloutPhase};
+use bellwether::controller::Config;
+use bellwether::controller::alerts::AlertAborts;
+use bellwether::controller::requests::REQUEST_PREFIX;
+use bellwether::server::Metrics;
+use bellwether::server::alerts::{Credentials, Limits, PATH, serve_alerts};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::ResourceExt;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{oneshot, watch};
+
+const TOKEN: &str = "e2e-alert-token";
+const SECRET: &str = "alert-receiver";
+
+/// A port that was free a moment ago, for the receiver's flag.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn create_token_secret(cluster: &Cluster) {
+    create::<Secret>(
+        &cluster.client,
+        &cluster.namespace,
+        json!({"metadata": {"name": SECRET}, "stringData": {"token": TOKEN}}),
+    )
+    .await;
+}
+
+/// Starts the controller with its alert receiver on a free port; returns it with the receiver's URL.
+fn controller_with_receiver(cluster: &Cluster) -> (Controller, String) {
+    let address = format!("127.0.0.1:{}", free_port());
+    let controller = Controller::start(
+        cluster,
+        &[
+            "--alerts-addr",
+            &address,
+            "--alerts-auth-secret",
+            SECRET,
+            "--alerts-auth-secret-namespace",
+            &cluster.namespace,
+        ],
+    );
+    (controller, format!("http://{address}{PATH}"))
+}
+
+async fn start_alertmanager(receiver: Receiver) -> Alertmanager {
+    tokio::task::spawn_blocking(move || Alertmanager::start(&receiver))
+        .await
+        .unwrap()
+        .unwrap_or_else(|error| panic!("cannot start Alertmanager: {error}"))
+}
+
+/// An alert as Prometheus posts it to Alertmanager.
+fn alert(name: &str, labels: Value) -> Value {
+    let mut labels = labels;
+    labels["alertname"] = json!(name);
+    json!([{
+        "labels": labels,
+        "annotations": {"summary": "the checkout SLO burns"},
+        "generatorURL": "http://prometheus.example/graph?g0.expr=slo_burn",
+    }])
+}
+
+fn about_web(cluster: &Cluster) -> Value {
+    json!({"rollout": ROLLOUT, "namespace": cluster.namespace, "severity": "page"})
+}
+
+async fn canary_at(cluster: &Cluster, weight: i32, phase: RolloutPhase) -> Rollout {
+    cluster
+        .rollout_until(&format!("the canary at {weight}%"), |r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.canary_revision.is_some()
+                    && s.phase == Some(phase)
+                    && s.weights.canary == weight
+                    && s.weights.verified
+            })
+        })
+        .await
+}
+
+async fn events(cluster: &Cluster, reason: &str) -> Vec<String> {
+    let events = cluster.api::<Event>().list(&ListParams::default()).await.expect("listing Events");
+    events.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).filter_map(|e| e.note).collect()
+}
+
+fn request_annotations(rollout: &Rollout) -> Vec<String> {
+    rollout.annotations().keys().filter(|k| k.starts_with(REQUEST_PREFIX)).cloned().collect()
+}
+
+/// Posts `body` straight to the receiver, as Alertmanager would, with `authorization`.
+async fn post(url: &str, authorization: Option<&str>, body: String) -> (u16, String) {
+    let mut request = reqwest::Client::new().post(url).header("content-type", "application/json").body(body);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let response = request.send().await.expect("the receiver answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// A version-4 webhook with one alert, as Alertmanager sends it.
+fn webhook(status: &str, labels: Value) -> String {
+    json!({
+        "receiver": "bellwether", "status": status, "groupLabels": {}, "commonLabels": labels,
+        "commonAnnotations": {}, "externalURL": "http://alertmanager.example", "version": "4",
+        "groupKey": "{}:{}", "truncatedAlerts": 0,
+        "alerts": [{
+            "status": status, "labels": labels, "annotations": {},
+            "startsAt": "2026-11-24T10:00:00Z",
+            "endsAt": if status == "firing" { "0001-01-01T00:00:00Z" } else { "2026-11-24T10:05:00Z" },
+            "generatorURL": "http://prometheus.example/graph", "fingerprint": "00000000000000aa",
+        }],
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firing_alert_through_alertmanager_aborts_a_progressing_canary() {
+    let cluster = Cluster::start("alert-abort").await;
+    create_token_secret(&cluster).await;
+    let (controller, url) = controller_with_receiver(&cluster);
+    let alertmanager = start_alertmanager(Receiver::bearer(&url, TOKEN)).await;
+    let weights = record_weights(&cluster);
+    let steps = json!([{"setWeight": 20}, {"pause": {"duration": "10m"}}]);
+    deploy_stable(&cluster, steps.clone()).await;
+    cluster.ship(&cluster.rollout("2", steps)).await;
+    canary_at(&cluster, 20, RolloutPhase::Progressing).await;
+
+    // An alert about another Rollout does nothing (resolved alerts are in the next test).
+    let cart = json!({"rollout": "cart", "namespace": cluster.namespace});
+    alertmanager.post_alerts(&alert("CartSLOBurn", cart)).unwrap();
+
+    let posted = Instant::now();
+    alertmanager.post_alerts(&alert("CheckoutSLOBurn", about_web(&cluster))).unwrap();
+    let stable_again = eventually("all traffic back on stable", || async {
+        let log = weights.lock().unwrap().clone();
+        log.iter().find(|(w, at)| *w == (0, 100) && *at >= posted).map(|(_, at)| *at)
+    })
+    .await;
+    let took = stable_again.saturating_duration_since(posted);
+    eprintln!("alert posted to Alertmanager → route weight 0: {} ms", took.as_millis());
+
+    let rollout = cluster
+        .rollout_until("the abort in status", |r| {
+            r.status.as_ref().is_some_and(|s| s.phase == Some(RolloutPhase::Degraded))
+        })
+        .await;
+    let abort = rollout.status.as_ref().and_then(|s| s.abort.clone()).expect("an abort");
+    assert_eq!((abort.reason.as_str(), abort.by.as_str()), ("AlertFiring", "alertmanager"));
+    let alert = abort.alert.expect("the alert in the abort");
+    assert_eq!(alert.name, "CheckoutSLOBurn", "the other Rollout's alert did not abort");
+    assert_eq!(alert.labels["severity"], "page");
+    assert_eq!(alert.generator_url, "http://prometheus.example/graph?g0.expr=slo_burn");
+    assert!(
+        abort.message.contains("CheckoutSLOBurn")
+            && abort.message.contains("http://prometheus.example/graph")
+    );
+    let aborted = eventually("the abort Event", || async {
+        events(&cluster, "RolloutAborted").await.into_iter().find(|note| note.contains("CheckoutSLOBurn"))
+    })
+    .await;
+    assert!(aborted.contains("severity=\"page\"") && aborted.contains("g0.expr=slo_burn"), "{aborted}");
+    let seen: Vec<(i64, i64)> = weights.lock().unwrap().iter().map(|(w, _)| *w).collect();
+    assert_eq!(seen, [(0, 100), (20, 80), (0, 100)]);
+    eventually("the handled request annotation removed", || async {
+        let rollout = cluster.rollouts().get(ROLLOUT).await.ok()?;
+        request_annotations(&rollout).is_empty().then_some(())
+    })
+    .await;
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_that_must_not_abort_change_nothing() {
+    let cluster = Cluster::start("alert-nothing").await;
+    create_token_secret(&cluster).await;
+    let (controller, url) = controller_with_receiver(&cluster);
+    let bearer = format!("Bearer {TOKEN}");
+    let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+    deploy_stable(&cluster, steps.clone()).await;
+
+    // A Healthy rollout: a matching alert is taken, and the Rollout is not written at all.
+    let before = cluster.rollouts().get(ROLLOUT).await.unwrap();
+    let (status, body) = post(&url, Some(&bearer), webhook("firing", about_web(&cluster))).await;
+    assert_eq!((status, body.trim()), (200, r#"{"aborting":[],"firing":1}"#));
+    let after = cluster.rollouts().get(ROLLOUT).await.unwrap();
+    assert_eq!(after.resource_version(), before.resource_version(), "a Healthy rollout is never touched");
+
+    cluster.ship(&cluster.rollout("2", steps)).await;
+    let paused = canary_at(&cluster, 20, RolloutPhase::Paused).await;
+    let mut oversize = webhook("firing", about_web(&cluster));
+    oversize.insert_str(oversize.len() - 1, &format!(",\"padding\":\"{}\"", "x".repeat(2 * 1024 * 1024)));
+    let refused = [
+        ("no credentials", None, webhook("firing", about_web(&cluster)), 401),
+        ("a wrong token", Some("Bearer guess"), webhook("firing", about_web(&cluster)), 401),
+        ("a malformed payload", Some(bearer.as_str()), "{\"version\":\"4\"}".to_string(), 400),
+        ("an oversize body", Some(bearer.as_str()), oversize, 413),
+        ("a resolved alert", Some(bearer.as_str()), webhook("resolved", about_web(&cluster)), 200),
+        (
+            "another Rollout's alert",
+            Some(bearer.as_str()),
+            webhook("firing", json!({"rollout": "cart", "namespace": cluster.namespace})),
+            200,
+        ),
+    ];
+    for (what, authorization, body, expected) in refused {
+        let (status, text) = post(&url, authorization, body).await;
+        assert_eq!(status, expected, "{what}: {text}");
+        let now = cluster.rollouts().get(ROLLOUT).await.unwrap();
+        assert!(request_annotations(&now).is_empty(), "{what} wrote a request");
+        let status = now.status.unwrap();
+        assert_eq!((status.phase, status.weights.canary), (Some(RolloutPhase::Paused), 20), "{what}");
+    }
+    assert!(paused.status.unwrap().progress.handled_requests.is_empty());
+
+    // The same setup does abort on a matching firing alert: the checks above could have failed.
+    let (status, body) = post(&url, Some(&bearer), webhook("firing", about_web(&cluster))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("{}/{ROLLOUT}", cluster.namespace)), "{body}");
+    cluster
+        .rollout_until("the alert-driven abort", |r| r.status.as_ref().is_some_and(|s| s.abort.is_some()))
+        .await;
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_hourly_limit_an_alert_escalates_and_the_canary_carries_on() {
+    let cluster = Cluster::start("alert-limit").await;
+    create_token_secret(&cluster).await;
+    let (controller, url) = controller_with_receiver(&cluster);
+    let bearer = format!("Bearer {TOKEN}");
+    let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+    deploy_stable(&cluster, steps.clone()).await;
+    let mut rollout = cluster.rollout("2", steps);
+    rollout.spec.strategy.canary.max_alert_aborts_per_hour = Some(1);
+    cluster.ship(&rollout).await;
+    canary_at(&cluster, 20, RolloutPhase::Paused).await;
+
+    assert_eq!(post(&url, Some(&bearer), webhook("firing", about_web(&cluster))).await.0, 200);
+    cluster
+        .rollout_until("the first alert-driven abort", |r| {
+            r.status.as_ref().is_some_and(|s| s.abort.is_some())
+        })
+        .await;
+    let retry = json!({"metadata": {"annotations": {
+        format!("{REQUEST_PREFIX}retry-1"): json!({"action": "retry", "by": "carol"}).to_string(),
+    }}});
+    cluster.rollouts().patch(ROLLOUT, &PatchParams::default(), &Patch::Merge(&retry)).await.unwrap();
+    canary_at(&cluster, 20, RolloutPhase::Paused).await;
+
+    // The retried canary is a new request for the same alert, and the limit of one is spent.
+    assert_eq!(post(&url, Some(&bearer), webhook("firing", about_web(&cluster))).await.0, 200);
+    let escalated =
+        eventually("the escalation Event", || async { events(&cluster, "AlertAbortEscalated").await.pop() })
+            .await;
+    assert!(
+        escalated.contains("maxAlertAbortsPerHour (1)") && escalated.contains("a person must decide"),
+        "{escalated}"
+    );
+    let rollout = cluster.rollouts().get(ROLLOUT).await.unwrap();
+    let status = rollout.status.unwrap();
+    assert!(status.abort.is_none(), "the canary carries on");
+    assert_eq!((status.phase, status.weights.canary), (Some(RolloutPhase::Paused), 20));
+    assert_eq!(status.alert_aborts.len(), 1);
+    controller.stop().await;
+}
+
+/// The receiver alone, without reconcilers, so that nothing else writes the Rollout: conflicts
+/// are retried with a fresh read, and a write that keeps failing answers 503 and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_are_retried_and_a_failing_api_server_answers_503() {
+    let cluster = Cluster::start("alert-conflicts").await;
+    let Some(server) = &cluster.server else { return };
+    let mut rollout = cluster.rollout("2", json!([{"setWeight": 20}, {"pause": {}}]));
+    cluster.rollouts().create(&PostParams::default(), &rollout).await.unwrap();
+    rollout = cluster.rollouts().get(ROLLOUT).await.unwrap();
+    rollout.status = Some(bellwether::api::RolloutStatus {
+        phase: Some(RolloutPhase::Paused),
+        stable_revision: Some("aaaaaaaaaa".into()),
+        canary_revision: Some("bbbbbbbbbb".into()),
+        ..Default::default()
+    });
+    cluster.rollouts().replace_status(ROLLOUT, &PostParams::default(), &rollout).await.unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}{PATH}", listener.local_addr().unwrap());
+    let config = Config { namespace: Some(cluster.namespace.clone()), ..Config::default() };
+    let sink = Arc::new(AlertAborts::new(cluster.client.clone(), config, Metrics::new()));
+    let (_credentials, current) = watch::channel(Credentials::Disabled);
+    let limits = Limits { max_body_bytes: 1 << 20, per_minute: 1000 };
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve_alerts(listener, current, limits, sink, Metrics::new(), async {
+        let _ = stopped.await;
+    }));
+    let firing = || webhook("firing", about_web(&cluster));
+
+    server.inject_conflicts("rollouts", 6);
+    let (status, body) = post(&url, None, firing()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("gave up after 6 conflicts"), "{body}");
+    assert!(request_annotations(&cluster.rollouts().get(ROLLOUT).await.unwrap()).is_empty());
+
+    server.inject_conflicts("rollouts", 3);
+    let (status, body) = post(&url, None, firing()).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = request_annotations(&cluster.rollouts().get(ROLLOUT).await.unwrap());
+    assert_eq!(sent, [format!("{REQUEST_PREFIX}alert-00000000000000aa-bbbbbbbbbb-0")]);
+
+    server.forbid_writes("rollouts");
+    let (status, body) = post(&url, None, firing()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("cannot send the abort to") && body.contains("is forbidden"), "{body}");
+    assert_eq!(request_annotations(&cluster.rollouts().get(ROLLOUT).await.unwrap()), sent);
+}
