@@ -2,17 +2,21 @@
 //! `/metrics`, campaigns for leadership when asked to, runs both reconcilers, and on SIGTERM or
 //! Ctrl-C lets passes in flight finish and gives up its lease so a standby takes over at once.
 
+use crate::controller::alerts::{self, AlertAborts};
 use crate::controller::leader::{Campaign, Leadership, LeaseConfig, lease_name};
 use crate::controller::notify::{Notifier, RetryPolicy};
 use crate::controller::{self, Config, Context};
 use crate::metrics::providers::Providers;
+use crate::server::alerts::{Credentials, Limits};
 use crate::server::{self, Health, Metrics};
 use kube::Client;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ControllerArgs {
@@ -53,6 +57,28 @@ pub struct ControllerArgs {
     /// Queries in flight at once to any one Prometheus address, across every AnalysisRun.
     #[arg(long, default_value_t = 8)]
     pub prometheus_concurrency: usize,
+    /// Serve the Alertmanager webhook receiver (`POST /v1/alerts`) here: firing alerts abort the
+    /// canaries of the Rollouts they match. Off when not given.
+    #[arg(long, value_name = "ADDR")]
+    pub alerts_addr: Option<SocketAddr>,
+    /// The Secret with the receiver's credentials: a `token` key (bearer token), or `username` and
+    /// `password` keys (basic auth). Required with `--alerts-addr`, unless
+    /// `--alerts-insecure-no-auth` is given.
+    #[arg(long, value_name = "NAME", requires = "alerts_addr", conflicts_with = "alerts_insecure_no_auth")]
+    pub alerts_auth_secret: Option<String>,
+    /// The namespace of `--alerts-auth-secret`; defaults to the namespace of the client's
+    /// configuration (in a cluster, the controller's own).
+    #[arg(long, value_name = "NAMESPACE", requires = "alerts_auth_secret")]
+    pub alerts_auth_secret_namespace: Option<String>,
+    /// Accept alerts without credentials. Anyone who can reach the port can then abort canaries.
+    #[arg(long, requires = "alerts_addr")]
+    pub alerts_insecure_no_auth: bool,
+    /// The largest alert webhook body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub alerts_max_body_bytes: usize,
+    /// Alert webhook requests accepted per minute from one source address, in bursts of as many.
+    #[arg(long, value_name = "N", default_value_t = 120)]
+    pub alerts_rate_limit: u32,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +104,13 @@ pub enum ControllerError {
     LostLeadership,
     #[error("cannot wait for SIGTERM: {0}")]
     Signal(#[source] std::io::Error),
+    #[error(
+        "--alerts-addr needs credentials: --alerts-auth-secret NAME, or --alerts-insecure-no-auth to \
+         accept unauthenticated alerts"
+    )]
+    AlertsWithoutAuth,
+    #[error("cannot start the alert receiver: {0}")]
+    AlertsCredentials(String),
 }
 
 /// Logs to stderr, as text for people or JSON for log pipelines; `RUST_LOG` filters (default
@@ -122,6 +155,10 @@ pub async fn serve(
     };
     let health_listener = listen("--health-addr", args.health_addr).await?;
     let metrics_listener = listen("--metrics-addr", args.metrics_addr).await?;
+    let alerts_listener = match args.alerts_addr {
+        Some(addr) => Some(listen("--alerts-addr", addr).await?),
+        None => None,
+    };
     // A pass that has not beaten the heartbeat for this long means the reconcile loop is stuck.
     let health = Health::new(Duration::from_secs(30));
     health.expect("rollouts");
@@ -134,6 +171,17 @@ pub async fn serve(
         tokio::spawn(server::serve_health(health_listener, health.clone(), stopped(shutdown.clone())));
     let metrics_server =
         tokio::spawn(server::serve_metrics(metrics_listener, metrics.clone(), stopped(shutdown.clone())));
+    let config = Config {
+        namespace: args.namespace.clone(),
+        instance_id: args.instance_id.clone(),
+        concurrency: args.concurrency.max(1),
+    };
+    let mut servers = vec![health_server.abort_handle(), metrics_server.abort_handle()];
+    if let Some(listener) = alerts_listener {
+        let receiver =
+            alert_receiver(&client, args, &config, &metrics, listener, stopped(shutdown.clone())).await?;
+        servers.extend(receiver);
+    }
 
     let identity = args
         .identity
@@ -164,11 +212,6 @@ pub async fn serve(
         notifier,
         &identity,
     ));
-    let config = Config {
-        namespace: args.namespace.clone(),
-        instance_id: args.instance_id.clone(),
-        concurrency: args.concurrency.max(1),
-    };
     tracing::info!(?config, leader_elect = args.leader_elect, "starting the controller");
     let leadership = context.leadership.clone();
     let lost = tokio::select! {
@@ -182,7 +225,7 @@ pub async fn serve(
     }
     // On shutdown the servers stop with the same signal; a loop that ended on its own takes them
     // down with it, since a process that no longer reconciles must not look alive.
-    for server in [health_server, metrics_server] {
+    for server in servers {
         server.abort();
     }
     if lost {
@@ -190,4 +233,51 @@ pub async fn serve(
         return Err(ControllerError::LostLeadership);
     }
     Ok(())
+}
+
+/// Starts the Alertmanager webhook receiver on `listener`, once its credentials are known: a
+/// receiver that cannot authenticate requests must not start, unless told to take them all. Returns
+/// the tasks to stop when the process ends.
+async fn alert_receiver(
+    client: &Client,
+    args: &ControllerArgs,
+    config: &Config,
+    metrics: &Metrics,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Vec<AbortHandle>, ControllerError> {
+    let mut tasks = Vec::new();
+    let credentials = match (&args.alerts_auth_secret, args.alerts_insecure_no_auth) {
+        (Some(name), _) => {
+            let namespace = args
+                .alerts_auth_secret_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_string());
+            let loaded = alerts::load_credentials(client, &namespace, name)
+                .await
+                .map_err(ControllerError::AlertsCredentials)?;
+            let (current, credentials) = watch::channel(loaded);
+            let refresh = alerts::refresh_credentials(client.clone(), namespace, name.clone(), current);
+            tasks.push(tokio::spawn(refresh).abort_handle());
+            credentials
+        }
+        (None, true) => {
+            tracing::warn!(
+                "the alert receiver accepts alerts without credentials (--alerts-insecure-no-auth)"
+            );
+            watch::channel(Credentials::Disabled).1
+        }
+        (None, false) => return Err(ControllerError::AlertsWithoutAuth),
+    };
+    let limits = Limits { max_body_bytes: args.alerts_max_body_bytes, per_minute: args.alerts_rate_limit };
+    let sink = Arc::new(AlertAborts::new(client.clone(), config.clone(), metrics.clone()));
+    let serving =
+        server::alerts::serve_alerts(listener, credentials, limits, sink, metrics.clone(), shutdown);
+    let serving = tokio::spawn(async move {
+        if let Err(error) = serving.await {
+            tracing::error!(%error, "the alert receiver stopped");
+        }
+    });
+    tasks.push(serving.abort_handle());
+    Ok(tasks)
 }

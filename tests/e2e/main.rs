@@ -11,9 +11,6 @@ mod apiserver;
 mod alerts;
 #[path = "../support/alertmanager.rs"]
 mod alertmanager_support;
-mod alerts;
-#[path = "../support/alertmanager.rs"]
-mod alertmanager_support;
 mod app;
 #[path = "../support/controller_calls.rs"]
 mod controller_calls;
