@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ControllerArgs {
@@ -155,8 +154,10 @@ pub async fn serve(
     };
     let health_listener = listen("--health-addr", args.health_addr).await?;
     let metrics_listener = listen("--metrics-addr", args.metrics_addr).await?;
-    let alerts_listener = match args.alerts_addr {
-        Some(addr) => Some(listen("--alerts-addr", addr).await?),
+    // A receiver that cannot authenticate requests must not start (unless told to take them all),
+    // and the process does not start without it: nothing runs yet that would need stopping.
+    let alerts = match args.alerts_addr {
+        Some(addr) => Some((listen("--alerts-addr", addr).await?, alert_credentials(&client, args).await?)),
         None => None,
     };
     // A pass that has not beaten the heartbeat for this long means the reconcile loop is stuck.
@@ -177,10 +178,25 @@ pub async fn serve(
         concurrency: args.concurrency.max(1),
     };
     let mut servers = vec![health_server.abort_handle(), metrics_server.abort_handle()];
-    if let Some(listener) = alerts_listener {
-        let receiver =
-            alert_receiver(&client, args, &config, &metrics, listener, stopped(shutdown.clone())).await?;
-        servers.extend(receiver);
+    if let Some((listener, (credentials, refresh))) = alerts {
+        servers.extend(refresh.map(|refresh| tokio::spawn(refresh).abort_handle()));
+        let sink = Arc::new(AlertAborts::new(client.clone(), config.clone(), metrics.clone()));
+        let limits =
+            Limits { max_body_bytes: args.alerts_max_body_bytes, per_minute: args.alerts_rate_limit };
+        let serving = server::alerts::serve_alerts(
+            listener,
+            credentials,
+            limits,
+            sink,
+            metrics.clone(),
+            stopped(shutdown.clone()),
+        );
+        let receiver = tokio::spawn(async move {
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "the alert receiver stopped");
+            }
+        });
+        servers.push(receiver.abort_handle());
     }
 
     let identity = args
@@ -235,19 +251,12 @@ pub async fn serve(
     Ok(())
 }
 
-/// Starts the Alertmanager webhook receiver on `listener`, once its credentials are known: a
-/// receiver that cannot authenticate requests must not start, unless told to take them all. Returns
-/// the tasks to stop when the process ends.
-async fn alert_receiver(
+/// The alert receiver's credentials, and the task that keeps them up to date with their Secret.
+async fn alert_credentials(
     client: &Client,
     args: &ControllerArgs,
-    config: &Config,
-    metrics: &Metrics,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<Vec<AbortHandle>, ControllerError> {
-    let mut tasks = Vec::new();
-    let credentials = match (&args.alerts_auth_secret, args.alerts_insecure_no_auth) {
+) -> Result<(watch::Receiver<Credentials>, Option<impl Future<Output = ()> + use<>>), ControllerError> {
+    match (&args.alerts_auth_secret, args.alerts_insecure_no_auth) {
         (Some(name), _) => {
             let namespace = args
                 .alerts_auth_secret_namespace
@@ -258,26 +267,14 @@ async fn alert_receiver(
                 .map_err(ControllerError::AlertsCredentials)?;
             let (current, credentials) = watch::channel(loaded);
             let refresh = alerts::refresh_credentials(client.clone(), namespace, name.clone(), current);
-            tasks.push(tokio::spawn(refresh).abort_handle());
-            credentials
+            Ok((credentials, Some(refresh)))
         }
         (None, true) => {
             tracing::warn!(
                 "the alert receiver accepts alerts without credentials (--alerts-insecure-no-auth)"
             );
-            watch::channel(Credentials::Disabled).1
+            Ok((watch::channel(Credentials::Disabled).1, None))
         }
-        (None, false) => return Err(ControllerError::AlertsWithoutAuth),
-    };
-    let limits = Limits { max_body_bytes: args.alerts_max_body_bytes, per_minute: args.alerts_rate_limit };
-    let sink = Arc::new(AlertAborts::new(client.clone(), config.clone(), metrics.clone()));
-    let serving =
-        server::alerts::serve_alerts(listener, credentials, limits, sink, metrics.clone(), shutdown);
-    let serving = tokio::spawn(async move {
-        if let Err(error) = serving.await {
-            tracing::error!(%error, "the alert receiver stopped");
-        }
-    });
-    tasks.push(serving.abort_handle());
-    Ok(tasks)
+        (None, false) => Err(ControllerError::AlertsWithoutAuth),
+    }
 }

@@ -324,3 +324,47 @@ async fn conflicts_are_retried_and_a_failing_api_server_answers_503() {
     assert!(body.contains("cannot send the abort to") && body.contains("is forbidden"), "{body}");
     assert_eq!(request_annotations(&cluster.rollouts().get(ROLLOUT).await.unwrap()), sent);
 }
+
+/// Runs the controller process with `flags` until it stops by itself, which it must do at once.
+async fn refused_start(cluster: &Cluster, flags: &[&str]) -> String {
+    #[derive(clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: bellwether::cli::controller::ControllerArgs,
+    }
+    let mut argv =
+        vec!["bellwether-controller", "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"];
+    argv.extend_from_slice(flags);
+    let args = <Command as clap::Parser>::parse_from(argv).args;
+    let (_stop, shutdown) = watch::channel(false);
+    let run = bellwether::cli::controller::serve(cluster.client.clone(), &args, shutdown);
+    let result =
+        tokio::time::timeout(crate::harness::PATIENCE, run).await.expect("the controller stops at once");
+    result.expect_err("the controller must refuse to start").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_refuses_to_start_without_credentials() {
+    let cluster = Cluster::start("alert-refusals").await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let ns = cluster.namespace.clone();
+    let error = refused_start(&cluster, &["--alerts-addr", &addr]).await;
+    assert!(error.contains("--alerts-addr needs credentials"), "{error}");
+
+    let missing =
+        ["--alerts-addr", &addr, "--alerts-auth-secret", SECRET, "--alerts-auth-secret-namespace", &ns];
+    let error = refused_start(&cluster, &missing).await;
+    assert!(error.contains(&format!("Secret {ns}/{SECRET} needs a non-empty \"token\" key")), "{error}");
+    assert!(error.contains("does not exist"), "{error}");
+
+    create::<Secret>(
+        &cluster.client,
+        &ns,
+        json!({"metadata": {"name": SECRET}, "stringData": {"username": "am"}}),
+    )
+    .await;
+    let error = refused_start(&cluster, &missing).await;
+    assert!(error.contains("or \"username\" and \"password\" keys"), "{error}");
+    let listening = tokio::net::TcpStream::connect(&addr).await;
+    assert!(listening.is_err(), "nothing listens on the receiver's port after a refused start");
+}
