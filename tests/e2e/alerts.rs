@@ -6,6 +6,7 @@
 use crate::alertmanager_support::{Alertmanager, Receiver};
 use crate::harness::{Cluster, Controller, ROLLOUT, create, eventually};
 use crate::rollouts::{deploy_stable, record_weights};
+use crate::webhook_sink::{Answer, Sink};
 use bellwether::api::{Rollout, RolloutPhase};
 use bellwether::controller::Config;
 use bellwether::controller::alerts::AlertAborts;
@@ -112,6 +113,8 @@ async fn post(url: &str, authorization: Option<&str>, body: String) -> (u16, Str
 
 /// A version-4 webhook with one alert, as Alertmanager sends it.
 fn webhook(status: &str, labels: Value) -> String {
+    let mut labels = labels;
+    labels.as_object_mut().unwrap().entry("alertname").or_insert(json!("CheckoutSLOBurn"));
     json!({
         "receiver": "bellwether", "status": status, "groupLabels": {}, "commonLabels": labels,
         "commonAnnotations": {}, "externalURL": "http://alertmanager.example", "version": "4",
@@ -124,6 +127,14 @@ fn webhook(status: &str, labels: Value) -> String {
         }],
     })
     .to_string()
+}
+
+/// Writes a request annotation as the plugin does.
+async fn send_request(cluster: &Cluster, id: &str, action: &str) {
+    let patch = json!({"metadata": {"annotations": {
+        format!("{REQUEST_PREFIX}{id}"): json!({"action": action, "by": "carol"}).to_string(),
+    }}});
+    cluster.rollouts().patch(ROLLOUT, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,8 +160,7 @@ async fn a_firing_alert_through_alertmanager_aborts_a_progressing_canary() {
         log.iter().find(|(w, at)| *w == (0, 100) && *at >= posted).map(|(_, at)| *at)
     })
     .await;
-    let took = stable_again.saturating_duration_since(posted);
-    eprintln!("alert posted to Alertmanager → route weight 0: {} ms", took.as_millis());
+    let through_alertmanager = stable_again.saturating_duration_since(posted);
 
     let rollout = cluster
         .rollout_until("the abort in status", |r| {
@@ -174,11 +184,31 @@ async fn a_firing_alert_through_alertmanager_aborts_a_progressing_canary() {
     assert!(aborted.contains("severity=\"page\"") && aborted.contains("g0.expr=slo_burn"), "{aborted}");
     let seen: Vec<(i64, i64)> = weights.lock().unwrap().iter().map(|(w, _)| *w).collect();
     assert_eq!(seen, [(0, 100), (20, 80), (0, 100)]);
+    drop(seen);
     eventually("the handled request annotation removed", || async {
         let rollout = cluster.rollouts().get(ROLLOUT).await.ok()?;
         request_annotations(&rollout).is_empty().then_some(())
     })
     .await;
+
+    // The baseline, in the same run: the abort request a person's `kubectl bellwether abort`
+    // writes, from the write to weight 0. The alert path adds Alertmanager and the receiver.
+    send_request(&cluster, "retry-1", "retry").await;
+    canary_at(&cluster, 20, RolloutPhase::Progressing).await;
+    let sent = Instant::now();
+    send_request(&cluster, "abort-1", "abort").await;
+    let direct = eventually("all traffic back on stable after a direct abort", || async {
+        let log = weights.lock().unwrap().clone();
+        log.iter().find(|(w, at)| *w == (0, 100) && *at >= sent).map(|(_, at)| *at)
+    })
+    .await
+    .saturating_duration_since(sent);
+    eprintln!(
+        "to route weight 0: alert posted to Alertmanager {} ms; abort request written {} ms (baseline); ratio {:.2}",
+        through_alertmanager.as_millis(),
+        direct.as_millis(),
+        through_alertmanager.as_secs_f64() / direct.as_secs_f64().max(1e-3)
+    );
     controller.stop().await;
 }
 
@@ -243,8 +273,18 @@ async fn beyond_the_hourly_limit_an_alert_escalates_and_the_canary_carries_on() 
     let bearer = format!("Bearer {TOKEN}");
     let steps = json!([{"setWeight": 20}, {"pause": {}}]);
     deploy_stable(&cluster, steps.clone()).await;
+    let sink = Sink::start(vec![], Answer::Status(200)).await;
+    let hook = json!({"metadata": {"name": "hooks"}, "stringData": {"url": sink.url("/hooks/deploys")}});
+    create::<Secret>(&cluster.client, &cluster.namespace, hook).await;
     let mut rollout = cluster.rollout("2", steps);
     rollout.spec.strategy.canary.max_alert_aborts_per_hour = Some(1);
+    // Shipping changes the template and strategy only; the targets are set first.
+    let targets = json!({"spec": {"notifications": [{
+        "name": "deploys",
+        "urlSecretRef": {"name": "hooks", "key": "url"},
+        "events": ["Aborted", "AlertAbortEscalated"],
+    }]}});
+    cluster.rollouts().patch(ROLLOUT, &PatchParams::default(), &Patch::Merge(&targets)).await.unwrap();
     cluster.ship(&rollout).await;
     canary_at(&cluster, 20, RolloutPhase::Paused).await;
 
@@ -254,10 +294,7 @@ async fn beyond_the_hourly_limit_an_alert_escalates_and_the_canary_carries_on() 
             r.status.as_ref().is_some_and(|s| s.abort.is_some())
         })
         .await;
-    let retry = json!({"metadata": {"annotations": {
-        format!("{REQUEST_PREFIX}retry-1"): json!({"action": "retry", "by": "carol"}).to_string(),
-    }}});
-    cluster.rollouts().patch(ROLLOUT, &PatchParams::default(), &Patch::Merge(&retry)).await.unwrap();
+    send_request(&cluster, "retry-1", "retry").await;
     canary_at(&cluster, 20, RolloutPhase::Paused).await;
 
     // The retried canary is a new request for the same alert, and the limit of one is spent.
@@ -274,6 +311,17 @@ async fn beyond_the_hourly_limit_an_alert_escalates_and_the_canary_carries_on() 
     assert!(status.abort.is_none(), "the canary carries on");
     assert_eq!((status.phase, status.weights.canary), (Some(RolloutPhase::Paused), 20));
     assert_eq!(status.alert_aborts.len(), 1);
+
+    // People hear of both: the abort, and the alert that could not abort.
+    let told = eventually("the escalation notified", || async {
+        let events: Vec<String> =
+            sink.received().iter().filter_map(|r| r.body["event"].as_str().map(String::from)).collect();
+        events.contains(&"AlertAbortEscalated".to_string()).then_some(events)
+    })
+    .await;
+    assert_eq!(told, ["Aborted", "AlertAbortEscalated"]);
+    let escalation = sink.received().pop().unwrap().body;
+    assert!(escalation["message"].as_str().unwrap().contains("CheckoutSLOBurn"), "{escalation}");
     controller.stop().await;
 }
 
