@@ -26,8 +26,8 @@ mod stats;
 mod steady;
 mod validate;
 
-pub use alerts::{DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, describe as describe_alert};
 pub use action::{Action, AnalysisKind, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
+pub use alerts::{DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, describe as describe_alert};
 pub use judge::{
     DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, first_counted_at, format_value,
     judge_metric, metric_interval, run_phase,

@@ -1,6 +1,9 @@
 //! The controller end to end: the real controller code over HTTP against the in-process test API
 //! server, with metrics from a real Prometheus.
 
+#[path = "../support/alertmanager.rs"]
+mod alertmanager_support;
+mod alerts;
 #[allow(
     dead_code,
     unused_imports,
@@ -8,9 +11,6 @@
 )]
 #[path = "../support/apiserver/mod.rs"]
 mod apiserver;
-mod alerts;
-#[path = "../support/alertmanager.rs"]
-mod alertmanager_support;
 mod app;
 #[path = "../support/controller_calls.rs"]
 mod controller_calls;

@@ -15,9 +15,6 @@
 
 #![allow(dead_code)]
 
-#[path = "prometheus.rs"]
-mod prometheus;
-
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -26,7 +23,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use prometheus::{find_binary, free_port, get, spawn_watchdog, stop, tail};
+// The including test binary also includes `prometheus.rs`, as `prometheus_support`.
+use crate::prometheus_support::{find_binary, free_port, get, spawn_watchdog, stop, tail};
 
 /// How long the server may take to report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
