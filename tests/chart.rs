@@ -194,7 +194,7 @@ fn chart_grants() -> BTreeSet<Grant> {
             }
         }
     }
-    assert_eq!(blocks, 3, "expected the namespaced, cluster and leases rules in _rbac.tpl");
+    assert_eq!(blocks, 4, "expected the namespaced, cluster, leases and alert receiver rules in _rbac.tpl");
     grants
 }
 
@@ -222,7 +222,12 @@ fn secrets_are_readable_only_when_prometheus_auth_or_notifications_ask_for_it() 
         r#"\{\{- if or \.Values\.prometheusAuth\.readSecrets \.Values\.notifications\.readSecrets \}\}\n- apiGroups: \[""\]\n  resources: \["secrets"\]\n  verbs: \["get"\]\n\{\{- end \}\}"#,
     )
     .unwrap();
-    assert_eq!(text.matches("secrets").count(), 1, "secrets appear once in the rules");
+    assert_eq!(
+        text.matches("secrets").count(),
+        2,
+        "secrets appear twice in the rules: guarded by readSecrets, and for the alert receiver's Secret by name"
+    );
+    assert_eq!(guarded.find_iter(&text).count(), 1, "one secrets rule is guarded by readSecrets");
     assert!(
         guarded.is_match(&text),
         "the secrets rule is not guarded by prometheusAuth.readSecrets or notifications.readSecrets"
@@ -256,4 +261,169 @@ fn values_default_to_a_locked_down_pod() {
     let deployment = read(&chart().join("templates/deployment.yaml"));
     assert!(deployment.contains("toYaml .Values.podSecurityContext"));
     assert!(deployment.contains("toYaml .Values.securityContext"));
+}
+
+/// The conditions enclosing each occurrence of `needle` in the template `text`, innermost last:
+/// `if X` for the branch of `{{ if X }}`, `not X` for its `{{ else }}`, and likewise `with X`,
+/// `range X` and `define X`. Helm is not run, so this is how the tests tell which values turn a
+/// line of a template on.
+fn conditions_around(text: &str, needle: &str) -> Vec<Vec<String>> {
+    let action = Regex::new(r"(?s)\{\{-?\s*(.*?)\s*-?\}\}").unwrap();
+    let actions: Vec<(usize, String)> =
+        action.captures_iter(text).map(|c| (c.get(0).unwrap().start(), c[1].to_string())).collect();
+    assert!(text.contains(needle), "{needle:?} is not in the template");
+    text.match_indices(needle)
+        .map(|(at, _)| {
+            let mut stack: Vec<String> = Vec::new();
+            for (_, body) in actions.iter().take_while(|(start, _)| *start < at) {
+                let keyword = body.split_whitespace().next().unwrap_or("");
+                match keyword {
+                    "if" | "with" | "range" | "define" => stack.push(body.clone()),
+                    "else" => {
+                        let top = stack.pop().expect("an else inside a block");
+                        let negated = format!("not {}", top.split_once(' ').map_or("", |(_, c)| c));
+                        match body.strip_prefix("else").map(str::trim) {
+                            Some(rest) if !rest.is_empty() => stack.push(format!("{negated} and {rest}")),
+                            _ => stack.push(negated),
+                        }
+                    }
+                    "end" => {
+                        stack.pop().expect("an end closing a block");
+                    }
+                    _ => {}
+                }
+            }
+            stack
+        })
+        .collect()
+}
+
+/// Asserts that every occurrence of `needle` in the template `file` lies inside `{{ if <condition> }}`.
+fn assert_only_when(file: &str, needle: &str, condition: &str) {
+    let text = read(&chart().join("templates").join(file));
+    for stack in conditions_around(&text, needle) {
+        assert!(
+            stack.iter().any(|c| c == &format!("if {condition}")),
+            "{file}: {needle:?} is rendered outside `if {condition}` (inside {stack:?})"
+        );
+    }
+}
+
+#[test]
+fn the_alert_receiver_is_off_by_default() {
+    let alerts = &values()["alerts"];
+    assert_eq!(alerts["enabled"], Yaml::Bool(false));
+    assert_eq!(alerts["authSecret"].as_str(), Some(""));
+    assert_eq!(alerts["insecureNoAuth"], Yaml::Bool(false));
+    assert_eq!(
+        alerts["maxBodyBytes"].as_u64(),
+        Some(1048576),
+        "the controller's --alerts-max-body-bytes default"
+    );
+    assert_eq!(
+        alerts["rateLimitPerMinute"].as_u64(),
+        Some(120),
+        "the controller's --alerts-rate-limit default"
+    );
+    assert_eq!(alerts["service"]["type"].as_str(), Some("ClusterIP"));
+    let port = alerts["port"].as_u64().expect("alerts.port is a number");
+    assert!(![8080, 8081].contains(&port), "alerts.port {port} collides with the metrics or health port");
+}
+
+#[test]
+fn the_alert_receivers_args_and_port_appear_only_when_enabled() {
+    let deployment = read(&chart().join("templates/deployment.yaml"));
+    for arg in [
+        "- --alerts-addr=0.0.0.0:{{ .Values.alerts.port }}\n",
+        "- --alerts-auth-secret={{ .Values.alerts.authSecret }}\n",
+        "- --alerts-auth-secret-namespace={{ .Release.Namespace }}\n",
+        "- --alerts-insecure-no-auth\n",
+        "- --alerts-max-body-bytes={{ int64 .Values.alerts.maxBodyBytes }}\n",
+        "- --alerts-rate-limit={{ int64 .Values.alerts.rateLimitPerMinute }}\n",
+    ] {
+        assert_eq!(deployment.matches(arg).count(), 1, "deployment.yaml has not exactly one {arg:?}");
+    }
+    assert_only_when("deployment.yaml", "--alerts-", ".Values.alerts.enabled");
+    assert_only_when("deployment.yaml", "--alerts-auth-secret", ".Values.alerts.authSecret");
+    let port = "- name: alerts\n              containerPort: {{ .Values.alerts.port }}\n";
+    assert_eq!(deployment.matches(port).count(), 1, "no container port named alerts");
+    assert_only_when("deployment.yaml", "- name: alerts", ".Values.alerts.enabled");
+    // Without a Secret, the namespace flag would be refused (it requires --alerts-auth-secret), and
+    // the insecure flag conflicts with it: the two must be exclusive branches.
+    for stack in conditions_around(&deployment, "--alerts-insecure-no-auth") {
+        assert!(
+            stack.iter().any(|c| c == "not .Values.alerts.authSecret and if .Values.alerts.insecureNoAuth"),
+            "--alerts-insecure-no-auth is not the else branch of alerts.authSecret: {stack:?}"
+        );
+    }
+}
+
+#[test]
+fn the_alert_receiver_without_credentials_fails_to_render() {
+    let deployment = read(&chart().join("templates/deployment.yaml"));
+    let missing = Regex::new(
+        r#"\{\{- (?:else )?if not \(or \.Values\.alerts\.authSecret \.Values\.alerts\.insecureNoAuth\) \}\}\n\s*\{\{- fail "([^"]+)" \}\}"#,
+    )
+    .unwrap();
+    let message =
+        &missing.captures(&deployment).expect("no fail when neither authSecret nor insecureNoAuth is set")[1];
+    assert!(
+        message.contains("alerts.authSecret") && message.contains("alerts.insecureNoAuth"),
+        "the failure does not name the values to set: {message}"
+    );
+    let both = Regex::new(
+        r#"\{\{- (?:else )?if and \.Values\.alerts\.authSecret \.Values\.alerts\.insecureNoAuth \}\}\n\s*\{\{- fail "[^"]+" \}\}"#,
+    )
+    .unwrap();
+    assert!(both.is_match(&deployment), "no fail when both authSecret and insecureNoAuth are set");
+    assert_only_when("deployment.yaml", "fail \"", ".Values.alerts.enabled");
+}
+
+#[test]
+fn the_alert_receivers_service_exists_only_when_enabled() {
+    let service = read(&chart().join("templates/service-alerts.yaml"));
+    assert!(service.contains("kind: Service\n"));
+    assert!(service.contains("  name: {{ include \"bellwether.fullname\" . }}-alerts\n"));
+    assert!(service.contains("  type: {{ .Values.alerts.service.type }}\n"));
+    assert!(service.contains("      port: {{ .Values.alerts.service.port }}\n      targetPort: alerts\n"));
+    for needle in ["apiVersion:", "kind: Service", "targetPort: alerts"] {
+        assert_only_when("service-alerts.yaml", needle, ".Values.alerts.enabled");
+    }
+}
+
+#[test]
+fn the_alert_receiver_reads_its_one_secret_by_name() {
+    let rules = read(&chart().join("templates/_rbac.tpl"));
+    let rule = "- apiGroups: [\"\"]\n  resources: [\"secrets\"]\n  resourceNames: [{{ .Values.alerts.authSecret | quote }}]\n  verbs: [\"get\"]\n";
+    assert!(rules.contains(rule), "no rule granting get on the alert receiver's Secret by name:\n{rule}");
+    for stack in conditions_around(&rules, rule) {
+        assert_eq!(
+            stack,
+            ["define \"bellwether.rules.alertsAuthSecret\""],
+            "the rule is not alone in its define"
+        );
+    }
+    let rbac = read(&chart().join("templates/rbac.yaml"));
+    let include = "include \"bellwether.rules.alertsAuthSecret\"";
+    assert_eq!(rbac.matches(include).count(), 1, "the alert receiver's rule is included once");
+    assert_only_when("rbac.yaml", include, ".Values.rbac.create");
+    assert_only_when("rbac.yaml", include, "and .Values.alerts.enabled .Values.alerts.authSecret");
+    assert_only_when("rbac.yaml", "-alerts", "and .Values.alerts.enabled .Values.alerts.authSecret");
+    // A Role in the release namespace, bound to the controller's ServiceAccount.
+    let role = Regex::new(
+        r"kind: Role\nmetadata:\n  name: \{\{ \$fullname \}\}-alerts\n  namespace: \{\{ \.Release\.Namespace \}\}\n(?:.*\n){2}rules:\n  \{\{- include .bellwether\.rules\.alertsAuthSecret. \. \| nindent 2 \}\}\n",
+    )
+    .unwrap();
+    assert!(
+        role.is_match(&rbac),
+        "no Role <fullname>-alerts in the release namespace with the receiver's rule"
+    );
+    let binding = Regex::new(
+        r"kind: RoleBinding\nmetadata:\n  name: \{\{ \$fullname \}\}-alerts\n  namespace: \{\{ \.Release\.Namespace \}\}\n(?:.*\n){2}roleRef:\n  apiGroup: rbac\.authorization\.k8s\.io\n  kind: Role\n  name: \{\{ \$fullname \}\}-alerts\nsubjects:\n  - \{\{- toYaml \$subject \| nindent 4 \}\}\n",
+    )
+    .unwrap();
+    assert!(
+        binding.is_match(&rbac),
+        "no RoleBinding of <fullname>-alerts to the controller's ServiceAccount"
+    );
 }

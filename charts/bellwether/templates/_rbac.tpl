@@ -56,3 +56,11 @@ tests/chart.rs checks these rules against the calls in src/controller.
   resources: ["leases"]
   verbs: ["get", "create", "patch"]
 {{- end -}}
+
+{{/* The alert receiver's credentials: get on its one Secret, by name, in the release namespace. */}}
+{{- define "bellwether.rules.alertsAuthSecret" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: [{{ .Values.alerts.authSecret | quote }}]
+  verbs: ["get"]
+{{- end -}}
