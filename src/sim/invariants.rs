@@ -2,7 +2,10 @@
 //! decision it takes, and the engine's property tests check every decision of random timelines.
 
 use crate::api::{AnalysisPhase, RolloutSpec, RolloutStatus};
-use crate::engine::{Action, Decision, Input, Observation, Step, UserAction, decide, revision_of, validate};
+use crate::engine::{
+    Action, DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, Decision, Input, Observation, Step, UserAction, decide,
+    revision_of, validate,
+};
 use chrono::{DateTime, Utc};
 
 /// One decision and everything it was taken on.
@@ -105,8 +108,33 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
         }
     }
 
+    alert_aborts_within_their_limit(spec, input, output, now)?;
+
     if output.phase.is_none() {
         return Err("a decision left the phase unset".into());
+    }
+    Ok(())
+}
+
+/// No hour holds more alert-driven aborts than `maxAlertAbortsPerHour`, and each one is counted
+/// when it happens.
+fn alert_aborts_within_their_limit(
+    spec: &RolloutSpec,
+    input: &RolloutStatus,
+    output: &RolloutStatus,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let limit = spec.strategy.canary.max_alert_aborts_per_hour.unwrap_or(DEFAULT_MAX_ALERT_ABORTS_PER_HOUR);
+    let times = &output.alert_aborts;
+    for (i, start) in times.iter().enumerate() {
+        let within = times[i..].iter().filter(|t| **t - *start < chrono::Duration::hours(1)).count();
+        if within as i32 > limit.max(0) {
+            return Err(format!("{within} alert-driven aborts within an hour, beyond the limit of {limit}"));
+        }
+    }
+    let alert_abort = |status: &RolloutStatus| status.abort.as_ref().is_some_and(|a| a.alert.is_some());
+    if !alert_abort(input) && alert_abort(output) && times.last() != Some(&now) {
+        return Err("an alert-driven abort was not counted".into());
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 
 use super::fixtures::*;
 use super::world::World;
-use bellwether::api::{AnalysisFailurePolicy, AnalysisPhase, CanaryStep, InconclusivePolicy, RolloutSpec};
+use bellwether::api::{
+    AnalysisFailurePolicy, AnalysisPhase, CanaryStep, FiringAlert, InconclusivePolicy, RolloutSpec,
+};
 use bellwether::engine::{Decision, Observation, UserAction, validate};
 use bellwether::sim::invariants::{self, Decided};
 use proptest::prelude::*;
@@ -31,6 +33,8 @@ enum Happening {
     RunEnds(AnalysisPhase),
     /// A person sends a request; `stale` ones name an older step.
     Request(UserAction, bool),
+    /// One of a few alerts fires and its abort request arrives.
+    Alert(u8),
     /// The template changes to another image (0 is the stable one).
     Ship(u8),
     TogglePaused,
@@ -69,6 +73,7 @@ fn happening() -> impl Strategy<Value = Happening> {
             1 => Just(AnalysisPhase::Error),
         ].prop_map(Happening::RunEnds),
         2 => (user_action(), any::<bool>()).prop_map(|(a, stale)| Happening::Request(a, stale)),
+        1 => (0..4u8).prop_map(Happening::Alert),
         1 => (0..4u8).prop_map(Happening::Ship),
         1 => Just(Happening::TogglePaused),
     ]
@@ -81,14 +86,23 @@ struct Scenario {
     background: Option<i32>,
     pause_on_failure: bool,
     abort_on_inconclusive: bool,
+    /// `maxAlertAbortsPerHour`, or the default.
+    alert_limit: Option<i32>,
     /// Each entry: what happens, then how many of the decision's actions the controller manages
     /// to carry out before a (simulated) failure; 5 means all.
     timeline: Vec<(Happening, usize)>,
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
-    (1..=15i32, prop::collection::vec(step_kind(), 1..7), any::<bool>(), any::<bool>(), any::<bool>())
-        .prop_flat_map(|(replicas, steps, bg, pause_on_failure, abort_on_inconclusive)| {
+    (
+        1..=15i32,
+        prop::collection::vec(step_kind(), 1..7),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of(0..3i32),
+    )
+        .prop_flat_map(|(replicas, steps, bg, pause_on_failure, abort_on_inconclusive, alert_limit)| {
             let n = steps.len() as i32;
             (
                 Just(replicas),
@@ -96,12 +110,31 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 if bg { (0..n).prop_map(Some).boxed() } else { Just(None).boxed() },
                 Just(pause_on_failure),
                 Just(abort_on_inconclusive),
+                Just(alert_limit),
                 prop::collection::vec((happening(), prop_oneof![4 => Just(5usize), 1 => 0..5usize]), 1..60),
             )
         })
-        .prop_map(|(replicas, steps, background, pause_on_failure, abort_on_inconclusive, timeline)| {
-            Scenario { replicas, steps, background, pause_on_failure, abort_on_inconclusive, timeline }
-        })
+        .prop_map(
+            |(
+                replicas,
+                steps,
+                background,
+                pause_on_failure,
+                abort_on_inconclusive,
+                alert_limit,
+                timeline,
+            )| {
+                Scenario {
+                    replicas,
+                    steps,
+                    background,
+                    pause_on_failure,
+                    abort_on_inconclusive,
+                    alert_limit,
+                    timeline,
+                }
+            },
+        )
 }
 
 fn spec_of(scenario: &Scenario) -> RolloutSpec {
@@ -125,7 +158,8 @@ fn spec_of(scenario: &Scenario) -> RolloutSpec {
     if scenario.abort_on_inconclusive {
         builder = builder.on_inconclusive(InconclusivePolicy::Abort);
     }
-    builder.build()
+    let alert_limit = scenario.alert_limit;
+    builder.edit(|spec| spec.strategy.canary.max_alert_aborts_per_hour = alert_limit).build()
 }
 
 /// Checks one decision, taken on `observation` from `world.status` (the input status).
@@ -186,6 +220,14 @@ fn happen(world: &mut World, happening: &Happening) {
             if *stale && let Some(request) = world.cluster.observation.requests.last_mut() {
                 request.step = Some(request.step.unwrap_or(0) + 1);
             }
+        }
+        Happening::Alert(n) => {
+            world.alert(&FiringAlert {
+                name: format!("Alert{n}"),
+                labels: [("alertname".to_string(), format!("Alert{n}"))].into(),
+                generator_url: String::new(),
+                starts_at: None,
+            });
         }
         Happening::Ship(image) => {
             world.ship(&format!("web:{}", image + 1));
@@ -265,6 +307,7 @@ fn a_failed_background_run_then_a_revision_round_trip_keeps_the_invariants() {
         background: Some(1),
         pause_on_failure: true,
         abort_on_inconclusive: false,
+        alert_limit: None,
         timeline: vec![
             (Happening::Tick(0), 5),
             (Happening::Tick(180), 5),
