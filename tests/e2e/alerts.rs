@@ -5,6 +5,7 @@
 
 use crate::alertmanager_support::{Alertmanager, Receiver};
 use crate::harness::{Cluster, Controller, ROLLOUT, create, eventually};
+use crate::prometheus_support::free_port;
 use crate::rollouts::{deploy_stable, record_weights};
 use crate::webhook_sink::{Answer, Sink};
 use bellwether::api::{Rollout, RolloutPhase};
@@ -25,11 +26,6 @@ use tokio::sync::{oneshot, watch};
 const TOKEN: &str = "e2e-alert-token";
 const SECRET: &str = "alert-receiver";
 
-/// A port that was free a moment ago, for the receiver's flag.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn create_token_secret(cluster: &Cluster) {
     create::<Secret>(
         &cluster.client,
@@ -41,7 +37,7 @@ async fn create_token_secret(cluster: &Cluster) {
 
 /// Starts the controller with its alert receiver on a free port; returns it with the receiver's URL.
 fn controller_with_receiver(cluster: &Cluster) -> (Controller, String) {
-    let address = format!("127.0.0.1:{}", free_port());
+    let address = format!("127.0.0.1:{}", free_port().unwrap());
     let controller = Controller::start(
         cluster,
         &[
@@ -394,7 +390,7 @@ async fn refused_start(cluster: &Cluster, flags: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_receiver_refuses_to_start_without_credentials() {
     let cluster = Cluster::start("alert-refusals").await;
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
     let ns = cluster.namespace.clone();
     let error = refused_start(&cluster, &["--alerts-addr", &addr]).await;
     assert!(error.contains("--alerts-addr needs credentials"), "{error}");

@@ -32,7 +32,7 @@ fn is_promoted(rollout: &Rollout, revision: &str) -> bool {
     })
 }
 
-async fn wait_promoted(cluster: &Cluster, revision: &str) -> Rollout {
+pub async fn wait_promoted(cluster: &Cluster, revision: &str) -> Rollout {
     cluster.rollout_until("the canary to be promoted", |r| is_promoted(r, revision)).await
 }
 

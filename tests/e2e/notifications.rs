@@ -2,9 +2,11 @@
 //! webhook (JSON) and to the namespace's (Slack), and a webhook whose Secret is missing is counted
 //! as failed without holding up the rollout.
 
+use crate::faults::wait_promoted;
 use crate::harness::{Cluster, Controller, create, eventually};
+use crate::prometheus_support::free_port;
 use crate::webhook_sink::{Answer, Received, Sink};
-use bellwether::api::{NAMESPACE_CONFIGMAP, RolloutOutcome, RolloutPhase};
+use bellwether::api::{NAMESPACE_CONFIGMAP, RolloutOutcome};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde_json::{Value, json};
 
@@ -28,11 +30,6 @@ fn slack_headlines(received: &[Received]) -> Vec<String> {
         .filter(|r| r.path == "/slack")
         .filter_map(|r| r.body["text"].as_str().and_then(|text| text.lines().next()).map(String::from))
         .collect()
-}
-
-/// A local port that was free a moment ago, for the controller's metrics.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +58,7 @@ async fn a_promoted_canary_is_notified_in_both_formats_and_a_missing_secret_only
         json!({"metadata": {"name": NAMESPACE_CONFIGMAP}, "data": {"targets": namespace_targets}}),
     )
     .await;
-    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let metrics_addr = format!("127.0.0.1:{}", free_port().unwrap());
     let controller = Controller::start(&cluster, &["--metrics-addr", &metrics_addr]);
 
     let mut first = cluster.rollout("1", steps());
@@ -69,23 +66,10 @@ async fn a_promoted_canary_is_notified_in_both_formats_and_a_missing_secret_only
         {"name": "audit", "format": "json", "urlSecretRef": {"name": "hooks", "key": "json"}},
     ]))
     .unwrap();
-    cluster.ship(&first).await;
-    cluster
-        .rollout_until("the first revision to become stable", |r| {
-            r.status
-                .as_ref()
-                .is_some_and(|s| s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some())
-        })
-        .await;
+    let stable = cluster.ship(&first).await;
+    wait_promoted(&cluster, &stable).await;
     let canary = cluster.ship(&cluster.rollout("2", steps())).await;
-    let done = cluster
-        .rollout_until("the canary to be promoted", |r| {
-            r.status.as_ref().is_some_and(|s| {
-                s.phase == Some(RolloutPhase::Healthy)
-                    && s.stable_revision.as_deref() == Some(canary.as_str())
-            })
-        })
-        .await;
+    let done = wait_promoted(&cluster, &canary).await;
     assert_eq!(done.status.unwrap().history[0].outcome, RolloutOutcome::Promoted);
 
     let received = eventually("the promotion in both formats", || async {

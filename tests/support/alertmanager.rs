@@ -15,16 +15,16 @@
 
 #![allow(dead_code)]
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 // The including test binary also includes `prometheus.rs`, as `prometheus_support`.
-use crate::prometheus_support::{find_binary, free_port, get, spawn_watchdog, stop, tail};
+use crate::prometheus_support::{find_binary, free_port, get, spawn_logged, spawn_watchdog, stop, tail};
 
 /// How long the server may take to report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -104,22 +104,16 @@ impl Alertmanager {
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            let log_file = File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-            let log_file_err =
-                log_file.try_clone().map_err(|e| format!("cannot open {}: {e}", log.display()))?;
             let address = format!("http://127.0.0.1:{port}");
-            let mut child = Command::new(&binary)
+            let mut command = Command::new(&binary);
+            command
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!("--storage.path={}", data.display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .arg(format!("--web.external-url={address}"))
                 // No gossip cluster: it would bind 9094 and wait for peers.
-                .arg("--cluster.listen-address=")
-                .stdin(Stdio::null())
-                .stdout(log_file)
-                .stderr(log_file_err)
-                .spawn()
-                .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+                .arg("--cluster.listen-address=");
+            let mut child = spawn_logged(&mut command, &log)?;
             let mut watchdog = spawn_watchdog(child.id(), dir.path());
             match wait_ready(&mut child, port, &log) {
                 Ok(()) => return Ok(Alertmanager { child, watchdog, address, log, dir }),

@@ -125,19 +125,13 @@ impl Prometheus {
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            let log_file = File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-            let log_file_err =
-                log_file.try_clone().map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-            let mut child = Command::new(&prometheus)
+            let mut command = Command::new(&prometheus);
+            command
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!("--storage.tsdb.path={}", data.display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--storage.tsdb.retention.time=100y")
-                .stdin(Stdio::null())
-                .stdout(log_file)
-                .stderr(log_file_err)
-                .spawn()
-                .map_err(|e| format!("cannot start {}: {e}", prometheus.display()))?;
+                .arg("--storage.tsdb.retention.time=100y");
+            let mut child = spawn_logged(&mut command, &log)?;
             let mut watchdog = spawn_watchdog(child.id(), dir.path());
             let address = format!("http://127.0.0.1:{port}");
             match wait_ready(&mut child, port, &log) {
@@ -225,6 +219,18 @@ pub fn find_binary(name: &str) -> Result<PathBuf, String> {
                  `promtool`: {INSTALL_HINT}"
             )
         })
+}
+
+/// Starts `command` with its output (both streams) in the file `log`.
+pub fn spawn_logged(command: &mut Command, log: &Path) -> Result<Child, String> {
+    let out = File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+    command
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", command.get_program().to_string_lossy()))
 }
 
 pub fn free_port() -> Result<u16, String> {
