@@ -35,8 +35,9 @@ async fn create_token_secret(cluster: &Cluster) {
     .await;
 }
 
-/// Starts the controller with its alert receiver on a free port; returns it with the receiver's URL.
-fn controller_with_receiver(cluster: &Cluster) -> (Controller, String) {
+/// Starts the controller with its alert receiver on a free port, and waits until the receiver
+/// listens; returns the controller with the receiver's URL.
+async fn controller_with_receiver(cluster: &Cluster) -> (Controller, String) {
     let address = format!("127.0.0.1:{}", free_port().unwrap());
     let controller = Controller::start(
         cluster,
@@ -49,6 +50,10 @@ fn controller_with_receiver(cluster: &Cluster) -> (Controller, String) {
             &cluster.namespace,
         ],
     );
+    eventually("the alert receiver to listen", || async {
+        tokio::net::TcpStream::connect(&address).await.ok().map(drop)
+    })
+    .await;
     (controller, format!("http://{address}{PATH}"))
 }
 
@@ -137,7 +142,7 @@ async fn send_request(cluster: &Cluster, id: &str, action: &str) {
 async fn a_firing_alert_through_alertmanager_aborts_a_progressing_canary() {
     let cluster = Cluster::start("alert-abort").await;
     create_token_secret(&cluster).await;
-    let (controller, url) = controller_with_receiver(&cluster);
+    let (controller, url) = controller_with_receiver(&cluster).await;
     let alertmanager = start_alertmanager(Receiver::bearer(&url, TOKEN)).await;
     let weights = record_weights(&cluster);
     let steps = json!([{"setWeight": 20}, {"pause": {"duration": "10m"}}]);
@@ -212,7 +217,7 @@ async fn a_firing_alert_through_alertmanager_aborts_a_progressing_canary() {
 async fn alerts_that_must_not_abort_change_nothing() {
     let cluster = Cluster::start("alert-nothing").await;
     create_token_secret(&cluster).await;
-    let (controller, url) = controller_with_receiver(&cluster);
+    let (controller, url) = controller_with_receiver(&cluster).await;
     let bearer = format!("Bearer {TOKEN}");
     let steps = json!([{"setWeight": 20}, {"pause": {}}]);
     deploy_stable(&cluster, steps.clone()).await;
@@ -265,7 +270,7 @@ async fn alerts_that_must_not_abort_change_nothing() {
 async fn beyond_the_hourly_limit_an_alert_escalates_and_the_canary_carries_on() {
     let cluster = Cluster::start("alert-limit").await;
     create_token_secret(&cluster).await;
-    let (controller, url) = controller_with_receiver(&cluster);
+    let (controller, url) = controller_with_receiver(&cluster).await;
     let bearer = format!("Bearer {TOKEN}");
     let steps = json!([{"setWeight": 20}, {"pause": {}}]);
     deploy_stable(&cluster, steps.clone()).await;
