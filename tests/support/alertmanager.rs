@@ -18,16 +18,13 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // The including test binary also includes `prometheus.rs`, as `prometheus_support`.
-use crate::prometheus_support::{find_binary, free_port, get, spawn_logged, spawn_watchdog, stop, tail};
+use crate::prometheus_support::{find_binary, free_port, spawn_logged, spawn_watchdog, stop, wait_ready};
 
-/// How long the server may take to report ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many ports to try when the chosen one is taken between choosing and binding.
 const START_ATTEMPTS: usize = 3;
 
@@ -115,7 +112,7 @@ impl Alertmanager {
                 .arg("--cluster.listen-address=");
             let mut child = spawn_logged(&mut command, &log)?;
             let mut watchdog = spawn_watchdog(child.id(), dir.path());
-            match wait_ready(&mut child, port, &log) {
+            match wait_ready("alertmanager", &mut child, port, &log) {
                 Ok(()) => return Ok(Alertmanager { child, watchdog, address, log, dir }),
                 Err(error) => {
                     last_error = error;
@@ -191,30 +188,6 @@ impl Alertmanager {
             .and_then(|code| code.parse().ok())
             .ok_or_else(|| format!("{method} {path}: Alertmanager's answer has no status: {head}"))?;
         Ok((status, body.to_string()))
-    }
-}
-
-/// Waits until the server on `port` reports ready, or explains why it did not.
-fn wait_ready(child: &mut Child, port: u16, log: &Path) -> Result<(), String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "alertmanager exited before it was ready ({status}); its log:\n{}",
-                tail(log, 40)
-            ));
-        }
-        if get(addr, "/-/ready").is_some() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "alertmanager was not ready on 127.0.0.1:{port} after {READY_TIMEOUT:?}; its log:\n{}",
-                tail(log, 40)
-            ));
-        }
-        sleep(Duration::from_millis(50));
     }
 }
 

@@ -134,7 +134,7 @@ impl Prometheus {
             let mut child = spawn_logged(&mut command, &log)?;
             let mut watchdog = spawn_watchdog(child.id(), dir.path());
             let address = format!("http://127.0.0.1:{port}");
-            match wait_ready(&mut child, port, &log) {
+            match wait_ready("prometheus", &mut child, port, &log) {
                 Ok(()) => {
                     return Ok(Prometheus { child, watchdog, address, log, dir });
                 }
@@ -171,23 +171,21 @@ fn temporary_dir() -> Result<tempfile::TempDir, String> {
         .map_err(|e| format!("cannot create a temporary directory: {e}"))
 }
 
-/// Waits until the server on `port` reports ready, or explains why it did not.
-fn wait_ready(child: &mut Child, port: u16, log: &Path) -> Result<(), String> {
+/// Waits until the server `name` started as `child` answers `GET /-/ready` on `port`, or says why
+/// not, with the end of its `log`.
+pub fn wait_ready(name: &str, child: &mut Child, port: u16, log: &Path) -> Result<(), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "prometheus exited before it was ready ({status}); its log:\n{}",
-                tail(log, 40)
-            ));
+            return Err(format!("{name} exited before it was ready ({status}); its log:\n{}", tail(log, 40)));
         }
-        if is_ready(addr) {
+        if get(addr, "/-/ready").is_some() {
             return Ok(());
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "prometheus was not ready on 127.0.0.1:{port} after {READY_TIMEOUT:?}; its log:\n{}",
+                "{name} was not ready on 127.0.0.1:{port} after {READY_TIMEOUT:?}; its log:\n{}",
                 tail(log, 40)
             ));
         }
@@ -238,10 +236,6 @@ pub fn free_port() -> Result<u16, String> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
-}
-
-fn is_ready(addr: SocketAddr) -> bool {
-    get(addr, "/-/ready").is_some()
 }
 
 /// The body of a 200 answer to `GET path`, or `None`.
