@@ -12,8 +12,8 @@
 //! that finished its canary in between is never touched.
 
 use super::Config;
-use super::requests::{self, REQUEST_PREFIX};
-use super::secrets;
+use super::requests;
+use super::secrets::SecretReader;
 use crate::api::{FiringAlert, Rollout, RolloutPhase, SecretKeyRef};
 use crate::engine::{UserAction, UserRequest};
 use crate::server::Metrics;
@@ -141,8 +141,9 @@ pub fn abort_request(alert: &Alert, rollout: &Rollout) -> Option<UserRequest> {
     let status = rollout.status.as_ref()?;
     let in_flight = matches!(status.phase, Some(RolloutPhase::Progressing | RolloutPhase::Paused));
     let canary = status.canary_revision.clone().filter(|_| in_flight && status.abort.is_none())?;
+    // At most 32 hex digits of fingerprint (the payload checks it), so the key's name stays within
+    // the 63 characters Kubernetes allows.
     let id = format!("alert-{}-{canary}-{}", alert.fingerprint, status.progress.attempt);
-    debug_assert!(format!("{REQUEST_PREFIX}{id}").len() <= 253);
     Some(UserRequest {
         id,
         action: UserAction::Abort,
@@ -165,13 +166,14 @@ const CREDENTIALS_REFRESH: std::time::Duration = std::time::Duration::from_secs(
 /// `username` and `password` keys for basic auth.
 pub async fn load_credentials(client: &Client, namespace: &str, name: &str) -> Result<Credentials, String> {
     let key = |key: &str| SecretKeyRef { name: name.into(), key: key.into() };
-    let token_error = match secrets::read(client, namespace, &key("token")).await {
+    let mut secrets = SecretReader::new(client, namespace);
+    let token_error = match secrets.read(&key("token")).await {
         Ok(token) if !token.is_empty() => return Ok(Credentials::Bearer(token)),
         Ok(_) => "its key \"token\" is empty".to_string(),
         Err(error) => error.to_string(),
     };
-    let username = secrets::read(client, namespace, &key("username")).await;
-    let password = secrets::read(client, namespace, &key("password")).await;
+    let username = secrets.read(&key("username")).await;
+    let password = secrets.read(&key("password")).await;
     match (username, password) {
         (Ok(username), Ok(password)) if !username.is_empty() && !password.is_empty() => {
             Ok(Credentials::Basic { username, password })

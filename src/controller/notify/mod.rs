@@ -15,7 +15,7 @@ pub use body::{JSON_VERSION, Notice, json_body, slack_body};
 pub use delivery::{Delivery, DeliveryError, RetryPolicy};
 
 use crate::api::{NotificationFormat, NotificationTarget};
-use crate::controller::secrets;
+use crate::controller::secrets::SecretReader;
 use crate::server::Metrics;
 use kube::Client;
 use std::sync::Arc;
@@ -120,9 +120,10 @@ impl Queue {
             Vec::new()
         });
         targets.extend(own);
+        let mut secrets = SecretReader::new(client, namespace);
         let mut deliveries = Vec::new();
         for target in targets.into_iter().filter(|target| target.wants(event)) {
-            let url = match secrets::read(client, namespace, &target.url_secret_ref).await {
+            let url = match secrets.read(&target.url_secret_ref).await {
                 Ok(url) => url,
                 Err(error) => {
                     tracing::warn!(target_name = %target.name, %error, event = event.as_str(), "cannot read a notification target's URL");

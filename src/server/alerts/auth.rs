@@ -44,17 +44,13 @@ impl Credentials {
         }
     }
 
-    /// The `WWW-Authenticate` challenge of a refusal.
-    pub fn challenge(&self) -> HeaderValue {
-        HeaderValue::from_static(match self {
+    /// Adds the `WWW-Authenticate` challenge to a refusal's headers.
+    pub fn challenge(&self, headers: &mut HeaderMap) {
+        let scheme = match self {
             Self::Basic { .. } => "Basic realm=\"bellwether\"",
             _ => "Bearer realm=\"bellwether\"",
-        })
-    }
-
-    /// Adds the challenge to a refusal's headers.
-    pub fn challenge_into(&self, headers: &mut HeaderMap) {
-        headers.insert(WWW_AUTHENTICATE, self.challenge());
+        };
+        headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
     }
 }
 

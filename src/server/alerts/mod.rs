@@ -16,7 +16,7 @@ mod rate;
 
 pub use auth::Credentials;
 pub use payload::{Alert, Labels, PayloadError, Status, VERSION, Webhook, parse};
-pub use rate::RateLimiter;
+use rate::RateLimiter;
 
 use super::Metrics;
 use super::http::{self, Response, Router, TEXT, plain_text};
@@ -115,7 +115,7 @@ impl Receiver {
             tracing::warn!(%peer, "alert webhook refused: missing or wrong credentials");
             let mut answer =
                 Answer::refuse("unauthorized", StatusCode::UNAUTHORIZED, "missing or wrong credentials");
-            credentials.challenge_into(answer.response.headers_mut());
+            credentials.challenge(answer.response.headers_mut());
             return answer;
         }
         let body = match self.read_body(request).await {
