@@ -42,7 +42,7 @@ pub use revision::revision_of;
 pub use stats::{
     KolmogorovSmirnov, MannWhitney, drop_outliers, kolmogorov_sf, kolmogorov_smirnov, mann_whitney_u,
 };
-pub use validate::{Background, Plan, SpecError, Step, Templates, validate};
+pub use validate::{Background, Plan, SpecError, Step, Templates, validate, validate_template};
 
 use crate::api::{RolloutSpec, RolloutStatus};
 use chrono::{DateTime, Utc};

@@ -349,6 +349,32 @@ fn check_analysis<'t>(
     metrics
 }
 
+/// Checks a template on its own, as the controller does before it runs any of its metrics: every
+/// metric's durations, provider, queries and judgment, located as `spec.metrics[i].field`. A
+/// Rollout's validation runs the same checks on each template it names, with its args.
+pub fn validate_template(spec: &AnalysisTemplateSpec) -> Result<(), Vec<SpecError>> {
+    let mut errors = Errors::default();
+    let declared: BTreeSet<String> = spec.args.iter().map(|a| a.name.clone()).collect();
+    let mut args: BTreeSet<&str> = BTreeSet::new();
+    for (i, arg) in spec.args.iter().enumerate() {
+        if !args.insert(arg.name.as_str()) {
+            errors.push(format!("spec.args[{i}]"), format!("arg {:?} is declared twice", arg.name));
+        }
+    }
+    if spec.metrics.is_empty() {
+        errors.push("spec.metrics", "must have at least one metric");
+    }
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for (m, metric) in spec.metrics.iter().enumerate() {
+        let field = format!("spec.metrics[{m}]");
+        if !names.insert(metric.name.as_str()) {
+            errors.push(format!("{field}.name"), format!("metric {:?} is defined twice", metric.name));
+        }
+        check_metric(metric, &declared, &field, &mut errors);
+    }
+    errors.finish(())
+}
+
 fn check_metric(metric: &Metric, declared_args: &BTreeSet<String>, field: &str, errors: &mut Errors) {
     let durations = [
         ("interval", metric.interval.as_ref()),
