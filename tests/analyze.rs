@@ -392,8 +392,13 @@ fn points<'r>(report: &'r Value, metric: &str) -> &'r [Value] {
     m["points"].as_array().unwrap()
 }
 
+/// A count, or a measured value, which the report writes as Prometheus does: a string such as
+/// `"0.25"`.
 fn number(value: &Value) -> f64 {
-    value.as_f64().unwrap_or_else(|| panic!("{value} is not a number"))
+    value
+        .as_f64()
+        .or_else(|| value.as_str().and_then(bellwether::api::sample::parse))
+        .unwrap_or_else(|| panic!("{value} is not a number"))
 }
 
 fn assert_near(actual: f64, expected: f64, what: &str) {

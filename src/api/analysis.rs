@@ -410,13 +410,16 @@ pub struct MetricResult {
 pub struct Measurement {
     pub at: DateTime<Utc>,
     /// The value, absent when there was no data or the query failed. For a sequential metric, the
-    /// canary's share of failed requests in the interval.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// canary's share of failed requests in the interval. Written as Prometheus writes values, so
+    /// that `+Inf`, `-Inf` and `NaN` survive.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "super::sample")]
+    #[schemars(schema_with = "schema::sample_value")]
     pub value: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Compare metrics: the stable revision's value at the same time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "super::sample")]
+    #[schemars(schema_with = "schema::sample_value")]
     pub baseline: Option<f64>,
     /// Sequential metrics: the requests each revision served, and failed, in the interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,7 @@ mod analysis;
 mod duration;
 mod notification;
 mod rollout;
+pub mod sample;
 mod schema;
 mod validate;
 

@@ -44,6 +44,17 @@ pub fn label_selector(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// A measured value as the Prometheus HTTP API writes one: a decimal string, `+Inf`, `-Inf` or
+/// `NaN`. JSON has no number for the last three, and a number field would store them as `null`.
+pub fn sample_value(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "description": "A number as Prometheus writes it: decimal (0.034, 1e-05), +Inf, -Inf or NaN.",
+        "maxLength": 32,
+        "pattern": super::sample::PATTERN
+    })
+}
+
 /// Makes an optional field not nullable: absent is fine, `null` is not. Serde reads `null` as an
 /// absent field, but the API server keeps `null` in a nullable field and CEL's `has()` counts it as
 /// set, so a bare `- pause:` step would pass the one-kind rule and reach the controller with no kind.

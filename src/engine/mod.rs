@@ -39,6 +39,7 @@ pub use observation::{
 pub use replicas::canary_replicas;
 pub use requests::applicable;
 pub use revision::revision_of;
+pub use sequential::MAX_COUNT;
 pub use stats::{
     KolmogorovSmirnov, MannWhitney, drop_outliers, kolmogorov_sf, kolmogorov_smirnov, mann_whitney_u,
 };

@@ -138,16 +138,19 @@ fn pass_alternatives(r1: f64) -> Vec<f64> {
     alternatives
 }
 
+/// The most requests one count may hold: beyond 2^53 an `f64` no longer counts whole requests.
+pub const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
+
 /// Whole requests, as `increase()` extrapolates counters to fractions; `None` for counts that are
-/// not numbers.
+/// not counts of requests: not finite, negative, or beyond [`MAX_COUNT`].
 fn whole(counts: &Counts) -> Option<[u64; 4]> {
     let Counts { canary_errors, canary_requests, stable_errors, stable_requests } = *counts;
-    // NaN and infinities survive a sum, so one test covers all four.
-    if !(canary_errors + canary_requests + stable_errors + stable_requests).is_finite() {
+    let all = [canary_errors, canary_requests, stable_errors, stable_requests];
+    // The comparisons are false for NaN, so it is refused too.
+    if !all.iter().all(|v| (0.0..=MAX_COUNT).contains(v)) {
         return None;
     }
-    let round = |v: f64| v.max(0.0).round() as u64;
-    Some([round(canary_errors), round(canary_requests), round(stable_errors), round(stable_requests)])
+    Some(all.map(|v| v.round() as u64))
 }
 
 /// The settings of one sequential metric.
@@ -258,6 +261,22 @@ pub fn judge(
 impl Fold {
     fn observe(&mut self, rules: &Rules<'_>, measurement: &Measurement) {
         let at = measurement.at;
+        // Counts that are not counts (a hand-edited status, or a provider that did not check them)
+        // are a failed measurement, never evidence either way.
+        let refused;
+        let measurement = match &measurement.counts {
+            Some(counts) if measurement.error.is_none() && whole(counts).is_none() => {
+                refused = Measurement {
+                    error: Some(format!(
+                        "counts {counts:?} are not counts of requests: each must be a finite number from 0 to \
+                         2^53"
+                    )),
+                    ..measurement.clone()
+                };
+                &refused
+            }
+            _ => measurement,
+        };
         match self.errors.record(rules.name, measurement) {
             Err(message) => {
                 self.verdict = Some((AnalysisPhase::Error, message, at));
@@ -277,11 +296,11 @@ impl Fold {
         {
             self.last_counted = Some(millis);
             self.counted += 1;
-            self.totals.canary_errors += canary_errors;
-            self.totals.canary_requests += canary_requests;
-            self.totals.stable_errors += stable_errors;
-            self.totals.stable_requests += stable_requests;
-            let failures = canary_errors + stable_errors;
+            self.totals.canary_errors = self.totals.canary_errors.saturating_add(canary_errors);
+            self.totals.canary_requests = self.totals.canary_requests.saturating_add(canary_requests);
+            self.totals.stable_errors = self.totals.stable_errors.saturating_add(stable_errors);
+            self.totals.stable_requests = self.totals.stable_requests.saturating_add(stable_requests);
+            let failures = canary_errors.saturating_add(stable_errors);
             if failures > 0 && canary_requests > 0 && stable_requests > 0 {
                 let ratio = canary_requests as f64 / stable_requests as f64;
                 let (canary, failures) = (canary_errors as f64, failures as f64);

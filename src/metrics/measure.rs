@@ -9,7 +9,7 @@
 use super::prometheus::{DEFAULT_TIMEOUT, MeasurementError, PrometheusProvider};
 use super::template::{self, Side, TemplateError, Vars};
 use crate::api::{self, AnalysisRun, Counts, DurationError, Measurement, Metric, format_duration};
-use crate::engine::DEFAULT_INTERVAL;
+use crate::engine::{DEFAULT_INTERVAL, MAX_COUNT};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 
@@ -127,14 +127,27 @@ impl MetricQueries {
 fn counted(at: DateTime<Utc>, results: [Result<Option<f64>, String>; 4]) -> Result<Measurement, String> {
     // A count with no series counted nothing: an app exports its 5xx series only after its first
     // failure, and a revision that has served nothing has no series at all.
-    let [canary_errors, canary_requests, stable_errors, stable_requests] =
-        results.map(|result| result.map(|count| count.unwrap_or(0.0)));
-    let counts = Counts {
-        canary_errors: canary_errors?,
-        canary_requests: canary_requests?,
-        stable_errors: stable_errors?,
-        stable_requests: stable_requests?,
-    };
+    const LABELS: [&str; 4] = [
+        "query for the canary",
+        "requestsQuery for the canary",
+        "query for stable",
+        "requestsQuery for stable",
+    ];
+    let mut counts = [0.0; 4];
+    for ((count, result), label) in counts.iter_mut().zip(results).zip(LABELS) {
+        *count = result?.unwrap_or(0.0);
+        // A count of requests is a whole, finite number; `+Inf` or a negative number is a broken
+        // query (a division, a subtraction), and treating it as evidence would decide on nothing.
+        if !(0.0..=MAX_COUNT).contains(count) {
+            return Err(format!(
+                "{label}: returned {}, which is not a count of requests: it must be a finite number from 0 \
+                 to 2^53",
+                crate::api::sample::format(*count)
+            ));
+        }
+    }
+    let [canary_errors, canary_requests, stable_errors, stable_requests] = counts;
+    let counts = Counts { canary_errors, canary_requests, stable_errors, stable_requests };
     let value = (counts.canary_requests > 0.0).then(|| counts.canary_errors / counts.canary_requests);
     Ok(Measurement { at, value, counts: Some(counts), ..Measurement::default() })
 }
