@@ -668,7 +668,9 @@ fn shop_run(metrics: Vec<Metric>) -> AnalysisRun {
         args: vec![AnalysisArg { name: "code".into(), value: "500".into() }],
         revision: "errors5x".into(),
         duration: None,
+        timeout: None,
         terminate: false,
+        sources: Vec::new(),
         context: Some(RunContext {
             rollout: "frontend".into(),
             stable_revision: "stable".into(),

@@ -335,12 +335,29 @@ pub struct AnalysisRunSpec {
     /// How long the run lasts when a metric has no `count`: the length of its step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Duration>,
+    /// How long the run may take to reach a verdict before it ends in Error: the analysis step's
+    /// `timeout`. Without it the bound is derived from the metrics; see the README.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
     /// Set to stop the run; it ends with its current verdict.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub terminate: bool,
     /// What the queries' variables name besides the revision and args; set by the controller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<RunContext>,
+    /// The template each metric came from, which says where its Secrets are read: an
+    /// AnalysisTemplate's from the run's namespace, a ClusterAnalysisTemplate's from the
+    /// controller's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<MetricSource>,
+}
+
+/// Where one metric of a run was defined.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSource {
+    pub metric: String,
+    pub template: super::TemplateRef,
 }
 
 /// The Rollout a run judges, as its queries see it: `{{rollout.name}}`, `{{stable.revision}}`,

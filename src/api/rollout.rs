@@ -223,6 +223,11 @@ pub struct AnalysisStep {
     /// How long the analysis lasts for metrics without a `count`: their success window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Duration>,
+    /// How long the analysis may take to reach a verdict; past it, it ends in Error and the
+    /// rollout follows `onAnalysisFailure`. Defaults to a bound derived from the metrics: see the
+    /// README.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
 }
 
 /// Analysis that runs for the rest of the rollout, from `startingStep`.
@@ -374,6 +379,10 @@ pub struct AbortStatus {
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunRef {
     pub name: String,
+    /// The hash of the spec Bellwether created the run with. A run whose spec no longer hashes to
+    /// it was changed by someone else, and its verdict is not trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<super::AnalysisPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

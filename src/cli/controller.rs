@@ -56,6 +56,10 @@ pub struct ControllerArgs {
     /// Queries in flight at once to any one Prometheus address, across every AnalysisRun.
     #[arg(long, default_value_t = 8)]
     pub prometheus_concurrency: usize,
+    /// The namespace whose Secrets the metrics of ClusterAnalysisTemplates may name; defaults to the
+    /// namespace of the client's configuration (in a cluster, the controller's own).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub cluster_secrets_namespace: Option<String>,
     /// Serve the Alertmanager webhook receiver (`POST /v1/alerts`) here: firing alerts abort the
     /// canaries of the Rollouts they match. Off when not given.
     #[arg(long, value_name = "ADDR")]
@@ -176,6 +180,10 @@ pub async fn serve(
         namespace: args.namespace.clone(),
         instance_id: args.instance_id.clone(),
         concurrency: args.concurrency.max(1),
+        cluster_secrets_namespace: args
+            .cluster_secrets_namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_string()),
     };
     let mut servers = vec![health_server.abort_handle(), metrics_server.abort_handle()];
     if let Some((listener, (credentials, refresh))) = alerts {

@@ -2,82 +2,157 @@
 //! (which limits the queries in flight to any one Prometheus), and writes the status that
 //! [`record`] derives from the measurements. It stops once the run is terminal.
 //!
+//! It measures only runs it can vouch for ([`entitlement`]): owned, through a controller owner
+//! reference with its UID, by a Rollout this instance manages, and named in that Rollout's status
+//! with the hash of the spec the Rollout created them with. Whoever can create or edit an
+//! AnalysisRun can therefore not make Bellwether query another address, or read a Secret the
+//! templates do not name. Secrets are read from the template's namespace: the run's for an
+//! AnalysisTemplate, the controller's own for a ClusterAnalysisTemplate.
+//!
 //! The status write is guarded by the resourceVersion the run was read at. A pass working from a
 //! stale cache is refused (409) and retried, measuring again, so a measurement is never recorded
-//! twice and a verdict never overwritten.
+//! twice and a verdict never overwritten. A write the API server refuses for what it holds (400,
+//! 413, 422) would be refused again however often it is retried, so the run ends in Error with the
+//! server's message instead.
 
 use super::Context;
-use super::analysis_runs::{due, next_due, record};
 use super::error::Error;
 use super::rollouts::FIELD_MANAGER;
 use super::secrets::resolve_auth;
-use crate::api::{AnalysisRun, Measurement};
+use crate::api::{AnalysisRun, AnalysisRunStatus, Measurement, Metric, Rollout};
+use crate::engine::{due, next_due, record, refused, spec_hash};
 use crate::metrics::measure::vars;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// What the run reconciler works with: the shared context, the Rollouts this instance manages
+/// (the Rollout reconciler's cache), and where ClusterAnalysisTemplates' Secrets are read.
+pub struct Runs {
+    pub ctx: Arc<Context>,
+    pub rollouts: Store<Rollout>,
+    pub cluster_secrets_namespace: String,
+}
+
+/// How long a run that its owner's status does not name yet is looked at again soon: the Rollout
+/// writes its status before it creates the run, but its cache here may lag behind.
+const YOUNG: chrono::Duration = chrono::Duration::seconds(30);
+
+/// How often a run that is not measured is looked at again, in case its Rollout comes to name it.
+const RECHECK: Duration = Duration::from_secs(60);
+
+/// Whether the reconciler may measure a run, and why not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entitlement {
+    /// Owned by a managed Rollout, which names it with this spec: measure it.
+    Measure,
+    /// Owned by a managed Rollout that no longer wants it, and terminated: record its end, without
+    /// measuring anything.
+    RecordTermination,
+    /// Owned by a managed Rollout whose status does not name it yet; look again soon.
+    NotYetNamed,
+    /// Not measured, for this reason.
+    Refused(String),
+}
+
+/// Whether `run` may be measured, given the Rollout its controller owner reference names (`owner`,
+/// looked up by name and checked against the reference's UID by the caller) at `now`.
+pub fn entitlement(run: &AnalysisRun, owner: Option<&Rollout>, now: DateTime<Utc>) -> Entitlement {
+    let Some(owner) = owner else {
+        return Entitlement::Refused("no Rollout that this controller manages owns it".into());
+    };
+    let name = run.name_any();
+    let status = owner.status.as_ref();
+    let named = status
+        .into_iter()
+        .flat_map(|s| [s.step_analysis_run.as_ref(), s.background_analysis_run.as_ref()])
+        .flatten()
+        .find(|r| r.name == name);
+    match named {
+        Some(reference) if reference.spec_hash.as_deref() == Some(spec_hash(&run.spec).as_str()) => {
+            Entitlement::Measure
+        }
+        Some(_) => Entitlement::Refused(format!(
+            "its spec is not the one Rollout {} created it with",
+            owner.name_any()
+        )),
+        None if run.spec.terminate => Entitlement::RecordTermination,
+        None if super::created_at(&run.metadata).is_some_and(|at| now - at < YOUNG) => {
+            Entitlement::NotYetNamed
+        }
+        None => Entitlement::Refused(format!("Rollout {} does not name it", owner.name_any())),
+    }
+}
+
+/// The managed Rollout that `run`'s controller owner reference names, if its UID matches.
+fn owner(run: &AnalysisRun, rollouts: &Store<Rollout>) -> Option<Arc<Rollout>> {
+    let reference = run.owner_references().iter().find(|o| {
+        o.controller == Some(true) && o.kind == "Rollout" && o.api_version.starts_with("bellwether.dev/")
+    })?;
+    let key = ObjectRef::new(&reference.name).within(&run.namespace().unwrap_or_default());
+    rollouts.get(&key).filter(|rollout| rollout.uid().as_deref() == Some(reference.uid.as_str()))
+}
+
+pub async fn reconcile(run: Arc<AnalysisRun>, runs: Arc<Runs>) -> Result<Action, Error> {
+    let ctx = &runs.ctx;
     if !ctx.leadership.is_leader() {
         return Ok(Action::await_change());
     }
     let started = Instant::now();
-    let result = pass(&ctx, &run).await;
+    // Until the Rollouts are cached, no run can be vouched for.
+    let _ = runs.rollouts.wait_until_ready().await;
+    let owner = owner(&run, &runs.rollouts);
+    let result = match entitlement(&run, owner.as_deref(), Utc::now()) {
+        Entitlement::Measure => pass(&runs, &run, true).await,
+        Entitlement::RecordTermination => pass(&runs, &run, false).await,
+        Entitlement::NotYetNamed => Ok(Action::requeue(Duration::from_secs(1))),
+        Entitlement::Refused(why) => {
+            tracing::debug!(analysis_run = %qualified_name(&run), %why, "not measured");
+            Ok(if owner.is_some() { Action::requeue(RECHECK) } else { Action::await_change() })
+        }
+    };
     ctx.metrics.reconcile("analysisrun", started.elapsed(), result.as_ref().err().map(Error::kind));
     result
 }
 
-pub fn error_policy(run: Arc<AnalysisRun>, error: &Error, _ctx: Arc<Context>) -> Action {
-    let name = format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any());
+fn qualified_name(run: &AnalysisRun) -> String {
+    format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any())
+}
+
+pub fn error_policy(run: Arc<AnalysisRun>, error: &Error, _runs: Arc<Runs>) -> Action {
     match error {
         Error::Conflict { .. } => Action::requeue(Duration::from_millis(100)),
         _ => {
-            tracing::warn!(analysis_run = %name, %error, "reconcile failed");
+            tracing::warn!(analysis_run = %qualified_name(&run), %error, "reconcile failed");
             Action::requeue(Duration::from_secs(2))
         }
     }
 }
 
-async fn pass(ctx: &Context, run: &AnalysisRun) -> Result<Action, Error> {
+/// One pass: measure what is due (when `measuring`; otherwise only record the run's end), write
+/// the status when it changed.
+async fn pass(runs: &Runs, run: &AnalysisRun, measuring: bool) -> Result<Action, Error> {
+    let ctx = &runs.ctx;
     let namespace = run.namespace().unwrap_or_default();
     let name = run.name_any();
-    let now = Utc::now();
-    let variables = vars(run);
-    let measured = join_all(due(run, now).into_iter().filter_map(|metric_name| {
+    let clock = ctx.clock();
+    let now = clock.now;
+    let status = run.status.as_ref();
+    let wanted = if measuring { due(&run.spec, status, now) } else { Vec::new() };
+    let measured = join_all(wanted.into_iter().filter_map(|metric_name| {
         let metric = run.spec.metrics.iter().find(|m| m.name == metric_name)?;
-        let variables = &variables;
-        let namespace = &namespace;
-        Some(async move {
-            let measurement = match &metric.provider.prometheus {
-                Some(prometheus) => match resolve_auth(&ctx.client, namespace, prometheus).await {
-                    Ok(auth) => ctx.providers.measure(metric, variables, &auth, now).await,
-                    Err(error) => {
-                        Measurement { at: now, error: Some(error.to_string()), ..Measurement::default() }
-                    }
-                },
-                None => Measurement {
-                    at: now,
-                    error: Some("the metric has no provider".into()),
-                    ..Measurement::default()
-                },
-            };
-            (metric_name, measurement)
-        })
+        Some(async move { (metric_name, measure(runs, run, metric, now).await) })
     }))
     .await;
-    let status = record(run, measured, now);
     let mut updated = run.clone();
-    updated.status = Some(status);
-    if updated.status != run.status {
-        let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
-        Api::<AnalysisRun>::namespaced(ctx.client.clone(), &namespace)
-            .replace_status(&name, &params, &updated)
-            .await
-            .map_err(|e| Error::kube(format!("writing the status of AnalysisRun {namespace}/{name}"), e))?;
+    updated.status = Some(record(&run.spec, status, measured, clock));
+    if updated.status.as_ref() != status {
+        updated.status = Some(write_status(ctx, run, &updated).await?);
     }
     // Values are exported while a run measures; a finished run's series go, so that the number of
     // series follows the runs in flight rather than every run ever made.
@@ -91,8 +166,54 @@ async fn pass(ctx: &Context, run: &AnalysisRun) -> Result<Action, Error> {
         }
     }
     let later = Utc::now();
-    Ok(match next_due(&updated, later) {
+    Ok(match next_due(&updated.spec, updated.status.as_ref(), later).filter(|_| measuring) {
         Some(at) => Action::requeue((at - later).to_std().unwrap_or_default().max(Duration::from_millis(50))),
         None => Action::await_change(),
     })
+}
+
+/// One measurement of `metric`, with the Secrets its provider names read from its template's
+/// namespace.
+async fn measure(runs: &Runs, run: &AnalysisRun, metric: &Metric, now: DateTime<Utc>) -> Measurement {
+    let failed = |error: String| Measurement { at: now, error: Some(error), ..Measurement::default() };
+    let Some(prometheus) = &metric.provider.prometheus else {
+        return failed("the metric has no provider".into());
+    };
+    let source = run.spec.sources.iter().find(|s| s.metric == metric.name);
+    let secrets_namespace = match source {
+        Some(source) if source.template.cluster_scope => runs.cluster_secrets_namespace.clone(),
+        Some(_) => run.namespace().unwrap_or_default(),
+        None => return failed("the run does not say which template the metric came from".into()),
+    };
+    match resolve_auth(&runs.ctx.client, &secrets_namespace, prometheus).await {
+        Ok(auth) => runs.ctx.providers.measure(metric, &vars(run), &auth, now).await,
+        Err(error) => failed(error.to_string()),
+    }
+}
+
+/// Writes `updated`'s status, guarded by `run`'s resourceVersion, and returns what was stored. A
+/// status the API server refuses for its content is replaced by an Error that keeps the stored
+/// measurements.
+async fn write_status(
+    ctx: &Context,
+    run: &AnalysisRun,
+    updated: &AnalysisRun,
+) -> Result<AnalysisRunStatus, Error> {
+    let namespace = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let api = Api::<AnalysisRun>::namespaced(ctx.client.clone(), &namespace);
+    let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
+    let action = || format!("writing the status of AnalysisRun {namespace}/{name}");
+    let wanted = updated.status.clone().unwrap_or_default();
+    match api.replace_status(&name, &params, updated).await {
+        Ok(_) => Ok(wanted),
+        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 413 | 422) => {
+            tracing::warn!(analysis_run = %qualified_name(run), reason = %status.message, "status refused; the run ends in Error");
+            let mut errored = run.clone();
+            errored.status = Some(refused(run.status.as_ref(), &wanted, &status.message));
+            api.replace_status(&name, &params, &errored).await.map_err(|e| Error::kube(action(), e))?;
+            Ok(errored.status.unwrap_or_default())
+        }
+        Err(e) => Err(Error::kube(action(), e)),
+    }
 }

@@ -6,11 +6,10 @@
 //!   carries out the actions;
 //! - [`measure`]: each pass measures an AnalysisRun's due metrics and records the verdict.
 //!
-//! The translations between objects and the engine ([`routes`], [`replica_sets`],
-//! [`analysis_runs`]) are pure functions over the objects, tested without an API server.
+//! The translations between objects and the engine ([`routes`], [`replica_sets`]) are pure
+//! functions over the objects, tested without an API server.
 
 pub mod alerts;
-pub mod analysis_runs;
 pub mod error;
 pub mod leader;
 pub mod measure;
@@ -52,6 +51,9 @@ pub struct Config {
     pub instance_id: Option<String>,
     /// Reconciles in flight at once, per reconciler.
     pub concurrency: u16,
+    /// Where the Secrets of ClusterAnalysisTemplates' metrics are read: the controller's own
+    /// namespace, since a cluster-wide template belongs to no Rollout's namespace.
+    pub cluster_secrets_namespace: String,
 }
 
 impl Config {
@@ -74,6 +76,14 @@ impl Config {
     }
 }
 
+/// When an object was created, as the API server recorded it.
+pub fn created_at(
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let t = metadata.creation_timestamp.as_ref()?;
+    chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
+}
+
 /// Everything a reconcile pass needs, shared by both reconcilers.
 pub struct Context {
     pub client: Client,
@@ -83,6 +93,9 @@ pub struct Context {
     pub leadership: Leadership,
     /// Tells webhooks what happened to canaries, without holding up the pass.
     pub notifier: Notifier,
+    /// When this instance first acted as the leader: analysis deadlines and lateness count from no
+    /// earlier, so that the time no controller measured is not held against a run.
+    measuring_since: std::sync::OnceLock<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Context {
@@ -102,7 +115,14 @@ impl Context {
             providers,
             leadership,
             notifier,
+            measuring_since: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The clock of a pass of the leader, which this instance is when it calls this.
+    pub fn clock(&self) -> crate::engine::Clock {
+        let now = chrono::Utc::now();
+        crate::engine::Clock { now, measuring_since: *self.measuring_since.get_or_init(|| now) }
     }
 }
 
@@ -167,11 +187,16 @@ pub async fn run(ctx: Arc<Context>, config: Config, health: Health, shutdown: wa
 
     let runs = Controller::new(config.api::<AnalysisRun>(&client), selected);
     let run_store = runs.store();
+    let run_context = Arc::new(measure::Runs {
+        ctx: ctx.clone(),
+        rollouts: rollout_store.clone(),
+        cluster_secrets_namespace: config.cluster_secrets_namespace.clone(),
+    });
     let runs = runs
         .reconcile_all_on(acquired(ctx.leadership.clone()))
         .graceful_shutdown_on(stopping(shutdown.clone()))
         .with_config(runtime_config.clone())
-        .run(measure::reconcile, measure::error_policy, ctx.clone())
+        .run(measure::reconcile, measure::error_policy, run_context)
         .for_each(|result| log_failure("analysisruns", result));
 
     // Readiness follows the caches. The reconcilers start passes only once their caches have

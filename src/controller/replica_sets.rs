@@ -3,7 +3,6 @@
 
 use crate::api::{REVISION_LABEL, ROLLOUT_LABEL, Rollout};
 use crate::engine::ReplicaSetState;
-use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -55,12 +54,7 @@ pub fn replica_set(
 /// not create.
 pub fn replica_set_state(replica_set: &ReplicaSet) -> Option<ReplicaSetState> {
     let revision = replica_set.metadata.labels.as_ref()?.get(REVISION_LABEL)?.clone();
-    let created_at = replica_set
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .and_then(|t| DateTime::<Utc>::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32))
-        .unwrap_or_default();
+    let created_at = super::created_at(&replica_set.metadata).unwrap_or_default();
     Some(ReplicaSetState {
         revision,
         replicas: replica_set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),

@@ -1,6 +1,6 @@
 //! What the engine asks the controller to do, and what it tells people.
 
-use crate::api::{AnalysisArg, Duration, RolloutStatus, TemplateRef};
+use crate::api::{AnalysisRunSpec, RolloutStatus};
 
 /// A mutation of the cluster. The controller carries actions out in order and stops at the first
 /// failure; the next decision re-derives whatever is still missing.
@@ -25,7 +25,7 @@ pub enum Action {
     DeleteReplicaSet {
         revision: String,
     },
-    CreateAnalysisRun(AnalysisRunRequest),
+    CreateAnalysisRun(Box<AnalysisRunRequest>),
     /// Ask a running AnalysisRun to stop.
     TerminateAnalysisRun {
         name: String,
@@ -38,23 +38,12 @@ pub enum ServiceRole {
     Canary,
 }
 
-/// An AnalysisRun to create; the controller resolves the templates and substitutes the args.
+/// An AnalysisRun to create: its name and the spec the Rollout recorded the hash of. The
+/// controller adds the metadata (labels, owner) and nothing else.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AnalysisRunRequest {
     pub name: String,
-    pub revision: String,
-    pub templates: Vec<TemplateRef>,
-    pub args: Vec<AnalysisArg>,
-    pub kind: AnalysisKind,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum AnalysisKind {
-    /// An `analysis` step, at this index. The run lasts as long as the metrics' `count`, or
-    /// `duration` when given.
-    Step { index: usize, duration: Option<Duration> },
-    /// Background analysis, running until the last step.
-    Background,
+    pub spec: AnalysisRunSpec,
 }
 
 /// A Kubernetes Event to record on the Rollout.

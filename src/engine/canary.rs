@@ -1,13 +1,15 @@
 //! A canary in flight: background analysis, the steps, and promotion.
 
-use super::action::{Action, AnalysisKind, AnalysisRunRequest, EventKind, ServiceRole};
+use super::action::{Action, AnalysisRunRequest, EventKind, ServiceRole};
+use super::analysis::{build_spec, spec_hash};
 use super::observation::AnalysisRunState;
 use super::pass::Pass;
 use super::replicas::canary_replicas;
 use super::validate::Step;
 use crate::api::{
-    AbortStatus, AnalysisArg, AnalysisFailurePolicy, AnalysisPhase, AnalysisRunRef, InconclusivePolicy,
-    PauseReason, Progress, RolloutOutcome, TemplateRef, format_duration,
+    AbortStatus, AnalysisArg, AnalysisFailurePolicy, AnalysisPhase, AnalysisRunRef, AnalysisRunSpec,
+    Duration, InconclusivePolicy, PauseReason, Progress, RolloutOutcome, RunContext, TemplateRef,
+    format_duration,
 };
 
 /// Where an AnalysisRun stands, as far as the rollout is concerned.
@@ -16,6 +18,47 @@ enum Verdict {
     Passed,
     Failed(AnalysisRunState),
     Inconclusive(AnalysisRunState),
+}
+
+/// Which analysis a run is for: a step (its index and the step's `duration` and `timeout`), or
+/// background analysis.
+enum AnalysisKind {
+    Step { index: usize, duration: Option<Duration>, timeout: Option<Duration> },
+    Background,
+}
+
+/// `run` as far as the Rollout can believe it: an Error when its spec is not the one the Rollout
+/// created it with (`recorded`), or when someone else terminated it before it decided. The
+/// Rollout never terminates a run it still waits for.
+fn trusted(mut run: AnalysisRunState, recorded: Option<&str>) -> AnalysisRunState {
+    let why = match recorded {
+        None => Some(format!(
+            "AnalysisRun {} exists, but this Rollout recorded no spec for it: it was not created by this \
+             Rollout (or by an older Bellwether, which recorded none); retry to run the analysis again",
+            run.name
+        )),
+        Some(hash) if hash != run.spec_hash => Some(format!(
+            "AnalysisRun {}'s spec was changed after Bellwether created it (spec hash {} is not the {hash} \
+             recorded); its measurements are not of the metrics the templates define",
+            run.name, run.spec_hash
+        )),
+        _ if run.terminating
+            && !matches!(run.phase, Some(AnalysisPhase::Failed | AnalysisPhase::Error))
+            && run.distrust.is_none() =>
+        {
+            Some(format!(
+                "AnalysisRun {} was terminated by someone else before it reached a verdict",
+                run.name
+            ))
+        }
+        _ => None,
+    };
+    if let Some(why) = why {
+        run.phase = Some(AnalysisPhase::Error);
+        run.message = Some(why.clone());
+        run.distrust = Some(why);
+    }
+    run
 }
 
 /// Which of the rollout's two analysis slots a run fills.
@@ -132,7 +175,11 @@ impl Pass<'_> {
                     false
                 }
                 Step::Analysis(step) => {
-                    let kind = AnalysisKind::Step { index: i, duration: step.duration.clone() };
+                    let kind = AnalysisKind::Step {
+                        index: i,
+                        duration: step.duration.clone(),
+                        timeout: step.timeout.clone(),
+                    };
                     let what = format!("{}: analysis", self.step_label());
                     let passed = self.judge(Slot::Step, kind, &step.templates, &step.args, &what);
                     if !passed && self.status.abort.is_none() {
@@ -247,17 +294,28 @@ impl Pass<'_> {
         what: &str,
     ) -> bool {
         let name = self.run_ref(slot).map(|r| r.name.clone()).unwrap_or_else(|| self.run_name(&kind, 0));
-        let observed = self.obs.analysis_run(&name).cloned();
+        let recorded_hash = self.run_ref(slot).and_then(|r| r.spec_hash.clone());
+        let observed =
+            self.obs.analysis_run(&name).cloned().map(|run| trusted(run, recorded_hash.as_deref()));
         let previous = self.run_ref(slot).and_then(|r| r.phase);
+        let wanted = match &observed {
+            Some(_) => None,
+            None => self.run_spec(&kind, templates, args),
+        };
         let current = AnalysisRunRef {
             name: name.clone(),
+            // The hash of the spec this pass creates the run with; once the run exists, the one it
+            // was created with.
+            spec_hash: wanted.as_ref().map(spec_hash).or(recorded_hash),
             phase: observed.as_ref().and_then(|r| r.phase),
             message: observed.as_ref().and_then(|r| r.message.clone()),
         };
         if current.phase != previous && current.phase.is_some_and(AnalysisPhase::is_terminal) {
             let phase = current.phase.map(|p| format!("{p:?}")).unwrap_or_default();
             let detail = current.message.clone().unwrap_or_default();
+            let distrusted = observed.as_ref().is_some_and(|r| r.distrust.is_some());
             let (kind, reason) = match current.phase {
+                _ if distrusted => (EventKind::Warning, "AnalysisRunDistrusted"),
                 Some(AnalysisPhase::Successful) => (EventKind::Normal, "AnalysisCompleted"),
                 // Its own reason: an inconclusive analysis waits for a person, who is notified.
                 Some(AnalysisPhase::Inconclusive) => (EventKind::Warning, "AnalysisInconclusive"),
@@ -267,15 +325,15 @@ impl Pass<'_> {
         }
         *self.run_ref_mut(slot) = Some(current);
         let Some(run) = observed else {
-            self.actions.push(Action::CreateAnalysisRun(AnalysisRunRequest {
-                name: name.clone(),
-                revision: self.revision.clone(),
-                templates: templates.to_vec(),
-                args: args.to_vec(),
-                kind,
-            }));
+            if let Some(spec) = wanted {
+                self.actions.push(Action::CreateAnalysisRun(Box::new(AnalysisRunRequest {
+                    name: name.clone(),
+                    spec,
+                })));
+            }
             if slot == Slot::Step {
-                self.say(format!("{what}: starting {name}"));
+                // A run that cannot be created holds the step no longer than any other wait.
+                self.wait_for_progress(format!("{what}: starting {name}"));
             }
             return slot == Slot::Background;
         };
@@ -347,6 +405,27 @@ impl Pass<'_> {
         }
     }
 
+    /// The run an analysis slot asks for, as [`build_spec`] makes it for this canary.
+    fn run_spec(
+        &self,
+        kind: &AnalysisKind,
+        templates: &[TemplateRef],
+        args: &[AnalysisArg],
+    ) -> Option<AnalysisRunSpec> {
+        let (duration, timeout) = match kind {
+            AnalysisKind::Step { duration, timeout, .. } => (duration.clone(), timeout.clone()),
+            AnalysisKind::Background => (None, None),
+        };
+        let canary = &self.spec.strategy.canary;
+        let context = RunContext {
+            rollout: self.name.to_string(),
+            stable_revision: self.status.stable_revision.clone().unwrap_or_default(),
+            canary_service: canary.canary_service.clone(),
+            stable_service: canary.stable_service.clone(),
+        };
+        build_spec(&self.obs.templates, templates, args, &self.revision, duration, timeout, context)
+    }
+
     /// `<rollout>-<revision>-<attempt>-<step N|background>[-rerun K]`: unique per canary attempt,
     /// and the same on every decision so that a lost create is simply repeated.
     fn run_name(&self, kind: &AnalysisKind, rerun: i32) -> String {
@@ -363,11 +442,11 @@ impl Pass<'_> {
     pub fn rerun(&mut self, slot: Slot) {
         self.status.progress.analysis_restarts += 1;
         let kind = match slot {
-            Slot::Step => AnalysisKind::Step { index: self.current_step(), duration: None },
+            Slot::Step => AnalysisKind::Step { index: self.current_step(), duration: None, timeout: None },
             Slot::Background => AnalysisKind::Background,
         };
         let name = self.run_name(&kind, self.status.progress.analysis_restarts);
-        *self.run_ref_mut(slot) = Some(AnalysisRunRef { name, phase: None, message: None });
+        *self.run_ref_mut(slot) = Some(AnalysisRunRef { name, spec_hash: None, phase: None, message: None });
         self.lift_pause(PauseReason::AnalysisFailed);
         self.lift_pause(PauseReason::InconclusiveAnalysis);
     }
@@ -375,7 +454,8 @@ impl Pass<'_> {
     /// Whether a slot's run ended badly and holds the rollout.
     pub fn slot_went_wrong(&self, slot: Slot) -> bool {
         self.run_ref(slot).is_some_and(|r| {
-            self.obs.analysis_run(&r.name).and_then(|run| run.phase).is_some_and(|p| {
+            let run = self.obs.analysis_run(&r.name).cloned().map(|run| trusted(run, r.spec_hash.as_deref()));
+            run.and_then(|run| run.phase).is_some_and(|p| {
                 matches!(p, AnalysisPhase::Failed | AnalysisPhase::Error | AnalysisPhase::Inconclusive)
             })
         })

@@ -11,6 +11,7 @@
 
 mod action;
 mod alerts;
+mod analysis;
 mod canary;
 mod cleanup;
 mod compare;
@@ -26,8 +27,12 @@ mod stats;
 mod steady;
 mod validate;
 
-pub use action::{Action, AnalysisKind, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
+pub use action::{Action, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
 pub use alerts::{DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, describe as describe_alert};
+pub use analysis::{
+    Clock, MAX_ERROR_BYTES, MAX_MEASUREMENTS, assess, build_spec, deadline, due, keep, next_due, record,
+    refused, spec_hash,
+};
 pub use judge::{
     DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, first_counted_at, format_value,
     judge_metric, metric_interval, run_phase,

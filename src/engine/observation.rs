@@ -96,6 +96,8 @@ pub struct ServiceSelectors {
     pub canary: Option<String>,
 }
 
+/// What the engine believes of one AnalysisRun, from [`super::assess`]: its verdict judged from its
+/// measurements, not from the phase it records.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AnalysisRunState {
     pub name: String,
@@ -107,6 +109,11 @@ pub struct AnalysisRunState {
     pub failed_value: Option<String>,
     /// `spec.terminate` is already set.
     pub terminating: bool,
+    /// The hash of the run's spec as observed ([`super::spec_hash`]), checked against the one the
+    /// Rollout recorded when it created the run.
+    pub spec_hash: String,
+    /// Why the run's own status is not believed, when it is not: it is then an Error.
+    pub distrust: Option<String>,
 }
 
 /// A request from a person or a pipeline, delivered through the Rollout's request annotation.

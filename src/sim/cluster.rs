@@ -5,7 +5,7 @@
 use crate::api::AnalysisPhase;
 use crate::engine::{
     Action, AnalysisRunState, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights,
-    ServiceRole,
+    ServiceRole, spec_hash,
 };
 use chrono::{DateTime, Duration, Utc};
 
@@ -90,6 +90,8 @@ impl Cluster {
                         failed_metric: None,
                         failed_value: None,
                         terminating: false,
+                        spec_hash: spec_hash(&request.spec),
+                        distrust: None,
                     });
                 }
             }

@@ -25,7 +25,7 @@ pub use summary::{Summary, percentile, summarize};
 pub use traffic::{BUCKETS, Behaviour, Served, histogram_quantile};
 
 use crate::api::{HysteresisState, PauseReason, RolloutPhase, RolloutSpec, RolloutStatus};
-use crate::engine::{Action, AnalysisKind, Decision, Input, UserAction, UserRequest, decide, revision_of};
+use crate::engine::{Action, Decision, Input, UserAction, UserRequest, decide, revision_of};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -275,16 +275,8 @@ impl<'a> Simulation<'a> {
             self.cluster.apply(action, self.now, startup);
             match action {
                 Action::CreateAnalysisRun(request) => {
-                    let metrics = request
-                        .templates
-                        .iter()
-                        .filter_map(|r| self.setup.templates.get(r))
-                        .flat_map(|t| t.metrics.clone())
-                        .collect();
-                    let duration = match &request.kind {
-                        AnalysisKind::Step { duration, .. } => duration.as_ref().and_then(|d| d.parse().ok()),
-                        AnalysisKind::Background => None,
-                    };
+                    let duration = request.spec.duration.as_ref().and_then(|d| d.parse().ok());
+                    let metrics = request.spec.metrics.clone();
                     self.runs.push(AnalysisRun::new(&request.name, metrics, self.now, duration));
                 }
                 Action::TerminateAnalysisRun { name } => {

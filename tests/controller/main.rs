@@ -2,7 +2,6 @@
 //! functions.
 
 mod alerts;
-mod analysis_runs;
 mod notify;
 mod replica_sets;
 mod routes;

@@ -109,6 +109,7 @@ pub fn analysis(template: &str) -> CanaryStep {
             templates: vec![template_ref(template)],
             args: Vec::new(),
             duration: None,
+            timeout: None,
         }),
         ..CanaryStep::default()
     }

@@ -1,6 +1,7 @@
 //! The engine's rules as readable scenarios, and its invariants as property tests.
 
 mod alerts;
+mod analysis_runs;
 mod compare;
 mod fixtures;
 mod invariants;

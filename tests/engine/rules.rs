@@ -519,6 +519,7 @@ fn duplicate_metric_names_across_templates_are_invalid() {
                 templates: vec![template_ref("error-rate"), template_ref("error-rate-copy")],
                 args: vec![],
                 duration: None,
+                timeout: None,
             }),
             ..CanaryStep::default()
         }])

@@ -90,12 +90,7 @@ async fn apply_one(
             }
         }
         Action::CreateAnalysisRun(request) => {
-            let stable = rollout.status.as_ref().and_then(|s| s.stable_revision.as_deref());
-            let Some(run) = analysis_run(rollout, request, &fetched.observation.templates, stable) else {
-                // Validation names a missing template before the engine asks for a run; one that
-                // vanished since the fetch is seen by the next pass.
-                return Ok(());
-            };
+            let run = analysis_run(rollout, request);
             match Api::<AnalysisRun>::namespaced(ctx.client.clone(), &namespace)
                 .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &run)
                 .await

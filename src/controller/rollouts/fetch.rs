@@ -9,12 +9,11 @@ use crate::api::{
     AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, REVISION_LABEL, ROLLOUT_LABEL, Rollout,
     TemplateRef,
 };
-use crate::controller::analysis_runs::run_state;
 use crate::controller::error::{Error, is_not_found};
 use crate::controller::replica_sets::replica_set_state;
 use crate::controller::requests::{Malformed, requests};
 use crate::controller::routes::{Services, route_state};
-use crate::engine::{Observation, ServiceSelectors};
+use crate::engine::{Observation, ServiceSelectors, assess};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
@@ -76,6 +75,7 @@ pub fn route_refs(rollout: &Rollout) -> Vec<(RouteKind, String, String)> {
 }
 
 pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
+    let clock = ctx.clock();
     let namespace = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
     let owned = ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}"));
@@ -92,14 +92,13 @@ pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
         .into_iter()
         .filter(|rs| is_owned(rs.owner_references()))
         .collect();
+    // Runs labelled for this Rollout but not owned by it are kept, so that the engine can say why
+    // it does not believe one that takes the name of a run it wants.
     let runs: Vec<AnalysisRun> = Api::<AnalysisRun>::namespaced(ctx.client.clone(), &namespace)
         .list(&owned)
         .await
         .map_err(|e| Error::kube(format!("listing the AnalysisRuns of {namespace}/{name}"), e))?
-        .items
-        .into_iter()
-        .filter(|run| is_owned(run.owner_references()))
-        .collect();
+        .items;
 
     let canary = &rollout.spec.strategy.canary;
     let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };
@@ -137,7 +136,14 @@ pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
             stable: selected_revision(ctx, &namespace, services.stable).await?,
             canary: selected_revision(ctx, &namespace, services.canary).await?,
         },
-        analysis_runs: runs.iter().map(|run| run_state(&run.name_any(), run)).collect(),
+        analysis_runs: runs
+            .iter()
+            .map(|run| {
+                let owned = is_owned(run.owner_references());
+                let created = crate::controller::created_at(&run.metadata);
+                assess(&run.name_any(), owned, &run.spec, run.status.as_ref(), created, clock)
+            })
+            .collect(),
         templates: templates(ctx, rollout, &namespace).await?,
         requests,
     };

@@ -1,12 +1,11 @@
-//! The AnalysisRun reconciler's pure core: which metrics are due, the status new measurements lead
-//! to, how many measurements it keeps, and what the Rollout engine sees of a run.
+//! AnalysisRuns decided purely: which metrics are due, the status new measurements lead to, how
+//! many measurements a status keeps, and what the Rollout engine believes of a run.
 
 use bellwether::api::{
     AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, AnalysisTemplate, Counts,
     HysteresisState, Measurement, Metric,
 };
-use bellwether::controller::analysis_runs::{MAX_MEASUREMENTS, due, keep, next_due, record, run_state};
-use bellwether::engine::judge_metric;
+use bellwether::engine::{AnalysisRunState, Clock, MAX_MEASUREMENTS, assess, judge_metric, keep};
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use serde::Deserialize;
@@ -48,10 +47,30 @@ fn run(metrics: Vec<Metric>) -> AnalysisRun {
             args: vec![],
             revision: "abc123".into(),
             duration: None,
+            timeout: None,
             terminate: false,
             context: None,
+            sources: Vec::new(),
         },
     )
+}
+
+/// The run's next status, as the reconciler records it at `at`.
+fn record(run: &AnalysisRun, taken: Vec<(String, Measurement)>, at: DateTime<Utc>) -> AnalysisRunStatus {
+    bellwether::engine::record(&run.spec, run.status.as_ref(), taken, Clock::at(at))
+}
+
+fn due(run: &AnalysisRun, at: DateTime<Utc>) -> Vec<String> {
+    bellwether::engine::due(&run.spec, run.status.as_ref(), at)
+}
+
+fn next_due(run: &AnalysisRun, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    bellwether::engine::next_due(&run.spec, run.status.as_ref(), at)
+}
+
+/// What the Rollout engine believes of an owned run, judged at the start, when nothing is late.
+fn run_state(name: &str, run: &AnalysisRun) -> AnalysisRunState {
+    assess(name, true, &run.spec, run.status.as_ref(), None, Clock::at(t0()))
 }
 
 fn value(at: DateTime<Utc>, value: f64) -> Measurement {
@@ -276,10 +295,11 @@ fn a_terminated_run_ends_successful_unless_it_already_ended() {
 }
 
 #[test]
-fn the_engine_sees_no_phase_until_status_is_written() {
+fn a_run_not_measured_yet_is_running() {
     let state = run_state("checkout-abc123-2", &run(vec![example("error-rate")]));
     assert_eq!(state.name, "checkout-abc123-2");
-    assert_eq!((state.phase, state.message, state.failed_metric), (None, None, None));
+    assert_eq!(state.phase, Some(AnalysisPhase::Running));
+    assert_eq!((state.failed_metric, state.distrust), (None, None));
 }
 
 #[test]
