@@ -69,10 +69,11 @@ pub struct ArgSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.threshold) ? 1 : 0) + (has(self.compare) ? 1 : 0) + (has(self.sequential) ? 1 : 0) == 1").message("a metric must have exactly one of threshold, compare or sequential"))]
+#[x_kube(validation = Rule::new("!has(self.interval) || duration(self.interval) >= duration('1s')").message("interval must be at least 1s"))]
 pub struct Metric {
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
-    /// Time between measurements. Defaults to 1m.
+    /// Time between measurements, at least 1s. Defaults to 1m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,
     /// Time to wait before the first measurement, so that the canary warms up.

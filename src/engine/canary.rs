@@ -91,6 +91,7 @@ impl Pass<'_> {
             held = true;
         }
         if held {
+            self.hold_paused_traffic();
             return;
         }
         if finishing {
@@ -258,6 +259,16 @@ impl Pass<'_> {
         let servable = self.obs.available(&revision) > 0
             && self.obs.services.canary.as_deref() == Some(revision.as_str());
         (weight == 0 || servable) && self.ensure_weights(weight)
+    }
+
+    /// A paused canary keeps the weight it was paused at: a route edited by hand goes back to it.
+    /// Weight is put back on the canary only while it has pods that can serve it; otherwise all of
+    /// it goes to stable, which is always safe.
+    fn hold_paused_traffic(&mut self) {
+        let weight = self.status.weights.canary;
+        let servable = self.obs.available(&self.revision) > 0
+            && self.obs.services.canary.as_deref() == Some(self.revision.as_str());
+        self.ensure_weights(if servable { weight } else { 0 });
     }
 
     /// Why the canary's traffic is not where the step holds it, for messages.

@@ -61,8 +61,15 @@ impl Pass<'_> {
         let canary = self.status.canary_revision.clone().unwrap_or_default();
         let action = if abort.by == AbortStatus::AUTOMATIC { "aborted" } else { "aborted by" };
         let by = if abort.by == AbortStatus::AUTOMATIC { String::new() } else { format!(" {}", abort.by) };
+        // Said only once every route was read back with the canary at 0: a route the controller
+        // cannot write (a refused patch, a deleted route) may still send the canary traffic.
+        let traffic = if traffic_off {
+            format!("all traffic on stable {stable}")
+        } else {
+            format!("moving all traffic to stable {stable}, not done yet: {}", self.route_lag())
+        };
         self.say(format!(
-            "canary {canary} {action}{by}: {}; all traffic on stable {stable}; retry or change the template",
+            "canary {canary} {action}{by}: {}; {traffic}; retry or change the template",
             abort.message
         ));
     }

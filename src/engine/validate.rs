@@ -17,6 +17,9 @@ use std::fmt;
 const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
 const DEFAULT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
 const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+/// The shortest metric `interval`: measuring more often would load Prometheus for no gain, since
+/// few scrape faster.
+const MIN_INTERVAL: chrono::Duration = chrono::Duration::seconds(1);
 
 /// One problem in a spec, located by its field path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +154,14 @@ pub fn validate<'a>(spec: &'a RolloutSpec, templates: &Templates) -> Result<Plan
         }
     }
 
+    for (i, matcher) in canary.abort_on_alerts.iter().enumerate() {
+        if matcher.match_labels.is_empty() {
+            errors.push(
+                format!("{CANARY}.abortOnAlerts[{i}].matchLabels"),
+                "must name at least one label: an empty matcher would match every alert",
+            );
+        }
+    }
     let background = canary.analysis.as_ref().map(|bg| {
         let field = format!("{CANARY}.analysis");
         for metric in check_analysis(&bg.templates, &bg.args, templates, &field, &mut errors) {
@@ -395,6 +406,17 @@ fn check_metric(metric: &Metric, declared_args: &BTreeSet<String>, field: &str, 
     ];
     for (name, duration) in durations {
         parse_opt(duration, &format!("{field}.{name}"), errors);
+    }
+    if let Some(interval) = metric.interval.as_ref().and_then(|d| d.parse().ok())
+        && interval < MIN_INTERVAL
+    {
+        errors.push(
+            format!("{field}.interval"),
+            format!(
+                "{} is below the minimum of 1s: a metric is measured once an interval",
+                metric.interval.as_ref().map(ToString::to_string).unwrap_or_default()
+            ),
+        );
     }
     match &metric.provider.prometheus {
         None => errors.push(format!("{field}.provider"), "must set prometheus"),

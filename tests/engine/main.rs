@@ -9,4 +9,5 @@ mod judge;
 mod purity;
 mod rules;
 mod stats;
+mod trust;
 mod world;
