@@ -258,8 +258,10 @@ struct Document {
     start: usize,
     lines: Vec<String>,
     value: Value,
-    /// What reading the YAML into `value` hid, with lines of the file.
+    /// What reading the YAML into `value` hid, with lines of the file, and how many more problems
+    /// there are than are listed.
     problems: Vec<yaml::Problem>,
+    unlisted_problems: usize,
 }
 
 impl Document {
@@ -347,6 +349,14 @@ impl Document {
                 }
             }
         }
+        if self.unlisted_problems > 0 {
+            let message = format!(
+                "{} more duplicate keys or non-finite numbers than the {} listed",
+                self.unlisted_problems,
+                yaml::MAX_LISTED
+            );
+            findings.push(self.finding(Severity::Error, "", message));
+        }
         for error in schema_check(self).err().unwrap_or_default() {
             if !faulted.iter().any(|f| overlaps(f, &error.path)) {
                 findings.push(self.finding(Severity::Error, &error.path, &error.message));
@@ -404,7 +414,8 @@ impl Linter {
             let text = lines.join("\n");
             match serde_yaml::from_str::<Value>(&text) {
                 Ok(value) if value.is_object() => {
-                    let problems = yaml::problems(&text)
+                    let (problems, unlisted_problems) = yaml::problems(&text);
+                    let problems = problems
                         .into_iter()
                         .map(|mut problem| {
                             problem.line += start - 1;
@@ -414,7 +425,14 @@ impl Linter {
                             problem
                         })
                         .collect();
-                    self.documents.push(Document { file: file.to_path_buf(), start, lines, value, problems })
+                    self.documents.push(Document {
+                        file: file.to_path_buf(),
+                        start,
+                        lines,
+                        value,
+                        problems,
+                        unlisted_problems,
+                    })
                 }
                 Ok(_) => self.push(Finding {
                     severity: Severity::Error,

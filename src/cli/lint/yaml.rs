@@ -29,20 +29,27 @@ pub enum ProblemKind {
     NotFinite(f64),
 }
 
-/// The problems of one YAML document, in document order; none when the text is not one readable
-/// document (its syntax errors are reported when it is read as JSON).
-pub fn problems(text: &str) -> Vec<Problem> {
+/// How many problems of a document are located and listed. Each line costs a walk of the whole
+/// document, so a document with many thousands would otherwise take quadratic time.
+pub const MAX_LISTED: usize = 20;
+
+/// The problems of one YAML document, in document order: the first [`MAX_LISTED`], and how many more
+/// there are. None when the text is not one readable document (its syntax errors are reported when
+/// it is read as JSON).
+pub fn problems(text: &str) -> (Vec<Problem>, usize) {
     let mut first = Walk::default();
     if first.run(text).is_err() {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
+    let unlisted = first.found.len().saturating_sub(MAX_LISTED);
     let line_of = |ordinal: usize| {
         let mut walk = Walk { stop_at: Some(ordinal), ..Walk::default() };
         walk.run(text).err().and_then(|e| e.location()).map_or(1, |l| l.line())
     };
-    first
+    let listed = first
         .found
         .into_iter()
+        .take(MAX_LISTED)
         .map(|found| Problem {
             path: found.path,
             line: line_of(found.ordinal),
@@ -53,7 +60,8 @@ pub fn problems(text: &str) -> Vec<Problem> {
                 Found::NotFinite(number) => ProblemKind::NotFinite(number),
             },
         })
-        .collect()
+        .collect();
+    (listed, unlisted)
 }
 
 /// A problem seen by a walk, at the ordinal of its scalar.
@@ -227,10 +235,13 @@ mod tests {
         let text = "kind: Rollout\nspec:\n  replicas: 1\n  strategy:\n    canary:\n      steps:\n        - setWeight: 1\n          setWeight: 2\n  replicas: 3\n";
         assert_eq!(
             problems(text),
-            [
-                duplicate("spec.strategy.canary.steps[0].setWeight", 8, "setWeight", 7),
-                duplicate("spec.replicas", 9, "replicas", 3),
-            ]
+            (
+                vec![
+                    duplicate("spec.strategy.canary.steps[0].setWeight", 8, "setWeight", 7),
+                    duplicate("spec.replicas", 9, "replicas", 3),
+                ],
+                0
+            )
         );
     }
 
@@ -243,19 +254,22 @@ mod tests {
         assert_eq!(json, serde_json::json!({"labels": {"1": "b", "a.b": "d"}, "flow": {"x": 2}}));
         assert_eq!(
             problems(text),
-            [
-                duplicate("labels.1", 3, "1", 2),
-                duplicate("labels[a.b]", 5, "a.b", 4),
-                duplicate("flow.x", 6, "x", 6),
-            ]
+            (
+                vec![
+                    duplicate("labels.1", 3, "1", 2),
+                    duplicate("labels[a.b]", 5, "a.b", 4),
+                    duplicate("flow.x", 6, "x", 6),
+                ],
+                0
+            )
         );
     }
 
     #[test]
     fn numbers_json_cannot_carry() {
         let text = "spec:\n  metrics:\n    - threshold:\n        max: .nan\n        min: -.inf\n    - threshold: {max: 0.5}\n";
-        let found = problems(text);
-        assert_eq!(found.len(), 2, "{found:?}");
+        let (found, unlisted) = problems(text);
+        assert_eq!((found.len(), unlisted), (2, 0), "{found:?}");
         assert_eq!((found[0].path.as_str(), found[0].line), ("spec.metrics[0].threshold.max", 4));
         assert!(matches!(found[0].kind, ProblemKind::NotFinite(n) if n.is_nan()));
         assert_eq!(
@@ -270,7 +284,19 @@ mod tests {
 
     #[test]
     fn a_clean_or_unreadable_document_has_no_problems() {
-        assert_eq!(problems("a: 1\nb: [1, 2]\nc: {d: .5}\n"), []);
-        assert_eq!(problems("a: [1\nb: 2\n"), []);
+        assert_eq!(problems("a: 1\nb: [1, 2]\nc: {d: .5}\n"), (vec![], 0));
+        assert_eq!(problems("a: [1\nb: 2\n"), (vec![], 0));
+    }
+
+    /// Fifty thousand duplicates are counted, and only the first few located: each location is a
+    /// walk of the whole document.
+    #[test]
+    fn many_problems_are_counted_and_a_few_located() {
+        let text: String = (0..50_001).map(|i| format!("k: {i}\n")).collect();
+        let started = std::time::Instant::now();
+        let (listed, unlisted) = problems(&text);
+        assert_eq!((listed.len(), unlisted), (MAX_LISTED, 50_000 - MAX_LISTED));
+        assert_eq!(listed[MAX_LISTED - 1], duplicate("k", MAX_LISTED + 1, "k", 1));
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
     }
 }
