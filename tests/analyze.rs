@@ -5,6 +5,9 @@
 //! AnalysisRun reconciler measures through is checked against the same data, with the variables of a
 //! run.
 //!
+//! Every run's exit code is checked against its verdict, and the runs that cannot start (an invalid
+//! template, a backtest too long, Prometheus out of reach) against theirs.
+//!
 //! Needs `prometheus` and `promtool` on PATH; ./scripts/test installs them when missing.
 
 #[path = "support/prometheus.rs"]
@@ -177,20 +180,60 @@ fn analyze(template: &str, address: &str, extra: &[&str]) -> Value {
     analyze_until(20, template, address, extra)
 }
 
-/// Runs `bellwether analyze -o json` over the first `minutes` minutes and returns the report.
-fn analyze_until(minutes: i64, template: &str, address: &str, extra: &[&str]) -> Value {
+/// The exit codes `bellwether analyze` documents.
+const SUCCESSFUL: i32 = 0;
+const FAILED: i32 = 1;
+const USAGE: i32 = 2;
+const INCONCLUSIVE: i32 = 3;
+const ERROR: i32 = 4;
+const UNDECIDED: i32 = 5;
+const COULD_NOT_RUN: i32 = 6;
+
+/// The exit code of a run whose verdict is `phase`.
+fn exit_code_of(phase: &str) -> i32 {
+    match phase {
+        "Successful" => SUCCESSFUL,
+        "Failed" => FAILED,
+        "Inconclusive" => INCONCLUSIVE,
+        "Error" => ERROR,
+        "Pending" | "Running" => UNDECIDED,
+        other => panic!("no phase {other}"),
+    }
+}
+
+/// A `bellwether analyze` over the first `minutes` minutes, with `-o json`.
+fn backtest(minutes: i64, template: &str, address: &str, extra: &[&str]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bellwether"));
     command.args(["analyze", "-f", template, "--prometheus", address, "-n", "shop", "-o", "json"]);
     command.args(["--from", &at_minute(0).to_rfc3339(), "--to", &at_minute(minutes).to_rfc3339()]);
     command.args(extra);
-    let output = command.output().expect("bellwether runs");
+    command.output().expect("bellwether runs")
+}
+
+/// Runs `bellwether analyze -o json` over the first `minutes` minutes and returns the report, after
+/// checking that it exited with its verdict's code.
+fn analyze_until(minutes: i64, template: &str, address: &str, extra: &[&str]) -> Value {
+    let output = backtest(minutes, template, address, extra);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("analyze -o json printed no report ({e}): {stderr}\nPrometheus log:\n{}", server().log())
+    });
+    let phase = report["phase"].as_str().expect("a report has a phase");
+    assert_eq!(output.status.code(), Some(exit_code_of(phase)), "exit code of a {phase} run: {stderr}");
+    report
+}
+
+/// Runs `bellwether analyze` expecting it not to run: returns its error output, after checking that it
+/// exited with `code` and printed no report.
+fn refused(code: i32, output: std::process::Output) -> String {
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
     assert!(
-        output.status.success(),
-        "bellwether analyze failed: {}\nPrometheus log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        server().log()
+        output.stdout.is_empty(),
+        "a report of a run that did not run: {}",
+        String::from_utf8_lossy(&output.stdout)
     );
-    serde_json::from_slice(&output.stdout).expect("analyze -o json prints JSON")
+    stderr
 }
 
 fn ready_made(name: &str) -> String {
@@ -297,18 +340,97 @@ fn a_missing_arg_is_named() {
         .args(["analyze", "-f", &ready_made("envoy-gateway.yaml"), "--prometheus", "http://127.0.0.1:1"])
         .output()
         .expect("bellwether runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("route"), "{stderr}");
+    let stderr = refused(COULD_NOT_RUN, output);
+    assert!(stderr.contains(r#"arg "route" has no value"#), "{stderr}");
 }
 
+/// Measurements that fail one after the other make the metric an Error once they pass
+/// consecutiveErrorLimit (4 by default), as in a real run.
 #[test]
-fn prometheus_down_is_an_error_after_the_error_limit() {
-    let report = analyze(&ready_made("http-app.yaml"), "http://127.0.0.1:1", &["--revision", "good"]);
+fn measurement_errors_are_an_error_after_the_error_limit() {
+    let template = template_file(serde_json::json!({
+        "name": "error-rate",
+        "interval": "1m",
+        "count": 10,
+        "provider": {"prometheus": {"address": "http://unused:9090", "query": "sum(rate(x[1m]"}},
+        "threshold": {"max": 0.01}
+    }));
+    let report = analyze(template.path().to_str().unwrap(), server().address(), &[]);
     let (phase, fired, message) = verdict(&report, "error-rate");
-    assert_eq!((phase.as_str(), fired), ("Error", Some(5)), "{message}");
+    assert_eq!((phase.as_str(), fired), ("Error", Some(4)), "the fifth, from minute 0: {message}");
     assert!(message.contains("5 measurement errors in a row (consecutiveErrorLimit 4)"), "{message}");
-    assert!(message.contains("is unreachable"), "{message}");
+    assert!(message.contains("Prometheus rejected the query"), "{message}");
+}
+
+/// With no Prometheus to ask, every measurement would fail and the verdict would say nothing of the
+/// template: analyze does not run, and says which Prometheus it could not reach, for every kind of
+/// metric.
+#[test]
+fn prometheus_down_means_analyze_cannot_run() {
+    let args = ["--revision", "good", "--stable-revision", "stable"];
+    for template in ["http-app.yaml", "http-app-errors-vs-stable.yaml", "http-app-latency-vs-stable.yaml"] {
+        let stderr = refused(COULD_NOT_RUN, backtest(20, &ready_made(template), "http://127.0.0.1:1", &args));
+        assert!(
+            stderr.contains(": Prometheus at http://127.0.0.1:1 is unreachable: "),
+            "{template}: {stderr}"
+        );
+    }
+}
+
+/// The error-rate metric of `http-app.yaml`, judged by `threshold` (YAML text), in a template file.
+fn error_rate_with(threshold: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let text = format!(
+        r#"apiVersion: bellwether.dev/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: loose
+spec:
+  metrics:
+    - name: error-rate
+      interval: 1m
+      count: 5
+      provider:
+        prometheus:
+          address: http://unused:9090
+          query: sum(rate(http_requests_total{{revision="{{{{revision}}}}", code=~"5.."}}[1m])) / sum(rate(http_requests_total{{revision="{{{{revision}}}}"}}[1m]))
+      threshold:
+{threshold}
+"#
+    );
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+/// A template the API server or the controller would refuse is refused before anything is measured,
+/// each error located by line and field and said once, even where the schema and the engine both
+/// see it. Run as it is, each of these would pass a canary with 5 times the errors.
+#[test]
+fn an_invalid_template_is_refused_with_each_error_once() {
+    let cases = [
+        (
+            "        {}",
+            "14: error: AnalysisTemplate/loose: spec.metrics[0].threshold: threshold needs min, max or both",
+        ),
+        (
+            "        max: .nan",
+            "15: error: AnalysisTemplate/loose: spec.metrics[0].threshold.max: NaN is not a finite number",
+        ),
+        (
+            "        max: 0.01\n        max: 1",
+            r#"16: error: AnalysisTemplate/loose: duplicate key "max" (first at "#,
+        ),
+    ];
+    for (threshold, expected) in cases {
+        let template = error_rate_with(threshold);
+        let path = template.path().to_str().unwrap();
+        let stderr =
+            refused(COULD_NOT_RUN, backtest(20, path, server().address(), &["--revision", "errors5x"]));
+        let located = format!("{path}:{expected}");
+        assert!(stderr.starts_with(&format!("error: {path} is refused")), "{stderr}");
+        assert_eq!(stderr.matches(&located).count(), 1, "{threshold:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 2, "one error, once: {stderr}");
+    }
 }
 
 /// A template of one metric with `query` and `timeout`, written to a temporary file.
@@ -364,7 +486,7 @@ fn the_table_shows_states_and_when_the_verdict_fired() {
         .output()
         .expect("bellwether runs");
     let table = String::from_utf8(output.stdout).unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(FAILED), "{}", String::from_utf8_lossy(&output.stderr));
     // The README shows these lines.
     assert!(
         table.contains("  2024-02-01 00:01:00      0.015000  Breaching  error-rate: breaching since 00:01:00, 0.015 > max 0.01 (breachFor 2m)"),
@@ -531,48 +653,30 @@ fn an_unknown_variable_in_requests_query_is_named() {
         .args(["analyze", "-f", template.path().to_str().unwrap(), "--prometheus", "http://127.0.0.1:1"])
         .output()
         .expect("bellwether runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(COULD_NOT_RUN, output);
     assert!(
         stderr.contains(
-            "error-rate: sequential.requestsQuery: unknown variable {{servce}}; did you mean {{service}}?"
+            "AnalysisTemplate/probe: spec.metrics[0].sequential.requestsQuery: unknown variable {{servce}}; \
+             did you mean {{service}}?"
         ),
         "{stderr}"
     );
 }
 
-/// With Prometheus down, every measurement fails, and the metric is an Error after the error limit.
-#[test]
-fn prometheus_down_is_an_error_for_a_comparison() {
-    let args = ["--revision", "good", "--stable-revision", "stable"];
-    for template in ["http-app-errors-vs-stable.yaml", "http-app-latency-vs-stable.yaml"] {
-        let report = analyze(&ready_made(template), "http://127.0.0.1:1", &args);
-        let metric = &report["metrics"][0];
-        let points = metric["points"].as_array().unwrap();
-        assert!(!points.is_empty(), "{report}");
-        for point in points {
-            let error = point["error"].as_str().unwrap_or_else(|| panic!("no error in {point}"));
-            assert!(error.contains("is unreachable"), "{template}: {error}");
-        }
-        let (phase, fired, message) = verdict(&report, metric["name"].as_str().unwrap());
-        assert_eq!((phase.as_str(), fired), ("Error", Some(5)), "{template}: {message}");
-        assert!(message.contains("5 measurement errors in a row (consecutiveErrorLimit 4)"), "{message}");
-    }
-}
-
 #[test]
 fn the_table_shows_baselines_and_counts() {
-    let table = |template: &str, canary: &str, to: i64| {
+    let table = |template: &str, canary: &str, to: i64, code: i32| {
         let output = Command::new(env!("CARGO_BIN_EXE_bellwether"))
             .args(["analyze", "-f", &ready_made(template), "--prometheus", server().address()])
             .args(["-n", "shop", "--revision", canary, "--stable-revision", "stable"])
             .args(["--from", &at_minute(0).to_rfc3339(), "--to", &at_minute(to).to_rfc3339()])
             .output()
             .expect("bellwether runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(output.status.code(), Some(code), "{}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
     };
-    let compare = table("http-app-latency-vs-stable.yaml", "slow", 2);
+    // Two of the comparison's ten measurements: no verdict yet.
+    let compare = table("http-app-latency-vs-stable.yaml", "slow", 2, UNDECIDED);
     let stable_query = concat!(
         r#"  query (stable): histogram_quantile(0.99, sum by (le) "#,
         r#"(rate(http_request_duration_seconds_bucket{namespace="shop", revision="stable"}[1m])))"#
@@ -584,7 +688,7 @@ fn the_table_shows_baselines_and_counts() {
     );
     let baseline = format!("{:.6}", fast_p99("stable", 0));
     assert!(compare.contains(&format!("  2024-02-01 00:01:00      0.900000     {baseline}  ")), "{compare}");
-    let sequential = table("http-app-errors-vs-stable.yaml", "errors5x", 2);
+    let sequential = table("http-app-errors-vs-stable.yaml", "errors5x", 2, FAILED);
     let requests_query = concat!(
         r#"  requestsQuery (canary): "#,
         r#"sum(increase(http_requests_total{namespace="shop", revision="errors5x"}[1m]))"#
@@ -777,4 +881,118 @@ async fn the_pool_measures_each_kind_of_metric_with_a_runs_variables() {
     assert_near(counted.value.unwrap(), 0.015, "canary error share");
 
     assert_eq!(pool.provider_count(), 1, "one address, timeout and credentials: one provider");
+}
+
+/// Each verdict has its own exit code, so that a pipeline can tell a bad canary from a template that
+/// could not decide; a window too short for a verdict has its own too.
+#[test]
+fn each_verdict_exits_with_its_own_code() {
+    let code = |minutes: i64, template: &str, revision: &str| {
+        backtest(minutes, &ready_made(template), server().address(), &["--revision", revision]).status.code()
+    };
+    assert_eq!(code(20, "http-app.yaml", "good"), Some(SUCCESSFUL));
+    assert_eq!(code(20, "http-app.yaml", "errors5x"), Some(FAILED));
+    assert_eq!(code(20, "http-app.yaml", "idle"), Some(INCONCLUSIVE));
+    let broken = one_metric_template("sum(rate(http_requests_total[1m]", "10s");
+    let path = broken.path().to_str().unwrap();
+    assert_eq!(backtest(20, path, server().address(), &[]).status.code(), Some(ERROR));
+    // Three of the five measurements of a good canary, two of a bad one's breachFor: no verdict yet.
+    assert_eq!(code(3, "http-app.yaml", "good"), Some(UNDECIDED));
+    let running =
+        analyze_until(2, &ready_made("http-app.yaml"), server().address(), &["--revision", "errors5x"]);
+    assert_eq!(running["phase"], "Running", "{running}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let template = ready_made("http-app.yaml");
+    let reversed = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args([
+            "analyze",
+            "-f",
+            &template,
+            "--from",
+            &at_minute(5).to_rfc3339(),
+            "--to",
+            &at_minute(0).to_rfc3339(),
+        ])
+        .output()
+        .expect("bellwether runs");
+    assert!(refused(USAGE, reversed).contains("--from must be before --to"));
+    for (flag, value) in [("--at", "yesterday"), ("--duration", "5 minutes")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+            .args(["analyze", "-f", &template, flag, value])
+            .output()
+            .expect("bellwether runs");
+        assert!(refused(USAGE, output).contains(&format!("{value:?}")), "{flag}");
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_read_cannot_run() {
+    let missing = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["analyze", "-f", "no/such/template.yaml"])
+        .output()
+        .expect("bellwether runs");
+    assert!(refused(COULD_NOT_RUN, missing).contains("cannot read no/such/template.yaml"));
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bellwether")).args(["analyze", "--help"]).output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains(
+            "Exit codes: 0 Successful, 1 Failed, 2 usage error, 3 Inconclusive, 4 Error, 5 no verdict yet"
+        ),
+        "{help}"
+    );
+    assert!(help.contains("6 could not run"), "{help}");
+}
+
+/// Ten years of 1s measurements are 315,619,201 points, which a backtest refuses by arithmetic: it
+/// must not build them first (3.8 GB of times). The run gets 1 GiB of address space and no
+/// Prometheus, and must fail fast with the metric, the count and the limit.
+#[test]
+fn a_backtest_too_long_is_refused_before_anything_is_allocated() {
+    let template = template_file(serde_json::json!({
+        "name": "per-second",
+        "interval": "1s",
+        "count": 5,
+        "provider": {"prometheus": {"address": "http://127.0.0.1:1", "query": "up"}},
+        "threshold": {"max": 1}
+    }));
+    let started = std::time::Instant::now();
+    let output = Command::new("sh")
+        .args(["-c", r#"ulimit -v 1048576 && exec "$@""#, "sh", env!("CARGO_BIN_EXE_bellwether"), "analyze"])
+        .args(["-f", template.path().to_str().unwrap()])
+        .args(["--from", "2024-01-01T00:00:00Z", "--to", "2034-01-01T00:00:00Z"])
+        .output()
+        .expect("bellwether runs");
+    let stderr = refused(COULD_NOT_RUN, output);
+    assert!(
+        stderr.contains(
+            "per-second: the backtest needs 315619201 measurements, one every 1s; at most 10000 are allowed"
+        ),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
+/// The table names each measurement's error once, though the judge's message quotes it too.
+#[test]
+fn the_table_names_each_error_once() {
+    let template = one_metric_template("sum(rate(http_requests_total[1m]", "10s");
+    let output = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["analyze", "-f", template.path().to_str().unwrap(), "--prometheus", server().address()])
+        .args(["--from", &at_minute(0).to_rfc3339(), "--to", &at_minute(5).to_rfc3339()])
+        .output()
+        .expect("bellwether runs");
+    assert_eq!(output.status.code(), Some(ERROR));
+    let table = String::from_utf8(output.stdout).unwrap();
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("  2024-02-01 ")).collect();
+    assert!(!rows.is_empty(), "{table}");
+    for row in rows {
+        assert_eq!(row.matches("Prometheus rejected the query").count(), 1, "{row}");
+    }
 }

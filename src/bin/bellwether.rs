@@ -1,8 +1,10 @@
 //! `bellwether`: the controller process and the admin commands.
 
 use anyhow::Context;
+use bellwether::cli::analyze;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Bellwether ships each new revision of a Rollout as a canary: it moves traffic to it step by step
 /// through Gateway API route weights, judges it on its own error rate and latency from Prometheus,
@@ -26,14 +28,21 @@ enum Command {
     },
     /// Run an AnalysisTemplate against Prometheus, now or as a backtest over a past window
     /// (--from/--to), and show each measurement, the hysteresis state and the verdict.
-    Analyze(Box<bellwether::cli::analyze::AnalyzeArgs>),
+    ///
+    /// The template is checked first as the API server and the controller check it, and refused
+    /// with every error located by line and field.
+    ///
+    /// Exit codes: 0 Successful, 1 Failed, 2 usage error, 3 Inconclusive, 4 Error, 5 no verdict yet
+    /// (the window ended before every metric decided), 6 could not run (unreadable file, invalid
+    /// template, missing arg, backtest too long, Prometheus unreachable).
+    Analyze(Box<analyze::AnalyzeArgs>),
     /// Simulate releases of a Rollout with no cluster and no Prometheus: a timeline of every step,
     /// weight, measurement and decision, or with --runs N the distribution of outcomes.
     Simulate(Box<bellwether::cli::simulate::SimulateArgs>),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Controller(args) => bellwether::cli::controller::main(*args).await?,
         Command::Crds { out } => {
@@ -44,15 +53,20 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Analyze(args) => {
-            let report = bellwether::cli::analyze::analyze(&args).await?;
-            match args.output {
-                bellwether::cli::analyze::Output::Table => print!("{}", report.table()),
-                bellwether::cli::analyze::Output::Json => {
-                    println!("{}", serde_json::to_string_pretty(&report)?)
+            let report = match analyze::analyze(&args).await {
+                Ok(report) => report,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return Ok(ExitCode::from(error.exit_code()));
                 }
+            };
+            match args.output {
+                analyze::Output::Table => print!("{}", report.table()),
+                analyze::Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
             }
+            return Ok(ExitCode::from(report.exit_code()));
         }
         Command::Simulate(args) => print!("{}", bellwether::cli::simulate::simulate(&args)?),
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

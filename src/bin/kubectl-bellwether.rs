@@ -84,7 +84,8 @@ enum Command {
         success_on_pause: bool,
     },
     /// Check Rollouts, analysis templates and routes in files, offline: schemas, references,
-    /// args, queries and routes together. Exits 1 on any error; warnings alone pass.
+    /// args, queries and routes together. Exit codes: 0 no errors (warnings alone pass), 1 errors
+    /// found, 2 usage error, 6 a file could not be read.
     Lint(lint::LintArgs),
     /// Change the Rollout directly, for clusters without GitOps.
     #[command(subcommand)]
@@ -143,6 +144,10 @@ struct Wait {
 
 /// Exit code of an error that is not the request's fault: no cluster, no rollout, no permission.
 const FAILURE: u8 = 1;
+
+/// Exit code of a `lint` that could not read its files, told apart from one that found errors; the
+/// code `bellwether analyze` exits with when it cannot run.
+const LINT_COULD_NOT_READ: u8 = bellwether::cli::analyze::exit::COULD_NOT_RUN;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -235,7 +240,10 @@ async fn main() -> ExitCode {
                     }
                     if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(FAILURE) }
                 }
-                Err(error) => fail(error),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(LINT_COULD_NOT_READ)
+                }
             };
         }
         Command::Status { name, watch, timeout, success_on_pause } => {

@@ -5,17 +5,31 @@
 //! Each measurement is taken as an AnalysisRun takes it, by [`crate::metrics::measure`].
 
 use crate::api::{AnalysisPhase, AnalysisTemplateSpec, ArgSpec, HysteresisState, Measurement, Metric};
+use crate::cli::lint::{Finding, read_template};
 use crate::engine::{DEFAULT_INTERVAL, MetricVerdict, format_value, judge_metric, run_phase};
 use crate::metrics::measure::{self, MetricQueries, RenderError};
-use crate::metrics::prometheus::{PrometheusProvider, ResolvedAuth};
+use crate::metrics::prometheus::{MeasurementError, PrometheusProvider, ResolvedAuth};
 use crate::metrics::template::Vars;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Longest backtest, in measurements per metric, so that a typo in `--from` cannot flood Prometheus.
-const MAX_POINTS: usize = 10_000;
+const MAX_POINTS: u64 = 10_000;
+
+/// Exit codes of `bellwether analyze`: one per verdict, and one for an analysis that could not run.
+/// 2 is left to a usage error, as clap exits with it.
+pub mod exit {
+    pub const SUCCESSFUL: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const INCONCLUSIVE: u8 = 3;
+    pub const ERROR: u8 = 4;
+    /// The window ended before every metric had a verdict.
+    pub const UNDECIDED: u8 = 5;
+    pub const COULD_NOT_RUN: u8 = 6;
+}
 
 #[derive(clap::Args, Debug)]
 pub struct AnalyzeArgs {
@@ -47,8 +61,8 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
     /// Measure once, at this time: `now` or an RFC 3339 time. Ignored with --from/--to.
-    #[arg(long, default_value = "now")]
-    pub at: String,
+    #[arg(long, default_value = "now", value_parser = parse_at)]
+    pub at: DateTime<Utc>,
     /// Backtest: replay the template from this RFC 3339 time, one measurement per metric interval.
     #[arg(long, requires = "to")]
     pub from: Option<DateTime<Utc>>,
@@ -56,8 +70,8 @@ pub struct AnalyzeArgs {
     #[arg(long, requires = "from")]
     pub to: Option<DateTime<Utc>>,
     /// The success window of metrics without a `count`, like an analysis step's `duration`.
-    #[arg(long, value_name = "DURATION")]
-    pub duration: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<chrono::Duration>,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Output,
 }
@@ -74,26 +88,53 @@ fn parse_arg(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
 }
 
+fn parse_at(text: &str) -> Result<DateTime<Utc>, String> {
+    match text {
+        "now" => Ok(Utc::now()),
+        text => DateTime::parse_from_rfc3339(text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|_| format!("{text:?} is neither `now` nor an RFC 3339 time")),
+    }
+}
+
+fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
+    crate::api::Duration::new(text).parse().map_err(|e| e.to_string())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
-    #[error("cannot read {path}: {reason}")]
+    #[error("cannot read {}: {reason}", path.display())]
     Read { path: PathBuf, reason: std::io::Error },
-    #[error("{path} is not valid YAML: {reason}")]
-    Yaml { path: PathBuf, reason: serde_yaml::Error },
-    #[error("{path} has no AnalysisTemplate or ClusterAnalysisTemplate")]
+    #[error("{} has no AnalysisTemplate or ClusterAnalysisTemplate", path.display())]
     NoTemplate { path: PathBuf },
-    #[error("{path}: the template's spec is invalid: {reason}")]
-    Spec { path: PathBuf, reason: serde_json::Error },
-    #[error("--at {0:?} is neither `now` nor an RFC 3339 time")]
-    At(String),
+    #[error("{} is refused, as the API server or the controller would refuse it:{}", path.display(), lines(findings))]
+    Invalid { path: PathBuf, findings: Vec<Finding> },
     #[error("--from must be before --to")]
     EmptyWindow,
-    #[error("the backtest needs {points} measurements of {metric}; at most {MAX_POINTS} are allowed")]
-    TooLong { metric: String, points: usize },
+    #[error(
+        "{metric}: the backtest needs {points} measurements, one every {interval}; at most {MAX_POINTS} are allowed: \
+         shorten --from/--to or lengthen the metric's interval"
+    )]
+    TooLong { metric: String, points: u64, interval: String },
     #[error("{metric}: {reason}")]
     Render { metric: String, reason: RenderError },
     #[error("{metric}: {message}")]
     Metric { metric: String, message: String },
+    #[error("{metric}: {reason}")]
+    Unreachable { metric: String, reason: MeasurementError },
+}
+
+fn lines(findings: &[Finding]) -> String {
+    findings.iter().map(|f| format!("\n  {f}")).collect()
+}
+
+impl AnalyzeError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::EmptyWindow => exit::USAGE,
+            _ => exit::COULD_NOT_RUN,
+        }
+    }
 }
 
 /// One measurement and what the judge made of everything up to it.
@@ -136,55 +177,45 @@ pub struct Report {
     pub phase: AnalysisPhase,
 }
 
-/// Runs the analysis and returns its report.
+/// Runs the analysis and returns its report. Everything that would stop it (the template, the
+/// length of the backtest, the queries, a Prometheus out of reach) is checked for every metric
+/// before the first measurement.
 pub async fn analyze(args: &AnalyzeArgs) -> Result<Report, AnalyzeError> {
     let (name, spec) = load_template(&args.file)?;
     let vars = variables(args, &spec.args);
     let (started_at, end) = match (args.from, args.to) {
         (Some(from), Some(to)) if from <= to => (from, to),
         (Some(_), Some(_)) => return Err(AnalyzeError::EmptyWindow),
-        _ => {
-            let at = match args.at.as_str() {
-                "now" => Utc::now(),
-                text => DateTime::parse_from_rfc3339(text)
-                    .map_err(|_| AnalyzeError::At(text.to_string()))?
-                    .with_timezone(&Utc),
-            };
-            (at, at)
-        }
+        _ => (args.at, args.at),
     };
-    let run_duration = match &args.duration {
-        Some(text) => Some(
-            crate::api::Duration::new(text.as_str())
-                .parse()
-                .map_err(|e| AnalyzeError::Metric { metric: "--duration".into(), message: e.to_string() })?,
-        ),
-        None => None,
-    };
-    let mut metrics = Vec::with_capacity(spec.metrics.len());
-    let mut verdicts = Vec::with_capacity(spec.metrics.len());
-    for metric in &spec.metrics {
-        let (report, verdict) = analyze_metric(args, metric, &vars, started_at, end, run_duration).await?;
+    let plans = spec
+        .metrics
+        .iter()
+        .map(|metric| MetricPlan::new(args, metric, &vars, started_at, end))
+        .collect::<Result<Vec<_>, _>>()?;
+    for plan in &plans {
+        plan.check_reachable().await?;
+    }
+    let mut metrics = Vec::with_capacity(plans.len());
+    let mut verdicts = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let (report, verdict) = plan.run(started_at, args.duration).await;
         metrics.push(report);
         verdicts.push(verdict);
     }
     Ok(Report { template: name, started_at, phase: run_phase(&verdicts), metrics })
 }
 
+/// The template, checked as `lint` checks it: YAML, schema and CEL rules, and the engine's own
+/// validation.
 fn load_template(path: &Path) -> Result<(String, AnalysisTemplateSpec), AnalyzeError> {
     let text =
         std::fs::read_to_string(path).map_err(|reason| AnalyzeError::Read { path: path.into(), reason })?;
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_json::Value::deserialize(document)
-            .map_err(|reason| AnalyzeError::Yaml { path: path.into(), reason })?;
-        if matches!(value["kind"].as_str(), Some("AnalysisTemplate" | "ClusterAnalysisTemplate")) {
-            let name = value["metadata"]["name"].as_str().unwrap_or("unnamed").to_string();
-            let spec = serde_json::from_value(value["spec"].clone())
-                .map_err(|reason| AnalyzeError::Spec { path: path.into(), reason })?;
-            return Ok((name, spec));
-        }
+    match read_template(path, &text) {
+        Ok(Some(template)) => Ok(template),
+        Ok(None) => Err(AnalyzeError::NoTemplate { path: path.into() }),
+        Err(findings) => Err(AnalyzeError::Invalid { path: path.into(), findings }),
     }
-    Err(AnalyzeError::NoTemplate { path: path.into() })
 }
 
 fn variables(args: &AnalyzeArgs, declared: &[ArgSpec]) -> Vars {
@@ -204,86 +235,145 @@ fn variables(args: &AnalyzeArgs, declared: &[ArgSpec]) -> Vars {
     }
 }
 
-async fn analyze_metric(
-    args: &AnalyzeArgs,
-    metric: &Metric,
-    vars: &Vars,
-    started_at: DateTime<Utc>,
-    end: DateTime<Utc>,
-    run_duration: Option<chrono::Duration>,
-) -> Result<(MetricReport, MetricVerdict), AnalyzeError> {
-    let fail = |message: String| AnalyzeError::Metric { metric: metric.name.clone(), message };
-    let render = |reason| AnalyzeError::Render { metric: metric.name.clone(), reason };
-    let prometheus = measure::prometheus(metric).map_err(render)?;
-    let interval = match &metric.interval {
-        Some(d) => d.parse().map_err(|e| fail(e.to_string()))?,
-        None => DEFAULT_INTERVAL,
-    };
-    let timeout = measure::query_timeout(prometheus).map_err(|e| fail(e.to_string()))?;
-    let queries = MetricQueries::render(metric, vars).map_err(render)?;
-    let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
-    let provider = PrometheusProvider::new(address, timeout, &ResolvedAuth::default())
-        .map_err(|e| fail(e.to_string()))?;
-
-    let initial_delay = match &metric.initial_delay {
-        Some(d) => d.parse().map_err(|e| fail(e.to_string()))?,
-        None => chrono::Duration::zero(),
-    };
-    let times = measurement_times(started_at + initial_delay, end, interval);
-    if times.len() > MAX_POINTS {
-        return Err(AnalyzeError::TooLong { metric: metric.name.clone(), points: times.len() });
-    }
-    let mut measurements = Vec::with_capacity(times.len());
-    let mut points = Vec::with_capacity(times.len());
-    let mut verdict = judge_metric(metric, &[], started_at, run_duration);
-    for at in times {
-        let measurement = queries.measure(&provider, at).await;
-        measurements.push(measurement.clone());
-        verdict = judge_metric(metric, &measurements, started_at, run_duration);
-        points.push(Point {
-            measurement,
-            state: verdict.state,
-            phase: verdict.phase,
-            message: verdict.message.clone(),
-        });
-        if verdict.decided_at.is_some() {
-            break;
-        }
-    }
-    let (query, stable_query, requests) = match queries {
-        MetricQueries::Threshold(query) => (query, None, None),
-        MetricQueries::Compare(pair) => (pair.canary, Some(pair.stable), None),
-        MetricQueries::Sequential { errors, requests } => {
-            (errors.canary, Some(errors.stable), Some(requests))
-        }
-    };
-    let report = MetricReport {
-        name: metric.name.clone(),
-        query,
-        stable_query,
-        requests_query: requests.as_ref().map(|pair| pair.canary.clone()),
-        stable_requests_query: requests.map(|pair| pair.stable),
-        points,
-        phase: verdict.phase,
-        message: verdict.message.clone(),
-        fired_at: verdict.decided_at,
-        dry_run: verdict.dry_run,
-    };
-    Ok((report, verdict))
+/// One metric, ready to be measured: its queries rendered, its provider built and its measurement
+/// times within the limit.
+struct MetricPlan<'m> {
+    metric: &'m Metric,
+    queries: MetricQueries,
+    provider: PrometheusProvider,
+    times: Times,
 }
 
-/// `start`, `start + interval`, ... up to and including `end`.
-fn measurement_times(
+impl<'m> MetricPlan<'m> {
+    fn new(
+        args: &AnalyzeArgs,
+        metric: &'m Metric,
+        vars: &Vars,
+        started_at: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Self, AnalyzeError> {
+        let fail = |message: String| AnalyzeError::Metric { metric: metric.name.clone(), message };
+        let render = |reason| AnalyzeError::Render { metric: metric.name.clone(), reason };
+        let prometheus = measure::prometheus(metric).map_err(render)?;
+        let interval = match &metric.interval {
+            Some(d) => d.parse().map_err(|e| fail(e.to_string()))?,
+            None => DEFAULT_INTERVAL,
+        };
+        let initial_delay = match &metric.initial_delay {
+            Some(d) => d.parse().map_err(|e| fail(e.to_string()))?,
+            None => chrono::Duration::zero(),
+        };
+        let times = Times::new(started_at + initial_delay, end, interval);
+        if times.count > MAX_POINTS {
+            return Err(AnalyzeError::TooLong {
+                metric: metric.name.clone(),
+                points: times.count,
+                interval: crate::api::format_duration(times.interval),
+            });
+        }
+        let timeout = measure::query_timeout(prometheus).map_err(|e| fail(e.to_string()))?;
+        let queries = MetricQueries::render(metric, vars).map_err(render)?;
+        let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
+        let provider = PrometheusProvider::new(address, timeout, &ResolvedAuth::default())
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Self { metric, queries, provider, times })
+    }
+
+    /// Fails when no connection to the metric's Prometheus can be made: every measurement would
+    /// fail, and the verdict would say nothing about the template. Any other answer, even an
+    /// error, is left to the measurements to show.
+    async fn check_reachable(&self) -> Result<(), AnalyzeError> {
+        match self.provider.instant("vector(1)", None).await {
+            Err(reason @ MeasurementError::Unreachable { .. }) => {
+                Err(AnalyzeError::Unreachable { metric: self.metric.name.clone(), reason })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Measures until the verdict is final or the window ends.
+    async fn run(
+        self,
+        started_at: DateTime<Utc>,
+        run_duration: Option<chrono::Duration>,
+    ) -> (MetricReport, MetricVerdict) {
+        let metric = self.metric;
+        let mut measurements = Vec::new();
+        let mut points = Vec::new();
+        let mut verdict = judge_metric(metric, &[], started_at, run_duration);
+        for at in self.times.iter() {
+            let measurement = self.queries.measure(&self.provider, at).await;
+            measurements.push(measurement.clone());
+            verdict = judge_metric(metric, &measurements, started_at, run_duration);
+            points.push(Point {
+                measurement,
+                state: verdict.state,
+                phase: verdict.phase,
+                message: verdict.message.clone(),
+            });
+            if verdict.decided_at.is_some() {
+                break;
+            }
+        }
+        let (query, stable_query, requests) = match self.queries {
+            MetricQueries::Threshold(query) => (query, None, None),
+            MetricQueries::Compare(pair) => (pair.canary, Some(pair.stable), None),
+            MetricQueries::Sequential { errors, requests } => {
+                (errors.canary, Some(errors.stable), Some(requests))
+            }
+        };
+        let report = MetricReport {
+            name: metric.name.clone(),
+            query,
+            stable_query,
+            requests_query: requests.as_ref().map(|pair| pair.canary.clone()),
+            stable_requests_query: requests.map(|pair| pair.stable),
+            points,
+            phase: verdict.phase,
+            message: verdict.message.clone(),
+            fired_at: verdict.decided_at,
+            dry_run: verdict.dry_run,
+        };
+        (report, verdict)
+    }
+}
+
+/// `start`, `start + interval`, ... up to and including `end`, counted before any is made.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Times {
     start: DateTime<Utc>,
-    end: DateTime<Utc>,
     interval: chrono::Duration,
-) -> Vec<DateTime<Utc>> {
-    let interval = interval.max(chrono::Duration::seconds(1));
-    let count = ((end - start).num_milliseconds() / interval.num_milliseconds()).max(0) as usize + 1;
-    (0..count).map(|i| start + interval * i as i32).collect()
+    count: u64,
+}
+
+impl Times {
+    fn new(start: DateTime<Utc>, end: DateTime<Utc>, interval: chrono::Duration) -> Self {
+        let interval = interval.max(chrono::Duration::seconds(1));
+        let steps = (end - start).num_milliseconds() / interval.num_milliseconds();
+        Self { start, interval, count: u64::try_from(steps).unwrap_or(0) + 1 }
+    }
+
+    fn iter(self) -> impl Iterator<Item = DateTime<Utc>> {
+        (0..self.count).scan(self.start, move |at, _| {
+            let this = *at;
+            *at += self.interval;
+            Some(this)
+        })
+    }
 }
 
 impl Report {
+    /// The exit code of the run's verdict; see [`exit`].
+    pub fn exit_code(&self) -> u8 {
+        match self.phase {
+            AnalysisPhase::Successful => exit::SUCCESSFUL,
+            AnalysisPhase::Failed => exit::FAILED,
+            AnalysisPhase::Inconclusive => exit::INCONCLUSIVE,
+            AnalysisPhase::Error => exit::ERROR,
+            AnalysisPhase::Pending | AnalysisPhase::Running => exit::UNDECIDED,
+        }
+    }
+
     /// The report as a table, one block per metric, ending with each verdict and when it fired.
     pub fn table(&self) -> String {
         let mut out = format!("template {} from {}\n", self.template, self.started_at.to_rfc3339());
@@ -302,10 +392,13 @@ impl Report {
             for point in &metric.points {
                 let measurement = &point.measurement;
                 let value = cell(measurement.value, measurement);
-                let detail = measurement
-                    .error
-                    .as_ref()
-                    .map_or(point.message.clone(), |e| format!("{}; {e}", point.message));
+                // The judge names a measurement's error in its message once it counts it.
+                let detail = match &measurement.error {
+                    Some(error) if !point.message.contains(error.as_str()) => {
+                        format!("{}; {error}", point.message)
+                    }
+                    _ => point.message.clone(),
+                };
                 out += &format!(
                     "  {:<20} {value:>12}{}  {:<10} {detail}\n",
                     measurement.at.format("%Y-%m-%d %H:%M:%S"),
@@ -393,5 +486,34 @@ fn cell(value: Option<f64>, measurement: &Measurement) -> String {
         (Some(v), _) => format!("{v:.6}"),
         (None, Some(_)) => "error".into(),
         (None, None) => "no data".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn times_are_counted_without_being_made() {
+        let second = chrono::Duration::seconds(1);
+        let decade = Times::new(at("2024-01-01T00:00:00Z"), at("2034-01-01T00:00:00Z"), second);
+        assert_eq!(decade.count, 315_619_201, "3653 days of seconds, both ends included");
+        let minute = chrono::Duration::minutes(1);
+        let five = Times::new(at("2024-01-01T00:01:00Z"), at("2024-01-01T00:05:30Z"), minute);
+        assert_eq!(
+            five.iter().collect::<Vec<_>>(),
+            ["00:01:00", "00:02:00", "00:03:00", "00:04:00", "00:05:00"]
+                .map(|t| at(&format!("2024-01-01T{t}Z")))
+        );
+        let sub_second = Times::new(
+            at("2024-01-01T00:00:00Z"),
+            at("2024-01-01T00:00:10Z"),
+            chrono::Duration::milliseconds(1),
+        );
+        assert_eq!(sub_second.count, 11, "an interval under 1s counts as 1s");
     }
 }

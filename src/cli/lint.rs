@@ -10,8 +10,13 @@
 //!   required args, and queries that render. A template that is not in the files is a warning, since
 //!   it may exist in the cluster; it stands in as a template that takes every arg it is given and has
 //!   no metrics, so that everything else is still checked;
-//! - each template's queries on their own, so that a directory of templates without a Rollout is
-//!   checked too;
+//! - each template on its own with the engine's [`validate_template`], the check the controller
+//!   runs before it measures anything, so that a directory of templates without a Rollout is checked
+//!   too (`bellwether analyze` checks its template with the same [`read_template`]);
+//! - what reading YAML into JSON would hide: a key given twice in one mapping (the last would win
+//!   silently) and `.nan` or `.inf` (JSON has neither, so kubectl refuses them);
+//! - objects defined twice: the same group, kind, namespace and name, in one file or across files
+//!   (a file given twice, directly and through its directory, is read once);
 //! - the Services and routes a Rollout names: a missing one is a warning, and a route in the files
 //!   must have a rule that references both the stable and the canary Service, or Bellwether would
 //!   have no weights to shift.
@@ -33,16 +38,18 @@ use crate::api::{
     TemplateRef, validate_manifest,
 };
 use crate::controller::routes::{Services, is_managed};
-use crate::engine::{Templates, validate};
-use crate::metrics::template;
+use crate::engine::{Templates, validate, validate_template};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::ser::SerializeStruct;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use yaml::ProblemKind;
+
+mod yaml;
 
 /// Arguments of `lint`.
 #[derive(clap::Args, Debug)]
@@ -159,15 +166,54 @@ impl Serialize for Report {
     }
 }
 
+/// The first AnalysisTemplate or ClusterAnalysisTemplate of `text`, read from `file`: its name and
+/// spec, or every error in the file's YAML and in the template as `lint` finds them, which is what
+/// the API server and the controller would refuse. `Ok(None)` when the file has no template.
+pub fn read_template(
+    file: &Path,
+    text: &str,
+) -> Result<Option<(String, AnalysisTemplateSpec)>, Vec<Finding>> {
+    let mut linter = Linter::default();
+    linter.read(file, text);
+    let mut errors = std::mem::take(&mut linter.findings);
+    let Some(doc) = linter.documents.iter().find(|d| d.is_template()) else {
+        return if errors.is_empty() { Ok(None) } else { Err(errors) };
+    };
+    errors.extend(doc.check().0);
+    match template_spec(doc) {
+        Some(spec) if errors.is_empty() => Ok(Some((doc.name().to_string(), spec))),
+        Some(_) => Err(errors),
+        // Only a Bellwether apiVersion has a schema to check, and a spec to read.
+        None => {
+            if errors.is_empty() {
+                let message = match doc.str("/apiVersion") {
+                    Some(found) => format!("{found:?} must be bellwether.dev/v1alpha1"),
+                    None => "must be bellwether.dev/v1alpha1".to_string(),
+                };
+                errors.push(doc.finding(Severity::Error, "apiVersion", message));
+            }
+            Err(errors)
+        }
+    }
+}
+
 /// Checks every manifest in `args.paths` together.
 pub fn lint(args: &LintArgs) -> Result<Report, LintError> {
     let mut files = Vec::new();
+    // A file named directly and through its directory, or through a link, is read once.
+    let mut seen = HashSet::new();
     for path in &args.paths {
         let found = manifest_files(path)?;
         if found.is_empty() {
             return Err(LintError::NoManifests(path.clone()));
         }
-        files.extend(found);
+        for file in found {
+            let canonical = std::fs::canonicalize(&file)
+                .map_err(|source| LintError::Read { path: file.clone(), source })?;
+            if seen.insert(canonical) {
+                files.push(file);
+            }
+        }
     }
     let mut linter = Linter::default();
     for file in &files {
@@ -212,6 +258,10 @@ struct Document {
     start: usize,
     lines: Vec<String>,
     value: Value,
+    /// What reading the YAML into `value` hid, with lines of the file, and how many more problems
+    /// there are than are listed.
+    problems: Vec<yaml::Problem>,
+    unlisted_problems: usize,
 }
 
 impl Document {
@@ -235,6 +285,16 @@ impl Document {
         self.str("/apiVersion") == Some(api_version) && self.kind() == kind
     }
 
+    /// The API group: `apiVersion` without its version, empty for the core group. Two versions of
+    /// one group name the same object.
+    fn group(&self) -> &str {
+        self.str("/apiVersion").and_then(|v| v.rsplit_once('/')).map_or("", |(group, _)| group)
+    }
+
+    fn is_template(&self) -> bool {
+        matches!(self.kind(), "AnalysisTemplate" | "ClusterAnalysisTemplate")
+    }
+
     /// The file line of `field`, by the textual search the module docs describe.
     fn line_of(&self, field: &str) -> usize {
         let first = self.lines.iter().position(|l| is_content(l)).unwrap_or(0);
@@ -242,14 +302,75 @@ impl Document {
     }
 
     fn finding(&self, severity: Severity, field: &str, message: impl Into<String>) -> Finding {
+        let field = (!field.is_empty()).then(|| field.to_string());
+        self.finding_at(severity, self.line_of(field.as_deref().unwrap_or_default()), field, message)
+    }
+
+    fn finding_at(
+        &self,
+        severity: Severity,
+        line: usize,
+        field: Option<String>,
+        message: impl Into<String>,
+    ) -> Finding {
         Finding {
             severity,
             file: self.file.clone(),
-            line: self.line_of(field),
+            line,
             object: Some(format!("{}/{}", self.kind(), self.name())),
-            field: (!field.is_empty()).then(|| field.to_string()),
+            field,
             message: message.into(),
         }
+    }
+
+    /// What is wrong with this document on its own: its YAML, its schema and CEL rules, and for a
+    /// template the engine's own validation, each said once. Returns the findings and the fields
+    /// they fault, which later checks do not report again in other words.
+    fn check(&self) -> (Vec<Finding>, Vec<String>) {
+        let mut findings = Vec::new();
+        let mut faulted = Vec::new();
+        for problem in &self.problems {
+            match &problem.kind {
+                ProblemKind::DuplicateKey { key, first_line } => findings.push(self.finding_at(
+                    Severity::Error,
+                    problem.line,
+                    None,
+                    format!("duplicate key {key:?} (first at {}:{first_line})", self.file.display()),
+                )),
+                ProblemKind::NotFinite(number) => {
+                    // The JSON value holds `null` there, which the schema would misreport.
+                    faulted.push(problem.path.clone());
+                    findings.push(self.finding_at(
+                        Severity::Error,
+                        problem.line,
+                        Some(problem.path.clone()),
+                        format!("{number} is not a finite number: JSON has none, so kubectl cannot send it"),
+                    ));
+                }
+            }
+        }
+        if self.unlisted_problems > 0 {
+            let message = format!(
+                "{} more duplicate keys or non-finite numbers than the {} listed",
+                self.unlisted_problems,
+                yaml::MAX_LISTED
+            );
+            findings.push(self.finding(Severity::Error, "", message));
+        }
+        for error in schema_check(self).err().unwrap_or_default() {
+            if !faulted.iter().any(|f| overlaps(f, &error.path)) {
+                findings.push(self.finding(Severity::Error, &error.path, &error.message));
+                faulted.push(error.path);
+            }
+        }
+        if let Some(Err(errors)) = template_spec(self).map(|spec| validate_template(&spec)) {
+            for error in errors {
+                if !faulted.iter().any(|f| overlaps(f, &error.field)) {
+                    findings.push(self.finding(Severity::Error, &error.field, &error.message));
+                }
+            }
+        }
+        (findings, faulted)
     }
 }
 
@@ -290,9 +411,28 @@ impl Linter {
             if !lines.iter().any(|l| is_content(l)) {
                 continue;
             }
-            match serde_yaml::from_str::<Value>(&lines.join("\n")) {
+            let text = lines.join("\n");
+            match serde_yaml::from_str::<Value>(&text) {
                 Ok(value) if value.is_object() => {
-                    self.documents.push(Document { file: file.to_path_buf(), start, lines, value })
+                    let (problems, unlisted_problems) = yaml::problems(&text);
+                    let problems = problems
+                        .into_iter()
+                        .map(|mut problem| {
+                            problem.line += start - 1;
+                            if let ProblemKind::DuplicateKey { first_line, .. } = &mut problem.kind {
+                                *first_line += start - 1;
+                            }
+                            problem
+                        })
+                        .collect();
+                    self.documents.push(Document {
+                        file: file.to_path_buf(),
+                        start,
+                        lines,
+                        value,
+                        problems,
+                        unlisted_problems,
+                    })
                 }
                 Ok(_) => self.push(Finding {
                     severity: Severity::Error,
@@ -309,47 +449,51 @@ impl Linter {
 
     fn check(mut self) -> Vec<Finding> {
         let documents = std::mem::take(&mut self.documents);
-        let mut schema_errors: Vec<Vec<FieldError>> = Vec::with_capacity(documents.len());
+        let mut faulted: Vec<Vec<String>> = Vec::with_capacity(documents.len());
         for doc in &documents {
-            let errors = schema_check(doc).err().unwrap_or_default();
-            for error in &errors {
-                self.push(doc.finding(Severity::Error, &error.path, &error.message));
+            let (findings, fields) = doc.check();
+            for finding in findings {
+                self.push(finding);
             }
-            schema_errors.push(errors);
+            faulted.push(fields);
         }
-        for doc in &documents {
-            self.check_template_queries(doc);
-        }
+        self.check_duplicate_objects(&documents);
         for (index, doc) in documents.iter().enumerate() {
             if doc.is("bellwether.dev/v1alpha1", "Rollout") {
-                self.check_rollout(&documents, index, &schema_errors);
+                self.check_rollout(&documents, index, &faulted);
             }
         }
         self.findings
     }
 
-    /// Renders each query of a template with its own args, whether or not a Rollout uses it.
-    fn check_template_queries(&mut self, doc: &Document) {
-        let Some(spec) = template_spec(doc) else { return };
-        let declared: BTreeSet<String> = spec.args.iter().map(|a| a.name.clone()).collect();
-        for (m, metric) in spec.metrics.iter().enumerate() {
-            let queries = [
-                ("provider.prometheus.query", metric.provider.prometheus.as_ref().map(|p| &p.query)),
-                ("sequential.requestsQuery", metric.sequential.as_ref().map(|s| &s.requests_query)),
-            ];
-            for (field, query) in queries {
-                if let Some(Err(error)) = query.map(|q| template::check(q, &declared)) {
-                    self.push(doc.finding(
-                        Severity::Error,
-                        &format!("spec.metrics[{m}].{field}"),
-                        error.to_string(),
-                    ));
-                }
+    /// Objects of one group, kind, namespace and name: `kubectl apply` of them all would keep the
+    /// last silently, even when they are identical.
+    fn check_duplicate_objects(&mut self, documents: &[Document]) {
+        for (index, doc) in documents.iter().enumerate() {
+            if doc.kind().is_empty() || doc.name().is_empty() {
+                continue;
             }
+            let mut earlier = documents[..index].iter().filter(|other| {
+                other.group() == doc.group()
+                    && other.kind() == doc.kind()
+                    && other.name() == doc.name()
+                    && same_namespace(other.namespace(), doc.namespace())
+            });
+            let Some(first) = earlier.next() else { continue };
+            let times = match earlier.count() + 2 {
+                2 => "twice".to_string(),
+                n => format!("{n} times"),
+            };
+            let message = format!(
+                "is defined {times} (first at {}:{})",
+                first.file.display(),
+                first.line_of("metadata.name")
+            );
+            self.push(doc.finding_at(Severity::Error, doc.line_of("metadata.name"), None, message));
         }
     }
 
-    fn check_rollout(&mut self, documents: &[Document], index: usize, schema_errors: &[Vec<FieldError>]) {
+    fn check_rollout(&mut self, documents: &[Document], index: usize, faulted: &[Vec<String>]) {
         let doc = &documents[index];
         let Ok(rollout) = serde_json::from_value::<Rollout>(doc.value.clone()) else {
             // The schema check has already said what is wrong with its shape.
@@ -415,8 +559,8 @@ impl Linter {
                     Some((*i, format!("spec.{rest}")))
                 });
                 let (target, field) = in_template.unwrap_or((index, error.field.clone()));
-                // What the schema already reported at this field, in its own words, is not repeated.
-                if !schema_errors[target].iter().any(|e| overlaps(&e.path, &field)) {
+                // What was already reported at this field, in its own words, is not repeated.
+                if !faulted[target].iter().any(|f| overlaps(f, &field)) {
                     self.push(documents[target].finding(Severity::Error, &field, &error.message));
                 }
             }

@@ -431,6 +431,25 @@ fn check_metric(metric: &Metric, declared_args: &BTreeSet<String>, field: &str, 
     {
         errors.push(format!("{field}.sequential.requestsQuery"), error.to_string());
     }
+    // JSON has no NaN or infinity, so these only come from YAML or code; every comparison with NaN
+    // is false, which would make a bound of NaN pass every value.
+    let recover =
+        metric.threshold.as_ref().and_then(|t| t.hysteresis.as_ref()).and_then(|h| h.recover.as_ref());
+    let numbers = [
+        ("threshold.min", metric.threshold.as_ref().and_then(|t| t.min)),
+        ("threshold.max", metric.threshold.as_ref().and_then(|t| t.max)),
+        ("threshold.hysteresis.recover.min", recover.and_then(|r| r.min)),
+        ("threshold.hysteresis.recover.max", recover.and_then(|r| r.max)),
+        ("compare.confidence", metric.compare.as_ref().map(|c| c.confidence)),
+        ("compare.maxRatio", metric.compare.as_ref().and_then(|c| c.max_ratio)),
+        ("sequential.alpha", metric.sequential.as_ref().and_then(|s| s.alpha)),
+        ("sequential.maxIncrease", metric.sequential.as_ref().map(|s| s.max_increase)),
+    ];
+    for (name, number) in numbers {
+        if let Some(number) = number.filter(|n| !n.is_finite()) {
+            errors.push(format!("{field}.{name}"), format!("{number} is not a finite number"));
+        }
+    }
     match (&metric.threshold, &metric.compare, &metric.sequential) {
         (Some(threshold), None, None) => {
             if threshold.min.is_none() && threshold.max.is_none() {
@@ -444,5 +463,41 @@ fn check_metric(metric: &Metric, declared_args: &BTreeSet<String>, field: &str, 
         }
         (None, Some(_), None) | (None, None, Some(_)) => {}
         _ => errors.push(field, "must have exactly one of threshold, compare or sequential"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bound of NaN would let every value pass, and infinity is no bound at all.
+    #[test]
+    fn non_finite_bounds_are_refused() {
+        let metric = |threshold: serde_json::Value| -> Metric {
+            serde_json::from_value(serde_json::json!({
+                "name": "probe",
+                "provider": {"prometheus": {"address": "http://p:9090", "query": "x"}},
+                "threshold": threshold,
+            }))
+            .unwrap()
+        };
+        let mut nan = metric(serde_json::json!({"max": 1, "hysteresis": {"recover": {"max": 1}}}));
+        let threshold = nan.threshold.as_mut().unwrap();
+        threshold.max = Some(f64::NAN);
+        threshold.hysteresis.as_mut().unwrap().recover.as_mut().unwrap().max = Some(f64::INFINITY);
+        let spec = AnalysisTemplateSpec { args: Vec::new(), metrics: vec![nan] };
+        let errors = validate_template(&spec).unwrap_err();
+        let fields: Vec<(&str, &str)> =
+            errors.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+        assert_eq!(
+            fields,
+            [
+                ("spec.metrics[0].threshold.max", "NaN is not a finite number"),
+                ("spec.metrics[0].threshold.hysteresis.recover.max", "inf is not a finite number"),
+            ]
+        );
+        let finite =
+            AnalysisTemplateSpec { args: Vec::new(), metrics: vec![metric(serde_json::json!({"max": 1}))] };
+        assert_eq!(validate_template(&finite), Ok(()));
     }
 }

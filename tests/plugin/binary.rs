@@ -28,7 +28,7 @@ fn lint_exits_0_on_the_examples_and_1_on_broken_manifests() {
 #[test]
 fn a_missing_file_and_a_usage_error_have_their_own_exit_codes() {
     let missing = plugin(&["lint", "-f", "no/such/dir"]);
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(6), "not 1, which says the manifests have errors");
     assert!(String::from_utf8_lossy(&missing.stderr).starts_with("error: no/such/dir"), "{:?}", missing);
     let usage = plugin(&["status"]);
     assert_eq!(usage.status.code(), Some(2), "a missing NAME is a usage error");

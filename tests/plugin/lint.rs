@@ -2,7 +2,8 @@
 //! `tests/plugin/broken/`.
 //!
 //! A broken manifest says what is wrong in a comment and lists every finding it must produce, in
-//! order, as `# expect: LINE: SEVERITY: ...` lines: the finding as printed, without the file name.
+//! order, as `# expect: LINE: SEVERITY: ...` lines: the finding as printed, without the file name,
+//! and with the corpus's files named without their directory where a finding names one.
 
 use bellwether::cli::lint::{LintArgs, Output, Report, lint};
 use serde_json::Value;
@@ -46,10 +47,11 @@ fn broken(name: &str) -> Report {
     assert!(!expected.is_empty(), "{name} has no # expect: line");
     let report = run(&[&relative], Output::Text);
     let prefix = format!("{}:", repo(&relative).display());
+    let directory = format!("{}/", repo("tests/plugin/broken").display());
     let found: Vec<String> = report
         .findings
         .iter()
-        .map(|f| f.to_string().strip_prefix(&prefix).expect("findings name the file").to_string())
+        .map(|f| f.to_string().strip_prefix(&prefix).expect("findings name the file").replace(&directory, ""))
         .collect();
     assert_eq!(found, expected, "{name}:\n{}", report.text());
     report
@@ -98,6 +100,72 @@ fn malformed_yaml_names_the_line() {
 #[test]
 fn an_unknown_field() {
     assert!(!broken("unknown-field.yaml").is_clean());
+}
+
+#[test]
+fn a_key_given_twice() {
+    assert!(!broken("duplicate-keys.yaml").is_clean());
+}
+
+#[test]
+fn an_object_defined_twice_in_one_file() {
+    assert!(!broken("duplicate-objects.yaml").is_clean());
+}
+
+/// Each number is said to be wrong once, in its own words: not as the `null` it becomes in JSON,
+/// nor as a threshold without bounds.
+#[test]
+fn numbers_json_cannot_carry() {
+    assert!(!broken("not-finite.yaml").is_clean());
+}
+
+fn config_map(name: &str, namespace: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n  key: {value}\n"
+    )
+}
+
+fn lint_paths(paths: &[PathBuf]) -> Report {
+    lint(&LintArgs { paths: paths.to_vec(), output: Output::Text }).expect("lint runs")
+}
+
+/// Two files that define one object, as a GitOps directory can after a copy and paste, whatever
+/// else they hold. The same name in another namespace is another object.
+#[test]
+fn an_object_defined_twice_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("a.yaml");
+    let second = dir.path().join("b.yaml");
+    std::fs::write(&first, config_map("settings", "shop", "1")).unwrap();
+    let other =
+        format!("{}---\n{}", config_map("settings", "staging", "2"), config_map("settings", "shop", "2"));
+    std::fs::write(&second, other).unwrap();
+    let report = lint_paths(&[dir.path().to_path_buf()]);
+    let lines: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "{}:12: error: ConfigMap/settings: is defined twice (first at {}:4)",
+            second.display(),
+            first.display()
+        )],
+        "{}",
+        report.text()
+    );
+}
+
+/// A file named directly and through its directory, or through another spelling of its path, is
+/// one file: neither counted twice nor a duplicate of itself.
+#[test]
+fn a_file_named_twice_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("settings.yaml");
+    std::fs::write(&file, config_map("settings", "shop", "1")).unwrap();
+    std::fs::write(dir.path().join("other.yaml"), config_map("other", "shop", "1")).unwrap();
+    let again = dir.path().join(".").join("settings.yaml");
+    let report = lint_paths(&[file.clone(), dir.path().to_path_buf(), again]);
+    assert_eq!(report.files, 2, "{}", report.text());
+    assert!(report.findings.is_empty(), "{}", report.text());
 }
 
 #[test]
