@@ -223,9 +223,10 @@ fn grace(metric: &Metric) -> Duration {
 }
 
 /// How long a run may take to reach a verdict: its `timeout` (the analysis step's), or else, for
-/// the slowest metric, `initialDelay` plus twice its window (`count × interval` or the step's
-/// duration) plus `breachFor` and `recoverFor`, plus [`grace`]. Every judge decides within that
-/// while it is measured once an interval. `None` when a metric has no window: background analysis
+/// the slowest metric, `initialDelay` plus three times its window (`count × interval` or the
+/// step's duration) plus `breachFor` and `recoverFor`, plus [`grace`]. Every judge decides within
+/// twice the window while it is measured once an interval; the third leaves room for a controller
+/// that measures late. `None` when a metric has no window: background analysis
 /// only watches for failure, and only its liveness is bounded.
 pub fn deadline(spec: &AnalysisRunSpec) -> Option<Duration> {
     if let Some(timeout) = spec.timeout.as_ref().and_then(|t| t.parse().ok()) {
@@ -242,7 +243,7 @@ pub fn deadline(spec: &AnalysisRunSpec) -> Option<Duration> {
         };
         let hysteresis = metric.threshold.as_ref().and_then(|t| t.hysteresis.as_ref());
         let bound = parse(metric.initial_delay.as_ref())
-            + window * 2
+            + window * 3
             + parse(hysteresis.and_then(|h| h.breach_for.as_ref()))
             + parse(hysteresis.and_then(|h| h.recover_for.as_ref()))
             + grace(metric);

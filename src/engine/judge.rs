@@ -252,9 +252,13 @@ fn outside(value: f64, min: Option<f64>, max: Option<f64>) -> bool {
 }
 
 /// A measured value with four significant digits, so that messages stay readable: `0.0995`,
-/// `123.5`, `2`. Thresholds are shown as written.
+/// `123.5`, `2`, `+Inf`. Thresholds are shown as written.
 pub fn format_value(value: f64) -> String {
-    if value == 0.0 || !value.is_finite() {
+    if !value.is_finite() {
+        // As Prometheus and the stored status write them.
+        return crate::api::sample::format(value);
+    }
+    if value == 0.0 {
         return value.to_string();
     }
     let magnitude = value.abs().log10().floor() as i32;

@@ -387,6 +387,8 @@ proptest! {
         }));
         let mut run = run(vec![metric.clone()]);
         run.spec.duration = step.map(|d| bellwether::api::Duration::new(format!("{}m", d.num_minutes())));
+        // Measurements come up to a quarter late here; the deadline has its own tests.
+        run.spec.timeout = Some(bellwether::api::Duration::new("9999h"));
         let mut full = Vec::new();
         for (i, kind) in series.into_iter().enumerate() {
             let measurement = sample(t0() + Duration::seconds(gap_seconds * i as i64), kind);
@@ -403,4 +405,167 @@ proptest! {
             }
         }
     }
+}
+
+// ----- values, deadlines and trust -----
+
+/// A run's status as the API server stores it: written as JSON, checked against the CRD's
+/// schema, and read back.
+fn stored(run: &AnalysisRun) -> AnalysisRun {
+    let mut object = serde_json::to_value(run).expect("a run serializes");
+    object["apiVersion"] = json!("bellwether.dev/v1alpha1");
+    object["kind"] = json!("AnalysisRun");
+    object["metadata"]["namespace"] = json!("shop");
+    if let Err(errors) = bellwether::api::validate_manifest(&object) {
+        panic!("the API server would refuse the status: {errors:?}");
+    }
+    serde_json::from_value(object).expect("a stored run reads back")
+}
+
+/// Any `f64`, with the values Prometheus returns for a division by zero drawn often.
+fn provider_values() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        1 => Just(f64::INFINITY),
+        1 => Just(f64::NEG_INFINITY),
+        1 => Just(f64::NAN),
+        1 => Just(-0.0),
+        3 => any::<u64>().prop_map(f64::from_bits),
+        3 => any::<f64>(),
+    ]
+}
+
+proptest! {
+    /// Whatever number a provider returns, the judge sees it again once the status has been
+    /// stored and read back, and decides the same.
+    #[test]
+    fn every_value_survives_the_status(value in provider_values(), threshold in prop_oneof![Just(true), Just(false)]) {
+        let judgment = if threshold { json!({"threshold": {"max": 0.01}}) } else { json!({"threshold": {"min": 0.5}}) };
+        let run = feed(run(vec![metric(judgment)]), "m", vec![Measurement { baseline: Some(value), ..self::value(t0(), value) }]);
+        let back = stored(&run);
+        let before = &status(&run).metric_results[0];
+        let after = &status(&back).metric_results[0];
+        let (a, b) = (before.measurements[0].value.unwrap(), after.measurements[0].value.unwrap());
+        prop_assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{a:?} read back as {b:?}");
+        let b = after.measurements[0].baseline.unwrap();
+        prop_assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "baseline {a:?} read back as {b:?}");
+        let metric = &run.spec.metrics[0];
+        let judged = |r: &AnalysisRun| judge_metric(metric, &status(r).metric_results[0].measurements, t0(), None);
+        prop_assert_eq!(judged(&run), judged(&back));
+        prop_assert_eq!(run_state("r", &run), run_state("r", &back));
+    }
+}
+
+#[test]
+fn infinities_breach_their_bound_and_nan_is_no_data() {
+    let max = || run(vec![metric(json!({"threshold": {"max": 0.01}}))]);
+    let failed = stored(&feed(max(), "m", vec![value(t0(), f64::INFINITY)]));
+    assert_eq!(status(&failed).phase, Some(AnalysisPhase::Failed));
+    assert_eq!(status(&failed).message.as_deref(), Some("m: +Inf > max 0.01"));
+    assert_eq!(run_state("r", &failed).failed_value.as_deref(), Some("+Inf"));
+    let min = stored(&feed(
+        run(vec![metric(json!({"threshold": {"min": 0.5}}))]),
+        "m",
+        vec![value(t0(), f64::NEG_INFINITY)],
+    ));
+    assert_eq!(status(&min).phase, Some(AnalysisPhase::Failed));
+    let nan = stored(&feed(max(), "m", vec![value(t0(), f64::NAN)]));
+    assert_eq!(status(&nan).phase, Some(AnalysisPhase::Running), "NaN is no data, never a pass");
+}
+
+#[test]
+fn a_run_without_a_verdict_by_its_deadline_ends_in_error() {
+    // count 5 of 1m, no delay: 3 × 5m, plus 3m of grace.
+    let mut run = run(vec![example("p99-latency")]);
+    assert_eq!(bellwether::engine::deadline(&run.spec), Some(Duration::minutes(18)));
+    run.status = Some(record(&run, vec![], t0()));
+    // Measurements that say nothing (no data, ignored) until the deadline.
+    run.spec.metrics[0].no_data = bellwether::api::NoDataPolicy::Ignore;
+    let quiet =
+        |i: i64| ("p99-latency".to_string(), Measurement { at: minutes(i), ..Measurement::default() });
+    for i in 0..18 {
+        run.status = Some(record(&run, vec![quiet(i)], minutes(i)));
+        assert_eq!(status(&run).phase, Some(AnalysisPhase::Running), "at {i}m");
+    }
+    let late = record(&run, vec![quiet(18)], minutes(18));
+    assert_eq!(late.phase, Some(AnalysisPhase::Error));
+    assert_eq!(
+        late.message.as_deref(),
+        Some("no verdict within 18m (the deadline its metrics allow): 1 of 1 metrics running")
+    );
+    // A controller that began measuring later counts the deadline from then.
+    let restarted = Clock { now: minutes(18), measuring_since: minutes(10) };
+    let status = bellwether::engine::record(&run.spec, run.status.as_ref(), vec![quiet(18)], restarted);
+    assert_eq!(status.phase, Some(AnalysisPhase::Running));
+    // An explicit timeout replaces the derived bound.
+    run.spec.timeout = Some(bellwether::api::Duration::new("5m"));
+    let timed_out = record(&run, vec![quiet(18)], minutes(18));
+    assert_eq!(
+        timed_out.message.as_deref(),
+        Some("no verdict within 5m (its timeout): 1 of 1 metrics running")
+    );
+    let background = self::run(vec![example("error-rate")]);
+    assert_eq!(bellwether::engine::deadline(&background.spec), None, "background analysis only watches");
+}
+
+#[test]
+fn a_refused_status_ends_the_run_in_error_keeping_what_was_stored() {
+    let run = feed(run(vec![example("p99-latency")]), "p99-latency", vec![value(t0(), 0.2)]);
+    let wanted = record(&run, vec![("p99-latency".into(), value(minutes(1), 0.3))], minutes(1));
+    let reason = "AnalysisRun.bellwether.dev \"r\" is invalid: status.metricResults[0]: Too long";
+    let ended = bellwether::engine::refused(run.status.as_ref(), &wanted, reason);
+    assert_eq!(ended.phase, Some(AnalysisPhase::Error));
+    assert_eq!(
+        ended.message.as_deref(),
+        Some(
+            format!(
+                "the API server refused the run's status, so it cannot record its measurements: {reason}"
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(ended.metric_results, status(&run).metric_results, "the stored measurements stay");
+    let state = run_state("r", &AnalysisRun { status: Some(ended), ..run });
+    assert_eq!(state.phase, Some(AnalysisPhase::Error), "believed: a failure is never unsafe");
+    assert_eq!(state.distrust, None);
+}
+
+#[test]
+fn long_measurement_errors_are_cut() {
+    let long = Measurement { at: t0(), error: Some("é".repeat(5000)), ..Measurement::default() };
+    let run = feed(run(vec![example("p99-latency")]), "p99-latency", vec![long]);
+    let kept = status(&run).metric_results[0].measurements[0].error.clone().unwrap();
+    assert!(kept.len() <= bellwether::engine::MAX_ERROR_BYTES && kept.ends_with('…'), "{} bytes", kept.len());
+}
+
+#[test]
+fn a_spec_hash_survives_the_api_server_and_changes_with_the_spec() {
+    let run = run(vec![example("p99-latency"), example("error-rate")]);
+    let hash = bellwether::engine::spec_hash(&run.spec);
+    assert_eq!(bellwether::engine::spec_hash(&stored(&run).spec), hash);
+    let mut terminated = run.spec.clone();
+    terminated.terminate = true;
+    assert_eq!(bellwether::engine::spec_hash(&terminated), hash, "terminate is set later, by the Rollout");
+    let mut moved = run.spec.clone();
+    moved.metrics[0].provider.prometheus.as_mut().unwrap().address = "http://elsewhere:9090".into();
+    assert_ne!(bellwether::engine::spec_hash(&moved), hash);
+}
+
+#[test]
+fn a_recorded_phase_that_its_measurements_do_not_bear_out_is_distrusted() {
+    let failing = feed(run(vec![example("p99-latency")]), "p99-latency", vec![value(t0(), 0.9)]);
+    assert_eq!(status(&failing).phase, Some(AnalysisPhase::Failed));
+    for forged in [AnalysisPhase::Successful, AnalysisPhase::Inconclusive] {
+        let mut run = failing.clone();
+        run.status.as_mut().unwrap().phase = Some(forged);
+        let state = run_state("r", &run);
+        assert_eq!(state.phase, Some(AnalysisPhase::Error));
+        let why = state.distrust.expect("distrusted");
+        assert!(why.contains(&format!("records {forged:?}, but its measurements say Failed")), "{why}");
+    }
+    // A phase not written yet is no disagreement: the evidence decides.
+    let mut unwritten = failing.clone();
+    unwritten.status.as_mut().unwrap().phase = Some(AnalysisPhase::Running);
+    let state = run_state("r", &unwritten);
+    assert_eq!((state.phase, state.distrust), (Some(AnalysisPhase::Failed), None));
+    assert_eq!(state.failed_metric.as_deref(), Some("p99-latency"));
 }
