@@ -2,6 +2,7 @@
 //! functions.
 
 mod alerts;
+mod measure;
 mod notify;
 mod replica_sets;
 mod routes;
