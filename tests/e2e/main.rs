@@ -25,6 +25,7 @@ mod process;
 mod prometheus_support;
 mod restarts;
 mod rollouts;
+mod safety;
 mod steering;
 mod viewing;
 #[allow(dead_code, reason = "test support shared with tests/controller, whose webhooks also hang")]
