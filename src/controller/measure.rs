@@ -205,15 +205,26 @@ async fn write_status(
     let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
     let action = || format!("writing the status of AnalysisRun {namespace}/{name}");
     let wanted = updated.status.clone().unwrap_or_default();
-    match api.replace_status(&name, &params, updated).await {
-        Ok(_) => Ok(wanted),
-        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 413 | 422) => {
-            tracing::warn!(analysis_run = %qualified_name(run), reason = %status.message, "status refused; the run ends in Error");
-            let mut errored = run.clone();
-            errored.status = Some(refused(run.status.as_ref(), &wanted, &status.message));
-            api.replace_status(&name, &params, &errored).await.map_err(|e| Error::kube(action(), e))?;
-            Ok(errored.status.unwrap_or_default())
-        }
-        Err(e) => Err(Error::kube(action(), e)),
+    let refusal = |error: &kube::Error| match error {
+        kube::Error::Api(status) if matches!(status.code, 400 | 413 | 422) => Some(status.message.clone()),
+        _ => None,
+    };
+    let reason = match api.replace_status(&name, &params, updated).await {
+        Ok(_) => return Ok(wanted),
+        Err(error) => refusal(&error).ok_or_else(|| Error::kube(action(), error))?,
+    };
+    tracing::warn!(analysis_run = %qualified_name(run), %reason, "status refused; the run ends in Error");
+    // The Error keeps the measurements the server last stored; if even that is refused (the
+    // message tipped it over a size limit), it goes without them.
+    let mut errored = run.clone();
+    errored.status = Some(refused(run.status.as_ref(), &wanted, &reason));
+    match api.replace_status(&name, &params, &errored).await {
+        Ok(_) => return Ok(errored.status.unwrap_or_default()),
+        Err(error) if refusal(&error).is_some() => {}
+        Err(error) => return Err(Error::kube(action(), error)),
     }
+    let status = errored.status.as_mut().expect("set above");
+    status.metric_results.clear();
+    api.replace_status(&name, &params, &errored).await.map_err(|e| Error::kube(action(), e))?;
+    Ok(errored.status.unwrap_or_default())
 }

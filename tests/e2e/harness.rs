@@ -53,6 +53,12 @@ pub fn real_cluster() -> Option<String> {
 impl Cluster {
     /// A fresh namespace named after `test`, with the Services, the route and the template.
     pub async fn start(test: &str) -> Self {
+        Self::start_with(test, Options::default()).await
+    }
+
+    /// [`Self::start`] with a test API server that behaves as `options` say (against a real
+    /// cluster they do not apply).
+    pub async fn start_with(test: &str, options: Options) -> Self {
         // The controller's logs, shown for failed tests; `RUST_LOG` filters them.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -75,7 +81,7 @@ impl Cluster {
             None => {
                 let server = TestApiServer::start_with(Options {
                     replica_set_delay: Duration::from_millis(300),
-                    ..Options::default()
+                    ..options
                 })
                 .await;
                 let client = server.client();

@@ -406,3 +406,49 @@ async fn a_paused_rollout_puts_hand_edited_route_weights_back() {
     assert_eq!(rollout.status.and_then(|s| s.phase), Some(RolloutPhase::Paused), "still paused");
     controller.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_status_the_api_server_refuses_ends_the_run_in_error_and_the_rollout_follows() {
+    // A small request limit, so that the run's status outgrows it within seconds, as a big one
+    // outgrows the real limit over a long analysis.
+    let options = crate::apiserver::Options { max_request_bytes: 8 * 1024, ..Default::default() };
+    let cluster = Cluster::start_with("status-refused", options).await;
+    if cluster.server.is_none() {
+        println!("skipped: needs the test API server's request limit");
+        return;
+    }
+    let metrics: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({
+                "name": format!("m{i}"),
+                "interval": "1s",
+                "count": 600,
+                "provider": {"prometheus": {"address": telemetry().prometheus.address(), "query": "vector(0)"}},
+                "threshold": {"max": 1},
+            })
+        })
+        .collect();
+    create::<AnalysisTemplate>(
+        &cluster.client,
+        &cluster.namespace,
+        json!({
+            "apiVersion": "bellwether.dev/v1alpha1",
+            "kind": "AnalysisTemplate",
+            "metadata": {"name": "many"},
+            "spec": {"metrics": metrics},
+        }),
+    )
+    .await;
+    let controller = Controller::start(&cluster, &[]);
+    let steps = json!([{"setWeight": 10}, {"analysis": {"templates": [{"templateName": "many"}]}}]);
+    let stable = deploy_stable(&cluster, steps.clone()).await;
+    ship_canary(&cluster, &rollout(&cluster, "2", steps, None), 0.0).await;
+
+    let done = aborted(&cluster, &stable).await;
+    let message = done.status.and_then(|s| s.abort).map(|a| a.message).unwrap_or_default();
+    assert!(message.contains("the API server refused the run's status"), "{message}");
+    assert!(message.contains("Request entity too large: limit is 8192"), "{message}");
+    let status = runs(&cluster).await.pop().and_then(|r| r.status).expect("the run's status");
+    assert_eq!(status.phase, Some(AnalysisPhase::Error));
+    controller.stop().await;
+}

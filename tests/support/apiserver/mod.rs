@@ -52,6 +52,9 @@ pub struct Options {
     pub tick: Duration,
     /// How long a ReplicaSet's pods take to become ready after its spec changes.
     pub replica_set_delay: Duration,
+    /// The largest request body a write may have; larger ones are refused with 413, as the real
+    /// API server refuses those over 3 MiB.
+    pub max_request_bytes: usize,
 }
 
 impl Default for Options {
@@ -60,6 +63,7 @@ impl Default for Options {
             history_limit: 10_000,
             tick: Duration::from_millis(20),
             replica_set_delay: Duration::from_millis(200),
+            max_request_bytes: 3 * 1024 * 1024,
         }
     }
 }
@@ -79,7 +83,7 @@ impl TestApiServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding a 127.0.0.1 port");
         let address = listener.local_addr().expect("a bound listener has an address");
         let store = Arc::new(Store::new(options.history_limit));
-        let server = tokio::spawn(serve(listener, store.clone()));
+        let server = tokio::spawn(serve(listener, store.clone(), options.max_request_bytes));
         let controllers =
             tokio::spawn(controllers::run(store.clone(), options.tick, options.replica_set_delay));
         Self { address, store, tasks: vec![server, controllers] }
@@ -159,7 +163,7 @@ impl Drop for TestApiServer {
 }
 
 /// Accepts connections until aborted; aborting drops the set, which ends every connection with it.
-async fn serve(listener: TcpListener, store: Arc<Store>) {
+async fn serve(listener: TcpListener, store: Arc<Store>, max_request_bytes: usize) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -171,7 +175,7 @@ async fn serve(listener: TcpListener, store: Arc<Store>) {
         connections.spawn(async move {
             let service = service_fn(move |request| {
                 let store = store.clone();
-                async move { Ok::<_, Infallible>(routes::handle(&store, request).await) }
+                async move { Ok::<_, Infallible>(routes::handle(&store, request, max_request_bytes).await) }
             });
             // A client that hangs up mid-request is no failure of the server.
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;

@@ -144,12 +144,15 @@ fn self_subject_review(headers: &http::HeaderMap) -> Response<Body> {
     )
 }
 
-pub async fn handle(store: &Store, request: Request<Incoming>) -> Response<Body> {
+pub async fn handle(store: &Store, request: Request<Incoming>, max_request_bytes: usize) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => return error_response(&ApiError::bad_request(format!("reading the request body: {e}"))),
     };
+    if body.len() > max_request_bytes {
+        return error_response(&ApiError::too_large(max_request_bytes));
+    }
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let query = parse_query(parts.uri.query());
     if parts.method == Method::POST && parts.uri.path() == SELF_SUBJECT_REVIEWS {

@@ -30,6 +30,11 @@ impl ApiError {
         Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
     }
 
+    /// A body over the size limit, worded as the API server words it.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+    }
+
     pub fn method_not_allowed(method: &str) -> Self {
         Self::new(405, "MethodNotAllowed", format!("the server does not allow this method ({method})"))
     }
