@@ -5,6 +5,7 @@
 use crate::controller::alerts::{self, AlertAborts};
 use crate::controller::leader::{Campaign, Leadership, LeaseConfig, lease_name};
 use crate::controller::notify::{Notifier, RetryPolicy};
+use crate::controller::secrets::{ReadableSecrets, parse_readable_secret};
 use crate::controller::{self, Config, Context};
 use crate::metrics::providers::Providers;
 use crate::server::alerts::{Credentials, Limits};
@@ -56,6 +57,11 @@ pub struct ControllerArgs {
     /// Queries in flight at once to any one Prometheus address, across every AnalysisRun.
     #[arg(long, default_value_t = 8)]
     pub prometheus_concurrency: usize,
+    /// A Secret the controller may read, as NAMESPACE/NAME: a template's Prometheus credentials or
+    /// headers, or a notification webhook's URL. Repeat for more. Every other Secret is refused
+    /// before any request is made; grant the same ones, by name, in RBAC.
+    #[arg(long = "readable-secret", value_name = "NAMESPACE/NAME", value_parser = parse_readable_secret)]
+    pub readable_secrets: Vec<(String, String)>,
     /// The namespace whose Secrets the metrics of ClusterAnalysisTemplates may name; defaults to the
     /// namespace of the client's configuration (in a cluster, the controller's own).
     #[arg(long, value_name = "NAMESPACE")]
@@ -227,13 +233,15 @@ pub async fn serve(
         (Leadership::always(), None)
     };
 
-    let notifier = Notifier::start(client.clone(), metrics.clone(), RetryPolicy::default());
+    let readable = ReadableSecrets::new(args.readable_secrets.iter().cloned());
+    let notifier = Notifier::start(client.clone(), metrics.clone(), RetryPolicy::default(), readable.clone());
     let context = Arc::new(Context::new(
         client,
         metrics,
         Providers::new(args.prometheus_concurrency.max(1)),
         leadership,
         notifier,
+        readable,
         &identity,
     ));
     tracing::info!(?config, leader_elect = args.leader_elect, "starting the controller");

@@ -13,7 +13,7 @@
 
 use super::Config;
 use super::requests;
-use super::secrets::SecretReader;
+use super::secrets::{ReadableSecrets, SecretReader};
 use crate::api::{FiringAlert, Rollout, RolloutPhase, SecretKeyRef};
 use crate::engine::{UserAction, UserRequest};
 use crate::server::Metrics;
@@ -166,7 +166,9 @@ const CREDENTIALS_REFRESH: std::time::Duration = std::time::Duration::from_secs(
 /// `username` and `password` keys for basic auth.
 pub async fn load_credentials(client: &Client, namespace: &str, name: &str) -> Result<Credentials, String> {
     let key = |key: &str| SecretKeyRef { name: name.into(), key: key.into() };
-    let mut secrets = SecretReader::new(client, namespace);
+    // The receiver's own Secret, named by its flag, is the one it may read.
+    let readable = ReadableSecrets::new([(namespace.to_string(), name.to_string())]);
+    let mut secrets = SecretReader::new(client, namespace, &readable);
     let token_error = match secrets.read(&key("token")).await {
         Ok(token) if !token.is_empty() => return Ok(Credentials::Bearer(token)),
         Ok(_) => "its key \"token\" is empty".to_string(),

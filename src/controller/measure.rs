@@ -185,7 +185,7 @@ async fn measure(runs: &Runs, run: &AnalysisRun, metric: &Metric, now: DateTime<
         Some(_) => run.namespace().unwrap_or_default(),
         None => return failed("the run does not say which template the metric came from".into()),
     };
-    match resolve_auth(&runs.ctx.client, &secrets_namespace, prometheus).await {
+    match resolve_auth(&runs.ctx.client, &secrets_namespace, &runs.ctx.readable_secrets, prometheus).await {
         Ok(auth) => runs.ctx.providers.measure(metric, &vars(run), &auth, now).await,
         Err(error) => failed(error.to_string()),
     }

@@ -93,6 +93,8 @@ pub struct Context {
     pub leadership: Leadership,
     /// Tells webhooks what happened to canaries, without holding up the pass.
     pub notifier: Notifier,
+    /// The Secrets the controller was granted and may read.
+    pub readable_secrets: secrets::ReadableSecrets,
     /// When this instance first acted as the leader: analysis deadlines and lateness count from no
     /// earlier, so that the time no controller measured is not held against a run.
     measuring_since: std::sync::OnceLock<chrono::DateTime<chrono::Utc>>,
@@ -105,6 +107,7 @@ impl Context {
         providers: Providers,
         leadership: Leadership,
         notifier: Notifier,
+        readable_secrets: secrets::ReadableSecrets,
         identity: &str,
     ) -> Self {
         let reporter = Reporter { controller: "bellwether".into(), instance: Some(identity.into()) };
@@ -115,6 +118,7 @@ impl Context {
             providers,
             leadership,
             notifier,
+            readable_secrets,
             measuring_since: std::sync::OnceLock::new(),
         }
     }

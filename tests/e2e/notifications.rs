@@ -59,7 +59,10 @@ async fn a_promoted_canary_is_notified_in_both_formats_and_a_missing_secret_only
     )
     .await;
     let metrics_addr = format!("127.0.0.1:{}", free_port().unwrap());
-    let controller = Controller::start(&cluster, &["--metrics-addr", &metrics_addr]);
+    // Both Secrets are granted; `missing` does not exist.
+    let (hooks, missing) = (format!("{ns}/hooks"), format!("{ns}/missing"));
+    let flags = ["--metrics-addr", &metrics_addr, "--readable-secret", &hooks, "--readable-secret", &missing];
+    let controller = Controller::start(&cluster, &flags);
 
     let mut first = cluster.rollout("1", steps());
     first.spec.notifications = serde_json::from_value(json!([

@@ -452,3 +452,48 @@ async fn a_run_status_the_api_server_refuses_ends_the_run_in_error_and_the_rollo
     assert_eq!(status.phase, Some(AnalysisPhase::Error));
     controller.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_the_controller_was_not_granted_is_never_read() {
+    let cluster = Cluster::start("secret-not-granted").await;
+    let ns = cluster.namespace.clone();
+    for name in ["granted-token", "other-token"] {
+        create::<Secret>(
+            &cluster.client,
+            &ns,
+            json!({"metadata": {"name": name}, "stringData": {"token": "t"}}),
+        )
+        .await;
+    }
+    for (template_name, secret) in [("with-granted", "granted-token"), ("with-other", "other-token")] {
+        let metric = json!({
+            "count": 3,
+            "provider": {"prometheus": {
+                "address": telemetry().prometheus.address(),
+                "query": "vector(0)",
+                "auth": {"bearer": {"name": secret, "key": "token"}},
+            }},
+            "threshold": {"max": 1},
+        });
+        template(&cluster, template_name, metric).await;
+    }
+    let granted = format!("{ns}/granted-token");
+    let controller = Controller::start(&cluster, &["--readable-secret", &granted]);
+    let steps = |template: &str| json!([{"setWeight": 10}, {"analysis": {"templates": [{"templateName": template}]}}, {"setWeight": 50}]);
+    let stable = deploy_stable(&cluster, steps("with-granted")).await;
+    let canary = ship_canary(&cluster, &rollout(&cluster, "2", steps("with-granted"), None), 0.0).await;
+    crate::faults::wait_promoted(&cluster, &canary).await;
+
+    ship_canary(&cluster, &rollout(&cluster, "3", steps("with-other"), None), 0.0).await;
+    aborted(&cluster, &canary).await;
+    let run =
+        runs(&cluster).await.into_iter().find(|r| r.spec.revision != canary && r.spec.revision != stable);
+    let message = run.and_then(|r| r.status).and_then(|s| s.message).unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "Secret {ns}/other-token: is not among the Secrets Bellwether was granted (--readable-secret {ns}/other-token"
+        )),
+        "{message}"
+    );
+    controller.stop().await;
+}

@@ -15,7 +15,7 @@ pub use body::{JSON_VERSION, Notice, json_body, slack_body};
 pub use delivery::{Delivery, DeliveryError, RetryPolicy};
 
 use crate::api::{NotificationFormat, NotificationTarget};
-use crate::controller::secrets::SecretReader;
+use crate::controller::secrets::{ReadableSecrets, SecretReader};
 use crate::server::Metrics;
 use kube::Client;
 use std::sync::Arc;
@@ -49,9 +49,10 @@ pub struct Queue {
 
 impl Notifier {
     /// A notifier whose worker runs in the background until every clone is dropped.
-    pub fn start(client: Client, metrics: Metrics, policy: RetryPolicy) -> Self {
+    /// Starts delivering in the background; webhook URLs are read from the `readable` Secrets.
+    pub fn start(client: Client, metrics: Metrics, policy: RetryPolicy, readable: ReadableSecrets) -> Self {
         let (notifier, queue) = Self::queue(QUEUE_CAPACITY, metrics);
-        tokio::spawn(queue.run(client, policy));
+        tokio::spawn(queue.run(client, policy, readable));
         notifier
     }
 
@@ -83,7 +84,7 @@ impl Notifier {
 
 impl Queue {
     /// Delivers queued notices until every [`Notifier`] is dropped.
-    pub async fn run(mut self, client: Client, policy: RetryPolicy) {
+    pub async fn run(mut self, client: Client, policy: RetryPolicy, readable: ReadableSecrets) {
         let http = reqwest::Client::builder()
             .user_agent(concat!("bellwether/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -96,7 +97,7 @@ impl Queue {
                 self.metrics.notification(event, "failed");
                 continue;
             };
-            for delivery in self.deliveries(&client, job).await {
+            for delivery in self.deliveries(&client, &readable, job).await {
                 // Waiting for a permit here holds the next notices in the queue, not the passes.
                 let Ok(permit) = permits.clone().acquire_owned().await else { return };
                 let (http, metrics) = (http.clone(), self.metrics.clone());
@@ -111,7 +112,7 @@ impl Queue {
 
     /// The deliveries of `job`: one per target that wants its event and whose URL can be read.
     /// A target that cannot be read counts as failed, and does not keep the others from being sent.
-    async fn deliveries(&self, client: &Client, job: Job) -> Vec<Delivery> {
+    async fn deliveries(&self, client: &Client, readable: &ReadableSecrets, job: Job) -> Vec<Delivery> {
         let Job { notice, targets: own } = job;
         let (namespace, event) = (notice.namespace.as_str(), notice.event);
         let mut targets = targets::namespace_targets(client, namespace).await.unwrap_or_else(|error| {
@@ -120,7 +121,7 @@ impl Queue {
             Vec::new()
         });
         targets.extend(own);
-        let mut secrets = SecretReader::new(client, namespace);
+        let mut secrets = SecretReader::new(client, namespace, readable);
         let mut deliveries = Vec::new();
         for target in targets.into_iter().filter(|target| target.wants(event)) {
             let url = match secrets.read(&target.url_secret_ref).await {
