@@ -7,6 +7,7 @@ use super::world::World;
 use bellwether::api::*;
 use bellwether::engine::{Action, AnalysisRunState, Clock, EventKind, RouteWeights, assess};
 use chrono::Duration;
+use proptest::prelude::*;
 
 /// A canary at its analysis step (20%), with the step's run created, and that run's spec.
 fn at_analysis() -> (World, String, AnalysisRunSpec) {
@@ -228,4 +229,108 @@ fn an_empty_alert_matcher_is_an_invalid_spec() {
     world.settle();
     let message = world.status.message.clone().unwrap_or_default();
     assert!(message.contains("abortOnAlerts[0].matchLabels: must name at least one label"), "{message}");
+}
+
+/// What someone with write access to the run, or to the route, does between two measurements.
+#[derive(Clone, Debug)]
+enum Edit {
+    Nothing,
+    WritePhase(AnalysisPhase),
+    PointElsewhere,
+    Terminate,
+    Disown,
+    SetRouteWeight(i32),
+}
+
+fn edits() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        6 => Just(Edit::Nothing),
+        2 => prop_oneof![
+            Just(AnalysisPhase::Successful),
+            Just(AnalysisPhase::Inconclusive),
+            Just(AnalysisPhase::Running),
+            Just(AnalysisPhase::Pending),
+        ].prop_map(Edit::WritePhase),
+        1 => Just(Edit::PointElsewhere),
+        1 => Just(Edit::Terminate),
+        1 => Just(Edit::Disown),
+        1 => (0..=100i32).prop_map(Edit::SetRouteWeight),
+    ]
+}
+
+/// Measured error ratios: healthy, breaching, and what a broken query returns.
+fn ratios() -> impl Strategy<Value = Option<f64>> {
+    prop_oneof![
+        4 => (0.0..0.009f64).prop_map(Some),
+        3 => (0.011..1.0f64).prop_map(Some),
+        1 => Just(Some(f64::INFINITY)),
+        1 => Just(Some(f64::NEG_INFINITY)),
+        1 => Just(Some(f64::NAN)),
+        1 => Just(None),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// However the run's status, spec and owner and the route are edited between measurements,
+    /// the canary moves past its analysis step only when the measurements themselves pass it.
+    #[test]
+    fn only_passing_measurements_move_the_canary_past_its_analysis(
+        samples in prop::collection::vec((ratios(), edits()), 1..25),
+    ) {
+        let spec = rollout().steps(vec![set_weight(20), analysis("breach"), set_weight(60)]).build();
+        let mut world = World::new(spec, at_minute(0.0));
+        let template: AnalysisTemplateSpec = serde_json::from_value(serde_json::json!({"metrics": [{
+            "name": "error-rate",
+            "interval": "1m",
+            "count": 3,
+            "provider": {"prometheus": {"address": "http://prometheus:9090", "query": "errors"}},
+            "threshold": {"max": 0.01, "hysteresis": {"breachFor": "2m"}},
+        }]})).unwrap();
+        world.cluster.observation.templates.insert(template_ref("breach"), template);
+        world.settle();
+        let canary = world.ship("web:2");
+        world.settle();
+        let reference = world.status.step_analysis_run.clone().expect("the step's run");
+        let spec = world.log.iter().find_map(|(_, a)| match a {
+            Action::CreateAnalysisRun(r) if r.name == reference.name => Some(r.spec.clone()),
+            _ => None,
+        }).expect("created");
+        let created = world.now;
+        let mut status: Option<AnalysisRunStatus> = None;
+        for (ratio, edit) in samples {
+            world.advance(1.0);
+            let measurement = Measurement { at: world.now, value: ratio, ..Measurement::default() };
+            status = Some(bellwether::engine::record(&spec, status.as_ref(), vec![("error-rate".into(), measurement)], Clock::at(world.now)));
+            let measurements = status.as_ref().unwrap().metric_results[0].measurements.clone();
+            let truth = bellwether::engine::judge_metric(&spec.metrics[0], &measurements, created, None);
+            let (mut seen_spec, mut seen_status, mut owned) = (spec.clone(), status.clone().unwrap(), true);
+            match edit {
+                Edit::Nothing => {}
+                Edit::WritePhase(phase) => seen_status.phase = Some(phase),
+                Edit::PointElsewhere => {
+                    seen_spec.metrics[0].provider.prometheus.as_mut().unwrap().address = "http://elsewhere".into()
+                }
+                Edit::Terminate => seen_spec.terminate = true,
+                Edit::Disown => owned = false,
+                Edit::SetRouteWeight(w) => {
+                    world.cluster.observation.routes[0].weights = Some(RouteWeights { canary: w, stable: 100 - w })
+                }
+            }
+            let state = assess(&reference.name, owned, &seen_spec, Some(&seen_status), Some(created), Clock::at(world.now));
+            observe(&mut world, state);
+            world.step();
+            world.pods_become_ready();
+            let advanced = world.status.current_step_index.is_some_and(|i| i > 1)
+                || world.status.stable_revision.as_deref() == Some(canary.as_str());
+            prop_assert!(
+                !advanced || truth.phase == AnalysisPhase::Successful,
+                "advanced past the analysis on {:?}: {:?}", truth.phase, world.status.message
+            );
+            if world.status.abort.is_some() || advanced {
+                break;
+            }
+        }
+    }
 }
