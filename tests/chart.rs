@@ -7,6 +7,7 @@ mod controller_calls;
 
 use controller_calls::CONTROLLER_CALLS;
 use regex::Regex;
+use serde::Deserialize;
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use std::collections::BTreeSet;
@@ -194,7 +195,10 @@ fn chart_grants() -> BTreeSet<Grant> {
             }
         }
     }
-    assert_eq!(blocks, 4, "expected the namespaced, cluster, leases and alert receiver rules in _rbac.tpl");
+    assert_eq!(
+        blocks, 5,
+        "expected the namespaced, cluster, leases, alert receiver and readableSecrets rules in _rbac.tpl"
+    );
     grants
 }
 
@@ -216,24 +220,83 @@ fn rbac_rules_grant_exactly_the_controllers_calls() {
 }
 
 #[test]
-fn secrets_are_readable_only_when_prometheus_auth_or_notifications_ask_for_it() {
-    let text = read(&chart().join("templates/_rbac.tpl"));
-    let guarded = Regex::new(
-        r#"\{\{- if or \.Values\.prometheusAuth\.readSecrets \.Values\.notifications\.readSecrets \}\}\n- apiGroups: \[""\]\n  resources: \["secrets"\]\n  verbs: \["get"\]\n\{\{- end \}\}"#,
+fn secrets_are_readable_only_by_name_and_only_those_listed() {
+    let rules = read(&chart().join("templates/_rbac.tpl"));
+    let by_name = Regex::new(
+        r#"- apiGroups: \[""\]\n  resources: \["secrets"\]\n  resourceNames: (.+)\n  verbs: \["get"\]"#,
     )
     .unwrap();
     assert_eq!(
-        text.matches("secrets").count(),
+        rules.matches("\"secrets\"").count(),
         2,
-        "secrets appear twice in the rules: guarded by readSecrets, and for the alert receiver's Secret by name"
+        "two secrets rules: readableSecrets and the alert receiver's"
     );
-    assert_eq!(guarded.find_iter(&text).count(), 1, "one secrets rule is guarded by readSecrets");
+    let names: Vec<String> = by_name.captures_iter(&rules).map(|c| c[1].to_string()).collect();
+    assert_eq!(names, ["[{{ .Values.alerts.authSecret | quote }}]", "{{ toJson . }}"], "both by name");
+    let rbac = read(&chart().join("templates/rbac.yaml"));
+    assert_eq!(
+        conditions_around(&rbac, "include \"bellwether.rules.readableSecrets\" $names"),
+        [vec![
+            "if .Values.rbac.create".to_string(),
+            "range $namespace, $names := $secretsByNamespace".into()
+        ]],
+        "one Role per namespace of readableSecrets"
+    );
+    let deployment = read(&chart().join("templates/deployment.yaml"));
+    assert_eq!(
+        conditions_around(&deployment, "--readable-secret={{ .namespace }}/{{ .name }}").concat(),
+        ["range .Values.readableSecrets"],
+        "the controller is told exactly the Secrets RBAC grants"
+    );
+    assert!(deployment.contains("--cluster-secrets-namespace={{ .Release.Namespace }}"));
+    assert_eq!(values()["readableSecrets"], Yaml::Sequence(vec![]), "no Secret is readable by default");
+}
+
+/// Every permission the user roles grant.
+fn user_grants() -> BTreeSet<Grant> {
+    let text = read(&chart().join("templates/user-roles.yaml"));
+    let text = Regex::new(r"(?s)\{\{/\*.*?\*/\}\}").unwrap().replace_all(&text, "");
+    let yaml: String =
+        text.lines().filter(|line| !line.contains("{{")).map(|line| format!("{line}\n")).collect();
+    let mut grants = BTreeSet::new();
+    for document in serde_yaml::Deserializer::from_str(&yaml) {
+        let role = Yaml::deserialize(document).expect("a user role parses");
+        for rule in role["rules"].as_sequence().expect("rules") {
+            let strings = |key: &str| -> Vec<String> {
+                rule[key].as_sequence().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+            };
+            for (group, resource, verb) in strings("apiGroups").iter().flat_map(|g| {
+                strings("resources")
+                    .into_iter()
+                    .flat_map(move |r| strings("verbs").into_iter().map(move |v| (g.clone(), r.clone(), v)))
+            }) {
+                grants.insert((group, resource, verb));
+            }
+        }
+    }
+    grants
+}
+
+#[test]
+fn people_never_get_to_write_analysis_runs_or_any_status() {
+    let grants = user_grants();
     assert!(
-        guarded.is_match(&text),
-        "the secrets rule is not guarded by prometheusAuth.readSecrets or notifications.readSecrets"
+        grants.contains(&("bellwether.dev".into(), "rollouts".into(), "patch".into())),
+        "the plugin's requests"
     );
-    assert_eq!(values()["prometheusAuth"]["readSecrets"], Yaml::Bool(false));
-    assert_eq!(values()["notifications"]["readSecrets"], Yaml::Bool(false));
+    assert!(grants.contains(&("bellwether.dev".into(), "analysisruns".into(), "get".into())));
+    let reads = ["get", "list", "watch"];
+    let writes: Vec<&Grant> = grants
+        .iter()
+        .filter(|(_, resource, verb)| {
+            (resource.starts_with("analysisruns") || resource.ends_with("/status"))
+                && !reads.contains(&verb.as_str())
+        })
+        .collect();
+    assert!(writes.is_empty(), "the chart lets people write verdicts: {writes:?}");
+    assert!(grants.iter().all(|(group, _, _)| group == "bellwether.dev"), "only Bellwether's own resources");
+    let text = read(&chart().join("templates/user-roles.yaml"));
+    assert!(text.starts_with("{{- if and .Values.rbac.create .Values.rbac.aggregateToDefaultRoles }}"));
 }
 
 #[test]

@@ -36,11 +36,6 @@ tests/chart.rs checks these rules against the calls in src/controller.
   resources: ["configmaps"]
   resourceNames: ["bellwether-notifications"]
   verbs: ["get"]
-{{- if or .Values.prometheusAuth.readSecrets .Values.notifications.readSecrets }}
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
-{{- end }}
 {{- end -}}
 
 {{/* Cluster-scoped resources: always a ClusterRole, since a Role cannot grant them. */}}
@@ -62,5 +57,13 @@ tests/chart.rs checks these rules against the calls in src/controller.
 - apiGroups: [""]
   resources: ["secrets"]
   resourceNames: [{{ .Values.alerts.authSecret | quote }}]
+  verbs: ["get"]
+{{- end -}}
+
+{{/* The Secrets of readableSecrets in one namespace, by name; the context is the list of names. */}}
+{{- define "bellwether.rules.readableSecrets" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: {{ toJson . }}
   verbs: ["get"]
 {{- end -}}
