@@ -103,6 +103,10 @@ pub async fn reconcile(run: Arc<AnalysisRun>, runs: Arc<Runs>) -> Result<Action,
     if !ctx.leadership.is_leader() {
         return Ok(Action::await_change());
     }
+    // A run that has ended has nothing left to measure, whoever owns it.
+    if run.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_terminal()) {
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     // Until the Rollouts are cached, no run can be vouched for.
     let _ = runs.rollouts.wait_until_ready().await;
