@@ -460,7 +460,8 @@ fn template_file(metric: Value) -> tempfile::NamedTempFile {
 
 #[test]
 fn a_bad_query_is_an_error_naming_the_problem() {
-    let template = one_metric_template("sum(rate(http_requests_total[1m]", "10s");
+    // Well-formed PromQL that Prometheus refuses: sort_by_label is experimental, and off by default.
+    let template = one_metric_template(r#"sort_by_label(http_requests_total, "code")"#, "10s");
     let report = analyze(template.path().to_str().unwrap(), server().address(), &[]);
     let (phase, fired, message) = verdict(&report, "probe");
     assert_eq!((phase.as_str(), fired), ("Error", Some(1)), "{message}");
@@ -622,7 +623,11 @@ fn a_broken_requests_query_is_an_error_naming_it() {
             )
         }},
         "sequential": {
-            "requestsQuery": r#"sum(increase(http_requests_total{revision="{{revision}}"}[{{interval}}])"#,
+            // Well-formed PromQL that Prometheus refuses: sort_by_label is experimental, and off by default.
+            "requestsQuery": concat!(
+                r#"sort_by_label(sum by (code) (increase(http_requests_total{revision="{{revision}}"}"#,
+                r#"[{{interval}}])), "code")"#
+            ),
             "maxIncrease": 0.5
         }
     }));

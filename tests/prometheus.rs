@@ -15,7 +15,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bellwether::api::Metric;
-use bellwether::metrics::prometheus::{Credentials, MeasurementError, PrometheusProvider, ResolvedAuth};
+use bellwether::metrics::prometheus::{
+    Credentials, MAX_GET_QUERY_BYTES, MeasurementError, PrometheusProvider, ResolvedAuth,
+};
 use bellwether::metrics::providers::Providers;
 use bellwether::metrics::template::Vars;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -214,6 +216,25 @@ async fn range_query_gives_the_points() {
         .unwrap();
     assert_eq!(ratio.len(), 5);
     assert!(ratio.iter().all(|(_, v)| (v - 0.1).abs() < 1e-9), "{ratio:?}");
+}
+
+/// `queue_depth` of the good revision, padded with a matcher every series passes to over 1 MiB: longer
+/// than Prometheus takes in a request's URL and headers.
+fn query_too_long_for_a_url() -> String {
+    format!(r#"queue_depth{{revision="good", padding!="{}"}}"#, "+".repeat(1 << 20))
+}
+
+#[tokio::test]
+async fn a_query_too_long_for_a_url_is_sent_by_post() {
+    let p = provider();
+    let query = query_too_long_for_a_url();
+    assert_eq!(p.instant(&query, Some(at_minute(30))).await, Ok(Some(30.0)));
+    let points = p.range(&query, at_minute(10), at_minute(12), Duration::from_secs(60)).await.unwrap();
+    assert_eq!(points, [(at_minute(10), 10.0), (at_minute(11), 11.0), (at_minute(12), 12.0)]);
+    // Just over the limit for a GET, with the time parameters in the body as well.
+    let padding = "+".repeat(MAX_GET_QUERY_BYTES / 3);
+    let query = format!(r#"queue_depth{{revision="good", padding!="{padding}"}}"#);
+    assert_eq!(p.instant(&query, Some(at_minute(45))).await, Ok(Some(45.0)));
 }
 
 #[tokio::test]

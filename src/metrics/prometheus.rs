@@ -7,6 +7,10 @@
 //! same timeout is sent to Prometheus as its evaluation timeout so that it stops working on a query
 //! nobody waits for any more.
 //!
+//! A query whose URL-encoded form is longer than [`MAX_GET_QUERY_BYTES`] is sent by POST, form-encoded,
+//! instead of in a GET's URL: every hop refuses URLs past a limit of its own (the HTTP client itself
+//! at 64 KiB, Prometheus at 1 MiB, many proxies at 8 KiB), and a long arg makes a long query.
+//!
 //! Credentials and extra headers arrive already resolved (looking them up in Secrets is the caller's
 //! job); they are sent with every request and marked sensitive so that they never show up in logs.
 
@@ -23,6 +27,10 @@ use serde::Deserialize;
 
 /// The timeout used when a metric does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest URL-encoded query sent by GET; longer ones go by POST. Short queries stay GETs, which
+/// proxies log and cache as reads.
+pub const MAX_GET_QUERY_BYTES: usize = 2 * 1024;
 
 /// How many series a [`MeasurementError::TooManySeries`] message names before it abbreviates.
 const MAX_SERIES_NAMED: usize = 5;
@@ -264,8 +272,8 @@ impl PrometheusProvider {
         if let Some(at) = at {
             builder = builder.query("time", format_timestamp(at));
         }
-        let response = builder.get_raw().await.map_err(|e| self.request_error(e))?;
-        let data = self.read_response(response).await?;
+        let response = if by_post(query) { builder.post_raw().await } else { builder.get_raw().await };
+        let data = self.read_response(response.map_err(|e| self.request_error(e))?).await?;
         instant_value(data)
     }
 
@@ -280,14 +288,12 @@ impl PrometheusProvider {
         end: DateTime<Utc>,
         step: Duration,
     ) -> Result<Vec<(DateTime<Utc>, f64)>, MeasurementError> {
-        let response = self
+        let builder = self
             .client
             .query_range(query, start.timestamp(), end.timestamp(), step.as_secs_f64())
-            .timeout(self.server_timeout_ms())
-            .get_raw()
-            .await
-            .map_err(|e| self.request_error(e))?;
-        let data = self.read_response(response).await?;
+            .timeout(self.server_timeout_ms());
+        let response = if by_post(query) { builder.post_raw().await } else { builder.get_raw().await };
+        let data = self.read_response(response.map_err(|e| self.request_error(e))?).await?;
         range_points(data)
     }
 
@@ -329,6 +335,17 @@ impl PrometheusProvider {
         let body = response.bytes().await.map_err(|e| self.transport_error(&e))?;
         decode_response(status, is_json, &body)
     }
+}
+
+/// Whether `query` is too long to send in a URL.
+fn by_post(query: &str) -> bool {
+    form_encoded_len(query) > MAX_GET_QUERY_BYTES
+}
+
+/// The length of `text` encoded as `application/x-www-form-urlencoded`, as in a query string: letters,
+/// digits, `*-._` and the space (as `+`) take one byte, every other byte three (`%XX`).
+fn form_encoded_len(text: &str) -> usize {
+    text.bytes().map(|b| if b.is_ascii_alphanumeric() || b" *-._".contains(&b) { 1 } else { 3 }).sum()
 }
 
 /// The `time` parameter: Unix seconds with millisecond precision.
@@ -900,16 +917,26 @@ mod tests {
         drop(listener);
     }
 
-    #[tokio::test]
-    async fn headers_reach_the_server() {
+    /// A server answering one request with a scalar 7, which hands back the request it read (head and
+    /// body, lower-cased).
+    fn recording_server(prefix: &str) -> (String, std::thread::JoinHandle<String>) {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = format!("http://{}/prefix", listener.local_addr().unwrap());
+        let address = format!("http://{}{prefix}", listener.local_addr().unwrap());
         let server = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
             let mut request = Vec::new();
             let mut buf = [0u8; 4096];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let complete = |request: &[u8]| {
+                let text = String::from_utf8_lossy(request).to_ascii_lowercase();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .map_or(0, |length| length.trim().parse().unwrap());
+                body.len() >= length
+            };
+            while !complete(&request) {
                 let n = stream.read(&mut buf).unwrap();
                 if n == 0 {
                     break;
@@ -922,8 +949,14 @@ mod tests {
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
-            String::from_utf8_lossy(&request).into_owned()
+            String::from_utf8_lossy(&request).to_ascii_lowercase()
         });
+        (address, server)
+    }
+
+    #[tokio::test]
+    async fn headers_reach_the_server() {
+        let (address, server) = recording_server("/prefix");
         let auth = ResolvedAuth {
             credentials: Some(Credentials::Bearer { token: "s3cret".into() }),
             headers: vec![("X-Scope-OrgID".into(), "team-a".into())],
@@ -931,12 +964,50 @@ mod tests {
         let p = PrometheusProvider::new(&address, Duration::from_secs(5), &auth).unwrap();
         let at = DateTime::from_timestamp_millis(1_700_000_000_250).unwrap();
         assert_eq!(p.instant("sum(up)", Some(at)).await, Ok(Some(7.0)));
-        let request = server.join().unwrap().to_ascii_lowercase();
+        let request = server.join().unwrap();
         assert!(request.starts_with("get /prefix/api/v1/query?"), "{request}");
         assert!(request.contains("query=sum%28up%29"), "{request}");
         assert!(request.contains("time=1700000000.250"), "{request}");
         assert!(request.contains("timeout=5000ms"), "{request}");
         assert!(request.contains("authorization: bearer s3cret"), "{request}");
         assert!(request.contains("x-scope-orgid: team-a"), "{request}");
+    }
+
+    #[tokio::test]
+    async fn long_queries_go_by_post_in_the_body() {
+        let auth =
+            ResolvedAuth { credentials: None, headers: vec![("X-Scope-OrgID".into(), "team-a".into())] };
+        // Just over the limit once encoded: each '"' takes three bytes.
+        let long = format!(r#"up{{job="{}"}}"#, "\"".repeat(MAX_GET_QUERY_BYTES / 3));
+        assert!(form_encoded_len(&long) > MAX_GET_QUERY_BYTES && long.len() < MAX_GET_QUERY_BYTES);
+        let (address, server) = recording_server("/prefix");
+        let p = PrometheusProvider::new(&address, Duration::from_secs(5), &auth).unwrap();
+        let at = DateTime::from_timestamp_millis(1_700_000_000_250).unwrap();
+        assert_eq!(p.instant(&long, Some(at)).await, Ok(Some(7.0)));
+        let request = server.join().unwrap();
+        let (head, body) = request.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("post /prefix/api/v1/query http/1.1"), "{head}");
+        assert!(head.contains("content-type: application/x-www-form-urlencoded"), "{head}");
+        assert!(head.contains("x-scope-orgid: team-a"), "{head}");
+        let encoded = format!("query=up%7bjob%3d{}%7d", "%22".repeat(MAX_GET_QUERY_BYTES / 3 + 2));
+        assert!(body.contains(&encoded), "{body}");
+        assert!(body.contains("time=1700000000.250") && body.contains("timeout=5000ms"), "{body}");
+
+        let (address, server) = recording_server("");
+        let p = PrometheusProvider::new(&address, Duration::from_secs(5), &auth).unwrap();
+        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let _ = p.range(&long, start, start + chrono::TimeDelta::minutes(1), Duration::from_secs(60)).await;
+        let request = server.join().unwrap();
+        assert!(request.starts_with("post /api/v1/query_range http/1.1"), "{request}");
+        assert!(request.contains("start=1700000000") && request.contains("step=60"), "{request}");
+    }
+
+    #[test]
+    fn form_encoding_length_matches_the_encoder() {
+        for text in ["", "sum(up)", r#"up{job="a b"} * 2"#, "é\n\t%+&=", "A-Z*._~"] {
+            let mut url = Url::parse("http://x/").unwrap();
+            url.query_pairs_mut().append_pair("q", text);
+            assert_eq!(form_encoded_len(text), url.query().unwrap().len() - "q=".len(), "{text:?}");
+        }
     }
 }

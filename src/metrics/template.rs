@@ -1,12 +1,59 @@
-//! Query templating: substitutes variables into PromQL, escaped for where they land.
+//! Query templating: substitutes variables into PromQL so that no value can change what a query measures.
 //!
 //! A template is PromQL with `{{ NAME }}` placeholders. Args come from rollout authors, who must not be
-//! able to change what a query measures, so a small lexer first finds where each placeholder sits: in a
-//! quoted string, in a regex matcher's string, in a backtick string, or in bare PromQL. Each value is then
-//! escaped or checked for that place, so that it is always one literal or one token and never more.
+//! able to end a string literal, add a selector, widen a matcher to everything or name another metric.
+//! Two independent walls see to it; a query passes only if both agree.
+//!
+//! **The lexer** reads the template as Prometheus's lexer does (quoted and backtick strings with their
+//! escapes, `# comments`, brackets, the last operator and the function call a string is an argument of)
+//! and escapes each value for where it lands:
+//! - in a string literal, as that literal's content: its quote, backslashes and control characters;
+//! - in a regex, also as a regex that matches only the value: after `=~` or `!~` (whitespace and comments
+//!   between the operator and the literal included) and in `label_replace`'s fifth argument;
+//! - in `label_replace`'s replacement (its third argument), with `$` doubled so that it names no group;
+//! - outside a string, as a *bare* value, which must be exactly one number (`42`, `0.95`) or one
+//!   duration (`5m`, `1h30m`), at most [`MAX_BARE_VALUE`] seconds. Nothing else is allowed bare: an
+//!   identifier would read as a metric name, such as a recording rule that always says zero. Of the
+//!   built-in variables only `{{interval}}` may be bare; the others are names and hashes.
+//!
+//! A backtick string is sent as the double-quoted string with the same value: Prometheus reads a
+//! backslash in it as itself, the parser below as an escape, and both walls must read the same query.
+//!
+//! **The parser** ([`promql_parser`]) then reads the query. The template is rendered with two different
+//! inert sentinel values for each placeholder and both renderings are parsed: apart from the literals
+//! that hold sentinels they must be the same expression (node kinds, functions, operators, metric and
+//! label names, matcher operators, grouping, modifiers), and each sentinel must lie inside exactly one
+//! string literal (a string argument or a label matcher's value) or be the whole of one number or one
+//! duration. What the parser makes of each string (an equality matcher's value, a regex, a
+//! `label_replace` replacement, a plain string) must be what the lexer escaped for, and the template's
+//! text must not end in an unpaired `\` (regex) or `$` (replacement) right before it, which would take
+//! the value's first character. When the two
+//! disagree the query is refused rather than one of them believed: a disagreement means one wall misread
+//! the query, and a query either wall misreads is not safe to run in the other's reading. Last, the
+//! query rendered with the real values is parsed and must be the sentinel query with each placeholder's
+//! literal holding exactly its value (regex- or replacement-escaped where it is one).
+//!
+//! [`check`] runs both walls with sentinels when a template is validated, so a misplaced placeholder or
+//! a query that does not parse is refused when the template is applied, not midway through a rollout
+//! (with the parser's message and the byte near which PromQL stops reading). A verdict is remembered
+//! for each query text, since the engine checks templates at every decision.
+//! A rendered query may be at most [`MAX_QUERY_BYTES`] long; the Prometheus provider sends long ones by
+//! POST, since a GET carries the query in its URL.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::{self, Write};
+use std::sync::{LazyLock, Mutex, PoisonError};
+use std::time::Duration;
+
+mod parsed;
+
+/// The longest query [`render`] produces. Far above any real query (the ready-made ones are under 1 KiB),
+/// and small enough that a value cannot make a query Prometheus spends its time parsing.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+
+/// The largest bare value, in seconds or as a number. The parser reads a number where a duration belongs
+/// as seconds and panics on one that is no duration, so a bare value must be one wherever it lands.
+pub const MAX_BARE_VALUE: f64 = 1e15;
 
 /// The values a query can refer to, gathered for one measurement.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,13 +101,53 @@ impl Vars {
     }
 }
 
-/// Why a query template cannot be checked or rendered. Each message names the variable at fault.
+/// What PromQL makes of a string literal, which decides how a value inside it is escaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StringRole {
+    /// A label matcher's value for `=` or `!=`, or a string argument such as a label name.
+    Plain,
+    /// A regex: a `=~` or `!~` matcher's value, or `label_replace`'s fifth argument.
+    Regex,
+    /// `label_replace`'s third argument, where `$1` or `$name` stands for a capture group.
+    Replacement,
+}
+
+impl fmt::Display for StringRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StringRole::Plain => "a plain string",
+            StringRole::Regex => "a regex",
+            StringRole::Replacement => "a label_replace replacement",
+        })
+    }
+}
+
+impl StringRole {
+    /// The literal's content that stands for `value` itself.
+    fn escape(self, value: &str) -> String {
+        match self {
+            StringRole::Plain => value.to_owned(),
+            StringRole::Regex => escape_regex(value),
+            StringRole::Replacement => value.replace('$', "$$"),
+        }
+    }
+}
+
+/// Why a query template cannot be checked or rendered. Each message names the variable and the byte of
+/// the template at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     #[error("unterminated {{{{ at byte {offset}; close the placeholder with }}}}")]
     UnterminatedPlaceholder { offset: usize },
     #[error("unterminated string literal starting at byte {offset}")]
     UnterminatedString { offset: usize },
+    #[error("unclosed '{open}' at byte {offset}")]
+    UnclosedBracket { open: char, offset: usize },
+    #[error("'{close}' at byte {offset} {}", match .open {
+        Some((open, at)) => format!("does not close the '{open}' at byte {at}"),
+        None => "closes nothing".to_owned(),
+    })]
+    StrayBracket { close: char, offset: usize, open: Option<(char, usize)> },
     #[error("unknown variable {{{{{name}}}}}{}", variable_hint(.suggestion.as_deref()))]
     UnknownVariable { name: String, suggestion: Option<String> },
     #[error("arg {name:?} is not declared by the template{}", arg_hint(.suggestion.as_deref()))]
@@ -76,25 +163,47 @@ pub enum TemplateError {
     )]
     AfterBackslash { name: String, offset: usize },
     #[error(
-        "{{{{{name}}}}} must be inside a string literal, as in label=\"{{{{{name}}}}}\": \
+        "{{{{{name}}}}} at byte {offset} must be inside a string literal, as in label=\"{{{{{name}}}}}\": \
          its values can hold '-' or start with a digit, which PromQL cannot take outside a string"
     )]
-    BareBuiltin { name: String },
+    BareBuiltin { name: String, offset: usize },
     #[error(
-        "{{{{{name}}}}} is used outside a string, so its value must be a duration, number or identifier; got {value:?}"
+        "{{{{{name}}}}} at byte {offset} is outside a string, so its value must be one number (such as 42 or \
+         0.95, no leading zero) or one duration (such as 5m or 1h30m), at most {MAX_BARE_VALUE} seconds; \
+         got {value:?}"
     )]
-    BareValue { name: String, value: String },
+    BareValue { name: String, offset: usize, value: String },
+    #[error("the rendered query is {length} bytes long, over the limit of {limit} bytes")]
+    TooLong { length: usize, limit: usize },
+    #[error("the query does not parse (PromQL stops reading near byte {offset}): {message}")]
+    Unparsable { offset: usize, message: String },
     #[error(
-        "{{{{{name}}}}} is inside a backtick string, so its value must not contain a backtick; got {value:?}"
+        "{{{{{name}}}}} at byte {offset} follows an unpaired '{escape}' in {role}, which would change what \
+         the first character of its value means"
     )]
-    BacktickInValue { name: String, value: String },
+    AfterEscape { name: String, offset: usize, escape: char, role: StringRole },
+    #[error(
+        "{{{{{name}}}}} at byte {offset} is not inside one string literal, nor the whole of one number or \
+         duration, of the parsed query, so its value could change what the query measures"
+    )]
+    Misplaced { name: String, offset: usize },
+    #[error(
+        "{{{{{name}}}}} at byte {offset} is escaped as {lexer}, but PromQL reads it as {parser}; \
+         the query is refused rather than guessed at"
+    )]
+    RoleMismatch { name: String, offset: usize, lexer: StringRole, parser: StringRole },
+    #[error("with the value of {{{{{name}}}}} at byte {offset}, the query does not parse: {message}")]
+    ValueUnparsable { name: String, offset: usize, message: String },
+    #[error("the value of {{{{{name}}}}} at byte {offset} changes the parsed query beyond its own literal")]
+    ValueChangesQuery { name: String, offset: usize },
 }
 
-/// Checks a query when its template is validated, so that a typo or a misplaced placeholder fails when
-/// the template is applied rather than midway through a rollout.
+/// Checks a query when its template is validated, so that a typo, a misplaced placeholder or a query
+/// that does not parse fails when the template is applied rather than midway through a rollout.
 pub fn check(query: &str, declared_args: &BTreeSet<String>) -> Result<(), TemplateError> {
+    let lexed = lex(query)?;
     let arg_names: Vec<&str> = declared_args.iter().map(String::as_str).collect();
-    for hole in lex(query)?.iter().filter_map(Piece::hole) {
+    for hole in lexed.holes() {
         if let Variable::Arg(name) = resolve(hole, &arg_names)?
             && !declared_args.contains(name)
         {
@@ -102,23 +211,45 @@ pub fn check(query: &str, declared_args: &BTreeSet<String>) -> Result<(), Templa
             return Err(TemplateError::UndeclaredArg { name: name.to_owned(), suggestion });
         }
     }
-    Ok(())
+    parser_verdict(query, &lexed)
 }
 
-/// Substitutes `vars` into `query`, each value escaped for where it lands, so that no value can end its
-/// string literal or add to the expression.
-pub fn render(query: &str, vars: &Vars) -> Result<String, TemplateError> {
-    let arg_names: Vec<&str> = vars.args.keys().map(String::as_str).collect();
-    let mut rendered = String::with_capacity(query.len());
-    for piece in lex(query)? {
-        match piece {
-            Piece::Text(text) => rendered.push_str(text),
-            Piece::Hole(hole) => {
-                let value = vars.value(resolve(&hole, &arg_names)?)?;
-                rendered.push_str(&escape(&hole, value)?);
-            }
-        }
+/// How many template queries [`parser_verdict`] remembers.
+const MAX_REMEMBERED_VERDICTS: usize = 1024;
+
+/// The parser wall's verdict on a template query, remembered: the engine checks a Rollout's templates
+/// at every decision, parsing a query takes far longer than the rest of a decision, and the verdict
+/// depends on the query's text alone.
+fn parser_verdict(query: &str, lexed: &Lexed<'_>) -> Result<(), TemplateError> {
+    static VERDICTS: LazyLock<Mutex<HashMap<String, Result<(), TemplateError>>>> =
+        LazyLock::new(Mutex::default);
+    let remembered = VERDICTS.lock().unwrap_or_else(PoisonError::into_inner).get(query).cloned();
+    if let Some(verdict) = remembered {
+        return verdict;
     }
+    let verdict = parsed::Skeleton::new(query, lexed).map(drop);
+    let mut verdicts = VERDICTS.lock().unwrap_or_else(PoisonError::into_inner);
+    if verdicts.len() >= MAX_REMEMBERED_VERDICTS {
+        verdicts.clear();
+    }
+    verdicts.insert(query.to_owned(), verdict.clone());
+    verdict
+}
+
+/// Substitutes `vars` into `query`, each value escaped for where it lands, and checks the result with the
+/// PromQL parser: no value can end its string literal, add to the expression or exceed the size limit.
+pub fn render(query: &str, vars: &Vars) -> Result<String, TemplateError> {
+    let lexed = lex(query)?;
+    let arg_names: Vec<&str> = vars.args.keys().map(String::as_str).collect();
+    let fills = lexed
+        .holes()
+        .map(|hole| fill(hole, vars.value(resolve(hole, &arg_names)?)?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rendered = lexed.assemble(|index| &fills[index].text);
+    if rendered.len() > MAX_QUERY_BYTES {
+        return Err(TemplateError::TooLong { length: rendered.len(), limit: MAX_QUERY_BYTES });
+    }
+    parsed::Skeleton::new(query, &lexed)?.verify(&fills)?;
     Ok(rendered)
 }
 
@@ -147,8 +278,21 @@ const BARE_BUILTIN: &str = "interval";
 /// How far a name may be from a known one to be offered as a correction.
 const MAX_TYPO_DISTANCE: usize = 2;
 
-/// What PromQL reads specially inside a regex; escaped so that a value matches only itself.
-const REGEX_METACHARACTERS: &str = r".^$*+?()[]{}|\";
+/// What PromQL reads specially inside a regex, `-` included for inside a character class; escaped so
+/// that a value matches only itself.
+const REGEX_METACHARACTERS: &str = r".^$*+?()[]{}|\-";
+
+/// The function whose string arguments are not all plain strings.
+const LABEL_REPLACE: &str = "label_replace";
+
+/// What `label_replace`'s argument at `index` is, counting from 0.
+fn argument_role(function: &str, index: usize) -> StringRole {
+    match (function, index) {
+        (LABEL_REPLACE, 2) => StringRole::Replacement,
+        (LABEL_REPLACE, 4) => StringRole::Regex,
+        _ => StringRole::Plain,
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Variable<'q> {
@@ -173,26 +317,112 @@ impl Vars {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Place {
     Bare,
-    Quoted { quote: char, regex: bool },
-    Raw { regex: bool },
+    Quoted { quote: char, role: StringRole },
+}
+
+impl Place {
+    fn role(self) -> Option<StringRole> {
+        match self {
+            Place::Bare => None,
+            Place::Quoted { role, .. } => Some(role),
+        }
+    }
 }
 
 struct Hole<'q> {
     name: &'q str,
+    /// The byte of the template where the placeholder's `{{` is.
+    offset: usize,
     place: Place,
 }
 
 enum Piece<'q> {
     Text(&'q str),
+    /// Text inside a backtick string, which is sent double-quoted (see [`Lexer::raw_string`]).
+    RawText(&'q str),
     Hole(Hole<'q>),
 }
 
-impl<'q> Piece<'q> {
-    fn hole(&self) -> Option<&Hole<'q>> {
+/// What a placeholder becomes: the text put into the query, and what the parser must read there.
+struct Fill {
+    text: String,
+    content: Content,
+}
+
+/// What the parser must find where a placeholder was: a string literal's (decoded) content, or a
+/// bare number or duration.
+enum Content {
+    Text(String),
+    Bare(Bare),
+}
+
+/// A bare value as PromQL reads it. Either kind may stand where the other belongs: a duration where a
+/// number belongs reads as its seconds, a number where a duration belongs as that many seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Bare {
+    Number(f64),
+    Duration(Duration),
+}
+
+impl Bare {
+    fn as_number(self) -> f64 {
         match self {
-            Piece::Hole(hole) => Some(hole),
-            Piece::Text(_) => None,
+            Bare::Number(number) => number,
+            Bare::Duration(duration) => duration.as_secs_f64(),
         }
+    }
+
+    fn as_duration(self) -> Duration {
+        match self {
+            // At most MAX_BARE_VALUE and never negative or NaN, so always a duration.
+            Bare::Number(number) => Duration::from_secs_f64(number),
+            Bare::Duration(duration) => duration,
+        }
+    }
+}
+
+/// A template split into text and placeholders.
+struct Lexed<'q> {
+    pieces: Vec<Piece<'q>>,
+    /// Where each PromQL token outside strings and comments starts, to locate a syntax error.
+    token_starts: Vec<usize>,
+    /// The brackets still open at the end, innermost last: (bracket, byte).
+    open: Vec<(u8, usize)>,
+}
+
+impl<'q> Lexed<'q> {
+    fn holes(&self) -> impl Iterator<Item = &Hole<'q>> {
+        self.pieces.iter().filter_map(|piece| match piece {
+            Piece::Hole(hole) => Some(hole),
+            Piece::Text(_) | Piece::RawText(_) => None,
+        })
+    }
+
+    /// The template with the placeholder numbered `n` (counting from 0) replaced by `text(n)`.
+    fn assemble<'t>(&self, text: impl Fn(usize) -> &'t str) -> String {
+        let mut assembled = String::new();
+        let mut holes = 0;
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(piece) => assembled.push_str(piece),
+                Piece::RawText(piece) => assembled.push_str(&escape_string(piece, '"')),
+                Piece::Hole(_) => {
+                    assembled.push_str(text(holes));
+                    holes += 1;
+                }
+            }
+        }
+        assembled
+    }
+
+    /// What closes the brackets still open, innermost first.
+    fn closers(&self) -> String {
+        let closer = |open: u8| match open {
+            b'(' => ')',
+            b'[' => ']',
+            _ => '}',
+        };
+        self.open.iter().rev().map(|&(open, _)| closer(open)).collect()
     }
 }
 
@@ -200,13 +430,56 @@ impl<'q> Piece<'q> {
 enum State {
     Code,
     Comment,
-    InString { place: Place, start: usize },
+    InString {
+        place: Place,
+        start: usize,
+    },
+    /// In a backtick string, where a placeholder's place is the double-quoted string it is sent as.
+    InRawString {
+        role: StringRole,
+        start: usize,
+    },
 }
 
-/// Splits a query into text and placeholders, tracking PromQL strings and comments as Prometheus's own
-/// lexer does so that each placeholder knows its place.
-fn lex(query: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
-    Lexer { query, pos: 0, text_start: 0, state: State::Code, pieces: Vec::new() }.run()
+/// The last token read outside strings and comments, as far as a string after it cares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Token<'q> {
+    RegexOperator,
+    Name(&'q str),
+    Other,
+}
+
+/// An open bracket: for `(`, the function it calls (if any) and which argument the lexer is in.
+struct Frame<'q> {
+    open: u8,
+    offset: usize,
+    function: Option<&'q str>,
+    argument: usize,
+}
+
+/// Splits a query into text and placeholders, tracking PromQL strings, comments and brackets as
+/// Prometheus's own lexer does so that each placeholder knows its place. Every bracket must be closed.
+fn lex(query: &str) -> Result<Lexed<'_>, TemplateError> {
+    let lexed = scan(query)?;
+    match lexed.open.last() {
+        Some(&(open, offset)) => Err(TemplateError::UnclosedBracket { open: char::from(open), offset }),
+        None => Ok(lexed),
+    }
+}
+
+/// Like [`lex`], but leaves brackets open at the end: for a prefix of a template.
+fn scan(query: &str) -> Result<Lexed<'_>, TemplateError> {
+    Lexer {
+        query,
+        pos: 0,
+        text_start: 0,
+        state: State::Code,
+        last: Token::Other,
+        frames: Vec::new(),
+        pieces: Vec::new(),
+        token_starts: Vec::new(),
+    }
+    .run()
 }
 
 struct Lexer<'q> {
@@ -214,11 +487,14 @@ struct Lexer<'q> {
     pos: usize,
     text_start: usize,
     state: State,
+    last: Token<'q>,
+    frames: Vec<Frame<'q>>,
     pieces: Vec<Piece<'q>>,
+    token_starts: Vec<usize>,
 }
 
 impl<'q> Lexer<'q> {
-    fn run(mut self) -> Result<Vec<Piece<'q>>, TemplateError> {
+    fn run(mut self) -> Result<Lexed<'q>, TemplateError> {
         while self.pos < self.query.len() {
             if self.opens_placeholder(self.pos) {
                 self.placeholder()?;
@@ -226,11 +502,12 @@ impl<'q> Lexer<'q> {
                 self.advance()?;
             }
         }
-        if let State::InString { start, .. } = self.state {
+        if let State::InString { start, .. } | State::InRawString { start, .. } = self.state {
             return Err(TemplateError::UnterminatedString { offset: start });
         }
         self.pieces.push(Piece::Text(&self.query[self.text_start..]));
-        Ok(self.pieces)
+        let open = self.frames.iter().map(|frame| (frame.open, frame.offset)).collect();
+        Ok(Lexed { pieces: self.pieces, token_starts: self.token_starts, open })
     }
 
     fn opens_placeholder(&self, at: usize) -> bool {
@@ -238,16 +515,24 @@ impl<'q> Lexer<'q> {
     }
 
     fn placeholder(&mut self) -> Result<(), TemplateError> {
-        let (name, end) = read_placeholder(self.query, self.pos)?;
+        let offset = self.pos;
+        let (name, end) = read_placeholder(self.query, offset)?;
         let place = match self.state {
-            State::Code => Place::Bare,
-            State::Comment => {
-                return Err(TemplateError::InComment { name: name.to_owned(), offset: self.pos });
+            State::Code => {
+                self.token_starts.push(offset);
+                self.last = Token::Other;
+                Place::Bare
             }
+            State::Comment => return Err(TemplateError::InComment { name: name.to_owned(), offset }),
             State::InString { place, .. } => place,
+            State::InRawString { role, .. } => Place::Quoted { quote: '"', role },
         };
-        self.pieces.push(Piece::Text(&self.query[self.text_start..self.pos]));
-        self.pieces.push(Piece::Hole(Hole { name, place }));
+        let text = &self.query[self.text_start..offset];
+        self.pieces.push(match self.state {
+            State::InRawString { .. } => Piece::RawText(text),
+            _ => Piece::Text(text),
+        });
+        self.pieces.push(Piece::Hole(Hole { name, offset, place }));
         self.pos = end;
         self.text_start = end;
         Ok(())
@@ -255,28 +540,138 @@ impl<'q> Lexer<'q> {
 
     fn advance(&mut self) -> Result<(), TemplateError> {
         let byte = self.query.as_bytes()[self.pos];
-        self.state = match (self.state, byte) {
-            (State::Code, b'#') => State::Comment,
-            (State::Code, b'"' | b'\'') => {
-                let place = Place::Quoted { quote: char::from(byte), regex: self.after_regex_operator() };
-                State::InString { place, start: self.pos }
+        match self.state {
+            State::Code => return self.code(byte),
+            State::Comment if byte == b'\n' => self.state = State::Code,
+            State::Comment => {}
+            State::InString { place: Place::Quoted { .. }, .. } if byte == b'\\' => {
+                return self.skip_escape();
             }
-            (State::Code, b'`') => {
-                State::InString { place: Place::Raw { regex: self.after_regex_operator() }, start: self.pos }
-            }
-            (State::Comment, b'\n') => State::Code,
-            (State::InString { place: Place::Quoted { .. }, .. }, b'\\') => return self.skip_escape(),
-            (State::InString { place: Place::Quoted { .. }, start }, b'\n') => {
+            State::InString { place: Place::Quoted { .. }, start } if byte == b'\n' => {
                 return Err(TemplateError::UnterminatedString { offset: start });
             }
-            (State::InString { place: Place::Quoted { quote, .. }, .. }, _) if char::from(byte) == quote => {
-                State::Code
+            State::InString { place: Place::Quoted { quote, .. }, .. } if char::from(byte) == quote => {
+                self.state = State::Code;
             }
-            (State::InString { place: Place::Raw { .. }, .. }, b'`') => State::Code,
-            (state, _) => state,
-        };
+            State::InString { .. } => {}
+            State::InRawString { .. } if byte == b'`' => {
+                self.pieces.push(Piece::RawText(&self.query[self.text_start..self.pos]));
+                self.pieces.push(Piece::Text("\""));
+                self.text_start = self.pos + 1;
+                self.state = State::Code;
+            }
+            State::InRawString { .. } => {}
+        }
         self.pos += 1;
         Ok(())
+    }
+
+    /// Reads one token outside strings and comments, remembering what a string after it needs to know.
+    fn code(&mut self, byte: u8) -> Result<(), TemplateError> {
+        let start = self.pos;
+        let bytes = self.query.as_bytes();
+        let run = |accept: fn(u8) -> bool| start + bytes[start..].iter().take_while(|b| accept(**b)).count();
+        if byte.is_ascii_whitespace() {
+            self.pos += 1;
+            return Ok(());
+        }
+        if byte == b'#' {
+            self.state = State::Comment;
+            self.pos += 1;
+            return Ok(());
+        }
+        self.token_starts.push(start);
+        let mut end = start + 1;
+        self.last = match byte {
+            b'"' | b'\'' => {
+                let place = Place::Quoted { quote: char::from(byte), role: self.string_role() };
+                self.state = State::InString { place, start };
+                Token::Other
+            }
+            b'`' => {
+                self.raw_string(start);
+                Token::Other
+            }
+            b'(' | b'[' | b'{' => {
+                let function = match self.last {
+                    Token::Name(name) if byte == b'(' => Some(name),
+                    _ => None,
+                };
+                self.frames.push(Frame { open: byte, offset: start, function, argument: 0 });
+                Token::Other
+            }
+            b')' | b']' | b'}' => {
+                self.close(byte)?;
+                Token::Other
+            }
+            b',' => {
+                if let Some(frame) = self.frames.last_mut() {
+                    frame.argument += 1;
+                }
+                Token::Other
+            }
+            b'=' | b'!' | b'<' | b'>' | b'~' => {
+                end = run(|b| b"=!<>~".contains(&b));
+                match &self.query[start..end] {
+                    "=~" | "!~" => Token::RegexOperator,
+                    _ => Token::Other,
+                }
+            }
+            b if b.is_ascii_alphabetic() || b == b'_' || b == b':' => {
+                end = run(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':');
+                Token::Name(&self.query[start..end])
+            }
+            b if b.is_ascii_digit() || b == b'.' => {
+                end = run(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+                Token::Other
+            }
+            _ => {
+                end = start + self.query[start..].chars().next().map_or(1, char::len_utf8);
+                Token::Other
+            }
+        };
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Opens a backtick string at `start`. It is sent as the double-quoted string with the same value:
+    /// Prometheus reads a backslash in a backtick string as itself, but the parser of the second wall
+    /// reads it as an escape, and the two walls must read one and the same query. Its values need then
+    /// no rule of their own, and may hold a backtick.
+    fn raw_string(&mut self, start: usize) {
+        self.pieces.push(Piece::Text(&self.query[self.text_start..start]));
+        self.pieces.push(Piece::Text("\""));
+        self.text_start = start + 1;
+        self.state = State::InRawString { role: self.string_role(), start };
+    }
+
+    /// What a string starting here is to PromQL: a regex right after `=~` or `!~`, else whatever the
+    /// call it is an argument of makes of it. Parentheses around an argument do not change it.
+    fn string_role(&self) -> StringRole {
+        if self.last == Token::RegexOperator {
+            return StringRole::Regex;
+        }
+        let enclosing = self.frames.iter().rev().find(|frame| frame.open != b'(' || frame.function.is_some());
+        match enclosing {
+            Some(Frame { function: Some(function), argument, .. }) => argument_role(function, *argument),
+            _ => StringRole::Plain,
+        }
+    }
+
+    fn close(&mut self, close: u8) -> Result<(), TemplateError> {
+        let open = match close {
+            b')' => b'(',
+            b']' => b'[',
+            _ => b'{',
+        };
+        match self.frames.pop() {
+            Some(frame) if frame.open == open => Ok(()),
+            frame => Err(TemplateError::StrayBracket {
+                close: char::from(close),
+                offset: self.pos,
+                open: frame.map(|frame| (char::from(frame.open), frame.offset)),
+            }),
+        }
     }
 
     /// Steps over a backslash and the character it escapes. A placeholder there is refused: the
@@ -289,11 +684,6 @@ impl<'q> Lexer<'q> {
         }
         self.pos += 2;
         Ok(())
-    }
-
-    fn after_regex_operator(&self) -> bool {
-        let code = self.query[self.text_start..self.pos].trim_end();
-        code.ends_with("=~") || code.ends_with("!~")
     }
 }
 
@@ -315,7 +705,7 @@ fn resolve<'q>(hole: &Hole<'q>, arg_names: &[&str]) -> Result<Variable<'q>, Temp
         Variable::Builtin(builtin) => builtin.name == BARE_BUILTIN,
     };
     if hole.place == Place::Bare && !bare_ok {
-        return Err(TemplateError::BareBuiltin { name: hole.name.to_owned() });
+        return Err(TemplateError::BareBuiltin { name: hole.name.to_owned(), offset: hole.offset });
     }
     Ok(variable)
 }
@@ -365,17 +755,22 @@ fn arg_hint(suggestion: Option<&str>) -> String {
     suggestion.map(|name| format!("; did you mean {name:?}?")).unwrap_or_default()
 }
 
-/// Makes a value safe for its place: one string literal's content, or one bare token.
-fn escape(hole: &Hole<'_>, value: &str) -> Result<String, TemplateError> {
-    let literal = |regex: bool| if regex { escape_regex(value) } else { value.to_owned() };
+/// Makes a value safe for its place (one string literal's content, or one bare number or duration) and
+/// says what the parser must then read there.
+fn fill(hole: &Hole<'_>, value: &str) -> Result<Fill, TemplateError> {
     match hole.place {
-        Place::Bare if is_bare_token(value) => Ok(value.to_owned()),
-        Place::Bare => Err(TemplateError::BareValue { name: hole.name.to_owned(), value: value.to_owned() }),
-        Place::Quoted { quote, regex } => Ok(escape_string(&literal(regex), quote)),
-        Place::Raw { .. } if value.contains('`') => {
-            Err(TemplateError::BacktickInValue { name: hole.name.to_owned(), value: value.to_owned() })
+        Place::Bare => {
+            let bare = read_bare(value).ok_or_else(|| TemplateError::BareValue {
+                name: hole.name.to_owned(),
+                offset: hole.offset,
+                value: value.to_owned(),
+            })?;
+            Ok(Fill { text: value.to_owned(), content: Content::Bare(bare) })
         }
-        Place::Raw { regex } => Ok(literal(regex)),
+        Place::Quoted { quote, role } => {
+            let literal = role.escape(value);
+            Ok(Fill { text: escape_string(&literal, quote), content: Content::Text(literal) })
+        }
     }
 }
 
@@ -413,40 +808,59 @@ fn escape_string(value: &str, quote: char) -> String {
     escaped
 }
 
-/// A bare value must be a single PromQL token that can neither close a bracket nor join an operator.
-fn is_bare_token(value: &str) -> bool {
-    is_duration(value) || is_number(value) || is_identifier(value)
+/// Reads a bare value: one number or one duration, and no larger than [`MAX_BARE_VALUE`].
+fn read_bare(value: &str) -> Option<Bare> {
+    let bare = if is_number(value) {
+        Bare::Number(value.parse().ok()?)
+    } else {
+        Bare::Duration(read_duration(value)?)
+    };
+    (bare.as_number() <= MAX_BARE_VALUE).then_some(bare)
 }
 
-fn is_duration(value: &str) -> bool {
-    const UNITS: [&str; 7] = ["ms", "s", "m", "h", "d", "w", "y"];
-    let mut rest = value;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let after = &rest[digits..];
-        match UNITS.iter().find(|unit| after.starts_with(**unit)) {
-            Some(unit) if digits > 0 => rest = &after[unit.len()..],
-            _ => return false,
-        }
-    }
-    !value.is_empty()
-}
-
+/// Digits with an optional fraction. A leading zero is refused, since PromQL reads `010` as octal.
 fn is_number(value: &str) -> bool {
     let (whole, fraction) = value.split_once('.').unwrap_or((value, "0"));
-    is_digits(whole) && is_digits(fraction)
+    is_digits(whole) && is_digits(fraction) && (whole == "0" || !whole.starts_with('0'))
 }
 
 fn is_digits(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn is_identifier(value: &str) -> bool {
-    let mut chars = value.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+/// A PromQL duration such as `1h30m`: whole numbers of units from years down to milliseconds, each unit
+/// at most once and in that order, as Prometheus requires; not zero, which no range may be.
+fn read_duration(value: &str) -> Option<Duration> {
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 24 * 3600 * 1000),
+        ("w", 7 * 24 * 3600 * 1000),
+        ("d", 24 * 3600 * 1000),
+        ("h", 3600 * 1000),
+        ("m", 60 * 1000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let mut rest = value;
+    let mut millis: u64 = 0;
+    let mut next_unit = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let count: u32 = rest[..digits].parse().ok()?;
+        let after = &rest[digits..];
+        let (rank, &(unit, unit_millis)) = UNITS
+            .iter()
+            .enumerate()
+            .filter(|(_, (unit, _))| after.starts_with(unit))
+            .max_by_key(|(_, (unit, _))| unit.len())?;
+        if rank < next_unit {
+            return None;
+        }
+        next_unit = rank + 1;
+        millis = millis.checked_add(u64::from(count).checked_mul(unit_millis)?)?;
+        rest = &after[unit.len()..];
+    }
+    (millis > 0).then(|| Duration::from_millis(millis))
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,14 +1047,18 @@ mod tests {
     }
 
     #[test]
-    fn backtick_strings_take_values_verbatim_but_refuse_a_backtick() {
-        assert_eq!(render_arg("up{job=`{{args.v}}`}", r#"a"\b'"#).unwrap(), r#"up{job=`a"\b'`}"#);
-        assert_eq!(render_arg("up{job=~`{{args.v}}`}", "a.b").unwrap(), r"up{job=~`a\.b`}");
+    fn backtick_strings_are_sent_double_quoted() {
+        assert_eq!(render_arg("up{job=`{{args.v}}`}", r#"a"\b'"#).unwrap(), r#"up{job="a\"\\b'"}"#);
+        assert_eq!(render_arg("up{job=~`{{args.v}}`}", "a.b").unwrap(), r#"up{job=~"a\\.b"}"#);
         assert_eq!(
-            message(render_arg("up{job=`{{args.v}}`}", "x`} or vector(1) #")),
-            "{{args.v}} is inside a backtick string, so its value must not contain a backtick; \
-             got \"x`} or vector(1) #\""
+            render_arg("up{job=`{{args.v}}`}", "x`} or vector(1) #").unwrap(),
+            r#"up{job="x`} or vector(1) #"}"#
         );
+        // The template's own backslashes are literal, as Prometheus reads them; a placeholder may follow one.
+        let query = "up{job=`\\d+-\\{{args.v}}`, env=`a\nb`}";
+        assert_eq!(render_arg(query, "x").unwrap(), r#"up{job="\\d+-\\x", env="a\nb"}"#);
+        assert_eq!(render("sum(up{job=~`\\d`})", &vars()).unwrap(), r#"sum(up{job=~"\\d"})"#);
+        assert_eq!(check("up{job=`a\n{{args.v}}`}", &declared(&["v"])), Ok(()));
     }
 
     #[test]
@@ -651,17 +1069,47 @@ mod tests {
     }
 
     #[test]
-    fn bare_values_must_be_durations_numbers_or_identifiers() {
-        for value in ["5m", "1h30m", "30s", "500ms", "2d", "0.95", "42", "http_requests_total", "job:rate5m"]
-        {
+    fn bare_values_must_be_one_number_or_one_duration() {
+        for value in ["5m", "1h30m", "30s", "500ms", "2d", "1y2w", "0.95", "42", "0", "0.5"] {
             assert_eq!(render_arg("x > {{args.v}}", value).unwrap(), format!("x > {value}"));
         }
         assert_eq!(
             message(render_arg("rate(x[{{args.v}}])", "5m] or vector(1)")),
-            "{{args.v}} is used outside a string, so its value must be a duration, number or identifier; \
+            "{{args.v}} at byte 7 is outside a string, so its value must be one number (such as 42 or 0.95, \
+             no leading zero) or one duration (such as 5m or 1h30m), at most 1000000000000000 seconds; \
              got \"5m] or vector(1)\""
         );
-        for value in ["", "5m ", "-1", "1e3", "1.", "a-b", "a b", "x}", "5x", "m5m\"", "1h30"] {
+        let refused = [
+            "",
+            "5m ",
+            "-1",
+            "1e3",
+            "1.",
+            ".5",
+            "a-b",
+            "a b",
+            "x}",
+            "5x",
+            "m5m\"",
+            "1h30",
+            "Inf",
+            "NaN",
+            // Names read as metrics, such as a recording rule that always says zero.
+            "http_requests_total",
+            "job:rate5m",
+            "zero_rule",
+            // PromQL reads a leading zero as octal, and a duration's units only in order.
+            "010",
+            "30m1h",
+            "1m1m",
+            // Durations must be more than nothing; numbers and units must stay representable.
+            "0s",
+            "0m0s",
+            "100000000000000000000",
+            "5000000000s",
+            "99999999y",
+        ];
+        for value in refused {
             assert!(
                 matches!(render_arg("x > {{args.v}}", value), Err(TemplateError::BareValue { .. })),
                 "{value:?} was accepted bare"
@@ -671,12 +1119,12 @@ mod tests {
 
     #[test]
     fn names_and_revisions_must_be_quoted() {
-        let error = TemplateError::BareBuiltin { name: "canary.service".to_owned() };
+        let error = TemplateError::BareBuiltin { name: "canary.service".to_owned(), offset: 11 };
         assert_eq!(check("up{service={{canary.service}}}", &declared(&[])), Err(error.clone()));
         assert_eq!(render("up{service={{canary.service}}}", &vars()), Err(error));
         assert_eq!(
             check("up{service={{ service }}}", &declared(&[])),
-            Err(TemplateError::BareBuiltin { name: "service".to_owned() })
+            Err(TemplateError::BareBuiltin { name: "service".to_owned(), offset: 11 })
         );
         assert!(check("x[{{interval}}]", &declared(&[])).is_ok());
     }
@@ -744,6 +1192,453 @@ mod tests {
         assert_eq!(check(r#"up{a="\\{{args.v}}"}"#, &declared(&["v"])), Ok(()));
     }
 
+    #[test]
+    fn a_comment_before_a_regex_literal_does_not_hide_the_regex() {
+        let query = "up{job=~ # pick\n \"{{args.service}}\"}";
+        let everything = Vars { args: BTreeMap::from([("service".to_owned(), ".*".to_owned())]), ..vars() };
+        assert_eq!(render(query, &everything).unwrap(), "up{job=~ # pick\n \"\\\\.\\\\*\"}");
+        let query = "up{job!~ # one\n # two\n '{{args.service}}'}";
+        assert_eq!(render(query, &everything).unwrap(), "up{job!~ # one\n # two\n '\\\\.\\\\*'}");
+    }
+
+    #[test]
+    fn whitespace_and_newlines_before_a_regex_literal_keep_it_a_regex() {
+        assert_eq!(render_arg("up{job=~\n\t \"{{args.v}}\"}", "a|b").unwrap(), "up{job=~\n\t \"a\\\\|b\"}");
+        assert_eq!(render_arg("up{job=~\r\n`{{args.v}}`}", "a|b").unwrap(), "up{job=~\r\n\"a\\\\|b\"}");
+    }
+
+    #[test]
+    fn a_bare_value_cannot_name_a_metric() {
+        // With a recording rule that always says zero, this would turn a failing canary Successful.
+        let query = "(sum(rate(errors[5m])) / sum(rate(requests[5m]))) * {{args.v}}";
+        assert_eq!(
+            render_arg(query, "zero_rule"),
+            Err(TemplateError::BareValue {
+                name: "args.v".to_owned(),
+                offset: 52,
+                value: "zero_rule".to_owned()
+            })
+        );
+        assert!(render_arg(query, "100").is_ok());
+        assert_eq!(check(query, &declared(&["v"])), Ok(()));
+    }
+
+    #[test]
+    fn label_replace_takes_its_regex_argument_as_a_regex() {
+        let query = r#"label_replace(up, "dst", "$1", "src", "{{args.v}}")"#;
+        assert_eq!(render_arg(query, ".*").unwrap(), r#"label_replace(up, "dst", "$1", "src", "\\.\\*")"#);
+        let spaced = "label_replace ( up , # the source\n \"dst\", \"$1\", \"src\", ('{{args.v}}'))";
+        assert_eq!(
+            render_arg(spaced, "(a)").unwrap(),
+            "label_replace ( up , # the source\n \"dst\", \"$1\", \"src\", ('\\\\(a\\\\)'))"
+        );
+    }
+
+    #[test]
+    fn label_replace_replacement_doubles_dollars() {
+        let query = r#"label_replace(up, "dst", "v-{{args.v}}", "src", "(.*)")"#;
+        assert_eq!(render_arg(query, "$1").unwrap(), r#"label_replace(up, "dst", "v-$$1", "src", "(.*)")"#);
+        assert_eq!(
+            render_arg(query, "${name}.*").unwrap(),
+            r#"label_replace(up, "dst", "v-$${name}.*", "src", "(.*)")"#
+        );
+    }
+
+    #[test]
+    fn label_join_and_label_name_arguments_are_plain_strings() {
+        let query = r#"label_join(up, "{{args.v}}", "{{args.v}}", "a", "{{args.v}}")"#;
+        assert_eq!(render_arg(query, "$1.*").unwrap(), r#"label_join(up, "$1.*", "$1.*", "a", "$1.*")"#);
+        let query = r#"label_replace(up, "{{args.v}}", "$1", "{{args.v}}", "(.*)")"#;
+        assert_eq!(render_arg(query, "a.b").unwrap(), r#"label_replace(up, "a.b", "$1", "a.b", "(.*)")"#);
+        let query = r#"count_values("{{args.v}}", up)"#;
+        assert_eq!(render_arg(query, "$1").unwrap(), r#"count_values("$1", up)"#);
+    }
+
+    #[test]
+    fn comments_in_templates_keep_working() {
+        let query =
+            "# errors over all requests\nsum(rate(x{r=\"{{revision}}\"}[{{interval}}])) # by revision\n";
+        assert_eq!(
+            render(query, &vars()).unwrap(),
+            "# errors over all requests\nsum(rate(x{r=\"7c9f8d6b5\"}[1m])) # by revision\n"
+        );
+        assert_eq!(check(query, &declared(&[])), Ok(()));
+    }
+
+    #[test]
+    fn the_parser_refuses_placeholders_outside_one_literal() {
+        let misplaced = |offset| TemplateError::Misplaced { name: "args.v".to_owned(), offset };
+        let v = declared(&["v"]);
+        // A quoted label name is a string to the lexer but a name to PromQL.
+        assert_eq!(check(r#"up{"{{args.v}}"="x"}"#, &v), Err(misplaced(4)));
+        assert_eq!(render_arg(r#"up{"{{args.v}}"="x"}"#, "job"), Err(misplaced(4)));
+        // So is a quoted name in a grouping.
+        assert_eq!(check(r#"sum by ("{{args.v}}") (up)"#, &v), Err(misplaced(9)));
+        // A bare value glued to digits is part of another number, and an @ time is no number literal.
+        assert_eq!(check("up > 1{{args.v}}", &v), Err(misplaced(6)));
+        assert_eq!(check("up @ {{args.v}}", &v), Err(misplaced(5)));
+        // A number, or a duration wherever it lands, is fine, negated or not.
+        assert_eq!(check("up > -{{args.v}}", &v), Ok(()));
+        assert_eq!(render_arg("up > -{{args.v}}", "5").unwrap(), "up > -5");
+        assert_eq!(check("up offset -{{args.v}}", &v), Ok(()));
+        assert_eq!(check("max_over_time(up[{{args.v}}:{{interval}}])", &v), Ok(()));
+        assert_eq!(render_arg("up > {{args.v}}", "5m").unwrap(), "up > 5m");
+    }
+
+    /// A template lexed as a lexer with the comment bug would: the string after `=~` taken for a plain
+    /// string, so that the value goes unescaped.
+    fn misread_regex(query: &str) -> Lexed<'_> {
+        let open = query.find("{{").unwrap();
+        let close = query.find("}}").unwrap() + 2;
+        let place = Place::Quoted { quote: '"', role: StringRole::Plain };
+        Lexed {
+            pieces: vec![
+                Piece::Text(&query[..open]),
+                Piece::Hole(Hole { name: "args.v", offset: open, place }),
+                Piece::Text(&query[close..]),
+            ],
+            token_starts: vec![0],
+            open: vec![],
+        }
+    }
+
+    #[test]
+    fn the_parser_catches_a_regex_the_lexer_missed() {
+        let query = "up{job=~ # pick\n \"{{args.v}}\"}";
+        assert_eq!(
+            parsed::Skeleton::new(query, &misread_regex(query)).err(),
+            Some(TemplateError::RoleMismatch {
+                name: "args.v".to_owned(),
+                offset: 18,
+                lexer: StringRole::Plain,
+                parser: StringRole::Regex,
+            })
+        );
+        assert_eq!(
+            message(parsed::Skeleton::new(query, &misread_regex(query)).map(drop)),
+            "{{args.v}} at byte 18 is escaped as a plain string, but PromQL reads it as a regex; \
+             the query is refused rather than guessed at"
+        );
+    }
+
+    #[test]
+    fn the_parser_catches_a_value_that_breaks_out_of_its_literal() {
+        // A template lexed as if its string were single-quoted: a double quote in the value goes
+        // unescaped and ends the literal.
+        let query = r#"up{job="{{args.v}}"}"#;
+        let hole =
+            Hole { name: "args.v", offset: 8, place: Place::Quoted { quote: '\'', role: StringRole::Plain } };
+        let lexed = Lexed {
+            pieces: vec![Piece::Text("up{job=\""), Piece::Hole(hole), Piece::Text("\"}")],
+            token_starts: vec![0],
+            open: vec![],
+        };
+        let skeleton = parsed::Skeleton::new(query, &lexed).unwrap();
+        let hole = lexed.holes().next().unwrap();
+        let injected = fill(hole, r#"x"} or vector(1) or up{job=""#).unwrap();
+        assert_eq!(
+            skeleton.verify(&[injected]),
+            Err(TemplateError::ValueChangesQuery { name: "args.v".to_owned(), offset: 8 })
+        );
+        let unbalanced = fill(hole, r#"x"}"#).unwrap();
+        assert!(matches!(
+            skeleton.verify(&[unbalanced]),
+            Err(TemplateError::ValueUnparsable { offset: 8, .. })
+        ));
+        assert_eq!(skeleton.verify(&[fill(hole, "checkout").unwrap()]), Ok(()));
+    }
+
+    #[test]
+    fn a_placeholder_cannot_follow_an_unpaired_regex_or_replacement_escape() {
+        let v = declared(&["v"]);
+        assert_eq!(
+            message(check("up{job=~`a\\{{args.v}}`}", &v)),
+            "{{args.v}} at byte 11 follows an unpaired '\\' in a regex, which would change what the first \
+             character of its value means"
+        );
+        assert_eq!(
+            check(r#"up{job=~"a\\{{args.v}}"}"#, &v),
+            Err(TemplateError::AfterEscape {
+                name: "args.v".to_owned(),
+                offset: 12,
+                escape: '\\',
+                role: StringRole::Regex
+            })
+        );
+        assert!(matches!(
+            check(r#"label_replace(up, "d", "${{args.v}}", "s", "(.*)")"#, &v),
+            Err(TemplateError::AfterEscape { escape: '$', role: StringRole::Replacement, .. })
+        ));
+        // Paired, they stand for themselves; in a plain string a backslash before a value is its own.
+        assert_eq!(render_arg("up{job=~`a\\\\{{args.v}}`}", ".").unwrap(), r#"up{job=~"a\\\\\\."}"#);
+        assert_eq!(check(r#"label_replace(up, "d", "$${{args.v}}", "s", "(.*)")"#, &v), Ok(()));
+        assert_eq!(render_arg("up{job=`a\\{{args.v}}`}", "x").unwrap(), r#"up{job="a\\x"}"#);
+    }
+
+    #[test]
+    fn a_value_cannot_make_a_range_in_a_character_class() {
+        assert_eq!(render_arg(r#"up{job=~"[a{{args.v}}z]"}"#, "-").unwrap(), r#"up{job=~"[a\\-z]"}"#);
+    }
+
+    #[test]
+    fn a_value_can_look_like_a_sentinel() {
+        for value in ["\u{E000}0a\u{E000}", "\u{E000}0b\u{E000}", "\u{E000}1a\u{E000}\u{E000}0a\u{E000}"] {
+            assert_eq!(
+                render_arg(r#"up{job="{{args.v}}-{{args.v}}"}"#, value).unwrap(),
+                format!("up{{job=\"{value}-{value}\"}}")
+            );
+        }
+    }
+
+    #[test]
+    fn templates_that_do_not_parse_are_refused_with_where_they_stop() {
+        let none = declared(&[]);
+        let unparsable = |query: &str| match check(query, &none) {
+            Err(TemplateError::Unparsable { offset, message }) => (offset, message),
+            other => panic!("{query:?}: {other:?}"),
+        };
+        assert_eq!(unparsable(r#"up{job="a"} or"#), (12, "invalid promql query".to_owned()));
+        assert_eq!(
+            message(check(r#"up{job="a"} or"#, &none)),
+            "the query does not parse (PromQL stops reading near byte 12): invalid promql query"
+        );
+        assert_eq!(unparsable("sum(rate(x[5m])) + * 2").0, 17);
+        assert_eq!(unparsable("sum(rate(x[{{interval}}])) + * 2").0, 27);
+        assert_eq!(unparsable(r#"up{job=~"(?=x)"}"#).1, "illegal regex for (?=x)");
+        assert_eq!(unparsable("up[5m1h]").1, "not a valid duration string: 5m1h");
+        // The parser panics on a range too large for a duration; that is refused like any error.
+        assert!(unparsable("up[99999999999999999999999]").1.contains("failed on this query"));
+        assert_eq!(
+            check("sum(rate(x[5m])", &none),
+            Err(TemplateError::UnclosedBracket { open: '(', offset: 3 })
+        );
+        assert_eq!(
+            message(check("sum(rate(x[5m]}))", &none)),
+            "'}' at byte 14 does not close the '(' at byte 8"
+        );
+        assert_eq!(message(check("up)", &none)), "')' at byte 2 closes nothing");
+        assert!(matches!(
+            render(r#"up{job="a"} or"#, &vars()),
+            Err(TemplateError::Unparsable { offset: 12, .. })
+        ));
+    }
+
+    #[test]
+    fn rendered_queries_have_a_size_limit() {
+        let query = r#"up{job="{{args.v}}"}"#;
+        let at_limit = "a".repeat(MAX_QUERY_BYTES - query.len() + "{{args.v}}".len());
+        assert_eq!(render_arg(query, &at_limit).unwrap().len(), MAX_QUERY_BYTES);
+        let over = format!("{at_limit}a");
+        assert_eq!(
+            render_arg(query, &over),
+            Err(TemplateError::TooLong { length: MAX_QUERY_BYTES + 1, limit: MAX_QUERY_BYTES })
+        );
+        // Escaping counts: 100 KB of quotes would be 200 KB in the query.
+        assert!(matches!(render_arg(query, &"\"".repeat(100_000)), Err(TemplateError::TooLong { .. })));
+        let template = format!(r#"up{{job="{}"}}"#, "a".repeat(MAX_QUERY_BYTES));
+        assert!(matches!(check(&template, &declared(&[])), Err(TemplateError::TooLong { .. })));
+    }
+
+    /// A value a template may be given: anything, and things written to break PromQL.
+    fn values() -> impl Strategy<Value = String> {
+        const HOSTILE: &[&str] = &[
+            "\"} or vector(1) #",
+            "'} or vector(1) #",
+            "`} or vector(1) #",
+            ".*",
+            "x) or up",
+            "\n",
+            "\r\n",
+            "\\",
+            "\\\\",
+            "\"",
+            "'",
+            "`",
+            "$1",
+            "${1}",
+            "$$",
+            "$name",
+            "}",
+            "{",
+            "{{args.v}}",
+            "# c\n",
+            "5m] or vector(1)",
+            "zero_rule",
+            "1e3",
+            "010",
+            "-1",
+            "Inf",
+            "NaN",
+            "\u{0}\u{7f}\t",
+            "é",
+            "\\x41",
+            "\u{E000}0a\u{E000}",
+            "5m",
+            "1h30m",
+            "0.95",
+            "42",
+            "(",
+            ")",
+            "[",
+            "]",
+            "|",
+            "^",
+            "?",
+        ];
+        prop_oneof![
+            any::<String>(),
+            prop::sample::select(HOSTILE).prop_map(str::to_owned),
+            prop::collection::vec(prop::sample::select(HOSTILE), 1..5).prop_map(|pieces| pieces.concat()),
+            "[1-9][0-9]{0,5}(\\.[0-9]{1,3})?",
+            "([1-9][0-9]{0,2}(y|w|d|h|m|s|ms)){1,2}",
+        ]
+    }
+
+    /// Where a value can land, and the literal of the parsed query that must hold it.
+    #[derive(Clone, Copy, Debug)]
+    enum Slot {
+        /// The value of the matcher on `job`.
+        Matcher,
+        RegexMatcher,
+        /// The third argument of `label_replace`.
+        Replacement,
+        /// The fifth argument of `label_replace`.
+        ReplaceRegex,
+        /// The right-hand side of a binary operator.
+        Number,
+        /// The range of `rate`'s selector.
+        Range,
+    }
+
+    const SLOTS: &[(&str, Slot)] = &[
+        (r#"up{job="{{args.v}}"}"#, Slot::Matcher),
+        ("up{env!='x', job='{{args.v}}'}", Slot::Matcher),
+        ("up{job=`{{args.v}}`}", Slot::Matcher),
+        ("up{job!=\"{{args.v}}-suffix\"}", Slot::Matcher),
+        ("up{job=~ # pick one\n \"{{args.v}}\"}", Slot::RegexMatcher),
+        ("up{job!~\n\t'{{args.v}}'}", Slot::RegexMatcher),
+        ("up{job=~`{{args.v}}`}", Slot::RegexMatcher),
+        (r#"label_replace(up, "dst", "{{args.v}}", "src", "(.*)")"#, Slot::Replacement),
+        (r#"label_replace(up, "dst", "$1", "src", '{{args.v}}')"#, Slot::ReplaceRegex),
+        ("sum(rate(x[5m])) * {{args.v}}", Slot::Number),
+        ("rate(x[{{args.v}}])", Slot::Range),
+    ];
+
+    /// A literal found in a parsed query.
+    enum Literal<'e> {
+        Matcher(&'e mut promql_parser::label::Matcher),
+        Text(&'e mut String),
+        Number(&'e mut f64),
+        Duration(&'e mut std::time::Duration),
+    }
+
+    fn argument(
+        call: &mut promql_parser::parser::Call,
+        index: usize,
+    ) -> Option<&mut promql_parser::parser::Expr> {
+        call.args.args.get_mut(index).map(|argument| &mut **argument)
+    }
+
+    fn literal(expr: &mut promql_parser::parser::Expr, slot: Slot) -> Option<Literal<'_>> {
+        use promql_parser::parser::Expr;
+        match (slot, expr) {
+            (Slot::Matcher | Slot::RegexMatcher, Expr::VectorSelector(selector)) => {
+                selector.matchers.matchers.iter_mut().find(|m| m.name == "job").map(Literal::Matcher)
+            }
+            (Slot::Replacement | Slot::ReplaceRegex, Expr::Call(call)) => {
+                let index = if matches!(slot, Slot::Replacement) { 2 } else { 4 };
+                match argument(call, index)? {
+                    Expr::StringLiteral(string) => Some(Literal::Text(&mut string.val)),
+                    _ => None,
+                }
+            }
+            (Slot::Number, Expr::Binary(binary)) => match &mut *binary.rhs {
+                Expr::NumberLiteral(number) => Some(Literal::Number(&mut number.val)),
+                _ => None,
+            },
+            (Slot::Range, Expr::Call(call)) => match argument(call, 0)? {
+                Expr::MatrixSelector(matrix) => Some(Literal::Duration(&mut matrix.range)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// A regex literal from a parsed query matches the value, and only because it spells it out.
+    fn matches_literally(pattern: &str, value: &str) -> bool {
+        let anchored = regex::Regex::new(&format!("^(?:{pattern})$")).unwrap();
+        anchored.is_match(value) && decode_regex(pattern).as_deref() == Some(value)
+    }
+
+    /// The rest of a matcher's literal after its placeholder.
+    fn text_after_placeholder(template: &str) -> &str {
+        let (_, after) = template.split_once("}}").unwrap();
+        after.trim_end_matches(['"', '\'', '`', '}'])
+    }
+
+    /// How Prometheus reads a bare value where a number belongs: a decimal number, or a duration's seconds.
+    fn as_number(value: &str) -> f64 {
+        value.parse().unwrap_or_else(|_| as_duration(value).as_secs_f64())
+    }
+
+    /// How Prometheus reads a bare value where a duration belongs: its own duration syntax, or seconds.
+    fn as_duration(value: &str) -> std::time::Duration {
+        match value.parse::<f64>() {
+            Ok(seconds) => std::time::Duration::from_secs_f64(seconds),
+            Err(_) => promql_parser::util::parse_duration(value).unwrap(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_value_only_ever_fills_its_literal(slot in 0..SLOTS.len(), value in values()) {
+            let (template, slot) = SLOTS[slot];
+            let rendered = render_arg(template, &value);
+            if !matches!(slot, Slot::Number | Slot::Range) {
+                prop_assert!(rendered.is_ok(), "{:?}", rendered);
+            }
+            let Ok(rendered) = rendered else { return Ok(()) };
+            let benign = if matches!(slot, Slot::Number | Slot::Range) { "7" } else { "benign" };
+            let mut found = promql_parser::parser::parse(&rendered).unwrap();
+            let mut expected = promql_parser::parser::parse(&render_arg(template, benign).unwrap()).unwrap();
+            let holds = match (literal(&mut found, slot).unwrap(), literal(&mut expected, slot).unwrap()) {
+                (Literal::Matcher(found), Literal::Matcher(expected)) => {
+                    let holds = match slot {
+                        Slot::RegexMatcher => matches_literally(&found.value, &value),
+                        _ => found.value == format!("{value}{}", text_after_placeholder(template)),
+                    };
+                    *found = expected.clone();
+                    holds
+                }
+                (Literal::Text(found), Literal::Text(expected)) => {
+                    let holds = match slot {
+                        Slot::ReplaceRegex => matches_literally(found, &value),
+                        _ => {
+                            let mut expanded = String::new();
+                            regex::Regex::new("(.*)").unwrap().captures("group").unwrap().expand(found, &mut expanded);
+                            expanded == value
+                        }
+                    };
+                    found.clone_from(expected);
+                    holds
+                }
+                (Literal::Number(found), Literal::Number(expected)) => {
+                    let holds = *found == as_number(&value);
+                    *found = *expected;
+                    holds
+                }
+                (Literal::Duration(found), Literal::Duration(expected)) => {
+                    let holds = *found == as_duration(&value);
+                    *found = *expected;
+                    holds
+                }
+                _ => false,
+            };
+            prop_assert!(holds, "{rendered:?} does not hold {value:?} as written");
+            prop_assert_eq!(found, expected, "{:?} changed more than its literal", rendered);
+        }
+    }
+
     proptest! {
         #[test]
         fn equality_matcher_values_stay_one_literal(value in any::<String>()) {
@@ -772,7 +1667,7 @@ mod tests {
         #[test]
         fn bare_values_are_single_tokens(value in any::<String>()) {
             if let Ok(rendered) = render_arg("x[{{args.v}}]", &value) {
-                prop_assert!(value.chars().all(|c| c.is_ascii_alphanumeric() || "_:.".contains(c)));
+                prop_assert!(value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'));
                 prop_assert_eq!(rendered, format!("x[{value}]"));
             }
         }

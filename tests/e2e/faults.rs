@@ -307,8 +307,12 @@ fn proxy_host(spec: &bellwether::api::AnalysisRunSpec) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_prometheus_cannot_parse_ends_the_analysis_in_error() {
     let cluster = Cluster::start("bad-query").await;
-    let template = "error-rate-unbalanced";
-    let broken = "sum(rate(http_requests_total{namespace=\"{{rollout.namespace}}\"}[2s])";
+    let template = "error-rate-experimental";
+    // Well-formed PromQL that Prometheus cannot parse: sort_by_label is experimental, and off by default.
+    let broken = concat!(
+        r#"sort_by_label(sum by (namespace) (rate(http_requests_total{namespace="{{rollout.namespace}}"}[2s])),"#,
+        r#" "namespace")"#
+    );
     create_template(&cluster, template, telemetry().prometheus.address(), broken, 3).await;
     let controller = Controller::start(&cluster, &[]);
     let stable = deploy_stable(&cluster, steps_with_analysis(template)).await;
