@@ -394,15 +394,81 @@ fn an_alert_matches_by_rollout_and_namespace_labels_or_by_a_matcher() {
     assert!(!matches(&labels(&[("service", "payments"), ("severity", "page")]), &checkout));
 
     checkout.spec.strategy.canary.abort_on_alerts = vec![
-        AlertMatcher { match_labels: labels(&[("service", "payments"), ("severity", "page")]) },
-        AlertMatcher { match_labels: labels(&[("alertname", "CheckoutSLOBurn")]) },
+        matcher(&[("service", "payments"), ("severity", "page")]),
+        matcher(&[("alertname", "CheckoutSLOBurn")]),
     ];
-    assert!(matches(&labels(&[("service", "payments"), ("severity", "page"), ("team", "x")]), &checkout));
+    let in_shop = |pairs: &[(&str, &str)]| labels(&[pairs, &[("namespace", "shop")]].concat());
+    assert!(matches(&in_shop(&[("service", "payments"), ("severity", "page"), ("team", "x")]), &checkout));
     assert!(
-        !matches(&labels(&[("service", "payments"), ("severity", "ticket")]), &checkout),
+        !matches(&in_shop(&[("service", "payments"), ("severity", "ticket")]), &checkout),
         "every label of a matcher"
     );
-    assert!(matches(&labels(&[("alertname", "CheckoutSLOBurn")]), &checkout), "any one matcher");
+    assert!(matches(&in_shop(&[("alertname", "CheckoutSLOBurn")]), &checkout), "any one matcher");
+}
+
+fn matcher(pairs: &[(&str, &str)]) -> AlertMatcher {
+    AlertMatcher { match_labels: labels(pairs), any_namespace: false }
+}
+
+#[test]
+fn a_matcher_takes_only_alerts_about_the_rollouts_namespace() {
+    let mut checkout = rollout("checkout", RolloutPhase::Paused);
+    let api = [("service", "api"), ("severity", "page")];
+    let about = |namespace: Option<&str>| {
+        let mut alert = labels(&api);
+        alert.extend(namespace.map(|ns| ("namespace".to_string(), ns.to_string())));
+        alert
+    };
+    checkout.spec.strategy.canary.abort_on_alerts = vec![matcher(&api)];
+    assert!(!matches(&about(Some("other-team")), &checkout), "another team's alert with the same labels");
+    assert!(!matches(&about(None), &checkout), "an alert about no namespace");
+    assert!(!matches(&about(Some("")), &checkout));
+    assert!(matches(&about(Some("shop")), &checkout));
+
+    // A matcher that names a namespace is held to the Rollout's all the same.
+    checkout.spec.strategy.canary.abort_on_alerts =
+        vec![matcher(&[("service", "api"), ("namespace", "other")])];
+    assert!(!matches(&labels(&[("service", "api"), ("namespace", "other")]), &checkout));
+
+    // anyNamespace takes them all, with every label still required.
+    checkout.spec.strategy.canary.abort_on_alerts =
+        vec![AlertMatcher { any_namespace: true, ..matcher(&api) }];
+    assert!(matches(&about(Some("other-team")), &checkout));
+    assert!(matches(&about(None), &checkout));
+    assert!(!matches(&labels(&[("service", "api"), ("namespace", "shop")]), &checkout));
+
+    // The rollout and namespace labels name one Rollout, whatever its matchers say.
+    assert!(!matches(&labels(&[("rollout", "checkout"), ("namespace", "other-team")]), &checkout));
+}
+
+#[test]
+fn an_empty_matcher_matches_no_alert() {
+    // As a Rollout stored before the API server refused empty matchers reads.
+    let mut checkout = rollout("checkout", RolloutPhase::Paused);
+    checkout.spec.strategy.canary.abort_on_alerts = serde_json::from_value(json!([
+        {"matchLabels": {}},
+        {"matchLabels": {}, "anyNamespace": true},
+    ]))
+    .unwrap();
+    assert_eq!(
+        checkout.spec.strategy.canary.abort_on_alerts[1],
+        AlertMatcher { any_namespace: true, ..matcher(&[]) }
+    );
+    for alert in [
+        labels(&[]),
+        labels(&[("namespace", "shop")]),
+        labels(&[("alertname", "Anything"), ("severity", "page"), ("namespace", "shop")]),
+        labels(&[("alertname", "Anything"), ("namespace", "elsewhere")]),
+    ] {
+        assert!(!matches(&alert, &checkout), "{alert:?}");
+    }
+    let hook = parsed(webhook(vec![alert("firing", json!({"alertname": "Anything", "namespace": "shop"}))]));
+    let firing: Vec<_> = hook.alerts.iter().collect();
+    assert!(first_match(&firing, &checkout).is_none());
+    assert!(
+        matches(&labels(&[("rollout", "checkout"), ("namespace", "shop")]), &checkout),
+        "the named form still works"
+    );
 }
 
 #[test]

@@ -1,14 +1,15 @@
 //! Alert-driven aborts end to end: a real Alertmanager routes a firing alert to the controller's
 //! webhook receiver, and the canary's traffic goes back to stable. Alerts that must not abort
-//! (resolved, about another Rollout, unauthenticated, malformed, oversize, or for a Rollout with no
-//! canary in flight) change nothing, and beyond the hourly limit an alert escalates instead.
+//! (resolved, about another Rollout or another namespace, unauthenticated, malformed, oversize, or
+//! for a Rollout with no canary in flight) change nothing, and beyond the hourly limit an alert
+//! escalates instead.
 
 use crate::alertmanager_support::{Alertmanager, Receiver};
 use crate::harness::{Cluster, Controller, ROLLOUT, create, eventually};
 use crate::prometheus_support::free_port;
 use crate::rollouts::{deploy_stable, record_weights};
 use crate::webhook_sink::{Answer, Sink};
-use bellwether::api::{Rollout, RolloutPhase};
+use bellwether::api::{AlertMatcher, Rollout, RolloutPhase};
 use bellwether::controller::Config;
 use bellwether::controller::alerts::AlertAborts;
 use bellwether::controller::requests::REQUEST_PREFIX;
@@ -35,21 +36,20 @@ async fn create_token_secret(cluster: &Cluster) {
     .await;
 }
 
-/// Starts the controller with its alert receiver on a free port, and waits until the receiver
-/// listens; returns the controller with the receiver's URL.
-async fn controller_with_receiver(cluster: &Cluster) -> (Controller, String) {
+/// Starts the controller with its alert receiver on a free port, and further `flags`, and waits
+/// until the receiver listens; returns the controller with the receiver's URL.
+async fn controller_with_receiver(cluster: &Cluster, flags: &[&str]) -> (Controller, String) {
     let address = format!("127.0.0.1:{}", free_port().unwrap());
-    let controller = Controller::start(
-        cluster,
-        &[
-            "--alerts-addr",
-            &address,
-            "--alerts-auth-secret",
-            SECRET,
-            "--alerts-auth-secret-namespace",
-            &cluster.namespace,
-        ],
-    );
+    let mut all = vec![
+        "--alerts-addr",
+        &address,
+        "--alerts-auth-secret",
+        SECRET,
+        "--alerts-auth-secret-namespace",
+        &cluster.namespace,
+    ];
+    all.extend_from_slice(flags);
+    let controller = Controller::start(cluster, &all);
     eventually("the alert receiver to listen", || async {
         tokio::net::TcpStream::connect(&address).await.ok().map(drop)
     })
@@ -142,7 +142,7 @@ async fn send_request(cluster: &Cluster, id: &str, action: &str) {
 async fn a_firing_alert_through_alertmanager_aborts_a_progressing_canary() {
     let cluster = Cluster::start("alert-abort").await;
     create_token_secret(&cluster).await;
-    let (controller, url) = controller_with_receiver(&cluster).await;
+    let (controller, url) = controller_with_receiver(&cluster, &[]).await;
     let alertmanager = start_alertmanager(Receiver::bearer(&url, TOKEN)).await;
     let weights = record_weights(&cluster);
     let steps = json!([{"setWeight": 20}, {"pause": {"duration": "10m"}}]);
@@ -213,11 +213,57 @@ async fn a_firing_alert_through_alertmanager_aborts_a_progressing_canary() {
     controller.stop().await;
 }
 
+/// The count of webhooks the controller's receiver accepted, from its metrics at `metrics_addr`.
+async fn accepted_webhooks(metrics_addr: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{metrics_addr}/metrics")).await.ok()?.text().await.ok()?;
+    let line =
+        text.lines().find_map(|l| l.strip_prefix(r#"bellwether_alert_webhooks_total{result="accepted"} "#));
+    line.map_or(Ok(0.0), str::parse).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_teams_alert_with_the_same_labels_does_not_abort_the_canary() {
+    let cluster = Cluster::start("alert-namespace").await;
+    create_token_secret(&cluster).await;
+    let metrics_addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let (controller, url) = controller_with_receiver(&cluster, &["--metrics-addr", &metrics_addr]).await;
+    let alertmanager = start_alertmanager(Receiver::bearer(&url, TOKEN)).await;
+    let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+    deploy_stable(&cluster, steps.clone()).await;
+    let mut rollout = cluster.rollout("2", steps);
+    let api = [("service", "api"), ("severity", "page")];
+    rollout.spec.strategy.canary.abort_on_alerts = vec![AlertMatcher {
+        match_labels: api.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        any_namespace: false,
+    }];
+    cluster.ship(&rollout).await;
+    let paused = canary_at(&cluster, 20, RolloutPhase::Paused).await;
+
+    let other_team = json!({"service": "api", "severity": "page", "namespace": "other-team"});
+    alertmanager.post_alerts(&alert("ApiErrorBudgetBurn", other_team)).unwrap();
+    eventually("Alertmanager's webhook accepted", || async {
+        (accepted_webhooks(&metrics_addr).await? >= 1.0).then_some(())
+    })
+    .await;
+    let after = cluster.rollouts().get(ROLLOUT).await.unwrap();
+    assert_eq!(after.resource_version(), paused.resource_version(), "another team's alert wrote nothing");
+
+    // The same alert about this namespace does abort: the check above could have failed.
+    let this_team = json!({"service": "api", "severity": "page", "namespace": cluster.namespace});
+    alertmanager.post_alerts(&alert("ApiErrorBudgetBurn", this_team)).unwrap();
+    let aborted = cluster
+        .rollout_until("the alert-driven abort", |r| r.status.as_ref().is_some_and(|s| s.abort.is_some()))
+        .await;
+    let alert = aborted.status.and_then(|s| s.abort).and_then(|a| a.alert).expect("the alert in the abort");
+    assert_eq!(alert.labels["namespace"], cluster.namespace);
+    controller.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_that_must_not_abort_change_nothing() {
     let cluster = Cluster::start("alert-nothing").await;
     create_token_secret(&cluster).await;
-    let (controller, url) = controller_with_receiver(&cluster).await;
+    let (controller, url) = controller_with_receiver(&cluster, &[]).await;
     let bearer = format!("Bearer {TOKEN}");
     let steps = json!([{"setWeight": 20}, {"pause": {}}]);
     deploy_stable(&cluster, steps.clone()).await;
@@ -270,7 +316,7 @@ async fn alerts_that_must_not_abort_change_nothing() {
 async fn beyond_the_hourly_limit_an_alert_escalates_and_the_canary_carries_on() {
     let cluster = Cluster::start("alert-limit").await;
     create_token_secret(&cluster).await;
-    let (controller, url) = controller_with_receiver(&cluster).await;
+    let (controller, url) = controller_with_receiver(&cluster, &[]).await;
     let bearer = format!("Bearer {TOKEN}");
     let steps = json!([{"setWeight": 20}, {"pause": {}}]);
     deploy_stable(&cluster, steps.clone()).await;
