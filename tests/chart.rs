@@ -309,6 +309,16 @@ fn assert_only_when(file: &str, needle: &str, condition: &str) {
     }
 }
 
+/// The controller's flags with their defaults.
+fn controller_defaults() -> bellwether::cli::controller::ControllerArgs {
+    #[derive(clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: bellwether::cli::controller::ControllerArgs,
+    }
+    <Command as clap::Parser>::parse_from(["bellwether-controller"]).args
+}
+
 #[test]
 fn the_alert_receiver_is_off_by_default() {
     let alerts = &values()["alerts"];
@@ -325,6 +335,11 @@ fn the_alert_receiver_is_off_by_default() {
         Some(120),
         "the controller's --alerts-rate-limit default"
     );
+    assert_eq!(
+        alerts["unauthenticatedRateLimitPerMinute"].as_u64(),
+        Some(u64::from(controller_defaults().alerts_unauthenticated_rate_limit)),
+        "the controller's --alerts-unauthenticated-rate-limit default"
+    );
     assert_eq!(alerts["service"]["type"].as_str(), Some("ClusterIP"));
     let port = alerts["port"].as_u64().expect("alerts.port is a number");
     assert!(![8080, 8081].contains(&port), "alerts.port {port} collides with the metrics or health port");
@@ -340,6 +355,7 @@ fn the_alert_receivers_args_and_port_appear_only_when_enabled() {
         "- --alerts-insecure-no-auth\n",
         "- --alerts-max-body-bytes={{ int64 .Values.alerts.maxBodyBytes }}\n",
         "- --alerts-rate-limit={{ int64 .Values.alerts.rateLimitPerMinute }}\n",
+        "- --alerts-unauthenticated-rate-limit={{ int64 .Values.alerts.unauthenticatedRateLimitPerMinute }}\n",
     ] {
         assert_eq!(deployment.matches(arg).count(), 1, "deployment.yaml has not exactly one {arg:?}");
     }

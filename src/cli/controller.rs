@@ -75,9 +75,14 @@ pub struct ControllerArgs {
     /// The largest alert webhook body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub alerts_max_body_bytes: usize,
-    /// Alert webhook requests accepted per minute from one source address, in bursts of as many.
+    /// Authenticated alert webhook requests accepted per minute from one source address, in bursts
+    /// of as many.
     #[arg(long, value_name = "N", default_value_t = 120)]
     pub alerts_rate_limit: u32,
+    /// Alert webhook requests without valid credentials answered per minute from one source
+    /// address (401); more are refused (429). They never take from `--alerts-rate-limit`.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub alerts_unauthenticated_rate_limit: u32,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,8 +186,11 @@ pub async fn serve(
     if let Some((listener, (credentials, refresh))) = alerts {
         servers.extend(refresh.map(|refresh| tokio::spawn(refresh).abort_handle()));
         let sink = Arc::new(AlertAborts::new(client.clone(), config.clone(), metrics.clone()));
-        let limits =
-            Limits { max_body_bytes: args.alerts_max_body_bytes, per_minute: args.alerts_rate_limit };
+        let limits = Limits {
+            max_body_bytes: args.alerts_max_body_bytes,
+            per_minute: args.alerts_rate_limit,
+            unauthenticated_per_minute: args.alerts_unauthenticated_rate_limit,
+        };
         let serving = server::alerts::serve_alerts(
             listener,
             credentials,

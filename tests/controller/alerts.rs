@@ -122,7 +122,7 @@ struct Reply {
 }
 
 fn generous() -> Limits {
-    Limits { max_body_bytes: 64 * 1024, per_minute: 10_000 }
+    Limits { max_body_bytes: 64 * 1024, per_minute: 10_000, unauthenticated_per_minute: 10_000 }
 }
 
 /// One alert as Alertmanager 0.25 sends it.
@@ -279,7 +279,7 @@ async fn malformed_payloads_are_refused_whole_and_change_nothing() {
 
 #[tokio::test]
 async fn oversize_bodies_are_refused_whether_declared_or_streamed() {
-    let limits = Limits { max_body_bytes: 1024, per_minute: 10_000 };
+    let limits = Limits { max_body_bytes: 1024, ..generous() };
     let receiver = Receiver::start(Credentials::Bearer(TOKEN.into()), limits, false).await;
     let mut big = firing();
     big["commonAnnotations"]["description"] = json!("x".repeat(2000));
@@ -310,24 +310,53 @@ async fn oversize_bodies_are_refused_whether_declared_or_streamed() {
 
 #[tokio::test]
 async fn a_source_beyond_its_rate_limit_is_told_to_wait() {
-    let limits = Limits { max_body_bytes: 64 * 1024, per_minute: 3 };
+    let limits = Limits { per_minute: 3, ..generous() };
     let receiver = Receiver::start(Credentials::Bearer(TOKEN.into()), limits, false).await;
     for _ in 0..3 {
         assert_eq!(receiver.post_json(&firing()).await.status, 200);
     }
     let reply = receiver.post_json(&firing()).await;
     assert_eq!(reply.status, 429);
-    let retry_after: u64 = reply
+    assert!((1..=20).contains(&retry_after(&reply)), "{}", reply.head);
+    // A request without credentials has a budget of its own: it is still told what is wrong.
+    assert_eq!(receiver.post(None, "application/json", b"{}").await.status, 401);
+    assert_eq!(receiver.received(), 3);
+    assert_eq!(receiver.counted("rate_limited"), 1);
+}
+
+fn retry_after(reply: &Reply) -> u64 {
+    reply
         .head
         .lines()
         .find_map(|line| line.strip_prefix("retry-after: "))
         .and_then(|v| v.trim().parse().ok())
-        .expect("a Retry-After header");
-    assert!((1..=20).contains(&retry_after), "{retry_after}");
-    // Refused before the credentials are even looked at.
-    assert_eq!(receiver.post(None, "application/json", b"{}").await.status, 429);
-    assert_eq!(receiver.received(), 3);
-    assert_eq!(receiver.counted("rate_limited"), 2);
+        .expect("a Retry-After header")
+}
+
+#[tokio::test]
+async fn a_flood_without_credentials_from_an_alertmanagers_address_does_not_hold_back_its_alerts() {
+    // One source address for both, as behind an ingress or SNAT.
+    let limits = Limits { per_minute: 5, unauthenticated_per_minute: 2, ..generous() };
+    let receiver = Receiver::start(Credentials::Bearer(TOKEN.into()), limits, false).await;
+    let body = firing().to_string();
+    let mut statuses = Vec::new();
+    for authorization in [None, Some("Bearer guess")].into_iter().cycle().take(40) {
+        let reply = receiver.post(authorization, "application/json", body.as_bytes()).await;
+        if reply.status == 429 {
+            assert!((1..=30).contains(&retry_after(&reply)), "{}", reply.head);
+        }
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses[..2], [401, 401], "the first are told what is wrong");
+    assert!(statuses[2..].iter().all(|status| *status == 429), "then they are cut short: {statuses:?}");
+    assert_eq!(receiver.received(), 0);
+    for _ in 0..5 {
+        assert_eq!(receiver.post_json(&firing()).await.status, 200, "the real alerts are all taken");
+    }
+    assert_eq!(receiver.received(), 5);
+    assert_eq!(receiver.counted("unauthorized"), 40, "401 or 429, a refusal for missing credentials");
+    assert_eq!(receiver.counted("rate_limited"), 0, "no real alert was held back");
+    assert_eq!(receiver.post_json(&firing()).await.status, 429, "and real alerts have their own limit");
 }
 
 #[tokio::test]

@@ -397,7 +397,7 @@ async fn conflicts_are_retried_and_a_failing_api_server_answers_503() {
     let config = Config { namespace: Some(cluster.namespace.clone()), ..Config::default() };
     let sink = Arc::new(AlertAborts::new(cluster.client.clone(), config, Metrics::new()));
     let (_credentials, current) = watch::channel(Credentials::Disabled);
-    let limits = Limits { max_body_bytes: 1 << 20, per_minute: 1000 };
+    let limits = Limits { max_body_bytes: 1 << 20, per_minute: 1000, unauthenticated_per_minute: 1000 };
     let (_stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(serve_alerts(listener, current, limits, sink, Metrics::new(), async {
         let _ = stopped.await;
