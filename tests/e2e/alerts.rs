@@ -2,7 +2,11 @@
 //! webhook receiver, and the canary's traffic goes back to stable. Alerts that must not abort
 //! (resolved, about another Rollout or another namespace, unauthenticated, malformed, oversize, or
 //! for a Rollout with no canary in flight) change nothing, and beyond the hourly limit an alert
-//! escalates instead.
+//! escalates instead. The receiver serves HTTPS when given a certificate, and refuses to start
+//! with one it cannot use.
+
+#[path = "../support/test_ca.rs"]
+mod test_ca;
 
 use crate::alertmanager_support::{Alertmanager, Receiver};
 use crate::harness::{Cluster, Controller, ROLLOUT, create, eventually};
@@ -22,6 +26,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
+use test_ca::TestCa;
 use tokio::sync::{oneshot, watch};
 
 const TOKEN: &str = "e2e-alert-token";
@@ -54,7 +59,8 @@ async fn controller_with_receiver(cluster: &Cluster, flags: &[&str]) -> (Control
         tokio::net::TcpStream::connect(&address).await.ok().map(drop)
     })
     .await;
-    (controller, format!("http://{address}{PATH}"))
+    let scheme = if flags.contains(&"--alerts-tls-cert-file") { "https" } else { "http" };
+    (controller, format!("{scheme}://{address}{PATH}"))
 }
 
 async fn start_alertmanager(receiver: Receiver) -> Alertmanager {
@@ -103,13 +109,23 @@ fn request_annotations(rollout: &Rollout) -> Vec<String> {
 
 /// Posts `body` straight to the receiver, as Alertmanager would, with `authorization`.
 async fn post(url: &str, authorization: Option<&str>, body: String) -> (u16, String) {
-    let mut request = reqwest::Client::new().post(url).header("content-type", "application/json").body(body);
+    post_with(&reqwest::Client::new(), url, authorization, body).await.expect("the receiver answers")
+}
+
+/// Posts `body` with `client`: the status and body of the answer, or why there is none.
+async fn post_with(
+    client: &reqwest::Client,
+    url: &str,
+    authorization: Option<&str>,
+    body: String,
+) -> Result<(u16, String), reqwest::Error> {
+    let mut request = client.post(url).header("content-type", "application/json").body(body);
     if let Some(authorization) = authorization {
         request = request.header("authorization", authorization);
     }
-    let response = request.send().await.expect("the receiver answers");
+    let response = request.send().await?;
     let status = response.status().as_u16();
-    (status, response.text().await.unwrap_or_default())
+    Ok((status, response.text().await.unwrap_or_default()))
 }
 
 /// A version-4 webhook with one alert, as Alertmanager sends it.
@@ -399,7 +415,7 @@ async fn conflicts_are_retried_and_a_failing_api_server_answers_503() {
     let (_credentials, current) = watch::channel(Credentials::Disabled);
     let limits = Limits { max_body_bytes: 1 << 20, per_minute: 1000, unauthenticated_per_minute: 1000 };
     let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve_alerts(listener, current, limits, sink, Metrics::new(), async {
+    tokio::spawn(serve_alerts(listener, current, None, limits, sink, Metrics::new(), async {
         let _ = stopped.await;
     }));
     let firing = || webhook("firing", about_web(&cluster));
@@ -423,13 +439,14 @@ async fn conflicts_are_retried_and_a_failing_api_server_answers_503() {
     assert_eq!(request_annotations(&cluster.rollouts().get(ROLLOUT).await.unwrap()), sent);
 }
 
+#[derive(clap::Parser)]
+struct Command {
+    #[command(flatten)]
+    args: bellwether::cli::controller::ControllerArgs,
+}
+
 /// Runs the controller process with `flags` until it stops by itself, which it must do at once.
 async fn refused_start(cluster: &Cluster, flags: &[&str]) -> String {
-    #[derive(clap::Parser)]
-    struct Command {
-        #[command(flatten)]
-        args: bellwether::cli::controller::ControllerArgs,
-    }
     let mut argv =
         vec!["bellwether-controller", "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"];
     argv.extend_from_slice(flags);
@@ -465,4 +482,67 @@ async fn the_receiver_refuses_to_start_without_credentials() {
     assert!(error.contains("or \"username\" and \"password\" keys"), "{error}");
     let listening = tokio::net::TcpStream::connect(&addr).await;
     assert!(listening.is_err(), "nothing listens on the receiver's port after a refused start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_serves_https_and_refuses_to_start_with_unusable_tls_files() {
+    let cluster = Cluster::start("alert-tls").await;
+    create_token_secret(&cluster).await;
+    let ca = TestCa::new("Bellwether e2e CA");
+    let (cert, key) = ca.server_pair();
+    let (_, stray_key) = ca.server_pair();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (cert, key, stray_key) =
+        (write("tls.crt", &cert), write("tls.key", &key), write("stray.key", &stray_key));
+    let missing = dir.path().join("missing.crt").display().to_string();
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let ns = cluster.namespace.clone();
+    for (given, absent) in [
+        ("--alerts-tls-cert-file", "--alerts-tls-key-file"),
+        ("--alerts-tls-key-file", "--alerts-tls-cert-file"),
+    ] {
+        let argv =
+            ["bellwether-controller", "--alerts-addr", &addr, "--alerts-insecure-no-auth", given, &cert];
+        let error =
+            <Command as clap::Parser>::try_parse_from(argv).err().expect("one TLS file without the other");
+        assert!(error.to_string().contains(absent), "{error}");
+    }
+    for (cert, key, expected) in [
+        (&missing, &key, format!("cannot read {missing}")),
+        (&cert, &stray_key, format!("{stray_key} is not the key of the certificate in {cert}")),
+    ] {
+        let flags = [
+            "--alerts-addr",
+            &addr,
+            "--alerts-auth-secret",
+            SECRET,
+            "--alerts-auth-secret-namespace",
+            &ns,
+            "--alerts-tls-cert-file",
+            cert,
+            "--alerts-tls-key-file",
+            key,
+        ];
+        let error = refused_start(&cluster, &flags).await;
+        assert!(error.contains("--alerts-tls-cert-file") && error.contains(&expected), "{error}");
+        assert!(
+            tokio::net::TcpStream::connect(&addr).await.is_err(),
+            "nothing listens after a refused start"
+        );
+    }
+
+    let flags = ["--alerts-tls-cert-file", &cert, "--alerts-tls-key-file", &key];
+    let (controller, url) = controller_with_receiver(&cluster, &flags).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let body = || webhook("firing", about_web(&cluster));
+    let (status, text) = post_with(&ca.client(), &url, Some(&bearer), body()).await.expect("an HTTPS answer");
+    assert_eq!((status, text.trim()), (200, r#"{"aborting":[],"firing":1}"#));
+    let plain = url.replacen("https://", "http://", 1);
+    assert!(post_with(&reqwest::Client::new(), &plain, Some(&bearer), body()).await.is_err());
+    controller.stop().await;
 }

@@ -1,6 +1,7 @@
 //! The Alertmanager webhook receiver: `POST /v1/alerts` on its own listener.
 //!
-//! Each request passes these checks in order, and the first that fails answers it:
+//! It serves plain HTTP, or HTTPS with a certificate from files ([`TlsFiles`]). Each request
+//! passes these checks in order, and the first that fails answers it:
 //! 1. the credentials, from the headers alone: a bearer token or basic auth, unless explicitly
 //!    turned off. A request without them is answered 401, or 429 beyond the small rate limit of
 //!    unauthenticated requests from its source address;
@@ -17,10 +18,12 @@
 mod auth;
 mod payload;
 mod rate;
+mod tls;
 
 pub use auth::Credentials;
 pub use payload::{Alert, Labels, PayloadError, Status, VERSION, Webhook, parse};
 use rate::RateLimiter;
+pub use tls::{RELOAD_INTERVAL, ServerTls, TlsError, TlsFiles};
 
 use super::Metrics;
 use super::http::{self, Response, Router, TEXT, plain_text};
@@ -95,10 +98,12 @@ impl Answer {
 }
 
 /// Serves the receiver on `listener` until `shutdown` completes, with the same graceful shutdown as
-/// the other endpoints. `credentials` may change while it runs (a rotated Secret).
+/// the other endpoints: over HTTPS with `tls`, in plain HTTP without. `credentials` and the
+/// certificate may change while it runs (a rotated Secret).
 pub async fn serve_alerts(
     listener: TcpListener,
     credentials: watch::Receiver<Credentials>,
+    tls: Option<ServerTls>,
     limits: Limits,
     sink: Arc<dyn AlertSink>,
     metrics: Metrics,
@@ -120,7 +125,10 @@ pub async fn serve_alerts(
             answer.response
         }
     });
-    http::serve(listener, router, shutdown).await
+    match tls {
+        Some(ServerTls(config)) => http::serve_tls(listener, router, config, shutdown).await,
+        None => http::serve(listener, router, shutdown).await,
+    }
 }
 
 impl Receiver {
