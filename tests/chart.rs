@@ -372,6 +372,16 @@ fn assert_only_when(file: &str, needle: &str, condition: &str) {
     }
 }
 
+/// The controller's flags with their defaults.
+fn controller_defaults() -> bellwether::cli::controller::ControllerArgs {
+    #[derive(clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: bellwether::cli::controller::ControllerArgs,
+    }
+    <Command as clap::Parser>::parse_from(["bellwether-controller"]).args
+}
+
 #[test]
 fn the_alert_receiver_is_off_by_default() {
     let alerts = &values()["alerts"];
@@ -388,6 +398,12 @@ fn the_alert_receiver_is_off_by_default() {
         Some(120),
         "the controller's --alerts-rate-limit default"
     );
+    assert_eq!(
+        alerts["unauthenticatedRateLimitPerMinute"].as_u64(),
+        Some(u64::from(controller_defaults().alerts_unauthenticated_rate_limit)),
+        "the controller's --alerts-unauthenticated-rate-limit default"
+    );
+    assert_eq!(alerts["tls"]["secretName"].as_str(), Some(""), "plain HTTP unless a Secret is named");
     assert_eq!(alerts["service"]["type"].as_str(), Some("ClusterIP"));
     let port = alerts["port"].as_u64().expect("alerts.port is a number");
     assert!(![8080, 8081].contains(&port), "alerts.port {port} collides with the metrics or health port");
@@ -403,6 +419,7 @@ fn the_alert_receivers_args_and_port_appear_only_when_enabled() {
         "- --alerts-insecure-no-auth\n",
         "- --alerts-max-body-bytes={{ int64 .Values.alerts.maxBodyBytes }}\n",
         "- --alerts-rate-limit={{ int64 .Values.alerts.rateLimitPerMinute }}\n",
+        "- --alerts-unauthenticated-rate-limit={{ int64 .Values.alerts.unauthenticatedRateLimitPerMinute }}\n",
     ] {
         assert_eq!(deployment.matches(arg).count(), 1, "deployment.yaml has not exactly one {arg:?}");
     }
@@ -418,6 +435,42 @@ fn the_alert_receivers_args_and_port_appear_only_when_enabled() {
             stack.iter().any(|c| c == "not .Values.alerts.authSecret and if .Values.alerts.insecureNoAuth"),
             "--alerts-insecure-no-auth is not the else branch of alerts.authSecret: {stack:?}"
         );
+    }
+}
+
+#[test]
+fn the_alert_receivers_tls_secret_is_mounted_and_passed_only_when_set() {
+    let deployment = read(&chart().join("templates/deployment.yaml"));
+    let set = "and .Values.alerts.enabled .Values.alerts.tls.secretName";
+    let volume = "\n      volumes:\n        # Mounted as a directory, not with subPath, so that a renewed certificate reaches the pod.\n        - name: alert-receiver-tls\n          secret:\n            secretName: {{ .Values.alerts.tls.secretName }}\n";
+    assert_eq!(
+        deployment.matches(volume).count(),
+        1,
+        "no pod volume alert-receiver-tls from the Secret:\n{volume}"
+    );
+    let mount = Regex::new(
+        r"\n          volumeMounts:\n            - name: alert-receiver-tls\n              mountPath: (\S+)\n              readOnly: true\n",
+    )
+    .unwrap();
+    let found: Vec<_> = mount.captures_iter(&deployment).collect();
+    assert_eq!(found.len(), 1, "no read-only mount of alert-receiver-tls in the container");
+    let directory = &found[0][1];
+    for (flag, file) in [("--alerts-tls-cert-file", "tls.crt"), ("--alerts-tls-key-file", "tls.key")] {
+        let arg = format!("            - {flag}={directory}/{file}\n");
+        assert_eq!(deployment.matches(&arg).count(), 1, "deployment.yaml has not exactly one {arg:?}");
+        assert_only_when("deployment.yaml", flag, ".Values.alerts.tls.secretName");
+        assert_only_when("deployment.yaml", flag, ".Values.alerts.enabled");
+    }
+    // Without the Secret, no volume (nor an empty list) is rendered.
+    for needle in ["volumes:", "volumeMounts:", "alert-receiver-tls", "/etc/bellwether/alerts-tls"] {
+        for stack in conditions_around(&deployment, needle) {
+            let flags = stack.iter().any(|c| c == "if .Values.alerts.tls.secretName")
+                && stack.iter().any(|c| c == "if .Values.alerts.enabled");
+            assert!(
+                flags || stack.iter().any(|c| c == &format!("if {set}")),
+                "{needle:?} is rendered without the TLS Secret set: {stack:?}"
+            );
+        }
     }
 }
 

@@ -111,12 +111,18 @@ pub struct CanaryStrategy {
     pub max_alert_aborts_per_hour: Option<i32>,
 }
 
-/// Labels an alert must carry, each with exactly this value.
+/// Labels an alert must carry, each with exactly this value. The alert must also carry a
+/// `namespace` label naming this Rollout's namespace, unless `anyNamespace` is true.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("size(self.matchLabels) > 0").message("matchLabels must name at least one label"))]
 pub struct AlertMatcher {
     pub match_labels: BTreeMap<String, String>,
+    /// Match alerts about any namespace, and alerts without a `namespace` label: for the alerts of
+    /// something every team depends on. Off by default, so that another team's alert with the same
+    /// labels never aborts this canary.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub any_namespace: bool,
 }
 
 /// The alert behind an alert-driven abort, as Alertmanager sent it.

@@ -8,11 +8,12 @@ use crate::controller::notify::{Notifier, RetryPolicy};
 use crate::controller::secrets::{ReadableSecrets, parse_readable_secret};
 use crate::controller::{self, Config, Context};
 use crate::metrics::providers::Providers;
-use crate::server::alerts::{Credentials, Limits};
+use crate::server::alerts::{Credentials, Limits, RELOAD_INTERVAL, ServerTls, TlsError, TlsFiles};
 use crate::server::{self, Health, Metrics};
 use kube::Client;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -85,9 +86,22 @@ pub struct ControllerArgs {
     /// The largest alert webhook body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub alerts_max_body_bytes: usize,
-    /// Alert webhook requests accepted per minute from one source address, in bursts of as many.
+    /// Authenticated alert webhook requests accepted per minute from one source address, in bursts
+    /// of as many.
     #[arg(long, value_name = "N", default_value_t = 120)]
     pub alerts_rate_limit: u32,
+    /// Alert webhook requests without valid credentials answered per minute from one source
+    /// address (401); more are refused (429). They never take from `--alerts-rate-limit`.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub alerts_unauthenticated_rate_limit: u32,
+    /// Serve the receiver over HTTPS with the certificate chain in this PEM file (leaf first), with
+    /// `--alerts-tls-key-file`. Both are read at start, the controller refusing to start when they
+    /// cannot be used, and again every few seconds: a changed pair is served once it is usable.
+    #[arg(long, value_name = "FILE", requires_all = ["alerts_addr", "alerts_tls_key_file"])]
+    pub alerts_tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `--alerts-tls-cert-file`.
+    #[arg(long, value_name = "FILE", requires = "alerts_tls_cert_file")]
+    pub alerts_tls_key_file: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +134,8 @@ pub enum ControllerError {
     AlertsWithoutAuth,
     #[error("cannot start the alert receiver: {0}")]
     AlertsCredentials(String),
+    #[error("cannot start the alert receiver with --alerts-tls-cert-file and --alerts-tls-key-file: {0}")]
+    AlertsTls(#[source] TlsError),
 }
 
 /// Logs to stderr, as text for people or JSON for log pipelines; `RUST_LOG` filters (default
@@ -164,10 +180,15 @@ pub async fn serve(
     };
     let health_listener = listen("--health-addr", args.health_addr).await?;
     let metrics_listener = listen("--metrics-addr", args.metrics_addr).await?;
-    // A receiver that cannot authenticate requests must not start (unless told to take them all),
-    // and the process does not start without it: nothing runs yet that would need stopping.
+    // A receiver that cannot authenticate requests (unless told to take them all) or cannot serve
+    // its certificate must not start, and the process does not start without it: nothing runs yet
+    // that would need stopping.
     let alerts = match args.alerts_addr {
-        Some(addr) => Some((listen("--alerts-addr", addr).await?, alert_credentials(&client, args).await?)),
+        Some(addr) => {
+            let tls = alert_tls(args).map_err(ControllerError::AlertsTls)?;
+            let listener = listen("--alerts-addr", addr).await?;
+            Some((listener, tls, alert_credentials(&client, args).await?))
+        }
         None => None,
     };
     // A pass that has not beaten the heartbeat for this long means the reconcile loop is stuck.
@@ -192,14 +213,22 @@ pub async fn serve(
             .unwrap_or_else(|| client.default_namespace().to_string()),
     };
     let mut servers = vec![health_server.abort_handle(), metrics_server.abort_handle()];
-    if let Some((listener, (credentials, refresh))) = alerts {
+    if let Some((listener, tls, (credentials, refresh))) = alerts {
         servers.extend(refresh.map(|refresh| tokio::spawn(refresh).abort_handle()));
+        let tls = tls.map(|(tls, reload)| {
+            servers.push(tokio::spawn(reload).abort_handle());
+            tls
+        });
         let sink = Arc::new(AlertAborts::new(client.clone(), config.clone(), metrics.clone()));
-        let limits =
-            Limits { max_body_bytes: args.alerts_max_body_bytes, per_minute: args.alerts_rate_limit };
+        let limits = Limits {
+            max_body_bytes: args.alerts_max_body_bytes,
+            per_minute: args.alerts_rate_limit,
+            unauthenticated_per_minute: args.alerts_unauthenticated_rate_limit,
+        };
         let serving = server::alerts::serve_alerts(
             listener,
             credentials,
+            tls,
             limits,
             sink,
             metrics.clone(),
@@ -293,4 +322,15 @@ async fn alert_credentials(
         }
         (None, false) => Err(ControllerError::AlertsWithoutAuth),
     }
+}
+
+/// The alert receiver's certificate, when it serves HTTPS, and the task that reads its files again.
+fn alert_tls(
+    args: &ControllerArgs,
+) -> Result<Option<(ServerTls, impl Future<Output = ()> + use<>)>, TlsError> {
+    let (Some(cert), Some(key)) = (&args.alerts_tls_cert_file, &args.alerts_tls_key_file) else {
+        return Ok(None);
+    };
+    let files = TlsFiles { cert: cert.clone(), key: key.clone() };
+    files.load(RELOAD_INTERVAL).map(Some)
 }

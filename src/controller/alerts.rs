@@ -1,8 +1,10 @@
 //! Firing alerts become abort requests on the Rollouts they match.
 //!
 //! An alert matches a Rollout when its labels `rollout` and `namespace` name it, or when it carries
-//! every label of one of the Rollout's `abortOnAlerts` matchers. Only a canary that is Progressing
-//! or Paused, and not aborted already, is sent a request; resolved alerts do nothing.
+//! every label of one of the Rollout's `abortOnAlerts` matchers and its `namespace` label names the
+//! Rollout's namespace (any namespace, or none, for a matcher with `anyNamespace`). A matcher with
+//! no labels matches nothing. Only a canary that is Progressing or Paused, and not aborted already,
+//! is sent a request; resolved alerts do nothing.
 //!
 //! The request is the same annotation a person's `kubectl bellwether abort` writes, with the alert
 //! attached, so that the engine applies it with the same rules (and its hourly limit of
@@ -23,6 +25,7 @@ use futures::future::BoxFuture;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use tokio::sync::watch;
 
 /// Who alert-driven requests are from, in the abort and its Event.
@@ -112,17 +115,18 @@ impl AlertSink for AlertAborts {
 }
 
 /// Whether the alert with `labels` is about `rollout`.
-pub fn matches(labels: &std::collections::BTreeMap<String, String>, rollout: &Rollout) -> bool {
-    let named = labels.get("rollout").is_some_and(|n| *n == rollout.name_any())
-        && labels.get("namespace").is_some_and(|ns| Some(ns.clone()) == rollout.namespace());
+pub fn matches(labels: &BTreeMap<String, String>, rollout: &Rollout) -> bool {
+    let same_namespace =
+        labels.get("namespace").is_some_and(|ns| rollout.metadata.namespace.as_ref() == Some(ns));
+    let named = same_namespace && labels.get("rollout").is_some_and(|n| *n == rollout.name_any());
     named
-        || rollout
-            .spec
-            .strategy
-            .canary
-            .abort_on_alerts
-            .iter()
-            .any(|matcher| matcher.match_labels.iter().all(|(label, value)| labels.get(label) == Some(value)))
+        || rollout.spec.strategy.canary.abort_on_alerts.iter().any(|matcher| {
+            // An empty matcher would match every alert. The API server refuses one, but a Rollout
+            // stored before that rule (or without CEL) must not abort on any alert at all.
+            !matcher.match_labels.is_empty()
+                && (matcher.any_namespace || same_namespace)
+                && matcher.match_labels.iter().all(|(label, value)| labels.get(label) == Some(value))
+        })
 }
 
 /// The earliest firing alert (then the lowest fingerprint) that matches `rollout`: one request per

@@ -1,5 +1,5 @@
 //! The HTTP plumbing shared by Bellwether's servers: a tiny router and an accept loop with
-//! graceful shutdown, over hyper's HTTP/1 server.
+//! graceful shutdown, over hyper's HTTP/1 server, in plain text or over TLS.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,9 +18,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 
 /// A response with its whole body in memory: every endpoint here answers with a small text.
 pub(crate) type Response = hyper::Response<Full<Bytes>>;
@@ -31,6 +34,9 @@ pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 /// How long a client may take to send a request's headers. Bounds how long a stalled client can
 /// keep a connection (and so a graceful shutdown) waiting.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to complete the TLS handshake, for the same reason.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long to wait before accepting again after an error that is not about one connection (such
 /// as running out of file descriptors), so that the loop does not spin.
@@ -126,8 +132,29 @@ pub(crate) async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    accept(listener, router, None, shutdown).await
+}
+
+/// Serves `router` over TLS, as [`serve`] does in plain text. Each connection is accepted with the
+/// configuration `tls` holds when it comes in, so that a new certificate takes effect without a
+/// restart. A client that does not complete the handshake reaches no handler.
+pub(crate) async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    tls: watch::Receiver<Arc<ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    accept(listener, router, Some(tls), shutdown).await
+}
+
+async fn accept(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<watch::Receiver<Arc<ServerConfig>>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let address = listener.local_addr()?;
-    tracing::info!(%address, "serving HTTP");
+    tracing::info!(%address, tls = tls.is_some(), "serving HTTP");
     let router = Arc::new(router);
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -137,7 +164,15 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(connection(stream, peer, Arc::clone(&router), stopping.clone()));
+                    let router = Arc::clone(&router);
+                    let stopping = stopping.clone();
+                    match &tls {
+                        None => connections.spawn(connection(stream, peer, router, stopping)),
+                        Some(tls) => {
+                            let config = Arc::clone(&tls.borrow());
+                            connections.spawn(tls_connection(stream, config, peer, router, stopping))
+                        }
+                    };
                 }
                 Err(error) if is_connection_error(&error) => {
                     tracing::debug!(%address, %error, "a connection failed before it was accepted");
@@ -170,8 +205,35 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
-async fn connection(
+/// Completes the TLS handshake, then serves the connection; gives up on a client that takes too
+/// long, or when the server is stopping.
+async fn tls_connection(
     stream: TcpStream,
+    config: Arc<ServerConfig>,
+    peer: SocketAddr,
+    router: Arc<Router>,
+    stopping: watch::Receiver<bool>,
+) {
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        () = stopped(stopping.clone()) => return,
+    };
+    connection(stream, peer, router, stopping).await;
+}
+
+async fn connection(
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
     peer: SocketAddr,
     router: Arc<Router>,
     stopping: watch::Receiver<bool>,

@@ -1,17 +1,25 @@
-//! The Alertmanager webhook receiver over real HTTP on 127.0.0.1, with a sink that records what
-//! reaches it: every refused request (no or wrong credentials, a malformed or oversize body, too
-//! many requests) must reach nothing. And the pure rules that pick the Rollouts a firing alert
-//! aborts.
+//! The Alertmanager webhook receiver over real HTTP (and HTTPS) on 127.0.0.1, with a sink that
+//! records what reaches it: every refused request (no or wrong credentials, a malformed or oversize
+//! body, too many requests, plain HTTP to the HTTPS port) must reach nothing. And the pure rules
+//! that pick the Rollouts a firing alert aborts.
+
+#[path = "../support/test_ca.rs"]
+mod test_ca;
 
 use bellwether::api::{AbortStatus, AlertMatcher, Rollout, RolloutPhase, RolloutStatus};
 use bellwether::controller::alerts::{REQUESTER, abort_request, first_match, matches};
 use bellwether::server::Metrics;
-use bellwether::server::alerts::{AlertSink, Credentials, Limits, PATH, Webhook, serve_alerts};
+use bellwether::server::alerts::{
+    AlertSink, Credentials, Limits, PATH, ServerTls, TlsFiles, Webhook, serve_alerts,
+};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use test_ca::TestCa;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
@@ -51,6 +59,10 @@ struct Receiver {
 
 impl Receiver {
     async fn start(credentials: Credentials, limits: Limits, failing: bool) -> Self {
+        Self::serve(credentials, None, limits, failing).await
+    }
+
+    async fn serve(credentials: Credentials, tls: Option<ServerTls>, limits: Limits, failing: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let sink = Arc::new(Recorder { failing, ..Recorder::default() });
@@ -60,6 +72,7 @@ impl Receiver {
         tokio::spawn(serve_alerts(
             listener,
             current,
+            tls,
             limits,
             Arc::new(Sink(sink.clone())),
             metrics.clone(),
@@ -122,7 +135,7 @@ struct Reply {
 }
 
 fn generous() -> Limits {
-    Limits { max_body_bytes: 64 * 1024, per_minute: 10_000 }
+    Limits { max_body_bytes: 64 * 1024, per_minute: 10_000, unauthenticated_per_minute: 10_000 }
 }
 
 /// One alert as Alertmanager 0.25 sends it.
@@ -279,7 +292,7 @@ async fn malformed_payloads_are_refused_whole_and_change_nothing() {
 
 #[tokio::test]
 async fn oversize_bodies_are_refused_whether_declared_or_streamed() {
-    let limits = Limits { max_body_bytes: 1024, per_minute: 10_000 };
+    let limits = Limits { max_body_bytes: 1024, ..generous() };
     let receiver = Receiver::start(Credentials::Bearer(TOKEN.into()), limits, false).await;
     let mut big = firing();
     big["commonAnnotations"]["description"] = json!("x".repeat(2000));
@@ -310,24 +323,53 @@ async fn oversize_bodies_are_refused_whether_declared_or_streamed() {
 
 #[tokio::test]
 async fn a_source_beyond_its_rate_limit_is_told_to_wait() {
-    let limits = Limits { max_body_bytes: 64 * 1024, per_minute: 3 };
+    let limits = Limits { per_minute: 3, ..generous() };
     let receiver = Receiver::start(Credentials::Bearer(TOKEN.into()), limits, false).await;
     for _ in 0..3 {
         assert_eq!(receiver.post_json(&firing()).await.status, 200);
     }
     let reply = receiver.post_json(&firing()).await;
     assert_eq!(reply.status, 429);
-    let retry_after: u64 = reply
+    assert!((1..=20).contains(&retry_after(&reply)), "{}", reply.head);
+    // A request without credentials has a budget of its own: it is still told what is wrong.
+    assert_eq!(receiver.post(None, "application/json", b"{}").await.status, 401);
+    assert_eq!(receiver.received(), 3);
+    assert_eq!(receiver.counted("rate_limited"), 1);
+}
+
+fn retry_after(reply: &Reply) -> u64 {
+    reply
         .head
         .lines()
         .find_map(|line| line.strip_prefix("retry-after: "))
         .and_then(|v| v.trim().parse().ok())
-        .expect("a Retry-After header");
-    assert!((1..=20).contains(&retry_after), "{retry_after}");
-    // Refused before the credentials are even looked at.
-    assert_eq!(receiver.post(None, "application/json", b"{}").await.status, 429);
-    assert_eq!(receiver.received(), 3);
-    assert_eq!(receiver.counted("rate_limited"), 2);
+        .expect("a Retry-After header")
+}
+
+#[tokio::test]
+async fn a_flood_without_credentials_from_an_alertmanagers_address_does_not_hold_back_its_alerts() {
+    // One source address for both, as behind an ingress or SNAT.
+    let limits = Limits { per_minute: 5, unauthenticated_per_minute: 2, ..generous() };
+    let receiver = Receiver::start(Credentials::Bearer(TOKEN.into()), limits, false).await;
+    let body = firing().to_string();
+    let mut statuses = Vec::new();
+    for authorization in [None, Some("Bearer guess")].into_iter().cycle().take(40) {
+        let reply = receiver.post(authorization, "application/json", body.as_bytes()).await;
+        if reply.status == 429 {
+            assert!((1..=30).contains(&retry_after(&reply)), "{}", reply.head);
+        }
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses[..2], [401, 401], "the first are told what is wrong");
+    assert!(statuses[2..].iter().all(|status| *status == 429), "then they are cut short: {statuses:?}");
+    assert_eq!(receiver.received(), 0);
+    for _ in 0..5 {
+        assert_eq!(receiver.post_json(&firing()).await.status, 200, "the real alerts are all taken");
+    }
+    assert_eq!(receiver.received(), 5);
+    assert_eq!(receiver.counted("unauthorized"), 40, "401 or 429, a refusal for missing credentials");
+    assert_eq!(receiver.counted("rate_limited"), 0, "no real alert was held back");
+    assert_eq!(receiver.post_json(&firing()).await.status, 429, "and real alerts have their own limit");
 }
 
 #[tokio::test]
@@ -394,15 +436,81 @@ fn an_alert_matches_by_rollout_and_namespace_labels_or_by_a_matcher() {
     assert!(!matches(&labels(&[("service", "payments"), ("severity", "page")]), &checkout));
 
     checkout.spec.strategy.canary.abort_on_alerts = vec![
-        AlertMatcher { match_labels: labels(&[("service", "payments"), ("severity", "page")]) },
-        AlertMatcher { match_labels: labels(&[("alertname", "CheckoutSLOBurn")]) },
+        matcher(&[("service", "payments"), ("severity", "page")]),
+        matcher(&[("alertname", "CheckoutSLOBurn")]),
     ];
-    assert!(matches(&labels(&[("service", "payments"), ("severity", "page"), ("team", "x")]), &checkout));
+    let in_shop = |pairs: &[(&str, &str)]| labels(&[pairs, &[("namespace", "shop")]].concat());
+    assert!(matches(&in_shop(&[("service", "payments"), ("severity", "page"), ("team", "x")]), &checkout));
     assert!(
-        !matches(&labels(&[("service", "payments"), ("severity", "ticket")]), &checkout),
+        !matches(&in_shop(&[("service", "payments"), ("severity", "ticket")]), &checkout),
         "every label of a matcher"
     );
-    assert!(matches(&labels(&[("alertname", "CheckoutSLOBurn")]), &checkout), "any one matcher");
+    assert!(matches(&in_shop(&[("alertname", "CheckoutSLOBurn")]), &checkout), "any one matcher");
+}
+
+fn matcher(pairs: &[(&str, &str)]) -> AlertMatcher {
+    AlertMatcher { match_labels: labels(pairs), any_namespace: false }
+}
+
+#[test]
+fn a_matcher_takes_only_alerts_about_the_rollouts_namespace() {
+    let mut checkout = rollout("checkout", RolloutPhase::Paused);
+    let api = [("service", "api"), ("severity", "page")];
+    let about = |namespace: Option<&str>| {
+        let mut alert = labels(&api);
+        alert.extend(namespace.map(|ns| ("namespace".to_string(), ns.to_string())));
+        alert
+    };
+    checkout.spec.strategy.canary.abort_on_alerts = vec![matcher(&api)];
+    assert!(!matches(&about(Some("other-team")), &checkout), "another team's alert with the same labels");
+    assert!(!matches(&about(None), &checkout), "an alert about no namespace");
+    assert!(!matches(&about(Some("")), &checkout));
+    assert!(matches(&about(Some("shop")), &checkout));
+
+    // A matcher that names a namespace is held to the Rollout's all the same.
+    checkout.spec.strategy.canary.abort_on_alerts =
+        vec![matcher(&[("service", "api"), ("namespace", "other")])];
+    assert!(!matches(&labels(&[("service", "api"), ("namespace", "other")]), &checkout));
+
+    // anyNamespace takes them all, with every label still required.
+    checkout.spec.strategy.canary.abort_on_alerts =
+        vec![AlertMatcher { any_namespace: true, ..matcher(&api) }];
+    assert!(matches(&about(Some("other-team")), &checkout));
+    assert!(matches(&about(None), &checkout));
+    assert!(!matches(&labels(&[("service", "api"), ("namespace", "shop")]), &checkout));
+
+    // The rollout and namespace labels name one Rollout, whatever its matchers say.
+    assert!(!matches(&labels(&[("rollout", "checkout"), ("namespace", "other-team")]), &checkout));
+}
+
+#[test]
+fn an_empty_matcher_matches_no_alert() {
+    // As a Rollout stored before the API server refused empty matchers reads.
+    let mut checkout = rollout("checkout", RolloutPhase::Paused);
+    checkout.spec.strategy.canary.abort_on_alerts = serde_json::from_value(json!([
+        {"matchLabels": {}},
+        {"matchLabels": {}, "anyNamespace": true},
+    ]))
+    .unwrap();
+    assert_eq!(
+        checkout.spec.strategy.canary.abort_on_alerts[1],
+        AlertMatcher { any_namespace: true, ..matcher(&[]) }
+    );
+    for alert in [
+        labels(&[]),
+        labels(&[("namespace", "shop")]),
+        labels(&[("alertname", "Anything"), ("severity", "page"), ("namespace", "shop")]),
+        labels(&[("alertname", "Anything"), ("namespace", "elsewhere")]),
+    ] {
+        assert!(!matches(&alert, &checkout), "{alert:?}");
+    }
+    let hook = parsed(webhook(vec![alert("firing", json!({"alertname": "Anything", "namespace": "shop"}))]));
+    let firing: Vec<_> = hook.alerts.iter().collect();
+    assert!(first_match(&firing, &checkout).is_none());
+    assert!(
+        matches(&labels(&[("rollout", "checkout"), ("namespace", "shop")]), &checkout),
+        "the named form still works"
+    );
 }
 
 #[test]
@@ -460,4 +568,177 @@ fn only_a_progressing_or_paused_canary_is_sent_a_request() {
     let mut fresh = rollout("checkout", RolloutPhase::Progressing);
     fresh.status = None;
     assert!(abort_request(alert, &fresh).is_none());
+}
+
+// ----- HTTPS -----
+
+/// How often the HTTPS tests' receivers read their certificate files again.
+const RELOAD: Duration = Duration::from_millis(100);
+
+/// A directory laid out as Kubernetes lays out a Secret volume: `tls.crt` and `tls.key` are
+/// symlinks into `..data`, a symlink to the current version's directory that an update swaps in one
+/// rename. The paths the receiver is given never change; what they resolve to does.
+struct SecretVolume {
+    dir: tempfile::TempDir,
+    versions: usize,
+}
+
+impl SecretVolume {
+    fn new(cert: &str, key: &str) -> Self {
+        let mut volume = Self { dir: tempfile::tempdir().unwrap(), versions: 0 };
+        volume.update(cert, key);
+        for name in ["tls.crt", "tls.key"] {
+            std::os::unix::fs::symlink(Path::new("..data").join(name), volume.dir.path().join(name)).unwrap();
+        }
+        volume
+    }
+
+    fn files(&self) -> TlsFiles {
+        TlsFiles { cert: self.dir.path().join("tls.crt"), key: self.dir.path().join("tls.key") }
+    }
+
+    fn update(&mut self, cert: &str, key: &str) {
+        self.versions += 1;
+        let version = format!("..v{}", self.versions);
+        let dir = self.dir.path();
+        std::fs::create_dir(dir.join(&version)).unwrap();
+        std::fs::write(dir.join(&version).join("tls.crt"), cert).unwrap();
+        std::fs::write(dir.join(&version).join("tls.key"), key).unwrap();
+        std::os::unix::fs::symlink(&version, dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    }
+}
+
+async fn https_receiver(files: TlsFiles) -> Receiver {
+    let (tls, reload) = files.load(RELOAD).map_err(|e| e.to_string()).unwrap();
+    tokio::spawn(reload);
+    Receiver::serve(Credentials::Bearer(TOKEN.into()), Some(tls), generous(), false).await
+}
+
+/// Posts a firing alert with the right token to `url`; the status, or why there is none.
+async fn post_with(client: &reqwest::Client, url: &str) -> Result<u16, String> {
+    let request = client
+        .post(url)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(firing().to_string());
+    request.send().await.map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}"))
+}
+
+async fn post_https(client: &reqwest::Client, receiver: &Receiver) -> Result<u16, String> {
+    post_with(client, &format!("https://{}{PATH}", receiver.address)).await
+}
+
+/// Polls `check` until it holds, for at most 10 s.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn over_https_an_alert_is_accepted_and_plain_http_is_refused() {
+    let ca = TestCa::new("Bellwether test CA");
+    let (cert, key) = ca.server_pair();
+    let volume = SecretVolume::new(&cert, &key);
+    let receiver = https_receiver(volume.files()).await;
+    assert_eq!(post_https(&ca.client(), &receiver).await, Ok(200));
+    assert_eq!(receiver.received(), 1);
+
+    let plain = post_with(&reqwest::Client::new(), &format!("http://{}{PATH}", receiver.address)).await;
+    assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
+    let reply = receiver.post(Some(&format!("Bearer {TOKEN}")), "application/json", b"{}").await;
+    assert!(!reply.head.starts_with("http/"), "plain HTTP was answered in HTTP: {:?}", reply.head);
+    let untrusted = post_https(&TestCa::new("another CA").client(), &receiver).await;
+    assert!(untrusted.is_err_and(|e| e.contains("UnknownIssuer")), "the client checks the certificate");
+    assert_eq!(receiver.received(), 1, "nothing else reached the sink");
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_after_reload_and_a_bad_one_never_is() {
+    let (old_ca, new_ca) = (TestCa::new("old CA"), TestCa::new("new CA"));
+    let (cert, key) = old_ca.server_pair();
+    let mut volume = SecretVolume::new(&cert, &key);
+    let receiver = https_receiver(volume.files()).await;
+    assert_eq!(post_https(&old_ca.client(), &receiver).await, Ok(200));
+    assert!(post_https(&new_ca.client(), &receiver).await.is_err());
+
+    let (cert, key) = new_ca.server_pair();
+    volume.update(&cert, &key);
+    until("the renewed certificate", || async { post_https(&new_ca.client(), &receiver).await == Ok(200) })
+        .await;
+    assert!(post_https(&old_ca.client(), &receiver).await.is_err(), "the old certificate is not served");
+
+    let (next_cert, next_key) = old_ca.server_pair();
+    let (_, stray_key) = old_ca.server_pair();
+    let bad = [
+        ("the key of another certificate", next_cert.clone(), stray_key),
+        ("a truncated certificate", next_cert[..next_cert.len() / 2].to_string(), next_key.clone()),
+        ("an empty key", next_cert.clone(), String::new()),
+        ("no certificate", String::new(), next_key.clone()),
+    ];
+    for (what, cert, key) in bad {
+        volume.update(&cert, &key);
+        tokio::time::sleep(RELOAD * 5).await;
+        assert_eq!(
+            post_https(&new_ca.client(), &receiver).await,
+            Ok(200),
+            "{what}: the last good pair is served"
+        );
+    }
+    // The files are still read after failures: a good pair is taken again.
+    volume.update(&next_cert, &next_key);
+    until("the next good certificate", || async { post_https(&old_ca.client(), &receiver).await == Ok(200) })
+        .await;
+}
+
+#[test]
+fn unusable_tls_files_are_refused_naming_the_file_at_fault() {
+    let ca = TestCa::new("Bellwether test CA");
+    let (cert, key) = ca.server_pair();
+    let (_, stray_key) = ca.server_pair();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (good_cert, good_key) = (write("tls.crt", &cert), write("tls.key", &key));
+    let missing = dir.path().join("missing.pem");
+    let show = |path: &Path| path.display().to_string();
+    let cases = [
+        (missing.clone(), good_key.clone(), format!("cannot read {}", show(&missing))),
+        (good_cert.clone(), missing.clone(), format!("cannot read {}", show(&missing))),
+        (dir.path().to_path_buf(), good_key.clone(), format!("cannot read {}", show(dir.path()))),
+        (write("empty.crt", ""), good_key.clone(), "empty.crt holds no PEM certificate".into()),
+        (
+            write("huge.crt", &cert.repeat((1 << 20) / cert.len() + 1)),
+            good_key.clone(),
+            "huge.crt is larger than 1048576 bytes".into(),
+        ),
+        (write("key.crt", &key), good_key.clone(), "key.crt holds no PEM certificate".into()),
+        (
+            write("cut.crt", &cert[..cert.len() / 2]),
+            good_key.clone(),
+            "cut.crt holds a malformed PEM certificate".into(),
+        ),
+        (good_cert.clone(), write("cert.key", &cert), "cert.key holds no PEM private key".into()),
+        (
+            good_cert.clone(),
+            write("stray.key", &stray_key),
+            format!("stray.key is not the key of the certificate in {}", show(&good_cert)),
+        ),
+        (
+            good_cert.clone(),
+            write("zeros.key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+            format!("cannot serve the certificate in {} with the key in", show(&good_cert)),
+        ),
+    ];
+    for (cert, key, expected) in cases {
+        let refused = TlsFiles { cert, key }.load(RELOAD).err().expect("an unusable pair is refused");
+        assert!(refused.to_string().contains(&expected), "{refused} does not say {expected:?}");
+    }
+    assert!(TlsFiles { cert: good_cert, key: good_key }.load(RELOAD).is_ok());
 }

@@ -1,14 +1,19 @@
 //! Alert-driven aborts end to end: a real Alertmanager routes a firing alert to the controller's
 //! webhook receiver, and the canary's traffic goes back to stable. Alerts that must not abort
-//! (resolved, about another Rollout, unauthenticated, malformed, oversize, or for a Rollout with no
-//! canary in flight) change nothing, and beyond the hourly limit an alert escalates instead.
+//! (resolved, about another Rollout or another namespace, unauthenticated, malformed, oversize, or
+//! for a Rollout with no canary in flight) change nothing, and beyond the hourly limit an alert
+//! escalates instead. The receiver serves HTTPS when given a certificate, and refuses to start
+//! with one it cannot use.
+
+#[path = "../support/test_ca.rs"]
+mod test_ca;
 
 use crate::alertmanager_support::{Alertmanager, Receiver};
 use crate::harness::{Cluster, Controller, ROLLOUT, create, eventually};
 use crate::prometheus_support::free_port;
 use crate::rollouts::{deploy_stable, record_weights};
 use crate::webhook_sink::{Answer, Sink};
-use bellwether::api::{Rollout, RolloutPhase};
+use bellwether::api::{AlertMatcher, Rollout, RolloutPhase};
 use bellwether::controller::Config;
 use bellwether::controller::alerts::AlertAborts;
 use bellwether::controller::requests::REQUEST_PREFIX;
@@ -21,6 +26,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
+use test_ca::TestCa;
 use tokio::sync::{oneshot, watch};
 
 const TOKEN: &str = "e2e-alert-token";
@@ -35,26 +41,26 @@ async fn create_token_secret(cluster: &Cluster) {
     .await;
 }
 
-/// Starts the controller with its alert receiver on a free port, and waits until the receiver
-/// listens; returns the controller with the receiver's URL.
-async fn controller_with_receiver(cluster: &Cluster) -> (Controller, String) {
+/// Starts the controller with its alert receiver on a free port, and further `flags`, and waits
+/// until the receiver listens; returns the controller with the receiver's URL.
+async fn controller_with_receiver(cluster: &Cluster, flags: &[&str]) -> (Controller, String) {
     let address = format!("127.0.0.1:{}", free_port().unwrap());
-    let controller = Controller::start(
-        cluster,
-        &[
-            "--alerts-addr",
-            &address,
-            "--alerts-auth-secret",
-            SECRET,
-            "--alerts-auth-secret-namespace",
-            &cluster.namespace,
-        ],
-    );
+    let mut all = vec![
+        "--alerts-addr",
+        &address,
+        "--alerts-auth-secret",
+        SECRET,
+        "--alerts-auth-secret-namespace",
+        &cluster.namespace,
+    ];
+    all.extend_from_slice(flags);
+    let controller = Controller::start(cluster, &all);
     eventually("the alert receiver to listen", || async {
         tokio::net::TcpStream::connect(&address).await.ok().map(drop)
     })
     .await;
-    (controller, format!("http://{address}{PATH}"))
+    let scheme = if flags.contains(&"--alerts-tls-cert-file") { "https" } else { "http" };
+    (controller, format!("{scheme}://{address}{PATH}"))
 }
 
 async fn start_alertmanager(receiver: Receiver) -> Alertmanager {
@@ -103,13 +109,23 @@ fn request_annotations(rollout: &Rollout) -> Vec<String> {
 
 /// Posts `body` straight to the receiver, as Alertmanager would, with `authorization`.
 async fn post(url: &str, authorization: Option<&str>, body: String) -> (u16, String) {
-    let mut request = reqwest::Client::new().post(url).header("content-type", "application/json").body(body);
+    post_with(&reqwest::Client::new(), url, authorization, body).await.expect("the receiver answers")
+}
+
+/// Posts `body` with `client`: the status and body of the answer, or why there is none.
+async fn post_with(
+    client: &reqwest::Client,
+    url: &str,
+    authorization: Option<&str>,
+    body: String,
+) -> Result<(u16, String), reqwest::Error> {
+    let mut request = client.post(url).header("content-type", "application/json").body(body);
     if let Some(authorization) = authorization {
         request = request.header("authorization", authorization);
     }
-    let response = request.send().await.expect("the receiver answers");
+    let response = request.send().await?;
     let status = response.status().as_u16();
-    (status, response.text().await.unwrap_or_default())
+    Ok((status, response.text().await.unwrap_or_default()))
 }
 
 /// A version-4 webhook with one alert, as Alertmanager sends it.
@@ -142,7 +158,7 @@ async fn send_request(cluster: &Cluster, id: &str, action: &str) {
 async fn a_firing_alert_through_alertmanager_aborts_a_progressing_canary() {
     let cluster = Cluster::start("alert-abort").await;
     create_token_secret(&cluster).await;
-    let (controller, url) = controller_with_receiver(&cluster).await;
+    let (controller, url) = controller_with_receiver(&cluster, &[]).await;
     let alertmanager = start_alertmanager(Receiver::bearer(&url, TOKEN)).await;
     let weights = record_weights(&cluster);
     let steps = json!([{"setWeight": 20}, {"pause": {"duration": "10m"}}]);
@@ -213,11 +229,57 @@ async fn a_firing_alert_through_alertmanager_aborts_a_progressing_canary() {
     controller.stop().await;
 }
 
+/// The count of webhooks the controller's receiver accepted, from its metrics at `metrics_addr`.
+async fn accepted_webhooks(metrics_addr: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{metrics_addr}/metrics")).await.ok()?.text().await.ok()?;
+    let line =
+        text.lines().find_map(|l| l.strip_prefix(r#"bellwether_alert_webhooks_total{result="accepted"} "#));
+    line.map_or(Ok(0.0), str::parse).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_teams_alert_with_the_same_labels_does_not_abort_the_canary() {
+    let cluster = Cluster::start("alert-namespace").await;
+    create_token_secret(&cluster).await;
+    let metrics_addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let (controller, url) = controller_with_receiver(&cluster, &["--metrics-addr", &metrics_addr]).await;
+    let alertmanager = start_alertmanager(Receiver::bearer(&url, TOKEN)).await;
+    let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+    deploy_stable(&cluster, steps.clone()).await;
+    let mut rollout = cluster.rollout("2", steps);
+    let api = [("service", "api"), ("severity", "page")];
+    rollout.spec.strategy.canary.abort_on_alerts = vec![AlertMatcher {
+        match_labels: api.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        any_namespace: false,
+    }];
+    cluster.ship(&rollout).await;
+    let paused = canary_at(&cluster, 20, RolloutPhase::Paused).await;
+
+    let other_team = json!({"service": "api", "severity": "page", "namespace": "other-team"});
+    alertmanager.post_alerts(&alert("ApiErrorBudgetBurn", other_team)).unwrap();
+    eventually("Alertmanager's webhook accepted", || async {
+        (accepted_webhooks(&metrics_addr).await? >= 1.0).then_some(())
+    })
+    .await;
+    let after = cluster.rollouts().get(ROLLOUT).await.unwrap();
+    assert_eq!(after.resource_version(), paused.resource_version(), "another team's alert wrote nothing");
+
+    // The same alert about this namespace does abort: the check above could have failed.
+    let this_team = json!({"service": "api", "severity": "page", "namespace": cluster.namespace});
+    alertmanager.post_alerts(&alert("ApiErrorBudgetBurn", this_team)).unwrap();
+    let aborted = cluster
+        .rollout_until("the alert-driven abort", |r| r.status.as_ref().is_some_and(|s| s.abort.is_some()))
+        .await;
+    let alert = aborted.status.and_then(|s| s.abort).and_then(|a| a.alert).expect("the alert in the abort");
+    assert_eq!(alert.labels["namespace"], cluster.namespace);
+    controller.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_that_must_not_abort_change_nothing() {
     let cluster = Cluster::start("alert-nothing").await;
     create_token_secret(&cluster).await;
-    let (controller, url) = controller_with_receiver(&cluster).await;
+    let (controller, url) = controller_with_receiver(&cluster, &[]).await;
     let bearer = format!("Bearer {TOKEN}");
     let steps = json!([{"setWeight": 20}, {"pause": {}}]);
     deploy_stable(&cluster, steps.clone()).await;
@@ -270,7 +332,7 @@ async fn alerts_that_must_not_abort_change_nothing() {
 async fn beyond_the_hourly_limit_an_alert_escalates_and_the_canary_carries_on() {
     let cluster = Cluster::start("alert-limit").await;
     create_token_secret(&cluster).await;
-    let (controller, url) = controller_with_receiver(&cluster).await;
+    let (controller, url) = controller_with_receiver(&cluster, &[]).await;
     let bearer = format!("Bearer {TOKEN}");
     let steps = json!([{"setWeight": 20}, {"pause": {}}]);
     deploy_stable(&cluster, steps.clone()).await;
@@ -351,9 +413,9 @@ async fn conflicts_are_retried_and_a_failing_api_server_answers_503() {
     let config = Config { namespace: Some(cluster.namespace.clone()), ..Config::default() };
     let sink = Arc::new(AlertAborts::new(cluster.client.clone(), config, Metrics::new()));
     let (_credentials, current) = watch::channel(Credentials::Disabled);
-    let limits = Limits { max_body_bytes: 1 << 20, per_minute: 1000 };
+    let limits = Limits { max_body_bytes: 1 << 20, per_minute: 1000, unauthenticated_per_minute: 1000 };
     let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve_alerts(listener, current, limits, sink, Metrics::new(), async {
+    tokio::spawn(serve_alerts(listener, current, None, limits, sink, Metrics::new(), async {
         let _ = stopped.await;
     }));
     let firing = || webhook("firing", about_web(&cluster));
@@ -377,13 +439,14 @@ async fn conflicts_are_retried_and_a_failing_api_server_answers_503() {
     assert_eq!(request_annotations(&cluster.rollouts().get(ROLLOUT).await.unwrap()), sent);
 }
 
+#[derive(clap::Parser)]
+struct Command {
+    #[command(flatten)]
+    args: bellwether::cli::controller::ControllerArgs,
+}
+
 /// Runs the controller process with `flags` until it stops by itself, which it must do at once.
 async fn refused_start(cluster: &Cluster, flags: &[&str]) -> String {
-    #[derive(clap::Parser)]
-    struct Command {
-        #[command(flatten)]
-        args: bellwether::cli::controller::ControllerArgs,
-    }
     let mut argv =
         vec!["bellwether-controller", "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"];
     argv.extend_from_slice(flags);
@@ -419,4 +482,67 @@ async fn the_receiver_refuses_to_start_without_credentials() {
     assert!(error.contains("or \"username\" and \"password\" keys"), "{error}");
     let listening = tokio::net::TcpStream::connect(&addr).await;
     assert!(listening.is_err(), "nothing listens on the receiver's port after a refused start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_serves_https_and_refuses_to_start_with_unusable_tls_files() {
+    let cluster = Cluster::start("alert-tls").await;
+    create_token_secret(&cluster).await;
+    let ca = TestCa::new("Bellwether e2e CA");
+    let (cert, key) = ca.server_pair();
+    let (_, stray_key) = ca.server_pair();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (cert, key, stray_key) =
+        (write("tls.crt", &cert), write("tls.key", &key), write("stray.key", &stray_key));
+    let missing = dir.path().join("missing.crt").display().to_string();
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let ns = cluster.namespace.clone();
+    for (given, absent) in [
+        ("--alerts-tls-cert-file", "--alerts-tls-key-file"),
+        ("--alerts-tls-key-file", "--alerts-tls-cert-file"),
+    ] {
+        let argv =
+            ["bellwether-controller", "--alerts-addr", &addr, "--alerts-insecure-no-auth", given, &cert];
+        let error =
+            <Command as clap::Parser>::try_parse_from(argv).err().expect("one TLS file without the other");
+        assert!(error.to_string().contains(absent), "{error}");
+    }
+    for (cert, key, expected) in [
+        (&missing, &key, format!("cannot read {missing}")),
+        (&cert, &stray_key, format!("{stray_key} is not the key of the certificate in {cert}")),
+    ] {
+        let flags = [
+            "--alerts-addr",
+            &addr,
+            "--alerts-auth-secret",
+            SECRET,
+            "--alerts-auth-secret-namespace",
+            &ns,
+            "--alerts-tls-cert-file",
+            cert,
+            "--alerts-tls-key-file",
+            key,
+        ];
+        let error = refused_start(&cluster, &flags).await;
+        assert!(error.contains("--alerts-tls-cert-file") && error.contains(&expected), "{error}");
+        assert!(
+            tokio::net::TcpStream::connect(&addr).await.is_err(),
+            "nothing listens after a refused start"
+        );
+    }
+
+    let flags = ["--alerts-tls-cert-file", &cert, "--alerts-tls-key-file", &key];
+    let (controller, url) = controller_with_receiver(&cluster, &flags).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let body = || webhook("firing", about_web(&cluster));
+    let (status, text) = post_with(&ca.client(), &url, Some(&bearer), body()).await.expect("an HTTPS answer");
+    assert_eq!((status, text.trim()), (200, r#"{"aborting":[],"firing":1}"#));
+    let plain = url.replacen("https://", "http://", 1);
+    assert!(post_with(&reqwest::Client::new(), &plain, Some(&bearer), body()).await.is_err());
+    controller.stop().await;
 }

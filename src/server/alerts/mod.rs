@@ -1,8 +1,13 @@
 //! The Alertmanager webhook receiver: `POST /v1/alerts` on its own listener.
 //!
-//! Each request passes these checks in order, and the first that fails answers it:
-//! 1. the rate limit of its source address (429, with `Retry-After`);
-//! 2. the credentials (401): a bearer token or basic auth, unless explicitly turned off;
+//! It serves plain HTTP, or HTTPS with a certificate from files ([`TlsFiles`]). Each request
+//! passes these checks in order, and the first that fails answers it:
+//! 1. the credentials, from the headers alone: a bearer token or basic auth, unless explicitly
+//!    turned off. A request without them is answered 401, or 429 beyond the small rate limit of
+//!    unauthenticated requests from its source address;
+//! 2. the rate limit of authenticated requests from its source address (429, with `Retry-After`).
+//!    Requests without credentials never take from it, so a flood of them from an address that a
+//!    real Alertmanager shares (an ingress, SNAT) cannot hold back its alerts;
 //! 3. the content type (415) and the size of the body (413), read only after authentication;
 //! 4. the payload, parsed strictly (400).
 //!
@@ -13,10 +18,12 @@
 mod auth;
 mod payload;
 mod rate;
+mod tls;
 
 pub use auth::Credentials;
 pub use payload::{Alert, Labels, PayloadError, Status, VERSION, Webhook, parse};
 use rate::RateLimiter;
+pub use tls::{RELOAD_INTERVAL, ServerTls, TlsError, TlsFiles};
 
 use super::Metrics;
 use super::http::{self, Response, Router, TEXT, plain_text};
@@ -52,14 +59,18 @@ pub trait AlertSink: Send + Sync + 'static {
 pub struct Limits {
     /// The largest body read; larger requests are refused unread.
     pub max_body_bytes: usize,
-    /// Requests a minute from one source address, in bursts of as many.
+    /// Authenticated requests a minute from one source address, in bursts of as many.
     pub per_minute: u32,
+    /// Requests without valid credentials a minute from one source address, in bursts of as many:
+    /// a budget of their own, so that they never take from `per_minute`.
+    pub unauthenticated_per_minute: u32,
 }
 
 struct Receiver {
     credentials: watch::Receiver<Credentials>,
     limits: Limits,
-    rate: RateLimiter,
+    authenticated: RateLimiter,
+    unauthenticated: RateLimiter,
     sink: Arc<dyn AlertSink>,
     metrics: Metrics,
 }
@@ -74,20 +85,38 @@ impl Answer {
     fn refuse(result: &'static str, status: StatusCode, reason: impl Into<String>) -> Self {
         Self { result, response: plain_text(status, TEXT, format!("{}\n", reason.into())) }
     }
+
+    /// 429, saying when to try again.
+    fn too_many(result: &'static str, wait: Duration) -> Self {
+        let mut answer = Self::refuse(result, StatusCode::TOO_MANY_REQUESTS, "too many requests");
+        let seconds = wait.as_secs().max(1).to_string();
+        if let Ok(value) = HeaderValue::from_str(&seconds) {
+            answer.response.headers_mut().insert(RETRY_AFTER, value);
+        }
+        answer
+    }
 }
 
 /// Serves the receiver on `listener` until `shutdown` completes, with the same graceful shutdown as
-/// the other endpoints. `credentials` may change while it runs (a rotated Secret).
+/// the other endpoints: over HTTPS with `tls`, in plain HTTP without. `credentials` and the
+/// certificate may change while it runs (a rotated Secret).
 pub async fn serve_alerts(
     listener: TcpListener,
     credentials: watch::Receiver<Credentials>,
+    tls: Option<ServerTls>,
     limits: Limits,
     sink: Arc<dyn AlertSink>,
     metrics: Metrics,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let receiver =
-        Arc::new(Receiver { credentials, limits, rate: RateLimiter::new(limits.per_minute), sink, metrics });
+    let receiver = Arc::new(Receiver {
+        credentials,
+        limits,
+        authenticated: RateLimiter::new(limits.per_minute),
+        unauthenticated: RateLimiter::new(limits.unauthenticated_per_minute),
+        sink,
+        metrics,
+    });
     let router = Router::new().post(PATH, move |request, peer| {
         let receiver = Arc::clone(&receiver);
         async move {
@@ -96,27 +125,29 @@ pub async fn serve_alerts(
             answer.response
         }
     });
-    http::serve(listener, router, shutdown).await
+    match tls {
+        Some(ServerTls(config)) => http::serve_tls(listener, router, config, shutdown).await,
+        None => http::serve(listener, router, shutdown).await,
+    }
 }
 
 impl Receiver {
     async fn answer(&self, request: Request<Incoming>, peer: SocketAddr) -> Answer {
-        if let Err(wait) = self.rate.admit(peer.ip(), Instant::now()) {
-            let mut answer =
-                Answer::refuse("rate_limited", StatusCode::TOO_MANY_REQUESTS, "too many requests");
-            let seconds = wait.as_secs().max(1).to_string();
-            if let Ok(value) = HeaderValue::from_str(&seconds) {
-                answer.response.headers_mut().insert(RETRY_AFTER, value);
-            }
-            return answer;
-        }
         let credentials = self.credentials.borrow().clone();
         if !credentials.admit(request.headers()) {
+            // Counted as unauthorized either way: `rate_limited` stays the count of real alerts
+            // held back.
+            if let Err(wait) = self.unauthenticated.admit(peer.ip(), Instant::now()) {
+                return Answer::too_many("unauthorized", wait);
+            }
             tracing::warn!(%peer, "alert webhook refused: missing or wrong credentials");
             let mut answer =
                 Answer::refuse("unauthorized", StatusCode::UNAUTHORIZED, "missing or wrong credentials");
             credentials.challenge(answer.response.headers_mut());
             return answer;
+        }
+        if let Err(wait) = self.authenticated.admit(peer.ip(), Instant::now()) {
+            return Answer::too_many("rate_limited", wait);
         }
         let body = match self.read_body(request).await {
             Ok(body) => body,
