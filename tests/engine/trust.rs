@@ -225,7 +225,8 @@ fn a_paused_canary_puts_hand_edited_weights_back() {
 #[test]
 fn an_empty_alert_matcher_is_an_invalid_spec() {
     let mut world = World::deployed(rollout().build());
-    world.spec.strategy.canary.abort_on_alerts = vec![AlertMatcher { match_labels: Default::default() }];
+    world.spec.strategy.canary.abort_on_alerts =
+        vec![AlertMatcher { match_labels: Default::default(), any_namespace: false }];
     world.settle();
     let message = world.status.message.clone().unwrap_or_default();
     assert!(message.contains("abortOnAlerts[0].matchLabels: must name at least one label"), "{message}");
