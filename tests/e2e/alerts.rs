@@ -332,7 +332,8 @@ async fn alerts_that_must_not_abort_change_nothing() {
 async fn beyond_the_hourly_limit_an_alert_escalates_and_the_canary_carries_on() {
     let cluster = Cluster::start("alert-limit").await;
     create_token_secret(&cluster).await;
-    let (controller, url) = controller_with_receiver(&cluster, &[]).await;
+    let hooks = format!("{}/hooks", cluster.namespace);
+    let (controller, url) = controller_with_receiver(&cluster, &["--readable-secret", &hooks]).await;
     let bearer = format!("Bearer {TOKEN}");
     let steps = json!([{"setWeight": 20}, {"pause": {}}]);
     deploy_stable(&cluster, steps.clone()).await;
