@@ -79,6 +79,10 @@ async fn aborted(cluster: &Cluster, stable: &str) -> Rollout {
     done
 }
 
+fn abort_message(rollout: &Rollout) -> String {
+    rollout.status.as_ref().and_then(|s| s.abort.as_ref()).map(|a| a.message.clone()).unwrap_or_default()
+}
+
 async fn runs(cluster: &Cluster) -> Vec<AnalysisRun> {
     cluster.api::<AnalysisRun>().list(&ListParams::default()).await.expect("listing runs").items
 }
@@ -184,7 +188,7 @@ async fn an_analysis_that_never_reaches_a_verdict_ends_in_error_at_its_timeout()
     ship_canary(&cluster, &rollout(&cluster, "2", steps, None), 0.0).await;
 
     let done = aborted(&cluster, &stable).await;
-    let message = done.status.and_then(|s| s.abort).map(|a| a.message).unwrap_or_default();
+    let message = abort_message(&done);
     assert!(message.contains("no verdict within 5s (its timeout)"), "{message}");
     let status = runs(&cluster).await.pop().and_then(|r| r.status).expect("the run's status");
     assert_eq!(status.phase, Some(AnalysisPhase::Error), "the run itself says so: {:?}", status.message);
@@ -228,7 +232,7 @@ async fn a_successful_phase_written_over_a_bad_canarys_run_is_not_believed() {
         .expect("writing the run's status as a user with analysisruns/status");
 
     let done = aborted(&cluster, &stable).await;
-    let message = done.status.and_then(|s| s.abort).map(|a| a.message).unwrap_or_default();
+    let message = abort_message(&done);
     assert!(message.contains("records Successful, but its measurements say Running"), "{message}");
     let notes = eventually("the AnalysisRunDistrusted Event", || async {
         event_notes(&cluster, "AnalysisRunDistrusted").await.pop()
@@ -274,7 +278,7 @@ async fn a_run_changed_to_query_elsewhere_is_neither_measured_nor_believed() {
         .expect("editing the run's spec");
 
     let done = aborted(&cluster, &stable).await;
-    let message = done.status.and_then(|s| s.abort).map(|a| a.message).unwrap_or_default();
+    let message = abort_message(&done);
     assert!(message.contains("spec was changed after Bellwether created it"), "{message}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(connections.load(Ordering::SeqCst), 0, "the edited run's address was queried");
@@ -445,7 +449,7 @@ async fn a_run_status_the_api_server_refuses_ends_the_run_in_error_and_the_rollo
     ship_canary(&cluster, &rollout(&cluster, "2", steps, None), 0.0).await;
 
     let done = aborted(&cluster, &stable).await;
-    let message = done.status.and_then(|s| s.abort).map(|a| a.message).unwrap_or_default();
+    let message = abort_message(&done);
     assert!(message.contains("the API server refused the run's status"), "{message}");
     assert!(message.contains("Request entity too large: limit is 8192"), "{message}");
     let status = runs(&cluster).await.pop().and_then(|r| r.status).expect("the run's status");
