@@ -22,6 +22,7 @@ use super::secrets::resolve_auth;
 use crate::api::{AnalysisRun, AnalysisRunStatus, Measurement, Metric, Rollout};
 use crate::engine::{due, next_due, record, refused, spec_hash};
 use crate::metrics::measure::vars;
+use crate::metrics::template::Vars;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use kube::ResourceExt;
@@ -148,9 +149,11 @@ async fn pass(runs: &Runs, run: &AnalysisRun, measuring: bool) -> Result<Action,
     let now = clock.now;
     let status = run.status.as_ref();
     let wanted = if measuring { due(&run.spec, status, now) } else { Vec::new() };
+    let variables = vars(run);
     let measured = join_all(wanted.into_iter().filter_map(|metric_name| {
         let metric = run.spec.metrics.iter().find(|m| m.name == metric_name)?;
-        Some(async move { (metric_name, measure(runs, run, metric, now).await) })
+        let variables = &variables;
+        Some(async move { (metric_name, measure(runs, run, metric, variables, now).await) })
     }))
     .await;
     let mut updated = run.clone();
@@ -178,7 +181,13 @@ async fn pass(runs: &Runs, run: &AnalysisRun, measuring: bool) -> Result<Action,
 
 /// One measurement of `metric`, with the Secrets its provider names read from its template's
 /// namespace.
-async fn measure(runs: &Runs, run: &AnalysisRun, metric: &Metric, now: DateTime<Utc>) -> Measurement {
+async fn measure(
+    runs: &Runs,
+    run: &AnalysisRun,
+    metric: &Metric,
+    variables: &Vars,
+    now: DateTime<Utc>,
+) -> Measurement {
     let failed = |error: String| Measurement { at: now, error: Some(error), ..Measurement::default() };
     let Some(prometheus) = &metric.provider.prometheus else {
         return failed("the metric has no provider".into());
@@ -190,7 +199,7 @@ async fn measure(runs: &Runs, run: &AnalysisRun, metric: &Metric, now: DateTime<
         None => return failed("the run does not say which template the metric came from".into()),
     };
     match resolve_auth(&runs.ctx.client, &secrets_namespace, &runs.ctx.readable_secrets, prometheus).await {
-        Ok(auth) => runs.ctx.providers.measure(metric, &vars(run), &auth, now).await,
+        Ok(auth) => runs.ctx.providers.measure(metric, variables, &auth, now).await,
         Err(error) => failed(error.to_string()),
     }
 }

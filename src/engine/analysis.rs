@@ -26,6 +26,7 @@
 //! count only from when the controller deciding began measuring ([`Clock::measuring_since`]), so
 //! that a controller that was down does not blame the run for its own absence.
 
+use super::judge::{hysteresis_durations, initial_delay};
 use crate::api::{
     AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, HysteresisState, HysteresisStatus, Measurement,
     Metric, MetricResult, format_duration,
@@ -233,20 +234,14 @@ pub fn deadline(spec: &AnalysisRunSpec) -> Option<Duration> {
         return Some(timeout);
     }
     let run_duration = run_duration(spec);
-    let parse =
-        |d: Option<&crate::api::Duration>| d.and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero);
     spec.metrics.iter().try_fold(Duration::zero(), |slowest, metric| {
         let window = match Window::of(metric, run_duration) {
             Window::Count(n) => metric_interval(metric) * n.try_into().unwrap_or(i32::MAX),
             Window::Duration(d) => d,
             Window::Unbounded => return None,
         };
-        let hysteresis = metric.threshold.as_ref().and_then(|t| t.hysteresis.as_ref());
-        let bound = parse(metric.initial_delay.as_ref())
-            + window * 3
-            + parse(hysteresis.and_then(|h| h.breach_for.as_ref()))
-            + parse(hysteresis.and_then(|h| h.recover_for.as_ref()))
-            + grace(metric);
+        let (breach_for, recover_for) = hysteresis_durations(metric);
+        let bound = initial_delay(metric) + window * 3 + breach_for + recover_for + grace(metric);
         Some(slowest.max(bound))
     })
 }
@@ -338,6 +333,23 @@ pub fn spec_hash(spec: &AnalysisRunSpec) -> String {
     let mut canonical = String::new();
     super::revision::write_canonical(&value, &mut canonical);
     Sha256::digest(canonical.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the Rollout engine needs of a run that has ended and that it no longer waits for (it is in
+/// neither analysis slot): its recorded phase, for housekeeping, and its name, which new attempts
+/// number past. No decision depends on its verdict, so its measurements are not judged again, which
+/// keeps a Rollout's passes from growing with the history of its runs.
+pub fn ended(name: &str, spec: &AnalysisRunSpec, status: Option<&AnalysisRunStatus>) -> AnalysisRunState {
+    AnalysisRunState {
+        name: name.to_string(),
+        phase: status.and_then(|s| s.phase),
+        message: status.and_then(|s| s.message.clone()),
+        failed_metric: None,
+        failed_value: None,
+        terminating: spec.terminate,
+        spec_hash: spec_hash(spec),
+        distrust: None,
+    }
 }
 
 /// What the Rollout engine believes of the run named `name`: its measurements judged again (see the
@@ -458,11 +470,8 @@ pub fn keep(metric: &Metric, run_duration: Option<Duration>) -> usize {
     let interval_ms = metric_interval(metric).num_milliseconds().max(1);
     let intervals =
         |d: Duration| usize::try_from((d.num_milliseconds() + interval_ms - 1) / interval_ms).unwrap_or(0);
-    let hysteresis = metric.threshold.as_ref().and_then(|t| t.hysteresis.as_ref());
-    let parse =
-        |d: Option<&crate::api::Duration>| d.and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero);
-    let grace = parse(hysteresis.and_then(|h| h.breach_for.as_ref()))
-        + parse(hysteresis.and_then(|h| h.recover_for.as_ref()));
+    let (breach_for, recover_for) = hysteresis_durations(metric);
+    let grace = breach_for + recover_for;
     let needed =
         match (metric.sequential.is_some(), metric.compare.is_some(), Window::of(metric, run_duration)) {
             (true, _, _) => MAX_MEASUREMENTS,

@@ -134,7 +134,25 @@ pub fn metric_interval(metric: &Metric) -> Duration {
 
 /// When a metric's measurements start to count: `initialDelay` after its run started.
 pub fn first_counted_at(metric: &Metric, started_at: DateTime<Utc>) -> DateTime<Utc> {
-    started_at + metric.initial_delay.as_ref().and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero)
+    started_at + initial_delay(metric)
+}
+
+/// A metric's `initialDelay`, zero when unset (validation refuses one that does not parse).
+pub(super) fn initial_delay(metric: &Metric) -> Duration {
+    or_zero(metric.initial_delay.as_ref())
+}
+
+/// A threshold metric's `breachFor` and `recoverFor`, zero when unset or for other judgments.
+pub(super) fn hysteresis_durations(metric: &Metric) -> (Duration, Duration) {
+    let hysteresis = metric.threshold.as_ref().and_then(|t| t.hysteresis.as_ref());
+    (
+        or_zero(hysteresis.and_then(|h| h.breach_for.as_ref())),
+        or_zero(hysteresis.and_then(|h| h.recover_for.as_ref())),
+    )
+}
+
+fn or_zero(duration: Option<&crate::api::Duration>) -> Duration {
+    duration.and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero)
 }
 
 /// The parsed judgment settings of a threshold metric.
@@ -206,15 +224,14 @@ pub fn judge_metric(
         };
     };
     let hysteresis = threshold.hysteresis.as_ref();
-    let parse =
-        |d: Option<&crate::api::Duration>| d.and_then(|d| d.parse().ok()).unwrap_or_else(Duration::zero);
+    let (breach_for, recover_for) = hysteresis_durations(metric);
     let recover = hysteresis.and_then(|h| h.recover.clone()).unwrap_or(Bounds { min: None, max: None });
     let rules = Rules {
         name: &metric.name,
         threshold,
         recover: Bounds { min: recover.min.or(threshold.min), max: recover.max.or(threshold.max) },
-        breach_for: parse(hysteresis.and_then(|h| h.breach_for.as_ref())),
-        recover_for: parse(hysteresis.and_then(|h| h.recover_for.as_ref())),
+        breach_for,
+        recover_for,
         no_data: metric.no_data,
         first_at: first_counted_at(metric, started_at),
         window: Window::of(metric, run_duration),

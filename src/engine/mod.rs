@@ -30,8 +30,8 @@ mod validate;
 pub use action::{Action, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
 pub use alerts::{DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, describe as describe_alert};
 pub use analysis::{
-    Clock, MAX_ERROR_BYTES, MAX_MEASUREMENTS, assess, build_spec, deadline, due, keep, next_due, record,
-    refused, spec_hash,
+    Clock, MAX_ERROR_BYTES, MAX_MEASUREMENTS, assess, build_spec, deadline, due, ended, keep, next_due,
+    record, refused, spec_hash,
 };
 pub use judge::{
     DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, first_counted_at, format_value,

@@ -569,3 +569,12 @@ fn a_recorded_phase_that_its_measurements_do_not_bear_out_is_distrusted() {
     assert_eq!((state.phase, state.distrust), (Some(AnalysisPhase::Failed), None));
     assert_eq!(state.failed_metric.as_deref(), Some("p99-latency"));
 }
+
+#[test]
+fn a_run_the_rollout_no_longer_waits_for_keeps_its_recorded_phase() {
+    let mut run = feed(run(vec![example("p99-latency")]), "p99-latency", vec![value(t0(), 0.9)]);
+    run.status.as_mut().unwrap().phase = Some(AnalysisPhase::Successful);
+    let state = bellwether::engine::ended("r", &run.spec, run.status.as_ref());
+    assert_eq!((state.phase, state.distrust), (Some(AnalysisPhase::Successful), None), "not judged again");
+    assert_eq!(state.spec_hash, bellwether::engine::spec_hash(&run.spec));
+}

@@ -13,7 +13,7 @@ use crate::controller::error::{Error, is_not_found};
 use crate::controller::replica_sets::replica_set_state;
 use crate::controller::requests::{Malformed, requests};
 use crate::controller::routes::{Services, route_state};
-use crate::engine::{Observation, ServiceSelectors, assess};
+use crate::engine::{Observation, ServiceSelectors, assess, ended};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
@@ -120,6 +120,10 @@ pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
     }
 
     let (requests, malformed_requests) = requests(rollout.annotations());
+    // The runs the Rollout waits for are judged again from their measurements; the others have
+    // ended and decide nothing.
+    let slots = rollout.status.as_ref().map(|s| [&s.step_analysis_run, &s.background_analysis_run]);
+    let waited_for: Vec<&str> = slots.into_iter().flatten().flatten().map(|r| r.name.as_str()).collect();
     let observation = Observation {
         replica_sets: replica_sets.iter().filter_map(replica_set_state).collect(),
         routes: routes
@@ -139,9 +143,15 @@ pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
         analysis_runs: runs
             .iter()
             .map(|run| {
+                let name = run.name_any();
+                let status = run.status.as_ref();
+                let over = status.and_then(|s| s.phase).is_some_and(|p| p.is_terminal());
+                if over && !waited_for.contains(&name.as_str()) {
+                    return ended(&name, &run.spec, status);
+                }
                 let owned = is_owned(run.owner_references());
                 let created = crate::controller::created_at(&run.metadata);
-                assess(&run.name_any(), owned, &run.spec, run.status.as_ref(), created, clock)
+                assess(&name, owned, &run.spec, status, created, clock)
             })
             .collect(),
         templates: templates(ctx, rollout, &namespace).await?,
