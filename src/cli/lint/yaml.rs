@@ -293,10 +293,8 @@ mod tests {
     #[test]
     fn many_problems_are_counted_and_a_few_located() {
         let text: String = (0..50_001).map(|i| format!("k: {i}\n")).collect();
-        let started = std::time::Instant::now();
         let (listed, unlisted) = problems(&text);
         assert_eq!((listed.len(), unlisted), (MAX_LISTED, 50_000 - MAX_LISTED));
         assert_eq!(listed[MAX_LISTED - 1], duplicate("k", MAX_LISTED + 1, "k", 1));
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
     }
 }
