@@ -11,16 +11,7 @@
 //! --all-targets` runs it, a fleet of 5 goes through the same phases, so that the bench keeps up
 //! with the controller.
 
-#[allow(
-    dead_code,
-    unused_imports,
-    reason = "test support shared with the end-to-end tests, which use all of it"
-)]
-#[path = "../tests/support/apiserver/mod.rs"]
-mod apiserver;
-#[allow(dead_code, reason = "test support shared with the schema tests")]
-#[path = "../tests/support/gateway_crds.rs"]
-mod gateway_crds;
+use bellwether_testkit::apiserver;
 
 use apiserver::{Options, TestApiServer};
 use bellwether::api::{Rollout, RolloutPhase};

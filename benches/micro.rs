@@ -4,9 +4,9 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use bellwether::api::template::{self, Vars};
 use bellwether::api::{AnalysisPhase, Measurement, TemplateRef};
-use bellwether::engine::{decide, judge_metric, revision_of, validate};
-use bellwether::metrics::template::{self, Vars};
+use bellwether::engine::{Plan, decide, judge_metric, revision_of};
 use bellwether::sim::Setup;
 use chrono::{DateTime, Utc};
 use common::{Fixture, start};
@@ -43,7 +43,7 @@ fn bench_decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide parts");
     group.bench_function("revision_of", |b| b.iter(|| revision_of(black_box(&fixture.spec.template))));
     group.bench_function("validate", |b| {
-        b.iter(|| validate(black_box(&fixture.spec), &fixture.cluster.observation.templates).is_ok())
+        b.iter(|| Plan::from_spec(black_box(&fixture.spec), &fixture.cluster.observation.templates).is_ok())
     });
     group.finish();
 }

@@ -10,15 +10,14 @@
 //!
 //! Needs `prometheus` and `promtool` on PATH; ./scripts/test installs them when missing.
 
-#[path = "support/prometheus.rs"]
-mod prometheus_support;
+use bellwether_testkit::prometheus;
 
 use bellwether::api::{AnalysisArg, AnalysisRun, AnalysisRunSpec, Metric, RunContext};
 use bellwether::metrics::measure::{self, MetricQueries, Pair};
 use bellwether::metrics::prometheus::ResolvedAuth;
 use bellwether::metrics::providers::Providers;
 use chrono::{DateTime, TimeDelta, Utc};
-use prometheus_support::Prometheus;
+use prometheus::Prometheus;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -172,7 +171,7 @@ fn fixture() -> String {
 /// One server for the whole test binary.
 fn server() -> &'static Prometheus {
     static SERVER: OnceLock<Result<Prometheus, String>> = OnceLock::new();
-    prometheus_support::shared(&SERVER, fixture)
+    prometheus::shared(&SERVER, fixture)
 }
 
 /// Runs `bellwether analyze -o json` over the first 20 minutes and returns the report.

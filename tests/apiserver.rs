@@ -2,10 +2,7 @@
 //! will use it. Waits on asynchronous behaviour (watches, simulated controllers) are bounded polls on
 //! a condition, never assertions about timing.
 
-#[path = "support/apiserver/mod.rs"]
-mod apiserver;
-#[path = "support/gateway_crds.rs"]
-mod gateway_crds;
+use bellwether_testkit::apiserver;
 
 use apiserver::{GATEWAY_CONTROLLER, Options, TestApiServer};
 use bellwether::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};

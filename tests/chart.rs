@@ -2,8 +2,7 @@
 //! match its schema, its templates reference only values that exist, its CRDs are the generated
 //! ones, and its RBAC rules grant exactly the API calls the controller makes.
 
-#[path = "support/controller_calls.rs"]
-mod controller_calls;
+use bellwether_testkit::controller_calls;
 
 use controller_calls::CONTROLLER_CALLS;
 use regex::Regex;

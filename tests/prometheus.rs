@@ -4,8 +4,7 @@
 //!
 //! Needs `prometheus` and `promtool` on PATH; ./scripts/test installs them when missing.
 
-#[path = "support/prometheus.rs"]
-mod prometheus_support;
+use bellwether_testkit::prometheus;
 
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
@@ -15,13 +14,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bellwether::api::Metric;
+use bellwether::api::template::Vars;
 use bellwether::metrics::prometheus::{
     Credentials, MAX_GET_QUERY_BYTES, MeasurementError, PrometheusProvider, ResolvedAuth,
 };
 use bellwether::metrics::providers::Providers;
-use bellwether::metrics::template::Vars;
 use chrono::{DateTime, TimeDelta, Utc};
-use prometheus_support::Prometheus;
+use prometheus::Prometheus;
 
 /// The start of the backfilled data: 2024-01-15T00:00:00Z. One sample a minute for an hour.
 const T0: i64 = 1_705_276_800;
@@ -58,7 +57,7 @@ fn fixture() -> String {
 /// One server for the whole test binary.
 fn server() -> &'static Prometheus {
     static SERVER: OnceLock<Result<Prometheus, String>> = OnceLock::new();
-    prometheus_support::shared(&SERVER, fixture)
+    prometheus::shared(&SERVER, fixture)
 }
 
 fn provider_with_timeout(timeout: Duration) -> PrometheusProvider {

@@ -6,13 +6,10 @@
 //! update, the first document being the stored object and the second the new one. Adding a case is
 //! adding a file.
 
-#[path = "support/gateway_crds.rs"]
-mod gateway_crds;
+use bellwether_testkit::gateway_crds;
 
-use bellwether::api::{
-    AnalysisTemplate, ClusterAnalysisTemplate, FieldError, Rollout, TemplateRef, validate_manifest,
-    validate_manifest_update,
-};
+use bellwether::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout, TemplateRef};
+use bellwether_openapi::{FieldError, validate_manifest, validate_manifest_update};
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use gateway_crds::{grpc_routes, http_routes};
@@ -167,7 +164,7 @@ fn every_example_rollout_finds_what_it_names() {
                     (reference, spec)
                 })
                 .collect();
-            if let Err(errors) = bellwether::engine::validate(&rollout.spec, &templates) {
+            if let Err(errors) = bellwether::engine::Plan::from_spec(&rollout.spec, &templates) {
                 let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 panic!("{}: the engine rejects the Rollout: {}", dir.display(), errors.join("; "));
             }
@@ -229,7 +226,7 @@ fn every_ready_made_template_passes_its_schema() {
                 let query = &metric.provider.prometheus.as_ref().expect("a Prometheus metric").query;
                 let requests_query = metric.sequential.as_ref().map(|s| &s.requests_query);
                 for query in std::iter::once(query).chain(requests_query) {
-                    if let Err(e) = bellwether::metrics::template::check(query, &declared) {
+                    if let Err(e) = bellwether::api::template::check(query, &declared) {
                         panic!("{}: {}: {e}", file.display(), metric.name);
                     }
                 }

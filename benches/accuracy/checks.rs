@@ -3,7 +3,7 @@
 
 use super::policies::{ArgoRollouts, Flagger, Kayenta};
 use bellwether::api::{AnalysisPhase, Measurement, Metric};
-use bellwether::engine::MetricVerdict;
+use bellwether::engine::{MetricPlan, MetricVerdict};
 use bellwether::sim::Policy;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -58,7 +58,8 @@ fn expect(
     phase: AnalysisPhase,
     at: Option<usize>,
 ) {
-    let verdict: MetricVerdict = policy.judge(metric, samples, start(), None);
+    let plan = MetricPlan::new(metric, None).expect("the checks' metrics are valid");
+    let verdict: MetricVerdict = policy.judge(&plan, samples, start());
     assert_eq!(
         (verdict.phase, verdict.decided_at),
         (phase, at.map(minute)),

@@ -5,9 +5,9 @@
 use bellwether::api::{
     Baseline, Compare, CompareTest, Direction, Measurement, Metric, Sequential as SequentialJudgment,
 };
-use bellwether::engine::{MetricVerdict, Window, judge_metric};
+use bellwether::engine::{Judge, MetricPlan, MetricVerdict, Window};
 use bellwether::sim::{Policy, Signal};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 /// The direction in which a threshold metric gets worse: up for a `max`, down for a `min` only.
 fn worse(metric: &Metric) -> Direction {
@@ -26,20 +26,33 @@ pub struct CompareAtSteps {
     pub min_samples: i32,
 }
 
+/// Judges `metric`, rewritten from the one `plan` is of, in the same run.
+fn judge_rewritten(
+    plan: &MetricPlan<'_>,
+    metric: &Metric,
+    measurements: &[Measurement],
+    started_at: DateTime<Utc>,
+) -> MetricVerdict {
+    let rewritten = plan.of_same_run(metric).expect("a rewritten judgment is valid");
+    rewritten.judge(measurements, started_at)
+}
+
 impl Policy for CompareAtSteps {
     fn name(&self) -> &str {
         "bellwether compare"
     }
+}
 
+impl Judge for CompareAtSteps {
     fn judge(
         &self,
-        metric: &Metric,
+        plan: &MetricPlan<'_>,
         measurements: &[Measurement],
         started_at: DateTime<Utc>,
-        run_duration: Option<Duration>,
     ) -> MetricVerdict {
-        if Window::of(metric, run_duration) == Window::Unbounded {
-            return judge_metric(metric, measurements, started_at, run_duration);
+        let metric = plan.metric;
+        if plan.window == Window::Unbounded {
+            return plan.judge(measurements, started_at);
         }
         let compared = Metric {
             threshold: None,
@@ -55,7 +68,7 @@ impl Policy for CompareAtSteps {
             }),
             ..metric.clone()
         };
-        judge_metric(&compared, measurements, started_at, run_duration)
+        judge_rewritten(plan, &compared, measurements, started_at)
     }
 }
 
@@ -70,16 +83,18 @@ impl Policy for SequentialErrors {
     fn name(&self) -> &str {
         "bellwether sequential"
     }
+}
 
+impl Judge for SequentialErrors {
     fn judge(
         &self,
-        metric: &Metric,
+        plan: &MetricPlan<'_>,
         measurements: &[Measurement],
         started_at: DateTime<Utc>,
-        run_duration: Option<Duration>,
     ) -> MetricVerdict {
+        let metric = plan.metric;
         if !matches!(Signal::of(metric), Signal::ErrorRatio { .. }) {
-            return judge_metric(metric, measurements, started_at, run_duration);
+            return plan.judge(measurements, started_at);
         }
         let sequential = Metric {
             threshold: None,
@@ -90,6 +105,6 @@ impl Policy for SequentialErrors {
             }),
             ..metric.clone()
         };
-        judge_metric(&sequential, measurements, started_at, run_duration)
+        judge_rewritten(plan, &sequential, measurements, started_at)
     }
 }

@@ -4,10 +4,7 @@
 //! `initialDelay` and `count`, fields these tools have under the same names or close kin.
 
 use bellwether::api::{AnalysisPhase, HysteresisState, Measurement, Metric, Threshold};
-use bellwether::engine::{
-    DEFAULT_CONSECUTIVE_ERROR_LIMIT, MetricVerdict, Window, first_counted_at, format_value, mann_whitney_u,
-    metric_interval,
-};
+use bellwether::engine::{Judge, MetricPlan, MetricVerdict, Window, format_value, mann_whitney_u};
 use bellwether::sim::Policy;
 use chrono::{DateTime, Duration, Utc};
 
@@ -22,15 +19,11 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(
-        metric: &'a Metric,
-        samples: &'a [Measurement],
-        started_at: DateTime<Utc>,
-        run_duration: Option<Duration>,
-    ) -> Self {
-        let interval = metric_interval(metric).max(Duration::seconds(1));
-        let first_at = first_counted_at(metric, started_at);
-        let length = match Window::of(metric, run_duration) {
+    fn new(plan: &MetricPlan<'a>, samples: &'a [Measurement], started_at: DateTime<Utc>) -> Self {
+        let metric = plan.metric;
+        let interval = plan.interval.max(Duration::seconds(1));
+        let first_at = plan.first_counted_at(started_at);
+        let length = match plan.window {
             Window::Count(n) => Some(n),
             Window::Duration(d) => Some((d.num_milliseconds() / interval.num_milliseconds()).max(1) as u32),
             Window::Unbounded => None,
@@ -108,17 +101,17 @@ impl Policy for ArgoRollouts {
     fn name(&self) -> &str {
         "argo-rollouts"
     }
+}
 
+impl Judge for ArgoRollouts {
     fn judge(
         &self,
-        metric: &Metric,
+        plan: &MetricPlan<'_>,
         samples: &[Measurement],
         started_at: DateTime<Utc>,
-        run_duration: Option<Duration>,
     ) -> MetricVerdict {
-        let run = Run::new(metric, samples, started_at, run_duration);
-        let error_limit =
-            metric.consecutive_error_limit.unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT).max(0) as u32;
+        let run = Run::new(plan, samples, started_at);
+        let error_limit = plan.error_limit.max(0) as u32;
         let (mut counted, mut failed, mut errors) = (0u32, 0u32, 0u32);
         let mut first_failure = None;
         for sample in run.samples {
@@ -181,15 +174,16 @@ impl Policy for Flagger {
     fn name(&self) -> &str {
         "flagger"
     }
+}
 
+impl Judge for Flagger {
     fn judge(
         &self,
-        metric: &Metric,
+        plan: &MetricPlan<'_>,
         samples: &[Measurement],
         started_at: DateTime<Utc>,
-        run_duration: Option<Duration>,
     ) -> MetricVerdict {
-        let run = Run::new(metric, samples, started_at, run_duration);
+        let run = Run::new(plan, samples, started_at);
         let (mut passed, mut failed) = (0u32, 0u32);
         let mut first_failure = None;
         for sample in run.samples {
@@ -292,15 +286,16 @@ impl Policy for Kayenta {
     fn name(&self) -> &str {
         "kayenta"
     }
+}
 
+impl Judge for Kayenta {
     fn judge(
         &self,
-        metric: &Metric,
+        plan: &MetricPlan<'_>,
         samples: &[Measurement],
         started_at: DateTime<Utc>,
-        run_duration: Option<Duration>,
     ) -> MetricVerdict {
-        let run = Run::new(metric, samples, started_at, run_duration);
+        let run = Run::new(plan, samples, started_at);
         let every = self.judge_every.max(1) as usize;
         let last = run.length.map(|n| n as usize);
         let ends: Vec<usize> =

@@ -4,12 +4,14 @@
 //!
 //! Each measurement is taken as an AnalysisRun takes it, by [`crate::metrics::measure`].
 
-use crate::api::{AnalysisPhase, AnalysisTemplateSpec, ArgSpec, HysteresisState, Measurement, Metric};
+use crate::api::template::Vars;
+use crate::api::{
+    AnalysisPhase, AnalysisTemplateSpec, ArgSpec, DEFAULT_INTERVAL, HysteresisState, Measurement, Metric,
+};
 use crate::cli::lint::{Finding, read_template};
-use crate::engine::{DEFAULT_INTERVAL, MetricVerdict, format_value, judge_metric, run_phase};
+use crate::engine::{MetricVerdict, format_value, judge_metric, run_phase};
 use crate::metrics::measure::{self, MetricQueries, RenderError};
 use crate::metrics::prometheus::{MeasurementError, PrometheusProvider, ResolvedAuth};
-use crate::metrics::template::Vars;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@
 //! - Rollouts, AnalysisTemplates and ClusterAnalysisTemplates against their CRD's schema and CEL rules,
 //!   as the API server would on create ([`validate_manifest`]); HTTPRoutes and GRPCRoutes
 //!   (`gateway.networking.k8s.io/v1`) against the official Gateway API CRDs, embedded in the binary;
-//! - each Rollout with the engine's own validation ([`crate::engine::validate`]): template references,
+//! - each Rollout with the engine's own validation ([`crate::engine::Plan::from_spec`]): template references,
 //!   required args, and queries that render. A template that is not in the files is a warning, since
 //!   it may exist in the cluster; it stands in as a template that takes every arg it is given and has
 //!   no metrics, so that everything else is still checked;
@@ -33,12 +33,10 @@
 //! Warnings alone leave the report clean. The plugin prints [`Report::text`] (or the report as JSON
 //! with `-o json`) and exits 1 when the report is not clean.
 
-use crate::api::{
-    AnalysisTemplateSpec, ArgSpec, ClusterAnalysisTemplateSpec, FieldError, Rollout, SchemaValidator,
-    TemplateRef, validate_manifest,
-};
+use crate::api::{AnalysisTemplateSpec, ArgSpec, ClusterAnalysisTemplateSpec, Rollout, TemplateRef};
 use crate::controller::routes::{Services, is_managed};
-use crate::engine::{Templates, validate, validate_template};
+use crate::engine::{Origin, Plan, Templates, validate_template};
+use bellwether_openapi::{FieldError, SchemaValidator, validate_manifest};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::ser::SerializeStruct;
@@ -529,8 +527,7 @@ impl Linter {
                 if found.contains_key(reference) {
                     continue;
                 }
-                let kind =
-                    if reference.cluster_scope { "ClusterAnalysisTemplate" } else { "AnalysisTemplate" };
+                let kind = reference.kind();
                 self.push(doc.finding(
                     Severity::Warning,
                     &format!("{field}.templates[{j}].templateName"),
@@ -550,18 +547,16 @@ impl Linter {
             }
         }
 
-        if let Err(errors) = validate(&rollout.spec, &templates) {
+        if let Err(errors) = Plan::from_spec(&rollout.spec, &templates) {
             for error in errors {
-                let in_template = found.iter().find_map(|(reference, (_, i))| {
-                    let kind =
-                        if reference.cluster_scope { "ClusterAnalysisTemplate" } else { "AnalysisTemplate" };
-                    let rest = error.field.strip_prefix(&format!("{kind} {:?} ", reference.template_name))?;
-                    Some((*i, format!("spec.{rest}")))
-                });
-                let (target, field) = in_template.unwrap_or((index, error.field.clone()));
+                // Stand-ins have no metrics, so every template an error is in was among the files.
+                let target = match &error.origin {
+                    Origin::Template(reference) => found.get(reference).map_or(index, |(_, i)| *i),
+                    Origin::Object => index,
+                };
                 // What was already reported at this field, in its own words, is not repeated.
-                if !faulted[target].iter().any(|f| overlaps(f, &field)) {
-                    self.push(documents[target].finding(Severity::Error, &field, &error.message));
+                if !faulted[target].iter().any(|f| overlaps(f, &error.field)) {
+                    self.push(documents[target].finding(Severity::Error, &error.field, &error.message));
                 }
             }
         }

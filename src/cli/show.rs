@@ -6,8 +6,8 @@
 //! read the same fields as `kubectl get`.
 
 use crate::api::{
-    AbortStatus, AnalysisPhase, AnalysisRun, AnalysisRunRef, CanaryStep, HysteresisStatus, Metric,
-    MetricResult, REVISION_LABEL, ROLLOUT_LABEL, Rollout, RolloutPhase, format_duration,
+    AbortStatus, AnalysisPhase, AnalysisRun, AnalysisRunRef, CanaryStep, CanaryStrategy, HysteresisStatus,
+    Metric, MetricResult, REVISION_LABEL, ROLLOUT_LABEL, Rollout, RolloutPhase, format_duration,
 };
 use crate::cli::cluster::{CallError, failed, rollout_events};
 use crate::engine::format_value;
@@ -205,7 +205,7 @@ pub fn tree(view: &RolloutView, now: DateTime<Utc>) -> String {
     }
 
     let weights = status.weights;
-    let desired = desired_canary_weight(steps, current, status.phase, weights.canary);
+    let desired = desired_canary_weight(&rollout.spec.strategy.canary, current, status.phase, weights.canary);
     let verified = if weights.verified { "✔ verified on every route" } else { "… not verified yet" };
     let _ = writeln!(
         out,
@@ -271,7 +271,7 @@ pub fn tree(view: &RolloutView, now: DateTime<Utc>) -> String {
 }
 
 fn phase_name(phase: RolloutPhase) -> String {
-    format!("{phase:?}")
+    phase.as_str().to_string()
 }
 
 /// `setWeight 10`, `pause 2m`, `pause (until promoted)` or `analysis error-rate, latency`.
@@ -291,15 +291,13 @@ fn step_kind(step: &CanaryStep) -> String {
 /// The canary weight the steps call for now: that of the last `setWeight` reached. Outside a
 /// canary (no current step, or Healthy) it is what the status shows.
 fn desired_canary_weight(
-    steps: &[CanaryStep],
+    canary: &CanaryStrategy,
     current: Option<usize>,
     phase: Option<RolloutPhase>,
     shown: i32,
 ) -> i32 {
     match (current, phase) {
-        (Some(current), Some(RolloutPhase::Progressing | RolloutPhase::Paused)) => {
-            steps.iter().take(current + 1).filter_map(|s| s.set_weight).next_back().unwrap_or(0)
-        }
+        (Some(current), Some(RolloutPhase::Progressing | RolloutPhase::Paused)) => canary.weight_at(current),
         (_, Some(RolloutPhase::Degraded)) => 0,
         _ => shown,
     }

@@ -2,7 +2,7 @@
 //! (which limits the queries in flight to any one Prometheus), and writes the status that
 //! [`record`] derives from the measurements. It stops once the run is terminal.
 //!
-//! It measures only runs it can vouch for ([`entitlement`]): owned, through a controller owner
+//! It measures only runs it can vouch for (the engine's [`entitlement`]): owned, through a controller owner
 //! reference with its UID, by a Rollout this instance manages, and named in that Rollout's status
 //! with the hash of the spec the Rollout created them with. Whoever can create or edit an
 //! AnalysisRun can therefore not make Bellwether query another address, or read a Secret the
@@ -19,10 +19,10 @@ use super::Context;
 use super::error::Error;
 use super::rollouts::FIELD_MANAGER;
 use super::secrets::resolve_auth;
+use crate::api::template::Vars;
 use crate::api::{AnalysisRun, AnalysisRunStatus, Measurement, Metric, Rollout};
-use crate::engine::{due, next_due, record, refused, spec_hash};
+use crate::engine::{Entitlement, due, entitlement, next_due, record, refused};
 use crate::metrics::measure::vars;
-use crate::metrics::template::Vars;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use kube::ResourceExt;
@@ -40,55 +40,8 @@ pub struct Runs {
     pub cluster_secrets_namespace: String,
 }
 
-/// How long a run that its owner's status does not name yet is looked at again soon: the Rollout
-/// writes its status before it creates the run, but its cache here may lag behind.
-const YOUNG: chrono::Duration = chrono::Duration::seconds(30);
-
 /// How often a run that is not measured is looked at again, in case its Rollout comes to name it.
 const RECHECK: Duration = Duration::from_secs(60);
-
-/// Whether the reconciler may measure a run, and why not.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Entitlement {
-    /// Owned by a managed Rollout, which names it with this spec: measure it.
-    Measure,
-    /// Owned by a managed Rollout that no longer wants it, and terminated: record its end, without
-    /// measuring anything.
-    RecordTermination,
-    /// Owned by a managed Rollout whose status does not name it yet; look again soon.
-    NotYetNamed,
-    /// Not measured, for this reason.
-    Refused(String),
-}
-
-/// Whether `run` may be measured, given the Rollout its controller owner reference names (`owner`,
-/// looked up by name and checked against the reference's UID by the caller) at `now`.
-pub fn entitlement(run: &AnalysisRun, owner: Option<&Rollout>, now: DateTime<Utc>) -> Entitlement {
-    let Some(owner) = owner else {
-        return Entitlement::Refused("no Rollout that this controller manages owns it".into());
-    };
-    let name = run.name_any();
-    let status = owner.status.as_ref();
-    let named = status
-        .into_iter()
-        .flat_map(|s| [s.step_analysis_run.as_ref(), s.background_analysis_run.as_ref()])
-        .flatten()
-        .find(|r| r.name == name);
-    match named {
-        Some(reference) if reference.spec_hash.as_deref() == Some(spec_hash(&run.spec).as_str()) => {
-            Entitlement::Measure
-        }
-        Some(_) => Entitlement::Refused(format!(
-            "its spec is not the one Rollout {} created it with",
-            owner.name_any()
-        )),
-        None if run.spec.terminate => Entitlement::RecordTermination,
-        None if super::created_at(&run.metadata).is_some_and(|at| now - at < YOUNG) => {
-            Entitlement::NotYetNamed
-        }
-        None => Entitlement::Refused(format!("Rollout {} does not name it", owner.name_any())),
-    }
-}
 
 /// The managed Rollout that `run`'s controller owner reference names, if its UID matches.
 fn owner(run: &AnalysisRun, rollouts: &Store<Rollout>) -> Option<Arc<Rollout>> {

@@ -76,14 +76,6 @@ impl Config {
     }
 }
 
-/// When an object was created, as the API server recorded it.
-pub fn created_at(
-    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    let t = metadata.creation_timestamp.as_ref()?;
-    chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
-}
-
 /// Everything a reconcile pass needs, shared by both reconcilers.
 pub struct Context {
     pub client: Client,

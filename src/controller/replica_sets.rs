@@ -54,7 +54,7 @@ pub fn replica_set(
 /// not create.
 pub fn replica_set_state(replica_set: &ReplicaSet) -> Option<ReplicaSetState> {
     let revision = replica_set.metadata.labels.as_ref()?.get(REVISION_LABEL)?.clone();
-    let created_at = super::created_at(&replica_set.metadata).unwrap_or_default();
+    let created_at = crate::api::created_at(&replica_set.metadata).unwrap_or_default();
     Some(ReplicaSetState {
         revision,
         replicas: replica_set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),

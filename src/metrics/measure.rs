@@ -7,9 +7,11 @@
 //! for both, counting each revision's failed and all requests.
 
 use super::prometheus::{DEFAULT_TIMEOUT, MeasurementError, PrometheusProvider};
-use super::template::{self, Side, TemplateError, Vars};
-use crate::api::{self, AnalysisRun, Counts, DurationError, Measurement, Metric, format_duration};
-use crate::engine::{DEFAULT_INTERVAL, MAX_COUNT};
+use crate::api::template::{self, Side, TemplateError, Vars};
+use crate::api::{
+    self, AnalysisRun, Counts, DEFAULT_INTERVAL, DurationError, MAX_COUNT, Measurement, Metric,
+    format_duration,
+};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 

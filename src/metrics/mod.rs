@@ -1,6 +1,5 @@
-//! Metric providers and query templating: how a metric's query becomes a measurement.
+//! Metric providers: how a metric's query becomes a measurement.
 
 pub mod measure;
 pub mod prometheus;
 pub mod providers;
-pub mod template;

@@ -12,7 +12,7 @@
 
 use super::measure::{self, MetricQueries, query_timeout};
 use super::prometheus::{ConfigError, PrometheusProvider, ResolvedAuth};
-use super::template::Vars;
+use crate::api::template::Vars;
 use crate::api::{Measurement, Metric};
 use chrono::{DateTime, Utc};
 use reqwest::header::AUTHORIZATION;

@@ -1,11 +1,11 @@
-//! Simulated AnalysisRuns: each metric is measured on its interval from the simulated traffic
-//! and judged by a [`Policy`], the way the AnalysisRun controller measures through Prometheus and
-//! judges with the engine.
+//! Simulated AnalysisRuns: the engine's AnalysisRun core, driven the way the AnalysisRun
+//! controller drives it, with each measurement taken from the simulated traffic instead of
+//! Prometheus and each metric judged by a [`Policy`].
 
 use super::policy::Policy;
 use super::traffic::Served;
-use crate::api::{AnalysisPhase, Counts, Measurement, Metric};
-use crate::engine::{MetricVerdict, first_counted_at, format_value, metric_interval, run_phase};
+use crate::api::{AnalysisRunSpec, AnalysisRunStatus, Counts, Measurement, Metric};
+use crate::engine::{AnalysisRunState, Clock, MetricPlan, assess_with, due, record_with};
 use chrono::{DateTime, Duration, Utc};
 use regex::Regex;
 use std::sync::LazyLock;
@@ -26,6 +26,11 @@ pub enum Signal {
     },
 }
 
+/// The time between a metric's measurements, as its plan resolves it.
+fn interval_of(metric: &Metric) -> Duration {
+    MetricPlan::new(metric, None).map_or(crate::api::DEFAULT_INTERVAL, |plan| plan.interval)
+}
+
 static QUANTILE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"histogram_quantile\s*\(\s*([0-9.]+)").expect("valid regex"));
 static RANGE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[(\d+)([smh])\]").expect("valid regex"));
@@ -44,7 +49,7 @@ impl Signal {
                     _ => Duration::hours(n),
                 })
             })
-            .unwrap_or_else(|| metric_interval(metric));
+            .unwrap_or_else(|| interval_of(metric));
         match QUANTILE.captures(query).and_then(|c| c[1].parse::<f64>().ok()) {
             Some(quantile) => {
                 let in_ms = query.contains("milliseconds") && !PER_THOUSAND.is_match(query);
@@ -99,64 +104,29 @@ impl Signal {
     }
 }
 
-/// One metric of a simulated run.
-#[derive(Clone, Debug)]
-pub struct MetricRun {
-    pub metric: Metric,
-    pub signal: Signal,
-    interval: Duration,
-    next_at: DateTime<Utc>,
-    pub measurements: Vec<Measurement>,
-    pub verdict: Option<MetricVerdict>,
-}
-
 /// A simulated AnalysisRun.
 #[derive(Clone, Debug)]
 pub struct AnalysisRun {
     pub name: String,
-    started_at: DateTime<Utc>,
-    run_duration: Option<Duration>,
-    pub metrics: Vec<MetricRun>,
-    pub phase: AnalysisPhase,
-    stopped: bool,
+    pub spec: AnalysisRunSpec,
+    pub status: AnalysisRunStatus,
+    /// What each metric of the spec measures, in spec order.
+    signals: Vec<Signal>,
+    created_at: DateTime<Utc>,
 }
 
 /// The error a measurement records while the metric source is down, as the provider words it.
 pub const SOURCE_DOWN: &str = "Prometheus is unreachable: connection refused";
 
 impl AnalysisRun {
-    pub fn new(
-        name: &str,
-        metrics: Vec<Metric>,
-        started_at: DateTime<Utc>,
-        run_duration: Option<Duration>,
-    ) -> Self {
-        let metrics = metrics
-            .into_iter()
-            .map(|metric| {
-                let interval = metric_interval(&metric).max(Duration::seconds(1));
-                MetricRun {
-                    signal: Signal::of(&metric),
-                    interval,
-                    // Like the controller, measure nothing before `initialDelay`.
-                    next_at: first_counted_at(&metric, started_at),
-                    measurements: Vec::new(),
-                    verdict: None,
-                    metric,
-                }
-            })
-            .collect();
-        Self {
-            name: name.to_string(),
-            started_at,
-            run_duration,
-            metrics,
-            phase: AnalysisPhase::Running,
-            stopped: false,
-        }
+    /// A run created at `now`, recorded as the AnalysisRun controller first records it.
+    pub fn new(name: &str, spec: AnalysisRunSpec, now: DateTime<Utc>, policy: &dyn Policy) -> Self {
+        let status = record_with(policy, &spec, None, Vec::new(), Clock::at(now));
+        let signals = spec.metrics.iter().map(Signal::of).collect();
+        Self { name: name.to_string(), spec, status, signals, created_at: now }
     }
 
-    /// Takes every measurement due by `now` and judges again. Returns whether anything was measured.
+    /// Takes every measurement due at `now` and records them. Returns whether anything was measured.
     pub fn measure(
         &mut self,
         now: DateTime<Utc>,
@@ -165,66 +135,48 @@ impl AnalysisRun {
         source_up: bool,
         policy: &dyn Policy,
     ) -> bool {
-        if self.stopped || self.phase.is_terminal() {
-            return false;
-        }
-        let mut measured = false;
-        for metric in
-            self.metrics.iter_mut().filter(|m| m.verdict.as_ref().is_none_or(|v| !v.phase.is_terminal()))
-        {
-            let mut this = false;
-            while metric.next_at <= now {
+        let taken: Vec<(String, Measurement)> = due(&self.spec, Some(&self.status), now)
+            .into_iter()
+            .map(|name| {
                 let measurement = if source_up {
-                    metric.signal.measure(canary, stable, now, metric.interval)
+                    let (metric, signal) = self.metric(&name);
+                    signal.measure(canary, stable, now, interval_of(metric))
                 } else {
                     Measurement { at: now, error: Some(SOURCE_DOWN.into()), ..Measurement::default() }
                 };
-                metric.measurements.push(measurement);
-                metric.next_at += metric.interval;
-                this = true;
-            }
-            if this {
-                measured = true;
-                metric.verdict = Some(policy.judge(
-                    &metric.metric,
-                    &metric.measurements,
-                    self.started_at,
-                    self.run_duration,
-                ));
-            }
+                (name, measurement)
+            })
+            .collect();
+        if taken.is_empty() {
+            return false;
         }
-        let verdicts: Vec<MetricVerdict> = self.metrics.iter().filter_map(|m| m.verdict.clone()).collect();
-        if verdicts.len() == self.metrics.len() {
-            self.phase = run_phase(&verdicts);
-        }
-        measured
+        self.status = record_with(policy, &self.spec, Some(&self.status), taken, Clock::at(now));
+        true
     }
 
-    /// Stops measuring, as the controller does for a terminated run.
-    pub fn stop(&mut self) {
-        self.stopped = true;
+    /// Terminates the run, as the controller does when the Rollout no longer wants it.
+    pub fn terminate(&mut self, now: DateTime<Utc>, policy: &dyn Policy) {
+        self.spec.terminate = true;
+        self.status = record_with(policy, &self.spec, Some(&self.status), Vec::new(), Clock::at(now));
     }
 
-    /// The message and, for a failed run, the metric and value that decided it.
-    pub fn outcome(&self) -> (String, Option<String>, Option<String>) {
-        let deciding = self
-            .metrics
-            .iter()
-            .filter_map(|m| Some((m, m.verdict.as_ref()?)))
-            .find(|(_, v)| !v.dry_run && v.phase == self.phase);
-        let message = deciding.map(|(_, v)| v.message.clone()).unwrap_or_else(|| {
-            self.metrics
-                .iter()
-                .filter_map(|m| m.verdict.as_ref().map(|v| v.message.clone()))
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-        match deciding {
-            Some((metric, verdict)) if verdict.phase == AnalysisPhase::Failed => {
-                let value = metric.measurements.last().and_then(|m| m.value).map(format_value);
-                (message, Some(metric.metric.name.clone()), value)
-            }
-            _ => (message, None, None),
-        }
+    /// What the Rollout engine believes of the run at `now`, as the controller's fetch phase
+    /// assesses it.
+    pub fn assess(&self, now: DateTime<Utc>, policy: &dyn Policy) -> AnalysisRunState {
+        assess_with(
+            policy,
+            &self.name,
+            true,
+            &self.spec,
+            Some(&self.status),
+            Some(self.created_at),
+            Clock::at(now),
+        )
+    }
+
+    fn metric(&self, name: &str) -> (&Metric, &Signal) {
+        let index =
+            self.spec.metrics.iter().position(|m| m.name == name).expect("due names a metric of the spec");
+        (&self.spec.metrics[index], &self.signals[index])
     }
 }

@@ -47,7 +47,7 @@ impl Cluster {
     pub fn apply(&mut self, action: &Action, now: DateTime<Utc>, startup: PodStartup) {
         let obs = &mut self.observation;
         match action {
-            Action::SetWeights { canary, stable } => {
+            Action::SetWeights(RouteWeights { canary, stable }) => {
                 for route in &mut obs.routes {
                     route.weights = Some(RouteWeights { canary: *canary, stable: *stable });
                     route.generation += 1;

@@ -3,8 +3,8 @@
 
 use crate::api::{AnalysisPhase, RolloutSpec, RolloutStatus};
 use crate::engine::{
-    Action, DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, Decision, Input, Observation, Step, UserAction, decide,
-    revision_of, validate,
+    Action, DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, Decision, Input, Observation, Plan, Step, UserAction, decide,
+    revision_of,
 };
 use chrono::{DateTime, Utc};
 
@@ -23,7 +23,7 @@ pub struct Decided<'a> {
 pub fn check(decided: &Decided<'_>) -> Result<(), String> {
     let Decided { name, spec, input, observation, now, decision } = *decided;
     let output = &decision.status;
-    let Ok(plan) = validate(spec, &observation.templates) else {
+    let Ok(plan) = Plan::from_spec(spec, &observation.templates) else {
         return if decision.actions.is_empty() {
             Ok(())
         } else {
@@ -33,13 +33,13 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
     let n = plan.steps.len();
     let revision = revision_of(&spec.template);
     let weights = decision.actions.iter().filter_map(|a| match a {
-        Action::SetWeights { canary, stable } => Some((*canary, *stable)),
+        Action::SetWeights(crate::engine::RouteWeights { canary, stable }) => Some((*canary, *stable)),
         _ => None,
     });
 
     let in_flight = output.canary_revision.is_some() && output.abort.is_none() && !output.progress.promoting;
     let limit = match output.current_step_index {
-        Some(i) if in_flight && (i as usize) < n => plan.weight_at(i as usize),
+        Some(i) if in_flight && (i as usize) < n => spec.strategy.canary.weight_at(i as usize),
         _ => 0,
     };
     for (canary, stable) in weights {
@@ -59,9 +59,11 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
 
     if input.abort.is_none() && output.abort.is_some() {
         let traffic_already_off = observation.routes.iter().all(|r| r.weights.is_some_and(|w| w.canary == 0));
-        let first_moves_traffic =
-            matches!(decision.actions.first(), Some(Action::SetWeights { canary: 0, .. }));
-        let no_weight_change = !decision.actions.iter().any(|a| matches!(a, Action::SetWeights { .. }));
+        let first_moves_traffic = matches!(
+            decision.actions.first(),
+            Some(Action::SetWeights(crate::engine::RouteWeights { canary: 0, .. }))
+        );
+        let no_weight_change = !decision.actions.iter().any(|a| matches!(a, Action::SetWeights(_)));
         if !(first_moves_traffic || (traffic_already_off && no_weight_change)) {
             return Err(format!("an abort began with {:?}", decision.actions.first()));
         }

@@ -16,7 +16,7 @@ mod setup;
 mod summary;
 mod traffic;
 
-pub use analysis::{AnalysisRun, MetricRun, SOURCE_DOWN, Signal};
+pub use analysis::{AnalysisRun, SOURCE_DOWN, Signal};
 pub use cluster::{Cluster, PodStartup};
 pub use policy::{Bellwether, Policy};
 pub use scenario::{Expect, Scenario};
@@ -275,12 +275,12 @@ impl<'a> Simulation<'a> {
             self.cluster.apply(action, self.now, startup);
             match action {
                 Action::CreateAnalysisRun(request) => {
-                    let duration = request.spec.duration.as_ref().and_then(|d| d.parse().ok());
-                    let metrics = request.spec.metrics.clone();
-                    self.runs.push(AnalysisRun::new(&request.name, metrics, self.now, duration));
+                    let run = AnalysisRun::new(&request.name, request.spec.clone(), self.now, self.policy);
+                    self.runs.push(run);
                 }
                 Action::TerminateAnalysisRun { name } => {
-                    self.runs.iter_mut().filter(|r| r.name == *name).for_each(AnalysisRun::stop);
+                    let (now, policy) = (self.now, self.policy);
+                    self.runs.iter_mut().filter(|r| r.name == *name).for_each(|r| r.terminate(now, policy));
                 }
                 _ => {}
             }
@@ -302,7 +302,11 @@ impl<'a> Simulation<'a> {
             }
             let decision = self.decide();
             decisions.extend(decision.events.iter().map(|e| e.message.clone()));
-            if decision.actions.iter().any(|a| matches!(a, Action::SetWeights { canary: 0, .. })) {
+            if decision
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::SetWeights(crate::engine::RouteWeights { canary: 0, .. })))
+            {
                 aborted_at = Some(self.elapsed());
             }
             self.carry_out(&decision);
@@ -334,17 +338,11 @@ impl<'a> Simulation<'a> {
     fn measure(&mut self) {
         let up = self.scenario.source_up(self.elapsed());
         for run in &mut self.runs {
-            if !run.measure(self.now, &self.canary, &self.stable, up, self.policy) {
-                continue;
-            }
-            let (message, metric, value) = run.outcome();
+            run.measure(self.now, &self.canary, &self.stable, up, self.policy);
             if let Some(state) =
                 self.cluster.observation.analysis_runs.iter_mut().find(|s| s.name == run.name)
             {
-                state.phase = Some(run.phase);
-                state.message = Some(message);
-                state.failed_metric = metric;
-                state.failed_value = value;
+                *state = run.assess(self.now, self.policy);
             }
         }
     }
@@ -410,19 +408,22 @@ impl<'a> Simulation<'a> {
         let cells = self
             .runs
             .iter()
-            .filter(|run| {
-                !run.phase.is_terminal()
-                    || run.metrics.iter().any(|m| m.measurements.last().is_some_and(|s| s.at == self.now))
+            .map(|run| &run.status)
+            .filter(|status| {
+                !status.phase.is_some_and(|p| p.is_terminal())
+                    || status
+                        .metric_results
+                        .iter()
+                        .any(|m| m.measurements.last().is_some_and(|s| s.at == self.now))
             })
-            .flat_map(|run| &run.metrics)
-            .filter_map(|m| {
-                let sample = m.measurements.last()?;
-                let verdict = m.verdict.as_ref()?;
+            .flat_map(|status| &status.metric_results)
+            .filter_map(|result| {
+                let sample = result.measurements.last()?;
                 Some(Cell {
-                    metric: m.metric.name.clone(),
+                    metric: result.name.clone(),
                     value: sample.value,
                     error: sample.error.clone(),
-                    state: verdict.state,
+                    state: result.hysteresis.as_ref().map_or(HysteresisState::Healthy, |h| h.state),
                 })
             })
             .collect();

@@ -1,9 +1,9 @@
 //! What is simulated: one Rollout and the templates it references, read from manifests.
 
 use super::analysis::Signal;
-use crate::api::validate_manifest;
 use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout, RolloutSpec, TemplateRef};
-use crate::engine::{Templates, validate};
+use crate::engine::{Plan, Templates};
+use bellwether_openapi::validate_manifest;
 use serde::Deserialize;
 use serde_yaml::Value;
 
@@ -112,7 +112,7 @@ impl Setup {
             }
         };
         let name = rollout.metadata.name.clone().unwrap_or_default();
-        if let Err(errors) = validate(&rollout.spec, &templates) {
+        if let Err(errors) = Plan::from_spec(&rollout.spec, &templates) {
             let problems = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             return Err(SetupError::Plan { name, problems });
         }

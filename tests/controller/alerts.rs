@@ -3,8 +3,7 @@
 //! body, too many requests, plain HTTP to the HTTPS port) must reach nothing. And the pure rules
 //! that pick the Rollouts a firing alert aborts.
 
-#[path = "../support/test_ca.rs"]
-mod test_ca;
+use bellwether_testkit::test_ca;
 
 use bellwether::api::{AbortStatus, AlertMatcher, Rollout, RolloutPhase, RolloutStatus};
 use bellwether::controller::alerts::{REQUESTER, abort_request, first_match, matches};

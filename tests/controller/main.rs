@@ -7,5 +7,5 @@ mod notify;
 mod replica_sets;
 mod routes;
 mod server;
-#[path = "../support/webhook_sink.rs"]
-mod webhook_sink;
+
+use bellwether_testkit::webhook_sink;

@@ -1,8 +1,8 @@
 //! Which AnalysisRuns the run reconciler measures: only those it can vouch for.
 
 use bellwether::api::{AnalysisRun, AnalysisRunRef, AnalysisRunSpec, Rollout, RolloutStatus};
-use bellwether::controller::measure::{Entitlement, entitlement};
 use bellwether::engine::spec_hash;
+use bellwether::engine::{Entitlement, entitlement};
 use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 

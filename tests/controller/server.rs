@@ -1,8 +1,7 @@
 //! The observability endpoints over real HTTP on 127.0.0.1, and the metrics text checked by
 //! `promtool`.
 
-#[path = "../support/prometheus.rs"]
-mod prometheus_support;
+use bellwether_testkit::prometheus;
 
 use std::future::Future;
 use std::io::Write;
@@ -382,7 +381,7 @@ fn promtool_accepts_the_exposition() {
     metrics.notification_retry("Aborted");
     let text = metrics.render();
 
-    let promtool = prometheus_support::find_binary("promtool").unwrap_or_else(|error| panic!("{error}"));
+    let promtool = prometheus::find_binary("promtool").unwrap_or_else(|error| panic!("{error}"));
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

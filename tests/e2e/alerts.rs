@@ -5,12 +5,11 @@
 //! escalates instead. The receiver serves HTTPS when given a certificate, and refuses to start
 //! with one it cannot use.
 
-#[path = "../support/test_ca.rs"]
-mod test_ca;
+use bellwether_testkit::test_ca;
 
-use crate::alertmanager_support::{Alertmanager, Receiver};
+use crate::alertmanager::{Alertmanager, Receiver};
 use crate::harness::{Cluster, Controller, ROLLOUT, create, eventually};
-use crate::prometheus_support::free_port;
+use crate::prometheus::free_port;
 use crate::rollouts::{deploy_stable, record_weights};
 use crate::webhook_sink::{Answer, Sink};
 use bellwether::api::{AlertMatcher, Rollout, RolloutPhase};

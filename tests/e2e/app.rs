@@ -6,7 +6,7 @@
 //! scrapes, so `rate()` over them gives back the configured rates, and the Prometheus
 //! `http-app`-style queries of the templates measure them as they would a real application.
 
-use crate::prometheus_support::Prometheus;
+use crate::prometheus::Prometheus;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -4,7 +4,7 @@
 
 use crate::faults::wait_promoted;
 use crate::harness::{Cluster, Controller, create, eventually};
-use crate::prometheus_support::free_port;
+use crate::prometheus::free_port;
 use crate::webhook_sink::{Answer, Received, Sink};
 use bellwether::api::{NAMESPACE_CONFIGMAP, RolloutOutcome};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};

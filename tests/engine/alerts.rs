@@ -4,7 +4,7 @@
 use super::fixtures::*;
 use super::world::World;
 use bellwether::api::*;
-use bellwether::engine::{Action, Decision, EventKind, UserAction, describe_alert};
+use bellwether::engine::{Action, Decision, EventKind, RouteWeights, UserAction, describe_alert};
 use std::collections::BTreeMap;
 
 fn high_error_rate() -> FiringAlert {
@@ -41,7 +41,7 @@ fn a_firing_alert_aborts_a_paused_canary_and_says_which_alert() {
     let d = world.step();
     assert_eq!(
         d.actions[0],
-        Action::SetWeights { canary: 0, stable: 100 },
+        Action::SetWeights(RouteWeights { canary: 0, stable: 100 }),
         "traffic leaves the canary first"
     );
     let abort = world.status.abort.clone().expect("aborted");

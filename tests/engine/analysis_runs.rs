@@ -416,7 +416,7 @@ fn stored(run: &AnalysisRun) -> AnalysisRun {
     object["apiVersion"] = json!("bellwether.dev/v1alpha1");
     object["kind"] = json!("AnalysisRun");
     object["metadata"]["namespace"] = json!("shop");
-    if let Err(errors) = bellwether::api::validate_manifest(&object) {
+    if let Err(errors) = bellwether_openapi::validate_manifest(&object) {
         panic!("the API server would refuse the status: {errors:?}");
     }
     serde_json::from_value(object).expect("a stored run reads back")

@@ -6,7 +6,7 @@ use super::world::World;
 use bellwether::api::{
     AnalysisFailurePolicy, AnalysisPhase, CanaryStep, FiringAlert, InconclusivePolicy, RolloutSpec,
 };
-use bellwether::engine::{Decision, Observation, UserAction, validate};
+use bellwether::engine::{Decision, Observation, Plan, UserAction};
 use bellwether::sim::invariants::{self, Decided};
 use proptest::prelude::*;
 
@@ -288,7 +288,7 @@ proptest! {
         let spec = rollout().image("web:2").replicas(replicas).steps(steps).edit(|s| s.progress_deadline_seconds = deadline).build();
         let mut world = World::deployed(rollout().build());
         world.spec = spec;
-        let valid = validate(&world.spec, &world.cluster.observation.templates).is_ok();
+        let valid = Plan::from_spec(&world.spec, &world.cluster.observation.templates).is_ok();
         let decision = world.decide();
         if !valid {
             prop_assert!(decision.actions.is_empty());

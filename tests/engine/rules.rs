@@ -4,7 +4,7 @@
 use super::fixtures::*;
 use super::world::World;
 use bellwether::api::*;
-use bellwether::engine::{Action, EventKind, ServiceRole, UserAction};
+use bellwether::engine::{Action, EventKind, RouteWeights, ServiceRole, UserAction};
 
 fn web_v2(world: &mut World) -> String {
     world.ship("web:2")
@@ -23,7 +23,7 @@ fn scale(revision: &str, replicas: i32) -> Action {
 }
 
 fn weights(canary: i32) -> Action {
-    Action::SetWeights { canary, stable: 100 - canary }
+    Action::SetWeights(RouteWeights { canary, stable: 100 - canary })
 }
 
 fn point(role: ServiceRole, revision: &str) -> Action {
@@ -161,7 +161,7 @@ fn a_timed_pause_ends_only_once_the_route_carries_the_canary_weight_again() {
     world.advance(6.0);
     let d = world.decide();
     assert_eq!(world.status.current_step_index, Some(1), "no bake time without the canary's traffic");
-    assert_eq!(d.actions, [Action::SetWeights { canary: 10, stable: 90 }]);
+    assert_eq!(d.actions, [Action::SetWeights(RouteWeights { canary: 10, stable: 90 })]);
     assert_eq!(
         message(&world),
         "step 2/3: pause over, but the routes do not carry its weight: \

@@ -2,12 +2,23 @@
 
 use super::{AnalysisArg, Duration, schema};
 use chrono::{DateTime, Utc};
-use kube::{CustomResource, KubeSchema};
+use kube_derive::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+
+/// The time between measurements when a metric sets no `interval`.
+pub const DEFAULT_INTERVAL: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Measurement errors in a row that a metric tolerates when `consecutiveErrorLimit` is unset.
+pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
+
+/// The most requests one count may hold: beyond 2^53 an `f64` no longer counts whole requests.
+pub const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
 
 /// A reusable set of metrics, in one namespace.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "bellwether.dev",
     version = "v1alpha1",
     kind = "AnalysisTemplate",
@@ -29,7 +40,9 @@ pub struct AnalysisTemplateSpec {
 
 /// The same as an AnalysisTemplate, shared by every namespace.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "bellwether.dev",
     version = "v1alpha1",
     kind = "ClusterAnalysisTemplate",
@@ -56,6 +69,7 @@ impl From<ClusterAnalysisTemplateSpec> for AnalysisTemplateSpec {
 
 /// An argument a template expects. Without a `value` it is required.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct ArgSpec {
     #[schemars(length(min = 1))]
@@ -67,6 +81,7 @@ pub struct ArgSpec {
 
 /// One measured signal and how to judge it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.threshold) ? 1 : 0) + (has(self.compare) ? 1 : 0) + (has(self.sequential) ? 1 : 0) == 1").message("a metric must have exactly one of threshold, compare or sequential"))]
 #[x_kube(validation = Rule::new("!has(self.interval) || duration(self.interval) >= duration('1s')").message("interval must be at least 1s"))]
@@ -105,6 +120,7 @@ pub struct Metric {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.prometheus)").message("a provider must be set: prometheus"))]
 pub struct MetricProvider {
@@ -114,6 +130,7 @@ pub struct MetricProvider {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusProvider {
     /// Base URL of the Prometheus HTTP API, for example `http://prometheus.monitoring:9090`.
@@ -134,6 +151,7 @@ pub struct PrometheusProvider {
 
 /// An HTTP header whose value is read from a Secret.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderFromSecret {
     #[schemars(length(min = 1))]
@@ -142,6 +160,7 @@ pub struct HeaderFromSecret {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.bearer) ? 1 : 0) + (has(self.basic) ? 1 : 0) == 1").message("auth must have exactly one of bearer or basic"))]
 pub struct PrometheusAuth {
@@ -154,6 +173,7 @@ pub struct PrometheusAuth {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct BasicAuth {
     pub username: SecretKeyRef,
@@ -162,6 +182,7 @@ pub struct BasicAuth {
 
 /// A key in a Secret in the namespace of the analysis.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     #[schemars(length(min = 1))]
@@ -172,6 +193,7 @@ pub struct SecretKeyRef {
 
 /// Bounds a healthy value stays within, with hysteresis.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.min) || has(self.max)").message("threshold needs min, max or both"))]
 #[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("threshold min must not exceed max"))]
@@ -188,6 +210,7 @@ pub struct Threshold {
 
 /// "Fail if above max for `breachFor`; recover only if within `recover` for `recoverFor`."
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct Hysteresis {
     /// How long a breach must last before the metric fails. Defaults to 0 (the first breach).
@@ -202,6 +225,7 @@ pub struct Hysteresis {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct Bounds {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,6 +238,7 @@ pub struct Bounds {
 /// both revisions (`{{revision}}` and `{{service}}` name each in turn) and the two samples are compared
 /// once the window is complete.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct Compare {
     #[serde(default)]
@@ -257,6 +282,7 @@ pub enum DistributionTest {
 /// stable fails with probability at most `alpha`; it passes once the counts rule out an error rate
 /// more than `maxIncrease` above stable's.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct Sequential {
     /// A PromQL query template counting all requests of `{{revision}}` over `[{{interval}}]`.
@@ -310,7 +336,9 @@ pub enum NoDataPolicy {
 /// One execution of analysis metrics against one revision. Created by the controller and owned by
 /// its Rollout.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "bellwether.dev",
     version = "v1alpha1",
     kind = "AnalysisRun",
@@ -355,6 +383,7 @@ pub struct AnalysisRunSpec {
 
 /// Where one metric of a run was defined.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricSource {
     pub metric: String,
@@ -365,6 +394,7 @@ pub struct MetricSource {
 /// `{{canary.service}}` and `{{stable.service}}`. Recorded on the run so that every measurement
 /// names what the run was created for, even after the Rollout has moved on.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct RunContext {
     /// The Rollout's name; its namespace is the run's.
@@ -394,6 +424,7 @@ impl AnalysisPhase {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -408,6 +439,7 @@ pub struct AnalysisRunStatus {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricResult {
     pub name: String,
@@ -424,6 +456,7 @@ pub struct MetricResult {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct Measurement {
     pub at: DateTime<Utc>,
@@ -446,6 +479,7 @@ pub struct Measurement {
 
 /// Requests and failed requests of each revision over one interval.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
     pub canary_errors: f64,
@@ -455,6 +489,7 @@ pub struct Counts {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct HysteresisStatus {
     pub state: HysteresisState,

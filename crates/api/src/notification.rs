@@ -2,7 +2,7 @@
 //! Rollout (`spec.notifications`) and per namespace (the [`NAMESPACE_CONFIGMAP`] ConfigMap).
 
 use super::SecretKeyRef;
-use kube::KubeSchema;
+use kube_derive::KubeSchema;
 use serde::{Deserialize, Serialize};
 
 /// The ConfigMap whose [`NAMESPACE_CONFIGMAP_KEY`] lists, as YAML, the notification targets of
@@ -13,6 +13,7 @@ pub const NAMESPACE_CONFIGMAP_KEY: &str = "targets";
 
 /// One webhook and what it is told.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotificationTarget {
     /// Names the target in logs and metrics.

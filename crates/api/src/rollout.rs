@@ -6,13 +6,15 @@ use super::schema;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::{CustomResource, KubeSchema};
+use kube_derive::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Desired state of a Rollout.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "bellwether.dev",
     version = "v1alpha1",
     kind = "Rollout",
@@ -63,6 +65,7 @@ fn default_replicas() -> i32 {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStrategy {
     pub canary: CanaryStrategy,
@@ -70,6 +73,7 @@ pub struct RolloutStrategy {
 
 /// How a new revision is shipped: the Services, the routes, the steps and the failure policies.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.stableService != self.canaryService").message("stableService and canaryService must be different Services"))]
 #[x_kube(validation = Rule::new("!has(self.analysis) || !has(self.analysis.startingStep) || self.analysis.startingStep < size(self.steps)").message("analysis.startingStep must be the index of a step"))]
@@ -111,9 +115,17 @@ pub struct CanaryStrategy {
     pub max_alert_aborts_per_hour: Option<i32>,
 }
 
+impl CanaryStrategy {
+    /// The canary weight in force at step `index`: that of the last `setWeight` at or before it.
+    pub fn weight_at(&self, index: usize) -> i32 {
+        self.steps.iter().take(index.saturating_add(1)).filter_map(|s| s.set_weight).next_back().unwrap_or(0)
+    }
+}
+
 /// Labels an alert must carry, each with exactly this value. The alert must also carry a
 /// `namespace` label naming this Rollout's namespace, unless `anyNamespace` is true.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("size(self.matchLabels) > 0").message("matchLabels must name at least one label"))]
 pub struct AlertMatcher {
@@ -127,6 +139,7 @@ pub struct AlertMatcher {
 
 /// The alert behind an alert-driven abort, as Alertmanager sent it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct FiringAlert {
     /// The `alertname` label.
@@ -163,6 +176,7 @@ pub enum InconclusivePolicy {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficRouting {
     #[serde(rename = "gatewayAPI")]
@@ -171,6 +185,7 @@ pub struct TrafficRouting {
 
 /// The Gateway API routes whose backend weights Bellwether manages.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.httpRoutes) ? size(self.httpRoutes) : 0) + (has(self.grpcRoutes) ? size(self.grpcRoutes) : 0) > 0").message("gatewayAPI must name at least one HTTPRoute or GRPCRoute"))]
 pub struct GatewayApiRouting {
@@ -183,6 +198,7 @@ pub struct GatewayApiRouting {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct RouteRef {
     #[schemars(length(min = 1, max = 253))]
@@ -194,6 +210,7 @@ pub struct RouteRef {
 
 /// One step of a canary. Exactly one field is set.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1").message("a step must have exactly one of setWeight, pause or analysis"))]
 pub struct CanaryStep {
@@ -211,6 +228,7 @@ pub struct CanaryStep {
 
 /// Waits for `duration`, or for a promote when no duration is given.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct PauseStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +237,7 @@ pub struct PauseStep {
 
 /// Runs the templates' metrics as one AnalysisRun and waits for its verdict.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.args) || self.args.all(a, self.args.exists_one(b, b.name == a.name))").message("analysis args must have unique names"))]
 pub struct AnalysisStep {
@@ -238,6 +257,7 @@ pub struct AnalysisStep {
 
 /// Analysis that runs for the rest of the rollout, from `startingStep`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.args) || self.args.all(a, self.args.exists_one(b, b.name == a.name))").message("analysis args must have unique names"))]
 pub struct BackgroundAnalysis {
@@ -253,6 +273,7 @@ pub struct BackgroundAnalysis {
 
 /// A reference to an AnalysisTemplate, or to a ClusterAnalysisTemplate when `clusterScope` is set.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateRef {
     #[schemars(length(min = 1, max = 253))]
@@ -261,8 +282,16 @@ pub struct TemplateRef {
     pub cluster_scope: bool,
 }
 
+impl TemplateRef {
+    /// The kind of the template it names: `AnalysisTemplate` or `ClusterAnalysisTemplate`.
+    pub fn kind(&self) -> &'static str {
+        if self.cluster_scope { "ClusterAnalysisTemplate" } else { "AnalysisTemplate" }
+    }
+}
+
 /// A value for one of a template's `args`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisArg {
     #[schemars(length(min = 1))]
@@ -272,6 +301,7 @@ pub struct AnalysisArg {
 
 /// Observed state of a Rollout, written only by the controller.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,8 +352,24 @@ pub enum RolloutPhase {
     Degraded,
 }
 
+impl RolloutPhase {
+    /// Every phase, in the order a rollout meets them.
+    pub const ALL: [Self; 4] = [Self::Healthy, Self::Progressing, Self::Paused, Self::Degraded];
+
+    /// The phase as the status, conditions and metrics labels write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "Healthy",
+            Self::Progressing => "Progressing",
+            Self::Paused => "Paused",
+            Self::Degraded => "Degraded",
+        }
+    }
+}
+
 /// The weights Bellwether wants on every managed route, and whether every route shows them.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct Weights {
     pub canary: i32,
@@ -339,6 +385,7 @@ impl Default for Weights {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct PauseCondition {
     pub reason: PauseReason,
@@ -363,6 +410,7 @@ pub enum PauseReason {
 
 /// Why and when a canary was aborted.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct AbortStatus {
     /// For example `AnalysisFailed`, `ProgressDeadlineExceeded` or `UserAbort`.
@@ -382,6 +430,7 @@ pub struct AbortStatus {
 
 /// The latest known state of an AnalysisRun.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunRef {
     pub name: String,
@@ -397,6 +446,7 @@ pub struct AnalysisRunRef {
 
 /// A standard condition, as on every Kubernetes object.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     #[serde(rename = "type")]
@@ -410,6 +460,7 @@ pub struct Condition {
 
 /// One finished canary.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub revision: String,
@@ -434,6 +485,7 @@ pub enum RolloutOutcome {
 /// Engine bookkeeping persisted in status so that any controller replica can pick up where another
 /// left off.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
     /// When the current canary started.
@@ -467,6 +519,7 @@ pub struct Progress {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduledScaleDown {
     pub revision: String,

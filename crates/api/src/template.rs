@@ -725,26 +725,10 @@ fn known_names(arg_names: &[&str]) -> Vec<String> {
 fn closest<S: AsRef<str>>(name: &str, candidates: &[S]) -> Option<String> {
     candidates
         .iter()
-        .map(|candidate| (edit_distance(name, candidate.as_ref()), candidate.as_ref()))
+        .map(|candidate| (strsim::levenshtein(name, candidate.as_ref()), candidate.as_ref()))
         .filter(|(distance, _)| *distance <= MAX_TYPO_DISTANCE)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate.to_owned())
-}
-
-/// Levenshtein distance, in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, a_char) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &b_char) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(a_char != b_char));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 fn variable_hint(suggestion: Option<&str>) -> String {

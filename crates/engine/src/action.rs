@@ -1,16 +1,14 @@
 //! What the engine asks the controller to do, and what it tells people.
 
-use crate::api::{AnalysisRunSpec, RolloutStatus};
+use super::observation::RouteWeights;
+use bellwether_api::{AnalysisRunSpec, RolloutStatus};
 
 /// A mutation of the cluster. The controller carries actions out in order and stops at the first
 /// failure; the next decision re-derives whatever is still missing.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Set `canary` and `stable` on the backendRefs of every managed route rule.
-    SetWeights {
-        canary: i32,
-        stable: i32,
-    },
+    /// Set these weights on the backendRefs of every managed route rule.
+    SetWeights(RouteWeights),
     /// Point a Service's selector at a revision.
     PointService {
         role: ServiceRole,

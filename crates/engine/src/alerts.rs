@@ -8,7 +8,7 @@ use super::action::EventKind;
 use super::observation::UserRequest;
 use super::pass::Pass;
 use super::requests::applicable;
-use crate::api::FiringAlert;
+use bellwether_api::FiringAlert;
 use chrono::Duration;
 
 /// The default of `maxAlertAbortsPerHour`.

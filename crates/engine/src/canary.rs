@@ -1,12 +1,12 @@
 //! A canary in flight: background analysis, the steps, and promotion.
 
 use super::action::{Action, AnalysisRunRequest, EventKind, ServiceRole};
-use super::analysis::{build_spec, spec_hash};
+use super::analysis::run::spec_hash;
 use super::observation::AnalysisRunState;
 use super::pass::Pass;
+use super::plan::Step;
 use super::replicas::canary_replicas;
-use super::validate::Step;
-use crate::api::{
+use bellwether_api::{
     AbortStatus, AnalysisArg, AnalysisFailurePolicy, AnalysisPhase, AnalysisRunRef, AnalysisRunSpec,
     Duration, InconclusivePolicy, PauseReason, Progress, RolloutOutcome, RunContext, TemplateRef,
     format_duration,
@@ -254,7 +254,7 @@ impl Pass<'_> {
     /// Returns whether every route carries that weight, to pods that can serve it.
     fn hold_traffic(&mut self, index: usize) -> bool {
         let revision = self.revision.clone();
-        let weight = self.plan.weight_at(index);
+        let weight = self.spec.strategy.canary.weight_at(index);
         self.ensure_scale(&revision, canary_replicas(self.plan.replicas, weight));
         let servable = self.obs.available(&revision) > 0
             && self.obs.services.canary.as_deref() == Some(revision.as_str());
@@ -524,4 +524,46 @@ impl Pass<'_> {
         );
         self.steady();
     }
+}
+
+/// The run that analysis of `revision` with `templates` (their metrics in order, `args` over their
+/// defaults) asks for; `None` when a template is missing, which validation reports first.
+fn build_spec(
+    templates: &super::Templates,
+    refs: &[bellwether_api::TemplateRef],
+    args: &[bellwether_api::AnalysisArg],
+    revision: &str,
+    duration: Option<bellwether_api::Duration>,
+    timeout: Option<bellwether_api::Duration>,
+    context: bellwether_api::RunContext,
+) -> Option<AnalysisRunSpec> {
+    let mut metrics = Vec::new();
+    let mut sources = Vec::new();
+    let mut values = std::collections::BTreeMap::new();
+    for reference in refs {
+        let template = templates.get(reference)?;
+        for metric in &template.metrics {
+            metrics.push(metric.clone());
+            sources.push(bellwether_api::MetricSource {
+                metric: metric.name.clone(),
+                template: reference.clone(),
+            });
+        }
+        for arg in &template.args {
+            if let Some(value) = &arg.value {
+                values.entry(arg.name.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    values.extend(args.iter().map(|a| (a.name.clone(), a.value.clone())));
+    Some(AnalysisRunSpec {
+        metrics,
+        args: values.into_iter().map(|(name, value)| bellwether_api::AnalysisArg { name, value }).collect(),
+        revision: revision.to_string(),
+        duration,
+        timeout,
+        terminate: false,
+        context: Some(context),
+        sources,
+    })
 }

@@ -11,46 +11,40 @@
 
 mod action;
 mod alerts;
-mod analysis;
+pub mod analysis;
 mod canary;
 mod cleanup;
-mod compare;
-mod judge;
 mod observation;
 mod pass;
+mod plan;
 mod replicas;
 mod requests;
 mod retreat;
 mod revision;
-mod sequential;
-mod stats;
 mod steady;
-mod validate;
 
 pub use action::{Action, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
 pub use alerts::{DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, describe as describe_alert};
-pub use analysis::{
-    Clock, MAX_ERROR_BYTES, MAX_MEASUREMENTS, assess, build_spec, deadline, due, ended, keep, next_due,
-    record, refused, spec_hash,
+pub use analysis::metric::{MAX_MEASUREMENTS, MetricPlan, Problem};
+pub use analysis::run::{
+    Clock, Entitlement, MAX_ERROR_BYTES, assess, assess_with, deadline, due, ended, entitlement, keep,
+    next_due, record, record_with, refused, spec_hash,
 };
-pub use judge::{
-    DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_INTERVAL, MetricVerdict, Window, first_counted_at, format_value,
-    judge_metric, metric_interval, run_phase,
+pub use analysis::stats::{
+    KolmogorovSmirnov, MannWhitney, drop_outliers, kolmogorov_sf, kolmogorov_smirnov, mann_whitney_u,
 };
+pub use analysis::verdict::{MetricVerdict, Window, format_value, run_phase};
+pub use analysis::{Bellwether, Judge, judge_metric};
 pub use observation::{
     AnalysisRunState, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights, ServiceSelectors,
     UserAction, UserRequest,
 };
+pub use plan::{Background, Origin, Plan, SpecError, Step, Templates, validate_template};
 pub use replicas::canary_replicas;
 pub use requests::applicable;
 pub use revision::revision_of;
-pub use sequential::MAX_COUNT;
-pub use stats::{
-    KolmogorovSmirnov, MannWhitney, drop_outliers, kolmogorov_sf, kolmogorov_smirnov, mann_whitney_u,
-};
-pub use validate::{Background, Plan, SpecError, Step, Templates, validate, validate_template};
 
-use crate::api::{RolloutSpec, RolloutStatus};
+use bellwether_api::{RolloutSpec, RolloutStatus};
 use chrono::{DateTime, Utc};
 
 /// Everything one decision depends on.
@@ -67,7 +61,7 @@ pub struct Input<'a> {
 
 /// Decides what the rollout does next. See the module documentation.
 pub fn decide(input: Input<'_>) -> Decision {
-    match validate(input.spec, &input.observation.templates) {
+    match Plan::from_spec(input.spec, &input.observation.templates) {
         Ok(plan) => pass::Pass::new(input, plan).run(),
         Err(errors) => pass::invalid_spec(input, &errors),
     }

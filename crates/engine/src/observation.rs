@@ -1,6 +1,6 @@
 //! What the controller saw in the cluster, handed to the engine as plain data.
 
-use crate::api::{AnalysisPhase, AnalysisTemplateSpec, FiringAlert, TemplateRef};
+use bellwether_api::{AnalysisPhase, AnalysisTemplateSpec, FiringAlert, TemplateRef};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -42,6 +42,7 @@ pub struct RouteState {
     pub parents: Vec<ParentState>,
 }
 
+/// A canary and a stable weight: what a route carries, or what the engine asks every route to carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RouteWeights {
     pub canary: i32,

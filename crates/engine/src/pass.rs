@@ -3,9 +3,9 @@
 
 use super::action::{Action, Decision, Event, EventKind, ServiceRole};
 use super::observation::{Observation, RouteWeights};
-use super::validate::{Plan, SpecError};
+use super::plan::{Plan, SpecError};
 use super::{Input, revision_of};
-use crate::api::{
+use bellwether_api::{
     AbortStatus, Condition, PauseCondition, PauseReason, RolloutOutcome, RolloutPhase, RolloutSpec,
     RolloutStatus, Weights, format_duration,
 };
@@ -232,7 +232,7 @@ impl<'a> Pass<'a> {
         }
         self.status.weights = Weights { canary, stable: 100 - canary, verified: false };
         if self.obs.routes.iter().any(|r| r.weights != Some(weights)) {
-            self.actions.push(Action::SetWeights { canary, stable: 100 - canary });
+            self.actions.push(Action::SetWeights(RouteWeights { canary, stable: 100 - canary }));
         }
         let verified = self.obs.routes.iter().all(|r| r.carries(weights));
         self.status.weights.verified = verified;
@@ -280,7 +280,7 @@ impl<'a> Pass<'a> {
         }
         let message = self.status.message.clone().unwrap_or_default();
         let now = self.now;
-        set_condition(&mut self.status, "Progressing", in_flight, phase_reason(phase), &message, now);
+        set_condition(&mut self.status, "Progressing", in_flight, phase.as_str(), &message, now);
         let available_message = match &self.status.stable_revision {
             Some(s) => format!(
                 "stable revision {s}: {}/{} pods available",
@@ -290,14 +290,5 @@ impl<'a> Pass<'a> {
             None => "no stable revision yet".into(),
         };
         set_condition(&mut self.status, "Available", stable_ready, "StablePods", &available_message, now);
-    }
-}
-
-fn phase_reason(phase: RolloutPhase) -> &'static str {
-    match phase {
-        RolloutPhase::Healthy => "Healthy",
-        RolloutPhase::Progressing => "Progressing",
-        RolloutPhase::Paused => "Paused",
-        RolloutPhase::Degraded => "Degraded",
     }
 }

@@ -1,15 +1,19 @@
-//! Validation of a Rollout spec against the templates that exist, and the checked plan it yields.
+//! A Rollout's plan: its spec checked against the templates that exist, with defaults applied and
+//! durations parsed. [`Plan::from_spec`] is the one validation of a Rollout: the controller decides
+//! from its plan, and `lint`, `simulate` and `analyze` report its errors.
 //!
 //! The API server already enforces the CRD schema and CEL rules; this repeats what matters to the
 //! engine (a spec may come from an older CRD, or from `lint` with no API server) and adds what
 //! the schema cannot see: references to templates, their args, their metric names and the variables
-//! their queries use.
+//! their queries use. Each error says where it is: the Rollout, or a template it names, and the
+//! field's path in that object.
 
-use crate::api::{
+use crate::analysis::metric::{MetricPlan, duration};
+use bellwether_api::template;
+use bellwether_api::{
     AnalysisArg, AnalysisStep, AnalysisTemplateSpec, Duration, Metric, REVISION_LABEL, RolloutSpec,
     TemplateRef,
 };
-use crate::metrics::template;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -17,20 +21,35 @@ use std::fmt;
 const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
 const DEFAULT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
 const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
-/// The shortest metric `interval`: measuring more often would load Prometheus for no gain, since
-/// few scrape faster.
-const MIN_INTERVAL: chrono::Duration = chrono::Duration::seconds(1);
 
-/// One problem in a spec, located by its field path.
+/// One problem in a spec: where it is, the field's path in that object, and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpecError {
+    pub origin: Origin,
+    /// The path within the origin's object, such as `spec.strategy.canary.steps[2].setWeight` or,
+    /// in a template, `spec.metrics[0].interval`.
     pub field: String,
     pub message: String,
 }
 
+/// The object a [`SpecError`] is in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The object being checked: the Rollout, or the template that [`validate_template`] checks.
+    Object,
+    /// A template the Rollout names.
+    Template(TemplateRef),
+}
+
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
+        match &self.origin {
+            Origin::Object => write!(f, "{}: {}", self.field, self.message),
+            Origin::Template(reference) => {
+                let field = self.field.strip_prefix("spec.").unwrap_or(&self.field);
+                write!(f, "{} {:?} {field}: {}", reference.kind(), reference.template_name, self.message)
+            }
+        }
     }
 }
 
@@ -61,25 +80,16 @@ pub struct Background<'a> {
     pub starting_step: usize,
 }
 
-impl Plan<'_> {
-    /// The canary weight in force at step `index`: the last `setWeight` at or before it.
-    pub fn weight_at(&self, index: usize) -> i32 {
-        self.steps
-            .iter()
-            .take(index.saturating_add(1))
-            .rev()
-            .find_map(|s| match s {
-                Step::SetWeight(w) => Some(*w),
-                _ => None,
-            })
-            .unwrap_or(0)
+pub type Templates = BTreeMap<TemplateRef, AnalysisTemplateSpec>;
+
+impl<'a> Plan<'a> {
+    /// Checks `spec` and returns its plan, or every problem found.
+    pub fn from_spec(spec: &'a RolloutSpec, templates: &Templates) -> Result<Self, Vec<SpecError>> {
+        plan(spec, templates)
     }
 }
 
-pub type Templates = BTreeMap<TemplateRef, AnalysisTemplateSpec>;
-
-/// Checks `spec` and returns its plan, or every problem found.
-pub fn validate<'a>(spec: &'a RolloutSpec, templates: &Templates) -> Result<Plan<'a>, Vec<SpecError>> {
+fn plan<'a>(spec: &'a RolloutSpec, templates: &Templates) -> Result<Plan<'a>, Vec<SpecError>> {
     let mut errors = Errors::default();
     let canary = &spec.strategy.canary;
     const CANARY: &str = "spec.strategy.canary";
@@ -228,7 +238,11 @@ struct Errors(Vec<SpecError>);
 
 impl Errors {
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(SpecError { field: field.into(), message: message.into() });
+        self.push_at(&Origin::Object, field, message);
+    }
+
+    fn push_at(&mut self, origin: &Origin, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(SpecError { origin: origin.clone(), field: field.into(), message: message.into() });
     }
 
     fn finish<T>(self, value: T) -> Result<T, Vec<SpecError>> {
@@ -236,8 +250,13 @@ impl Errors {
     }
 }
 
-fn parse_opt(duration: Option<&Duration>, field: &str, errors: &mut Errors) -> Option<chrono::Duration> {
-    duration.and_then(|d| d.parse().map_err(|e| errors.push(field, e.to_string())).ok())
+fn parse_opt(value: Option<&Duration>, field: &str, errors: &mut Errors) -> Option<chrono::Duration> {
+    let mut problems = Vec::new();
+    let parsed = duration(value, field, &mut problems);
+    for problem in problems {
+        errors.push(problem.field, problem.message);
+    }
+    parsed
 }
 
 fn seconds(value: Option<i32>, default: i32, field: &str, min: i32, errors: &mut Errors) -> chrono::Duration {
@@ -316,7 +335,7 @@ fn check_analysis<'t>(
         }
     }
     for (i, reference) in refs.iter().enumerate() {
-        let kind = if reference.cluster_scope { "ClusterAnalysisTemplate" } else { "AnalysisTemplate" };
+        let kind = reference.kind();
         let Some(template) = templates.get(reference) else {
             errors.push(
                 format!("{field}.templates[{i}].templateName"),
@@ -333,8 +352,9 @@ fn check_analysis<'t>(
                 );
             }
         }
+        let origin = Origin::Template(reference.clone());
         for (m, metric) in template.metrics.iter().enumerate() {
-            let metric_field = format!("{kind} {:?} metrics[{m}]", reference.template_name);
+            let metric_field = format!("spec.metrics[{m}]");
             if let Some(owner) = metric_owner.insert(&metric.name, &reference.template_name) {
                 errors.push(
                     format!("{field}.templates[{i}]"),
@@ -345,7 +365,7 @@ fn check_analysis<'t>(
                 );
             }
             let declared: BTreeSet<String> = template.args.iter().map(|a| a.name.clone()).collect();
-            check_metric(metric, &declared, &metric_field, errors);
+            check_metric(metric, &declared, &origin, &metric_field, errors);
             metrics.push(metric);
         }
     }
@@ -381,88 +401,44 @@ pub fn validate_template(spec: &AnalysisTemplateSpec) -> Result<(), Vec<SpecErro
         if !names.insert(metric.name.as_str()) {
             errors.push(format!("{field}.name"), format!("metric {:?} is defined twice", metric.name));
         }
-        check_metric(metric, &declared, &field, &mut errors);
+        check_metric(metric, &declared, &Origin::Object, &field, &mut errors);
     }
     errors.finish(())
 }
 
-fn check_metric(metric: &Metric, declared_args: &BTreeSet<String>, field: &str, errors: &mut Errors) {
-    let durations = [
-        ("interval", metric.interval.as_ref()),
-        ("initialDelay", metric.initial_delay.as_ref()),
-        ("provider.prometheus.timeout", metric.provider.prometheus.as_ref().and_then(|p| p.timeout.as_ref())),
-        (
-            "threshold.hysteresis.breachFor",
-            metric.threshold.as_ref().and_then(|t| t.hysteresis.as_ref()).and_then(|h| h.breach_for.as_ref()),
-        ),
-        (
-            "threshold.hysteresis.recoverFor",
-            metric
-                .threshold
-                .as_ref()
-                .and_then(|t| t.hysteresis.as_ref())
-                .and_then(|h| h.recover_for.as_ref()),
-        ),
-    ];
-    for (name, duration) in durations {
-        parse_opt(duration, &format!("{field}.{name}"), errors);
-    }
-    if let Some(interval) = metric.interval.as_ref().and_then(|d| d.parse().ok())
-        && interval < MIN_INTERVAL
-    {
-        errors.push(
-            format!("{field}.interval"),
-            format!(
-                "{} is below the minimum of 1s: a metric is measured once an interval",
-                metric.interval.as_ref().map(ToString::to_string).unwrap_or_default()
-            ),
-        );
+/// Checks one metric: its plan (durations, judgment) and its provider's queries, at `field` of
+/// `origin`.
+fn check_metric(
+    metric: &Metric,
+    declared_args: &BTreeSet<String>,
+    origin: &Origin,
+    field: &str,
+    errors: &mut Errors,
+) {
+    let at =
+        |relative: &str| if relative.is_empty() { field.to_string() } else { format!("{field}.{relative}") };
+    if let Err(problems) = MetricPlan::new(metric, None) {
+        for problem in problems {
+            errors.push_at(origin, at(&problem.field), problem.message);
+        }
     }
     match &metric.provider.prometheus {
-        None => errors.push(format!("{field}.provider"), "must set prometheus"),
+        None => errors.push_at(origin, at("provider"), "must set prometheus"),
         Some(prometheus) => {
+            let mut problems = Vec::new();
+            duration(prometheus.timeout.as_ref(), "provider.prometheus.timeout", &mut problems);
+            for problem in problems {
+                errors.push_at(origin, at(&problem.field), problem.message);
+            }
             if let Err(error) = template::check(&prometheus.query, declared_args) {
-                errors.push(format!("{field}.provider.prometheus.query"), error.to_string());
+                errors.push_at(origin, at("provider.prometheus.query"), error.to_string());
             }
         }
     }
     if let Some(sequential) = &metric.sequential
         && let Err(error) = template::check(&sequential.requests_query, declared_args)
     {
-        errors.push(format!("{field}.sequential.requestsQuery"), error.to_string());
-    }
-    // JSON has no NaN or infinity, so these only come from YAML or code; every comparison with NaN
-    // is false, which would make a bound of NaN pass every value.
-    let recover =
-        metric.threshold.as_ref().and_then(|t| t.hysteresis.as_ref()).and_then(|h| h.recover.as_ref());
-    let numbers = [
-        ("threshold.min", metric.threshold.as_ref().and_then(|t| t.min)),
-        ("threshold.max", metric.threshold.as_ref().and_then(|t| t.max)),
-        ("threshold.hysteresis.recover.min", recover.and_then(|r| r.min)),
-        ("threshold.hysteresis.recover.max", recover.and_then(|r| r.max)),
-        ("compare.confidence", metric.compare.as_ref().map(|c| c.confidence)),
-        ("compare.maxRatio", metric.compare.as_ref().and_then(|c| c.max_ratio)),
-        ("sequential.alpha", metric.sequential.as_ref().and_then(|s| s.alpha)),
-        ("sequential.maxIncrease", metric.sequential.as_ref().map(|s| s.max_increase)),
-    ];
-    for (name, number) in numbers {
-        if let Some(number) = number.filter(|n| !n.is_finite()) {
-            errors.push(format!("{field}.{name}"), format!("{number} is not a finite number"));
-        }
-    }
-    match (&metric.threshold, &metric.compare, &metric.sequential) {
-        (Some(threshold), None, None) => {
-            if threshold.min.is_none() && threshold.max.is_none() {
-                errors.push(format!("{field}.threshold"), "needs min, max or both");
-            }
-            if let (Some(min), Some(max)) = (threshold.min, threshold.max)
-                && min > max
-            {
-                errors.push(format!("{field}.threshold"), format!("min {min} exceeds max {max}"));
-            }
-        }
-        (None, Some(_), None) | (None, None, Some(_)) => {}
-        _ => errors.push(field, "must have exactly one of threshold, compare or sequential"),
+        errors.push_at(origin, at("sequential.requestsQuery"), error.to_string());
     }
 }
 

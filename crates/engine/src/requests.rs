@@ -10,7 +10,7 @@ use super::action::EventKind;
 use super::canary::Slot;
 use super::observation::{UserAction, UserRequest};
 use super::pass::Pass;
-use crate::api::{PauseReason, RolloutStatus};
+use bellwether_api::{PauseReason, RolloutStatus};
 
 /// Request IDs remembered in status.
 const HANDLED_LIMIT: usize = 32;
@@ -78,7 +78,7 @@ impl Pass<'_> {
                 if self.has_pause(PauseReason::UserPause) {
                     return Err("already paused".into());
                 }
-                self.status.pause_conditions.push(crate::api::PauseCondition {
+                self.status.pause_conditions.push(bellwether_api::PauseCondition {
                     reason: PauseReason::UserPause,
                     started_at: self.now,
                 });

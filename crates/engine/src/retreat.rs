@@ -3,7 +3,7 @@
 
 use super::action::{EventKind, ServiceRole};
 use super::pass::Pass;
-use crate::api::{
+use bellwether_api::{
     AbortStatus, HistoryEntry, PauseReason, Progress, RolloutOutcome, ScheduledScaleDown, format_duration,
 };
 

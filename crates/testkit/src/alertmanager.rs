@@ -22,8 +22,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-// The including test binary also includes `prometheus.rs`, as `prometheus_support`.
-use crate::prometheus_support::{find_binary, free_port, spawn_logged, spawn_watchdog, stop, wait_ready};
+use crate::prometheus::{find_binary, free_port, spawn_logged, spawn_watchdog, stop, wait_ready};
 
 /// How many ports to try when the chosen one is taken between choosing and binding.
 const START_ATTEMPTS: usize = 3;

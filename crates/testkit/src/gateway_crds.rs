@@ -1,12 +1,12 @@
-//! Validators for the official Gateway API CRDs kept in `tests/testdata/` (unmodified copies, see the
+//! Validators for the official Gateway API CRDs kept in `testdata/` (unmodified copies, see the
 //! README beside them), built once per test binary.
 
-use bellwether::api::SchemaValidator;
+use bellwether_openapi::SchemaValidator;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use std::path::Path;
 use std::sync::OnceLock;
 
-const GATEWAY_API_CRDS: &str = "tests/testdata/gateway-api-v1.5.1";
+const GATEWAY_API_CRDS: &str = "testdata/gateway-api-v1.5.1";
 
 fn validator(file: &str) -> SchemaValidator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(GATEWAY_API_CRDS).join(file);

@@ -130,7 +130,7 @@ pub fn slack_body(notice: &Notice) -> Value {
         state.push_str(&format!(", step {}", escape(step)));
     }
     if let Some(phase) = notice.phase {
-        state.push_str(&format!(", {phase:?}"));
+        state.push_str(&format!(", {}", phase.as_str()));
     }
     lines.push(state);
     if let Some(abort) = &notice.abort {

@@ -45,7 +45,7 @@ async fn apply_one(
     let name = rollout.name_any();
     let canary = &rollout.spec.strategy.canary;
     match action {
-        Action::SetWeights { canary: c, stable: s } => {
+        Action::SetWeights(RouteWeights { canary: c, stable: s }) => {
             let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };
             set_weights(ctx, fetched, services, RouteWeights { canary: *c, stable: *s }).await
         }

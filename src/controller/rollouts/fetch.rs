@@ -150,7 +150,7 @@ pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
                     return ended(&name, &run.spec, status);
                 }
                 let owned = is_owned(run.owner_references());
-                let created = crate::controller::created_at(&run.metadata);
+                let created = crate::api::created_at(&run.metadata);
                 assess(&name, owned, &run.spec, status, created, clock)
             })
             .collect(),

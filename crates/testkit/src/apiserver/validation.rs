@@ -3,7 +3,7 @@
 
 use super::resources::{self, Resource};
 use super::status::ApiError;
-use bellwether::api::{FieldError, SchemaValidator, validate_manifest, validate_manifest_update};
+use bellwether_openapi::{FieldError, SchemaValidator, validate_manifest, validate_manifest_update};
 use serde_json::Value;
 
 fn schema_for(resource: &Resource) -> Option<&'static SchemaValidator> {
@@ -19,7 +19,7 @@ fn schema_for(resource: &Resource) -> Option<&'static SchemaValidator> {
 /// Checks an object about to be stored; `old` is the stored object it replaces, if any. Kinds without
 /// a schema here (the built-in ones) are accepted as they are.
 pub fn validate(resource: &Resource, object: &Value, old: Option<&Value>) -> Result<(), ApiError> {
-    let result = if resource.group == bellwether::api::GROUP {
+    let result = if resource.group == bellwether_api::GROUP {
         match old {
             Some(old) => validate_manifest_update(object, old),
             None => validate_manifest(object),

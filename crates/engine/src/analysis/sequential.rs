@@ -39,9 +39,10 @@
 //! products over all intervals, and restarting them from a later measurement would be a new test
 //! with its own chance of a false alarm.
 
-use super::judge::{ErrorRun, MetricVerdict, Window, first_counted_at, format_value, metric_interval};
-use crate::api::{AnalysisPhase, Counts, HysteresisState, Measurement, Metric, Sequential};
-use chrono::{DateTime, Duration, Utc};
+use super::metric::{Judgment, MAX_MEASUREMENTS, MetricPlan, Problem, finite};
+use super::verdict::{ErrorRun, Fold, MetricVerdict, Window, fold, format_value};
+use bellwether_api::{AnalysisPhase, Counts, HysteresisState, MAX_COUNT, Measurement, Sequential};
+use chrono::{DateTime, Utc};
 
 /// The false-rollback rate when the metric sets no `alpha`.
 const DEFAULT_ALPHA: f64 = 0.05;
@@ -138,9 +139,6 @@ fn pass_alternatives(r1: f64) -> Vec<f64> {
     alternatives
 }
 
-/// The most requests one count may hold: beyond 2^53 an `f64` no longer counts whole requests.
-pub const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
-
 /// Whole requests, as `increase()` extrapolates counters to fractions; `None` for counts that are
 /// not counts of requests: not finite, negative, or beyond [`MAX_COUNT`].
 fn whole(counts: &Counts) -> Option<[u64; 4]> {
@@ -175,7 +173,8 @@ struct Totals {
     stable_requests: u64,
 }
 
-struct Fold {
+struct State<'a> {
+    rules: Rules<'a>,
     fail: Evidence,
     pass: Option<Evidence>,
     totals: Totals,
@@ -188,78 +187,108 @@ struct Fold {
     errors: ErrorRun,
     state: HysteresisState,
     since: Option<DateTime<Utc>>,
-    verdict: Option<(AnalysisPhase, String, DateTime<Utc>)>,
+    verdict: Option<(AnalysisPhase, String)>,
 }
 
-/// Judges one sequential metric. `started_at` is when the run started; `run_duration` its window
-/// when the metric has no `count`.
-pub fn judge(
-    metric: &Metric,
-    sequential: &Sequential,
-    measurements: &[Measurement],
-    started_at: DateTime<Utc>,
-    run_duration: Option<Duration>,
-) -> MetricVerdict {
-    let alpha = sequential.alpha.unwrap_or(DEFAULT_ALPHA);
-    let in_range = |v: f64, (min, max): (f64, f64)| (min..=max).contains(&v);
-    if !in_range(alpha, ALPHA_RANGE) || !in_range(sequential.max_increase, MAX_INCREASE_RANGE) {
-        let message = format!(
-            "{}: sequential needs alpha in {}..{} and maxIncrease in {}..{}, not {alpha} and {}",
-            metric.name,
-            ALPHA_RANGE.0,
-            ALPHA_RANGE.1,
-            MAX_INCREASE_RANGE.0,
-            MAX_INCREASE_RANGE.1,
-            sequential.max_increase
-        );
-        return MetricVerdict::of(
-            metric,
-            AnalysisPhase::Error,
-            message,
-            HysteresisState::Healthy,
-            None,
-            0,
-            None,
-        );
-    }
-    let window = Window::of(metric, run_duration);
-    let r1 = 1.0 + sequential.max_increase;
-    let rules = Rules {
-        name: &metric.name,
-        log_bound: -alpha.ln(),
-        bound: format_value(1.0 / alpha),
-        r1: format_value(r1),
-        first_at: first_counted_at(metric, started_at),
-        window,
-        half_interval: metric_interval(metric).num_milliseconds() / 2,
-    };
-    let mut fold = Fold {
-        fail: Evidence::new(1.0, &REGRESSIONS),
-        pass: (window != Window::Unbounded).then(|| Evidence::new(r1, &pass_alternatives(r1))),
-        totals: Totals::default(),
-        measured: 0,
-        counted: 0,
-        last_counted: None,
-        errors: ErrorRun::new(metric),
-        state: HysteresisState::Healthy,
-        since: None,
-        verdict: None,
-    };
-    for measurement in measurements.iter().filter(|m| m.at >= rules.first_at) {
-        fold.observe(&rules, measurement);
-        if fold.verdict.is_some() {
-            break;
+/// A sequential metric's settings, checked.
+#[derive(Debug)]
+pub(crate) struct Settings<'a>(&'a Sequential);
+
+/// Checks a sequential metric's settings.
+pub(crate) fn resolve<'a>(sequential: &'a Sequential, problems: &mut Vec<Problem>) -> Settings<'a> {
+    finite(
+        &[("sequential.alpha", sequential.alpha), ("sequential.maxIncrease", Some(sequential.max_increase))],
+        problems,
+    );
+    Settings(sequential)
+}
+
+impl Judgment for Settings<'_> {
+    fn judge(
+        &self,
+        plan: &MetricPlan<'_>,
+        measurements: &[Measurement],
+        started_at: DateTime<Utc>,
+    ) -> MetricVerdict {
+        let sequential = self.0;
+        let metric = plan.metric;
+        let alpha = sequential.alpha.unwrap_or(DEFAULT_ALPHA);
+        let in_range = |v: f64, (min, max): (f64, f64)| (min..=max).contains(&v);
+        if !in_range(alpha, ALPHA_RANGE) || !in_range(sequential.max_increase, MAX_INCREASE_RANGE) {
+            let message = format!(
+                "{}: sequential needs alpha in {}..{} and maxIncrease in {}..{}, not {alpha} and {}",
+                metric.name,
+                ALPHA_RANGE.0,
+                ALPHA_RANGE.1,
+                MAX_INCREASE_RANGE.0,
+                MAX_INCREASE_RANGE.1,
+                sequential.max_increase
+            );
+            return MetricVerdict::unjudgeable(metric, message);
         }
+        let window = plan.window;
+        let r1 = 1.0 + sequential.max_increase;
+        let state = State {
+            rules: Rules {
+                name: &metric.name,
+                log_bound: -alpha.ln(),
+                bound: format_value(1.0 / alpha),
+                r1: format_value(r1),
+                first_at: plan.first_counted_at(started_at),
+                window,
+                half_interval: plan.interval.num_milliseconds() / 2,
+            },
+            fail: Evidence::new(1.0, &REGRESSIONS),
+            pass: (window != Window::Unbounded).then(|| Evidence::new(r1, &pass_alternatives(r1))),
+            totals: Totals::default(),
+            measured: 0,
+            counted: 0,
+            last_counted: None,
+            errors: ErrorRun::new(plan.error_limit),
+            state: HysteresisState::Healthy,
+            since: None,
+            verdict: None,
+        };
+        fold(plan.metric, plan.first_counted_at(started_at), state, measurements)
     }
-    let (phase, message, decided_at) = match fold.verdict.take() {
-        Some((phase, message, at)) => (phase, message, Some(at)),
-        None => (AnalysisPhase::Running, fold.progress(&rules), None),
-    };
-    MetricVerdict::of(metric, phase, message, fold.state, fold.since, fold.errors.count, decided_at)
+
+    /// Every measurement since the run started, since the e-processes are products over all of
+    /// them; a metric that runs past [`MAX_MEASUREMENTS`] ends as an Error.
+    fn needs(&self, _plan: &MetricPlan<'_>) -> usize {
+        MAX_MEASUREMENTS
+    }
 }
 
-impl Fold {
-    fn observe(&mut self, rules: &Rules<'_>, measurement: &Measurement) {
+impl Fold<'_> for State<'_> {
+    fn observe(&mut self, measurement: &Measurement) -> Option<(AnalysisPhase, String)> {
+        self.count(measurement);
+        self.verdict.take()
+    }
+
+    /// The message of a metric still running.
+    fn progress(&self) -> String {
+        let rules = &self.rules;
+        let name = rules.name;
+        if let Some(message) = self.errors.progress(name) {
+            return message;
+        }
+        if self.counted == 0 {
+            return format!("{name}: no counts yet");
+        }
+        format!("{name}: {}", self.evidence())
+    }
+
+    fn state(&self) -> (HysteresisState, Option<DateTime<Utc>>) {
+        (self.state, self.since)
+    }
+
+    fn errors(&self) -> i32 {
+        self.errors.count
+    }
+}
+
+impl State<'_> {
+    fn count(&mut self, measurement: &Measurement) {
         let at = measurement.at;
         // Counts that are not counts (a hand-edited status, or a provider that did not check them)
         // are a failed measurement, never evidence either way.
@@ -277,9 +306,9 @@ impl Fold {
             }
             _ => measurement,
         };
-        match self.errors.record(rules.name, measurement) {
+        match self.errors.record(self.rules.name, measurement) {
             Err(message) => {
-                self.verdict = Some((AnalysisPhase::Error, message, at));
+                self.verdict = Some((AnalysisPhase::Error, message));
                 return;
             }
             Ok(false) => return,
@@ -290,7 +319,7 @@ impl Fold {
         // half an interval after the last counted one (a retry, a restart) mostly counts the same
         // requests again, and counting a failure twice is evidence the guarantee does not cover.
         let millis = at.timestamp_millis();
-        let overlaps = self.last_counted.is_some_and(|last| millis - last < rules.half_interval);
+        let overlaps = self.last_counted.is_some_and(|last| millis - last < self.rules.half_interval);
         if let Some([canary_errors, canary_requests, stable_errors, stable_requests]) =
             measurement.counts.as_ref().and_then(whole).filter(|_| !overlaps)
         {
@@ -308,12 +337,13 @@ impl Fold {
                 if let Some(pass) = &mut self.pass {
                     pass.add(canary, failures, ratio);
                 }
-                self.step_state(rules, at);
+                self.step_state(at);
                 if self.verdict.is_some() {
                     return;
                 }
             }
         }
+        let rules = &self.rules;
         let complete = match rules.window {
             Window::Count(n) => self.measured >= n,
             Window::Duration(d) => at - rules.first_at >= d,
@@ -328,16 +358,17 @@ impl Fold {
                     rules.name,
                     grouped(self.totals.canary_requests),
                     rules.window.describe(),
-                    self.evidence(rules)
+                    self.evidence()
                 )
             };
-            self.verdict = Some((AnalysisPhase::Inconclusive, message, at));
+            self.verdict = Some((AnalysisPhase::Inconclusive, message));
         }
     }
 
     /// Fails or passes once the evidence reaches 1/alpha; otherwise Breaching while the evidence
     /// of a regression is above 1, so that a status shows a canary trending towards a rollback.
-    fn step_state(&mut self, rules: &Rules<'_>, at: DateTime<Utc>) {
+    fn step_state(&mut self, at: DateTime<Utc>) {
+        let rules = &self.rules;
         let bound = &rules.bound;
         if self.fail.at_least(rules.log_bound) {
             self.state = HysteresisState::Failed;
@@ -348,7 +379,7 @@ impl Fold {
                 self.totals.describe(),
                 format_evidence(self.fail.log_value())
             );
-            self.verdict = Some((AnalysisPhase::Failed, message, at));
+            self.verdict = Some((AnalysisPhase::Failed, message));
             return;
         }
         let state = if self.fail.above(0.0) { HysteresisState::Breaching } else { HysteresisState::Healthy };
@@ -364,12 +395,13 @@ impl Fold {
                 rules.r1,
                 format_evidence(pass.log_value())
             );
-            self.verdict = Some((AnalysisPhase::Successful, message, at));
+            self.verdict = Some((AnalysisPhase::Successful, message));
         }
     }
 
     /// The counts and both e-values, against the bound each must reach.
-    fn evidence(&self, rules: &Rules<'_>) -> String {
+    fn evidence(&self) -> String {
+        let rules = &self.rules;
         let bound = &rules.bound;
         let fail = format!(
             "{}; evidence of a regression {} (fails at {bound})",
@@ -384,18 +416,6 @@ impl Fold {
             ),
             None => fail,
         }
-    }
-
-    /// The message of a metric still running.
-    fn progress(&self, rules: &Rules<'_>) -> String {
-        let name = rules.name;
-        if let Some(message) = self.errors.progress(name) {
-            return message;
-        }
-        if self.counted == 0 {
-            return format!("{name}: no counts yet");
-        }
-        format!("{name}: {}", self.evidence(rules))
     }
 }
 
