@@ -11,7 +11,7 @@
 
 mod action;
 mod alerts;
-pub mod analysis;
+mod analysis;
 mod canary;
 mod cleanup;
 mod observation;
