@@ -1,18 +1,20 @@
 //! Micro-benchmarks of the engine's hot paths: one decision, the analysis judge per measurement and
-//! query rendering, on the example Rollout and templates.
+//! query rendering, on the example Rollout and templates; and one scrape of the controller's metrics.
 
 #[path = "common/mod.rs"]
 mod common;
 
 use bellwether::api::template::{self, Vars};
-use bellwether::api::{AnalysisPhase, Measurement, TemplateRef};
+use bellwether::api::{AnalysisPhase, Measurement, RolloutPhase, TemplateRef};
 use bellwether::engine::{Plan, decide, judge_metric, revision_of};
+use bellwether::server::Metrics;
 use bellwether::sim::Setup;
 use chrono::{DateTime, Utc};
 use common::{Fixture, start};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
+use std::time::Duration;
 
 fn healthy() -> Fixture {
     Fixture::deployed(Setup::example())
@@ -115,5 +117,39 @@ fn bench_template(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decide, bench_judge, bench_template);
+/// A registry as a controller of `rollouts` Rollouts holds it: each Rollout with its phase, weight,
+/// a promotion and an AnalysisRun of three metrics, and reconcile timings from both controllers.
+fn fleet_metrics(rollouts: usize) -> Metrics {
+    const PHASES: [RolloutPhase; 4] =
+        [RolloutPhase::Healthy, RolloutPhase::Progressing, RolloutPhase::Paused, RolloutPhase::Degraded];
+    let metrics = Metrics::new();
+    for i in 0..rollouts {
+        let (namespace, rollout) = (format!("team-{}", i % 20), format!("app-{i}"));
+        metrics.rollout_phase(&namespace, &rollout, PHASES[i % PHASES.len()]);
+        metrics.canary_weight(&namespace, &rollout, (i % 5) as i32 * 20);
+        metrics.promotion(&namespace, &rollout);
+        let run = format!("{rollout}-{}", i % 7);
+        for (metric, value) in [("error-rate", 0.001), ("latency-p99", 0.25), ("request-rate", 120.5)] {
+            metrics.analysis_value(&namespace, &run, metric, Some(value * (i + 1) as f64));
+        }
+        for controller in ["rollout", "analysisrun"] {
+            metrics.reconcile(controller, Duration::from_micros(500 + i as u64 * 37), None);
+        }
+    }
+    metrics
+}
+
+fn bench_metrics(c: &mut Criterion) {
+    let metrics = fleet_metrics(1_000);
+    let text = metrics.render();
+    // 4 phase series, a weight, a promotion and 3 analysis values for each Rollout.
+    assert_eq!(text.lines().filter(|line| line.contains("rollout=\"app-7\"")).count(), 6, "{text}");
+    assert_eq!(text.lines().filter(|line| line.contains("analysis_run=\"app-7-0\"")).count(), 3);
+    let mut group = c.benchmark_group("metrics");
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function("render, 1,000 rollouts", |b| b.iter(|| black_box(&metrics).render()));
+    group.finish();
+}
+
+criterion_group!(benches, bench_decide, bench_judge, bench_template, bench_metrics);
 criterion_main!(benches);
