@@ -474,9 +474,8 @@ pub fn format_labels(labels: &HashMap<String, String>) -> String {
     format!("{name}{{{body}}}")
 }
 
-/// A label value as Prometheus writes it, in PromQL selectors and in the text exposition format:
-/// backslash, double quote and newline escaped.
-pub fn escape_label_value(value: &str) -> String {
+/// A label value as Prometheus prints it in a selector: backslash, double quote and newline escaped.
+fn escape_label_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
