@@ -195,7 +195,7 @@ pub async fn serve(
     let health = Health::new(Duration::from_secs(30));
     health.expect("rollouts");
     health.expect("analysisruns");
-    let metrics = Metrics::new();
+    let metrics = Metrics::for_process();
     let stopped = |mut shutdown: watch::Receiver<bool>| async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };

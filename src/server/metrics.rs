@@ -9,12 +9,19 @@
 //! prometheus-client's `Family`, a hash map: the output stays deterministic (families in registration
 //! order, series sorted by their label values), and a deleted rollout's series can be found whatever
 //! their other labels are.
+//!
+//! The registry a controller serves, [`Metrics::for_process`], also carries `bellwether_build_info`
+//! and, on Linux, the standard `process_*` series (the `process` module).
+
+#[cfg(target_os = "linux")]
+mod process;
 
 use crate::api::RolloutPhase;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, prometheus_text};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
@@ -282,9 +289,34 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The controller's families, without the series about the process of [`Metrics::for_process`].
     pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    /// The registry a controller process serves: the families of [`Metrics::new`], then
+    /// `bellwether_build_info` and, on Linux, the standard `process_*` series. Those describe the
+    /// running binary rather than the rollouts, and belong in the one registry a process serves;
+    /// tests and benches, which build many registries in one process and compare renderings, use
+    /// `new`.
+    pub fn for_process() -> Self {
+        Self::with(|registry| {
+            // Info-style: prometheus-client appends `_info` and exports it as a gauge of 1.
+            registry.register(
+                "bellwether_build",
+                "A metric with a constant 1 value labeled by the version of the running controller",
+                Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+            );
+            #[cfg(target_os = "linux")]
+            registry.register_collector(Box::new(process::Process::new()));
+        })
+    }
+
+    /// The families, then what `extend` registers after them.
+    fn with(extend: impl FnOnce(&mut Registry)) -> Self {
         let mut registry = Registry::default();
         let families = Families::new(&mut registry);
+        extend(&mut registry);
         Self { shared: Arc::new(Shared { families, registry }) }
     }
 

@@ -379,8 +379,72 @@ fn promtool_accepts_the_exposition() {
     metrics.alert_abort_requested("shop", "checkout");
     metrics.notification("Aborted", "delivered");
     metrics.notification_retry("Aborted");
-    let text = metrics.render();
+    assert_promtool_accepts(&metrics.render());
+}
 
+/// The registry a controller serves, over HTTP: the controller's families, its build and, on Linux,
+/// the standard process series, all of which promtool accepts.
+#[tokio::test]
+async fn the_served_registry_adds_the_build_and_the_process() {
+    let metrics = Metrics::for_process();
+    metrics.rollout_phase("shop", "checkout", RolloutPhase::Progressing);
+    metrics.abort("shop", "checkout", "line one\nline \\two\\");
+    metrics.reconcile("rollout", Duration::from_millis(7), Some("conflict"));
+    let server = Server::metrics(metrics.clone()).await;
+    let reply = get(server.address, "/metrics").await;
+    server.stop().await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    let text = reply.body;
+
+    let families = metrics_families(&text);
+    let mut expected = vec![
+        ("bellwether_rollout_phase", "gauge"),
+        ("bellwether_aborts_total", "counter"),
+        ("bellwether_reconcile_duration_seconds", "histogram"),
+        ("bellwether_reconcile_errors_total", "counter"),
+        ("bellwether_build_info", "gauge"),
+    ];
+    if cfg!(target_os = "linux") {
+        expected.extend([
+            ("process_cpu_seconds_total", "counter"),
+            ("process_open_fds", "gauge"),
+            ("process_max_fds", "gauge"),
+            ("process_virtual_memory_bytes", "gauge"),
+            ("process_resident_memory_bytes", "gauge"),
+            ("process_start_time_seconds", "gauge"),
+        ]);
+    }
+    assert_eq!(families, expected, "{text}");
+    let version = format!("bellwether_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"));
+    assert!(text.contains(&version), "{text}");
+
+    if cfg!(target_os = "linux") {
+        let value = |name: &str| -> f64 {
+            let line = text.lines().find_map(|line| line.strip_prefix(&format!("{name} ")));
+            line.unwrap_or_else(|| panic!("no sample of {name}: {text}")).parse().expect("a number")
+        };
+        assert!(value("process_cpu_seconds_total") >= 0.0, "{text}");
+        let (open, max) = (value("process_open_fds"), value("process_max_fds"));
+        assert!(open >= 1.0 && open <= max, "{text}");
+        let (resident, size) =
+            (value("process_resident_memory_bytes"), value("process_virtual_memory_bytes"));
+        assert!(resident > 0.0 && resident <= size, "{text}");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+        let started = value("process_start_time_seconds");
+        // The boot time is in whole seconds, and the clock may have been stepped since: a second of slack.
+        assert!(started > 1.5e9 && started <= now.as_secs_f64() + 1.0, "{started} at {now:?}");
+    }
+    assert_promtool_accepts(&text);
+}
+
+/// Each family's name and type, from its `# TYPE` line, in order.
+fn metrics_families(text: &str) -> Vec<(&str, &str)> {
+    text.lines().filter_map(|line| line.strip_prefix("# TYPE ")?.split_once(' ')).collect()
+}
+
+/// `promtool check metrics` finds nothing to say about `text`, not even a lint warning.
+fn assert_promtool_accepts(text: &str) {
     let promtool = prometheus::find_binary("promtool").unwrap_or_else(|error| panic!("{error}"));
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
