@@ -32,16 +32,6 @@ use std::time::Duration;
 /// The content type of [`Metrics::render`]'s output.
 pub(super) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
-/// Every phase, with the label value it is exported as. Each rollout always has one series per
-/// phase, so that a query such as `bellwether_rollout_phase{phase="Degraded"} == 1` sees a phase
-/// change as a value change rather than a series appearing.
-const PHASES: [(RolloutPhase, &str); 4] = [
-    (RolloutPhase::Healthy, "Healthy"),
-    (RolloutPhase::Progressing, "Progressing"),
-    (RolloutPhase::Paused, "Paused"),
-    (RolloutPhase::Degraded, "Degraded"),
-];
-
 /// Reconciles usually take milliseconds; seconds mean a slow API server or metric provider.
 const RECONCILE_BUCKETS: [f64; 13] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -326,11 +316,15 @@ impl Metrics {
 
     /// Sets the rollout's current phase.
     pub fn rollout_phase(&self, namespace: &str, rollout: &str, phase: RolloutPhase) {
-        // One lock for the four series, so that a scrape never sees two phases at 1.
+        // One lock for the four series, so that a scrape never sees two phases at 1. Each rollout
+        // always has one series per phase, so that a query such as
+        // `bellwether_rollout_phase{phase="Degraded"} == 1` sees a phase change as a value change
+        // rather than a series appearing.
         let family = &self.families().rollout_phase;
         let mut series = family.lock();
-        for (candidate, name) in PHASES {
-            let labels = PhaseLabels { rollout: RolloutLabels::new(namespace, rollout), phase: name };
+        for candidate in RolloutPhase::ALL {
+            let labels =
+                PhaseLabels { rollout: RolloutLabels::new(namespace, rollout), phase: candidate.as_str() };
             series.entry(labels).or_insert_with(family.new_metric).set(i64::from(candidate == phase));
         }
     }
