@@ -2,8 +2,8 @@
 //! text exposition format (version 0.0.4).
 //!
 //! The text format rather than prometheus-client's default, OpenMetrics: Prometheus scrapes both, and
-//! the text format keeps the exposition as it always was, counter families named with their `_total`
-//! and no `# EOF`, for scrapers and scripts that read it.
+//! in the text format a counter family is named with its `_total` and there is no `# EOF`, which is
+//! what the scrapers and scripts reading `/metrics` expect.
 //!
 //! Each family keeps its series in a [`Series`], a map sorted by label set, rather than in
 //! prometheus-client's `Family`, a hash map: the output stays deterministic (families in registration
