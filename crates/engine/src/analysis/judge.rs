@@ -1,7 +1,7 @@
 //! Who judges a run's metrics: Bellwether's own judgments, or in the accuracy benchmark another
 //! tool's policy, through the same run core.
 
-use super::metric::{MAX_MEASUREMENTS, MetricPlan};
+use super::metric::{MAX_MEASUREMENTS, MetricPlan, Problem};
 use super::verdict::MetricVerdict;
 use bellwether_api::{Measurement, Metric};
 use chrono::{DateTime, Duration, Utc};
@@ -75,9 +75,12 @@ pub(crate) fn verdict_of(
 ) -> MetricVerdict {
     match MetricPlan::new(metric, run_duration) {
         Ok(plan) => judge.judge(&plan, measurements, started_at),
-        Err(problems) => {
-            let problems = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-            MetricVerdict::unjudgeable(metric, format!("{}: cannot be judged: {problems}", metric.name))
-        }
+        Err(problems) => unplannable(metric, &problems),
     }
+}
+
+/// The Error verdict of a metric whose settings cannot be resolved, naming each problem.
+pub(crate) fn unplannable(metric: &Metric, problems: &[Problem]) -> MetricVerdict {
+    let problems = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    MetricVerdict::unjudgeable(metric, format!("{}: cannot be judged: {problems}", metric.name))
 }

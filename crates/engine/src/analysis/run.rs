@@ -27,7 +27,7 @@
 //! count only from when the controller deciding began measuring ([`Clock::measuring_since`]), so
 //! that a controller that was down does not blame the run for its own absence.
 
-use super::judge::{Bellwether, Judge, verdict_of};
+use super::judge::{Bellwether, Judge, unplannable, verdict_of};
 use super::metric::{MAX_MEASUREMENTS, MetricPlan};
 use super::verdict::{MetricVerdict, Window, format_value, run_phase, summary};
 use crate::observation::AnalysisRunState;
@@ -147,10 +147,13 @@ pub fn record_with(
         let (mine, others): (Vec<_>, Vec<_>) = taken.into_iter().partition(|(name, _)| *name == metric.name);
         taken = others;
         measurements.extend(mine.into_iter().map(|(_, m)| bounded(m)));
-        let mut verdict = verdict_of(judge, metric, &measurements, started_at, run_duration);
-        let mut measurements = match MetricPlan::new(metric, run_duration) {
-            Ok(plan) => trim(judge, &plan, measurements, started_at),
-            Err(_) => measurements,
+        // One plan per metric and pass: the judge and the trim read the same resolved settings.
+        let (mut verdict, mut measurements) = match MetricPlan::new(metric, run_duration) {
+            Ok(plan) => {
+                let verdict = judge.judge(&plan, &measurements, started_at);
+                (verdict, trim(judge, &plan, measurements, started_at))
+            }
+            Err(problems) => (unplannable(metric, &problems), measurements),
         };
         if measurements.len() > MAX_MEASUREMENTS {
             measurements.drain(..measurements.len() - MAX_MEASUREMENTS);
