@@ -248,6 +248,67 @@ fn settings_outside_the_api_range_are_an_error() {
     );
 }
 
+/// [`metric`] with `sequential.breachFor`.
+fn with_breach_for(mut metric: Metric, breach_for: &str) -> Metric {
+    metric.sequential.as_mut().expect("a sequential metric").breach_for =
+        Some(bellwether::api::Duration::new(breach_for));
+    metric
+}
+
+#[test]
+fn with_breach_for_a_burst_cannot_fail_the_canary_alone() {
+    // Two minutes in which the canary fails 50 times as often, then it recovers for good.
+    let mut intervals = vec![minute(50.0), minute(50.0)];
+    intervals.extend([minute(1.0); 30]);
+    let without = judge(&metric(ALPHA, 0.5, None), &series(&intervals));
+    assert_eq!(
+        without.phase,
+        AnalysisPhase::Failed,
+        "without breachFor the burst fails: {}",
+        without.message
+    );
+    assert_eq!(without.decided_at, Some(at_minute(1)), "{}", without.message);
+    let with = judge(&with_breach_for(metric(ALPHA, 0.5, None), "2m"), &series(&intervals));
+    assert_eq!(with.phase, AnalysisPhase::Running, "{}", with.message);
+    assert_eq!(with.state, HysteresisState::Healthy, "the burst's evidence fades: {}", with.message);
+}
+
+#[test]
+fn with_breach_for_a_lasting_gross_regression_fails_one_interval_after_it() {
+    for r in [20.0, 50.0] {
+        let v = judge(&with_breach_for(metric(ALPHA, 0.5, None), "2m"), &series(&[minute(r); 10]));
+        assert_eq!(v.phase, AnalysisPhase::Failed, "{r}x: {}", v.message);
+        assert_eq!(v.decided_at, Some(at_minute(3)), "{r}x fails at its third minute: {}", v.message);
+    }
+    // breachFor rounds up to whole intervals: one shorter than the interval still spares a burst
+    // inside one interval.
+    let v = judge(&with_breach_for(metric(ALPHA, 0.5, None), "30s"), &series(&[minute(20.0); 10]));
+    assert_eq!(v.decided_at, Some(at_minute(2)), "{}", v.message);
+}
+
+#[test]
+fn with_breach_for_a_marginal_regression_still_builds_up_evidence() {
+    let v = judge(&with_breach_for(metric(ALPHA, 0.5, None), "2m"), &series(&[minute(3.0); 60]));
+    assert_eq!(v.phase, AnalysisPhase::Failed, "{}", v.message);
+    let minutes = (v.decided_at.unwrap() - at_minute(0)).num_minutes();
+    assert!((3..=20).contains(&minutes), "failed after {minutes}m: {}", v.message);
+}
+
+#[test]
+fn a_breach_for_that_does_not_parse_or_exceeds_ten_minutes_is_an_error_naming_the_field() {
+    for (breach_for, expected) in [
+        ("2 minutes", "sequential.breachFor: duration \"2 minutes\""),
+        ("11m", "sequential.breachFor: 11m is longer than the most, 10m"),
+        ("1000h", "sequential.breachFor: 1000h is longer than the most, 10m"),
+    ] {
+        let v = judge(&with_breach_for(metric(ALPHA, 0.5, None), breach_for), &series(&[minute(1.0)]));
+        assert_eq!(v.phase, AnalysisPhase::Error, "{breach_for}: {}", v.message);
+        assert!(v.message.contains(expected), "{breach_for}: {}", v.message);
+    }
+    let v = judge(&with_breach_for(metric(ALPHA, 0.5, None), "10m"), &series(&[minute(1.0)]));
+    assert_eq!(v.phase, AnalysisPhase::Running, "10m is allowed: {}", v.message);
+}
+
 /// `12,000`.
 fn grouped(n: i64) -> String {
     let digits = n.to_string();
@@ -356,6 +417,25 @@ fn a_good_canary_judged_after_every_interval_is_rolled_back_at_most_alpha_of_the
         "background never passes"
     );
     assert!(rate <= bound, "false-rollback rate {rate} above {bound}");
+}
+
+#[test]
+fn with_breach_for_a_good_canary_is_still_rolled_back_at_most_alpha_of_the_time() {
+    const RUNS: u64 = 4_000;
+    let outcomes = runs(&with_breach_for(metric(ALPHA, 0.5, None), "3m"), RUNS, 1.0);
+    let (failed, rate) = times(&outcomes, AnalysisPhase::Failed);
+    let bound = ALPHA + margin(ALPHA, RUNS as usize);
+    println!(
+        "\nfalse rollbacks with breachFor 3m: {} of {RUNS} runs = {:.2}% (allowed up to {:.2}%)",
+        failed.len(),
+        rate * 100.0,
+        bound * 100.0
+    );
+    assert!(rate <= bound, "false-rollback rate {rate} above {bound}");
+    // The limits only lower evidence: a 3x regression is still caught, later at most.
+    let caught = runs(&with_breach_for(metric(ALPHA, 0.5, None), "3m"), 400, 3.0);
+    let (_, share) = times(&caught, AnalysisPhase::Failed);
+    assert!(share >= 0.95, "3x caught in {:.1}% of runs", share * 100.0);
 }
 
 /// Canary requests a one-shot, one-sided two-proportion z-test at `alpha` needs to detect a canary

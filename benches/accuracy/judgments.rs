@@ -102,6 +102,7 @@ impl Judge for SequentialErrors {
                 requests_query: "the simulation counts requests itself".into(),
                 alpha: Some(self.alpha),
                 max_increase: self.max_increase,
+                breach_for: None,
             }),
             ..metric.clone()
         };

@@ -296,6 +296,14 @@ pub struct Sequential {
     /// canary is shown to fail less than 1.5 times as often as stable.
     #[schemars(range(min = 0.01, max = 100.0))]
     pub max_increase: f64,
+    /// How long a regression must last before it may fail the canary, at most 10m: a burst of
+    /// failures shorter than this (a restart, a cold cache) cannot fail the canary alone, while a
+    /// lasting regression, however gross, fails one interval after it. Evidence of a marginal
+    /// regression still builds up over the whole analysis. Without it one interval of overwhelming
+    /// evidence is enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) <= duration('10m')").message("breachFor must be at most 10m"))]
+    pub breach_for: Option<Duration>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]

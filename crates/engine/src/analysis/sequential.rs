@@ -35,14 +35,25 @@
 //! interval without counts is one without evidence, like one without failures, so it can neither
 //! pass nor fail the canary; a canary that serves nothing ends Inconclusive.
 //!
+//! **Bursts.** A lasting regression and a short burst of failures (a restart, a cold cache) can
+//! carry the same evidence, and with `breachFor` only the first may fail the canary. Two limits
+//! then apply to each interval's factor in E_fail, per alternative: the canary's failures count at
+//! most [`TYPICAL_SPREAD`] standard deviations above what the alternative predicts for the
+//! interval, and the factor's logarithm is capped at ln(1/alpha) / (n + ½), with n the intervals
+//! in breachFor, rounded up. A burst touching n intervals cannot reach 1/alpha on its own, and a regression that
+//! shows overwhelmingly in every interval fails at its (n+1)th. Each limit only lowers a factor
+//! below the likelihood ratio it replaces (which rises with the canary's failures), so the factor's
+//! expected value stays at most 1 and the bound on false rollbacks still holds. E_pass is not
+//! limited: a burst is no evidence that the canary is good.
+//!
 //! The guarantee needs every measurement since the run began, in order: the e-processes are
 //! products over all intervals, and restarting them from a later measurement would be a new test
 //! with its own chance of a false alarm.
 
-use super::metric::{Judgment, MAX_MEASUREMENTS, MetricPlan, Problem, finite};
+use super::metric::{Judgment, MAX_MEASUREMENTS, MetricPlan, Problem, duration, finite};
 use super::verdict::{ErrorRun, Fold, MetricVerdict, Window, fold, format_value};
 use bellwether_api::{AnalysisPhase, Counts, HysteresisState, MAX_COUNT, Measurement, Sequential};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 /// The false-rollback rate when the metric sets no `alpha`.
 const DEFAULT_ALPHA: f64 = 0.05;
@@ -57,6 +68,15 @@ const REGRESSIONS: [f64; 7] = [1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0];
 
 /// The error rates E_pass bets on, as fractions of r1, plus stable's own rate (see [`pass_alternatives`]).
 const WITHIN: [f64; 5] = [0.8, 0.6, 0.4, 0.2, 0.1];
+
+/// How many standard deviations above an alternative's expectation a canary's failures in one
+/// interval count when `breachFor` is set: the rest is more than that alternative can explain.
+const TYPICAL_SPREAD: f64 = 2.0;
+
+/// The longest `breachFor`. Each interval of a lasting regression then adds at least
+/// 1/(n + ½) of the way to 1/alpha, so one at the shortest interval (1s) still fails well within
+/// [`MAX_MEASUREMENTS`].
+const MAX_BREACH_FOR_MINUTES: i64 = 10;
 
 /// The most alternatives either e-process bets on.
 const MOST: usize = REGRESSIONS.len();
@@ -75,10 +95,26 @@ struct Evidence {
     /// The largest of them. The mean of the ratios never exceeds the largest, so below a bound this
     /// settles a comparison without the exponentials.
     max: f64,
+    /// The burst limits of `breachFor`, for E_fail.
+    limits: Option<Limits>,
+}
+
+/// Limits on one interval's factor, so that a burst cannot fail the canary alone.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    /// The most the log of one interval's likelihood ratio may add.
+    log_cap: f64,
+}
+
+impl Limits {
+    /// The limits for a regression that must last `intervals` measurements to reach `log_bound`.
+    fn new(intervals: usize, log_bound: f64) -> Self {
+        Self { log_cap: log_bound / (intervals as f64 + 0.5) }
+    }
 }
 
 impl Evidence {
-    fn new(null: f64, alternatives: &[f64]) -> Self {
+    fn new(null: f64, alternatives: &[f64], limits: Option<Limits>) -> Self {
         let mut evidence = Self {
             null,
             len: alternatives.len(),
@@ -86,6 +122,7 @@ impl Evidence {
             log_ratios: [0.0; MOST],
             log_likelihoods: [0.0; MOST],
             max: 0.0,
+            limits,
         };
         for (i, &r) in alternatives.iter().enumerate() {
             evidence.alternatives[i] = r;
@@ -102,8 +139,18 @@ impl Evidence {
         let null = (self.null * ratio).ln_1p();
         self.max = f64::NEG_INFINITY;
         for i in 0..self.len {
-            let spread = (self.alternatives[i] * ratio).ln_1p() - null;
-            let log_likelihood = self.log_likelihoods[i] + canary * self.log_ratios[i] - failures * spread;
+            let alternative = self.alternatives[i];
+            let spread = (alternative * ratio).ln_1p() - null;
+            let step = match self.limits {
+                None => canary * self.log_ratios[i] - failures * spread,
+                Some(limits) => {
+                    let share = alternative * ratio / (1.0 + alternative * ratio);
+                    let expected = failures * share;
+                    let typical = expected + TYPICAL_SPREAD * (expected * (1.0 - share)).sqrt();
+                    (canary.min(typical) * self.log_ratios[i] - failures * spread).min(limits.log_cap)
+                }
+            };
+            let log_likelihood = self.log_likelihoods[i] + step;
             self.log_likelihoods[i] = log_likelihood;
             if log_likelihood > self.max {
                 self.max = log_likelihood;
@@ -192,7 +239,11 @@ struct State<'a> {
 
 /// A sequential metric's settings, checked.
 #[derive(Debug)]
-pub(crate) struct Settings<'a>(&'a Sequential);
+pub(crate) struct Settings<'a> {
+    sequential: &'a Sequential,
+    /// How long a regression must last before it may fail the canary; zero without `breachFor`.
+    breach_for: Duration,
+}
 
 /// Checks a sequential metric's settings.
 pub(crate) fn resolve<'a>(sequential: &'a Sequential, problems: &mut Vec<Problem>) -> Settings<'a> {
@@ -200,7 +251,17 @@ pub(crate) fn resolve<'a>(sequential: &'a Sequential, problems: &mut Vec<Problem
         &[("sequential.alpha", sequential.alpha), ("sequential.maxIncrease", Some(sequential.max_increase))],
         problems,
     );
-    Settings(sequential)
+    const FIELD: &str = "sequential.breachFor";
+    let breach_for = duration(sequential.breach_for.as_ref(), FIELD, problems).unwrap_or_else(Duration::zero);
+    if breach_for > Duration::minutes(MAX_BREACH_FOR_MINUTES) {
+        let message = format!(
+            "{} is longer than the most, {MAX_BREACH_FOR_MINUTES}m: a lasting regression must be able to fail the \
+             canary within the analysis",
+            sequential.breach_for.as_ref().map(ToString::to_string).unwrap_or_default()
+        );
+        problems.push(Problem::new(FIELD, message));
+    }
+    Settings { sequential, breach_for }
 }
 
 impl Judgment for Settings<'_> {
@@ -210,7 +271,7 @@ impl Judgment for Settings<'_> {
         measurements: &[Measurement],
         started_at: DateTime<Utc>,
     ) -> MetricVerdict {
-        let sequential = self.0;
+        let sequential = self.sequential;
         let metric = plan.metric;
         let alpha = sequential.alpha.unwrap_or(DEFAULT_ALPHA);
         let in_range = |v: f64, (min, max): (f64, f64)| (min..=max).contains(&v);
@@ -228,18 +289,21 @@ impl Judgment for Settings<'_> {
         }
         let window = plan.window;
         let r1 = 1.0 + sequential.max_increase;
+        let log_bound = -alpha.ln();
+        let limits =
+            sequential.breach_for.is_some().then(|| Limits::new(plan.intervals(self.breach_for), log_bound));
         let state = State {
             rules: Rules {
                 name: &metric.name,
-                log_bound: -alpha.ln(),
+                log_bound,
                 bound: format_value(1.0 / alpha),
                 r1: format_value(r1),
                 first_at: plan.first_counted_at(started_at),
                 window,
                 half_interval: plan.interval.num_milliseconds() / 2,
             },
-            fail: Evidence::new(1.0, &REGRESSIONS),
-            pass: (window != Window::Unbounded).then(|| Evidence::new(r1, &pass_alternatives(r1))),
+            fail: Evidence::new(1.0, &REGRESSIONS, limits),
+            pass: (window != Window::Unbounded).then(|| Evidence::new(r1, &pass_alternatives(r1), None)),
             totals: Totals::default(),
             measured: 0,
             counted: 0,
@@ -256,6 +320,11 @@ impl Judgment for Settings<'_> {
     /// them; a metric that runs past [`MAX_MEASUREMENTS`] ends as an Error.
     fn needs(&self, _plan: &MetricPlan<'_>) -> usize {
         MAX_MEASUREMENTS
+    }
+
+    /// A regression must last `breachFor` before it may fail the canary.
+    fn settling(&self) -> Duration {
+        self.breach_for
     }
 }
 
