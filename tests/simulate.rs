@@ -166,6 +166,30 @@ fn metrics_are_simulated_by_the_shape_of_their_query() {
 }
 
 #[test]
+fn a_count_of_requests_above_a_bucket_bound_is_simulated_as_slow_requests() {
+    let setup = Setup::example();
+    let mut metric =
+        setup.templates.values().flat_map(|t| &t.metrics).find(|m| m.name == "p99-latency").unwrap().clone();
+    prometheus_query(
+        &mut metric,
+        "sum(increase(http_request_duration_seconds_count{revision=\"{{revision}}\"}[{{interval}}])) - \
+         sum(increase(http_request_duration_seconds_bucket{revision=\"{{revision}}\", le=\"0.25\"}[{{interval}}]))",
+    );
+    metric.interval = Some(bellwether::api::Duration::new("30s"));
+    assert_eq!(Signal::of(&metric), Signal::SlowRequests { bound: 0.25, window: Duration::seconds(30) });
+    // A millisecond histogram's bound is in milliseconds.
+    prometheus_query(&mut metric, "sum(increase(latency_milliseconds_bucket{\n  le = \"250\"}[30s]))");
+    assert_eq!(Signal::of(&metric), Signal::SlowRequests { bound: 0.25, window: Duration::seconds(30) });
+    // A quantile over buckets is still a latency.
+    prometheus_query(&mut metric, "histogram_quantile(0.99, sum by (le) (rate(x_bucket{le=\"0.25\"}[1m])))");
+    assert!(matches!(Signal::of(&metric), Signal::Latency { .. }));
+}
+
+fn prometheus_query(metric: &mut bellwether::api::Metric, query: &str) {
+    metric.provider.prometheus.as_mut().unwrap().query = query.into();
+}
+
+#[test]
 fn the_traffic_model_reproduces_its_rates_and_prometheus_quantiles() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();

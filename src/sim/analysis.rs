@@ -24,6 +24,12 @@ pub enum Signal {
         /// Seconds to the query's unit: 1000 for a `_milliseconds` histogram not divided back.
         scale: f64,
     },
+    /// Requests slower than `bound` seconds: a histogram's count less its `_bucket{le="…"}`, which
+    /// a sequential metric counts as it counts failed requests.
+    SlowRequests {
+        bound: f64,
+        window: Duration,
+    },
 }
 
 /// The time between a metric's measurements, as its plan resolves it.
@@ -35,6 +41,8 @@ static QUANTILE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"histogram_quantile\s*\(\s*([0-9.]+)").expect("valid regex"));
 static RANGE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[(\d+)([smh])\]").expect("valid regex"));
 static PER_THOUSAND: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/\s*1000\b").expect("valid regex"));
+static BUCKET_BOUND: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?s)_bucket\{.*?\ble\s*=\s*"([0-9.]+)""#).expect("valid regex"));
 
 impl Signal {
     pub fn of(metric: &Metric) -> Self {
@@ -50,16 +58,18 @@ impl Signal {
                 })
             })
             .unwrap_or_else(|| interval_of(metric));
-        match QUANTILE.captures(query).and_then(|c| c[1].parse::<f64>().ok()) {
-            Some(quantile) => {
-                let in_ms = query.contains("milliseconds") && !PER_THOUSAND.is_match(query);
-                Self::Latency { quantile, window, scale: if in_ms { 1000.0 } else { 1.0 } }
-            }
+        let in_ms = query.contains("milliseconds");
+        if let Some(quantile) = QUANTILE.captures(query).and_then(|c| c[1].parse::<f64>().ok()) {
+            let scale = if in_ms && !PER_THOUSAND.is_match(query) { 1000.0 } else { 1.0 };
+            return Self::Latency { quantile, window, scale };
+        }
+        match BUCKET_BOUND.captures(query).and_then(|c| c[1].parse::<f64>().ok()) {
+            Some(bound) => Self::SlowRequests { bound: if in_ms { bound / 1000.0 } else { bound }, window },
             None => Self::ErrorRatio { window },
         }
     }
 
-    /// `error ratio over 2m`, `p99 latency over 2m (ms)`.
+    /// `error ratio over 2m`, `p99 latency over 2m (ms)`, `requests slower than 0.25s over 30s`.
     pub fn describe(&self) -> String {
         match *self {
             Self::ErrorRatio { window } => {
@@ -71,6 +81,18 @@ impl Signal {
                 crate::api::format_duration(window),
                 if scale == 1.0 { " (s)" } else { " (ms)" }
             ),
+            Self::SlowRequests { bound, window } => {
+                format!("requests slower than {bound}s over {}", crate::api::format_duration(window))
+            }
+        }
+    }
+
+    /// The requests of a revision the metric counts as bad, and all of them, over `interval`:
+    /// failed requests, or slow ones for [`Signal::SlowRequests`].
+    fn counts(&self, served: &Served, now: DateTime<Utc>, interval: Duration) -> (f64, f64) {
+        match *self {
+            Self::SlowRequests { bound, .. } => served.slow_counts(now, interval, bound),
+            Self::ErrorRatio { .. } | Self::Latency { .. } => served.counts(now, interval),
         }
     }
 
@@ -79,6 +101,10 @@ impl Signal {
             Self::ErrorRatio { window } => served.error_ratio(now, window),
             Self::Latency { quantile, window, scale } => {
                 served.latency_quantile(now, window, quantile).map(|v| v * scale)
+            }
+            Self::SlowRequests { bound, window } => {
+                let (slow, requests) = served.slow_counts(now, window, bound);
+                (requests > 0.0).then(|| slow / requests)
             }
         }
     }
@@ -92,8 +118,8 @@ impl Signal {
         now: DateTime<Utc>,
         interval: Duration,
     ) -> Measurement {
-        let (canary_errors, canary_requests) = canary.counts(now, interval);
-        let (stable_errors, stable_requests) = stable.counts(now, interval);
+        let (canary_errors, canary_requests) = self.counts(canary, now, interval);
+        let (stable_errors, stable_requests) = self.counts(stable, now, interval);
         Measurement {
             at: now,
             value: self.value(canary, now),

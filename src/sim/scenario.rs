@@ -110,14 +110,19 @@ impl Scenario {
         Self::new("crash-loop", Kind::CrashLoop)
     }
 
-    /// Every scenario, with regressions of several sizes.
+    /// Every scenario, with regressions of several sizes: from a doubled error rate or a p99 50%
+    /// higher, which only a comparison with stable can see, to gross ones.
     pub fn corpus() -> Vec<Self> {
         vec![
             Self::good(),
             Self::spike(),
+            Self::regression(2.0),
+            Self::regression(3.0),
             Self::regression(5.0),
             Self::regression(20.0),
             Self::regression(50.0),
+            Self::latency_shift(1.5),
+            Self::latency_shift(2.0),
             Self::latency_shift(4.0),
             Self::slow_leak(),
             Self::flapping(),

@@ -109,6 +109,16 @@ impl Served {
         (errors as f64, requests as f64)
     }
 
+    /// Requests slower than `bound` seconds and all requests in the window, as the histogram's
+    /// `_count` less its `_bucket{le="bound"}` reads them: every bucket above `bound` is slow.
+    pub fn slow_counts(&self, now: DateTime<Utc>, window: Duration, bound: f64) -> (f64, f64) {
+        let fast = BUCKETS.iter().take_while(|&&upper| upper <= bound).count();
+        let (slow, requests) = self
+            .window(now, window)
+            .fold((0, 0), |(s, r), t| (s + t.buckets[fast..].iter().sum::<u64>(), r + t.requests));
+        (slow as f64, requests as f64)
+    }
+
     /// Failed requests over all requests in the window; `None` without requests, as Prometheus
     /// returns nothing for a ratio of rates of series that never moved.
     pub fn error_ratio(&self, now: DateTime<Utc>, window: Duration) -> Option<f64> {
@@ -189,5 +199,21 @@ mod tests {
         counts[BUCKETS.len()] = 3;
         assert_eq!(histogram_quantile(0.99, &counts), Some(10.0));
         assert_eq!(histogram_quantile(0.99, &[0; BUCKETS.len() + 1]), None);
+    }
+
+    #[test]
+    fn slow_requests_are_those_in_buckets_above_the_bound() {
+        let mut served = Served::default();
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(7);
+        let at = DateTime::UNIX_EPOCH;
+        let slow = Behaviour { latency_median: 0.25, ..Behaviour::BASELINE };
+        served.serve(&mut rng, at, 1000.0, 10.0, slow, 1.0);
+        let (above, requests) = served.slow_counts(at, Duration::minutes(1), 0.25);
+        assert!(requests > 9000.0, "{requests}");
+        // Half the requests are slower than their median, give or take the draw.
+        assert!((above / requests - 0.5).abs() < 0.03, "{above} of {requests}");
+        let (none, _) = served.slow_counts(at, Duration::minutes(1), 10.0);
+        let tail = served.ticks[0].buckets[BUCKETS.len()] as f64;
+        assert_eq!(none, tail, "only +Inf is above the highest bound");
     }
 }
