@@ -721,6 +721,52 @@ fn the_sequential_template_fails_a_canary_with_more_errors_at_once() {
     assert_eq!(report["phase"], "Failed");
 }
 
+fn recommended(canary: &str) -> Value {
+    let args = ["--revision", canary, "--stable-revision", "stable"];
+    analyze(&ready_made("recommended.yaml"), server().address(), &args)
+}
+
+/// When a metric of a report fired, in seconds after the start.
+fn fired_after(report: &Value, metric: &str) -> Option<i64> {
+    let m =
+        report["metrics"].as_array().unwrap().iter().find(|m| m["name"] == metric).expect("metric in report");
+    m["fired_at"].as_str().map(|t| (t.parse::<DateTime<Utc>>().unwrap() - at_minute(0)).num_seconds())
+}
+
+/// The recommended template against a real Prometheus: slow requests are counted from the
+/// histogram's buckets, each metric fails only the canary that is worse on it, one interval after
+/// its one-minute breachFor, and as background analysis it never passes.
+#[test]
+fn the_recommended_template_fails_a_slow_or_failing_canary_after_breach_for() {
+    let slow = recommended("slow");
+    let (phase, _, message) = verdict(&slow, "slow-vs-stable");
+    assert_eq!(phase, "Failed", "{message}");
+    assert_eq!(fired_after(&slow, "slow-vs-stable"), Some(FIRST_RECOMMENDED_FAILURE), "{message}");
+    assert!(
+        message.contains("canary fails, stable does not (450 errors in 9,000 requests vs 0 in 36,000)"),
+        "{message}"
+    );
+    assert_eq!(verdict(&slow, "errors-vs-stable").0, "Running");
+
+    let failing = recommended("errors5x");
+    let (phase, _, message) = verdict(&failing, "errors-vs-stable");
+    assert_eq!(phase, "Failed", "{message}");
+    assert_eq!(fired_after(&failing, "errors-vs-stable"), Some(FIRST_RECOMMENDED_FAILURE), "{message}");
+    assert!(message.contains("canary fails 7.5× as often as stable"), "{message}");
+    assert_eq!(verdict(&failing, "slow-vs-stable").0, "Running");
+
+    let good = recommended("good");
+    for metric in ["errors-vs-stable", "slow-vs-stable"] {
+        let (phase, _, message) = verdict(&good, metric);
+        assert_eq!(phase, "Running", "20 minutes of a good canary: {message}");
+    }
+    assert_eq!(good["phase"], "Running");
+}
+
+/// Measured every 30s from the start, the first interval with counts ends at 30s; breachFor 1m
+/// spans two intervals, so a lasting regression fails at the third: 90s.
+const FIRST_RECOMMENDED_FAILURE: i64 = 90;
+
 /// A canary as good as stable at a 20% weight passes once the counts rule out 1.5 times stable's
 /// error rate, long before its 20-minute window ends.
 #[test]

@@ -31,7 +31,7 @@ fn simulate_without_arguments_shows_a_promoted_and_an_aborted_release() {
     assert_eq!(outcomes.len(), 2, "{out}");
     assert!(outcomes[0].starts_with("Outcome: promoted after "), "{}", outcomes[0]);
     assert!(outcomes[1].starts_with("Outcome: aborted after "), "{}", outcomes[1]);
-    assert!(outcomes[1].contains("error-rate"), "the abort names the metric: {}", outcomes[1]);
+    assert!(outcomes[1].contains("errors-vs-stable"), "the abort names the metric: {}", outcomes[1]);
     // The timeline shows weights moving and the breach building up before the abort.
     assert!(out.contains("traffic: canary 5%, stable 95%"), "{out}");
     assert!(out.contains("breaching"), "{out}");
@@ -91,6 +91,7 @@ fn users_manifests_are_simulated_from_files_and_directories() {
     let templates = dir.path().join("templates");
     std::fs::create_dir(&templates).unwrap();
     std::fs::copy("examples/basic/analysis-templates.yaml", templates.join("analysis.yaml")).unwrap();
+    std::fs::copy("examples/basic/recommended.yaml", templates.join("recommended.yaml")).unwrap();
     // Non-YAML files in a directory are skipped.
     std::fs::write(templates.join("README.md"), "# not a manifest").unwrap();
     let rollout =
@@ -117,7 +118,10 @@ fn manifests(texts: &[&str]) -> Result<Setup, SetupError> {
 fn manifests_are_checked_like_the_api_server_and_the_engine_would() {
     let rollout = include_str!("../examples/basic/rollout.yaml");
     let templates = include_str!("../examples/basic/analysis-templates.yaml");
-    assert!(manifests(&[rollout, templates]).is_ok());
+    let recommended = include_str!("../examples/basic/recommended.yaml");
+    assert!(manifests(&[rollout, templates, recommended]).is_ok());
+    let err = manifests(&[rollout, templates]).unwrap_err().to_string();
+    assert!(err.contains("recommended"), "a missing ClusterAnalysisTemplate is named: {err}");
 
     let err = manifests(&[templates]).unwrap_err().to_string();
     assert_eq!(err, "no Rollout in the manifests");
@@ -137,7 +141,7 @@ fn manifests_are_checked_like_the_api_server_and_the_engine_would() {
     assert!(err.contains("error-rate"), "{err}");
 
     let broken_query = templates.replace("{{args.service}}", "{{args.nosuch}}");
-    let err = manifests(&[rollout, &broken_query]).unwrap_err().to_string();
+    let err = manifests(&[rollout, &broken_query, recommended]).unwrap_err().to_string();
     assert!(err.contains("nosuch"), "{err}");
 }
 
@@ -261,7 +265,8 @@ fn every_decision_of_thousands_of_simulated_rollouts_keeps_the_invariants() {
     assert!(caught("regression-50x") && caught("crash-loop"), "gross regressions are always aborted");
 }
 
-/// The ready-made comparison templates, in place of the example's threshold checks: the simulation
+/// The ready-made comparison templates, in place of the example's step checks and without its
+/// recommended background analysis: the simulation
 /// feeds them stable's values and both revisions' counts, and the engine judges them. At 2,000
 /// requests/s a 5% canary serves enough requests for the sequential error check to pass a good
 /// canary within its 20 measurements, so the latency comparison at step 7 is reached.
@@ -275,7 +280,8 @@ fn the_comparison_templates_are_simulated_too() {
             "- templateName: http-app-errors-vs-stable\n                clusterScope: true\n",
         )
         .replace("- templateName: gateway-latency\n", "- templateName: http-app-latency-vs-stable\n")
-        .replace("            args:\n              - name: service\n                value: checkout\n", "");
+        .replace("            args:\n              - name: service\n                value: checkout\n", "")
+        .replace("          - templateName: recommended\n            clusterScope: true\n", "");
     std::fs::write(dir.path().join("rollout.yaml"), rollout).unwrap();
     let mut args = vec!["-f".to_string(), dir.path().join("rollout.yaml").display().to_string()];
     for file in [

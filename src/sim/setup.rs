@@ -31,9 +31,10 @@ pub enum SetupError {
     Plan { name: String, problems: String },
 }
 
-const EXAMPLE: [(&str, &str); 2] = [
+const EXAMPLE: [(&str, &str); 3] = [
     ("examples/basic/rollout.yaml", include_str!("../../examples/basic/rollout.yaml")),
     ("examples/basic/analysis-templates.yaml", include_str!("../../examples/basic/analysis-templates.yaml")),
+    ("examples/basic/recommended.yaml", include_str!("../../examples/basic/recommended.yaml")),
 ];
 
 impl Setup {

@@ -20,7 +20,7 @@ fn minutes(n: i64) -> DateTime<Utc> {
 }
 
 /// The metrics of the basic example's templates, by name: `error-rate` (1m interval, 1m initial
-/// delay, breachFor 2m, recover below 0.002 for 5m) and `p99-latency` (count 5, max 0.5).
+/// delay, breachFor 3m, recover below 0.006 for 2m) and `p99-latency` (count 5, max 0.5).
 fn example(name: &str) -> Metric {
     serde_yaml::Deserializer::from_str(include_str!("../../examples/basic/analysis-templates.yaml"))
         .map(|document| AnalysisTemplate::deserialize(document).expect("the example parses"))
@@ -153,15 +153,16 @@ fn a_breach_held_for_breach_for_fails_the_run_with_the_metric_message() {
         value(minutes(2), 0.03),
         value(minutes(3), 0.02),
         value(minutes(4), 0.025),
+        value(minutes(5), 0.025),
     ];
-    let mut run = feed(run(vec![example("error-rate")]), "error-rate", measurements[..3].to_vec());
+    let mut run = feed(run(vec![example("error-rate")]), "error-rate", measurements[..4].to_vec());
     let result = &status(&run).metric_results[0];
     assert_eq!(result.phase, AnalysisPhase::Running);
     let hysteresis = result.hysteresis.as_ref().unwrap();
     assert_eq!((hysteresis.state, hysteresis.since), (HysteresisState::Breaching, minutes(2)));
-    run = feed(run, "error-rate", measurements[3..].to_vec());
+    run = feed(run, "error-rate", measurements[4..].to_vec());
     let status = status(&run);
-    let message = "error-rate: 0.025 > max 0.01 continuously for 2m (breachFor 2m)";
+    let message = "error-rate: 0.025 > max 0.01 continuously for 3m (breachFor 3m)";
     assert_eq!(status.phase, Some(AnalysisPhase::Failed));
     assert_eq!(status.message.as_deref(), Some(message));
     assert_eq!(status.started_at, Some(minutes(1)));
@@ -306,10 +307,10 @@ fn a_run_not_measured_yet_is_running() {
 fn keep_covers_what_each_judge_looks_at() {
     // count 5, no hysteresis: 2 × 5 measurements, plus 4 + 1 for errors.
     assert_eq!(keep(&example("p99-latency"), None), 15);
-    // Background analysis: one breach and its recovery, 2m + 5m, plus the first, plus 5.
-    assert_eq!(keep(&example("error-rate"), None), 13);
-    // A 10m step: 2 × 10m + 7m at one a minute, plus the first, plus 5.
-    assert_eq!(keep(&example("error-rate"), Some(Duration::minutes(10))), 33);
+    // Background analysis: one breach and its recovery, 3m + 2m, plus the first, plus 5.
+    assert_eq!(keep(&example("error-rate"), None), 11);
+    // A 10m step: 2 × 10m + 5m at one a minute, plus the first, plus 5.
+    assert_eq!(keep(&example("error-rate"), Some(Duration::minutes(10))), 31);
     let compare = metric(json!({"count": 10, "compare": {"confidence": 0.95}}));
     assert_eq!(keep(&compare, None), 15);
     assert_eq!(keep(&sequential(), Some(Duration::minutes(10))), MAX_MEASUREMENTS);
