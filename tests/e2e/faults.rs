@@ -137,13 +137,18 @@ async fn a_route_deleted_mid_canary_holds_it_until_the_route_is_back() {
     let controller = Controller::start(&cluster, &[]);
     let steps = json!([
         {"setWeight": 10},
-        {"pause": {"duration": "2s"}},
+        {"pause": {"duration": "4s"}},
         {"setWeight": 50},
         {"pause": {"duration": "1s"}},
     ]);
     let stable = deploy_stable(&cluster, steps.clone()).await;
     let canary = cluster.ship(&cluster.rollout("2", steps)).await;
-    eventually("the canary at 10%", || async { (cluster.weights().await == Some((10, 90))).then_some(()) })
+    // Deleted once the 10% is verified, so that no status from before (which names the route while
+    // it waits for the weights) is mistaken for the hold: the next setWeight must wait for the route.
+    cluster
+        .rollout_until("the canary pausing at a verified 10%", |r| {
+            r.status.as_ref().is_some_and(|s| s.step.as_deref() == Some("2/4") && s.weights.verified)
+        })
         .await;
 
     cluster.routes().delete(ROUTE, &DeleteParams::default()).await.expect("deleting the route");
