@@ -1,23 +1,28 @@
-//! Detection accuracy: Bellwether's judge and the policies of three other canary tools, each
-//! driving the real engine through the same simulated rollouts of the bundled example.
+//! Detection accuracy: Bellwether's recommended judgment, its other judgments and the policies of
+//! three other canary tools, each driving the real engine through the same simulated rollouts.
 //!
-//! `cargo bench --bench accuracy` runs every scenario of the corpus with every policy for
-//! 1,000 seeds and prints one Markdown table. Without `--bench`, as `cargo test --all-targets`
-//! runs it, it checks the policies on hand-built series and runs a few seeds, asserting only what
-//! must hold whatever the noise.
+//! `cargo bench --bench accuracy` runs every scenario of the corpus with every judgment for
+//! 1,000 seeds (`-- --seeds N` for another number) and prints one Markdown table per traffic
+//! level, with the goal and the fixed-sample bound beside each scenario, then one line per goal:
+//! met, or missed by how much. Without `--bench`, as `cargo test --all-targets` runs it, it checks
+//! the policies on hand-built series and runs a few seeds, asserting only what must hold whatever
+//! the noise.
 
+#[path = "accuracy/bound.rs"]
+mod bound;
 #[path = "accuracy/checks.rs"]
 mod checks;
+#[path = "accuracy/goals.rs"]
+mod goals;
 #[path = "accuracy/judgments.rs"]
 mod judgments;
 #[path = "accuracy/policies.rs"]
 mod policies;
 
-use bellwether::api::format_duration;
 use bellwether::sim::{
-    Bellwether, Expect, Options, Outcome, Policy, Scenario, Setup, Summary, percentile, run, summarize,
+    Bellwether, Expect, Options, Outcome, Policy, Scenario, Setup, Summary, run, summarize,
 };
-use chrono::Duration;
+use bound::Bound;
 use judgments::{CompareAtSteps, SequentialErrors};
 use policies::{ArgoRollouts, Flagger, Kayenta};
 
@@ -27,6 +32,19 @@ const SMOKE_SEEDS: u64 = 3;
 /// requests a minute, and a busy one.
 const TRAFFIC: [f64; 2] = [30.0, 200.0];
 const THREADS: u64 = 2;
+
+/// The bundled example as it was written with thresholds only, which the peers and Bellwether's
+/// other judgments run on.
+const THRESHOLDS: &str = include_str!("accuracy/thresholds.yaml");
+
+/// One judgment under test: a policy, the manifests it runs on, and whether it is a peer (another
+/// tool's policy) whose times the recommended judgment must beat.
+struct Judged<'a> {
+    label: String,
+    setup: &'a Setup,
+    policy: Box<dyn Policy>,
+    peer: bool,
+}
 
 /// The outcomes of one policy on one scenario, seed by seed, and the invariant violations seen.
 fn outcomes(
@@ -58,105 +76,49 @@ fn outcomes(
     (results.into_iter().map(|(_, outcome, _)| outcome).collect(), violations)
 }
 
-fn percent(count: usize, of: usize) -> String {
-    if of == 0 { "–".into() } else { format!("{:.1}%", 100.0 * count as f64 / of as f64) }
-}
-
-fn duration(sorted: &[Duration], q: f64) -> String {
-    percentile(sorted, q).map(format_duration).unwrap_or_else(|| "–".into())
-}
-
-/// Sums the summaries of the scenarios that pass `keep`: runs, the count `of` picks, and the
-/// pooled, sorted durations `times` picks.
-fn pool(
-    summaries: &[Summary],
-    keep: impl Fn(&Summary) -> bool,
-    of: impl Fn(&Summary) -> usize,
-    times: impl Fn(&Summary) -> &[Duration],
-) -> (usize, usize, Vec<Duration>) {
-    let kept: Vec<&Summary> = summaries.iter().filter(|s| keep(s)).collect();
-    let mut pooled: Vec<Duration> = kept.iter().flat_map(|s| times(s).iter().copied()).collect();
-    pooled.sort();
-    (kept.iter().map(|s| s.runs).sum(), kept.iter().map(|s| of(s)).sum(), pooled)
-}
-
-fn is_regression(summary: &Summary) -> bool {
-    summary.scenario.starts_with("regression-")
-}
-
-/// One table row: a policy's rates and times over the corpus.
-fn row(name: &str, summaries: &[Summary]) -> String {
-    let mut cells = vec![name.to_string()];
-    let good = |s: &Summary| s.scenario == Scenario::good().name();
-    let (runs, false_rollbacks, promote_times) = pool(summaries, good, |s| s.aborted, |s| &s.promote_times);
-    cells.push(percent(false_rollbacks, runs));
-    let (_, held, _) = pool(summaries, good, |s| s.held, |s| &s.promote_times);
-    cells.push(percent(held, runs));
-    let spike = |s: &Summary| s.scenario == Scenario::spike().name();
-    let (spikes, rolled_back, _) = pool(summaries, spike, |s| s.aborted, |s| &s.promote_times);
-    cells.push(percent(rolled_back, spikes));
-    for regression in summaries.iter().filter(|s| is_regression(s)) {
-        cells.push(percent(regression.runs - regression.aborted, regression.runs));
+/// One cell: rolled back / held for a canary that should be promoted, caught and the median time
+/// to detect for one that should be aborted, promoted for one without evidence.
+fn cell(summary: &Summary) -> String {
+    match summary.expect {
+        Expect::Promote => format!(
+            "{} / {}",
+            goals::percent(summary.rate(summary.aborted)),
+            goals::percent(summary.rate(summary.held))
+        ),
+        Expect::Abort => format!(
+            "{}, {}",
+            goals::percent(summary.rate(summary.aborted)),
+            goals::shown(goals::median_detect(summary))
+        ),
+        Expect::NotPromote => format!("{} promoted", goals::percent(summary.rate(summary.promoted))),
     }
-    let (other, other_missed, _) = pool(
-        summaries,
-        |s| s.expect == Expect::Abort && !is_regression(s),
-        |s| s.runs - s.aborted,
-        |s| &s.detect_times,
-    );
-    cells.push(percent(other_missed, other));
-    let (_, _, detect_times) = pool(summaries, |s| s.expect == Expect::Abort, |_| 0, |s| &s.detect_times);
-    cells.push(duration(&detect_times, 0.5));
-    cells.push(duration(&detect_times, 0.95));
-    cells.push(duration(&promote_times, 0.5));
-    let (blind, promoted, _) =
-        pool(summaries, |s| s.expect == Expect::NotPromote, |s| s.promoted, |s| &s.promote_times);
-    cells.push(percent(promoted, blind));
-    format!("| {} |", cells.join(" | "))
 }
 
-fn table(results: &[(String, Vec<Summary>)], scenarios: &[Scenario]) -> String {
-    let regressions: Vec<&str> =
-        scenarios.iter().map(Scenario::name).filter(|n| n.starts_with("regression-")).collect();
-    let names = |expect: Expect| {
-        scenarios.iter().filter(|s| s.expect() == expect).map(Scenario::name).collect::<Vec<_>>().join(", ")
-    };
-    let other_bad: Vec<&str> = scenarios
-        .iter()
-        .filter(|s| s.expect() == Expect::Abort && !s.name().starts_with("regression-"))
-        .map(Scenario::name)
-        .collect();
-    let mut header = vec![
-        "policy, traffic".to_string(),
-        "false rollbacks (`good`)".into(),
-        "held (`good`)".into(),
-        "rolled back on a 30s spike".into(),
+/// The table of one traffic level: a row per scenario, a column per judgment.
+fn table(rps: f64, judged: &[Judged<'_>], summaries: &[Vec<Summary>], bounds: &[Option<Bound>]) -> String {
+    let mut header = vec!["scenario".to_string(), "goal".into(), "fixed-sample bound".into()];
+    header.extend(judged.iter().map(|j| format!("`{}`", j.label)));
+    let mut lines = vec![
+        format!("#### {rps} requests/s"),
+        String::new(),
+        format!("| {} |", header.join(" | ")),
+        format!("|{}", "---|".repeat(header.len())),
     ];
-    header.extend(regressions.iter().map(|r| format!("missed {r}")));
-    header.extend([
-        "missed, other bad canaries".into(),
-        "time to detect, median".into(),
-        "time to detect, p95".into(),
-        "rollout time, median (`good`)".into(),
-        "promoted without evidence".into(),
-    ]);
-    let mut lines = vec![format!("| {} |", header.join(" | ")), format!("|{}", "---|".repeat(header.len()))];
-    lines.extend(results.iter().map(|(name, summaries)| row(name, summaries)));
-    lines.push(String::new());
-    lines.push(format!(
-        "Other bad canaries: {}. Rollout time is over the `good` runs that were promoted.",
-        other_bad.join(", ")
-    ));
-    lines.push(format!(
-        "Without evidence (must not be promoted): {}. Time to detect runs from the onset of the \
-         regression to the abort, over every bad canary that was aborted.",
-        names(Expect::NotPromote)
-    ));
+    for (index, bound) in bounds.iter().enumerate() {
+        let first = &summaries[0][index];
+        let mut cells = vec![
+            first.scenario.clone(),
+            goals::describe(first, rps, *bound),
+            bound.map(|b| b.describe()).unwrap_or_else(|| "–".into()),
+        ];
+        cells.extend(summaries.iter().map(|per_scenario| cell(&per_scenario[index])));
+        lines.push(format!("| {} |", cells.join(" | ")));
+    }
     lines.join("\n")
 }
 
 /// What must hold in any run, whatever the noise.
-fn sanity(name: &str, summaries: &[Summary], violations: usize) {
+fn sanity(name: &str, peer: bool, summaries: &[Summary], violations: usize) {
     assert_eq!(violations, 0, "{name}: the engine broke an invariant");
     for summary in summaries {
         assert_eq!(
@@ -165,69 +127,127 @@ fn sanity(name: &str, summaries: &[Summary], violations: usize) {
             "{name}: {}",
             summary.scenario
         );
-        if name.starts_with(Bellwether.name()) && summary.expect == Expect::NotPromote {
+        if !peer && summary.expect == Expect::NotPromote {
             assert_eq!(summary.promoted, 0, "bellwether promoted {} without evidence", summary.scenario);
         }
     }
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let args: Vec<String> = std::env::args().collect();
+    let full = args.iter().any(|a| a == "--bench");
+    let seeds = match args.iter().position(|a| a == "--seeds") {
+        Some(i) => args.get(i + 1).and_then(|n| n.parse().ok()).expect("--seeds takes a number"),
+        None if full => SEEDS,
+        None => SMOKE_SEEDS,
+    };
     checks::run();
-    let setup = Setup::example();
+    let recommended = Setup::example();
+    let thresholds = Setup::from_manifests([("thresholds.yaml".to_string(), THRESHOLDS.to_string())])
+        .expect("the thresholds example is valid");
     let scenarios = Scenario::corpus();
-    let seeds = if full { SEEDS } else { SMOKE_SEEDS };
     let argo = ArgoRollouts { failure_limit: 3 };
     let flagger = Flagger { threshold: 5 };
     let kayenta = Kayenta { judge_every: 5, pass: 90.0, marginal: 75.0 };
-    let settings = format!(
-        "argo-rollouts failureLimit {} and the metric's consecutiveErrorLimit; flagger threshold {}; kayenta \
-         judged every {} measurements at 98% confidence, marginal {}, pass {}",
-        argo.failure_limit, flagger.threshold, kayenta.judge_every, kayenta.marginal, kayenta.pass
-    );
     let compare = CompareAtSteps { confidence: 0.95, max_ratio: 1.2, min_samples: 5 };
     let sequential = SequentialErrors { alpha: 0.05, max_increase: 4.0 };
     let settings = format!(
-        "{settings}; bellwether compare at {:.0}% confidence, maxRatio {}, minSamples {} (threshold in \
-         the background); bellwether sequential alpha {}, maxIncrease {} on error rates (threshold on \
-         latency)",
+        "argo-rollouts failureLimit {} and the metric's consecutiveErrorLimit; flagger threshold {}; kayenta \
+         judged every {} measurements at 98% confidence, marginal {}, pass {}; bellwether compare at {:.0}% \
+         confidence, maxRatio {}, minSamples {} (threshold in the background); bellwether sequential alpha \
+         {}, maxIncrease {} on error rates (threshold on latency)",
+        argo.failure_limit,
+        flagger.threshold,
+        kayenta.judge_every,
+        kayenta.marginal,
+        kayenta.pass,
         compare.confidence * 100.0,
         compare.max_ratio,
         compare.min_samples,
         sequential.alpha,
         sequential.max_increase
     );
-    let policies: Vec<Box<dyn Policy>> = vec![
-        Box::new(Bellwether),
-        Box::new(compare),
-        Box::new(sequential),
-        Box::new(argo),
-        Box::new(flagger),
-        Box::new(kayenta),
+    let judged = |label: &str, setup, policy: Box<dyn Policy>, peer| Judged {
+        label: label.to_string(),
+        setup,
+        policy,
+        peer,
+    };
+    let judged = vec![
+        judged("recommended", &recommended, Box::new(Bellwether), false),
+        judged("threshold", &thresholds, Box::new(Bellwether), false),
+        judged("compare", &thresholds, Box::new(compare), false),
+        judged("sequential", &thresholds, Box::new(sequential), false),
+        judged("argo-rollouts", &thresholds, Box::new(argo), true),
+        judged("flagger", &thresholds, Box::new(flagger), true),
+        judged("kayenta", &thresholds, Box::new(kayenta), true),
     ];
-    let mut results = Vec::new();
+    assert!(
+        (bound::requests(0.001, 0.002) - 31_496.0).abs() < 5.0,
+        "the fixed-sample bound of a 2x of 0.1% at alpha = beta = 0.01"
+    );
+    let mut tables = Vec::new();
+    let mut rows_of_all = Vec::new();
     let mut violations = Vec::new();
     for rps in TRAFFIC {
-        for policy in &policies {
+        let schedule =
+            run(&recommended, &Scenario::good(), &Options { rps, ..Options::default() }, &Bellwether);
+        let bounds: Vec<Option<Bound>> =
+            scenarios.iter().map(|s| bound::of(s, rps, &schedule.timeline)).collect();
+        let mut summaries = Vec::new();
+        for j in &judged {
             let mut seen = 0;
-            let summaries: Vec<Summary> = scenarios
+            let per_scenario: Vec<Summary> = scenarios
                 .iter()
                 .map(|scenario| {
-                    let (outcomes, broken) = outcomes(&setup, scenario, rps, seeds, policy.as_ref());
+                    let (outcomes, broken) = outcomes(j.setup, scenario, rps, seeds, j.policy.as_ref());
                     seen += broken;
                     summarize(scenario, &outcomes)
                 })
                 .collect();
             if !full {
-                sanity(policy.name(), &summaries, seen);
+                sanity(&j.label, j.peer, &per_scenario, seen);
             }
-            violations.push(format!("{} at {rps} rps: {seen}", policy.name()));
-            results.push((format!("`{}`, {rps} rps", policy.name()), summaries));
+            violations.push(format!("{} at {rps} rps: {seen}", j.label));
+            summaries.push(per_scenario);
+        }
+        tables.push(table(rps, &judged, &summaries, &bounds));
+        rows_of_all.push((rps, bounds, summaries));
+    }
+    println!("{}", tables.join("\n\n"));
+    println!(
+        "\nEach cell: rolled back / held for a canary that should be promoted; caught, and the median time \
+         to detect over all runs (– when under half were caught) for one that should be aborted. The bound \
+         is the canary requests a one-shot test at alpha = beta = 0.01 needs, and when the example's \
+         schedule has sent them. Peers and the threshold, compare and sequential columns run on the \
+         example as written with thresholds only (benches/accuracy/thresholds.yaml).\n"
+    );
+    let judged = &judged;
+    let rows: Vec<goals::Row<'_>> = rows_of_all
+        .iter()
+        .flat_map(|(rps, bounds, summaries)| {
+            bounds.iter().enumerate().map(move |(index, bound)| goals::Row {
+                rps: *rps,
+                bound: *bound,
+                recommended: &summaries[0][index],
+                peers: judged
+                    .iter()
+                    .zip(summaries)
+                    .filter(|(j, _)| j.peer)
+                    .map(|(j, per_scenario)| (j.label.as_str(), &per_scenario[index]))
+                    .collect(),
+            })
+        })
+        .collect();
+    for (goal, misses) in goals::check(&rows) {
+        if misses.is_empty() {
+            println!("- {goal}: goal met");
+        } else {
+            println!("- {goal}: goal missed by {}", misses.join("; "));
         }
     }
-    println!("{}", table(&results, &scenarios));
     println!(
-        "\nSettings: {settings}. {seeds} seeded runs per scenario and policy. Invariant violations: {}.",
+        "\nSettings: {settings}. {seeds} seeded runs per scenario and judgment. Invariant violations: {}.",
         violations.join(", ")
     );
 }
