@@ -216,6 +216,23 @@ fn the_traffic_model_reproduces_its_rates_and_prometheus_quantiles() {
     assert_eq!(BUCKETS.len(), 11);
 }
 
+/// `run` for seeds `0..seeds`, spread over two threads; the results are in the order of the seeds.
+fn on_both_cores<T: Send>(seeds: u64, run: impl Fn(u64) -> T + Sync) -> Vec<T> {
+    let run = &run;
+    let mut results: Vec<(u64, T)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2u64)
+            .map(|worker| {
+                scope.spawn(move || {
+                    (worker..seeds).step_by(2).map(|seed| (seed, run(seed))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    results.sort_by_key(|(seed, _)| *seed);
+    results.into_iter().map(|(_, result)| result).collect()
+}
+
 /// Thousands of seeded runs across every scenario: every decision keeps the engine's invariants,
 /// and a canary without evidence is never promoted.
 #[test]
@@ -223,29 +240,21 @@ fn every_decision_of_thousands_of_simulated_rollouts_keeps_the_invariants() {
     let setup = Setup::example();
     let corpus = Scenario::corpus();
     let per_scenario = 2000 / corpus.len() as u64 + 1;
-    let results: Vec<(String, Expect, u64, sim::Run)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..2u64)
-            .map(|worker| {
-                let (setup, corpus) = (&setup, &corpus);
-                scope.spawn(move || {
-                    let mut results = Vec::new();
-                    for scenario in corpus {
-                        for seed in (worker..per_scenario).step_by(2) {
-                            let options = Options {
-                                seed,
-                                rps: [30.0, 200.0, 1000.0][seed as usize % 3],
-                                ..Options::default()
-                            };
-                            let run = sim::run(setup, scenario, &options, &Bellwether);
-                            results.push((scenario.name().to_string(), scenario.expect(), seed, run));
-                        }
-                    }
-                    results
-                })
+    let results: Vec<(String, Expect, u64, sim::Run)> = corpus
+        .iter()
+        .flat_map(|scenario| {
+            on_both_cores(per_scenario, |seed| {
+                let options =
+                    Options { seed, rps: [30.0, 200.0, 1000.0][seed as usize % 3], ..Options::default() };
+                (
+                    scenario.name().to_string(),
+                    scenario.expect(),
+                    seed,
+                    sim::run(&setup, scenario, &options, &Bellwether),
+                )
             })
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
-    });
+        })
+        .collect();
     assert!(results.len() >= 2000);
     for (scenario, expect, seed, run) in &results {
         assert!(run.violations.is_empty(), "{scenario} seed {seed}: {:?}", run.violations);
@@ -303,4 +312,28 @@ fn the_comparison_templates_are_simulated_too() {
     assert!(outcomes[1].contains("aborted") && outcomes[1].contains("Mann–Whitney"), "{}", outcomes[1]);
     assert!(outcomes[2].starts_with("Outcome: promoted"), "{}", outcomes[2]);
     assert!(!out.contains("Invariant broken"), "{out}");
+}
+
+/// The recommended judgment's false-rollback goal, pinned on seeded runs of the bundled example:
+/// at most 1% of good canaries rolled back and 5% of 30-second spikes, at a quiet and a busy
+/// service. 500 runs each tell 1% from the 0.1% to 0.4% the accuracy benchmark measures; a judgment
+/// that drifted to 2% would roll back about ten.
+#[test]
+fn the_recommended_judgment_rolls_back_at_most_one_good_canary_in_a_hundred() {
+    const RUNS: u64 = 500;
+    let setup = Setup::example();
+    for (scenario, most) in [(Scenario::good(), 0.01), (Scenario::spike(), 0.05)] {
+        for rps in [30.0, 200.0] {
+            let rolled_back = on_both_cores(RUNS, |seed| {
+                let options = Options { seed, rps, ..Options::default() };
+                sim::run(&setup, &scenario, &options, &Bellwether).outcome
+            })
+            .iter()
+            .filter(|outcome| matches!(outcome, Outcome::Aborted { .. }))
+            .count();
+            let rate = rolled_back as f64 / RUNS as f64;
+            println!("{} at {rps} rps: {rolled_back} of {RUNS} rolled back", scenario.name());
+            assert!(rate <= most, "{} at {rps} rps: {rolled_back} of {RUNS} rolled back", scenario.name());
+        }
+    }
 }
