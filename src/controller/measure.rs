@@ -84,7 +84,10 @@ fn qualified_name(run: &AnalysisRun) -> String {
 
 pub fn error_policy(run: Arc<AnalysisRun>, error: &Error, _runs: Arc<Runs>) -> Action {
     match error {
-        Error::Conflict { .. } => Action::requeue(Duration::from_millis(100)),
+        Error::Conflict { .. } => {
+            tracing::debug!(analysis_run = %qualified_name(&run), %error, "stale read; measuring again");
+            Action::requeue(Duration::from_millis(100))
+        }
         _ => {
             tracing::warn!(analysis_run = %qualified_name(&run), %error, "reconcile failed");
             Action::requeue(Duration::from_secs(2))
@@ -102,6 +105,7 @@ async fn pass(runs: &Runs, run: &AnalysisRun, measuring: bool) -> Result<Action,
     let now = clock.now;
     let status = run.status.as_ref();
     let wanted = if measuring { due(&run.spec, status, now) } else { Vec::new() };
+    tracing::debug!(analysis_run = %qualified_name(run), due = ?wanted, "measuring");
     let variables = vars(run);
     let measured = join_all(wanted.into_iter().filter_map(|metric_name| {
         let metric = run.spec.metrics.iter().find(|m| m.name == metric_name)?;
