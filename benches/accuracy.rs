@@ -167,20 +167,20 @@ fn main() {
         sequential.alpha,
         sequential.max_increase
     );
-    let judged = |label: &str, setup, policy: Box<dyn Policy>, peer| Judged {
+    let entry = |label: &str, setup, policy: Box<dyn Policy>, peer| Judged {
         label: label.to_string(),
         setup,
         policy,
         peer,
     };
     let judged = vec![
-        judged("recommended", &recommended, Box::new(Bellwether), false),
-        judged("threshold", &thresholds, Box::new(Bellwether), false),
-        judged("compare", &thresholds, Box::new(compare), false),
-        judged("sequential", &thresholds, Box::new(sequential), false),
-        judged("argo-rollouts", &thresholds, Box::new(argo), true),
-        judged("flagger", &thresholds, Box::new(flagger), true),
-        judged("kayenta", &thresholds, Box::new(kayenta), true),
+        entry("recommended", &recommended, Box::new(Bellwether), false),
+        entry("threshold", &thresholds, Box::new(Bellwether), false),
+        entry("compare", &thresholds, Box::new(compare), false),
+        entry("sequential", &thresholds, Box::new(sequential), false),
+        entry("argo-rollouts", &thresholds, Box::new(argo), true),
+        entry("flagger", &thresholds, Box::new(flagger), true),
+        entry("kayenta", &thresholds, Box::new(kayenta), true),
     ];
     assert!(
         (bound::requests(0.001, 0.002) - 31_496.0).abs() < 5.0,

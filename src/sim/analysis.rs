@@ -98,13 +98,12 @@ impl Signal {
 
     fn value(&self, served: &Served, now: DateTime<Utc>) -> Option<f64> {
         match *self {
-            Self::ErrorRatio { window } => served.error_ratio(now, window),
             Self::Latency { quantile, window, scale } => {
                 served.latency_quantile(now, window, quantile).map(|v| v * scale)
             }
-            Self::SlowRequests { bound, window } => {
-                let (slow, requests) = served.slow_counts(now, window, bound);
-                (requests > 0.0).then(|| slow / requests)
+            Self::ErrorRatio { window } | Self::SlowRequests { window, .. } => {
+                let (bad, requests) = self.counts(served, now, window);
+                (requests > 0.0).then(|| bad / requests)
             }
         }
     }

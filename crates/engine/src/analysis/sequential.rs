@@ -40,8 +40,8 @@
 //! then apply to each interval's factor in E_fail, per alternative: the canary's failures count at
 //! most [`TYPICAL_SPREAD`] standard deviations above what the alternative predicts for the
 //! interval, and the factor's logarithm is capped at ln(1/alpha) / (n + ½), with n the intervals
-//! in breachFor, rounded up. A burst touching n intervals cannot reach 1/alpha on its own, and a regression that
-//! shows overwhelmingly in every interval fails at its (n+1)th. Each limit only lowers a factor
+//! in breachFor, rounded up. A burst touching n intervals cannot reach 1/alpha on its own, and a
+//! regression that shows overwhelmingly in every interval fails at its (n+1)th. Each limit only lowers a factor
 //! below the likelihood ratio it replaces (which rises with the canary's failures), so the factor's
 //! expected value stays at most 1 and the bound on false rollbacks still holds. E_pass is not
 //! limited: a burst is no evidence that the canary is good.
@@ -241,8 +241,8 @@ struct State<'a> {
 #[derive(Debug)]
 pub(crate) struct Settings<'a> {
     sequential: &'a Sequential,
-    /// How long a regression must last before it may fail the canary; zero without `breachFor`.
-    breach_for: Duration,
+    /// How long a regression must last before it may fail the canary, when `breachFor` is set.
+    breach_for: Option<Duration>,
 }
 
 /// Checks a sequential metric's settings.
@@ -252,8 +252,8 @@ pub(crate) fn resolve<'a>(sequential: &'a Sequential, problems: &mut Vec<Problem
         problems,
     );
     const FIELD: &str = "sequential.breachFor";
-    let breach_for = duration(sequential.breach_for.as_ref(), FIELD, problems).unwrap_or_else(Duration::zero);
-    if breach_for > Duration::minutes(MAX_BREACH_FOR_MINUTES) {
+    let breach_for = duration(sequential.breach_for.as_ref(), FIELD, problems);
+    if breach_for.is_some_and(|d| d > Duration::minutes(MAX_BREACH_FOR_MINUTES)) {
         let message = format!(
             "{} is longer than the most, {MAX_BREACH_FOR_MINUTES}m: a lasting regression must be able to fail the \
              canary within the analysis",
@@ -290,8 +290,7 @@ impl Judgment for Settings<'_> {
         let window = plan.window;
         let r1 = 1.0 + sequential.max_increase;
         let log_bound = -alpha.ln();
-        let limits =
-            sequential.breach_for.is_some().then(|| Limits::new(plan.intervals(self.breach_for), log_bound));
+        let limits = self.breach_for.map(|d| Limits::new(plan.intervals(d), log_bound));
         let state = State {
             rules: Rules {
                 name: &metric.name,
@@ -324,7 +323,7 @@ impl Judgment for Settings<'_> {
 
     /// A regression must last `breachFor` before it may fail the canary.
     fn settling(&self) -> Duration {
-        self.breach_for
+        self.breach_for.unwrap_or_else(Duration::zero)
     }
 }
 
