@@ -7,7 +7,7 @@ use bellwether::sim::{Expect, Summary};
 use chrono::Duration;
 
 /// Good canaries rolled back, at most; and 30-second spikes.
-const FALSE_ROLLBACKS: f64 = 0.01;
+pub const FALSE_ROLLBACKS: f64 = 0.01;
 const SPIKE_ROLLBACKS: f64 = 0.05;
 /// Good canaries held for a person, at most.
 const HELD: f64 = 0.02;
@@ -111,10 +111,20 @@ pub fn check(rows: &[Row<'_>]) -> Vec<(&'static str, Vec<String>)> {
                 for (peer, summary) in &row.peers {
                     let Some(theirs) = median_detect(summary) else { continue };
                     if median.is_none_or(|m| m > theirs) {
+                        let earliest = row.bound.and_then(|b| b.earliest_median).filter(|&e| theirs < e);
+                        let why = earliest.map(|e| {
+                            format!(
+                                " (unattainable: no judgment rolling back ≤ {} of good canaries has a median \
+                                 under {})",
+                                percent(FALSE_ROLLBACKS),
+                                format_duration(e)
+                            )
+                        });
                         against_peers.push(format!(
-                            "{at}: median {} > {peer}'s {}",
+                            "{at}: median {} > {peer}'s {}{}",
                             shown(median),
-                            format_duration(theirs)
+                            format_duration(theirs),
+                            why.unwrap_or_default()
                         ));
                     }
                 }

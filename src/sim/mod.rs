@@ -22,7 +22,7 @@ pub use policy::{Bellwether, Policy};
 pub use scenario::{Expect, Scenario};
 pub use setup::{Setup, SetupError};
 pub use summary::{Summary, percentile, summarize};
-pub use traffic::{BUCKETS, Behaviour, Served, histogram_quantile};
+pub use traffic::{BUCKETS, Behaviour, Served, histogram_quantile, minute_jitter};
 
 use crate::api::{HysteresisState, PauseReason, RolloutPhase, RolloutSpec, RolloutStatus};
 use crate::engine::{Action, Decision, Input, UserAction, UserRequest, decide, revision_of};
