@@ -92,6 +92,8 @@ impl Cluster {
                         terminating: false,
                         spec_hash: spec_hash(&request.spec),
                         distrust: None,
+                        owned: true,
+                        created_at: Some(now),
                     });
                 }
             }
@@ -100,6 +102,7 @@ impl Cluster {
                     run.terminating = true;
                 }
             }
+            Action::DeleteAnalysisRun { name } => obs.analysis_runs.retain(|r| r.name != *name),
         }
     }
 

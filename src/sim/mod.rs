@@ -282,6 +282,7 @@ impl<'a> Simulation<'a> {
                     let (now, policy) = (self.now, self.policy);
                     self.runs.iter_mut().filter(|r| r.name == *name).for_each(|r| r.terminate(now, policy));
                 }
+                Action::DeleteAnalysisRun { name } => self.runs.retain(|r| r.name != *name),
                 _ => {}
             }
         }

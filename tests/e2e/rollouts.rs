@@ -3,13 +3,13 @@
 
 use crate::app::telemetry;
 use crate::harness::{BAD, CANARY, Cluster, Controller, ROLLOUT, STABLE, TEMPLATE, eventually};
-use bellwether::api::{AnalysisRun, RolloutOutcome, RolloutPhase};
+use bellwether::api::{AnalysisRun, AnalysisRunHistoryLimit, ROLLOUT_LABEL, RolloutOutcome, RolloutPhase};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
-use kube::api::ListParams;
+use kube::api::{ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -330,5 +330,65 @@ async fn a_newer_revision_supersedes_the_canary_and_reverting_is_healthy_at_once
     })
     .await;
     assert!(status.history.iter().any(|h| h.revision == third && h.outcome == RolloutOutcome::RolledBack));
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_analysis_runs_beyond_the_history_limit_are_deleted_and_only_the_rollouts_own() {
+    let cluster = Cluster::start("run-history").await;
+    let controller = Controller::start(&cluster, &[]);
+    let limited = |version: &str| {
+        let mut rollout = cluster.rollout(version, steps_good());
+        rollout.spec.analysis_run_history_limit =
+            Some(AnalysisRunHistoryLimit { successful: Some(1), unsuccessful: Some(0) });
+        rollout
+    };
+    let runs = || async {
+        let runs = cluster.api::<AnalysisRun>().list(&ListParams::default()).await.expect("listing runs");
+        runs.items.into_iter().map(|run| run.name_any()).collect::<Vec<_>>()
+    };
+    cluster.ship(&limited("1")).await;
+    cluster
+        .rollout_until("the first revision to become stable", |r| {
+            r.status.as_ref().is_some_and(|s| s.phase == Some(RolloutPhase::Healthy))
+        })
+        .await;
+    // A run labelled for the Rollout that it does not own: someone else's, never deleted.
+    let mut foreign: AnalysisRun = serde_json::from_value(json!({
+        "apiVersion": "bellwether.dev/v1alpha1",
+        "kind": "AnalysisRun",
+        "metadata": {"name": "someone-elses-run"},
+        "spec": {"revision": "someone-else", "terminate": true, "metrics": [{
+            "name": "m",
+            "provider": {"prometheus": {"address": "http://127.0.0.1:9", "query": "vector(0)"}},
+            "threshold": {"max": 1},
+        }]},
+    }))
+    .unwrap();
+    foreign.metadata.namespace = Some(cluster.namespace.clone());
+    foreign.metadata.labels = Some([(ROLLOUT_LABEL.to_string(), ROLLOUT.to_string())].into());
+    cluster.api::<AnalysisRun>().create(&PostParams::default(), &foreign).await.expect("creating a run");
+
+    let mut promoted = Vec::new();
+    for version in ["2", "3"] {
+        let canary = cluster.ship(&limited(version)).await;
+        cluster
+            .rollout_until("the canary to be promoted", |r| {
+                r.status.as_ref().is_some_and(|s| {
+                    s.phase == Some(RolloutPhase::Healthy)
+                        && s.stable_revision.as_deref() == Some(canary.as_str())
+                })
+            })
+            .await;
+        promoted.push(canary);
+    }
+    let kept = eventually("the older canary's run to be deleted", || async {
+        let names = runs().await;
+        (names.len() == 2).then_some(names)
+    })
+    .await;
+    assert!(kept.iter().any(|n| n.contains(&promoted[1])), "the newest successful run is kept: {kept:?}");
+    assert!(kept.iter().all(|n| !n.contains(&promoted[0])), "the older one is deleted: {kept:?}");
+    assert!(kept.iter().any(|n| n == "someone-elses-run"), "a run the Rollout does not own stays: {kept:?}");
     controller.stop().await;
 }

@@ -575,7 +575,7 @@ fn a_recorded_phase_that_its_measurements_do_not_bear_out_is_distrusted() {
 fn a_run_the_rollout_no_longer_waits_for_keeps_its_recorded_phase() {
     let mut run = feed(run(vec![example("p99-latency")]), "p99-latency", vec![value(t0(), 0.9)]);
     run.status.as_mut().unwrap().phase = Some(AnalysisPhase::Successful);
-    let state = bellwether::engine::ended("r", &run.spec, run.status.as_ref());
+    let state = bellwether::engine::ended("r", true, &run.spec, run.status.as_ref(), None);
     assert_eq!((state.phase, state.distrust), (Some(AnalysisPhase::Successful), None), "not judged again");
     assert_eq!(state.spec_hash, bellwether::engine::spec_hash(&run.spec));
 }

@@ -81,6 +81,12 @@ impl RolloutBuilder {
         self
     }
 
+    pub fn analysis_run_history_limit(mut self, successful: i32, unsuccessful: i32) -> Self {
+        self.spec.analysis_run_history_limit =
+            Some(AnalysisRunHistoryLimit { successful: Some(successful), unsuccessful: Some(unsuccessful) });
+        self
+    }
+
     pub fn edit(mut self, edit: impl FnOnce(&mut RolloutSpec)) -> Self {
         edit(&mut self.spec);
         self

@@ -506,6 +506,14 @@ fn an_invalid_spec_sets_invalid_spec_and_touches_nothing() {
             .build(),
         "spec.selector.matchLabels: app=api does not match the template's labels",
     );
+    assert_invalid(
+        rollout().image("web:2").analysis_run_history_limit(-1, 5).build(),
+        "spec.analysisRunHistoryLimit.successful: -1 is not from 0 to 100",
+    );
+    assert_invalid(
+        rollout().image("web:2").analysis_run_history_limit(5, 101).build(),
+        "spec.analysisRunHistoryLimit.unsuccessful: 101 is not from 0 to 100",
+    );
 }
 
 #[test]
@@ -687,6 +695,79 @@ fn old_replica_sets_beyond_the_history_limit_are_deleted() {
         world.cluster.observation.replica_sets.iter().map(|rs| rs.revision.as_str()).collect();
     assert_eq!(kept.len(), 2, "the stable revision plus one old one: {kept:?}");
     assert!(!kept.contains(&first.as_str()));
+}
+
+/// Runs one canary of `image` whose step analysis ends in `phase`, and lets it settle a minute.
+fn canary_with_analysis(world: &mut World, image: &str, phase: AnalysisPhase) {
+    world.ship(image);
+    world.settle();
+    world.finish_run("step1", phase, "done");
+    world.settle();
+    world.advance(1.0);
+    world.settle();
+}
+
+fn run_names(world: &World) -> Vec<String> {
+    world.cluster.observation.analysis_runs.iter().map(|r| r.name.clone()).collect()
+}
+
+#[test]
+fn ended_analysis_runs_beyond_the_history_limit_are_deleted_oldest_first_per_outcome() {
+    let spec = rollout().steps(vec![set_weight(50), analysis("error-rate")]).analysis_run_history_limit(1, 2);
+    let mut world = World::deployed(spec.build());
+    let mut passed = Vec::new();
+    for image in ["web:2", "web:3", "web:4"] {
+        canary_with_analysis(&mut world, image, AnalysisPhase::Successful);
+        passed.push(world.revision());
+    }
+    let mut failed = Vec::new();
+    for image in ["web:5", "web:6", "web:7"] {
+        canary_with_analysis(&mut world, image, AnalysisPhase::Failed);
+        failed.push(world.revision());
+    }
+    let names = run_names(&world);
+    let of = |revision: &str| names.iter().any(|n| n.contains(revision));
+    assert_eq!(names.len(), 3, "one successful and two unsuccessful runs kept: {names:?}");
+    assert!(of(&passed[2]) && !of(&passed[0]) && !of(&passed[1]), "the newest successful run: {names:?}");
+    assert!(of(&failed[1]) && of(&failed[2]) && !of(&failed[0]), "the two newest unsuccessful: {names:?}");
+    let deleted = world.log.iter().filter(|(_, a)| matches!(a, Action::DeleteAnalysisRun { .. })).count();
+    assert_eq!(deleted, 3, "each old run deleted once");
+}
+
+#[test]
+fn runs_are_kept_while_waited_for_and_runs_of_others_are_never_deleted() {
+    let spec = rollout().steps(vec![set_weight(50), analysis("error-rate"), analysis("error-rate")]);
+    let mut world = World::deployed(spec.analysis_run_history_limit(0, 0).build());
+    world.ship("web:2");
+    world.settle();
+    let step1 = run_names(&world);
+    assert_eq!(step1.len(), 1, "{step1:?}");
+    world.finish_run("step1", AnalysisPhase::Successful, "done");
+    world.settle();
+    assert!(!run_names(&world).contains(&step1[0]), "a finished run no longer waited for goes at limit 0");
+    let step2 = run_names(&world);
+    assert_eq!(step2.len(), 1, "the run of the step in progress: {step2:?}");
+
+    let mut foreign = world.cluster.observation.analysis_runs[0].clone();
+    foreign.name = "someone-elses-run".into();
+    foreign.owned = false;
+    foreign.created_at = None;
+    foreign.phase = Some(AnalysisPhase::Failed);
+    world.cluster.observation.analysis_runs.push(foreign);
+    world.finish_run("step2", AnalysisPhase::Failed, "error-rate too high");
+    world.settle();
+    assert_eq!(phase(&world), RolloutPhase::Degraded);
+    assert!(
+        message(&world).contains("error-rate too high"),
+        "the abort keeps its reason: {}",
+        message(&world)
+    );
+    assert_eq!(
+        run_names(&world),
+        ["someone-elses-run"],
+        "once the abort is recorded its run goes too at limit 0; a run labelled for the Rollout that it does \
+         not own stays"
+    );
 }
 
 #[test]

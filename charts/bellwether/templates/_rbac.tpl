@@ -13,7 +13,7 @@ tests/chart.rs checks these rules against the calls in src/controller.
   verbs: ["update"]
 - apiGroups: ["bellwether.dev"]
   resources: ["analysisruns"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["bellwether.dev"]
   resources: ["analysisruns/status"]
   verbs: ["update"]

@@ -44,6 +44,10 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub revision_history_limit: Option<i32>,
+    /// Ended AnalysisRuns kept per Rollout, newest first; older ones are deleted. Defaults to 5
+    /// successful and 5 unsuccessful.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_run_history_limit: Option<AnalysisRunHistoryLimit>,
     /// How long a canary may take to become available before the rollout aborts. Defaults to 600.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -62,6 +66,21 @@ pub struct RolloutSpec {
 
 fn default_replicas() -> i32 {
     1
+}
+
+/// How many ended AnalysisRuns of each outcome a Rollout keeps.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunHistoryLimit {
+    /// Runs that passed. Defaults to 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub successful: Option<i32>,
+    /// Runs that failed, erred or were inconclusive. Defaults to 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub unsuccessful: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]

@@ -28,6 +28,10 @@ pub enum Action {
     TerminateAnalysisRun {
         name: String,
     },
+    /// Delete an ended AnalysisRun of this Rollout (beyond `analysisRunHistoryLimit`).
+    DeleteAnalysisRun {
+        name: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,12 +1,15 @@
-//! Housekeeping after every pass: stop unwanted analysis, scale down old revisions when their
-//! delay is over, and delete ReplicaSets beyond `revisionHistoryLimit`.
+//! Housekeeping after every pass: stop unwanted analysis, delete ended AnalysisRuns beyond
+//! `analysisRunHistoryLimit`, scale down old revisions when their delay is over, and delete
+//! ReplicaSets beyond `revisionHistoryLimit`.
 
 use super::action::Action;
 use super::pass::Pass;
+use bellwether_api::AnalysisPhase;
 
 impl Pass<'_> {
     pub fn clean_up(&mut self) {
         self.terminate_unwanted_runs();
+        self.trim_runs();
         self.scale_down_old_revisions();
         self.trim_history();
     }
@@ -30,6 +33,37 @@ impl Pass<'_> {
             .map(|run| run.name.clone())
             .collect();
         self.actions.extend(stop.into_iter().map(|name| Action::TerminateAnalysisRun { name }));
+    }
+
+    /// Deletes the oldest ended runs of each outcome beyond `analysisRunHistoryLimit`. Only runs
+    /// this Rollout owns: one that merely carries its label may be someone else's.
+    fn trim_runs(&mut self) {
+        let wanted = self.wanted_runs();
+        let mut ended: Vec<_> = self
+            .obs
+            .analysis_runs
+            .iter()
+            .filter(|run| run.owned && !wanted.contains(&run.name.as_str()))
+            .filter_map(|run| run.phase.filter(|p| p.is_terminal()).map(|phase| (phase, run)))
+            .collect();
+        // Newest first; a run without a creation time counts as the oldest.
+        ended.sort_by(|(_, a), (_, b)| b.created_at.cmp(&a.created_at).then_with(|| a.name.cmp(&b.name)));
+        let limits = self.plan.analysis_run_history_limit;
+        let (mut successful, mut unsuccessful) = (0, 0);
+        let mut delete = Vec::new();
+        for (phase, run) in ended {
+            let (kept, limit) = if phase == AnalysisPhase::Successful {
+                (&mut successful, limits.successful)
+            } else {
+                (&mut unsuccessful, limits.unsuccessful)
+            };
+            if *kept < limit {
+                *kept += 1;
+            } else {
+                delete.push(run.name.clone());
+            }
+        }
+        self.actions.extend(delete.into_iter().map(|name| Action::DeleteAnalysisRun { name }));
     }
 
     /// The stable revision, or a canary that is not aborted: revisions whose pods are wanted.

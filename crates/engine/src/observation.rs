@@ -115,6 +115,10 @@ pub struct AnalysisRunState {
     pub spec_hash: String,
     /// Why the run's own status is not believed, when it is not: it is then an Error.
     pub distrust: Option<String>,
+    /// Its controller owner reference names this Rollout's UID: the run is the Rollout's to delete.
+    pub owned: bool,
+    /// When it was created; the newest ended runs are the ones kept.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// A request from a person or a pipeline, delivered through the Rollout's request annotation.

@@ -21,6 +21,9 @@ use std::fmt;
 const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
 const DEFAULT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
 const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+/// Ended AnalysisRuns kept per outcome, as Argo Rollouts keeps them; and the most the API accepts.
+const DEFAULT_RUN_HISTORY_LIMIT: i32 = 5;
+const MAX_RUN_HISTORY_LIMIT: i32 = 100;
 
 /// One problem in a spec: where it is, the field's path in that object, and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +66,14 @@ pub struct Plan<'a> {
     pub scale_down_delay: chrono::Duration,
     pub abort_scale_down_delay: chrono::Duration,
     pub revision_history_limit: usize,
+    pub analysis_run_history_limit: RunHistoryLimit,
+}
+
+/// How many ended AnalysisRuns of each outcome the Rollout keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunHistoryLimit {
+    pub successful: usize,
+    pub unsuccessful: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -221,6 +232,21 @@ fn plan<'a>(spec: &'a RolloutSpec, templates: &Templates) -> Result<Plan<'a>, Ve
     if history < 0 {
         errors.push("spec.revisionHistoryLimit", format!("{history} is negative"));
     }
+    let runs = spec.analysis_run_history_limit.clone().unwrap_or_default();
+    let mut run_limit = |field: &str, limit: Option<i32>| {
+        let limit = limit.unwrap_or(DEFAULT_RUN_HISTORY_LIMIT);
+        if !(0..=MAX_RUN_HISTORY_LIMIT).contains(&limit) {
+            errors.push(
+                format!("spec.analysisRunHistoryLimit.{field}"),
+                format!("{limit} is not from 0 to {MAX_RUN_HISTORY_LIMIT}"),
+            );
+        }
+        limit.clamp(0, MAX_RUN_HISTORY_LIMIT) as usize
+    };
+    let analysis_run_history_limit = RunHistoryLimit {
+        successful: run_limit("successful", runs.successful),
+        unsuccessful: run_limit("unsuccessful", runs.unsuccessful),
+    };
 
     errors.finish(Plan {
         replicas: spec.replicas.max(0),
@@ -230,6 +256,7 @@ fn plan<'a>(spec: &'a RolloutSpec, templates: &Templates) -> Result<Plan<'a>, Ve
         scale_down_delay,
         abort_scale_down_delay,
         revision_history_limit: history.max(0) as usize,
+        analysis_run_history_limit,
     })
 }
 

@@ -10,7 +10,7 @@
 pub const CONTROLLER_CALLS: &[(&str, &str, &[&str])] = &[
     ("bellwether.dev", "rollouts", &["get", "list", "watch", "patch"]),
     ("bellwether.dev", "rollouts/status", &["update"]),
-    ("bellwether.dev", "analysisruns", &["list", "watch", "create", "patch"]),
+    ("bellwether.dev", "analysisruns", &["list", "watch", "create", "patch", "delete"]),
     ("bellwether.dev", "analysisruns/status", &["update"]),
     ("bellwether.dev", "analysistemplates", &["get", "list", "watch"]),
     ("bellwether.dev", "clusteranalysistemplates", &["get", "list", "watch"]),

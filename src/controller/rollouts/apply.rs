@@ -13,7 +13,7 @@ use crate::engine::{Action, RouteWeights, ServiceRole, revision_of};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 
 /// The field manager of every write, so that `managedFields` shows what Bellwether owns.
 pub const FIELD_MANAGER: &str = "bellwether";
@@ -109,6 +109,20 @@ async fn apply_one(
                 Ok(_) => Ok(()),
                 Err(e) if is_not_found(&e) => Ok(()),
                 Err(e) => Err(Error::kube(format!("terminating AnalysisRun {namespace}/{run}"), e)),
+            }
+        }
+        Action::DeleteAnalysisRun { name: run } => {
+            // Only the run the pass saw: one created under the same name since fails the UID
+            // precondition (409), and the next pass decides again.
+            let Some(uid) = fetched.run_uids.get(run) else { return Ok(()) };
+            let params = DeleteParams {
+                preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
+                ..DeleteParams::default()
+            };
+            match Api::<AnalysisRun>::namespaced(ctx.client.clone(), &namespace).delete(run, &params).await {
+                Ok(_) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(Error::kube(format!("deleting AnalysisRun {namespace}/{run}"), e)),
             }
         }
     }

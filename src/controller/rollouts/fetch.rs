@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The kinds of route a Rollout manages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +58,9 @@ pub struct Fetched {
     pub replica_sets: Vec<ReplicaSet>,
     /// Request annotations that cannot be read.
     pub malformed_requests: Vec<Malformed>,
+    /// The UID of each AnalysisRun by name, so that deleting an old run never deletes a new one
+    /// created under its name since.
+    pub run_uids: BTreeMap<String, String>,
 }
 
 /// Every managed route of `rollout`, in the order its spec lists them, with their namespaces.
@@ -145,19 +148,20 @@ pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
             .map(|run| {
                 let name = run.name_any();
                 let status = run.status.as_ref();
-                let over = status.and_then(|s| s.phase).is_some_and(|p| p.is_terminal());
-                if over && !waited_for.contains(&name.as_str()) {
-                    return ended(&name, &run.spec, status);
-                }
                 let owned = is_owned(run.owner_references());
                 let created = crate::api::created_at(&run.metadata);
+                let over = status.and_then(|s| s.phase).is_some_and(|p| p.is_terminal());
+                if over && !waited_for.contains(&name.as_str()) {
+                    return ended(&name, owned, &run.spec, status, created);
+                }
                 assess(&name, owned, &run.spec, status, created, clock)
             })
             .collect(),
         templates: templates(ctx, rollout, &namespace).await?,
         requests,
     };
-    Ok(Fetched { observation, routes, replica_sets, malformed_requests })
+    let run_uids = runs.iter().filter_map(|run| Some((run.name_any(), run.uid()?))).collect();
+    Ok(Fetched { observation, routes, replica_sets, malformed_requests, run_uids })
 }
 
 /// The revision a Service selects, `None` when it selects none or does not exist.

@@ -364,7 +364,13 @@ pub fn spec_hash(spec: &AnalysisRunSpec) -> String {
 /// neither analysis slot): its recorded phase, for housekeeping, and its name, which new attempts
 /// number past. No decision depends on its verdict, so its measurements are not judged again, which
 /// keeps a Rollout's passes from growing with the history of its runs.
-pub fn ended(name: &str, spec: &AnalysisRunSpec, status: Option<&AnalysisRunStatus>) -> AnalysisRunState {
+pub fn ended(
+    name: &str,
+    owned: bool,
+    spec: &AnalysisRunSpec,
+    status: Option<&AnalysisRunStatus>,
+    created_at: Option<DateTime<Utc>>,
+) -> AnalysisRunState {
     AnalysisRunState {
         name: name.to_string(),
         phase: status.and_then(|s| s.phase),
@@ -374,6 +380,8 @@ pub fn ended(name: &str, spec: &AnalysisRunSpec, status: Option<&AnalysisRunStat
         terminating: spec.terminate,
         spec_hash: spec_hash(spec),
         distrust: None,
+        owned,
+        created_at,
     }
 }
 
@@ -432,6 +440,8 @@ pub fn assess_with(
         terminating: spec.terminate,
         spec_hash: spec_hash(spec),
         distrust: None,
+        owned,
+        created_at,
     };
     if recorded == Some(AnalysisPhase::Failed) && state.failed_metric.is_none() {
         // Failed for a reason the measurements kept do not show: name the metric it recorded.
