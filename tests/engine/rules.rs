@@ -752,8 +752,13 @@ fn runs_are_kept_while_waited_for_and_runs_of_others_are_never_deleted() {
     foreign.name = "someone-elses-run".into();
     foreign.owned = false;
     foreign.created_at = None;
-    foreign.phase = Some(AnalysisPhase::Failed);
-    world.cluster.observation.analysis_runs.push(foreign);
+    world.cluster.observation.analysis_runs.push(foreign.clone());
+    world.settle();
+    assert!(
+        world.log.iter().all(|(_, a)| *a != Action::TerminateAnalysisRun { name: foreign.name.clone() }),
+        "a running run labelled for the Rollout that it does not own is not stopped either"
+    );
+    world.cluster.observation.analysis_runs.last_mut().unwrap().phase = Some(AnalysisPhase::Failed);
     world.finish_run("step2", AnalysisPhase::Failed, "error-rate too high");
     world.settle();
     assert_eq!(phase(&world), RolloutPhase::Degraded);

@@ -22,13 +22,15 @@ impl Pass<'_> {
             .collect()
     }
 
+    /// Stops the Rollout's own runs that it no longer waits for; a run someone else labelled for
+    /// it is theirs to stop.
     fn terminate_unwanted_runs(&mut self) {
         let wanted = self.wanted_runs();
         let stop: Vec<String> = self
             .obs
             .analysis_runs
             .iter()
-            .filter(|run| !wanted.contains(&run.name.as_str()))
+            .filter(|run| run.owned && !wanted.contains(&run.name.as_str()))
             .filter(|run| !run.terminating && !run.phase.is_some_and(|p| p.is_terminal()))
             .map(|run| run.name.clone())
             .collect();
