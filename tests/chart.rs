@@ -302,11 +302,11 @@ fn people_never_get_to_write_analysis_runs_or_any_status() {
 fn config_maps_are_readable_by_the_notifications_name_only() {
     let text = read(&chart().join("templates/_rbac.tpl"));
     let rule = format!(
-        "- apiGroups: [\"\"]\n  resources: [\"configmaps\"]\n  resourceNames: [\"{}\"]\n  verbs: [\"get\"]\n",
+        "- apiGroups: [\"\"]\n  resources: [\"configmaps\"]\n  resourceNames: [\"{}\"]\n  verbs: [\"list\", \"watch\"]\n",
         bellwether::api::NAMESPACE_CONFIGMAP
     );
     assert_eq!(text.matches("configmaps").count(), 1, "configmaps appear once in the rules");
-    assert!(text.contains(&rule), "no rule granting get on the notifications ConfigMap by name:\n{rule}");
+    assert!(text.contains(&rule), "no rule granting a watch of the notifications ConfigMap by name:\n{rule}");
 }
 
 #[test]

@@ -55,6 +55,10 @@ pub struct ControllerArgs {
     /// Rollouts, and AnalysisRuns, reconciled at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
+    /// How often a Rollout is reconciled when nothing it reads changes. Changes arrive by watch,
+    /// so this only bounds how long a missed event could go unnoticed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub resync_seconds: u64,
     /// Queries in flight at once to any one Prometheus address, across every AnalysisRun.
     #[arg(long, default_value_t = 8)]
     pub prometheus_concurrency: usize,
@@ -211,6 +215,7 @@ pub async fn serve(
             .cluster_secrets_namespace
             .clone()
             .unwrap_or_else(|| client.default_namespace().to_string()),
+        resync: Duration::from_secs(args.resync_seconds),
     };
     let mut servers = vec![health_server.abort_handle(), metrics_server.abort_handle()];
     if let Some((listener, tls, (credentials, refresh))) = alerts {
@@ -263,7 +268,14 @@ pub async fn serve(
     };
 
     let readable = ReadableSecrets::new(args.readable_secrets.iter().cloned());
-    let notifier = Notifier::start(client.clone(), metrics.clone(), RetryPolicy::default(), readable.clone());
+    let (caches, watches) = controller::caches::watch(&client, &config);
+    let notifier = Notifier::start(
+        client.clone(),
+        metrics.clone(),
+        RetryPolicy::default(),
+        readable.clone(),
+        caches.notification_config_maps.clone(),
+    );
     let context = Arc::new(Context::new(
         client,
         metrics,
@@ -271,12 +283,14 @@ pub async fn serve(
         leadership,
         notifier,
         readable,
+        caches,
+        &config,
         &identity,
     ));
     tracing::info!(?config, leader_elect = args.leader_elect, "starting the controller");
     let leadership = context.leadership.clone();
     let lost = tokio::select! {
-        _ = controller::run(context, config, health, shutdown) => false,
+        _ = controller::run(context, config, watches, health, shutdown) => false,
         _ = leadership.lost() => true,
     };
     if let Some(campaign) = campaign

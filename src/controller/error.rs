@@ -2,9 +2,10 @@
 //! `bellwether_reconcile_errors_total`, so that an operator sees which kind of failure is climbing.
 //!
 //! None of these is fatal: the pass stops, nothing after the failure is attempted, and the object
-//! is reconciled again with backoff. Every decision is re-derived from a fresh read, so a retried
-//! pass never repeats an action that took effect.
+//! is reconciled again with backoff. Every decision is re-derived from the caches once they show
+//! the pass's own writes, so a retried pass never repeats an action that took effect.
 
+use super::caches::expectations::{Target, Wanted};
 use super::routes::RouteError;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,9 +17,10 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
-    /// Someone else wrote the object since it was read; the next pass reads it again.
+    /// Someone else wrote the object since it was read; the next pass waits for the cache to
+    /// show the newer copy (`stale`, when known), then decides again.
     #[error("{action}: the object changed since it was read; reconciling again")]
-    Conflict { action: String },
+    Conflict { action: String, stale: Option<Box<(Target, Wanted)>> },
     /// A managed route cannot be patched as it is.
     #[error(transparent)]
     Route(#[from] RouteError),
@@ -56,7 +58,9 @@ impl Error {
     /// like a 409.
     pub fn guarded(action: impl Into<String>, source: kube::Error) -> Self {
         match &source {
-            kube::Error::Api(status) if status.code == 422 => Self::Conflict { action: action.into() },
+            kube::Error::Api(status) if status.code == 422 => {
+                Self::Conflict { action: action.into(), stale: None }
+            }
             _ => Self::kube(action, source),
         }
     }
@@ -66,9 +70,19 @@ impl Error {
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
         let action = action.into();
         match &source {
-            kube::Error::Api(status) if status.code == 409 => Self::Conflict { action },
+            kube::Error::Api(status) if status.code == 409 => Self::Conflict { action, stale: None },
             _ => Self::Kube { action, source: Box::new(source) },
         }
+    }
+}
+
+impl Error {
+    /// Names the object a refused write was guarded by, and what its newer copy must show.
+    pub fn refused_for(mut self, target: Target, wanted: Wanted) -> Self {
+        if let Self::Conflict { stale, .. } = &mut self {
+            *stale = Some(Box::new((target, wanted)));
+        }
+        self
     }
 }
 

@@ -9,13 +9,16 @@
 //! templates do not name. Secrets are read from the template's namespace: the run's for an
 //! AnalysisTemplate, the controller's own for a ClusterAnalysisTemplate.
 //!
-//! The status write is guarded by the resourceVersion the run was read at. A pass working from a
-//! stale cache is refused (409) and retried, measuring again, so a measurement is never recorded
-//! twice and a verdict never overwritten. A write the API server refuses for what it holds (400,
+//! The status write is guarded by the resourceVersion the run was cached at. A pass working from a
+//! stale cache is refused (409) and retried once the cache shows the newer copy, so a measurement
+//! is never recorded twice and a verdict never overwritten; after its own write, the run's next
+//! pass waits until the cache shows it, so that it never measures twice for one interval. A write the API server refuses for what it holds (400,
 //! 413, 422) would be refused again however often it is retried, so the run ends in Error with the
 //! server's message instead.
 
 use super::Context;
+use super::caches::expectations::{OWN_WRITE_PATIENCE, REFUSED_WRITE_PATIENCE};
+use super::caches::{newer_than, written};
 use super::error::Error;
 use super::rollouts::FIELD_MANAGER;
 use super::secrets::resolve_auth;
@@ -32,11 +35,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What the run reconciler works with: the shared context, the Rollouts this instance manages
-/// (the Rollout reconciler's cache), and where ClusterAnalysisTemplates' Secrets are read.
+/// What the run reconciler works with: the shared context, and where ClusterAnalysisTemplates'
+/// Secrets are read.
 pub struct Runs {
     pub ctx: Arc<Context>,
-    pub rollouts: Store<Rollout>,
     pub cluster_secrets_namespace: String,
 }
 
@@ -61,10 +63,18 @@ pub async fn reconcile(run: Arc<AnalysisRun>, runs: Arc<Runs>) -> Result<Action,
     if run.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_terminal()) {
         return Ok(Action::await_change());
     }
-    let started = Instant::now();
     // Until the Rollouts are cached, no run can be vouched for.
-    let _ = runs.rollouts.wait_until_ready().await;
-    let owner = owner(&run, &runs.rollouts);
+    ctx.caches.wait_until_ready().await;
+    let check = ctx.caches.check_run(&run);
+    if !check.gave_up.is_empty() {
+        tracing::warn!(analysis_run = %qualified_name(&run), "the cache never showed the last status write; measuring anyway");
+    }
+    if !check.ready() {
+        // The watch event of the awaited write reconciles the run again when it arrives.
+        return Ok(Action::requeue(check.recheck));
+    }
+    let started = Instant::now();
+    let owner = owner(&run, &ctx.caches.rollouts);
     let result = match entitlement(&run, owner.as_deref(), Utc::now()) {
         Entitlement::Measure => pass(&runs, &run, true).await,
         Entitlement::RecordTermination => pass(&runs, &run, false).await,
@@ -179,9 +189,21 @@ async fn write_status(
         kube::Error::Api(status) if matches!(status.code, 400 | 413 | 422) => Some(status.message.clone()),
         _ => None,
     };
+    let stale = |error: kube::Error| {
+        let error = Error::kube(action(), error);
+        if matches!(error, Error::Conflict { .. }) {
+            ctx.caches.expect_for_run(run, newer_than(run), REFUSED_WRITE_PATIENCE);
+        }
+        error
+    };
+    let stored =
+        |stored: &AnalysisRun| ctx.caches.expect_for_run(run, written(stored, true), OWN_WRITE_PATIENCE);
     let reason = match api.replace_status(&name, &params, updated).await {
-        Ok(_) => return Ok(wanted),
-        Err(error) => refusal(&error).ok_or_else(|| Error::kube(action(), error))?,
+        Ok(written) => {
+            stored(&written);
+            return Ok(wanted);
+        }
+        Err(error) => refusal(&error).ok_or_else(|| stale(error))?,
     };
     tracing::warn!(analysis_run = %qualified_name(run), %reason, "status refused; the run ends in Error");
     // The Error keeps the measurements the server last stored; if even that is refused (the
@@ -189,12 +211,16 @@ async fn write_status(
     let mut errored = run.clone();
     errored.status = Some(refused(run.status.as_ref(), &wanted, &reason));
     match api.replace_status(&name, &params, &errored).await {
-        Ok(_) => return Ok(errored.status.unwrap_or_default()),
+        Ok(written) => {
+            stored(&written);
+            return Ok(errored.status.unwrap_or_default());
+        }
         Err(error) if refusal(&error).is_some() => {}
-        Err(error) => return Err(Error::kube(action(), error)),
+        Err(error) => return Err(stale(error)),
     }
     let status = errored.status.as_mut().expect("set above");
     status.metric_results.clear();
-    api.replace_status(&name, &params, &errored).await.map_err(|e| Error::kube(action(), e))?;
+    let written = api.replace_status(&name, &params, &errored).await.map_err(stale)?;
+    stored(&written);
     Ok(errored.status.unwrap_or_default())
 }

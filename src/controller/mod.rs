@@ -1,15 +1,16 @@
 //! The controller: the kube-rs shell that turns the cluster into the engine's observation and the
 //! engine's actions into API calls. It decides nothing itself.
 //!
-//! Two reconcilers run side by side:
-//! - [`rollouts`]: each pass fetches a Rollout's objects, asks the engine, writes the status and
-//!   carries out the actions;
+//! Two reconcilers run side by side, both over the watch caches of [`caches`]:
+//! - [`rollouts`]: each pass gathers a Rollout's objects from the caches, asks the engine, writes
+//!   the status and carries out the actions;
 //! - [`measure`]: each pass measures an AnalysisRun's due metrics and records the verdict.
 //!
 //! The translations between objects and the engine ([`routes`], [`replica_sets`]) are pure
 //! functions over the objects, tested without an API server.
 
 pub mod alerts;
+pub mod caches;
 pub mod error;
 pub mod leader;
 pub mod measure;
@@ -20,21 +21,16 @@ pub mod rollouts;
 pub mod routes;
 pub mod secrets;
 
-use crate::api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::providers::Providers;
 use crate::server::{Health, Metrics};
+use caches::{Caches, Watches};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DynamicObject};
+use kube::Client;
+use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
 use leader::Leadership;
 use notify::Notifier;
-use rollouts::RouteKind;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -54,6 +50,9 @@ pub struct Config {
     /// Where the Secrets of ClusterAnalysisTemplates' metrics are read: the controller's own
     /// namespace, since a cluster-wide template belongs to no Rollout's namespace.
     pub cluster_secrets_namespace: String,
+    /// How often a Rollout is reconciled when nothing it reads changes and the engine asks for no
+    /// wake-up.
+    pub resync: Duration,
 }
 
 impl Config {
@@ -65,7 +64,7 @@ impl Config {
         }
     }
 
-    fn api<K>(&self, client: &Client) -> Api<K>
+    pub fn api<K>(&self, client: &Client) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
@@ -87,12 +86,17 @@ pub struct Context {
     pub notifier: Notifier,
     /// The Secrets the controller was granted and may read.
     pub readable_secrets: secrets::ReadableSecrets,
+    /// What every pass decides from.
+    pub caches: Arc<Caches>,
+    /// See [`Config::resync`].
+    pub resync: Duration,
     /// When this instance first acted as the leader: analysis deadlines and lateness count from no
     /// earlier, so that the time no controller measured is not held against a run.
     measuring_since: std::sync::OnceLock<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Context {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
         metrics: Metrics,
@@ -100,6 +104,8 @@ impl Context {
         leadership: Leadership,
         notifier: Notifier,
         readable_secrets: secrets::ReadableSecrets,
+        caches: Arc<Caches>,
+        config: &Config,
         identity: &str,
     ) -> Self {
         let reporter = Reporter { controller: "bellwether".into(), instance: Some(identity.into()) };
@@ -111,6 +117,8 @@ impl Context {
             leadership,
             notifier,
             readable_secrets,
+            caches,
+            resync: config.resync,
             measuring_since: std::sync::OnceLock::new(),
         }
     }
@@ -126,9 +134,13 @@ impl Context {
 ///
 /// Standbys (not the leader) keep their watch caches warm and stay ready, but their passes do
 /// nothing; on becoming the leader every object is reconciled at once.
-pub async fn run(ctx: Arc<Context>, config: Config, health: Health, shutdown: watch::Receiver<bool>) {
-    let client = ctx.client.clone();
-    let selected = watcher::Config::default().labels(&config.selector());
+pub async fn run(
+    ctx: Arc<Context>,
+    config: Config,
+    watches: Watches,
+    health: Health,
+    shutdown: watch::Receiver<bool>,
+) {
     let stopping = |mut shutdown: watch::Receiver<bool>| async move {
         // A dropped sender also means stop.
         let _ = shutdown.wait_for(|stop| *stop).await;
@@ -136,59 +148,24 @@ pub async fn run(ctx: Arc<Context>, config: Config, health: Health, shutdown: wa
     // Losing leadership is final for a process (it exits and restarts as a standby), so each
     // reconciler needs one reconcile-everything, when leadership is won.
     let acquired = |leadership: Leadership| futures::stream::once(async move { leadership.acquired().await });
+    let Watches { rollouts, rollout_triggers, run_triggers, others } = watches;
+    let caches = ctx.caches.clone();
 
     let runtime_config = kube::runtime::controller::Config::default().concurrency(config.concurrency);
-    let rollouts = Controller::new(config.api::<Rollout>(&client), selected.clone());
-    let rollout_store = rollouts.store();
-    let route_api = |kind: RouteKind| -> Api<DynamicObject> {
-        match &config.namespace {
-            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &kind.api_resource()),
-            None => Api::all_with(client.clone(), &kind.api_resource()),
-        }
-    };
-    let (http_store, grpc_store) = (rollout_store.clone(), rollout_store.clone());
-    let service_store = rollout_store.clone();
-    let (template_store, cluster_template_store) = (rollout_store.clone(), rollout_store.clone());
-    let rollouts = rollouts
-        .owns(config.api::<ReplicaSet>(&client), watcher::Config::default().labels(crate::api::ROLLOUT_LABEL))
-        .owns(config.api::<AnalysisRun>(&client), selected.clone())
-        .watches_with(
-            route_api(RouteKind::Http),
-            RouteKind::Http.api_resource(),
-            watcher::Config::default(),
-            move |route| referencing_route(&http_store, RouteKind::Http, &route),
-        )
-        .watches_with(
-            route_api(RouteKind::Grpc),
-            RouteKind::Grpc.api_resource(),
-            watcher::Config::default(),
-            move |route| referencing_route(&grpc_store, RouteKind::Grpc, &route),
-        )
-        .watches(config.api::<Service>(&client), watcher::Config::default(), move |service| {
-            referencing_service(&service_store, &service)
-        })
-        .watches(config.api::<AnalysisTemplate>(&client), watcher::Config::default(), move |template| {
-            referencing_template(&template_store, &template.name_any(), template.namespace(), false)
-        })
-        .watches(
-            Api::<ClusterAnalysisTemplate>::all(client.clone()),
-            watcher::Config::default(),
-            move |template| referencing_template(&cluster_template_store, &template.name_any(), None, true),
-        )
+    let rollouts = Controller::for_stream(rollouts, caches.rollouts.clone())
+        .reconcile_on(rollout_triggers)
         .reconcile_all_on(acquired(ctx.leadership.clone()))
         .graceful_shutdown_on(stopping(shutdown.clone()))
         .with_config(runtime_config.clone())
         .run(rollouts::reconcile, rollouts::error_policy, ctx.clone())
         .for_each(|result| log_failure("rollouts", result));
 
-    let runs = Controller::new(config.api::<AnalysisRun>(&client), selected);
-    let run_store = runs.store();
     let run_context = Arc::new(measure::Runs {
         ctx: ctx.clone(),
-        rollouts: rollout_store.clone(),
         cluster_secrets_namespace: config.cluster_secrets_namespace.clone(),
     });
-    let runs = runs
+    let runs = Controller::for_stream(futures::stream::empty(), caches.runs())
+        .reconcile_on(run_triggers)
         .reconcile_all_on(acquired(ctx.leadership.clone()))
         .graceful_shutdown_on(stopping(shutdown.clone()))
         .with_config(runtime_config.clone())
@@ -201,9 +178,9 @@ pub async fn run(ctx: Arc<Context>, config: Config, health: Health, shutdown: wa
     let startup = {
         let health = health.clone();
         let synced = async move {
-            rollout_store.wait_until_ready().await.ok();
+            caches.rollouts.wait_until_ready().await.ok();
             health.synced("rollouts");
-            run_store.wait_until_ready().await.ok();
+            caches.wait_until_ready().await;
             health.synced("analysisruns");
         };
         let shutdown = stopping(shutdown.clone());
@@ -227,6 +204,7 @@ pub async fn run(ctx: Arc<Context>, config: Config, health: Health, shutdown: wa
         _ = futures::future::join(rollouts, runs) => {}
         _ = startup => {}
         _ = heartbeat => {}
+        _ = others => {}
     }
     health.stopped();
 }
@@ -242,58 +220,4 @@ async fn log_failure<T, E: std::error::Error>(
         Err(kube::runtime::controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
         Err(error) => tracing::warn!(reconciler, %error, "reconcile loop"),
     }
-}
-
-/// The Rollouts in `store` that manage the route `route` of `kind`.
-fn referencing_route(
-    store: &Store<Rollout>,
-    kind: RouteKind,
-    route: &DynamicObject,
-) -> Vec<ObjectRef<Rollout>> {
-    let (namespace, name) = (route.namespace().unwrap_or_default(), route.name_any());
-    store
-        .state()
-        .iter()
-        .filter(|rollout| {
-            rollouts::route_refs(rollout)
-                .iter()
-                .any(|(k, ns, n)| *k == kind && *ns == namespace && *n == name)
-        })
-        .map(|rollout| ObjectRef::from_obj(rollout.as_ref()))
-        .collect()
-}
-
-/// The Rollouts in `store` that refer to the template `name` (in `namespace`, or cluster-scoped),
-/// so that creating or fixing a template is acted on at once.
-fn referencing_template(
-    store: &Store<Rollout>,
-    name: &str,
-    namespace: Option<String>,
-    cluster_scope: bool,
-) -> Vec<ObjectRef<Rollout>> {
-    store
-        .state()
-        .iter()
-        .filter(|rollout| cluster_scope || rollout.namespace() == namespace)
-        .filter(|rollout| {
-            rollouts::template_refs(rollout)
-                .any(|r| r.template_name == name && r.cluster_scope == cluster_scope)
-        })
-        .map(|rollout| ObjectRef::from_obj(rollout.as_ref()))
-        .collect()
-}
-
-/// The Rollouts in `store` whose stable or canary Service is `service`.
-fn referencing_service(store: &Store<Rollout>, service: &Service) -> Vec<ObjectRef<Rollout>> {
-    let (namespace, name) = (service.namespace(), service.name_any());
-    store
-        .state()
-        .iter()
-        .filter(|rollout| {
-            let canary = &rollout.spec.strategy.canary;
-            rollout.namespace() == namespace
-                && (canary.stable_service == name || canary.canary_service == name)
-        })
-        .map(|rollout| ObjectRef::from_obj(rollout.as_ref()))
-        .collect()
 }

@@ -19,30 +19,30 @@ tests/chart.rs checks these rules against the calls in src/controller.
   verbs: ["update"]
 - apiGroups: ["bellwether.dev"]
   resources: ["analysistemplates"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: ["apps"]
   resources: ["replicasets"]
   verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes", "grpcroutes"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
 - apiGroups: [""]
   resources: ["configmaps"]
   resourceNames: ["bellwether-notifications"]
-  verbs: ["get"]
+  verbs: ["list", "watch"]
 {{- end -}}
 
 {{/* Cluster-scoped resources: always a ClusterRole, since a Role cannot grant them. */}}
 {{- define "bellwether.rules.cluster" -}}
 - apiGroups: ["bellwether.dev"]
   resources: ["clusteranalysistemplates"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end -}}
 
 {{/* Leader election, in the release namespace. */}}

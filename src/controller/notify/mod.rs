@@ -3,8 +3,9 @@
 //!
 //! A reconcile pass hands each notice to [`Notifier::notify`], which only puts it on a bounded
 //! queue: a pass never waits for a webhook, and a notification that cannot be sent never holds up
-//! a rollout. A background worker ([`Queue::run`]) resolves the targets of each notice, reads
-//! their URLs from Secrets, and delivers to a few at once, with retries ([`RetryPolicy`]).
+//! a rollout. A background worker ([`Queue::run`]) resolves the targets of each notice (the
+//! namespace's from the watch cache of their ConfigMaps), reads their URLs from Secrets, and
+//! delivers to a few at once, with retries ([`RetryPolicy`]).
 //! Deliveries run side by side, so a receiver that needs the order uses the `time` of the body.
 
 pub mod body;
@@ -17,7 +18,9 @@ pub use delivery::{Delivery, DeliveryError, RetryPolicy};
 use crate::api::{NotificationFormat, NotificationTarget};
 use crate::controller::secrets::{ReadableSecrets, SecretReader};
 use crate::server::Metrics;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
+use kube::runtime::reflector::Store;
 use std::sync::Arc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Semaphore, mpsc};
@@ -49,10 +52,17 @@ pub struct Queue {
 
 impl Notifier {
     /// A notifier whose worker runs in the background until every clone is dropped.
-    /// Starts delivering in the background; webhook URLs are read from the `readable` Secrets.
-    pub fn start(client: Client, metrics: Metrics, policy: RetryPolicy, readable: ReadableSecrets) -> Self {
+    /// Starts delivering in the background; webhook URLs are read from the `readable` Secrets, and
+    /// the namespaces' targets looked up in `config_maps`.
+    pub fn start(
+        client: Client,
+        metrics: Metrics,
+        policy: RetryPolicy,
+        readable: ReadableSecrets,
+        config_maps: Store<ConfigMap>,
+    ) -> Self {
         let (notifier, queue) = Self::queue(QUEUE_CAPACITY, metrics);
-        tokio::spawn(queue.run(client, policy, readable));
+        tokio::spawn(queue.run(client, policy, readable, config_maps));
         notifier
     }
 
@@ -84,7 +94,13 @@ impl Notifier {
 
 impl Queue {
     /// Delivers queued notices until every [`Notifier`] is dropped.
-    pub async fn run(mut self, client: Client, policy: RetryPolicy, readable: ReadableSecrets) {
+    pub async fn run(
+        mut self,
+        client: Client,
+        policy: RetryPolicy,
+        readable: ReadableSecrets,
+        config_maps: Store<ConfigMap>,
+    ) {
         let http = reqwest::Client::builder()
             .user_agent(concat!("bellwether/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -97,7 +113,7 @@ impl Queue {
                 self.metrics.notification(event, "failed");
                 continue;
             };
-            for delivery in self.deliveries(&client, &readable, job).await {
+            for delivery in self.deliveries(&client, &readable, &config_maps, job).await {
                 // Waiting for a permit here holds the next notices in the queue, not the passes.
                 let Ok(permit) = permits.clone().acquire_owned().await else { return };
                 let (http, metrics) = (http.clone(), self.metrics.clone());
@@ -112,10 +128,16 @@ impl Queue {
 
     /// The deliveries of `job`: one per target that wants its event and whose URL can be read.
     /// A target that cannot be read counts as failed, and does not keep the others from being sent.
-    async fn deliveries(&self, client: &Client, readable: &ReadableSecrets, job: Job) -> Vec<Delivery> {
+    async fn deliveries(
+        &self,
+        client: &Client,
+        readable: &ReadableSecrets,
+        config_maps: &Store<ConfigMap>,
+        job: Job,
+    ) -> Vec<Delivery> {
         let Job { notice, targets: own } = job;
         let (namespace, event) = (notice.namespace.as_str(), notice.event);
-        let mut targets = targets::namespace_targets(client, namespace).await.unwrap_or_else(|error| {
+        let mut targets = targets::namespace_targets(config_maps, namespace).unwrap_or_else(|error| {
             tracing::warn!(%error, event = event.as_str(), "cannot read the namespace's notification targets");
             self.metrics.notification(event.as_str(), "failed");
             Vec::new()

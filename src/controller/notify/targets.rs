@@ -1,11 +1,10 @@
-//! Which webhooks a notice goes to: the namespace's (the `bellwether-notifications` ConfigMap)
-//! and the Rollout's own, read when the notice is sent so that a change to either applies to the
-//! next notice without a restart.
+//! Which webhooks a notice goes to: the namespace's (the `bellwether-notifications` ConfigMap, from
+//! its watch cache) and the Rollout's own, looked up when the notice is sent so that a change to
+//! either applies to the next notice without a restart.
 
 use crate::api::{NAMESPACE_CONFIGMAP, NAMESPACE_CONFIGMAP_KEY, NotificationTarget};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Client;
-use kube::api::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 /// The namespace's targets cannot be read; the Rollout's own are sent all the same.
 #[derive(Debug, thiserror::Error)]
@@ -16,19 +15,15 @@ pub struct NamespaceTargetsError {
 }
 
 /// The targets of every Rollout in `namespace`: none when it has no `bellwether-notifications`
-/// ConfigMap.
-pub async fn namespace_targets(
-    client: &Client,
+/// ConfigMap. `config_maps` caches those ConfigMaps.
+pub fn namespace_targets(
+    config_maps: &Store<ConfigMap>,
     namespace: &str,
 ) -> Result<Vec<NotificationTarget>, NamespaceTargetsError> {
-    let failure = |reason: String| NamespaceTargetsError { namespace: namespace.into(), reason };
-    let config_map = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .get_opt(NAMESPACE_CONFIGMAP)
-        .await
-        .map_err(|error| failure(error.to_string()))?;
-    match config_map {
+    match config_maps.get(&ObjectRef::new(NAMESPACE_CONFIGMAP).within(namespace)) {
         None => Ok(Vec::new()),
-        Some(config_map) => parse_targets(&config_map).map_err(failure),
+        Some(config_map) => parse_targets(&config_map)
+            .map_err(|reason| NamespaceTargetsError { namespace: namespace.into(), reason }),
     }
 }
 

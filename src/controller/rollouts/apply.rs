@@ -1,10 +1,15 @@
 //! The apply phase: carries out the engine's actions in order, stopping at the first failure. The
 //! next pass re-derives whatever is still missing, so a half-done list is never resumed blindly.
+//!
+//! Each write records what the caches must show before the Rollout's next pass
+//! ([`crate::controller::caches::expectations`]).
 
 use super::Context;
 use super::build::{analysis_run, service_selector_patch, terminate_patch};
-use super::fetch::Fetched;
+use super::fetch::{Fetched, RouteKind};
 use crate::api::{AnalysisRun, Rollout};
+use crate::controller::caches::expectations::{Kind, OWN_WRITE_PATIENCE, Target, Wanted};
+use crate::controller::caches::{newer_than, target, written};
 use crate::controller::error::{Error, is_already_exists, is_not_found};
 use crate::controller::replica_sets::{replica_set, replica_set_name};
 use crate::controller::requests::{Malformed, REQUEST_PREFIX, removal_patch};
@@ -12,8 +17,8 @@ use crate::controller::routes::{Services, weight_patch};
 use crate::engine::{Action, RouteWeights, ServiceRole, revision_of};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
-use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Resource, ResourceExt};
 
 /// The field manager of every write, so that `managedFields` shows what Bellwether owns.
 pub const FIELD_MANAGER: &str = "bellwether";
@@ -21,6 +26,23 @@ pub const FIELD_MANAGER: &str = "bellwether";
 /// A merge or JSON patch, recorded in `managedFields` under Bellwether's name.
 fn as_bellwether() -> PatchParams {
     PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() }
+}
+
+/// The Rollout's next pass waits until the caches show `stored`, as a write returned it.
+fn wrote(ctx: &Context, rollout: &Rollout, kind: Kind, stored: &impl Resource, existed: bool) {
+    ctx.caches.expect_for_rollout(
+        rollout,
+        target(kind, stored),
+        written(stored, existed),
+        OWN_WRITE_PATIENCE,
+    );
+}
+
+/// The Rollout's next pass waits until the caches no longer show the object with `uid`.
+fn deleted(ctx: &Context, rollout: &Rollout, kind: Kind, name: &str, uid: Option<String>) {
+    let Some(uid) = uid else { return };
+    let target = Target { kind, namespace: rollout.namespace().unwrap_or_default(), name: name.to_string() };
+    ctx.caches.expect_for_rollout(rollout, target, Wanted::Gone { uid }, OWN_WRITE_PATIENCE);
 }
 
 pub async fn apply(
@@ -47,7 +69,7 @@ async fn apply_one(
     match action {
         Action::SetWeights(RouteWeights { canary: c, stable: s }) => {
             let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };
-            set_weights(ctx, fetched, services, RouteWeights { canary: *c, stable: *s }).await
+            set_weights(ctx, rollout, fetched, services, RouteWeights { canary: *c, stable: *s }).await
         }
         Action::PointService { role, revision } => {
             let service = match role {
@@ -57,7 +79,10 @@ async fn apply_one(
             let api = Api::<Service>::namespaced(ctx.client.clone(), &namespace);
             let patch = Patch::Merge(service_selector_patch(revision));
             match api.patch(service, &as_bellwether(), &patch).await {
-                Ok(_) => Ok(()),
+                Ok(stored) => {
+                    wrote(ctx, rollout, Kind::Service, &stored, true);
+                    Ok(())
+                }
                 Err(e) if is_not_found(&e) => {
                     Err(Error::Missing { kind: "Service", namespace, name: service.clone() })
                 }
@@ -70,21 +95,27 @@ async fn apply_one(
             let template = template_of(rollout, fetched, revision)?;
             let object = replica_set(rollout, revision, &template, *replicas);
             let rs_name = replica_set_name(&name, revision);
-            Api::<ReplicaSet>::namespaced(ctx.client.clone(), &namespace)
+            let existed = fetched.replica_sets.iter().any(|rs| rs.name_any() == rs_name);
+            let stored = Api::<ReplicaSet>::namespaced(ctx.client.clone(), &namespace)
                 .patch(&rs_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
                 .await
-                .map(drop)
                 .map_err(|e| {
                     Error::kube(format!("scaling ReplicaSet {namespace}/{rs_name} to {replicas}"), e)
-                })
+                })?;
+            wrote(ctx, rollout, Kind::ReplicaSet, &stored, existed);
+            Ok(())
         }
         Action::DeleteReplicaSet { revision } => {
             let rs_name = replica_set_name(&name, revision);
+            let uid = fetched.replica_sets.iter().find(|rs| rs.name_any() == rs_name).and_then(|rs| rs.uid());
             match Api::<ReplicaSet>::namespaced(ctx.client.clone(), &namespace)
                 .delete(&rs_name, &DeleteParams::default())
                 .await
             {
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    deleted(ctx, rollout, Kind::ReplicaSet, &rs_name, uid);
+                    Ok(())
+                }
                 Err(e) if is_not_found(&e) => Ok(()),
                 Err(e) => Err(Error::kube(format!("deleting ReplicaSet {namespace}/{rs_name}"), e)),
             }
@@ -95,7 +126,10 @@ async fn apply_one(
                 .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &run)
                 .await
             {
-                Ok(_) => Ok(()),
+                Ok(stored) => {
+                    wrote(ctx, rollout, Kind::AnalysisRun, &stored, false);
+                    Ok(())
+                }
                 // Names are deterministic: the run was created by an earlier pass.
                 Err(e) if is_already_exists(&e) => Ok(()),
                 Err(e) => Err(Error::kube(format!("creating AnalysisRun {namespace}/{}", request.name), e)),
@@ -106,7 +140,10 @@ async fn apply_one(
                 .patch(run, &as_bellwether(), &Patch::Merge(terminate_patch()))
                 .await
             {
-                Ok(_) => Ok(()),
+                Ok(stored) => {
+                    wrote(ctx, rollout, Kind::AnalysisRun, &stored, true);
+                    Ok(())
+                }
                 Err(e) if is_not_found(&e) => Ok(()),
                 Err(e) => Err(Error::kube(format!("terminating AnalysisRun {namespace}/{run}"), e)),
             }
@@ -119,10 +156,18 @@ async fn apply_one(
                 preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
                 ..DeleteParams::default()
             };
+            let gone = Wanted::Gone { uid: uid.clone() };
             match Api::<AnalysisRun>::namespaced(ctx.client.clone(), &namespace).delete(run, &params).await {
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    deleted(ctx, rollout, Kind::AnalysisRun, run, Some(uid.clone()));
+                    Ok(())
+                }
                 Err(e) if is_not_found(&e) => Ok(()),
-                Err(e) => Err(Error::kube(format!("deleting AnalysisRun {namespace}/{run}"), e)),
+                Err(e) => {
+                    let target = Target { kind: Kind::AnalysisRun, namespace, name: run.clone() };
+                    Err(Error::kube(format!("deleting AnalysisRun {}/{run}", target.namespace), e)
+                        .refused_for(target, gone))
+                }
             }
         }
     }
@@ -146,11 +191,15 @@ pub async fn remove_requests(
     let namespace = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
     let patch = Patch::<()>::Json(serde_json::from_value(patch).expect("a valid JSON patch"));
-    Api::<Rollout>::namespaced(ctx.client.clone(), &namespace)
+    let stored = Api::<Rollout>::namespaced(ctx.client.clone(), &namespace)
         .patch(&name, &as_bellwether(), &patch)
         .await
-        .map(drop)
-        .map_err(|e| Error::guarded(format!("removing handled requests from Rollout {namespace}/{name}"), e))
+        .map_err(|e| {
+            Error::guarded(format!("removing handled requests from Rollout {namespace}/{name}"), e)
+                .refused_for(target(Kind::Rollout, rollout), newer_than(rollout))
+        })?;
+    wrote(ctx, rollout, Kind::Rollout, &stored, true);
+    Ok(())
 }
 
 /// The pod template of `revision`: the Rollout's own when it is the current revision, otherwise the
@@ -169,9 +218,10 @@ fn template_of(rollout: &Rollout, fetched: &Fetched, revision: &str) -> Result<P
 
 /// Patches every managed route that does not carry `weights` yet. Each patch is guarded by the
 /// route's resourceVersion, so a route changed since the fetch fails the pass instead of being
-/// overwritten; the next pass reads it again.
+/// overwritten; the next pass waits for the cache to show the newer copy.
 pub async fn set_weights(
     ctx: &Context,
+    rollout: &Rollout,
     fetched: &Fetched,
     services: Services<'_>,
     weights: RouteWeights,
@@ -197,8 +247,12 @@ pub async fn set_weights(
             route.namespace,
             route.name
         );
+        let kind = match route.kind {
+            RouteKind::Http => Kind::HttpRoute,
+            RouteKind::Grpc => Kind::GrpcRoute,
+        };
         match api.patch(&route.name, &as_bellwether(), &patch).await {
-            Ok(_) => {}
+            Ok(stored) => wrote(ctx, rollout, kind, &stored, true),
             Err(e) if is_not_found(&e) => {
                 return Err(Error::Missing {
                     kind: route.kind.kind(),
@@ -206,7 +260,12 @@ pub async fn set_weights(
                     name: route.name.clone(),
                 });
             }
-            Err(e) => return Err(Error::guarded(action, e)),
+            Err(e) => {
+                let target = Target { kind, namespace: route.namespace.clone(), name: route.name.clone() };
+                let version = object.pointer("/metadata/resourceVersion").and_then(serde_json::Value::as_str);
+                let newer = Wanted::NewerThan { version: version.unwrap_or_default().to_string() };
+                return Err(Error::guarded(action, e).refused_for(target, newer));
+            }
         }
     }
     Ok(())

@@ -1,28 +1,22 @@
-//! The fetch phase: reads everything a Rollout's decision depends on, fresh from the API server.
-//!
-//! The watch caches only say *when* to reconcile. A pass reads the Rollout and its objects again,
-//! because a cache can lag behind the controller's own last write, and deciding on a status older
-//! than the one already written could repeat a step or move a weight backwards.
+//! The fetch phase: gathers everything a Rollout's decision depends on from the watch caches,
+//! without a request of its own. The caches may lag; see [`crate::controller::caches`] for how a
+//! pass never acts twice on the state it already acted on.
 
-use super::Context;
-use crate::api::{
-    AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, REVISION_LABEL, ROLLOUT_LABEL, Rollout,
-    TemplateRef,
-};
-use crate::controller::error::{Error, is_not_found};
+use crate::api::{AnalysisRun, REVISION_LABEL, Rollout, TemplateRef};
+use crate::controller::caches::Caches;
 use crate::controller::replica_sets::replica_set_state;
 use crate::controller::requests::{Malformed, requests};
 use crate::controller::routes::{Services, route_state};
-use crate::engine::{Observation, ServiceSelectors, assess, ended};
+use crate::engine::{Clock, Observation, ServiceSelectors, assess, ended};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// The kinds of route a Rollout manages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RouteKind {
     Http,
     Grpc,
@@ -41,7 +35,7 @@ impl RouteKind {
     }
 }
 
-/// A managed route as read: its identity, and the object (`None` when it does not exist).
+/// A managed route as cached: its identity, and the object (`None` when it does not exist).
 pub struct FetchedRoute {
     pub kind: RouteKind,
     pub namespace: String,
@@ -55,7 +49,7 @@ pub struct Fetched {
     pub routes: Vec<FetchedRoute>,
     /// The ReplicaSets owned by the Rollout, for the pod templates of revisions other than the
     /// current one.
-    pub replica_sets: Vec<ReplicaSet>,
+    pub replica_sets: Vec<Arc<ReplicaSet>>,
     /// Request annotations that cannot be read.
     pub malformed_requests: Vec<Malformed>,
     /// The UID of each AnalysisRun by name, so that deleting an old run never deletes a new one
@@ -77,58 +71,44 @@ pub fn route_refs(rollout: &Rollout) -> Vec<(RouteKind, String, String)> {
     all
 }
 
-pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
-    let clock = ctx.clock();
+pub fn fetch(caches: &Caches, rollout: &Rollout, clock: Clock) -> Fetched {
     let namespace = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
-    let owned = ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}"));
     let uid = rollout.uid();
     let is_owned = |owners: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
         owners.iter().any(|o| Some(&o.uid) == uid.as_ref() && o.controller == Some(true))
     };
 
-    let replica_sets: Vec<ReplicaSet> = Api::<ReplicaSet>::namespaced(ctx.client.clone(), &namespace)
-        .list(&owned)
-        .await
-        .map_err(|e| Error::kube(format!("listing the ReplicaSets of {namespace}/{name}"), e))?
-        .items
-        .into_iter()
-        .filter(|rs| is_owned(rs.owner_references()))
-        .collect();
+    let mut replica_sets = caches.replica_sets_of(&namespace, &name);
+    replica_sets.retain(|rs| is_owned(rs.owner_references()));
     // Runs labelled for this Rollout but not owned by it are kept, so that the engine can say why
     // it does not believe one that takes the name of a run it wants.
-    let runs: Vec<AnalysisRun> = Api::<AnalysisRun>::namespaced(ctx.client.clone(), &namespace)
-        .list(&owned)
-        .await
-        .map_err(|e| Error::kube(format!("listing the AnalysisRuns of {namespace}/{name}"), e))?
-        .items;
+    let runs: Vec<Arc<AnalysisRun>> = caches.runs_of(&namespace, &name);
 
     let canary = &rollout.spec.strategy.canary;
     let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };
-    let mut routes = Vec::new();
-    for (kind, route_namespace, route_name) in route_refs(rollout) {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &route_namespace, &kind.api_resource());
-        let object = match api.get(&route_name).await {
-            Ok(route) => Some(serde_json::to_value(route).unwrap_or_default()),
-            Err(e) if is_not_found(&e) => None,
-            Err(e) => {
-                return Err(Error::kube(
-                    format!("reading {} {route_namespace}/{route_name}", kind.kind()),
-                    e,
-                ));
-            }
-        };
-        routes.push(FetchedRoute { kind, namespace: route_namespace, name: route_name, object });
-    }
+    let routes: Vec<FetchedRoute> = route_refs(rollout)
+        .into_iter()
+        .map(|(kind, route_namespace, route_name)| {
+            let object = caches
+                .route(kind, &route_namespace, &route_name)
+                .map(|route| serde_json::to_value(route.as_ref()).unwrap_or_default());
+            FetchedRoute { kind, namespace: route_namespace, name: route_name, object }
+        })
+        .collect();
 
     let (requests, malformed_requests) = requests(rollout.annotations());
     // The runs the Rollout waits for are judged again from their measurements; the others have
     // ended and decide nothing.
     let slots = rollout.status.as_ref().map(|s| [&s.step_analysis_run, &s.background_analysis_run]);
     let waited_for: Vec<&str> = slots.into_iter().flatten().flatten().map(|r| r.name.as_str()).collect();
+    let selected_revision = |service: &str| {
+        caches
+            .service(&namespace, service)
+            .and_then(|s| s.spec.as_ref()?.selector.as_ref()?.get(REVISION_LABEL).cloned())
+    };
     let observation = Observation {
-        replica_sets: replica_sets.iter().filter_map(replica_set_state).collect(),
+        replica_sets: replica_sets.iter().filter_map(|rs| replica_set_state(rs)).collect(),
         routes: routes
             .iter()
             .map(|route| {
@@ -140,8 +120,8 @@ pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
             })
             .collect(),
         services: ServiceSelectors {
-            stable: selected_revision(ctx, &namespace, services.stable).await?,
-            canary: selected_revision(ctx, &namespace, services.canary).await?,
+            stable: selected_revision(services.stable),
+            canary: selected_revision(services.canary),
         },
         analysis_runs: runs
             .iter()
@@ -157,22 +137,15 @@ pub async fn fetch(ctx: &Context, rollout: &Rollout) -> Result<Fetched, Error> {
                 assess(&name, owned, &run.spec, status, created, clock)
             })
             .collect(),
-        templates: templates(ctx, rollout, &namespace).await?,
+        templates: template_refs(rollout)
+            .collect::<BTreeSet<&TemplateRef>>()
+            .into_iter()
+            .filter_map(|reference| Some((reference.clone(), caches.template(reference, &namespace)?)))
+            .collect(),
         requests,
     };
     let run_uids = runs.iter().filter_map(|run| Some((run.name_any(), run.uid()?))).collect();
-    Ok(Fetched { observation, routes, replica_sets, malformed_requests, run_uids })
-}
-
-/// The revision a Service selects, `None` when it selects none or does not exist.
-async fn selected_revision(ctx: &Context, namespace: &str, name: &str) -> Result<Option<String>, Error> {
-    match Api::<Service>::namespaced(ctx.client.clone(), namespace).get_opt(name).await {
-        Ok(service) => Ok(service
-            .and_then(|s| s.spec)
-            .and_then(|spec| spec.selector)
-            .and_then(|selector| selector.get(REVISION_LABEL).cloned())),
-        Err(e) => Err(Error::kube(format!("reading Service {namespace}/{name}"), e)),
-    }
+    Fetched { observation, routes, replica_sets, malformed_requests, run_uids }
 }
 
 /// Every template reference of the Rollout's analysis steps and background analysis.
@@ -184,34 +157,4 @@ pub fn template_refs(rollout: &Rollout) -> impl Iterator<Item = &TemplateRef> {
         .filter_map(|step| step.analysis.as_ref())
         .flat_map(|analysis| &analysis.templates)
         .chain(canary.analysis.iter().flat_map(|analysis| &analysis.templates))
-}
-
-/// The templates the Rollout refers to that exist; validation names the missing ones.
-async fn templates(
-    ctx: &Context,
-    rollout: &Rollout,
-    namespace: &str,
-) -> Result<crate::engine::Templates, Error> {
-    let refs: BTreeSet<&TemplateRef> = template_refs(rollout).collect();
-    let mut found = crate::engine::Templates::new();
-    for reference in refs {
-        let name = &reference.template_name;
-        let spec = if reference.cluster_scope {
-            Api::<ClusterAnalysisTemplate>::all(ctx.client.clone())
-                .get_opt(name)
-                .await
-                .map_err(|e| Error::kube(format!("reading ClusterAnalysisTemplate {name}"), e))?
-                .map(|t| t.spec.into())
-        } else {
-            Api::<AnalysisTemplate>::namespaced(ctx.client.clone(), namespace)
-                .get_opt(name)
-                .await
-                .map_err(|e| Error::kube(format!("reading AnalysisTemplate {namespace}/{name}"), e))?
-                .map(|t| t.spec)
-        };
-        if let Some(spec) = spec {
-            found.insert(reference.clone(), spec);
-        }
-    }
-    Ok(found)
 }

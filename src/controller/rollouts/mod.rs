@@ -1,9 +1,10 @@
 //! The Rollout reconciler. Each pass runs in phases:
 //!
-//! 1. [`fetch`]: read the Rollout and everything its decision depends on, fresh;
+//! 0. wait until the caches show this Rollout's last writes ([`crate::controller::caches`]);
+//! 1. [`fetch`]: gather everything the decision depends on from the caches;
 //! 2. decide: [`crate::engine::decide`], pure;
-//! 3. write the new status, guarded by the resourceVersion read in 1, so that a pass working from
-//!    a stale read stops here, before any action;
+//! 3. write the new status, guarded by the resourceVersion of the cached Rollout, so that a pass
+//!    working from a stale copy stops here, before any action;
 //! 4. [`report`]: Events and metrics for what the decision says happened;
 //! 5. [`apply`]: carry out the actions, in order, stopping at the first failure.
 //!
@@ -20,6 +21,8 @@ pub use apply::FIELD_MANAGER;
 pub use fetch::{RouteKind, route_refs, template_refs};
 
 use super::Context;
+use super::caches::expectations::{Kind, OWN_WRITE_PATIENCE, REFUSED_WRITE_PATIENCE};
+use super::caches::{newer_than, target, written};
 use super::error::Error;
 use crate::api::Rollout;
 use crate::controller::routes::{RouteError, Services};
@@ -35,16 +38,26 @@ use std::time::{Duration, Instant};
 /// Holds a Rollout until its routes are back on stable.
 pub const FINALIZER: &str = "bellwether.dev/traffic";
 
-/// How often a Rollout is reconciled when nothing happens and the engine asks for no wake-up.
-const RESYNC: Duration = Duration::from_secs(60);
-
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.leadership.is_leader() {
         return Ok(Action::await_change());
     }
+    ctx.caches.wait_until_ready().await;
+    let name = format!("{}/{}", rollout.namespace().unwrap_or_default(), rollout.name_any());
+    let check = ctx.caches.check_rollout(&rollout);
+    if !check.gave_up.is_empty() {
+        let targets: Vec<String> = check.gave_up.iter().map(ToString::to_string).collect();
+        tracing::warn!(rollout = %name, ?targets, "the caches never showed these writes; deciding anyway");
+    }
+    if !check.ready() {
+        // The watch event of each awaited write reconciles the Rollout again when it arrives.
+        tracing::debug!(rollout = %name, waiting = ?check.waiting, "waiting for the caches to show the last writes");
+        return Ok(Action::requeue(check.recheck));
+    }
     let started = Instant::now();
     let api = Api::<Rollout>::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, rollout, |event| async {
+    let guard = (target(Kind::Rollout, rollout.as_ref()), newer_than(rollout.as_ref()));
+    let result = finalizer(&api, FINALIZER, rollout.clone(), |event| async {
         match event {
             Finalizing::Apply(rollout) => pass(&ctx, &api, &rollout).await,
             Finalizing::Cleanup(rollout) => cleanup(&ctx, &rollout).await,
@@ -59,10 +72,15 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
         | finalizer::Error::RemoveFinalizer(kube::Error::Api(status))
             if status.code == 409 || status.code == 422 =>
         {
-            Error::Conflict { action: format!("updating the finalizer: {}", status.message) }
+            let action = format!("updating the finalizer: {}", status.message);
+            Error::Conflict { action, stale: Some(Box::new(guard)) }
         }
         other => Error::Finalizer(other.to_string()),
     });
+    if let Err(Error::Conflict { stale: Some(stale), .. }) = &result {
+        let (target, wanted) = stale.as_ref().clone();
+        ctx.caches.expect_for_rollout(&rollout, target, wanted, REFUSED_WRITE_PATIENCE);
+    }
     ctx.metrics.reconcile("rollout", started.elapsed(), result.as_ref().err().map(Error::kind));
     result
 }
@@ -83,17 +101,10 @@ pub fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) ->
     }
 }
 
-async fn pass(ctx: &Context, api: &Api<Rollout>, cached: &Rollout) -> Result<Action, Error> {
-    let name = cached.name_any();
-    let namespace = cached.namespace().unwrap_or_default();
-    let Some(rollout) = api
-        .get_opt(&name)
-        .await
-        .map_err(|e| Error::kube(format!("reading Rollout {namespace}/{name}"), e))?
-    else {
-        return Ok(Action::await_change());
-    };
-    let fetched = fetch::fetch(ctx, &rollout).await?;
+async fn pass(ctx: &Context, api: &Api<Rollout>, rollout: &Rollout) -> Result<Action, Error> {
+    let name = rollout.name_any();
+    let namespace = rollout.namespace().unwrap_or_default();
+    let fetched = fetch::fetch(&ctx.caches, rollout, ctx.clock());
     let status = rollout.status.clone().unwrap_or_default();
     let decision = decide(Input {
         name: &name,
@@ -110,28 +121,36 @@ async fn pass(ctx: &Context, api: &Api<Rollout>, cached: &Rollout) -> Result<Act
         let mut updated = rollout.clone();
         updated.status = Some(decision.status.clone());
         let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
-        api.replace_status(&name, &params, &updated)
-            .await
-            .map_err(|e| Error::kube(format!("writing the status of Rollout {namespace}/{name}"), e))?;
+        let stored = api.replace_status(&name, &params, &updated).await.map_err(|e| {
+            Error::kube(format!("writing the status of Rollout {namespace}/{name}"), e)
+                .refused_for(target(Kind::Rollout, rollout), newer_than(rollout))
+        })?;
+        ctx.caches.expect_for_rollout(
+            rollout,
+            target(Kind::Rollout, &stored),
+            written(&stored, true),
+            OWN_WRITE_PATIENCE,
+        );
     }
-    report::report(ctx, &rollout, &status, &decision).await;
-    report::malformed_requests(ctx, &rollout, &fetched.malformed_requests).await;
-    apply::apply(ctx, &rollout, &fetched, &decision.actions).await?;
+    report::report(ctx, rollout, &status, &decision).await;
+    report::malformed_requests(ctx, rollout, &fetched.malformed_requests).await;
+    apply::apply(ctx, rollout, &fetched, &decision.actions).await?;
     apply::remove_requests(
         ctx,
-        &rollout,
+        rollout,
         &decision.status.progress.handled_requests,
         &fetched.malformed_requests,
     )
     .await?;
-    let wake = decision.requeue_after.and_then(|d| d.to_std().ok()).map_or(RESYNC, |d| d.min(RESYNC));
+    let resync = ctx.resync;
+    let wake = decision.requeue_after.and_then(|d| d.to_std().ok()).map_or(resync, |d| d.min(resync));
     Ok(Action::requeue(wake.max(Duration::from_millis(100))))
 }
 
 /// Sends every managed route back to stable. Routes that are gone, or no longer reference both
 /// Services, carry no canary traffic of this Rollout and are left alone.
 async fn cleanup(ctx: &Context, rollout: &Rollout) -> Result<Action, Error> {
-    let fetched = fetch::fetch(ctx, rollout).await?;
+    let fetched = fetch::fetch(&ctx.caches, rollout, ctx.clock());
     let canary = &rollout.spec.strategy.canary;
     let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };
     let mut present = fetched;
@@ -147,7 +166,8 @@ async fn cleanup(ctx: &Context, rollout: &Rollout) -> Result<Action, Error> {
             )
         })
     });
-    apply::set_weights(ctx, &present, services, RouteWeights { canary: 0, stable: 100 }).await?;
+    apply::set_weights(ctx, rollout, &present, services, RouteWeights { canary: 0, stable: 100 }).await?;
     report::deleted(ctx, rollout);
+    ctx.caches.forget_rollout(rollout);
     Ok(Action::await_change())
 }
