@@ -681,3 +681,27 @@ async fn the_call_log_records_each_users_calls_in_rbac_terms() {
     assert_eq!(log.calls_of("alice"), [call("create"), call("list")].into_iter().collect());
     assert_eq!(log.calls_of(""), [call("get")].into_iter().collect());
 }
+
+#[tokio::test]
+async fn the_call_log_counts_repeated_calls_and_its_counts_only_grow() {
+    let server = TestApiServer::start().await;
+    let log = server.call_log();
+    let as_alice: Api<Service> = Api::namespaced(server.client_as("alice"), NAMESPACE);
+    let service: Service = from_json(json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}));
+    as_alice.create(&PostParams::default(), &service).await.expect("creating a Service");
+    for _ in 0..3 {
+        as_alice.list(&ListParams::default()).await.expect("listing Services");
+    }
+    let call = |verb: &str| (String::new(), "services".to_string(), verb.to_string());
+    let before = log.counts_of("alice");
+    assert_eq!(before, [(call("create"), 1), (call("list"), 3)].into_iter().collect());
+
+    as_alice.get("web").await.expect("reading the Service");
+    as_alice.list(&ListParams::default()).await.expect("listing Services");
+    let after = log.counts_of("alice");
+    let made: Vec<_> =
+        after.iter().map(|(call, n)| (call.clone(), n - before.get(call).unwrap_or(&0))).collect();
+    assert_eq!(made, [(call("create"), 0), (call("get"), 1), (call("list"), 1)]);
+    assert_eq!(log.calls_of("alice"), after.into_keys().collect());
+    assert!(log.counts_of("bob").is_empty());
+}

@@ -35,6 +35,7 @@ pub use controllers::GATEWAY_CONTROLLER;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -149,8 +150,14 @@ pub struct CallLog(Arc<Store>);
 
 impl CallLog {
     /// Every (API group, resource with subresource, verb) that `user` called.
-    pub fn calls_of(&self, user: &str) -> std::collections::BTreeSet<(String, String, String)> {
-        self.0.calls_of(user)
+    pub fn calls_of(&self, user: &str) -> BTreeSet<(String, String, String)> {
+        self.0.counts_of(user).into_keys().collect()
+    }
+
+    /// How many requests `user` made so far in each (API group, resource with subresource, verb).
+    /// Counts only grow, so the calls made between two snapshots are their difference.
+    pub fn counts_of(&self, user: &str) -> BTreeMap<(String, String, String), u64> {
+        self.0.counts_of(user)
     }
 }
 

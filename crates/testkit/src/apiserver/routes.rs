@@ -3,7 +3,7 @@
 use super::resources::{self, Resource};
 use super::selector::Selector;
 use super::status::ApiError;
-use super::store::{Applier, Deletion, PatchKind, Store, Target};
+use super::store::{Applier, Call, Deletion, PatchKind, Store, Target};
 use super::watch::{WatchRequest, error_event};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -168,8 +168,8 @@ pub async fn handle(store: &Store, request: Request<Incoming>, max_request_bytes
     }
 }
 
-/// The RBAC terms of a request: (API group, resource with its subresource, verb).
-fn call_of(method: &Method, route: &Route, query: &HashMap<String, String>) -> (String, String, String) {
+/// The RBAC terms of a request.
+fn call_of(method: &Method, route: &Route, query: &HashMap<String, String>) -> Call {
     let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     let verb = match (method, route.name.is_some()) {
         (&Method::GET, true) => "get",

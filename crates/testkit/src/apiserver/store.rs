@@ -62,6 +62,9 @@ fn key(resource: &Resource, namespace: &str, name: &str) -> Key {
     (resource.group, resource.plural, namespace.to_string(), name.to_string())
 }
 
+/// The RBAC terms of a request: (API group, resource with its subresource, verb).
+pub type Call = (String, String, String);
+
 /// Metadata the server owns: a write keeps the stored values whatever the client sends.
 const SYSTEM_METADATA: [&str; 7] = [
     "uid",
@@ -79,8 +82,9 @@ struct State {
     hub: WatchHub,
     /// Writes still to be refused with 409, by plural.
     injected_conflicts: HashMap<String, usize>,
-    /// Every request's RBAC terms, by the user it impersonated (empty for none).
-    calls: BTreeMap<String, BTreeSet<(String, String, String)>>,
+    /// How many requests were made in each RBAC terms, by the user they impersonated (empty for
+    /// none).
+    calls: BTreeMap<String, BTreeMap<Call, u64>>,
     /// Resources (by plural) that every write is refused for, as RBAC would.
     forbidden_writes: std::collections::HashSet<String>,
     owners: HashMap<Key, Owners>,
@@ -529,12 +533,14 @@ impl Store {
         }
     }
 
-    pub fn record_call(&self, user: &str, call: &(String, String, String)) {
-        self.lock().calls.entry(user.to_string()).or_default().insert(call.clone());
+    pub fn record_call(&self, user: &str, call: &Call) {
+        let mut state = self.lock();
+        let counts = state.calls.entry(user.to_string()).or_default();
+        *counts.entry(call.clone()).or_default() += 1;
     }
 
-    /// The (group, resource, verb) of every request `user` made.
-    pub fn calls_of(&self, user: &str) -> BTreeSet<(String, String, String)> {
+    /// How many requests `user` made in each (group, resource, verb).
+    pub fn counts_of(&self, user: &str) -> BTreeMap<Call, u64> {
         self.lock().calls.get(user).cloned().unwrap_or_default()
     }
 
