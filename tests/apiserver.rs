@@ -705,3 +705,52 @@ async fn the_call_log_counts_repeated_calls_and_its_counts_only_grow() {
     assert_eq!(log.calls_of("alice"), after.into_keys().collect());
     assert!(log.counts_of("bob").is_empty());
 }
+
+#[tokio::test]
+async fn a_namespace_lists_and_watches_only_its_own_objects_in_name_order() {
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    // Namespaces that share a prefix with NAMESPACE sort right before and after it.
+    for (namespace, name) in
+        [("shop-2", "b"), (NAMESPACE, "c"), ("sho", "z"), (NAMESPACE, "a"), ("shop-2", "a"), (NAMESPACE, "b")]
+    {
+        let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+        services.create(&PostParams::default(), &service(name, "cart")).await.unwrap();
+    }
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+    replica_sets.create(&PostParams::default(), &replica_set("0", "example/app:1", 1)).await.unwrap();
+
+    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
+    let listed = services.list(&ListParams::default()).await.unwrap().items;
+    let names: Vec<String> = listed.iter().map(|s| s.name_any()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert!(listed.iter().all(|s| s.namespace().as_deref() == Some(NAMESPACE)));
+
+    let everywhere: Api<Service> = Api::all(client);
+    let listed = everywhere.list(&ListParams::default()).await.unwrap().items;
+    let keys: Vec<(String, String)> = listed.iter().map(|s| (s.namespace().unwrap(), s.name_any())).collect();
+    let expected = [
+        ("sho", "z"),
+        (NAMESPACE, "a"),
+        (NAMESPACE, "b"),
+        (NAMESPACE, "c"),
+        ("shop-2", "a"),
+        ("shop-2", "b"),
+    ];
+    assert_eq!(keys, expected.map(|(namespace, name)| (namespace.to_string(), name.to_string())));
+
+    let mut stream = services.watch(&WatchParams::default(), "0").await.unwrap().boxed();
+    let mut initial = Vec::new();
+    while initial.len() < 3 {
+        match next(&mut stream).await.unwrap() {
+            WatchEvent::Added(s) => initial.push((s.namespace().unwrap(), s.name_any())),
+            other => panic!("expected the initial events, got {other:?}"),
+        }
+    }
+    assert_eq!(initial, ["a", "b", "c"].map(|name| (NAMESPACE.to_string(), name.to_string())));
+    services.create(&PostParams::default(), &service("d", "cart")).await.unwrap();
+    match next(&mut stream).await.unwrap() {
+        WatchEvent::Added(s) => assert_eq!(s.name_any(), "d", "no initial event came from elsewhere"),
+        other => panic!("expected the new Service, got {other:?}"),
+    }
+}

@@ -23,6 +23,12 @@ impl Resource {
         }
     }
 
+    /// (group, plural), which names the resource. Resources are compared by it: each use of a
+    /// `const` Resource may be its own copy.
+    pub fn id(&self) -> (&'static str, &'static str) {
+        (self.group, self.plural)
+    }
+
     /// The name error messages use, such as `rollouts.bellwether.dev`.
     pub fn qualified_plural(&self) -> String {
         if self.group.is_empty() {

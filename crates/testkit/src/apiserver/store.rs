@@ -1,5 +1,6 @@
-//! The object store: JSON objects of any kind, one global resourceVersion counter, and the write
-//! semantics of the API server (generation, status subresource, preconditions, finalizers).
+//! The object store: JSON objects of any kind, kept by resource, one global resourceVersion counter,
+//! and the write semantics of the API server (generation, status subresource, preconditions,
+//! finalizers).
 
 use super::patch;
 use super::resources::Resource;
@@ -55,11 +56,28 @@ pub enum Deletion {
     Done(Value),
 }
 
-/// (group, plural, namespace, name); the namespace is empty for cluster-scoped objects.
-type Key = (&'static str, &'static str, String, String);
+/// An object's (namespace, name); the namespace is empty for cluster-scoped objects.
+type ObjectKey = (String, String);
+
+/// One resource's objects. Ordered by namespace first, so that one namespace's objects are a range.
+type Objects = BTreeMap<ObjectKey, Value>;
+
+/// A stored object's resource, as [`Resource::id`], and its (namespace, name).
+type Key = ((&'static str, &'static str), ObjectKey);
 
 fn key(resource: &Resource, namespace: &str, name: &str) -> Key {
-    (resource.group, resource.plural, namespace.to_string(), name.to_string())
+    (resource.id(), (namespace.to_string(), name.to_string()))
+}
+
+/// The objects in `namespace`, or in every namespace for `None`, ordered by namespace and name.
+fn in_namespace<'a>(objects: &'a Objects, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> {
+    // No name sorts before the empty one: a namespace's objects start at (namespace, ""), and
+    // ("", "") precedes every key.
+    let start = (namespace.unwrap_or_default().to_string(), String::new());
+    objects
+        .range(start..)
+        .take_while(move |((ns, _), _)| namespace.is_none_or(|n| n == ns))
+        .map(|(_, object)| object)
 }
 
 /// The RBAC terms of a request: (API group, resource with its subresource, verb).
@@ -77,7 +95,8 @@ const SYSTEM_METADATA: [&str; 7] = [
 ];
 
 struct State {
-    objects: BTreeMap<Key, Value>,
+    /// By resource, so that reading one resource touches none of the others' objects.
+    objects: HashMap<(&'static str, &'static str), Objects>,
     revision: u64,
     hub: WatchHub,
     /// Writes still to be refused with 409, by plural.
@@ -166,6 +185,20 @@ fn applied_fields(applied: &Value) -> BTreeSet<FieldPath> {
 }
 
 impl State {
+    fn object(&self, (resource, object): &Key) -> Option<&Value> {
+        self.objects.get(resource)?.get(object)
+    }
+
+    fn insert(&mut self, (resource, object): Key, value: Value) {
+        self.objects.entry(resource).or_default().insert(object, value);
+    }
+
+    fn remove(&mut self, (resource, object): &Key) {
+        if let Some(objects) = self.objects.get_mut(resource) {
+            objects.remove(object);
+        }
+    }
+
     fn bump(&mut self) -> u64 {
         self.revision += 1;
         self.revision
@@ -204,7 +237,7 @@ impl State {
             return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
         }
         let key = key(resource, namespace, &name);
-        if self.objects.contains_key(&key) {
+        if self.object(&key).is_some() {
             return Err(ApiError::already_exists(resource, &name));
         }
         let fields = object.as_object_mut().expect("checked above");
@@ -229,7 +262,7 @@ impl State {
         validate(resource, &object, None)?;
         metadata_mut(&mut object).insert("resourceVersion".into(), self.bump().to_string().into());
         self.owners.remove(&key);
-        self.objects.insert(key, object.clone());
+        self.insert(key, object.clone());
         self.emit(resource, Change::Added, None, &object);
         Ok(object)
     }
@@ -245,7 +278,7 @@ impl State {
     ) -> Result<Value, ApiError> {
         require_object(&new)?;
         let key = key(resource, namespace, name);
-        let current = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(resource, name))?;
+        let current = self.object(&key).cloned().ok_or_else(|| ApiError::not_found(resource, name))?;
         if text(&new, "name").is_some_and(|n| n != name) {
             return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
         }
@@ -316,7 +349,7 @@ impl State {
         let finalized = next["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
         if deleting && finalized {
             self.owners.remove(&key);
-            self.objects.remove(&key);
+            self.remove(&key);
             self.emit(resource, Change::Deleted, None, &next);
         } else {
             if let Some(owners) = self.owners.get_mut(&key) {
@@ -324,7 +357,7 @@ impl State {
                     fields.retain(|path| field(&current, path) == field(&next, path));
                 }
             }
-            self.objects.insert(key, next.clone());
+            self.insert(key, next.clone());
             self.emit(resource, Change::Modified, Some(&current), &next);
         }
         Ok(next)
@@ -335,7 +368,7 @@ impl Store {
     pub fn new(history_limit: usize) -> Self {
         Self {
             state: Mutex::new(State {
-                objects: BTreeMap::new(),
+                objects: HashMap::new(),
                 revision: 0,
                 hub: WatchHub::new(history_limit),
                 injected_conflicts: HashMap::new(),
@@ -353,8 +386,7 @@ impl Store {
     pub fn get(&self, resource: &'static Resource, namespace: &str, name: &str) -> Result<Value, ApiError> {
         let state = self.lock();
         state
-            .objects
-            .get(&key(resource, namespace, name))
+            .object(&key(resource, namespace, name))
             .cloned()
             .ok_or_else(|| ApiError::not_found(resource, name))
     }
@@ -370,14 +402,11 @@ impl Store {
         let state = self.lock();
         let items = state
             .objects
-            .iter()
-            .filter(|((group, plural, ns, _), object)| {
-                *group == resource.group
-                    && *plural == resource.plural
-                    && namespace.is_none_or(|n| n == ns)
-                    && selector.matches(object)
-            })
-            .map(|(_, object)| object.clone())
+            .get(&resource.id())
+            .into_iter()
+            .flat_map(|objects| in_namespace(objects, namespace))
+            .filter(|object| selector.matches(object))
+            .cloned()
             .collect();
         (items, state.revision)
     }
@@ -414,7 +443,7 @@ impl Store {
     ) -> Result<(Value, bool), ApiError> {
         let mut state = self.lock();
         let key = key(resource, namespace, name);
-        let Some(current) = state.objects.get(&key).cloned() else {
+        let Some(current) = state.object(&key).cloned() else {
             if let PatchKind::Apply(applier) = kind
                 && target == Target::Main
             {
@@ -457,7 +486,7 @@ impl Store {
         }
         let updated = state.update(resource, namespace, name, next, target)?;
         if let Some((manager, fields)) = applied
-            && state.objects.contains_key(&key)
+            && state.object(&key).is_some()
         {
             state.owners.entry(key).or_default().insert(manager, fields);
         }
@@ -475,7 +504,7 @@ impl Store {
     ) -> Result<Deletion, ApiError> {
         let mut state = self.lock();
         let key = key(resource, namespace, name);
-        let current = state.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(resource, name))?;
+        let current = state.object(&key).cloned().ok_or_else(|| ApiError::not_found(resource, name))?;
         for field in ["uid", "resourceVersion"] {
             if preconditions[field].as_str().is_some_and(|expected| Some(expected) != text(&current, field)) {
                 return Err(ApiError::conflict(resource, name));
@@ -494,12 +523,12 @@ impl Store {
             metadata.insert("deletionGracePeriodSeconds".into(), 0.into());
             let generation = metadata.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             metadata.insert("generation".into(), generation.into());
-            state.objects.insert(key, next.clone());
+            state.insert(key, next.clone());
             state.emit(resource, Change::Modified, Some(&current), &next);
             Ok(Deletion::Pending(next))
         } else {
             state.owners.remove(&key);
-            state.objects.remove(&key);
+            state.remove(&key);
             state.emit(resource, Change::Deleted, None, &next);
             Ok(Deletion::Done(next))
         }
@@ -509,11 +538,11 @@ impl Store {
     pub fn watch(&self, request: WatchRequest) -> Result<UnboundedReceiver<Bytes>, ApiError> {
         let mut state = self.lock();
         let State { objects, hub, revision, .. } = &mut *state;
-        let resource = request.resource;
+        let namespace = request.namespace.clone();
         let current = objects
-            .iter()
-            .filter(|((group, plural, _, _), _)| *group == resource.group && *plural == resource.plural)
-            .map(|(_, object)| object);
+            .get(&request.resource.id())
+            .into_iter()
+            .flat_map(|objects| in_namespace(objects, namespace.as_deref()));
         hub.subscribe(request, current, *revision)
     }
 

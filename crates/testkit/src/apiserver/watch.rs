@@ -45,8 +45,7 @@ impl Watcher {
     /// The event type this watcher gets for `event`, if any: a modification that moves an object
     /// into or out of the selection is an addition or a deletion for this watcher.
     fn event_type(&self, event: &Event) -> Option<&'static str> {
-        // Resources are compared by name: each use of a `const` Resource may be its own copy.
-        if (self.resource.group, self.resource.plural) != (event.resource.group, event.resource.plural) {
+        if self.resource.id() != event.resource.id() {
             return None;
         }
         let now = self.sees(&event.object);
@@ -136,8 +135,8 @@ impl WatchHub {
         }
     }
 
-    /// Opens a stream for `request`. `current` is every stored object of the resource, and `revision`
-    /// the newest resourceVersion.
+    /// Opens a stream for `request`. `current` is every stored object of the resource in the
+    /// namespace watched, and `revision` the newest resourceVersion.
     pub fn subscribe<'a>(
         &mut self,
         request: WatchRequest,
