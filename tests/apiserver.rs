@@ -450,6 +450,55 @@ async fn watch_from_a_compacted_resource_version_is_gone() {
 }
 
 #[tokio::test]
+async fn a_lagging_watch_delivers_every_event_in_order_but_late() {
+    let max = Duration::from_millis(400);
+    let options = Options {
+        watch_delays: vec![("services".to_string(), max)],
+        watch_delay_seed: 7,
+        ..Options::default()
+    };
+    let server = TestApiServer::start_with(options).await;
+    let services: Api<Service> = Api::namespaced(server.client(), NAMESPACE);
+    let existing = services.create(&PostParams::default(), &service("existing", "cart")).await.unwrap();
+    let mut stream = services.watch(&WatchParams::default(), "0").await.unwrap().boxed();
+    let started = tokio::time::Instant::now();
+
+    let mut expected = vec![("ADDED", existing.name_any())];
+    let names: Vec<String> = (0..15).map(|i| format!("cart-{i:02}")).collect();
+    for name in &names {
+        services.create(&PostParams::default(), &service(name, "cart")).await.unwrap();
+        expected.push(("ADDED", name.clone()));
+    }
+    let label = Patch::Merge(json!({"metadata": {"labels": {"tier": "web"}}}));
+    for name in &names {
+        services.patch(name, &PatchParams::default(), &label).await.unwrap();
+        expected.push(("MODIFIED", name.clone()));
+    }
+    for name in names.iter().step_by(2) {
+        services.delete(name, &DeleteParams::default()).await.unwrap();
+        expected.push(("DELETED", name.clone()));
+    }
+
+    let (mut delivered, mut versions) = (Vec::new(), Vec::new());
+    while delivered.len() < expected.len() {
+        let (event_type, service) = match next(&mut stream).await.unwrap() {
+            WatchEvent::Added(s) => ("ADDED", s),
+            WatchEvent::Modified(s) => ("MODIFIED", s),
+            WatchEvent::Deleted(s) => ("DELETED", s),
+            other => panic!("expected a change, got {other:?}"),
+        };
+        versions.push(service.resource_version().unwrap().parse::<u64>().unwrap());
+        delivered.push((event_type, service.name_any()));
+    }
+    assert_eq!(delivered, expected, "every event, in the order of the changes");
+    assert!(versions.is_sorted(), "{versions:?}");
+    // Each event comes a random delay of up to `max` after its change, so the last no sooner than the
+    // longest delay drawn after the first change. That the longest of these 38 draws is below half
+    // the maximum has a chance of 2^-38.
+    assert!(started.elapsed() >= max / 2, "the watch lags");
+}
+
+#[tokio::test]
 async fn delete_waits_for_finalizers() {
     let server = TestApiServer::start().await;
     let services: Api<Service> = Api::namespaced(server.client(), NAMESPACE);

@@ -18,6 +18,12 @@
 //! - Dry runs are refused rather than ignored.
 //! - The simulated Gateway accepts every parent a route names; no Gateway objects are needed.
 //!
+//! Behaviours a test can ask for, to see the controller cope with them: injected 409 conflicts,
+//! forbidden writes, dropped watches, a watch answered 410 Gone, and lagging watches. The watches of
+//! the resources named in [`Options::watch_delays`] lag as a controller's watch cache that falls
+//! behind the API server does: each change event arrives a random time late, up to a maximum, drawn
+//! from a seeded generator, and the events of one stream stay in order.
+//!
 //! The server stops when the handle is dropped.
 
 mod controllers;
@@ -43,6 +49,7 @@ use std::time::Duration;
 use store::Store;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+use watch::WatchHub;
 
 /// How the server behaves; [`Options::default`] suits most tests.
 pub struct Options {
@@ -56,6 +63,14 @@ pub struct Options {
     /// The largest request body a write may have; larger ones are refused with 413, as the real
     /// API server refuses those over 3 MiB.
     pub max_request_bytes: usize,
+    /// Watches of the resources of these plurals (such as `"rollouts"`) lag, as a controller's
+    /// watch cache that falls behind the API server does: each change event such a watch sends is
+    /// held back for a random time between zero and the duration, but never sent before the events
+    /// sent earlier on the same stream, so that no stream is reordered. The initial events of a new
+    /// watch and the bookmark that ends them are sent at once. Empty by default: no watch lags.
+    pub watch_delays: Vec<(String, Duration)>,
+    /// Seeds the random delays of `watch_delays`.
+    pub watch_delay_seed: u64,
 }
 
 impl Default for Options {
@@ -65,6 +80,8 @@ impl Default for Options {
             tick: Duration::from_millis(20),
             replica_set_delay: Duration::from_millis(200),
             max_request_bytes: 3 * 1024 * 1024,
+            watch_delays: Vec::new(),
+            watch_delay_seed: 0,
         }
     }
 }
@@ -83,7 +100,8 @@ impl TestApiServer {
     pub async fn start_with(options: Options) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding a 127.0.0.1 port");
         let address = listener.local_addr().expect("a bound listener has an address");
-        let store = Arc::new(Store::new(options.history_limit));
+        let hub = WatchHub::new(options.history_limit, options.watch_delays, options.watch_delay_seed);
+        let store = Arc::new(Store::new(hub));
         let server = tokio::spawn(serve(listener, store.clone(), options.max_request_bytes));
         let controllers =
             tokio::spawn(controllers::run(store.clone(), options.tick, options.replica_set_delay));

@@ -4,7 +4,7 @@ use super::resources::{self, Resource};
 use super::selector::Selector;
 use super::status::ApiError;
 use super::store::{Applier, Call, Deletion, PatchKind, Store, Target};
-use super::watch::{WatchRequest, error_event};
+use super::watch::{Line, WatchRequest, error_event};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{Method, Request, Response, StatusCode, header};
@@ -103,16 +103,20 @@ fn error_response(error: &ApiError) -> Response<Body> {
     json_response(code, &error.to_status())
 }
 
-/// A watch stream: newline-delimited JSON events, for as long as the store keeps the stream open.
+/// A watch stream: newline-delimited JSON events, each sent when due, for as long as the store keeps
+/// the stream open.
 fn stream_response(
     first: Option<Bytes>,
-    receiver: Option<tokio::sync::mpsc::UnboundedReceiver<Bytes>>,
+    receiver: Option<tokio::sync::mpsc::UnboundedReceiver<Line>>,
 ) -> Response<Body> {
     let lines =
         futures::stream::iter(first).chain(futures::stream::unfold(receiver, |receiver| async move {
             let mut receiver = receiver?;
             let line = receiver.recv().await?;
-            Some((line, Some(receiver)))
+            if let Some(at) = line.at {
+                tokio::time::sleep_until(at).await;
+            }
+            Some((line.bytes, Some(receiver)))
         }));
     let body = StreamBody::new(lines.map(|line| Ok::<_, Infallible>(Frame::data(line))));
     Response::builder()

@@ -7,8 +7,7 @@ use super::resources::Resource;
 use super::selector::Selector;
 use super::status::ApiError;
 use super::validation::validate;
-use super::watch::{Change, WatchHub, WatchRequest};
-use bytes::Bytes;
+use super::watch::{Change, Line, WatchHub, WatchRequest};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -365,12 +364,12 @@ impl State {
 }
 
 impl Store {
-    pub fn new(history_limit: usize) -> Self {
+    pub fn new(hub: WatchHub) -> Self {
         Self {
             state: Mutex::new(State {
                 objects: HashMap::new(),
                 revision: 0,
-                hub: WatchHub::new(history_limit),
+                hub,
                 injected_conflicts: HashMap::new(),
                 forbidden_writes: Default::default(),
                 calls: BTreeMap::new(),
@@ -535,7 +534,7 @@ impl Store {
     }
 
     /// See [`WatchHub::subscribe`].
-    pub fn watch(&self, request: WatchRequest) -> Result<UnboundedReceiver<Bytes>, ApiError> {
+    pub fn watch(&self, request: WatchRequest) -> Result<UnboundedReceiver<Line>, ApiError> {
         let mut state = self.lock();
         let State { objects, hub, revision, .. } = &mut *state;
         let namespace = request.namespace.clone();

@@ -3,14 +3,22 @@
 //! Every change is one event with the resourceVersion it produced. The history keeps the most recent
 //! events only; a watch that starts before the oldest of them answers 410 Gone, as the API server does
 //! once etcd has compacted the revisions, and the client has to list again.
+//!
+//! Watches of the resources given a delay lag as a watch cache that falls behind does: each change
+//! event is held back a random time, up to the resource's maximum, and never sent before the events
+//! sent earlier on the same stream.
 
 use super::resources::Resource;
 use super::selector::Selector;
 use super::status::ApiError;
 use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
+use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::time::Instant;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -29,11 +37,21 @@ struct Event {
     revision: u64,
 }
 
+/// One line of a watch stream, and when to send it: `None` at once.
+pub struct Line {
+    pub bytes: Bytes,
+    pub at: Option<Instant>,
+}
+
 struct Watcher {
     resource: &'static Resource,
     namespace: Option<String>,
     selector: Selector,
-    sender: UnboundedSender<Bytes>,
+    sender: UnboundedSender<Line>,
+    /// The longest a change event may be delayed, if this watch lags.
+    lag: Option<Duration>,
+    /// When the last change event sent is due; the next one is never due before it.
+    last_due: Instant,
 }
 
 impl Watcher {
@@ -61,9 +79,18 @@ impl Watcher {
         }
     }
 
-    /// False once the client has gone away.
+    /// Sends an event at once; false once the client has gone away.
     fn send(&self, event_type: &str, object: &Value) -> bool {
-        self.sender.send(encode(event_type, object)).is_ok()
+        self.sender.send(Line { bytes: encode(event_type, object), at: None }).is_ok()
+    }
+
+    /// Sends a change event, late if this watch lags; false once the client has gone away.
+    fn send_change(&mut self, event_type: &str, object: &Value, rng: &mut ChaCha8Rng) -> bool {
+        let at = self.lag.map(|max| {
+            self.last_due = self.last_due.max(Instant::now() + rng.gen_range(Duration::ZERO..=max));
+            self.last_due
+        });
+        self.sender.send(Line { bytes: encode(event_type, object), at }).is_ok()
     }
 }
 
@@ -102,16 +129,24 @@ pub struct WatchHub {
     compacted: u64,
     watchers: Vec<Watcher>,
     expire_next: bool,
+    /// The longest delay of a change event, by the plural of the resources whose watches lag.
+    delays: Vec<(String, Duration)>,
+    /// Draws the delays, from a seed so that a run can be repeated.
+    rng: ChaCha8Rng,
 }
 
 impl WatchHub {
-    pub fn new(history_limit: usize) -> Self {
+    /// A hub that retains `history_limit` events, and delays the change events of watches of the
+    /// resources named in `delays` by up to their duration, drawn from `seed`.
+    pub fn new(history_limit: usize, delays: Vec<(String, Duration)>, seed: u64) -> Self {
         Self {
             history: VecDeque::new(),
             history_limit,
             compacted: 0,
             watchers: Vec::new(),
             expire_next: false,
+            delays,
+            rng: ChaCha8Rng::seed_from_u64(seed),
         }
     }
 
@@ -124,8 +159,9 @@ impl WatchHub {
         revision: u64,
     ) {
         let event = Event { resource, change, old: old.cloned(), object: object.clone(), revision };
-        self.watchers.retain(|watcher| match watcher.event_type(&event) {
-            Some(event_type) => watcher.send(event_type, &event.object),
+        let rng = &mut self.rng;
+        self.watchers.retain_mut(|watcher| match watcher.event_type(&event) {
+            Some(event_type) => watcher.send_change(event_type, &event.object, rng),
             None => !watcher.sender.is_closed(),
         });
         self.history.push_back(event);
@@ -142,13 +178,21 @@ impl WatchHub {
         request: WatchRequest,
         current: impl Iterator<Item = &'a Value>,
         revision: u64,
-    ) -> Result<UnboundedReceiver<Bytes>, ApiError> {
+    ) -> Result<UnboundedReceiver<Line>, ApiError> {
         if std::mem::take(&mut self.expire_next) {
             return Err(ApiError::gone("too old resource version: expired by the test".to_string()));
         }
         let (sender, receiver) = unbounded_channel();
         let resource = request.resource;
-        let watcher = Watcher { resource, namespace: request.namespace, selector: request.selector, sender };
+        let lag = self.delays.iter().find(|(plural, _)| plural == resource.plural).map(|(_, max)| *max);
+        let mut watcher = Watcher {
+            resource,
+            namespace: request.namespace,
+            selector: request.selector,
+            sender,
+            lag,
+            last_due: Instant::now(),
+        };
         match request.from {
             Some(from) if from < self.compacted && !request.send_initial_events => {
                 return Err(ApiError::gone(format!(
@@ -159,7 +203,7 @@ impl WatchHub {
             Some(from) if !request.send_initial_events => {
                 for event in self.history.iter().filter(|e| e.revision > from) {
                     if let Some(event_type) = watcher.event_type(event) {
-                        watcher.send(event_type, &event.object);
+                        watcher.send_change(event_type, &event.object, &mut self.rng);
                     }
                 }
             }
