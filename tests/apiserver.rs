@@ -625,6 +625,94 @@ async fn routes_are_accepted_for_their_current_generation() {
     .await;
 }
 
+/// The ReplicaSets' `(availableReplicas, observedGeneration)` and the routes' accepted generation of
+/// their one parent, by name, once the simulated controllers have written them.
+async fn simulated_status(
+    replica_sets: &Api<ReplicaSet>,
+    routes: &Api<HttpRoute>,
+) -> (Vec<(String, Option<(i32, i64)>)>, Vec<(String, Option<i64>)>) {
+    let listed = replica_sets.list(&ListParams::default()).await.unwrap().items;
+    let replica_sets = listed
+        .into_iter()
+        .map(|rs| {
+            let status =
+                rs.status.as_ref().and_then(|s| Some((s.available_replicas?, s.observed_generation?)));
+            (rs.name_any(), status)
+        })
+        .collect();
+    let listed = routes.list(&ListParams::default()).await.unwrap().items;
+    let routes = listed
+        .into_iter()
+        .map(|route| {
+            let name = route.name_any();
+            match accepted_parents(route.status.map(|s| serde_json::to_value(s).unwrap())).as_slice() {
+                [(_, generation)] => (name, Some(*generation)),
+                _ => (name, None),
+            }
+        })
+        .collect();
+    (replica_sets, routes)
+}
+
+#[tokio::test]
+async fn the_simulated_controllers_keep_up_with_many_objects() {
+    const COUNT: usize = 200;
+    let delay = Duration::from_millis(300);
+    // The default history lets the simulated controllers look only at what changed; a short one
+    // makes them list everything again.
+    for history_limit in [Options::default().history_limit, 8] {
+        let options = Options { history_limit, replica_set_delay: delay, ..Options::default() };
+        let server = TestApiServer::start_with(options).await;
+        let replica_sets: Api<ReplicaSet> = Api::namespaced(server.client(), NAMESPACE);
+        let routes: Api<HttpRoute> = Api::namespaced(server.client(), NAMESPACE);
+        let names: Vec<String> = (0..COUNT).map(|i| format!("app-{i:03}")).collect();
+        // Every write of a route is checked against the Gateway API schema, which is slow: fewer.
+        let routed: Vec<&String> = names.iter().step_by(10).collect();
+        let started = tokio::time::Instant::now();
+        for name in &names {
+            let image = if name == "app-007" { "example/crashloop:1" } else { "example/app:1" };
+            replica_sets.create(&PostParams::default(), &replica_set(name, image, 3)).await.unwrap();
+        }
+        for name in &routed {
+            let mut route = examples("httproute.yaml").remove(0);
+            route["metadata"] = json!({"name": name});
+            routes.create(&PostParams::default(), &from_json(route)).await.unwrap();
+        }
+        let expected = |changed: &[&String], generation: i64| {
+            let replica_sets = names.iter().map(|name| {
+                let (replicas, generation) = if changed.contains(&name) { (4, generation) } else { (3, 1) };
+                let available = if name == "app-007" { 0 } else { replicas };
+                (name.clone(), Some((available, generation)))
+            });
+            let routes = routed
+                .iter()
+                .map(|name| (name.to_string(), Some(if changed.contains(name) { generation } else { 1 })));
+            (replica_sets.collect::<Vec<_>>(), routes.collect::<Vec<_>>())
+        };
+        let all_settled = |changed, generation| {
+            let expected = expected(changed, generation);
+            let (replica_sets, routes) = (&replica_sets, &routes);
+            eventually("every ReplicaSet available and every route accepted", move || {
+                let expected = expected.clone();
+                async move { (simulated_status(replica_sets, routes).await == expected).then_some(()) }
+            })
+        };
+        all_settled(&[], 1).await;
+        assert!(started.elapsed() >= delay, "pods are ready only after the delay");
+
+        let changed: Vec<&String> = routed.iter().copied().step_by(2).collect();
+        let started = tokio::time::Instant::now();
+        for name in &changed {
+            let scale = Patch::Merge(json!({"spec": {"replicas": 4}}));
+            replica_sets.patch(name, &PatchParams::default(), &scale).await.unwrap();
+            let hostnames = Patch::Merge(json!({"spec": {"hostnames": [format!("{name}.example.com")]}}));
+            routes.patch(name, &PatchParams::default(), &hostnames).await.unwrap();
+        }
+        all_settled(&changed, 2).await;
+        assert!(started.elapsed() >= delay, "the new pods are ready only after the delay");
+    }
+}
+
 #[tokio::test]
 async fn injected_conflicts_refuse_the_next_writes() {
     let server = TestApiServer::start().await;

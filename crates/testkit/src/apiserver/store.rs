@@ -56,7 +56,7 @@ pub enum Deletion {
 }
 
 /// An object's (namespace, name); the namespace is empty for cluster-scoped objects.
-type ObjectKey = (String, String);
+pub type ObjectKey = (String, String);
 
 /// One resource's objects. Ordered by namespace first, so that one namespace's objects are a range.
 type Objects = BTreeMap<ObjectKey, Value>;
@@ -66,6 +66,13 @@ type Key = ((&'static str, &'static str), ObjectKey);
 
 fn key(resource: &Resource, namespace: &str, name: &str) -> Key {
     (resource.id(), (namespace.to_string(), name.to_string()))
+}
+
+/// The (namespace, name) of a stored object.
+pub fn object_key(object: &Value) -> ObjectKey {
+    let metadata = &object["metadata"];
+    let text = |field: &str| metadata[field].as_str().unwrap_or_default().to_string();
+    (text("namespace"), text("name"))
 }
 
 /// The objects in `namespace`, or in every namespace for `None`, ordered by namespace and name.
@@ -408,6 +415,22 @@ impl Store {
             .cloned()
             .collect();
         (items, state.revision)
+    }
+
+    /// The objects of `resource` written after revision `since`, each in its current state (`None`
+    /// once deleted), and the revision they are current at; `None` if the retained history no
+    /// longer reaches back to `since`.
+    pub fn changed_since(
+        &self,
+        resource: &'static Resource,
+        since: u64,
+    ) -> Option<(BTreeMap<ObjectKey, Option<Value>>, u64)> {
+        let state = self.lock();
+        let keys = state.hub.changed_since(resource, since)?;
+        let objects = state.objects.get(&resource.id());
+        let changed =
+            keys.into_iter().map(|key| (key.clone(), objects.and_then(|o| o.get(&key)).cloned())).collect();
+        Some((changed, state.revision))
     }
 
     pub fn create(

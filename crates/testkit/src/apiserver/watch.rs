@@ -11,11 +11,12 @@
 use super::resources::Resource;
 use super::selector::Selector;
 use super::status::ApiError;
+use super::store::{ObjectKey, object_key};
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::time::Instant;
@@ -169,6 +170,17 @@ impl WatchHub {
             let dropped = self.history.pop_front().expect("longer than the limit");
             self.compacted = dropped.revision;
         }
+    }
+
+    /// The (namespace, name) of every object of `resource` changed after revision `since`, or
+    /// `None` if the history no longer reaches back to it.
+    pub fn changed_since(&self, resource: &Resource, since: u64) -> Option<BTreeSet<ObjectKey>> {
+        if since < self.compacted {
+            return None;
+        }
+        let start = self.history.partition_point(|event| event.revision <= since);
+        let changed = self.history.range(start..).filter(|event| event.resource.id() == resource.id());
+        Some(changed.map(|event| object_key(&event.object)).collect())
     }
 
     /// Opens a stream for `request`. `current` is every stored object of the resource in the
