@@ -35,6 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// How long the caches may take to list before the controller says which have not.
+const UNSYNCED_WARNING: Duration = Duration::from_secs(20);
+
 /// The label that assigns a Rollout to one controller instance (`--instance-id`). An instance with
 /// an id manages only Rollouts labelled with it; one without manages only unlabelled Rollouts.
 pub const INSTANCE_LABEL: &str = "bellwether.dev/instance-id";
@@ -178,9 +181,16 @@ pub async fn run(
     let startup = {
         let health = health.clone();
         let synced = async move {
-            caches.rollouts.wait_until_ready().await.ok();
+            let started = std::time::Instant::now();
+            let all = caches.wait_until_ready();
+            tokio::pin!(all);
+            // A cache that never lists (a watch the API server keeps refusing, say) keeps the
+            // controller unready and every pass waiting: say which, so that it can be fixed.
+            while tokio::time::timeout(UNSYNCED_WARNING, &mut all).await.is_err() {
+                tracing::warn!(waited = ?started.elapsed(), unsynced = ?caches.unsynced(), "watch caches not listed yet; no pass runs until they are");
+            }
+            tracing::info!(took = ?started.elapsed(), "watch caches listed");
             health.synced("rollouts");
-            caches.wait_until_ready().await;
             health.synced("analysisruns");
         };
         let shutdown = stopping(shutdown.clone());

@@ -369,6 +369,25 @@ impl Caches {
         );
     }
 
+    /// The kinds whose cache has not listed yet.
+    pub fn unsynced(&self) -> Vec<&'static str> {
+        [
+            ("Rollouts", listed(&self.rollouts)),
+            ("ReplicaSets", listed(&self.replica_sets)),
+            ("AnalysisRuns", listed(&self.runs)),
+            ("Services", listed(&self.services)),
+            ("HTTPRoutes", listed(&self.http_routes)),
+            ("GRPCRoutes", listed(&self.grpc_routes)),
+            ("AnalysisTemplates", listed(&self.templates)),
+            ("ClusterAnalysisTemplates", listed(&self.cluster_templates)),
+            ("ConfigMaps", listed(&self.notification_config_maps)),
+        ]
+        .into_iter()
+        .filter(|(_, listed)| !listed)
+        .map(|(kind, _)| kind)
+        .collect()
+    }
+
     /// Sends the Rollout an event's ReplicaSet or AnalysisRun is labelled for, if it is cached.
     fn trigger_owners<K: ResourceExt>(
         &self,
@@ -494,6 +513,15 @@ impl Caches {
         let subject = (rollout.namespace().unwrap_or_default(), rollout.name_any());
         lock(&self.rollout_writes).forget(&subject);
     }
+}
+
+/// Whether `store` has listed once.
+fn listed<K>(store: &Store<K>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    store.wait_until_ready().now_or_never().is_some_and(|result| result.is_ok())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
