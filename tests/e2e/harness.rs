@@ -287,6 +287,12 @@ impl Cluster {
         })
     }
 
+    /// How many calls of each (group, resource, verb) the controllers of this test made so far;
+    /// `None` against a real cluster.
+    pub fn controller_calls(&self) -> Option<std::collections::BTreeMap<(String, String, String), u64>> {
+        Some(self.server.as_ref()?.call_log().counts_of(CONTROLLER_USER))
+    }
+
     /// The route's (canary, stable) weights.
     pub async fn weights(&self) -> Option<(i64, i64)> {
         let route = self.routes().get_opt(ROUTE).await.ok().flatten()?;

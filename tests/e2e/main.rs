@@ -5,6 +5,7 @@ mod alerts;
 mod app;
 mod faults;
 mod harness;
+mod lagging;
 mod leader;
 mod notifications;
 mod process;

@@ -44,10 +44,10 @@ fn seed() -> u64 {
 
 /// What an AnalysisRun's status showed at one point: when it started and how many measurements
 /// it held.
-type RunSeen = (Option<DateTime<Utc>>, usize);
+pub type RunSeen = (Option<DateTime<Utc>>, usize);
 
 /// Every distinct state of each AnalysisRun, in order, by name.
-fn record_runs(cluster: &Cluster) -> Arc<Mutex<BTreeMap<String, Vec<RunSeen>>>> {
+pub fn record_runs(cluster: &Cluster) -> Arc<Mutex<BTreeMap<String, Vec<RunSeen>>>> {
     let seen = Arc::new(Mutex::new(BTreeMap::<String, Vec<RunSeen>>::new()));
     let log = seen.clone();
     // With backoff, so that a watch whose server is gone (at the end of a test) retries
@@ -71,10 +71,10 @@ fn record_runs(cluster: &Cluster) -> Arc<Mutex<BTreeMap<String, Vec<RunSeen>>>> 
 }
 
 /// Where the Rollout's status showed a canary: its revision and step index.
-type StepSeen = (Option<String>, Option<i32>);
+pub type StepSeen = (Option<String>, Option<i32>);
 
 /// Every distinct step the Rollout's status showed, in order.
-fn record_steps(cluster: &Cluster) -> Arc<Mutex<Vec<StepSeen>>> {
+pub fn record_steps(cluster: &Cluster) -> Arc<Mutex<Vec<StepSeen>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let stream = watcher(cluster.rollouts(), watcher::Config::default()).default_backoff();
