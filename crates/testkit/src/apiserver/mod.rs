@@ -131,10 +131,20 @@ impl TestApiServer {
     /// A kubeconfig for this server, for a client in another process (such as the controller
     /// binary) to reach it.
     pub fn kubeconfig(&self) -> String {
+        self.kubeconfig_with_user("{}")
+    }
+
+    /// A kubeconfig whose client says it is `user`, as [`Self::client_as`] does, so that a process's
+    /// calls can be told from the test's own in the [`CallLog`].
+    pub fn kubeconfig_as(&self, user: &str) -> String {
+        self.kubeconfig_with_user(&format!("{{as: {user:?}}}"))
+    }
+
+    fn kubeconfig_with_user(&self, user: &str) -> String {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: http://{}\n\
              contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\n\
-             current-context: test\nusers:\n- name: test\n  user: {{}}\n",
+             current-context: test\nusers:\n- name: test\n  user: {user}\n",
             self.address
         )
     }
