@@ -127,19 +127,45 @@ fn a_timed_pause_waits_for_its_duration() {
     world.settle();
     assert_eq!(world.status.current_step_index, Some(1));
     assert_eq!(phase(&world), RolloutPhase::Progressing, "a timed pause needs no person");
-    assert_eq!(message(&world), "step 2/3: pausing for 5m (5m left)");
+    let end = format_time(world.now + chrono::Duration::minutes(5));
+    assert_eq!(message(&world), format!("step 2/3: pausing for 5m until {end}"));
     let d = world.decide();
     assert_eq!(d.requeue_after, Some(chrono::Duration::minutes(5)));
 
     world.advance(4.0);
     world.settle();
     assert_eq!(world.status.current_step_index, Some(1));
-    assert_eq!(message(&world), "step 2/3: pausing for 5m (1m left)");
+    assert_eq!(message(&world), format!("step 2/3: pausing for 5m until {end}"));
 
     world.advance(1.0);
     world.settle();
     assert_eq!(world.canary_weight(), 0, "promoted after the last step: all traffic on stable");
     assert_eq!(world.status.stable_revision, Some(world.revision()));
+}
+
+#[test]
+fn a_waiting_canary_keeps_its_status_as_time_passes() {
+    // A status that changed with the clock alone would be written at every pass, and each write
+    // reconciles the Rollout again.
+    let mut world =
+        World::deployed(rollout().steps(vec![set_weight(10), pause_for("10m"), set_weight(50)]).build());
+    web_v2(&mut world);
+    world.settle();
+    let timed = world.status.clone();
+    world.advance(3.0);
+    world.decide();
+    assert_eq!(world.status, timed, "a timed pause");
+
+    world.request(UserAction::Pause, "gina");
+    world.settle();
+    let paused = world.status.clone();
+    assert_eq!(
+        message(&world),
+        format!("step 2/3: paused by a user since {}; resume to continue", format_time(world.now))
+    );
+    world.advance(30.0);
+    world.decide();
+    assert_eq!(world.status, paused, "a pause by a user");
 }
 
 #[test]
@@ -155,8 +181,11 @@ fn a_timed_pause_ends_only_once_the_route_carries_the_canary_weight_again() {
     world.decide();
     assert_eq!(
         message(&world),
-        "step 2/3: pausing for 5m (5m left), but the routes do not carry its weight: \
-         HTTPRoute/default/web not found or its rules do not reference both Services"
+        format!(
+            "step 2/3: pausing for 5m until {}, but the routes do not carry its weight: \
+             HTTPRoute/default/web not found or its rules do not reference both Services",
+            format_time(world.now + chrono::Duration::minutes(5))
+        )
     );
     world.advance(6.0);
     let d = world.decide();
@@ -647,7 +676,7 @@ fn pause_holds_and_resume_continues_without_losing_pause_time() {
     world.settle();
     assert_eq!(
         message(&world),
-        "step 2/3: pausing for 10m (6m left)",
+        format!("step 2/3: pausing for 10m until {}", format_time(world.now + chrono::Duration::minutes(6))),
         "the pause clock stopped while paused"
     );
     world.advance(6.0);

@@ -102,6 +102,11 @@ pub fn format_duration(d: chrono::Duration) -> String {
     }
 }
 
+/// Formats a moment for messages, to the second in UTC: `2026-01-01T12:05:00Z`.
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 impl JsonSchema for Duration {
     fn schema_name() -> Cow<'static, str> {
         "Duration".into()

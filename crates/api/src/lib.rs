@@ -14,7 +14,7 @@ mod schema;
 pub mod template;
 
 pub use analysis::*;
-pub use duration::{DURATION_PATTERN, Duration, DurationError, format_duration};
+pub use duration::{DURATION_PATTERN, Duration, DurationError, format_duration, format_time};
 pub use notification::*;
 pub use rollout::*;
 

@@ -9,7 +9,7 @@ use super::replicas::canary_replicas;
 use bellwether_api::{
     AbortStatus, AnalysisArg, AnalysisFailurePolicy, AnalysisPhase, AnalysisRunRef, AnalysisRunSpec,
     Duration, InconclusivePolicy, PauseReason, Progress, RolloutOutcome, RunContext, TemplateRef,
-    format_duration,
+    format_duration, format_time,
 };
 
 /// Where an AnalysisRun stands, as far as the rollout is concerned.
@@ -86,8 +86,8 @@ impl Pass<'_> {
         }
         if let Some(pause) = self.status.pause_conditions.iter().find(|c| c.reason == PauseReason::UserPause)
         {
-            let since = self.elapsed_since(pause.started_at);
-            self.say(format!("{}: paused by a user {since} ago; resume to continue", self.step_label()));
+            let since = format_time(pause.started_at);
+            self.say(format!("{}: paused by a user since {since}; resume to continue", self.step_label()));
             held = true;
         }
         if held {
@@ -150,12 +150,14 @@ impl Pass<'_> {
                     if self.now < end {
                         let held = self.hold_traffic(i);
                         self.wake_at(end);
-                        let left = format_duration(end - self.now);
                         let but = if held { String::new() } else { format!(", but {}", self.traffic_lag()) };
+                        // The end, not the time left: a status that changed with the clock alone
+                        // would be written again at every pass.
                         self.say(format!(
-                            "{}: pausing for {} ({left} left){but}",
+                            "{}: pausing for {} until {}{but}",
                             self.step_label(),
-                            format_duration(duration)
+                            format_duration(duration),
+                            format_time(end)
                         ));
                         false
                     } else if !self.hold_traffic(i) {
