@@ -24,7 +24,11 @@ impl Pass<'_> {
         if available > 0 {
             let traffic_off = self.ensure_weights(0);
             self.ensure_service(ServiceRole::Stable, &stable);
-            if traffic_off {
+            // A canary Service that selects no revision yet selects the user's pods, which are all
+            // stable's until a canary starts, and a canary points it at itself before it takes
+            // traffic: it is pointed only once it selects some revision, such as an aborted
+            // canary's.
+            if traffic_off && self.obs.services.canary.is_some() {
                 self.ensure_service(ServiceRole::Canary, &stable);
             }
         }
