@@ -2,10 +2,12 @@
 //! `/metrics`, campaigns for leadership when asked to, runs both reconcilers, and on SIGTERM or
 //! Ctrl-C lets passes in flight finish and gives up its lease so a standby takes over at once.
 
+use crate::controller::acting::Acting;
 use crate::controller::alerts::{self, AlertAborts};
 use crate::controller::leader::{Campaign, Leadership, LeaseConfig, lease_name};
 use crate::controller::notify::{Notifier, RetryPolicy};
 use crate::controller::secrets::{ReadableSecrets, parse_readable_secret};
+use crate::controller::shards::{ShardConfig, Shards, ShardsTask};
 use crate::controller::{self, Config, Context};
 use crate::metrics::providers::Providers;
 use crate::server::alerts::{Credentials, Limits, RELOAD_INTERVAL, ServerTls, TlsError, TlsFiles};
@@ -30,10 +32,15 @@ pub struct ControllerArgs {
     pub instance_id: Option<String>,
     /// Run as one of several replicas: only the holder of a Lease acts; the others keep their
     /// caches warm, stay ready, and take over when it stops.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "shards")]
     pub leader_elect: bool,
-    /// The namespace of the leader-election Lease; defaults to the namespace of the client's
-    /// configuration (in a cluster, the controller's own).
+    /// Run as one of several replicas that split the Rollouts into N shards, each a Lease one
+    /// replica holds at a time: every replica acts on the Rollouts of the shards it holds, and the
+    /// survivors take a stopped replica's shards. Every replica must be given the same N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: Option<u32>,
+    /// The namespace of the leader-election Lease (or of the shards' Leases); defaults to the
+    /// namespace of the client's configuration (in a cluster, the controller's own).
     #[arg(long, value_name = "NAMESPACE")]
     pub leader_elect_namespace: Option<String>,
     /// This instance's name in the Lease and in the Events it records; defaults to `$POD_NAME`,
@@ -253,7 +260,7 @@ pub async fn serve(
         .or_else(|| std::env::var("POD_NAME").ok())
         .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
         .unwrap_or_else(|| "bellwether".into());
-    let (leadership, campaign): (Leadership, Option<Campaign>) = if args.leader_elect {
+    let lease = || {
         let namespace =
             args.leader_elect_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
         let mut lease =
@@ -261,10 +268,20 @@ pub async fn serve(
         lease.duration = Duration::from_secs(args.lease_duration_seconds);
         // Renewal must fail well before the lease can expire for others: a third of it.
         lease.grace = Duration::from_secs((args.lease_duration_seconds / 3).max(1));
-        let (leadership, campaign) = Leadership::campaign(client.clone(), lease).await?;
-        (leadership, Some(campaign))
-    } else {
-        (Leadership::always(), None)
+        lease
+    };
+    let (acting, standing) = match (args.shards, args.leader_elect) {
+        (Some(count), _) => {
+            let lease = lease();
+            let grace = lease.grace;
+            let (shards, task) = Shards::start(client.clone(), ShardConfig { count, lease })?;
+            (Acting::Sharded(shards), Standing::Shards(task, grace))
+        }
+        (None, true) => {
+            let (leadership, campaign) = Leadership::campaign(client.clone(), lease()).await?;
+            (Acting::Leader(leadership), Standing::Campaign(campaign))
+        }
+        (None, false) => (Acting::Leader(Leadership::always()), Standing::Alone),
     };
 
     let readable = ReadableSecrets::new(args.readable_secrets.iter().cloned());
@@ -280,23 +297,27 @@ pub async fn serve(
         client,
         metrics,
         Providers::new(args.prometheus_concurrency.max(1)),
-        leadership,
+        acting,
         notifier,
         readable,
         caches,
         &config,
         &identity,
     ));
-    tracing::info!(?config, leader_elect = args.leader_elect, "starting the controller");
-    let leadership = context.leadership.clone();
+    tracing::info!(?config, leader_elect = args.leader_elect, shards = ?args.shards, "starting the controller");
+    let acting = context.acting.clone();
     let lost = tokio::select! {
         _ = controller::run(context, config, watches, health, shutdown) => false,
-        _ = leadership.lost() => true,
+        _ = acting.lost() => true,
     };
-    if let Some(campaign) = campaign
-        && let Err(error) = campaign.release().await
-    {
-        tracing::warn!(%error, "cannot give up the leader-election Lease; a standby takes over once it expires");
+    match standing {
+        Standing::Campaign(campaign) => {
+            if let Err(error) = campaign.release().await {
+                tracing::warn!(%error, "cannot give up the leader-election Lease; a standby takes over once it expires");
+            }
+        }
+        Standing::Shards(task, grace) => task.leave(grace).await,
+        Standing::Alone => {}
     }
     // On shutdown the servers stop with the same signal; a loop that ended on its own takes them
     // down with it, since a process that no longer reconciles must not look alive.
@@ -308,6 +329,13 @@ pub async fn serve(
         return Err(ControllerError::LostLeadership);
     }
     Ok(())
+}
+
+/// What this replica gives up when it stops: the leader-election Lease, or its shards.
+enum Standing {
+    Alone,
+    Campaign(Campaign),
+    Shards(ShardsTask, Duration),
 }
 
 /// The alert receiver's credentials, and the task that keeps them up to date with their Secret.

@@ -38,6 +38,10 @@ pub enum Error {
     /// Adding or removing the Rollout's finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// This replica no longer acts on the object: it lost its lease, or is handing the object's
+    /// shard to another replica. The pass stops before its next write.
+    #[error("this replica no longer acts on the object; the pass stops before its next write")]
+    NotActing,
 }
 
 impl Error {
@@ -51,6 +55,7 @@ impl Error {
             Self::UnknownRevision { .. } => "unknown_revision",
             Self::Secret { .. } => "secret",
             Self::Finalizer(_) => "finalizer",
+            Self::NotActing => "not_acting",
         }
     }
 

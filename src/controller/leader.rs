@@ -80,6 +80,23 @@ impl LeaseConfig {
     }
 }
 
+impl LeaseConfig {
+    /// Whole seconds, as the Lease stores them; the grace at least 1s and less than half the
+    /// duration, because the lease manager renews `2 × grace` before expiry.
+    pub fn check_timing(&self) -> Result<(), LeaderError> {
+        let whole = |d: Duration| d.subsec_nanos() == 0;
+        if whole(self.duration)
+            && whole(self.grace)
+            && !self.grace.is_zero()
+            && self.grace * 2 < self.duration
+        {
+            Ok(())
+        } else {
+            Err(LeaderError::Timing { duration: self.duration, grace: self.grace })
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
     #[error(
@@ -92,14 +109,14 @@ pub enum LeaderError {
         namespace: String,
         name: String,
         #[source]
-        source: LeaseManagerError,
+        source: Box<LeaseManagerError>,
     },
     #[error("cannot release the Lease {namespace}/{name}: {source}")]
     Release {
         namespace: String,
         name: String,
         #[source]
-        source: LeaseManagerError,
+        source: Box<LeaseManagerError>,
     },
     #[error("releasing the Lease {namespace}/{name} took longer than {waited:?}; it expires on its own")]
     ReleaseTimedOut { namespace: String, name: String, waited: Duration },
@@ -133,18 +150,11 @@ impl Leadership {
         client: kube::Client,
         config: LeaseConfig,
     ) -> Result<(Self, Campaign), LeaderError> {
-        let whole = |d: Duration| d.subsec_nanos() == 0;
-        if !whole(config.duration)
-            || !whole(config.grace)
-            || config.grace.is_zero()
-            || config.grace * 2 >= config.duration
-        {
-            return Err(LeaderError::Timing { duration: config.duration, grace: config.grace });
-        }
+        config.check_timing()?;
         let manager = lease_manager(&client, &config).await.map_err(|source| LeaderError::Setup {
             namespace: config.namespace.clone(),
             name: config.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let (sender, role) = watch::channel(Role::Standby);
         let sender = Arc::new(sender);
@@ -327,7 +337,7 @@ impl Run {
                     return manager.release().await.map_err(|source| LeaderError::Release {
                         namespace: self.config.namespace.clone(),
                         name: self.config.name.clone(),
-                        source,
+                        source: Box::new(source),
                     });
                 }
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if leader => {

@@ -17,6 +17,7 @@
 //! server's message instead.
 
 use super::Context;
+use super::acting::Permit;
 use super::caches::expectations::{OWN_WRITE_PATIENCE, REFUSED_WRITE_PATIENCE};
 use super::caches::{newer_than, written};
 use super::error::Error;
@@ -56,9 +57,11 @@ fn owner(run: &AnalysisRun, rollouts: &Store<Rollout>) -> Option<Arc<Rollout>> {
 
 pub async fn reconcile(run: Arc<AnalysisRun>, runs: Arc<Runs>) -> Result<Action, Error> {
     let ctx = &runs.ctx;
-    if !ctx.leadership.is_leader() {
+    // A run is measured by whoever acts on its Rollout.
+    let rollout = run.labels().get(crate::api::ROLLOUT_LABEL).cloned().unwrap_or_default();
+    let Some(permit) = ctx.acting.permit(&run.namespace().unwrap_or_default(), &rollout) else {
         return Ok(Action::await_change());
-    }
+    };
     // A run that has ended has nothing left to measure, whoever owns it.
     if run.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_terminal()) {
         return Ok(Action::await_change());
@@ -76,8 +79,8 @@ pub async fn reconcile(run: Arc<AnalysisRun>, runs: Arc<Runs>) -> Result<Action,
     let started = Instant::now();
     let owner = owner(&run, &ctx.caches.rollouts);
     let result = match entitlement(&run, owner.as_deref(), Utc::now()) {
-        Entitlement::Measure => pass(&runs, &run, true).await,
-        Entitlement::RecordTermination => pass(&runs, &run, false).await,
+        Entitlement::Measure => pass(&runs, &permit, &run, true).await,
+        Entitlement::RecordTermination => pass(&runs, &permit, &run, false).await,
         Entitlement::NotYetNamed => Ok(Action::requeue(Duration::from_secs(1))),
         Entitlement::Refused(why) => {
             tracing::debug!(analysis_run = %qualified_name(&run), %why, "not measured");
@@ -98,6 +101,8 @@ pub fn error_policy(run: Arc<AnalysisRun>, error: &Error, _runs: Arc<Runs>) -> A
             tracing::debug!(analysis_run = %qualified_name(&run), %error, "stale read; measuring again");
             Action::requeue(Duration::from_millis(100))
         }
+        // Whoever acts on its Rollout measures it.
+        Error::NotActing => Action::await_change(),
         _ => {
             tracing::warn!(analysis_run = %qualified_name(&run), %error, "reconcile failed");
             Action::requeue(Duration::from_secs(2))
@@ -107,7 +112,7 @@ pub fn error_policy(run: Arc<AnalysisRun>, error: &Error, _runs: Arc<Runs>) -> A
 
 /// One pass: measure what is due (when `measuring`; otherwise only record the run's end), write
 /// the status when it changed.
-async fn pass(runs: &Runs, run: &AnalysisRun, measuring: bool) -> Result<Action, Error> {
+async fn pass(runs: &Runs, permit: &Permit, run: &AnalysisRun, measuring: bool) -> Result<Action, Error> {
     let ctx = &runs.ctx;
     let namespace = run.namespace().unwrap_or_default();
     let name = run.name_any();
@@ -126,6 +131,7 @@ async fn pass(runs: &Runs, run: &AnalysisRun, measuring: bool) -> Result<Action,
     let mut updated = run.clone();
     updated.status = Some(record(&run.spec, status, measured, clock));
     if updated.status.as_ref() != status {
+        permit.check()?;
         updated.status = Some(write_status(ctx, run, &updated).await?);
     }
     // Values are exported while a run measures; a finished run's series go, so that the number of

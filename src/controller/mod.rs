@@ -9,6 +9,7 @@
 //! The translations between objects and the engine ([`routes`], [`replica_sets`]) are pure
 //! functions over the objects, tested without an API server.
 
+pub mod acting;
 pub mod alerts;
 pub mod caches;
 pub mod error;
@@ -20,16 +21,17 @@ pub mod requests;
 pub mod rollouts;
 pub mod routes;
 pub mod secrets;
+pub mod shards;
 
 use crate::metrics::providers::Providers;
 use crate::server::{Health, Metrics};
+use acting::Acting;
 use caches::{Caches, Watches};
 use futures::StreamExt;
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use leader::Leadership;
 use notify::Notifier;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,7 +86,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub providers: Providers,
-    pub leadership: Leadership,
+    /// Which Rollouts this replica acts on.
+    pub acting: Acting,
     /// Tells webhooks what happened to canaries, without holding up the pass.
     pub notifier: Notifier,
     /// The Secrets the controller was granted and may read.
@@ -104,7 +107,7 @@ impl Context {
         client: Client,
         metrics: Metrics,
         providers: Providers,
-        leadership: Leadership,
+        acting: Acting,
         notifier: Notifier,
         readable_secrets: secrets::ReadableSecrets,
         caches: Arc<Caches>,
@@ -117,7 +120,7 @@ impl Context {
             client,
             metrics,
             providers,
-            leadership,
+            acting,
             notifier,
             readable_secrets,
             caches,
@@ -135,8 +138,9 @@ impl Context {
 
 /// Runs both reconcilers until `shutdown` turns true, then lets passes in flight finish.
 ///
-/// Standbys (not the leader) keep their watch caches warm and stay ready, but their passes do
-/// nothing; on becoming the leader every object is reconciled at once.
+/// Standbys (not the leader, or not holding a shard) keep their watch caches warm and stay ready,
+/// but their passes do nothing; on becoming the leader every object is reconciled at once, and on
+/// taking a shard every object of the shard.
 pub async fn run(
     ctx: Arc<Context>,
     config: Config,
@@ -148,16 +152,22 @@ pub async fn run(
         // A dropped sender also means stop.
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
-    // Losing leadership is final for a process (it exits and restarts as a standby), so each
-    // reconciler needs one reconcile-everything, when leadership is won.
-    let acquired = |leadership: Leadership| futures::stream::once(async move { leadership.acquired().await });
     let Watches { rollouts, rollout_triggers, run_triggers, others } = watches;
     let caches = ctx.caches.clone();
+    // What this replica comes to act on (leadership won, a shard taken) was skipped until then.
+    let acquired_rollouts = {
+        let caches = caches.clone();
+        ctx.acting.acquired().flat_map(move |acquired| futures::stream::iter(caches.rollouts_in(acquired)))
+    };
+    let acquired_runs = {
+        let caches = caches.clone();
+        ctx.acting.acquired().flat_map(move |acquired| futures::stream::iter(caches.runs_in(acquired)))
+    };
 
     let runtime_config = kube::runtime::controller::Config::default().concurrency(config.concurrency);
     let rollouts = Controller::for_stream(rollouts, caches.rollouts.clone())
         .reconcile_on(rollout_triggers)
-        .reconcile_all_on(acquired(ctx.leadership.clone()))
+        .reconcile_on(acquired_rollouts)
         .graceful_shutdown_on(stopping(shutdown.clone()))
         .with_config(runtime_config.clone())
         .run(rollouts::reconcile, rollouts::error_policy, ctx.clone())
@@ -169,7 +179,7 @@ pub async fn run(
     });
     let runs = Controller::for_stream(futures::stream::empty(), caches.runs())
         .reconcile_on(run_triggers)
-        .reconcile_all_on(acquired(ctx.leadership.clone()))
+        .reconcile_on(acquired_runs)
         .graceful_shutdown_on(stopping(shutdown.clone()))
         .with_config(runtime_config.clone())
         .run(measure::reconcile, measure::error_policy, run_context)

@@ -28,6 +28,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/* "true" when the controller campaigns for a Lease: more than one replica, or asked to. */}}
+{{- define "bellwether.sharded" -}}
+{{- if gt (int .Values.sharding.replicas) 0 -}}true{{- end -}}
+{{- end -}}
+
 {{- define "bellwether.leaderElect" -}}
-{{- if or (gt (int .Values.replicas) 1) .Values.leaderElection.enabled -}}true{{- end -}}
+{{- if and (not (include "bellwether.sharded" .)) (or (gt (int .Values.replicas) 1) .Values.leaderElection.enabled) -}}true{{- end -}}
 {{- end -}}

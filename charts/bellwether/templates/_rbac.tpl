@@ -45,11 +45,12 @@ tests/chart.rs checks these rules against the calls in src/controller.
   verbs: ["list", "watch"]
 {{- end -}}
 
-{{/* Leader election, in the release namespace. */}}
+{{/* Leader election and sharding, in the release namespace: list to see the sharding members,
+delete for members long gone. */}}
 {{- define "bellwether.rules.leases" -}}
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 {{- end -}}
 
 {{/* The alert receiver's credentials: get on its one Secret, by name, in the release namespace. */}}

@@ -6,7 +6,8 @@
 /// the watches its caches are fed by (list, watch; a pass reads nothing else), writes and status
 /// updates; the alert receiver's list of Rollouts and its read after a conflict; the events
 /// Recorder of kube-runtime (create, and patch for a repeated Event); the Lease calls of
-/// kube-lease-manager (get, create, patch) plus the controller's own reads of the Lease; the
+/// kube-lease-manager (get, create, patch) plus the controller's own reads of the Lease, and with
+/// sharding the member Leases (applied, listed, and deleted once long expired); the
 /// watch of the `bellwether-notifications` ConfigMaps, and reads of Secrets named in templates and
 /// notification targets.
 pub const CONTROLLER_CALLS: &[(&str, &str, &[&str])] = &[
@@ -23,5 +24,5 @@ pub const CONTROLLER_CALLS: &[(&str, &str, &[&str])] = &[
     ("events.k8s.io", "events", &["create", "patch"]),
     ("", "configmaps", &["list", "watch"]),
     ("", "secrets", &["get"]),
-    ("coordination.k8s.io", "leases", &["get", "create", "patch"]),
+    ("coordination.k8s.io", "leases", &["get", "list", "create", "patch", "delete"]),
 ];

@@ -20,6 +20,7 @@ use crate::api::{
     ROLLOUT_LABEL, Rollout, TemplateRef,
 };
 use crate::controller::Config;
+use crate::controller::acting::Acquired;
 use crate::controller::rollouts::{RouteKind, route_refs, template_refs};
 use expectations::{Expectations, Kind, Seen, Target, Wanted};
 use futures::channel::mpsc;
@@ -421,6 +422,22 @@ impl Caches {
             .objects(reference)
             .map(|(namespace, name)| ObjectRef::new(name).within(namespace))
             .collect()
+    }
+
+    /// The Rollouts that `acquired` covers.
+    pub fn rollouts_in(&self, acquired: Acquired) -> Vec<ObjectRef<Rollout>> {
+        let covered = |rollout: &Arc<Rollout>| {
+            acquired.covers(&rollout.namespace().unwrap_or_default(), &rollout.name_any())
+        };
+        self.rollouts.state().iter().filter(|r| covered(r)).map(|r| ObjectRef::from_obj(r.as_ref())).collect()
+    }
+
+    /// The AnalysisRuns of the Rollouts that `acquired` covers.
+    pub fn runs_in(&self, acquired: Acquired) -> Vec<ObjectRef<AnalysisRun>> {
+        let covered = |run: &Arc<AnalysisRun>| {
+            labelled_for(run.as_ref()).iter().any(|(namespace, name)| acquired.covers(namespace, name))
+        };
+        self.runs.state().iter().filter(|r| covered(r)).map(|r| ObjectRef::from_obj(r.as_ref())).collect()
     }
 
     /// The ReplicaSets labelled for the Rollout `name` in `namespace`.

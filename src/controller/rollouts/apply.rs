@@ -8,6 +8,7 @@ use super::Context;
 use super::build::{analysis_run, service_selector_patch, terminate_patch};
 use super::fetch::{Fetched, RouteKind};
 use crate::api::{AnalysisRun, Rollout};
+use crate::controller::acting::Permit;
 use crate::controller::caches::expectations::{Kind, OWN_WRITE_PATIENCE, Target, Wanted};
 use crate::controller::caches::{newer_than, target, written};
 use crate::controller::error::{Error, is_already_exists, is_not_found};
@@ -47,18 +48,21 @@ fn deleted(ctx: &Context, rollout: &Rollout, kind: Kind, name: &str, uid: Option
 
 pub async fn apply(
     ctx: &Context,
+    permit: &Permit,
     rollout: &Rollout,
     fetched: &Fetched,
     actions: &[Action],
 ) -> Result<(), Error> {
     for action in actions {
-        apply_one(ctx, rollout, fetched, action).await?;
+        permit.check()?;
+        apply_one(ctx, permit, rollout, fetched, action).await?;
     }
     Ok(())
 }
 
 async fn apply_one(
     ctx: &Context,
+    permit: &Permit,
     rollout: &Rollout,
     fetched: &Fetched,
     action: &Action,
@@ -69,7 +73,8 @@ async fn apply_one(
     match action {
         Action::SetWeights(RouteWeights { canary: c, stable: s }) => {
             let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };
-            set_weights(ctx, rollout, fetched, services, RouteWeights { canary: *c, stable: *s }).await
+            set_weights(ctx, permit, rollout, fetched, services, RouteWeights { canary: *c, stable: *s })
+                .await
         }
         Action::PointService { role, revision } => {
             let service = match role {
@@ -177,6 +182,7 @@ async fn apply_one(
 /// be read. A request rewritten since the fetch fails its guard (422) and waits for the next pass.
 pub async fn remove_requests(
     ctx: &Context,
+    permit: &Permit,
     rollout: &Rollout,
     handled: &[String],
     malformed: &[Malformed],
@@ -191,6 +197,7 @@ pub async fn remove_requests(
     let namespace = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
     let patch = Patch::<()>::Json(serde_json::from_value(patch).expect("a valid JSON patch"));
+    permit.check()?;
     let stored = Api::<Rollout>::namespaced(ctx.client.clone(), &namespace)
         .patch(&name, &as_bellwether(), &patch)
         .await
@@ -221,6 +228,7 @@ fn template_of(rollout: &Rollout, fetched: &Fetched, revision: &str) -> Result<P
 /// overwritten; the next pass waits for the cache to show the newer copy.
 pub async fn set_weights(
     ctx: &Context,
+    permit: &Permit,
     rollout: &Rollout,
     fetched: &Fetched,
     services: Services<'_>,
@@ -251,6 +259,7 @@ pub async fn set_weights(
             RouteKind::Http => Kind::HttpRoute,
             RouteKind::Grpc => Kind::GrpcRoute,
         };
+        permit.check()?;
         match api.patch(&route.name, &as_bellwether(), &patch).await {
             Ok(stored) => wrote(ctx, rollout, kind, &stored, true),
             Err(e) if is_not_found(&e) => {

@@ -21,6 +21,7 @@ pub use apply::FIELD_MANAGER;
 pub use fetch::{RouteKind, route_refs, template_refs};
 
 use super::Context;
+use super::acting::Permit;
 use super::caches::expectations::{Kind, OWN_WRITE_PATIENCE, REFUSED_WRITE_PATIENCE};
 use super::caches::{newer_than, target, written};
 use super::error::Error;
@@ -39,9 +40,10 @@ use std::time::{Duration, Instant};
 pub const FINALIZER: &str = "bellwether.dev/traffic";
 
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
-    if !ctx.leadership.is_leader() {
+    let Some(permit) = ctx.acting.permit(&rollout.namespace().unwrap_or_default(), &rollout.name_any())
+    else {
         return Ok(Action::await_change());
-    }
+    };
     ctx.caches.wait_until_ready().await;
     let name = format!("{}/{}", rollout.namespace().unwrap_or_default(), rollout.name_any());
     let check = ctx.caches.check_rollout(&rollout);
@@ -59,8 +61,8 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
     let guard = (target(Kind::Rollout, rollout.as_ref()), newer_than(rollout.as_ref()));
     let result = finalizer(&api, FINALIZER, rollout.clone(), |event| async {
         match event {
-            Finalizing::Apply(rollout) => pass(&ctx, &api, &rollout).await,
-            Finalizing::Cleanup(rollout) => cleanup(&ctx, &rollout).await,
+            Finalizing::Apply(rollout) => pass(&ctx, &permit, &api, &rollout).await,
+            Finalizing::Cleanup(rollout) => cleanup(&ctx, &permit, &rollout).await,
         }
     })
     .await
@@ -94,6 +96,8 @@ pub fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) ->
             tracing::debug!(rollout = %name, %error, "stale read; reconciling again");
             Action::requeue(Duration::from_millis(100))
         }
+        // Whoever acts on it now reconciles it.
+        Error::NotActing => Action::await_change(),
         _ => {
             tracing::warn!(rollout = %name, %error, "reconcile failed");
             Action::requeue(Duration::from_secs(2))
@@ -101,7 +105,12 @@ pub fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) ->
     }
 }
 
-async fn pass(ctx: &Context, api: &Api<Rollout>, rollout: &Rollout) -> Result<Action, Error> {
+async fn pass(
+    ctx: &Context,
+    permit: &Permit,
+    api: &Api<Rollout>,
+    rollout: &Rollout,
+) -> Result<Action, Error> {
     let name = rollout.name_any();
     let namespace = rollout.namespace().unwrap_or_default();
     let fetched = fetch::fetch(&ctx.caches, rollout, ctx.clock());
@@ -121,6 +130,7 @@ async fn pass(ctx: &Context, api: &Api<Rollout>, rollout: &Rollout) -> Result<Ac
         let mut updated = rollout.clone();
         updated.status = Some(decision.status.clone());
         let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
+        permit.check()?;
         let stored = api.replace_status(&name, &params, &updated).await.map_err(|e| {
             Error::kube(format!("writing the status of Rollout {namespace}/{name}"), e)
                 .refused_for(target(Kind::Rollout, rollout), newer_than(rollout))
@@ -134,9 +144,10 @@ async fn pass(ctx: &Context, api: &Api<Rollout>, rollout: &Rollout) -> Result<Ac
     }
     report::report(ctx, rollout, &status, &decision).await;
     report::malformed_requests(ctx, rollout, &fetched.malformed_requests).await;
-    apply::apply(ctx, rollout, &fetched, &decision.actions).await?;
+    apply::apply(ctx, permit, rollout, &fetched, &decision.actions).await?;
     apply::remove_requests(
         ctx,
+        permit,
         rollout,
         &decision.status.progress.handled_requests,
         &fetched.malformed_requests,
@@ -149,7 +160,7 @@ async fn pass(ctx: &Context, api: &Api<Rollout>, rollout: &Rollout) -> Result<Ac
 
 /// Sends every managed route back to stable. Routes that are gone, or no longer reference both
 /// Services, carry no canary traffic of this Rollout and are left alone.
-async fn cleanup(ctx: &Context, rollout: &Rollout) -> Result<Action, Error> {
+async fn cleanup(ctx: &Context, permit: &Permit, rollout: &Rollout) -> Result<Action, Error> {
     let fetched = fetch::fetch(&ctx.caches, rollout, ctx.clock());
     let canary = &rollout.spec.strategy.canary;
     let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };
@@ -166,7 +177,8 @@ async fn cleanup(ctx: &Context, rollout: &Rollout) -> Result<Action, Error> {
             )
         })
     });
-    apply::set_weights(ctx, rollout, &present, services, RouteWeights { canary: 0, stable: 100 }).await?;
+    apply::set_weights(ctx, permit, rollout, &present, services, RouteWeights { canary: 0, stable: 100 })
+        .await?;
     report::deleted(ctx, rollout);
     ctx.caches.forget_rollout(rollout);
     Ok(Action::await_change())
