@@ -1,11 +1,12 @@
 //! The checker: a CRD's structural schema and CEL rules, applied to any manifest of its kind.
 
+use crate::rules::Rules;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube_core::cel::{self, ErrorKind};
 use regex::Regex;
 use serde_json::{Map, Value};
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// One problem in a manifest, at one field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +55,9 @@ pub(crate) struct ResourceType {
 #[derive(Clone, Debug)]
 pub struct SchemaValidator {
     schema: Value,
+    /// The schema's CEL rules, compiled when the validator is built: compiling them on every check
+    /// would be most of what a check costs. Shared by clones, as compiled rules cannot be copied.
+    rules: Option<Arc<Rules>>,
     /// Set when the schema is a CRD's: `apiVersion`, `kind` and `metadata` are then implicit fields
     /// of the root, as on every Kubernetes object.
     pub(crate) resource: Option<ResourceType>,
@@ -62,7 +66,12 @@ pub struct SchemaValidator {
 impl SchemaValidator {
     /// A validator for values of `schema`, checked as they are: no implicit object fields.
     pub fn new(schema: Value) -> Self {
-        Self { schema, resource: None }
+        Self::with_resource(schema, None)
+    }
+
+    fn with_resource(schema: Value, resource: Option<ResourceType>) -> Self {
+        let rules = Rules::compile(&schema).map(Arc::new);
+        Self { schema, rules, resource }
     }
 
     /// A validator for the served storage version of `crd`.
@@ -84,7 +93,7 @@ impl SchemaValidator {
             api_version: format!("{}/{}", crd.spec.group, version.name),
             kind: crd.spec.names.kind.clone(),
         };
-        Ok(Self { schema, resource: Some(resource) })
+        Ok(Self::with_resource(schema, Some(resource)))
     }
 
     /// Validates a new object, as on create.
@@ -111,22 +120,19 @@ impl SchemaValidator {
         // The rules run on what the API server would store: `null` pruned where it is not allowed.
         let admitted = prune_nulls(&self.schema, object);
         let old = old.map(|old| prune_nulls(&self.schema, old));
-        if let Err(cel_errors) = CEL.with(|cel| cel.validate(&self.schema, &admitted, old.as_ref())) {
-            for error in cel_errors.iter() {
+        if let Some(rules) = &self.rules {
+            let admitted = cel::apply_defaults(&self.schema, &admitted);
+            let old = old.map(|old| cel::apply_defaults(&self.schema, &old));
+            for error in rules.validate(&admitted, old.as_ref()) {
                 // A rule that evaluates to false is a finding. A rule that fails to evaluate on a
                 // value of the wrong type only repeats the type error reported above.
                 if error.kind == ErrorKind::ValidationFailure || structurally_valid {
-                    errors.push(FieldError::new(&error.field_path, error.message.clone()));
+                    errors.push(FieldError::new(&error.field_path, error.message));
                 }
             }
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
-}
-
-thread_local! {
-    // Building a validator registers every Kubernetes CEL function; do it once per thread.
-    static CEL: cel::Validator = cel::Validator::new();
 }
 
 /// Removes `null` values of fields that are not nullable, as the API server does before defaulting.
@@ -473,7 +479,7 @@ impl Checker<'_> {
     }
 }
 
-fn flag(schema: &Value, name: &str) -> bool {
+pub(crate) fn flag(schema: &Value, name: &str) -> bool {
     schema.get(name).and_then(Value::as_bool) == Some(true)
 }
 
@@ -481,7 +487,7 @@ fn is_integer(value: &Value) -> bool {
     value.is_i64() || value.is_u64()
 }
 
-fn join(path: &str, field: &str) -> String {
+pub(crate) fn join(path: &str, field: &str) -> String {
     if path.is_empty() { field.to_string() } else { format!("{path}.{field}") }
 }
 

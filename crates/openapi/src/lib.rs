@@ -6,6 +6,7 @@
 //! and so are `null` values of fields that are not nullable (the API server drops them).
 
 mod checker;
+mod rules;
 
 pub use checker::{FieldError, SchemaError, SchemaValidator};
 
