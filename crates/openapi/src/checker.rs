@@ -5,6 +5,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube_core::cel::{self, ErrorKind};
 use regex::Regex;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -58,6 +59,8 @@ pub struct SchemaValidator {
     /// The schema's CEL rules, compiled when the validator is built: compiling them on every check
     /// would be most of what a check costs. Shared by clones, as compiled rules cannot be copied.
     rules: Option<Arc<Rules>>,
+    /// The schema's `pattern`s, compiled when the validator is built for the same reason.
+    patterns: Patterns,
     /// Set when the schema is a CRD's: `apiVersion`, `kind` and `metadata` are then implicit fields
     /// of the root, as on every Kubernetes object.
     pub(crate) resource: Option<ResourceType>,
@@ -71,7 +74,9 @@ impl SchemaValidator {
 
     fn with_resource(schema: Value, resource: Option<ResourceType>) -> Self {
         let rules = Rules::compile(&schema).map(Arc::new);
-        Self { schema, rules, resource }
+        let mut patterns = Patterns::new();
+        compile_patterns(&schema, &mut patterns);
+        Self { schema, rules, patterns, resource }
     }
 
     /// A validator for the served storage version of `crd`.
@@ -111,7 +116,7 @@ impl SchemaValidator {
         // The API server applies defaults before it validates, so the checks see defaulted fields.
         let defaulted = cel::apply_defaults(&self.schema, object);
         let mut errors = Vec::new();
-        let mut checker = Checker { errors: &mut errors };
+        let mut checker = Checker { errors: &mut errors, patterns: &self.patterns };
         match &self.resource {
             Some(resource) => checker.resource_root(&self.schema, &defaulted, resource),
             None => checker.value(&self.schema, &defaulted, "", true),
@@ -164,9 +169,33 @@ fn prune_nulls(schema: &Value, value: &Value) -> Value {
     }
 }
 
+/// Regexes by their text in the schema.
+type Patterns = HashMap<String, Result<Regex, regex::Error>>;
+
+/// Compiles every string under a `pattern` key in `schema`. It does not tell a keyword from a
+/// `pattern` field in an example or a default: compiling those too costs less than following the
+/// schema's structure a second time.
+fn compile_patterns(schema: &Value, patterns: &mut Patterns) {
+    match schema {
+        Value::Object(keywords) => {
+            for (keyword, value) in keywords {
+                match (keyword.as_str(), value) {
+                    ("pattern", Value::String(pattern)) => {
+                        patterns.entry(pattern.clone()).or_insert_with(|| Regex::new(pattern));
+                    }
+                    _ => compile_patterns(value, patterns),
+                }
+            }
+        }
+        Value::Array(values) => values.iter().for_each(|value| compile_patterns(value, patterns)),
+        _ => {}
+    }
+}
+
 /// Walks a value and its schema, collecting structural errors.
 struct Checker<'a> {
     errors: &'a mut Vec<FieldError>,
+    patterns: &'a Patterns,
 }
 
 impl Checker<'_> {
@@ -354,7 +383,7 @@ impl Checker<'_> {
             self.push(path, format!("is {length} characters long, more than the maximum {max}"));
         }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-            match Regex::new(pattern) {
+            match self.patterns.get(pattern).expect("every pattern of the schema is compiled with it") {
                 Ok(re) if re.is_match(s) => {}
                 Ok(_) => self.push(path, format!("{s:?} does not match the pattern {pattern}")),
                 Err(e) => {
@@ -451,9 +480,10 @@ impl Checker<'_> {
 
     /// `allOf`, `anyOf`, `oneOf` and `not`: in structural schemas they only add value checks.
     fn combinators(&mut self, schema: &Value, value: &Value, path: &str) {
+        let patterns = self.patterns;
         let branch_errors = |branch: &Value| {
             let mut errors = Vec::new();
-            Checker { errors: &mut errors }.value(branch, value, path, false);
+            Checker { errors: &mut errors, patterns }.value(branch, value, path, false);
             errors
         };
         for branch in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
@@ -681,6 +711,11 @@ mod tests {
         assert_eq!(
             errors(duration, json!("5 minutes")),
             [format!("\"5 minutes\" does not match the pattern {}", bellwether_api::DURATION_PATTERN)]
+        );
+        let broken = errors(json!({"type": "string", "pattern": "(a"}), json!("a"));
+        assert!(
+            matches!(broken.as_slice(), [e] if e.starts_with("the schema's pattern (a is not a valid regex: ")),
+            "{broken:?}"
         );
         let policy = json!({"type": "string", "enum": ["abort", "pause"]});
         assert_eq!(errors(policy, json!("retry")), ["\"retry\" is not one of \"abort\", \"pause\""]);
