@@ -321,6 +321,33 @@ async fn oversize_bodies_are_refused_whether_declared_or_streamed() {
 }
 
 #[tokio::test]
+async fn a_sender_still_sending_an_oversize_body_reads_the_refusal() {
+    // A body sent slowly, in pieces: a receiver that answered and closed without reading on
+    // would break the connection while the sender still writes, and the sender (Alertmanager)
+    // would see no answer and retry, instead of reading the 413.
+    let limits = Limits { max_body_bytes: 1024, ..generous() };
+    let receiver = Receiver::start(Credentials::Bearer(TOKEN.into()), limits, false).await;
+    let piece = vec![b'x'; 64 * 1024];
+    let pieces = 32;
+    let head = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: bellwether\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
+        piece.len() * pieces
+    );
+    let mut stream = TcpStream::connect(receiver.address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..pieces {
+        stream.write_all(&piece).await.expect("the receiver reads the whole body");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("the receiver answers");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(receiver.counted("too_large"), 1);
+}
+
+#[tokio::test]
 async fn a_source_beyond_its_rate_limit_is_told_to_wait() {
     let limits = Limits { per_minute: 3, ..generous() };
     let receiver = Receiver::start(Credentials::Bearer(TOKEN.into()), limits, false).await;

@@ -28,7 +28,7 @@ pub use tls::{RELOAD_INTERVAL, ServerTls, TlsError, TlsFiles};
 use super::Metrics;
 use super::http::{self, Response, Router, TEXT, plain_text};
 use futures::future::BoxFuture;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Request, StatusCode};
@@ -47,6 +47,11 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 const JSON: &str = "application/json";
 
+/// How much of a body refused for its size is still read, and dropped: a client that is still
+/// sending when the 413 comes reads it, instead of a broken connection that it would retry. A
+/// body larger still is cut off.
+const DRAIN_BYTES: usize = 4 * 1024 * 1024;
+
 /// What the receiver does with the alerts of an accepted request.
 pub trait AlertSink: Send + Sync + 'static {
     /// Acts on a webhook; the `Ok` value is the answer's JSON body. An error means that the
@@ -57,7 +62,7 @@ pub trait AlertSink: Send + Sync + 'static {
 /// The receiver's limits.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// The largest body read; larger requests are refused unread.
+    /// The largest body taken; larger requests are refused with 413 (and their bodies dropped).
     pub max_body_bytes: usize,
     /// Authenticated requests a minute from one source address, in bursts of as many.
     pub per_minute: u32,
@@ -196,21 +201,57 @@ impl Receiver {
             )
         };
         let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > max as u64) {
-            return Err(too_large());
-        }
-        let read = Limited::new(request.into_body(), max).collect();
+        let body = request.into_body();
+        let read = async {
+            if declared.is_some_and(|length| length > max as u64) {
+                return Err(drain(body).await);
+            }
+            read_within(body, max).await
+        };
         match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
             Err(_) => {
                 Err(Answer::refuse("malformed", StatusCode::REQUEST_TIMEOUT, "the body came too slowly"))
             }
-            Ok(Ok(body)) => Ok(body.to_bytes().to_vec()),
-            Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Ok(Err(error)) => Err(Answer::refuse(
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(Unread::TooLarge)) => Err(too_large()),
+            Ok(Err(Unread::Broken(error))) => Err(Answer::refuse(
                 "malformed",
                 StatusCode::BAD_REQUEST,
                 format!("cannot read the body: {error}"),
             )),
         }
     }
+}
+
+/// Why a body was not taken.
+enum Unread {
+    TooLarge,
+    Broken(hyper::Error),
+}
+
+/// The body, if it is at most `max` bytes; past that, the rest is drained.
+async fn read_within(mut body: Incoming, max: usize) -> Result<Vec<u8>, Unread> {
+    let mut read = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(Unread::Broken)?;
+        if let Some(data) = frame.data_ref() {
+            if read.len() + data.len() > max {
+                return Err(drain(body).await);
+            }
+            read.extend_from_slice(data);
+        }
+    }
+    Ok(read)
+}
+
+/// Reads and drops up to [`DRAIN_BYTES`] of a body refused for its size.
+async fn drain(mut body: Incoming) -> Unread {
+    let mut drained = 0;
+    while drained < DRAIN_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |data| data.len()),
+            Some(Err(_)) | None => break,
+        }
+    }
+    Unread::TooLarge
 }
