@@ -1,8 +1,10 @@
 //! `set image` and `undo`: conveniences for clusters without GitOps, which change the Rollout's pod
 //! template directly. (With GitOps, change the template in Git instead: these would be drift.)
 //!
-//! Both write `spec.template` with a JSON patch guarded by the Rollout's resourceVersion, so a
-//! Rollout changed since it was read is never overwritten; the command fails and can be run again.
+//! Both write `spec.template` with a JSON patch guarded by the Rollout's generation, so a spec
+//! changed since it was read is never overwritten; the command fails and can be run again. The
+//! guard is the generation, not the resourceVersion: the controller writes the status every few
+//! seconds during a canary, and a status write changes no spec, so it must not fail the command.
 
 use crate::api::{REVISION_LABEL, Rollout};
 use crate::cli::cluster::{CallError, failed};
@@ -37,7 +39,7 @@ async fn read(api: &Api<Rollout>, namespace: &str, name: &str) -> Result<Rollout
         .ok_or_else(|| EditError::NotFound { name: name.into(), namespace: namespace.into() })
 }
 
-/// Writes `template` as the Rollout's pod template, guarded by the resourceVersion it was read at;
+/// Writes `template` as the Rollout's pod template, guarded by the generation it was read at;
 /// returns the new revision.
 async fn write_template(
     api: &Api<Rollout>,
@@ -46,7 +48,7 @@ async fn write_template(
 ) -> Result<String, EditError> {
     let name = rollout.metadata.name.clone().unwrap_or_default();
     let patch = json!([
-        {"op": "test", "path": "/metadata/resourceVersion", "value": rollout.metadata.resource_version},
+        {"op": "test", "path": "/metadata/generation", "value": rollout.metadata.generation},
         {"op": "replace", "path": "/spec/template", "value": template},
     ]);
     let patch = Patch::<()>::Json(serde_json::from_value(patch).expect("a valid JSON patch"));
@@ -128,4 +130,49 @@ pub async fn undo(
         labels.remove(REVISION_LABEL);
     }
     write_template(&api, &rollout, &template).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bellwether_testkit::apiserver::TestApiServer;
+    use kube::api::PostParams;
+
+    fn example() -> Rollout {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/basic/rollout.yaml");
+        serde_yaml::from_str(&std::fs::read_to_string(path).expect("the example")).expect("a Rollout")
+    }
+
+    fn with_image(rollout: &Rollout, image: &str) -> PodTemplateSpec {
+        let mut template = rollout.spec.template.clone();
+        template.spec.as_mut().expect("a pod spec").containers[0].image = Some(image.into());
+        template
+    }
+
+    #[tokio::test]
+    async fn a_status_write_after_the_read_does_not_fail_the_edit_but_a_spec_change_does() {
+        let server = TestApiServer::start().await;
+        let api: Api<Rollout> = Api::namespaced(server.client(), "shop");
+        let read = api.create(&PostParams::default(), &example()).await.expect("creating the Rollout");
+        let name = read.metadata.name.clone().expect("a name");
+
+        // The controller writes the status in between: the template is still the one read.
+        let status = json!({"status": {"message": "step 1/3"}});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("a status write");
+        let template = with_image(&read, "registry.k8s.io/pause:3.9");
+        assert_eq!(write_template(&api, &read, &template).await.expect("written"), revision_of(&template));
+        let written = api.get(&name).await.expect("the Rollout");
+        assert_eq!(written.spec.template, template);
+        assert_eq!(written.status.as_ref().and_then(|s| s.message.as_deref()), Some("step 1/3"));
+
+        // Someone changed the spec in between: nothing is written over it.
+        let stale = written.clone();
+        let other = with_image(&written, "registry.k8s.io/pause:3.10");
+        write_template(&api, &written, &other).await.expect("the other change");
+        let refused = write_template(&api, &stale, &with_image(&stale, "registry.k8s.io/pause:3.8")).await;
+        assert!(matches!(refused, Err(EditError::Changed)), "{refused:?}");
+        assert_eq!(api.get(&name).await.expect("the Rollout").spec.template, other);
+    }
 }
