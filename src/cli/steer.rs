@@ -18,10 +18,14 @@ use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// How often the outcome is polled for.
 const POLL: Duration = Duration::from_millis(250);
+/// How long the controller's Event about a handled request is waited for, at least; without one
+/// (the controller could not record it), the request is reported as handled.
+const EVENT_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SteerError {
@@ -73,6 +77,8 @@ pub async fn steer(
         alert: None,
     };
     let patch = annotation_patch(&request);
+    let before: HashSet<(String, String)> =
+        answers(client, namespace, name, verb, &by).await?.into_iter().map(|a| a.seen).collect();
     rollouts
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -85,7 +91,19 @@ pub async fn steer(
         let handled =
             current.status.as_ref().is_some_and(|s| s.progress.handled_requests.contains(&request.id));
         if handled {
-            return outcome(client, namespace, name, verb, &by).await;
+            // The controller records its Event only after the status that marks the request
+            // handled, so the Event may come a moment later; an ignored request must not pass
+            // for a handled one meanwhile.
+            let last = deadline.max(tokio::time::Instant::now() + EVENT_GRACE);
+            loop {
+                if let Some(outcome) = outcome(client, namespace, name, verb, &by, &before).await? {
+                    return Ok(outcome);
+                }
+                if tokio::time::Instant::now() >= last {
+                    return Ok(Outcome { message: format!("{verb} handled") });
+                }
+                tokio::time::sleep(POLL).await;
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(SteerError::NotHandled { verb, waited: wait });
@@ -110,32 +128,128 @@ async fn whoami(client: &Client) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The controller's Event about the request: `<verb> requested by <who>: <what came of it>`.
+/// The controller's Events answering requests of `verb` by `by`, `<verb> requested by <who>: <what
+/// came of it>`: each with its note, its time, and its UID and resourceVersion, which tell an
+/// answer recorded after a given moment (a new Event, or a repeat folded into an earlier one's
+/// series) from one that was there before.
+async fn answers(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    verb: &'static str,
+    by: &str,
+) -> Result<Vec<Answer>, SteerError> {
+    let prefix = format!("{verb} requested by {by}: ");
+    Ok(rollout_events(client, namespace, name)
+        .await?
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("UserRequest"))
+        .filter_map(|e| {
+            let what = e.note.as_deref()?.strip_prefix(&prefix)?.to_string();
+            let at =
+                e.event_time.as_ref().map(|t| t.0).or(e.metadata.creation_timestamp.as_ref().map(|t| t.0));
+            let seen = (e.metadata.uid.clone()?, e.metadata.resource_version.clone()?);
+            Some(Answer { note: e.note?, what, at, seen })
+        })
+        .collect())
+}
+
+struct Answer {
+    note: String,
+    /// The note past `<verb> requested by <who>: `.
+    what: String,
+    at: Option<k8s_openapi::jiff::Timestamp>,
+    seen: (String, String),
+}
+
+/// What came of the request, from the newest answer not among those `before` it was sent, once the
+/// controller has recorded it.
 async fn outcome(
     client: &Client,
     namespace: &str,
     name: &str,
     verb: &'static str,
     by: &str,
-) -> Result<Outcome, SteerError> {
-    let prefix = format!("{verb} requested by {by}: ");
-    let newest = rollout_events(client, namespace, name)
-        .await?
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("UserRequest"))
-        .filter_map(|e| {
-            let note = e.note.clone()?;
-            let at =
-                e.event_time.as_ref().map(|t| t.0).or(e.metadata.creation_timestamp.as_ref().map(|t| t.0));
-            Some((at, note))
-        })
-        .filter(|(_, note)| note.starts_with(&prefix))
-        .max_by_key(|(at, _)| *at);
+    before: &HashSet<(String, String)>,
+) -> Result<Option<Outcome>, SteerError> {
+    let answers = answers(client, namespace, name, verb, by).await?;
+    let newest = answers.into_iter().filter(|a| !before.contains(&a.seen)).max_by_key(|a| a.at);
     match newest {
-        Some((_, note)) => match note[prefix.len()..].strip_prefix("ignored: ") {
+        Some(answer) => match answer.what.strip_prefix("ignored: ") {
             Some(reason) => Err(SteerError::Ignored { verb, reason: reason.to_string() }),
-            None => Ok(Outcome { message: note }),
+            None => Ok(Some(Outcome { message: answer.note })),
         },
-        None => Ok(Outcome { message: format!("{verb} handled") }),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::requests::requests;
+    use bellwether_testkit::apiserver::TestApiServer;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    const USER: &str = "alice";
+
+    async fn answer(client: &Client, rollout: &Rollout, note: &str) {
+        let reporter = Reporter { controller: "bellwether".into(), instance: None };
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "UserRequest".into(),
+            note: Some(note.into()),
+            action: note.into(),
+            secondary: None,
+        };
+        Recorder::new(client.clone(), reporter)
+            .publish(&event, &rollout.object_ref(&()))
+            .await
+            .expect("recording an Event");
+    }
+
+    /// The controller marks the request handled, and records its Event a moment later.
+    async fn handle_then_answer(api: &Api<Rollout>, client: &Client, note: &str) {
+        let (rollout, request) = loop {
+            let rollout = api.get("checkout").await.expect("the Rollout");
+            if let Some(request) =
+                requests(rollout.metadata.annotations.as_ref().unwrap_or(&Default::default())).0.pop()
+            {
+                break (rollout, request);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let handled = json!({"status": {"progress": {"handledRequests": [request.id]}}});
+        api.patch_status("checkout", &PatchParams::default(), &Patch::Merge(&handled))
+            .await
+            .expect("handled");
+        tokio::time::sleep(POLL * 3).await;
+        answer(client, &rollout, note).await;
+    }
+
+    #[tokio::test]
+    async fn the_outcome_is_the_answer_recorded_after_the_request_even_when_it_comes_late() {
+        let server = TestApiServer::start().await;
+        let client = server.client_as(USER);
+        let api: Api<Rollout> = Api::namespaced(client.clone(), "shop");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/basic/rollout.yaml");
+        let example: Rollout = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let rollout = api.create(&PostParams::default(), &example).await.expect("creating the Rollout");
+        let paused = json!({"status": {"phase": "Paused", "stableRevision": "s1", "canaryRevision": "c1", "currentStepIndex": 1}});
+        api.patch_status("checkout", &PatchParams::default(), &Patch::Merge(&paused))
+            .await
+            .expect("a canary");
+        // An earlier promote by the same user, answered long ago: not the answer to this one.
+        answer(&client, &rollout, &format!("promote requested by {USER}: promoted to step 2")).await;
+
+        let ignored = format!("promote requested by {USER}: ignored: the canary moved on");
+        let (outcome, ()) = tokio::join!(
+            steer(&client, "shop", "checkout", UserAction::Promote, Duration::from_secs(30)),
+            handle_then_answer(&api, &client, &ignored),
+        );
+        assert!(
+            matches!(&outcome, Err(SteerError::Ignored { reason, .. }) if reason == "the canary moved on"),
+            "{outcome:?}"
+        );
     }
 }
