@@ -14,6 +14,7 @@
 
 pub mod expectations;
 mod index;
+mod listing;
 
 use crate::api::{
     AnalysisRun, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate, NAMESPACE_CONFIGMAP,
@@ -35,6 +36,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
+use listing::{Cached, Listing};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -116,6 +118,8 @@ pub struct Caches {
     rollout_writes: Mutex<Expectations<ObjectKey>>,
     /// What each AnalysisRun's next pass waits to see, by run.
     run_writes: Mutex<Expectations<ObjectKey>>,
+    /// Which caches have listed once.
+    listing: Listing,
 }
 
 /// The streams that drive the reconcilers, and the future that keeps every other watch going.
@@ -157,6 +161,7 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
         referenced_by: RwLock::default(),
         rollout_writes: Mutex::default(),
         run_writes: Mutex::default(),
+        listing: Listing::default(),
     });
     let (trigger, rollout_triggers) = mpsc::unbounded::<ObjectRef<Rollout>>();
     let (run_trigger, run_triggers) = mpsc::unbounded::<ObjectRef<AnalysisRun>>();
@@ -167,47 +172,73 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
         let caches = caches.clone();
         let stream = watcher(config.api::<Rollout>(client), selected.clone());
         reflector::reflector(rollout_writer, stream)
-            .inspect_ok(move |event| write(&caches.referenced_by).apply(event, references))
+            .inspect_ok(move |event| {
+                write(&caches.referenced_by).apply(event, references);
+                caches.note_listed(event, Cached::Rollouts);
+            })
             .applied_objects()
             .boxed()
     };
 
     let mut others: Vec<BoxFuture<'static, ()>> = Vec::new();
     let owned = watcher::Config::default().labels(ROLLOUT_LABEL);
-    others.push(drive(config.api::<ReplicaSet>(client), owned, replica_set_writer, {
-        let (caches, trigger) = (caches.clone(), trigger.clone());
-        move |event| {
-            write(&caches.replica_sets_by_rollout).apply(event, labelled_for);
-            caches.trigger_owners(event, &trigger);
-        }
-    }));
-    others.push(drive(config.api::<AnalysisRun>(client), selected, run_writer, {
-        let (caches, trigger) = (caches.clone(), trigger.clone());
-        move |event| {
-            write(&caches.runs_by_rollout).apply(event, labelled_for);
-            caches.trigger_owners(event, &trigger);
-            if let Some(run) = touched(event) {
-                let _ = run_trigger.unbounded_send(ObjectRef::from_obj(run));
+    others.push(drive(
+        config.api::<ReplicaSet>(client),
+        owned,
+        replica_set_writer,
+        (&caches, Cached::ReplicaSets),
+        {
+            let (caches, trigger) = (caches.clone(), trigger.clone());
+            move |event| {
+                write(&caches.replica_sets_by_rollout).apply(event, labelled_for);
+                caches.trigger_owners(event, &trigger);
             }
-        }
-    }));
-    others.push(drive(config.api::<Service>(client), everything(), service_writer, {
-        let (caches, trigger) = (caches.clone(), trigger.clone());
-        move |event: &Event<Service>| {
-            caches.trigger_referencing(event, &trigger, |service| Reference::Service {
-                namespace: service.namespace().unwrap_or_default(),
-                name: service.name_any(),
-            })
-        }
-    }));
-    for (kind, writer) in [(RouteKind::Http, http_writer), (RouteKind::Grpc, grpc_writer)] {
+        },
+    ));
+    others.push(drive(
+        config.api::<AnalysisRun>(client),
+        selected,
+        run_writer,
+        (&caches, Cached::AnalysisRuns),
+        {
+            let (caches, trigger) = (caches.clone(), trigger.clone());
+            move |event| {
+                write(&caches.runs_by_rollout).apply(event, labelled_for);
+                caches.trigger_owners(event, &trigger);
+                if let Some(run) = touched(event) {
+                    let _ = run_trigger.unbounded_send(ObjectRef::from_obj(run));
+                }
+            }
+        },
+    ));
+    others.push(drive(
+        config.api::<Service>(client),
+        everything(),
+        service_writer,
+        (&caches, Cached::Services),
+        {
+            let (caches, trigger) = (caches.clone(), trigger.clone());
+            move |event: &Event<Service>| {
+                caches.trigger_referencing(event, &trigger, |service| Reference::Service {
+                    namespace: service.namespace().unwrap_or_default(),
+                    name: service.name_any(),
+                })
+            }
+        },
+    ));
+    let routes = [
+        (RouteKind::Http, http_writer, Cached::HttpRoutes),
+        (RouteKind::Grpc, grpc_writer, Cached::GrpcRoutes),
+    ];
+    for (kind, writer, cached) in routes {
         let resource = kind.api_resource();
         let api = match &config.namespace {
             Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
+        let listed = (&caches, cached);
         let (caches, trigger) = (caches.clone(), trigger.clone());
-        others.push(drive(api, everything(), writer, move |event: &Event<DynamicObject>| {
+        others.push(drive(api, everything(), writer, listed, move |event: &Event<DynamicObject>| {
             caches.trigger_referencing(event, &trigger, |route| Reference::Route {
                 kind,
                 namespace: route.namespace().unwrap_or_default(),
@@ -215,28 +246,46 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
             })
         }));
     }
-    others.push(drive(config.api::<AnalysisTemplate>(client), everything(), template_writer, {
-        let (caches, trigger) = (caches.clone(), trigger.clone());
-        move |event: &Event<AnalysisTemplate>| {
-            caches.trigger_referencing(event, &trigger, |template| Reference::Template {
-                namespace: template.namespace(),
-                name: template.name_any(),
-            })
-        }
-    }));
+    others.push(drive(
+        config.api::<AnalysisTemplate>(client),
+        everything(),
+        template_writer,
+        (&caches, Cached::AnalysisTemplates),
+        {
+            let (caches, trigger) = (caches.clone(), trigger.clone());
+            move |event: &Event<AnalysisTemplate>| {
+                caches.trigger_referencing(event, &trigger, |template| Reference::Template {
+                    namespace: template.namespace(),
+                    name: template.name_any(),
+                })
+            }
+        },
+    ));
     let cluster_api = Api::<ClusterAnalysisTemplate>::all(client.clone());
-    others.push(drive(cluster_api, everything(), cluster_template_writer, {
-        let caches = caches.clone();
-        move |event: &Event<ClusterAnalysisTemplate>| {
-            caches.trigger_referencing(event, &trigger, |template| Reference::Template {
-                namespace: None,
-                name: template.name_any(),
-            })
-        }
-    }));
+    others.push(drive(
+        cluster_api,
+        everything(),
+        cluster_template_writer,
+        (&caches, Cached::ClusterAnalysisTemplates),
+        {
+            let caches = caches.clone();
+            move |event: &Event<ClusterAnalysisTemplate>| {
+                caches.trigger_referencing(event, &trigger, |template| Reference::Template {
+                    namespace: None,
+                    name: template.name_any(),
+                })
+            }
+        },
+    ));
 
     let notifications = watcher::Config::default().fields(&format!("metadata.name={NAMESPACE_CONFIGMAP}"));
-    others.push(drive(config.api::<ConfigMap>(client), notifications, config_map_writer, |_| {}));
+    others.push(drive(
+        config.api::<ConfigMap>(client),
+        notifications,
+        config_map_writer,
+        (&caches, Cached::ConfigMaps),
+        |_| {},
+    ));
 
     let watches = Watches {
         rollouts: rollout_stream,
@@ -288,24 +337,28 @@ impl Slim for Service {
     }
 }
 
-/// Runs a watch of `api` into `writer`, calling `on_event` after each event is stored. A failed
-/// watch is logged and restarted with backoff, so the future never ends on its own.
+/// Runs a watch of `api` into `writer`, calling `on_event` after each event is stored and noting
+/// when the cache of `kind` has listed. A failed watch is logged and restarted with backoff, so the
+/// future never ends on its own.
 fn drive<K>(
     api: Api<K>,
     config: watcher::Config,
     mut writer: Writer<K>,
+    (caches, kind): (&Arc<Caches>, Cached),
     mut on_event: impl FnMut(&Event<K>) + Send + 'static,
 ) -> BoxFuture<'static, ()>
 where
     K: Slim + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
+    let caches = caches.clone();
     watcher(api, config)
         .for_each(move |event| {
             match event {
                 Ok(event) => {
                     writer.apply_watcher_event(&event);
                     on_event(&event);
+                    caches.note_listed(&event, kind);
                 }
                 Err(error) => tracing::warn!(%error, "a watch failed; retrying"),
             }
@@ -357,36 +410,19 @@ pub fn newer_than(read: &impl Resource) -> Wanted {
 impl Caches {
     /// Waits until every cache has listed once.
     pub async fn wait_until_ready(&self) {
-        let _ = futures::join!(
-            self.rollouts.wait_until_ready(),
-            self.replica_sets.wait_until_ready(),
-            self.runs.wait_until_ready(),
-            self.services.wait_until_ready(),
-            self.http_routes.wait_until_ready(),
-            self.grpc_routes.wait_until_ready(),
-            self.templates.wait_until_ready(),
-            self.cluster_templates.wait_until_ready(),
-            self.notification_config_maps.wait_until_ready(),
-        );
+        self.listing.wait().await;
     }
 
     /// The kinds whose cache has not listed yet.
     pub fn unsynced(&self) -> Vec<&'static str> {
-        [
-            ("Rollouts", listed(&self.rollouts)),
-            ("ReplicaSets", listed(&self.replica_sets)),
-            ("AnalysisRuns", listed(&self.runs)),
-            ("Services", listed(&self.services)),
-            ("HTTPRoutes", listed(&self.http_routes)),
-            ("GRPCRoutes", listed(&self.grpc_routes)),
-            ("AnalysisTemplates", listed(&self.templates)),
-            ("ClusterAnalysisTemplates", listed(&self.cluster_templates)),
-            ("ConfigMaps", listed(&self.notification_config_maps)),
-        ]
-        .into_iter()
-        .filter(|(_, listed)| !listed)
-        .map(|(kind, _)| kind)
-        .collect()
+        self.listing.unlisted()
+    }
+
+    /// Notes that the cache of `kind` has listed, once `event` (already stored) says so.
+    fn note_listed<K>(&self, event: &Event<K>, kind: Cached) {
+        if matches!(event, Event::InitDone) {
+            self.listing.listed(kind);
+        }
     }
 
     /// Sends the Rollout an event's ReplicaSet or AnalysisRun is labelled for, if it is cached.
@@ -530,15 +566,6 @@ impl Caches {
         let subject = (rollout.namespace().unwrap_or_default(), rollout.name_any());
         lock(&self.rollout_writes).forget(&subject);
     }
-}
-
-/// Whether `store` has listed once.
-fn listed<K>(store: &Store<K>) -> bool
-where
-    K: kube::runtime::reflector::Lookup + Clone + 'static,
-    K::DynamicType: Eq + Hash + Clone,
-{
-    store.wait_until_ready().now_or_never().is_some_and(|result| result.is_ok())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
