@@ -6,7 +6,7 @@ mod common;
 
 use bellwether::api::template::{self, Vars};
 use bellwether::api::{AnalysisPhase, Measurement, RolloutPhase, TemplateRef};
-use bellwether::engine::{Plan, decide, judge_metric, revision_of};
+use bellwether::engine::{Plan, Prepared, decide, decide_prepared, judge_metric, revision_of};
 use bellwether::server::Metrics;
 use bellwether::sim::Setup;
 use chrono::{DateTime, Utc};
@@ -37,6 +37,12 @@ fn bench_decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide");
     for (label, fixture) in [("healthy", healthy()), ("analysis step", at_analysis_step())] {
         group.bench_function(label, |b| b.iter(|| decide(black_box(fixture.input()))));
+        // What the controller runs while the spec and its templates are unchanged: the plan and
+        // revision kept from an earlier pass.
+        let prepared = Prepared::new(&fixture.spec, &fixture.cluster.observation.templates);
+        group.bench_function(format!("{label}, plan kept"), |b| {
+            b.iter(|| decide_prepared(black_box(fixture.input()), &prepared))
+        });
     }
     group.finish();
 

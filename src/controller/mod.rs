@@ -94,6 +94,8 @@ pub struct Context {
     pub readable_secrets: secrets::ReadableSecrets,
     /// What every pass decides from.
     pub caches: Arc<Caches>,
+    /// What decisions derive from each Rollout's spec and templates, kept while neither changes.
+    pub plans: rollouts::Plans,
     /// See [`Config::resync`].
     pub resync: Duration,
     /// When this instance first acted as the leader: analysis deadlines and lateness count from no
@@ -124,6 +126,7 @@ impl Context {
             notifier,
             readable_secrets,
             caches,
+            plans: rollouts::Plans::default(),
             resync: config.resync,
             measuring_since: std::sync::OnceLock::new(),
         }

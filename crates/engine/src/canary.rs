@@ -142,9 +142,11 @@ impl Pass<'_> {
             if i >= self.plan.steps.len() || self.status.progress.promote_full {
                 return;
             }
-            let passed = match self.plan.steps[i].clone() {
-                Step::SetWeight(weight) => self.set_weight(weight),
+            let plan = self.plan;
+            let passed = match &plan.steps[i] {
+                Step::SetWeight(weight) => self.set_weight(*weight),
                 Step::Pause(Some(duration)) => {
+                    let duration = *duration;
                     let started = self.status.progress.step_started_at.unwrap_or(self.now);
                     let end = started + duration;
                     if self.now < end {
@@ -284,15 +286,16 @@ impl Pass<'_> {
 
     /// Background analysis from `startingStep`; returns whether it holds the rollout.
     fn watch_background(&mut self) -> bool {
-        let Some(background) = self.plan.background.clone() else { return false };
+        let plan = self.plan;
+        let Some(background) = &plan.background else { return false };
         if self.current_step() < background.starting_step {
             return false;
         }
         !self.judge(
             Slot::Background,
             AnalysisKind::Background,
-            background.templates,
-            background.args,
+            &background.templates,
+            &background.args,
             "background analysis",
         )
     }

@@ -59,10 +59,32 @@ pub struct Input<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// What every decision derives from a spec and its templates before it looks at the status: the
+/// plan (or why there is none) and the revision of the pod template. It depends on nothing else, so
+/// it can be kept for as long as neither changes, and [`decide_prepared`] spared the work: about
+/// three quarters of a decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prepared {
+    pub revision: String,
+    pub plan: Result<Plan, Vec<SpecError>>,
+}
+
+impl Prepared {
+    pub fn new(spec: &RolloutSpec, templates: &Templates) -> Self {
+        Self { revision: revision_of(&spec.template), plan: Plan::from_spec(spec, templates) }
+    }
+}
+
 /// Decides what the rollout does next. See the module documentation.
 pub fn decide(input: Input<'_>) -> Decision {
-    match Plan::from_spec(input.spec, &input.observation.templates) {
-        Ok(plan) => pass::Pass::new(input, plan).run(),
-        Err(errors) => pass::invalid_spec(input, &errors),
+    decide_prepared(input, &Prepared::new(input.spec, &input.observation.templates))
+}
+
+/// [`decide`], with what it derives from the spec and the templates already derived: `prepared`
+/// must be [`Prepared::new`] of `input.spec` and `input.observation.templates`.
+pub fn decide_prepared(input: Input<'_>, prepared: &Prepared) -> Decision {
+    match &prepared.plan {
+        Ok(plan) => pass::Pass::new(input, plan, &prepared.revision).run(),
+        Err(errors) => pass::invalid_spec(input, errors),
     }
 }

@@ -1,10 +1,10 @@
 //! One decision in progress: the working status, the actions gathered so far, and the small
 //! level-based helpers every rule is written with.
 
+use super::Input;
 use super::action::{Action, Decision, Event, EventKind, ServiceRole};
 use super::observation::{Observation, RouteWeights};
 use super::plan::{Plan, SpecError};
-use super::{Input, revision_of};
 use bellwether_api::{
     AbortStatus, Condition, PauseCondition, PauseReason, RolloutOutcome, RolloutPhase, RolloutSpec,
     RolloutStatus, Weights, format_duration,
@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 pub(super) struct Pass<'a> {
     pub name: &'a str,
     pub spec: &'a RolloutSpec,
-    pub plan: Plan<'a>,
+    pub plan: &'a Plan,
     pub obs: &'a Observation,
     pub now: DateTime<Utc>,
     /// The revision of the current pod template.
@@ -80,7 +80,7 @@ pub(super) fn set_condition(
 }
 
 impl<'a> Pass<'a> {
-    pub fn new(input: Input<'a>, plan: Plan<'a>) -> Self {
+    pub fn new(input: Input<'a>, plan: &'a Plan, revision: &str) -> Self {
         let mut status = input.status.clone();
         status.observed_generation = input.generation;
         Self {
@@ -89,7 +89,7 @@ impl<'a> Pass<'a> {
             plan,
             obs: input.observation,
             now: input.now,
-            revision: revision_of(&input.spec.template),
+            revision: revision.to_string(),
             status,
             actions: Vec::new(),
             events: Vec::new(),

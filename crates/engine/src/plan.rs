@@ -56,12 +56,13 @@ impl fmt::Display for SpecError {
     }
 }
 
-/// A spec that passed validation, with defaults applied and durations parsed.
+/// A spec that passed validation, with defaults applied and durations parsed. It owns what it
+/// holds, so that it can be kept for as long as the spec and its templates do not change.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Plan<'a> {
+pub struct Plan {
     pub replicas: i32,
-    pub steps: Vec<Step<'a>>,
-    pub background: Option<Background<'a>>,
+    pub steps: Vec<Step>,
+    pub background: Option<Background>,
     pub progress_deadline: chrono::Duration,
     pub scale_down_delay: chrono::Duration,
     pub abort_scale_down_delay: chrono::Duration,
@@ -77,30 +78,30 @@ pub struct RunHistoryLimit {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Step<'a> {
+pub enum Step {
     SetWeight(i32),
     /// `None` waits for a promote.
     Pause(Option<chrono::Duration>),
-    Analysis(&'a AnalysisStep),
+    Analysis(AnalysisStep),
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Background<'a> {
-    pub templates: &'a [TemplateRef],
-    pub args: &'a [AnalysisArg],
+pub struct Background {
+    pub templates: Vec<TemplateRef>,
+    pub args: Vec<AnalysisArg>,
     pub starting_step: usize,
 }
 
 pub type Templates = BTreeMap<TemplateRef, AnalysisTemplateSpec>;
 
-impl<'a> Plan<'a> {
+impl Plan {
     /// Checks `spec` and returns its plan, or every problem found.
-    pub fn from_spec(spec: &'a RolloutSpec, templates: &Templates) -> Result<Self, Vec<SpecError>> {
+    pub fn from_spec(spec: &RolloutSpec, templates: &Templates) -> Result<Self, Vec<SpecError>> {
         plan(spec, templates)
     }
 }
 
-fn plan<'a>(spec: &'a RolloutSpec, templates: &Templates) -> Result<Plan<'a>, Vec<SpecError>> {
+fn plan(spec: &RolloutSpec, templates: &Templates) -> Result<Plan, Vec<SpecError>> {
     let mut errors = Errors::default();
     let canary = &spec.strategy.canary;
     const CANARY: &str = "spec.strategy.canary";
@@ -171,7 +172,7 @@ fn plan<'a>(spec: &'a RolloutSpec, templates: &Templates) -> Result<Plan<'a>, Ve
                     );
                 }
             }
-            steps.push(Step::Analysis(analysis));
+            steps.push(Step::Analysis(analysis.clone()));
         }
     }
 
@@ -204,7 +205,11 @@ fn plan<'a>(spec: &'a RolloutSpec, templates: &Templates) -> Result<Plan<'a>, Ve
                 format!("{starting_step} is not the index of a step (there are {})", canary.steps.len()),
             );
         }
-        Background { templates: &bg.templates, args: &bg.args, starting_step: starting_step.max(0) as usize }
+        Background {
+            templates: bg.templates.clone(),
+            args: bg.args.clone(),
+            starting_step: starting_step.max(0) as usize,
+        }
     });
 
     let progress_deadline = seconds(

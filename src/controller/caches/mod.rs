@@ -510,13 +510,19 @@ impl Caches {
         store.get(&ObjectRef::new_with(name, kind.api_resource()).within(namespace))
     }
 
-    /// The spec of the template `reference` names, for a Rollout in `namespace`.
-    pub fn template(&self, reference: &TemplateRef, namespace: &str) -> Option<AnalysisTemplateSpec> {
+    /// The template `reference` names, for a Rollout in `namespace`, with its resourceVersion.
+    pub fn template(
+        &self,
+        reference: &TemplateRef,
+        namespace: &str,
+    ) -> Option<(AnalysisTemplateSpec, Option<String>)> {
         let name = &reference.template_name;
         if reference.cluster_scope {
-            self.cluster_templates.get(&ObjectRef::new(name)).map(|t| t.spec.clone().into())
+            let template = self.cluster_templates.get(&ObjectRef::new(name))?;
+            Some((template.spec.clone().into(), template.resource_version()))
         } else {
-            self.templates.get(&ObjectRef::new(name).within(namespace)).map(|t| t.spec.clone())
+            let template = self.templates.get(&ObjectRef::new(name).within(namespace))?;
+            Some((template.spec.clone(), template.resource_version()))
         }
     }
 

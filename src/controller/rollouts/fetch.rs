@@ -55,6 +55,9 @@ pub struct Fetched {
     /// The UID of each AnalysisRun by name, so that deleting an old run never deletes a new one
     /// created under its name since.
     pub run_uids: BTreeMap<String, String>,
+    /// Each template the Rollout names and the resourceVersion the caches show of it (`None` when
+    /// they show none), read together with `observation.templates`.
+    pub template_versions: Vec<(TemplateRef, Option<String>)>,
 }
 
 /// Every managed route of `rollout`, in the order its spec lists them, with their namespaces.
@@ -107,6 +110,11 @@ pub fn fetch(caches: &Caches, rollout: &Rollout, clock: Clock) -> Fetched {
             .service(&namespace, service)
             .and_then(|s| s.spec.as_ref()?.selector.as_ref()?.get(REVISION_LABEL).cloned())
     };
+    let templates: Vec<_> = template_refs(rollout)
+        .collect::<BTreeSet<&TemplateRef>>()
+        .into_iter()
+        .map(|reference| (reference.clone(), caches.template(reference, &namespace)))
+        .collect();
     let observation = Observation {
         replica_sets: replica_sets.iter().filter_map(|rs| replica_set_state(rs)).collect(),
         routes: routes
@@ -137,15 +145,18 @@ pub fn fetch(caches: &Caches, rollout: &Rollout, clock: Clock) -> Fetched {
                 assess(&name, owned, &run.spec, status, created, clock)
             })
             .collect(),
-        templates: template_refs(rollout)
-            .collect::<BTreeSet<&TemplateRef>>()
-            .into_iter()
-            .filter_map(|reference| Some((reference.clone(), caches.template(reference, &namespace)?)))
+        templates: templates
+            .iter()
+            .filter_map(|(reference, template)| Some((reference.clone(), template.as_ref()?.0.clone())))
             .collect(),
         requests,
     };
     let run_uids = runs.iter().filter_map(|run| Some((run.name_any(), run.uid()?))).collect();
-    Fetched { observation, routes, replica_sets, malformed_requests, run_uids }
+    let template_versions = templates
+        .into_iter()
+        .map(|(reference, template)| (reference, template.and_then(|(_, version)| version)))
+        .collect();
+    Fetched { observation, routes, replica_sets, malformed_requests, run_uids, template_versions }
 }
 
 /// Every template reference of the Rollout's analysis steps and background analysis.

@@ -15,10 +15,12 @@
 mod apply;
 mod build;
 mod fetch;
+mod prepared;
 mod report;
 
 pub use apply::FIELD_MANAGER;
 pub use fetch::{RouteKind, route_refs, template_refs};
+pub use prepared::Plans;
 
 use super::Context;
 use super::acting::Permit;
@@ -27,7 +29,7 @@ use super::caches::{newer_than, target, written};
 use super::error::Error;
 use crate::api::Rollout;
 use crate::controller::routes::{RouteError, Services};
-use crate::engine::{Input, RouteWeights, decide};
+use crate::engine::{Input, RouteWeights, decide_prepared};
 use chrono::Utc;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
@@ -115,14 +117,16 @@ async fn pass(
     let namespace = rollout.namespace().unwrap_or_default();
     let fetched = fetch::fetch(&ctx.caches, rollout, ctx.clock());
     let status = rollout.status.clone().unwrap_or_default();
-    let decision = decide(Input {
+    let prepared = ctx.plans.get(rollout, &fetched.observation.templates, &fetched.template_versions);
+    let input = Input {
         name: &name,
         generation: rollout.metadata.generation,
         spec: &rollout.spec,
         status: &status,
         observation: &fetched.observation,
         now: Utc::now(),
-    });
+    };
+    let decision = decide_prepared(input, &prepared);
     if !decision.actions.is_empty() {
         tracing::debug!(rollout = %format!("{namespace}/{name}"), actions = ?decision.actions, "carrying out");
     }
@@ -181,5 +185,6 @@ async fn cleanup(ctx: &Context, permit: &Permit, rollout: &Rollout) -> Result<Ac
         .await?;
     report::deleted(ctx, rollout);
     ctx.caches.forget_rollout(rollout);
+    ctx.plans.forget(rollout);
     Ok(Action::await_change())
 }
