@@ -78,8 +78,12 @@ pub async fn reconcile(run: Arc<AnalysisRun>, runs: Arc<Runs>) -> Result<Action,
     }
     let started = Instant::now();
     let owner = owner(&run, &ctx.caches.rollouts);
-    let result = match entitlement(&run, owner.as_deref(), Utc::now()) {
-        Entitlement::Measure => pass(&runs, &permit, &run, true).await,
+    let now = Utc::now();
+    let result = match entitlement(&run, owner.as_deref(), now) {
+        Entitlement::Measure => match stagger_left(&run, now) {
+            Some(left) => Ok(Action::requeue(left)),
+            None => pass(&runs, &permit, &run, true).await,
+        },
         Entitlement::RecordTermination => pass(&runs, &permit, &run, false).await,
         Entitlement::NotYetNamed => Ok(Action::requeue(Duration::from_secs(1))),
         Entitlement::Refused(why) => {
@@ -89,6 +93,38 @@ pub async fn reconcile(run: Arc<AnalysisRun>, runs: Arc<Runs>) -> Result<Action,
     };
     ctx.metrics.reconcile("analysisrun", started.elapsed(), result.as_ref().err().map(Error::kind));
     result
+}
+
+/// The longest a run waits before it starts: a run's first measurement is due `initialDelay` after
+/// it starts, and every next one an interval after the last, so the stagger spreads the queries of
+/// every interval, at the cost of starting a run up to this much later.
+const MAX_STAGGER: Duration = Duration::from_secs(10);
+
+/// How long a run created together with many others (a fleet shipping at once) waits before it
+/// starts: a stagger of its own, from a hash of its UID, below its shortest interval and
+/// [`MAX_STAGGER`], so that the fleet's runs do not query Prometheus at the same instants every
+/// interval. `None` once the run has started or its stagger has passed.
+fn stagger_left(run: &AnalysisRun, now: DateTime<Utc>) -> Option<Duration> {
+    if run.status.as_ref().is_some_and(|s| s.started_at.is_some()) {
+        return None;
+    }
+    let created = crate::api::created_at(&run.metadata)?;
+    let at = created + chrono::Duration::from_std(stagger(&run.spec, &run.uid()?)).ok()?;
+    (at - now).to_std().ok().filter(|left| !left.is_zero())
+}
+
+/// A run's stagger: the same for every pass over the run, spread evenly over the runs.
+fn stagger(spec: &crate::api::AnalysisRunSpec, uid: &str) -> Duration {
+    let shortest = spec
+        .metrics
+        .iter()
+        .filter_map(|metric| crate::engine::MetricPlan::new(metric, None).ok()?.interval.to_std().ok())
+        .min()
+        .unwrap_or(MAX_STAGGER)
+        .min(MAX_STAGGER);
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(uid.as_bytes());
+    let draw = u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 8 bytes"));
+    Duration::from_millis(draw % (shortest.as_millis() as u64).max(1))
 }
 
 fn qualified_name(run: &AnalysisRun) -> String {
@@ -229,4 +265,50 @@ async fn write_status(
     let written = api.replace_status(&name, &params, &errored).await.map_err(stale)?;
     stored(&written);
     Ok(errored.status.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(intervals: &[&str]) -> crate::api::AnalysisRunSpec {
+        let metrics: Vec<serde_json::Value> = intervals
+            .iter()
+            .enumerate()
+            .map(|(i, interval)| {
+                serde_json::json!({
+                    "name": format!("m{i}"),
+                    "interval": interval,
+                    "count": 3,
+                    "provider": {"prometheus": {"address": "http://prometheus:9090", "query": "vector(1)"}},
+                    "threshold": {"max": 1.0},
+                })
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({"metrics": metrics, "revision": "r1"}))
+            .expect("a valid spec")
+    }
+
+    #[test]
+    fn a_stagger_is_below_the_shortest_interval_and_the_cap() {
+        let short = spec(&["5m", "2s"]);
+        let long = spec(&["5m"]);
+        for i in 0..200 {
+            let uid = format!("00000000-0000-4000-8000-{i:012x}");
+            assert!(stagger(&short, &uid) < Duration::from_secs(2));
+            assert!(stagger(&long, &uid) < MAX_STAGGER);
+            assert_eq!(stagger(&long, &uid), stagger(&long, &uid), "the same at every pass");
+        }
+    }
+
+    #[test]
+    fn staggers_spread_over_their_range() {
+        let long = spec(&["5m"]);
+        let tenths: std::collections::BTreeSet<u64> = (0..200)
+            .map(|i| {
+                stagger(&long, &format!("uid-{i}")).as_millis() as u64 * 10 / MAX_STAGGER.as_millis() as u64
+            })
+            .collect();
+        assert_eq!(tenths.len(), 10, "200 runs fall in every tenth of the range: {tenths:?}");
+    }
 }
