@@ -12,6 +12,7 @@ mod process;
 mod restarts;
 mod rollouts;
 mod safety;
+mod sharding;
 mod steering;
 mod viewing;
 
