@@ -24,6 +24,10 @@
 //! - Losing a shard Lease it did not hand over (a renewal that failed) is final for the process, as
 //!   losing leadership is: it exits and comes back with no pass in flight.
 //!
+//! - Every member Lease says how many shards its replica has (`bellwether.dev/shards`). While the
+//!   live members disagree (a rolling update that changes `--shards`), shard `k` means different
+//!   Rollouts to different replicas, so none holds any shard until only one number is left.
+//!
 //! On shutdown a replica hands over every shard and leaves the membership, so that the others take
 //! its shards at once instead of after the lease duration.
 
@@ -43,6 +47,9 @@ use tracing::{info, warn};
 
 /// The field manager of the member Leases.
 const FIELD_MANAGER: &str = "bellwether";
+
+/// The label of a member Lease that says how many shards its replica splits the Rollouts into.
+const SHARDS_LABEL: &str = "bellwether.dev/shards";
 
 /// Member Leases expired for this many lease durations are deleted: they name replicas long gone.
 const STALE_MEMBER_DURATIONS: u32 = 10;
@@ -258,6 +265,16 @@ async fn manage(client: Client, inner: Arc<Inner>, mut stopped: oneshot::Receive
                 continue;
             }
         };
+        let Some(members) = members else {
+            warn!(
+                shards = config.count,
+                "another replica splits the Rollouts into another number of shards; acting on none until it is gone"
+            );
+            for shard in 0..config.count {
+                hand_over(&inner, shard, campaigns[shard as usize].take()).await;
+            }
+            continue;
+        };
         let split = split(config.count, &members);
         for shard in 0..config.count {
             let assigned = split[shard as usize] == Some(config.lease.identity.as_str());
@@ -357,8 +374,9 @@ async fn renew_membership(
 ) -> Result<(), kube::Error> {
     let name = format!("{}{}", config.member_prefix(), config.lease.identity);
     let now = k8s_openapi::jiff::Timestamp::now();
+    let labels = [(SHARDS_LABEL.to_string(), config.count.to_string())].into();
     let lease = Lease {
-        metadata: ObjectMeta { name: Some(name.clone()), ..ObjectMeta::default() },
+        metadata: ObjectMeta { name: Some(name.clone()), labels: Some(labels), ..ObjectMeta::default() },
         spec: Some(LeaseSpec {
             holder_identity: member.then(|| config.lease.identity.clone()),
             lease_duration_seconds: Some(config.lease.duration.as_secs() as i32),
@@ -376,13 +394,17 @@ async fn renew_membership(
     leases.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&applied)).await.map(drop)
 }
 
-/// The live members: the holders of member Leases that have not expired. Members gone for long are
-/// deleted on the way, by whichever live member sorts first.
-async fn members(leases: &Api<Lease>, config: &ShardConfig) -> Result<BTreeSet<String>, kube::Error> {
+/// The live members (the holders of member Leases that have not expired), or `None` while a live
+/// member splits the Rollouts into another number of shards: its shard `k` is not this replica's
+/// shard `k`, so the two could act on the same Rollout, and neither acts until only one number is
+/// left (during a rolling update that changes `--shards`, until the old replicas are gone). Members
+/// gone for long are deleted on the way, by whichever live member sorts first.
+async fn members(leases: &Api<Lease>, config: &ShardConfig) -> Result<Option<BTreeSet<String>>, kube::Error> {
     let prefix = config.member_prefix();
     let listed = leases.list(&ListParams::default()).await?;
     let now = SystemTime::now();
     let mut live = BTreeSet::new();
+    let mut agreed = true;
     let mut stale = Vec::new();
     for lease in listed.items.iter().filter(|lease| lease.name_any().starts_with(&prefix)) {
         let Some(spec) = &lease.spec else { continue };
@@ -392,6 +414,8 @@ async fn members(leases: &Api<Lease>, config: &ShardConfig) -> Result<BTreeSet<S
         match (&spec.holder_identity, expires) {
             (Some(holder), Some(expires)) if expires > now => {
                 live.insert(holder.clone());
+                let count = lease.labels().get(SHARDS_LABEL);
+                agreed &= count.is_some_and(|count| *count == config.count.to_string());
             }
             _ if expires.is_none_or(|at| at + duration * STALE_MEMBER_DURATIONS < now) => {
                 stale.push(lease.name_any())
@@ -407,7 +431,7 @@ async fn members(leases: &Api<Lease>, config: &ShardConfig) -> Result<BTreeSet<S
             }
         }
     }
-    Ok(live)
+    Ok(agreed.then_some(live))
 }
 
 #[cfg(test)]
@@ -474,6 +498,47 @@ mod tests {
             let moved = before.iter().zip(&after).filter(|(was, is)| was != is).count();
             assert!(moved <= own + own / 2 + 1, "{count} shards: {moved} moved, b held {own}");
         }
+    }
+
+    fn replica(
+        server: &bellwether_testkit::apiserver::TestApiServer,
+        identity: &str,
+        count: u32,
+    ) -> (Shards, ShardsTask) {
+        let mut lease = LeaseConfig::new("default", "bellwether-controller", identity);
+        lease.duration = Duration::from_secs(3);
+        lease.grace = Duration::from_secs(1);
+        Shards::start(server.client(), ShardConfig { count, lease }).expect("valid timing")
+    }
+
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_that_disagree_on_the_number_of_shards_act_on_none() {
+        let server = bellwether_testkit::apiserver::TestApiServer::start().await;
+        let (old, old_task) = replica(&server, "old", 2);
+        until("the old replica holding both shards", || old.held().borrow().len() == 2).await;
+
+        // A replica with another number of shards joins, as in a rolling update that changes it:
+        // its shard 1 is not the old replica's shard 1, so neither may act.
+        let (new, new_task) = replica(&server, "new", 4);
+        until("the old replica giving its shards up", || old.held().borrow().is_empty()).await;
+        for _ in 0..20 {
+            assert!(new.held().borrow().is_empty(), "the new replica acted beside the old one");
+            assert!(old.held().borrow().is_empty(), "the old replica acted beside the new one");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // Once the old replica is gone, the new one takes every shard.
+        old_task.leave(Duration::from_secs(1)).await;
+        until("the new replica holding every shard", || new.held().borrow().len() == 4).await;
+        new_task.leave(Duration::from_secs(1)).await;
     }
 
     #[test]
