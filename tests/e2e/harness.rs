@@ -421,3 +421,24 @@ impl Controller {
         });
     }
 }
+
+/// Steps through an analysis: 10%, the template's analysis, 50%, a 1 s pause.
+pub fn analysed_steps() -> Value {
+    json!([
+        {"setWeight": 10},
+        {"analysis": {"templates": [{"templateName": TEMPLATE}]}},
+        {"setWeight": 50},
+        {"pause": {"duration": "1s"}},
+    ])
+}
+
+/// The seed of a test's random `what`: `BELLWETHER_E2E_SEED`, or a fresh one, printed so that a
+/// failure can be repeated.
+pub fn seed(what: &str) -> u64 {
+    let seed = std::env::var("BELLWETHER_E2E_SEED")
+        .ok()
+        .map(|s| s.parse().expect("BELLWETHER_E2E_SEED is a number"))
+        .unwrap_or_else(rand::random);
+    println!("{what} from seed {seed}; BELLWETHER_E2E_SEED={seed} repeats them");
+    seed
+}

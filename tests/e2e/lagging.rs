@@ -9,34 +9,15 @@
 
 use crate::apiserver::Options;
 use crate::faults::wait_promoted;
-use crate::harness::{Cluster, Controller, TEMPLATE, eventually, real_cluster};
-use crate::restarts::{record_runs, record_steps};
+use crate::harness::{Cluster, Controller, analysed_steps, eventually, real_cluster, seed};
+use crate::restarts::{assert_steps_never_back, record_runs, record_steps};
 use crate::rollouts::{deploy_stable, record_weights};
 use bellwether::api::{AnalysisPhase, AnalysisRun, REVISION_LABEL};
 use kube::ResourceExt;
 use kube::api::ListParams;
-use serde_json::{Value, json};
 use std::time::Duration;
 
 const CANARIES: usize = 3;
-
-fn steps() -> Value {
-    json!([
-        {"setWeight": 10},
-        {"analysis": {"templates": [{"templateName": TEMPLATE}]}},
-        {"setWeight": 50},
-        {"pause": {"duration": "1s"}},
-    ])
-}
-
-fn seed() -> u64 {
-    let seed = std::env::var("BELLWETHER_E2E_SEED")
-        .ok()
-        .map(|s| s.parse().expect("BELLWETHER_E2E_SEED is a number"))
-        .unwrap_or_else(rand::random);
-    println!("watch delays from seed {seed}; BELLWETHER_E2E_SEED={seed} repeats them");
-    seed
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caches_behind_the_api_server_repeat_no_step_and_move_no_weight_back() {
@@ -53,12 +34,12 @@ async fn caches_behind_the_api_server_repeat_no_step_and_move_no_weight_back() {
             lag("httproutes", 1000),
             lag("services", 1000),
         ],
-        watch_delay_seed: seed(),
+        watch_delay_seed: seed("watch delays"),
         ..Options::default()
     };
     let cluster = Cluster::start_with("lagging", options).await;
     let controller = Controller::start(&cluster, &[]);
-    deploy_stable(&cluster, steps()).await;
+    deploy_stable(&cluster, analysed_steps()).await;
     // The test's own watches lag too, but they keep every event, in order.
     let weights = record_weights(&cluster);
     let runs = record_runs(&cluster);
@@ -67,7 +48,7 @@ async fn caches_behind_the_api_server_repeat_no_step_and_move_no_weight_back() {
 
     let mut shipped = Vec::new();
     for version in 2..2 + CANARIES {
-        let revision = cluster.ship(&cluster.rollout(&version.to_string(), steps())).await;
+        let revision = cluster.ship(&cluster.rollout(&version.to_string(), analysed_steps())).await;
         wait_promoted(&cluster, &revision).await;
         shipped.push(revision);
     }
@@ -87,15 +68,7 @@ async fn caches_behind_the_api_server_repeat_no_step_and_move_no_weight_back() {
     assert_eq!(seen, planned, "route weights over {CANARIES} canaries");
 
     // The status never went back a step.
-    let steps_seen = step_log.lock().unwrap().clone();
-    for revision in &shipped {
-        let indices: Vec<i32> = steps_seen
-            .iter()
-            .filter(|(canary, _)| canary.as_deref() == Some(revision.as_str()))
-            .filter_map(|(_, step)| *step)
-            .collect();
-        assert!(indices.is_sorted(), "the step index of {revision} went back: {indices:?} in {steps_seen:?}");
-    }
+    assert_steps_never_back(&step_log, &shipped);
 
     // One run per canary, created once, started once, and never losing a measurement.
     let listed = cluster.api::<AnalysisRun>().list(&ListParams::default()).await.expect("listing runs");

@@ -5,7 +5,7 @@
 //! The kill times come from a seeded generator; the seed is printed, and `BELLWETHER_E2E_SEED`
 //! repeats a run.
 
-use crate::harness::{Cluster, Controller, ROLLOUT, TEMPLATE};
+use crate::harness::{Cluster, Controller, ROLLOUT, analysed_steps, seed};
 use crate::rollouts::{deploy_stable, record_weights};
 use bellwether::api::{AnalysisPhase, AnalysisRun, REVISION_LABEL, RolloutOutcome, RolloutPhase};
 use chrono::{DateTime, Utc};
@@ -16,31 +16,12 @@ use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How many times the controller is killed before one is left to finish.
 const KILLS: usize = 20;
-
-fn steps() -> Value {
-    json!([
-        {"setWeight": 10},
-        {"analysis": {"templates": [{"templateName": TEMPLATE}]}},
-        {"setWeight": 50},
-        {"pause": {"duration": "1s"}},
-    ])
-}
-
-fn seed() -> u64 {
-    let seed = std::env::var("BELLWETHER_E2E_SEED")
-        .ok()
-        .map(|s| s.parse().expect("BELLWETHER_E2E_SEED is a number"))
-        .unwrap_or_else(rand::random);
-    println!("kill times from seed {seed}; BELLWETHER_E2E_SEED={seed} repeats them");
-    seed
-}
 
 /// What an AnalysisRun's status showed at one point: when it started and how many measurements
 /// it held.
@@ -72,6 +53,19 @@ pub fn record_runs(cluster: &Cluster) -> Arc<Mutex<BTreeMap<String, Vec<RunSeen>
 
 /// Where the Rollout's status showed a canary: its revision and step index.
 pub type StepSeen = (Option<String>, Option<i32>);
+
+/// Asserts that the step index of each of the `shipped` canaries never went back in `log`.
+pub fn assert_steps_never_back(log: &Mutex<Vec<StepSeen>>, shipped: &[String]) {
+    let steps_seen = log.lock().unwrap().clone();
+    for revision in shipped {
+        let indices: Vec<i32> = steps_seen
+            .iter()
+            .filter(|(canary, _)| canary.as_deref() == Some(revision.as_str()))
+            .filter_map(|(_, step)| *step)
+            .collect();
+        assert!(indices.is_sorted(), "the step index of {revision} went back: {indices:?} in {steps_seen:?}");
+    }
+}
 
 /// Every distinct step the Rollout's status showed, in order.
 pub fn record_steps(cluster: &Cluster) -> Arc<Mutex<Vec<StepSeen>>> {
@@ -105,9 +99,9 @@ async fn promoted(cluster: &Cluster, revision: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_at_random_points_resumes_without_repeating_or_regressing() {
     let cluster = Cluster::start("restarts").await;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed("kill times"));
     let mut controller = Controller::start(&cluster, &[]);
-    deploy_stable(&cluster, steps()).await;
+    deploy_stable(&cluster, analysed_steps()).await;
     let weights = record_weights(&cluster);
     let runs = record_runs(&cluster);
     let step_log = record_steps(&cluster);
@@ -118,7 +112,7 @@ async fn a_controller_killed_at_random_points_resumes_without_repeating_or_regre
     let mut kills = 0;
     while kills < KILLS {
         let version = (shipped.len() + 2).to_string();
-        let revision = cluster.ship(&cluster.rollout(&version, steps())).await;
+        let revision = cluster.ship(&cluster.rollout(&version, analysed_steps())).await;
         shipped.push(revision.clone());
         while kills < KILLS && !promoted(&cluster, &revision).await {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(50..=1500))).await;
@@ -151,15 +145,7 @@ async fn a_controller_killed_at_random_points_resumes_without_repeating_or_regre
     assert_eq!(seen, planned, "route weights over {} canaries", shipped.len());
 
     // The status never forgot a step it had passed.
-    let steps_seen = step_log.lock().unwrap().clone();
-    for revision in &shipped {
-        let indices: Vec<i32> = steps_seen
-            .iter()
-            .filter(|(canary, _)| canary.as_deref() == Some(revision.as_str()))
-            .filter_map(|(_, step)| *step)
-            .collect();
-        assert!(indices.is_sorted(), "the step index of {revision} went back: {indices:?} in {steps_seen:?}");
-    }
+    assert_steps_never_back(&step_log, &shipped);
 
     // One analysis step per canary, one run each, measured from start to end without a restart.
     let listed = cluster.api::<AnalysisRun>().list(&ListParams::default()).await.expect("listing runs");

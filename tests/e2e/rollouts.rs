@@ -2,14 +2,14 @@
 //! pods never start, and one replaced by a newer revision.
 
 use crate::app::telemetry;
-use crate::harness::{BAD, CANARY, Cluster, Controller, ROLLOUT, STABLE, TEMPLATE, eventually};
+use crate::harness::{BAD, CANARY, Cluster, Controller, ROLLOUT, ROUTE, STABLE, TEMPLATE, eventually};
 use bellwether::api::{AnalysisRun, AnalysisRunHistoryLimit, ROLLOUT_LABEL, RolloutOutcome, RolloutPhase};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
-use kube::api::{ListParams, PostParams};
+use kube::api::{DynamicObject, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -27,31 +27,42 @@ fn steps_good() -> Value {
 /// Every distinct (canary, stable) weight pair a route showed, in order, with when it was seen.
 pub type WeightLog = Arc<Mutex<Vec<((i64, i64), Instant)>>>;
 
-/// Records the route's weights from a watch, for the whole test.
-pub fn record_weights(cluster: &Cluster) -> WeightLog {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
+/// Calls `seen` with every version of every route in the namespace that a watch shows, for the
+/// whole test.
+pub fn on_each_route(cluster: &Cluster, mut seen: impl FnMut(&DynamicObject) + Send + 'static) {
     // With backoff, so that a watch whose server is gone (at the end of a test) retries
     // with pauses instead of spinning and holding up the runtime.
     let stream = watcher(cluster.routes(), watcher::Config::default()).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
-            let Ok(watcher::Event::Apply(route) | watcher::Event::InitApply(route)) = event else { continue };
-            let route = serde_json::to_value(route).unwrap_or_default();
-            let refs = route.pointer("/spec/rules/0/backendRefs").and_then(Value::as_array).cloned();
-            let weight = |name: &str| {
-                refs.iter()
-                    .flatten()
-                    .find(|r| r["name"] == name)
-                    .and_then(|r| r["weight"].as_i64())
-                    .unwrap_or(1)
-            };
-            let weights = (weight(CANARY), weight(STABLE));
-            let mut log = log.lock().unwrap();
-            if log.last().map(|(w, _)| *w) != Some(weights) {
-                log.push((weights, Instant::now()));
+            if let Ok(watcher::Event::Apply(route) | watcher::Event::InitApply(route)) = event {
+                seen(&route);
             }
+        }
+    });
+}
+
+/// The weight of the route's first rule's backendRef to `service`.
+pub fn weight_to(route: &DynamicObject, service: &str) -> Option<i64> {
+    let route = serde_json::to_value(route).unwrap_or_default();
+    let refs = route.pointer("/spec/rules/0/backendRefs")?.as_array()?.clone();
+    refs.iter().find(|r| r["name"] == service).and_then(|r| r["weight"].as_i64())
+}
+
+/// Records the route's weights from a watch, for the whole test.
+pub fn record_weights(cluster: &Cluster) -> WeightLog {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    on_each_route(cluster, move |route| {
+        if route.name_any() != ROUTE {
+            return;
+        }
+        let weight = |service: &str| weight_to(route, service).unwrap_or(1);
+        let weights = (weight(CANARY), weight(STABLE));
+        let mut log = log.lock().unwrap();
+        if log.last().map(|(w, _)| *w) != Some(weights) {
+            log.push((weights, Instant::now()));
         }
     });
     seen

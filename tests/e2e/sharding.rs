@@ -2,15 +2,14 @@
 //! take its shards, and every canary finishes exactly once, its weights never moving back.
 
 use crate::harness::{Cluster, Controller, PATIENCE, create};
+use crate::rollouts::{on_each_route, weight_to};
 use bellwether::api::{Rollout, RolloutOutcome, RolloutPhase};
 use bellwether::engine::revision_of;
-use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -108,31 +107,18 @@ type WeightLogs = Arc<Mutex<BTreeMap<String, Vec<(i64, i64)>>>>;
 fn record_weights(cluster: &Cluster) -> WeightLogs {
     let seen = Arc::new(Mutex::new(BTreeMap::<String, Vec<(i64, i64)>>::new()));
     let log = seen.clone();
-    let stream = watcher(cluster.routes(), watcher::Config::default()).default_backoff();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            let Ok(watcher::Event::Apply(route) | watcher::Event::InitApply(route)) = event else { continue };
-            let name = route.name_any();
-            // The fleet's routes, not the one every test namespace starts with.
-            if !name.starts_with("app-") {
-                continue;
-            }
-            let value = serde_json::to_value(&route).unwrap_or_default();
-            let refs = value.pointer("/spec/rules/0/backendRefs").and_then(Value::as_array).cloned();
-            let weight = |suffix: &str| {
-                let service = format!("{name}-{suffix}");
-                refs.iter()
-                    .flatten()
-                    .find(|r| r["name"] == service.as_str())
-                    .and_then(|r| r["weight"].as_i64())
-            };
-            let (Some(canary), Some(stable)) = (weight("canary"), weight("stable")) else { continue };
-            let mut log = log.lock().unwrap();
-            let weights = log.entry(name).or_default();
-            if weights.last() != Some(&(canary, stable)) {
-                weights.push((canary, stable));
-            }
+    on_each_route(cluster, move |route| {
+        let name = route.name_any();
+        // The fleet's routes, not the one every test namespace starts with.
+        if !name.starts_with("app-") {
+            return;
+        }
+        let weight = |suffix: &str| weight_to(route, &format!("{name}-{suffix}"));
+        let (Some(canary), Some(stable)) = (weight("canary"), weight("stable")) else { return };
+        let mut log = log.lock().unwrap();
+        let weights = log.entry(name).or_default();
+        if weights.last() != Some(&(canary, stable)) {
+            weights.push((canary, stable));
         }
     });
     seen
