@@ -1,12 +1,14 @@
 //! The controller process at fleet size: the `bellwether controller` binary against the in-process
 //! test API server, with a fleet of Rollouts (each with its Services and HTTPRoute), measured
-//! through a first deploy of every Rollout, an idle stretch, and a canary of every Rollout.
+//! through a first deploy of every Rollout, an idle stretch, a canary of every Rollout, and a canary
+//! with an analysis step, measured by a real Prometheus behind a counting proxy.
 //!
 //! For each phase it reports the API calls the controller made per Rollout, by verb and resource
 //! (from the test API server's call log), the reconciles per Rollout and their p99 (from the
 //! controller's own `/metrics`), and the controller's CPU time; and the controller's resident
 //! memory idle (its own baseline, measured in the same run), with the fleet deployed, and at its
-//! peak. The API server runs in this process, so the figures are the controller's alone; wall
+//! peak; and for the analysed canary, the Prometheus queries per measurement and how the queries
+//! spread over time. The API server runs in this process, so the figures are the controller's alone; wall
 //! times are given too, but they are bounded by the test API server.
 //!
 //! `cargo bench --bench controller` runs a fleet of 1,000; `-- --fleet N` another size;
@@ -15,10 +17,15 @@
 //! ratios. Without `--bench`, as `cargo test --all-targets` runs it, a fleet of 5 goes through
 //! the same phases, so that the bench keeps up with the controller.
 
+#[path = "controller/prometheus_proxy.rs"]
+mod prometheus_proxy;
+
 use bellwether_testkit::apiserver;
+use bellwether_testkit::prometheus::Prometheus;
+use prometheus_proxy::Proxy;
 
 use apiserver::{Options, TestApiServer};
-use bellwether::api::{Rollout, RolloutPhase};
+use bellwether::api::{AnalysisRun, AnalysisTemplate, Rollout, RolloutPhase};
 use bellwether::engine::revision_of;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
@@ -30,6 +37,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NAMESPACE: &str = "fleet";
+/// The analysis template of the analysed canary.
+const TEMPLATE: &str = "bench-errors";
 const FULL_FLEET: usize = 1_000;
 const SMOKE_FLEET: usize = 5;
 /// How long a phase may take before the bench gives up; generous, for slow machines and big fleets.
@@ -106,6 +115,8 @@ struct Report {
     deploy: Phase,
     idle: Phase,
     canary: Phase,
+    analysed: Phase,
+    queries: QueryLoad,
     /// Resyncs an hour at the binary's default resync period.
     resyncs_per_hour: f64,
     /// How long creating the fleet's objects took the bench.
@@ -124,6 +135,10 @@ async fn run(binary: Binary, args: &Args) -> Report {
     let calls = || server.call_log().counts_of(CONTROLLER_USER);
     let kubeconfig = tempfile::NamedTempFile::new().expect("a temporary kubeconfig");
     std::fs::write(kubeconfig.path(), server.kubeconfig_as(CONTROLLER_USER)).expect("writing the kubeconfig");
+    let prometheus =
+        Prometheus::start("# EOF").unwrap_or_else(|error| panic!("cannot start Prometheus: {error}"));
+    let proxy = Proxy::start(prometheus.address()).await;
+    create_template(&client, &proxy.address).await;
     let mut controller = Controller::start(&binary, kubeconfig.path());
 
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -159,7 +174,7 @@ async fn run(binary: Binary, args: &Args) -> Report {
     let (calls_before, metrics_before) = (calls(), controller.metrics().await);
     let mut revisions = Vec::with_capacity(fleet);
     for i in 0..fleet {
-        revisions.push(ship(&client, i, "2").await);
+        revisions.push(ship(&client, i, "2", plain_steps()).await);
     }
     wait_all(&client, fleet, |rollout| {
         rollout.status.as_ref().and_then(|s| s.stable_revision.as_ref()) == revisions.get(index(rollout))
@@ -172,6 +187,27 @@ async fn run(binary: Binary, args: &Args) -> Report {
         (&idle_done, &after),
         started.elapsed(),
     );
+
+    // A canary with an analysis step, measured through the proxy.
+    let started = Instant::now();
+    let (calls_before, metrics_before) = (calls(), controller.metrics().await);
+    let queried_before = proxy.queries().len();
+    let mut revisions = Vec::with_capacity(fleet);
+    for i in 0..fleet {
+        revisions.push(ship(&client, i, "3", analysed_steps()).await);
+    }
+    wait_all(&client, fleet, |rollout| {
+        rollout.status.as_ref().and_then(|s| s.stable_revision.as_ref()) == revisions.get(index(rollout))
+    })
+    .await;
+    let analysed_usage = controller.usage();
+    let analysed = Phase::between(
+        (&calls_before, &calls()),
+        (&metrics_before, &controller.metrics().await),
+        (&after, &analysed_usage),
+        started.elapsed(),
+    );
+    let queries = QueryLoad::of(&proxy.queries()[queried_before..], &revisions, &client).await;
     controller.stop();
     let resync = if binary.baseline { BASELINE_RESYNC } else { DEFAULT_RESYNC };
     Report {
@@ -183,6 +219,8 @@ async fn run(binary: Binary, args: &Args) -> Report {
         deploy,
         idle,
         canary,
+        analysed,
+        queries,
         resyncs_per_hour: 3600.0 / resync.as_secs_f64(),
         created,
     }
@@ -252,7 +290,12 @@ impl Report {
             "| phase | requests per Rollout | of which reads | reconciles per Rollout | reconcile p99 | CPU per Rollout | wall |"
         );
         println!("|---|---:|---:|---:|---:|---:|---:|");
-        for (name, phase) in [("first deploy", &self.deploy), ("a canary", &self.canary)] {
+        let phases = [
+            ("first deploy", &self.deploy),
+            ("a canary", &self.canary),
+            ("an analysed canary", &self.analysed),
+        ];
+        for (name, phase) in phases {
             println!(
                 "| {name} | {:.1} | {:.1} | {:.1} | {} | {:.1} ms | {:.1?} |",
                 self.per_rollout(phase.requests()),
@@ -275,10 +318,13 @@ impl Report {
             self.idle.cpu * 1000.0 / fleet as f64,
         );
         println!("\nRequests per Rollout by verb and resource (watches are the caches' own):\n");
-        println!("| call | first deploy | idle | a canary |");
-        println!("|---|---:|---:|---:|");
+        println!("| call | first deploy | idle | a canary | an analysed canary |");
+        println!("|---|---:|---:|---:|---:|");
         let mut keys: Vec<&(String, String, String)> =
-            self.deploy.calls.keys().chain(self.idle.calls.keys()).chain(self.canary.calls.keys()).collect();
+            [&self.deploy, &self.idle, &self.canary, &self.analysed]
+                .into_iter()
+                .flat_map(|phase| phase.calls.keys())
+                .collect();
         keys.sort();
         keys.dedup();
         for key in keys {
@@ -288,12 +334,29 @@ impl Report {
             let (group, resource, verb) = key;
             let group = if group.is_empty() { String::new() } else { format!("{group} ") };
             println!(
-                "| {verb} {group}{resource} | {} | {} | {} |",
+                "| {verb} {group}{resource} | {} | {} | {} | {} |",
                 cell(&self.deploy),
                 cell(&self.idle),
-                cell(&self.canary)
+                cell(&self.canary),
+                cell(&self.analysed)
             );
         }
+        let load = &self.queries;
+        println!("\nPrometheus, in the analysed canary (through the counting proxy):\n");
+        println!("| measure | value |");
+        println!("|---|---|");
+        println!(
+            "| queries per measurement | {:.2} ({} queries, {} measurements) |",
+            load.per_measurement(),
+            load.queries,
+            load.measurements
+        );
+        println!(
+            "| queries in the busiest second, over the mean of the seconds with queries | {} / {:.1} = {:.1}× |",
+            load.busiest_second,
+            load.mean_per_second(),
+            load.peak_ratio()
+        );
         println!("\n| memory | value |");
         println!("|---|---|");
         println!("| resident memory, idle (baseline) | {:.1} MiB |", mib(self.idle_rss));
@@ -344,6 +407,24 @@ fn compare(baseline: &Report, current: &Report) {
         before.idle_requests_per_hour(),
         "",
     );
+    row(
+        "requests per Rollout, an analysed canary",
+        requests(now, &now.analysed),
+        requests(before, &before.analysed),
+        "",
+    );
+    row(
+        "Prometheus queries per measurement",
+        now.queries.per_measurement(),
+        before.queries.per_measurement(),
+        "",
+    );
+    row(
+        "Prometheus queries in the busiest second, over the mean",
+        now.queries.peak_ratio(),
+        before.queries.peak_ratio(),
+        "×",
+    );
     row("CPU per first deploy", cpu(now, &now.deploy), cpu(before, &before.deploy), " ms");
     row("CPU per canary", cpu(now, &now.canary), cpu(before, &before.canary), " ms");
     row(
@@ -373,7 +454,17 @@ fn index(rollout: &Rollout) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-fn rollout(i: usize, version: &str) -> Rollout {
+/// The canary's steps without analysis.
+fn plain_steps() -> Value {
+    json!([{"setWeight": 20}, {"pause": {"duration": "1s"}}])
+}
+
+/// The canary's steps with an analysis of the bench's template.
+fn analysed_steps() -> Value {
+    json!([{"setWeight": 20}, {"analysis": {"templates": [{"templateName": TEMPLATE}]}}])
+}
+
+fn rollout(i: usize, version: &str, steps: Value) -> Rollout {
     let app = name(i);
     serde_json::from_value(json!({
         "apiVersion": "bellwether.dev/v1alpha1",
@@ -390,7 +481,7 @@ fn rollout(i: usize, version: &str) -> Rollout {
                 "stableService": format!("{app}-stable"),
                 "canaryService": format!("{app}-canary"),
                 "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": app}]}},
-                "steps": [{"setWeight": 20}, {"pause": {"duration": "1s"}}],
+                "steps": steps,
                 "scaleDownDelaySeconds": 1,
             }},
         },
@@ -424,20 +515,103 @@ async fn create_app(client: &Client, i: usize) {
     }));
     routes.create(&PostParams::default(), &route).await.expect("creating an HTTPRoute");
     Api::<Rollout>::namespaced(client.clone(), NAMESPACE)
-        .create(&PostParams::default(), &rollout(i, "1"))
+        .create(&PostParams::default(), &rollout(i, "1", plain_steps()))
         .await
         .expect("creating a Rollout");
 }
 
-/// Changes the Rollout's pod template to `version`; returns the new revision.
-async fn ship(client: &Client, i: usize, version: &str) -> String {
-    let next = rollout(i, version);
-    let patch = json!({"spec": {"template": next.spec.template}});
+/// Changes the Rollout's pod template to `version`, and its steps to `steps`; returns the new
+/// revision.
+async fn ship(client: &Client, i: usize, version: &str, steps: Value) -> String {
+    let next = rollout(i, version, steps.clone());
+    let patch = json!({"spec": {"template": next.spec.template, "strategy": {"canary": {"steps": steps}}}});
     Api::<Rollout>::namespaced(client.clone(), NAMESPACE)
         .patch(&name(i), &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("changing a Rollout");
     revision_of(&next.spec.template)
+}
+
+/// The analysis template of the analysed canary: three measurements 2 s apart, of a query that
+/// names the revision (so that the proxy can tell runs apart) and always answers a passing value.
+async fn create_template(client: &Client, prometheus: &str) {
+    let template: AnalysisTemplate = from(json!({
+        "apiVersion": "bellwether.dev/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": TEMPLATE, "namespace": NAMESPACE},
+        "spec": {"metrics": [{
+            "name": "errors",
+            "interval": "2s",
+            "count": 3,
+            "provider": {"prometheus": {
+                "address": prometheus,
+                "timeout": "5s",
+                "query": "absent(bench_requests_total{revision=\"{{revision}}\"}) * 0.001",
+            }},
+            "threshold": {"max": 0.01},
+        }]},
+    }));
+    Api::<AnalysisTemplate>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &template)
+        .await
+        .expect("creating the analysis template");
+}
+
+/// What the analysed canary asked of Prometheus.
+#[derive(Default)]
+struct QueryLoad {
+    queries: usize,
+    /// The measurements the runs of the canary recorded.
+    measurements: usize,
+    /// The most queries that arrived within one second.
+    busiest_second: usize,
+    /// The seconds in which queries arrived.
+    seconds_with_queries: usize,
+}
+
+impl QueryLoad {
+    /// The load of the queries that name one of `revisions`, against the measurements their runs
+    /// recorded.
+    async fn of(queries: &[prometheus_proxy::Query], revisions: &[String], client: &Client) -> Self {
+        let ours: Vec<&prometheus_proxy::Query> =
+            queries.iter().filter(|q| revisions.iter().any(|r| q.asked.contains(r.as_str()))).collect();
+        let runs = Api::<AnalysisRun>::namespaced(client.clone(), NAMESPACE)
+            .list(&ListParams::default())
+            .await
+            .expect("listing the AnalysisRuns");
+        let measurements = runs
+            .items
+            .iter()
+            .filter(|run| revisions.contains(&run.spec.revision))
+            .flat_map(|run| run.status.iter().flat_map(|s| &s.metric_results))
+            .map(|result| result.measurements.len())
+            .sum();
+        let mut per_second = BTreeMap::<u64, usize>::new();
+        if let Some(first) = ours.iter().map(|q| q.at).min() {
+            for query in &ours {
+                *per_second.entry((query.at - first).as_secs()).or_default() += 1;
+            }
+        }
+        Self {
+            queries: ours.len(),
+            measurements,
+            busiest_second: per_second.values().copied().max().unwrap_or(0),
+            seconds_with_queries: per_second.len(),
+        }
+    }
+
+    fn per_measurement(&self) -> f64 {
+        self.queries as f64 / self.measurements.max(1) as f64
+    }
+
+    fn mean_per_second(&self) -> f64 {
+        self.queries as f64 / self.seconds_with_queries.max(1) as f64
+    }
+
+    /// The busiest second over the mean: 1 when the queries are spread evenly.
+    fn peak_ratio(&self) -> f64 {
+        self.busiest_second as f64 / self.mean_per_second().max(f64::MIN_POSITIVE)
+    }
 }
 
 /// Waits until every Rollout is Healthy and satisfies `done`.
@@ -453,6 +627,15 @@ async fn wait_all(client: &Client, fleet: usize, done: impl Fn(&Rollout) -> bool
             .count();
         if finished == fleet {
             return;
+        }
+        // A Degraded Rollout waits for a person: the bench has failed.
+        let degraded = rollouts
+            .items
+            .iter()
+            .find(|r| r.status.as_ref().is_some_and(|s| s.phase == Some(RolloutPhase::Degraded)));
+        if let Some(rollout) = degraded {
+            let message = rollout.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+            panic!("{} is Degraded: {message}", rollout.metadata.name.as_deref().unwrap_or_default());
         }
         assert!(started.elapsed() < PATIENCE, "only {finished} of {fleet} Rollouts finished");
         tokio::time::sleep(Duration::from_millis(500)).await;
