@@ -61,6 +61,10 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
     let started = Instant::now();
     let api = Api::<Rollout>::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
     let guard = (target(Kind::Rollout, rollout.as_ref()), newer_than(rollout.as_ref()));
+    // A pass on a Rollout without the finalizer only adds it: the next pass waits until the cache
+    // shows the Rollout that has it, rather than trying to add it again.
+    let adding =
+        rollout.metadata.deletion_timestamp.is_none() && !rollout.finalizers().iter().any(|f| f == FINALIZER);
     let result = finalizer(&api, FINALIZER, rollout.clone(), |event| async {
         match event {
             Finalizing::Apply(rollout) => pass(&ctx, &permit, &api, &rollout).await,
@@ -81,9 +85,16 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
         }
         other => Error::Finalizer(other.to_string()),
     });
-    if let Err(Error::Conflict { stale: Some(stale), .. }) = &result {
-        let (target, wanted) = stale.as_ref().clone();
-        ctx.caches.expect_for_rollout(&rollout, target, wanted, REFUSED_WRITE_PATIENCE);
+    match &result {
+        Err(Error::Conflict { stale: Some(stale), .. }) => {
+            let (target, wanted) = stale.as_ref().clone();
+            ctx.caches.expect_for_rollout(&rollout, target, wanted, REFUSED_WRITE_PATIENCE);
+        }
+        Ok(_) if adding => {
+            let (target, wanted) = (target(Kind::Rollout, rollout.as_ref()), newer_than(rollout.as_ref()));
+            ctx.caches.expect_for_rollout(&rollout, target, wanted, OWN_WRITE_PATIENCE);
+        }
+        _ => {}
     }
     ctx.metrics.reconcile("rollout", started.elapsed(), result.as_ref().err().map(Error::kind));
     result
