@@ -122,9 +122,7 @@ fn stagger(spec: &crate::api::AnalysisRunSpec, uid: &str) -> Duration {
         .min()
         .unwrap_or(MAX_STAGGER)
         .min(MAX_STAGGER);
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(uid.as_bytes());
-    let draw = u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 8 bytes"));
-    Duration::from_millis(draw % (shortest.as_millis() as u64).max(1))
+    Duration::from_millis(super::stable_hash(uid) % (shortest.as_millis() as u64).max(1))
 }
 
 fn qualified_name(run: &AnalysisRun) -> String {

@@ -232,6 +232,13 @@ pub async fn run(
     health.stopped();
 }
 
+/// A hash of `text` that is the same in every replica and every release (unlike the standard
+/// library's), for splitting work by name.
+pub fn stable_hash(text: &str) -> u64 {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 8 bytes"))
+}
+
 /// Logs what the reconcile loop could not do outside a pass: a watch that failed (it is retried
 /// with backoff) or a request for an object that is gone. Failed passes are logged by their error
 /// policies.

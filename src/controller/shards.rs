@@ -32,11 +32,11 @@
 //! its shards at once instead of after the lease duration.
 
 use super::leader::{Campaign, LeaderError, Leadership, LeaseConfig};
+use super::stable_hash;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -57,7 +57,7 @@ const STALE_MEMBER_DURATIONS: u32 = 10;
 /// The shard of the Rollout `namespace/name` among `count` shards: the same in every replica and
 /// every release, since it depends on nothing else.
 pub fn shard_of(namespace: &str, name: &str, count: u32) -> u32 {
-    (hash(&format!("{namespace}/{name}")) % u64::from(count.max(1))) as u32
+    (stable_hash(&format!("{namespace}/{name}")) % u64::from(count.max(1))) as u32
 }
 
 /// Which member should hold each of `count` shards: each shard goes to the member with the
@@ -75,7 +75,9 @@ pub fn split(count: u32, members: &BTreeSet<String>) -> Vec<Option<&str>> {
         .map(|shard| {
             let mut ranked: Vec<&str> = members.iter().map(String::as_str).collect();
             // Highest hash first, the lowest name on a tie.
-            ranked.sort_by_key(|member| (std::cmp::Reverse(hash(&format!("{shard}/{member}"))), *member));
+            ranked.sort_by_key(|member| {
+                (std::cmp::Reverse(stable_hash(&format!("{shard}/{member}"))), *member)
+            });
             let room = |held: u32| held < least || (held == least && above < extra);
             let member = ranked.into_iter().find(|member| room(load.get(member).copied().unwrap_or(0)))?;
             let held = load.entry(member).or_default();
@@ -86,11 +88,6 @@ pub fn split(count: u32, members: &BTreeSet<String>) -> Vec<Option<&str>> {
             Some(member)
         })
         .collect()
-}
-
-fn hash(text: &str) -> u64 {
-    let digest = Sha256::digest(text.as_bytes());
-    u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 8 bytes"))
 }
 
 /// The Leases of sharding, their timing, and who this replica is.

@@ -182,50 +182,35 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
 
     let mut others: Vec<BoxFuture<'static, ()>> = Vec::new();
     let owned = watcher::Config::default().labels(ROLLOUT_LABEL);
-    others.push(drive(
-        config.api::<ReplicaSet>(client),
-        owned,
-        replica_set_writer,
-        (&caches, Cached::ReplicaSets),
-        {
-            let (caches, trigger) = (caches.clone(), trigger.clone());
-            move |event| {
-                write(&caches.replica_sets_by_rollout).apply(event, labelled_for);
-                caches.trigger_owners(event, &trigger);
+    let replica_sets = config.api::<ReplicaSet>(client);
+    others.push(drive(&caches, Cached::ReplicaSets, replica_sets, owned, replica_set_writer, {
+        let trigger = trigger.clone();
+        move |caches, event| {
+            write(&caches.replica_sets_by_rollout).apply(event, labelled_for);
+            caches.trigger_owners(event, &trigger);
+        }
+    }));
+    let runs = config.api::<AnalysisRun>(client);
+    others.push(drive(&caches, Cached::AnalysisRuns, runs, selected, run_writer, {
+        let trigger = trigger.clone();
+        move |caches, event| {
+            write(&caches.runs_by_rollout).apply(event, labelled_for);
+            caches.trigger_owners(event, &trigger);
+            if let Some(run) = touched(event) {
+                let _ = run_trigger.unbounded_send(ObjectRef::from_obj(run));
             }
-        },
-    ));
-    others.push(drive(
-        config.api::<AnalysisRun>(client),
-        selected,
-        run_writer,
-        (&caches, Cached::AnalysisRuns),
-        {
-            let (caches, trigger) = (caches.clone(), trigger.clone());
-            move |event| {
-                write(&caches.runs_by_rollout).apply(event, labelled_for);
-                caches.trigger_owners(event, &trigger);
-                if let Some(run) = touched(event) {
-                    let _ = run_trigger.unbounded_send(ObjectRef::from_obj(run));
-                }
-            }
-        },
-    ));
-    others.push(drive(
-        config.api::<Service>(client),
-        everything(),
-        service_writer,
-        (&caches, Cached::Services),
-        {
-            let (caches, trigger) = (caches.clone(), trigger.clone());
-            move |event: &Event<Service>| {
-                caches.trigger_referencing(event, &trigger, |service| Reference::Service {
-                    namespace: service.namespace().unwrap_or_default(),
-                    name: service.name_any(),
-                })
-            }
-        },
-    ));
+        }
+    }));
+    let services = config.api::<Service>(client);
+    others.push(drive(&caches, Cached::Services, services, everything(), service_writer, {
+        let trigger = trigger.clone();
+        move |caches, event: &Event<Service>| {
+            caches.trigger_referencing(event, &trigger, |service| Reference::Service {
+                namespace: service.namespace().unwrap_or_default(),
+                name: service.name_any(),
+            })
+        }
+    }));
     let routes = [
         (RouteKind::Http, http_writer, Cached::HttpRoutes),
         (RouteKind::Grpc, grpc_writer, Cached::GrpcRoutes),
@@ -236,56 +221,50 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
             Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
-        let listed = (&caches, cached);
-        let (caches, trigger) = (caches.clone(), trigger.clone());
-        others.push(drive(api, everything(), writer, listed, move |event: &Event<DynamicObject>| {
-            caches.trigger_referencing(event, &trigger, |route| Reference::Route {
-                kind,
-                namespace: route.namespace().unwrap_or_default(),
-                name: route.name_any(),
-            })
-        }));
-    }
-    others.push(drive(
-        config.api::<AnalysisTemplate>(client),
-        everything(),
-        template_writer,
-        (&caches, Cached::AnalysisTemplates),
-        {
-            let (caches, trigger) = (caches.clone(), trigger.clone());
-            move |event: &Event<AnalysisTemplate>| {
-                caches.trigger_referencing(event, &trigger, |template| Reference::Template {
-                    namespace: template.namespace(),
-                    name: template.name_any(),
+        let trigger = trigger.clone();
+        others.push(drive(
+            &caches,
+            cached,
+            api,
+            everything(),
+            writer,
+            move |caches, event: &Event<DynamicObject>| {
+                caches.trigger_referencing(event, &trigger, |route| Reference::Route {
+                    kind,
+                    namespace: route.namespace().unwrap_or_default(),
+                    name: route.name_any(),
                 })
-            }
-        },
-    ));
-    let cluster_api = Api::<ClusterAnalysisTemplate>::all(client.clone());
+            },
+        ));
+    }
+    let templates = config.api::<AnalysisTemplate>(client);
+    others.push(drive(&caches, Cached::AnalysisTemplates, templates, everything(), template_writer, {
+        let trigger = trigger.clone();
+        move |caches, event: &Event<AnalysisTemplate>| {
+            caches.trigger_referencing(event, &trigger, |template| Reference::Template {
+                namespace: template.namespace(),
+                name: template.name_any(),
+            })
+        }
+    }));
+    let cluster_templates = Api::<ClusterAnalysisTemplate>::all(client.clone());
     others.push(drive(
-        cluster_api,
+        &caches,
+        Cached::ClusterAnalysisTemplates,
+        cluster_templates,
         everything(),
         cluster_template_writer,
-        (&caches, Cached::ClusterAnalysisTemplates),
-        {
-            let caches = caches.clone();
-            move |event: &Event<ClusterAnalysisTemplate>| {
-                caches.trigger_referencing(event, &trigger, |template| Reference::Template {
-                    namespace: None,
-                    name: template.name_any(),
-                })
-            }
+        move |caches, event: &Event<ClusterAnalysisTemplate>| {
+            caches.trigger_referencing(event, &trigger, |template| Reference::Template {
+                namespace: None,
+                name: template.name_any(),
+            })
         },
     ));
 
     let notifications = watcher::Config::default().fields(&format!("metadata.name={NAMESPACE_CONFIGMAP}"));
-    others.push(drive(
-        config.api::<ConfigMap>(client),
-        notifications,
-        config_map_writer,
-        (&caches, Cached::ConfigMaps),
-        |_| {},
-    ));
+    let config_maps = config.api::<ConfigMap>(client);
+    others.push(drive(&caches, Cached::ConfigMaps, config_maps, notifications, config_map_writer, |_, _| {}));
 
     let watches = Watches {
         rollouts: rollout_stream,
@@ -337,15 +316,16 @@ impl Slim for Service {
     }
 }
 
-/// Runs a watch of `api` into `writer`, calling `on_event` after each event is stored and noting
-/// when the cache of `kind` has listed. A failed watch is logged and restarted with backoff, so the
-/// future never ends on its own.
+/// Runs a watch of `api` into `writer`, the cache of `kind`, calling `on_event` after each event is
+/// stored and noting when the cache has listed. A failed watch is logged and restarted with
+/// backoff, so the future never ends on its own.
 fn drive<K>(
+    caches: &Arc<Caches>,
+    kind: Cached,
     api: Api<K>,
     config: watcher::Config,
     mut writer: Writer<K>,
-    (caches, kind): (&Arc<Caches>, Cached),
-    mut on_event: impl FnMut(&Event<K>) + Send + 'static,
+    mut on_event: impl FnMut(&Caches, &Event<K>) + Send + 'static,
 ) -> BoxFuture<'static, ()>
 where
     K: Slim + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -357,7 +337,7 @@ where
             match event {
                 Ok(event) => {
                     writer.apply_watcher_event(&event);
-                    on_event(&event);
+                    on_event(&caches, &event);
                     caches.note_listed(&event, kind);
                 }
                 Err(error) => tracing::warn!(%error, "a watch failed; retrying"),

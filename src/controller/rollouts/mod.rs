@@ -81,7 +81,7 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
             if status.code == 409 || status.code == 422 =>
         {
             let action = format!("updating the finalizer: {}", status.message);
-            Error::Conflict { action, stale: Some(Box::new(guard)) }
+            Error::Conflict { action, stale: Some(Box::new(guard.clone())) }
         }
         other => Error::Finalizer(other.to_string()),
     });
@@ -91,7 +91,7 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
             ctx.caches.expect_for_rollout(&rollout, target, wanted, REFUSED_WRITE_PATIENCE);
         }
         Ok(_) if adding => {
-            let (target, wanted) = (target(Kind::Rollout, rollout.as_ref()), newer_than(rollout.as_ref()));
+            let (target, wanted) = guard;
             ctx.caches.expect_for_rollout(&rollout, target, wanted, OWN_WRITE_PATIENCE);
         }
         _ => {}
