@@ -15,18 +15,13 @@ pub fn replica_set_name(rollout: &str, revision: &str) -> String {
 /// The ReplicaSet of `revision` at `replicas`, owned by `rollout`, for server-side apply. Its
 /// selector and pod labels add `bellwether.dev/revision` to the Rollout's, so that the revisions'
 /// pods never overlap, and the Services can select one revision; `bellwether.dev/rollout` names the
-/// owner for watches. `template` is the revision's pod template (the Rollout's when it is current).
-pub fn replica_set(
-    rollout: &Rollout,
-    revision: &str,
-    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
-    replicas: i32,
-) -> ReplicaSet {
+/// owner for watches. Only the current revision's is applied: its pod template is the Rollout's.
+pub fn replica_set(rollout: &Rollout, revision: &str, replicas: i32) -> ReplicaSet {
     let name = rollout.metadata.name.clone().unwrap_or_default();
     let revision_labels = [(REVISION_LABEL.to_string(), revision.to_string())];
     let mut selector = rollout.spec.selector.clone();
     selector.match_labels.get_or_insert_with(Default::default).extend(revision_labels.clone());
-    let mut template = template.clone();
+    let mut template = rollout.spec.template.clone();
     let metadata = template.metadata.get_or_insert_with(ObjectMeta::default);
     metadata.labels.get_or_insert_with(Default::default).extend(revision_labels.clone());
     let mut labels = metadata.labels.clone().unwrap_or_default();
@@ -47,6 +42,12 @@ pub fn replica_set(
         }),
         status: None,
     }
+}
+
+/// The merge patch that scales an existing ReplicaSet of any revision to `replicas`, leaving the
+/// rest of it (its pod template above all) as it is.
+pub fn replicas_patch(replicas: i32) -> serde_json::Value {
+    serde_json::json!({ "spec": { "replicas": replicas } })
 }
 
 /// What the engine sees of a ReplicaSet: its revision label, desired and available replicas, and

@@ -17,7 +17,7 @@ fn example() -> Rollout {
 fn a_revision_gets_an_owned_replica_set_whose_selector_and_pods_carry_the_revision() {
     let rollout = example();
     let revision = revision_of(&rollout.spec.template);
-    let rs = replica_set(&rollout, &revision, &rollout.spec.template, 2);
+    let rs = replica_set(&rollout, &revision, 2);
     assert_eq!(rs.metadata.name.as_deref(), Some(format!("checkout-{revision}").as_str()));
     assert_eq!(rs.metadata.namespace.as_deref(), Some("shop"));
     let labels = rs.metadata.labels.clone().unwrap();
@@ -42,7 +42,7 @@ fn a_revision_gets_an_owned_replica_set_whose_selector_and_pods_carry_the_revisi
 #[test]
 fn the_engine_sees_revision_replicas_availability_and_age() {
     let rollout = example();
-    let mut rs = replica_set(&rollout, "abc123", &rollout.spec.template, 4);
+    let mut rs = replica_set(&rollout, "abc123", 4);
     rs.metadata.creation_timestamp = Some(Time("2026-01-01T12:00:00Z".parse().unwrap()));
     rs.status =
         Some(ReplicaSetStatus { replicas: 4, available_replicas: Some(3), ..ReplicaSetStatus::default() });

@@ -12,12 +12,12 @@ use crate::controller::acting::Permit;
 use crate::controller::caches::expectations::{Kind, OWN_WRITE_PATIENCE, Target, Wanted};
 use crate::controller::caches::{newer_than, target, written};
 use crate::controller::error::{Error, is_already_exists, is_not_found};
-use crate::controller::replica_sets::{replica_set, replica_set_name};
+use crate::controller::replica_sets::{replica_set, replica_set_name, replicas_patch};
 use crate::controller::requests::{Malformed, REQUEST_PREFIX, removal_patch};
 use crate::controller::routes::{Services, weight_patch};
 use crate::engine::{Action, RouteWeights, ServiceRole, revision_of};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Resource, ResourceExt};
 
@@ -97,18 +97,7 @@ async fn apply_one(
             }
         }
         Action::ScaleReplicaSet { revision, replicas } => {
-            let template = template_of(rollout, fetched, revision)?;
-            let object = replica_set(rollout, revision, &template, *replicas);
-            let rs_name = replica_set_name(&name, revision);
-            let existed = fetched.replica_sets.iter().any(|rs| rs.name_any() == rs_name);
-            let stored = Api::<ReplicaSet>::namespaced(ctx.client.clone(), &namespace)
-                .patch(&rs_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
-                .await
-                .map_err(|e| {
-                    Error::kube(format!("scaling ReplicaSet {namespace}/{rs_name} to {replicas}"), e)
-                })?;
-            wrote(ctx, rollout, Kind::ReplicaSet, &stored, existed);
-            Ok(())
+            scale_replica_set(ctx, rollout, fetched, revision, *replicas).await
         }
         Action::DeleteReplicaSet { revision } => {
             let rs_name = replica_set_name(&name, revision);
@@ -209,18 +198,33 @@ pub async fn remove_requests(
     Ok(())
 }
 
-/// The pod template of `revision`: the Rollout's own when it is the current revision, otherwise the
-/// one its existing ReplicaSet runs.
-fn template_of(rollout: &Rollout, fetched: &Fetched, revision: &str) -> Result<PodTemplateSpec, Error> {
-    if revision_of(&rollout.spec.template) == revision {
-        return Ok(rollout.spec.template.clone());
-    }
-    fetched
-        .replica_sets
-        .iter()
-        .filter(|rs| rs.labels().get(crate::api::REVISION_LABEL).map(String::as_str) == Some(revision))
-        .find_map(|rs| rs.spec.as_ref().and_then(|spec| spec.template.clone()))
-        .ok_or_else(|| Error::UnknownRevision { revision: revision.to_string() })
+/// Scales the ReplicaSet of `revision` to `replicas`. The current revision's is applied whole
+/// (server-side apply, with the Rollout's pod template), which also creates it; any other
+/// revision's already exists, and only its replicas change, so that the caches need not keep the
+/// pod template of every ReplicaSet.
+async fn scale_replica_set(
+    ctx: &Context,
+    rollout: &Rollout,
+    fetched: &Fetched,
+    revision: &str,
+    replicas: i32,
+) -> Result<(), Error> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let rs_name = replica_set_name(&rollout.name_any(), revision);
+    let existed = fetched.replica_sets.iter().any(|rs| rs.name_any() == rs_name);
+    let api = Api::<ReplicaSet>::namespaced(ctx.client.clone(), &namespace);
+    let stored = if revision_of(&rollout.spec.template) == revision {
+        let object = replica_set(rollout, revision, replicas);
+        api.patch(&rs_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await
+    } else if existed {
+        api.patch(&rs_name, &as_bellwether(), &Patch::Merge(replicas_patch(replicas))).await
+    } else {
+        return Err(Error::UnknownRevision { revision: revision.to_string() });
+    };
+    let stored = stored
+        .map_err(|e| Error::kube(format!("scaling ReplicaSet {namespace}/{rs_name} to {replicas}"), e))?;
+    wrote(ctx, rollout, Kind::ReplicaSet, &stored, existed);
+    Ok(())
 }
 
 /// Patches every managed route that does not carry `weights` yet. Each patch is guarded by the
