@@ -15,6 +15,7 @@
 pub mod expectations;
 mod index;
 mod listing;
+mod route;
 
 use crate::api::{
     AnalysisRun, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate, NAMESPACE_CONFIGMAP,
@@ -31,12 +32,14 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use index::{Index, ObjectKey};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceSpec};
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
 use listing::{Cached, Listing};
+pub use route::CachedRoute;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -104,8 +107,8 @@ pub struct Caches {
     replica_sets: Store<ReplicaSet>,
     runs: Store<AnalysisRun>,
     services: Store<Service>,
-    http_routes: Store<DynamicObject>,
-    grpc_routes: Store<DynamicObject>,
+    http_routes: Store<CachedRoute>,
+    grpc_routes: Store<CachedRoute>,
     templates: Store<AnalysisTemplate>,
     cluster_templates: Store<ClusterAnalysisTemplate>,
     /// The namespaces' notification targets: their `bellwether-notifications` ConfigMaps.
@@ -141,7 +144,7 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
     let (replica_sets, replica_set_writer) = reflector::store::<ReplicaSet>();
     let (runs, run_writer) = reflector::store::<AnalysisRun>();
     let (services, service_writer) = reflector::store::<Service>();
-    let route_writer = |kind: RouteKind| Writer::<DynamicObject>::new(kind.api_resource());
+    let route_writer = |kind: RouteKind| Writer::<CachedRoute>::new(kind.api_resource());
     let (http_writer, grpc_writer) = (route_writer(RouteKind::Http), route_writer(RouteKind::Grpc));
     let (templates, template_writer) = reflector::store::<AnalysisTemplate>();
     let (cluster_templates, cluster_template_writer) = reflector::store::<ClusterAnalysisTemplate>();
@@ -228,7 +231,7 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
             api,
             everything(),
             writer,
-            move |caches, event: &Event<DynamicObject>| {
+            move |caches, event: &Event<CachedRoute>| {
                 caches.trigger_referencing(event, &trigger, |route| Reference::Route {
                     kind,
                     namespace: route.namespace().unwrap_or_default(),
@@ -288,32 +291,65 @@ where
 trait Slim: Resource {
     /// Drops the managed fields and kubectl's last-applied copy, each as large as the object.
     fn slim(&mut self) {
-        let metadata = self.meta_mut();
-        metadata.managed_fields = None;
-        if let Some(annotations) = &mut metadata.annotations {
-            annotations.remove(LAST_APPLIED);
-        }
+        strip_metadata(self);
+    }
+}
+
+fn strip_metadata<K: Resource + ?Sized>(object: &mut K) {
+    let metadata = object.meta_mut();
+    metadata.managed_fields = None;
+    if let Some(annotations) = &mut metadata.annotations {
+        annotations.remove(LAST_APPLIED);
     }
 }
 
 impl Slim for Rollout {}
-impl Slim for ReplicaSet {}
 impl Slim for AnalysisRun {}
-impl Slim for DynamicObject {}
 impl Slim for AnalysisTemplate {}
 impl Slim for ClusterAnalysisTemplate {}
 impl Slim for ConfigMap {}
 
+impl Slim for ReplicaSet {
+    /// A ReplicaSet is read for its revision, replicas and status, never for its pod template: a
+    /// ReplicaSet is applied whole only for the current revision, from the Rollout's template.
+    fn slim(&mut self) {
+        strip_metadata(self);
+        if let Some(spec) = &mut self.spec {
+            spec.template = None;
+        }
+    }
+}
+
 impl Slim for Service {
     /// A Service is read for its selector alone.
     fn slim(&mut self) {
-        let metadata = self.meta_mut();
-        metadata.managed_fields = None;
-        metadata.annotations = None;
+        keep_identity(self);
         let selector = self.spec.take().and_then(|spec| spec.selector);
         self.spec = Some(ServiceSpec { selector, ..ServiceSpec::default() });
         self.status = None;
     }
+}
+
+impl Slim for CachedRoute {
+    /// A route is read for its backends' weights and its parents' acceptance: the rest is skipped
+    /// as it is read ([`route`]).
+    fn slim(&mut self) {
+        keep_identity(self);
+        self.keep_accepted();
+    }
+}
+
+/// Keeps only the metadata that names an object and says which version of it a cache shows.
+fn keep_identity<K: Resource + ?Sized>(object: &mut K) {
+    let metadata = object.meta_mut();
+    *metadata = ObjectMeta {
+        name: metadata.name.take(),
+        namespace: metadata.namespace.take(),
+        uid: metadata.uid.take(),
+        resource_version: metadata.resource_version.take(),
+        generation: metadata.generation,
+        ..ObjectMeta::default()
+    };
 }
 
 /// Runs a watch of `api` into `writer`, the cache of `kind`, calling `on_event` after each event is
@@ -482,7 +518,7 @@ impl Caches {
         self.services.get(&ObjectRef::new(name).within(namespace))
     }
 
-    pub fn route(&self, kind: RouteKind, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
+    pub fn route(&self, kind: RouteKind, namespace: &str, name: &str) -> Option<Arc<CachedRoute>> {
         let store = match kind {
             RouteKind::Http => &self.http_routes,
             RouteKind::Grpc => &self.grpc_routes,
@@ -556,4 +592,120 @@ impl Caches {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_cached_replica_set_keeps_what_decisions_read_and_not_its_pod_template() {
+        let mut rs: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {
+                "name": "checkout-abc", "namespace": "shop", "resourceVersion": "7", "uid": "u",
+                "labels": {"bellwether.dev/revision": "abc", "bellwether.dev/rollout": "checkout"},
+                "annotations": {LAST_APPLIED: "{}", "team": "payments"},
+                "managedFields": [{"manager": "bellwether", "operation": "Apply"}]
+            },
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"bellwether.dev/revision": "abc"}},
+                "template": {"spec": {"containers": [{"name": "app", "image": "shop:1"}]}}
+            },
+            "status": {"replicas": 3, "availableReplicas": 2}
+        }))
+        .unwrap();
+        rs.slim();
+        let kept = serde_json::to_value(&rs).unwrap();
+        assert_eq!(
+            kept["spec"],
+            json!({"replicas": 3, "selector": {"matchLabels": {"bellwether.dev/revision": "abc"}}})
+        );
+        assert_eq!(kept["status"], json!({"replicas": 3, "availableReplicas": 2}));
+        assert_eq!(kept["metadata"]["labels"]["bellwether.dev/revision"], "abc");
+        assert_eq!(kept["metadata"]["annotations"], json!({"team": "payments"}));
+        assert_eq!(kept["metadata"]["managedFields"], serde_json::Value::Null);
+        assert_eq!(crate::controller::replica_sets::replica_set_state(&rs).map(|s| s.available), Some(2));
+    }
+
+    /// A route as a Gateway keeps it: rules with matches and filters, several parents, conditions
+    /// besides `Accepted`, and a backend that is not a Service.
+    fn full_route() -> serde_json::Value {
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {
+                "name": "checkout", "namespace": "shop", "uid": "r1", "resourceVersion": "41",
+                "generation": 3, "labels": {"app": "checkout"},
+                "annotations": {LAST_APPLIED: "{}"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+            },
+            "spec": {
+                "parentRefs": [{"name": "public"}, {"name": "internal", "namespace": "infra"}],
+                "hostnames": ["shop.example.com"],
+                "rules": [
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/static"}}],
+                     "backendRefs": [{"name": "cdn", "port": 80}]},
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                     "filters": [{"type": "RequestHeaderModifier",
+                                  "requestHeaderModifier": {"add": [{"name": "x-a", "value": "b"}]}}],
+                     "backendRefs": [
+                        {"name": "checkout-stable", "port": 80, "weight": 80},
+                        {"group": "", "kind": "Service", "name": "checkout-canary", "port": 80, "weight": 20},
+                        {"group": "example.com", "kind": "Bucket", "name": "checkout-canary"}
+                     ]},
+                    {"backendRefs": [{"name": "checkout-canary", "namespace": "other", "port": 80},
+                                     {"name": "checkout-stable", "port": 80}]}
+                ]
+            },
+            "status": {"parents": [
+                {"parentRef": {"name": "public"}, "controllerName": "example.com/gateway",
+                 "conditions": [
+                    {"type": "Accepted", "status": "True", "observedGeneration": 3, "reason": "Accepted",
+                     "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+                    {"type": "ResolvedRefs", "status": "True", "observedGeneration": 3, "reason": "ResolvedRefs",
+                     "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
+                {"parentRef": {"kind": "Gateway", "namespace": "infra", "name": "internal"},
+                 "controllerName": "example.com/gateway",
+                 "conditions": [{"type": "Accepted", "status": "False", "observedGeneration": 2,
+                                 "reason": "NotAllowedByListeners", "message": "no",
+                                 "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+            ]}
+        })
+    }
+
+    #[test]
+    fn a_cached_route_reads_and_patches_as_the_whole_route_does() {
+        use crate::controller::routes::{Services, route_state, weight_patch};
+        use crate::engine::RouteWeights;
+        let full = full_route();
+        let mut cached: CachedRoute = serde_json::from_value(full.clone()).unwrap();
+        cached.slim();
+        let cached = serde_json::to_value(&cached).unwrap();
+        let services = Services { stable: "checkout-stable", canary: "checkout-canary" };
+        assert_eq!(route_state("r".into(), &cached, services), route_state("r".into(), &full, services));
+        for weights in [RouteWeights { canary: 50, stable: 50 }, RouteWeights { canary: 20, stable: 80 }] {
+            assert_eq!(
+                weight_patch(&cached, services, weights).unwrap(),
+                weight_patch(&full, services, weights).unwrap()
+            );
+        }
+        assert_eq!(cached["status"]["parents"][0]["conditions"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            cached["metadata"],
+            json!({"name": "checkout", "namespace": "shop", "uid": "r1",
+                                              "resourceVersion": "41", "generation": 3})
+        );
+        assert_eq!(cached["spec"]["rules"][1]["backendRefs"][2]["kind"], "Bucket");
+    }
+
+    #[test]
+    fn a_cached_route_of_any_shape_the_schema_allows_is_read() {
+        let bare = json!({"metadata": {"name": "r", "namespace": "shop", "resourceVersion": "1"}});
+        let cached: CachedRoute = serde_json::from_value(bare).unwrap();
+        assert!(cached.spec.rules.is_empty() && cached.status.parents.is_empty());
+        let no_backends = json!({"metadata": {"name": "r"}, "spec": {"rules": [{}]}, "status": {}});
+        let cached: CachedRoute = serde_json::from_value(no_backends).unwrap();
+        assert_eq!(serde_json::to_value(&cached).unwrap()["spec"], json!({"rules": [{"backendRefs": []}]}));
+    }
 }
