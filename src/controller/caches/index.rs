@@ -8,7 +8,7 @@
 
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::hash::Hash;
 
 /// An object's namespace (empty for cluster-scoped ones) and name.
@@ -22,7 +22,10 @@ pub fn object_key(object: &impl ResourceExt) -> ObjectKey {
 #[derive(Debug)]
 pub struct Index<Key> {
     keys_of: HashMap<ObjectKey, Vec<Key>>,
-    objects_by: HashMap<Key, BTreeSet<ObjectKey>>,
+    /// Most keys are named by one object, so a `Vec` (48 bytes for one) rather than a set (a
+    /// B-tree node of about 540): this index holds an entry per route, Service and template of
+    /// every Rollout.
+    objects_by: HashMap<Key, Vec<ObjectKey>>,
     /// A relist in progress: the objects listed so far. The index keeps answering from the old
     /// state until the list is complete, as the object cache does.
     relisting: Option<Vec<(ObjectKey, Vec<Key>)>>,
@@ -55,7 +58,7 @@ impl<Key: Clone + Eq + Hash> Index<Key> {
         }
     }
 
-    /// The objects that name `key`, ordered by namespace and name.
+    /// The objects that name `key`, in no particular order.
     pub fn objects(&self, key: &Key) -> impl Iterator<Item = &ObjectKey> {
         self.objects_by.get(key).into_iter().flatten()
     }
@@ -64,9 +67,15 @@ impl<Key: Clone + Eq + Hash> Index<Key> {
     fn set(&mut self, object: ObjectKey, mut keys: Vec<Key>) {
         let mut unique = std::collections::HashSet::new();
         keys.retain(|key| unique.insert(key.clone()));
+        // Most events (a status write) leave what an object names as it was.
+        if self.keys_of.get(&object) == Some(&keys) {
+            return;
+        }
         for old in self.keys_of.remove(&object).unwrap_or_default() {
             if let Some(objects) = self.objects_by.get_mut(&old) {
-                objects.remove(&object);
+                if let Some(at) = objects.iter().position(|o| *o == object) {
+                    objects.swap_remove(at);
+                }
                 if objects.is_empty() {
                     self.objects_by.remove(&old);
                 }
@@ -75,8 +84,10 @@ impl<Key: Clone + Eq + Hash> Index<Key> {
         if keys.is_empty() {
             return;
         }
+        // `object` was just removed from under every key it named, and `keys` are unique: no
+        // key can list it twice.
         for key in &keys {
-            self.objects_by.entry(key.clone()).or_default().insert(object.clone());
+            self.objects_by.entry(key.clone()).or_default().push(object.clone());
         }
         self.keys_of.insert(object, keys);
     }
@@ -107,7 +118,9 @@ mod tests {
     }
 
     fn named(index: &Index<String>, key: &str) -> Vec<String> {
-        index.objects(&key.to_string()).map(|(_, name)| name.clone()).collect()
+        let mut named: Vec<String> = index.objects(&key.to_string()).map(|(_, name)| name.clone()).collect();
+        named.sort();
+        named
     }
 
     #[test]
@@ -128,6 +141,17 @@ mod tests {
         assert!(named(&index, "route-1").is_empty());
         assert_eq!(named(&index, "route-2"), ["a"]);
         assert_eq!(index.key_count(), 1, "no empty entry is kept for route-1");
+    }
+
+    #[test]
+    fn an_object_that_names_the_same_keys_again_is_listed_once() {
+        let mut index = Index::default();
+        for name in ["a", "b", "a", "c", "a"] {
+            index.apply(&Event::Apply(object(name, &["svc", "route-1"])), keys);
+        }
+        index.apply(&Event::Apply(object("b", &["route-1"])), keys);
+        assert_eq!(named(&index, "svc"), ["a", "c"]);
+        assert_eq!(named(&index, "route-1"), ["a", "b", "c"]);
     }
 
     #[test]
