@@ -2,6 +2,7 @@
 //! engine sees of one.
 
 use crate::api::{REVISION_LABEL, ROLLOUT_LABEL, Rollout};
+use crate::controller::caches::CachedReplicaSet;
 use crate::engine::ReplicaSetState;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -53,13 +54,13 @@ pub fn replicas_patch(replicas: i32) -> serde_json::Value {
 /// What the engine sees of a ReplicaSet: its revision label, desired and available replicas, and
 /// when it was created. `None` for a ReplicaSet without the revision label, which Bellwether did
 /// not create.
-pub fn replica_set_state(replica_set: &ReplicaSet) -> Option<ReplicaSetState> {
+pub fn replica_set_state(replica_set: &CachedReplicaSet) -> Option<ReplicaSetState> {
     let revision = replica_set.metadata.labels.as_ref()?.get(REVISION_LABEL)?.clone();
     let created_at = crate::api::created_at(&replica_set.metadata).unwrap_or_default();
     Some(ReplicaSetState {
         revision,
-        replicas: replica_set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-        available: replica_set.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
+        replicas: replica_set.spec.replicas.unwrap_or(1),
+        available: replica_set.status.available_replicas.unwrap_or(0),
         created_at,
     })
 }

@@ -1,9 +1,10 @@
 //! The ReplicaSet of a revision, and what the engine sees of one.
 
 use bellwether::api::Rollout;
+use bellwether::controller::caches::CachedReplicaSet;
 use bellwether::controller::replica_sets::{replica_set, replica_set_state};
 use bellwether::engine::revision_of;
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::apps::v1::ReplicaSetStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 fn example() -> Rollout {
@@ -40,14 +41,15 @@ fn a_revision_gets_an_owned_replica_set_whose_selector_and_pods_carry_the_revisi
 }
 
 #[test]
-fn the_engine_sees_revision_replicas_availability_and_age() {
+fn the_engine_sees_revision_replicas_availability_and_age_as_the_cache_reads_them() {
     let rollout = example();
     let mut rs = replica_set(&rollout, "abc123", 4);
     rs.metadata.creation_timestamp = Some(Time("2026-01-01T12:00:00Z".parse().unwrap()));
     rs.status =
         Some(ReplicaSetStatus { replicas: 4, available_replicas: Some(3), ..ReplicaSetStatus::default() });
-    let state = replica_set_state(&rs).unwrap();
+    let cached: CachedReplicaSet = serde_json::from_value(serde_json::to_value(&rs).unwrap()).unwrap();
+    let state = replica_set_state(&cached).unwrap();
     assert_eq!((state.revision.as_str(), state.replicas, state.available), ("abc123", 4, 3));
     assert_eq!(state.created_at.to_rfc3339(), "2026-01-01T12:00:00+00:00");
-    assert_eq!(replica_set_state(&ReplicaSet::default()), None, "not one of ours");
+    assert_eq!(replica_set_state(&CachedReplicaSet::default()), None, "not one of ours");
 }

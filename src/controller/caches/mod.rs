@@ -15,7 +15,9 @@
 pub mod expectations;
 mod index;
 mod listing;
+mod replica_set;
 mod route;
+mod service;
 
 use crate::api::{
     AnalysisRun, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate, NAMESPACE_CONFIGMAP,
@@ -30,8 +32,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use index::{Index, ObjectKey};
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceSpec};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
@@ -39,8 +40,10 @@ use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
 use listing::{Cached, Listing};
+pub use replica_set::CachedReplicaSet;
 pub use route::CachedRoute;
 use serde::de::DeserializeOwned;
+pub use service::CachedService;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -93,6 +96,15 @@ fn labelled_for(object: &impl ResourceExt) -> Vec<ObjectKey> {
     rollout.map(|name| (object.namespace().unwrap_or_default(), name.clone())).into_iter().collect()
 }
 
+/// The objects `index` lists for the Rollout `name` in `namespace`, sorted, so that every pass sees
+/// them in the same order.
+fn labelled(index: &RwLock<Index<ObjectKey>>, namespace: &str, name: &str) -> Vec<ObjectKey> {
+    let key = (namespace.to_string(), name.to_string());
+    let mut names: Vec<ObjectKey> = read(index).objects(&key).cloned().collect();
+    names.sort();
+    names
+}
+
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
@@ -104,9 +116,9 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 /// The caches, indexes and expectations; shared by both reconcilers.
 pub struct Caches {
     pub rollouts: Store<Rollout>,
-    replica_sets: Store<ReplicaSet>,
+    replica_sets: Store<CachedReplicaSet>,
     runs: Store<AnalysisRun>,
-    services: Store<Service>,
+    services: Store<CachedService>,
     http_routes: Store<CachedRoute>,
     grpc_routes: Store<CachedRoute>,
     templates: Store<AnalysisTemplate>,
@@ -141,9 +153,9 @@ pub struct Watches {
 /// future are polled.
 pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
     let (rollouts, rollout_writer) = reflector::store::<Rollout>();
-    let (replica_sets, replica_set_writer) = reflector::store::<ReplicaSet>();
+    let (replica_sets, replica_set_writer) = reflector::store::<CachedReplicaSet>();
     let (runs, run_writer) = reflector::store::<AnalysisRun>();
-    let (services, service_writer) = reflector::store::<Service>();
+    let (services, service_writer) = reflector::store::<CachedService>();
     let route_writer = |kind: RouteKind| Writer::<CachedRoute>::new(kind.api_resource());
     let (http_writer, grpc_writer) = (route_writer(RouteKind::Http), route_writer(RouteKind::Grpc));
     let (templates, template_writer) = reflector::store::<AnalysisTemplate>();
@@ -185,7 +197,7 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
 
     let mut others: Vec<BoxFuture<'static, ()>> = Vec::new();
     let owned = watcher::Config::default().labels(ROLLOUT_LABEL);
-    let replica_sets = config.api::<ReplicaSet>(client);
+    let replica_sets = config.api::<CachedReplicaSet>(client);
     others.push(drive(&caches, Cached::ReplicaSets, replica_sets, owned, replica_set_writer, {
         let trigger = trigger.clone();
         move |caches, event| {
@@ -204,10 +216,10 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
             }
         }
     }));
-    let services = config.api::<Service>(client);
+    let services = config.api::<CachedService>(client);
     others.push(drive(&caches, Cached::Services, services, everything(), service_writer, {
         let trigger = trigger.clone();
-        move |caches, event: &Event<Service>| {
+        move |caches, event: &Event<CachedService>| {
             caches.trigger_referencing(event, &trigger, |service| Reference::Service {
                 namespace: service.namespace().unwrap_or_default(),
                 name: service.name_any(),
@@ -287,6 +299,41 @@ where
     watcher::watcher(api, config).default_backoff().modify(K::slim)
 }
 
+/// Makes `$type`, a projection of the namespaced kind `$kind`, a resource that can be watched.
+macro_rules! namespaced_kind {
+    ($type:ty, $group:literal, $version:literal, $kind:literal, $plural:literal) => {
+        impl kube::Resource for $type {
+            type DynamicType = ();
+            type Scope = k8s_openapi::NamespaceResourceScope;
+
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                $kind.into()
+            }
+
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                $group.into()
+            }
+
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                $version.into()
+            }
+
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                $plural.into()
+            }
+
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+use namespaced_kind;
+
 /// What a cache keeps of an object: all but what is large and read by nothing here.
 trait Slim: Resource {
     /// Drops the managed fields and kubectl's last-applied copy, each as large as the object.
@@ -309,24 +356,18 @@ impl Slim for AnalysisTemplate {}
 impl Slim for ClusterAnalysisTemplate {}
 impl Slim for ConfigMap {}
 
-impl Slim for ReplicaSet {
-    /// A ReplicaSet is read for its revision, replicas and status, never for its pod template: a
-    /// ReplicaSet is applied whole only for the current revision, from the Rollout's template.
+impl Slim for CachedReplicaSet {
+    /// A ReplicaSet is read for its labels, owner, age and replicas ([`replica_set`]).
     fn slim(&mut self) {
         strip_metadata(self);
-        if let Some(spec) = &mut self.spec {
-            spec.template = None;
-        }
+        self.metadata.annotations = None;
     }
 }
 
-impl Slim for Service {
-    /// A Service is read for its selector alone.
+impl Slim for CachedService {
+    /// A Service is read for its selector alone ([`service`]).
     fn slim(&mut self) {
         keep_identity(self);
-        let selector = self.spec.take().and_then(|spec| spec.selector);
-        self.spec = Some(ServiceSpec { selector, ..ServiceSpec::default() });
-        self.status = None;
     }
 }
 
@@ -493,16 +534,14 @@ impl Caches {
     }
 
     /// The ReplicaSets labelled for the Rollout `name` in `namespace`.
-    pub fn replica_sets_of(&self, namespace: &str, name: &str) -> Vec<Arc<ReplicaSet>> {
-        let key = (namespace.to_string(), name.to_string());
-        let names: Vec<ObjectKey> = read(&self.replica_sets_by_rollout).objects(&key).cloned().collect();
+    pub fn replica_sets_of(&self, namespace: &str, name: &str) -> Vec<Arc<CachedReplicaSet>> {
+        let names = labelled(&self.replica_sets_by_rollout, namespace, name);
         names.iter().filter_map(|(ns, n)| self.replica_sets.get(&ObjectRef::new(n).within(ns))).collect()
     }
 
     /// The AnalysisRuns labelled for the Rollout `name` in `namespace`.
     pub fn runs_of(&self, namespace: &str, name: &str) -> Vec<Arc<AnalysisRun>> {
-        let key = (namespace.to_string(), name.to_string());
-        let names: Vec<ObjectKey> = read(&self.runs_by_rollout).objects(&key).cloned().collect();
+        let names = labelled(&self.runs_by_rollout, namespace, name);
         names.iter().filter_map(|(ns, n)| self.runs.get(&ObjectRef::new(n).within(ns))).collect()
     }
 
@@ -514,7 +553,7 @@ impl Caches {
         self.runs.clone()
     }
 
-    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<CachedService>> {
         self.services.get(&ObjectRef::new(name).within(namespace))
     }
 
@@ -601,11 +640,15 @@ mod tests {
 
     #[test]
     fn a_cached_replica_set_keeps_what_decisions_read_and_not_its_pod_template() {
-        let mut rs: ReplicaSet = serde_json::from_value(json!({
+        let mut rs: CachedReplicaSet = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {
                 "name": "checkout-abc", "namespace": "shop", "resourceVersion": "7", "uid": "u",
+                "creationTimestamp": "2026-01-01T12:00:00Z",
                 "labels": {"bellwether.dev/revision": "abc", "bellwether.dev/rollout": "checkout"},
                 "annotations": {LAST_APPLIED: "{}", "team": "payments"},
+                "ownerReferences": [{"apiVersion": "bellwether.dev/v1alpha1", "kind": "Rollout",
+                                     "name": "checkout", "uid": "r", "controller": true}],
                 "managedFields": [{"manager": "bellwether", "operation": "Apply"}]
             },
             "spec": {
@@ -613,20 +656,42 @@ mod tests {
                 "selector": {"matchLabels": {"bellwether.dev/revision": "abc"}},
                 "template": {"spec": {"containers": [{"name": "app", "image": "shop:1"}]}}
             },
-            "status": {"replicas": 3, "availableReplicas": 2}
+            "status": {"replicas": 3, "availableReplicas": 2, "observedGeneration": 1}
         }))
         .unwrap();
         rs.slim();
         let kept = serde_json::to_value(&rs).unwrap();
-        assert_eq!(
-            kept["spec"],
-            json!({"replicas": 3, "selector": {"matchLabels": {"bellwether.dev/revision": "abc"}}})
-        );
-        assert_eq!(kept["status"], json!({"replicas": 3, "availableReplicas": 2}));
+        assert_eq!(kept["spec"], json!({"replicas": 3}));
+        assert_eq!(kept["status"], json!({"availableReplicas": 2}));
         assert_eq!(kept["metadata"]["labels"]["bellwether.dev/revision"], "abc");
-        assert_eq!(kept["metadata"]["annotations"], json!({"team": "payments"}));
+        assert_eq!(kept["metadata"]["ownerReferences"][0]["name"], "checkout");
+        assert_eq!(kept["metadata"]["annotations"], serde_json::Value::Null);
         assert_eq!(kept["metadata"]["managedFields"], serde_json::Value::Null);
-        assert_eq!(crate::controller::replica_sets::replica_set_state(&rs).map(|s| s.available), Some(2));
+        let state = crate::controller::replica_sets::replica_set_state(&rs).unwrap();
+        assert_eq!((state.revision.as_str(), state.replicas, state.available), ("abc", 3, 2));
+        assert_eq!(state.created_at.to_rfc3339(), "2026-01-01T12:00:00+00:00");
+    }
+
+    #[test]
+    fn a_cached_service_keeps_its_name_version_and_selector() {
+        let mut service: CachedService = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "checkout-canary", "namespace": "shop", "uid": "s1", "resourceVersion": "9",
+                         "labels": {"app": "checkout"}, "annotations": {LAST_APPLIED: "{}"}},
+            "spec": {"selector": {"app": "checkout", "bellwether.dev/revision": "abc"},
+                     "ports": [{"port": 80, "targetPort": 8080}], "clusterIP": "10.0.0.1", "type": "ClusterIP"},
+            "status": {"loadBalancer": {}}
+        }))
+        .unwrap();
+        service.slim();
+        assert_eq!(
+            serde_json::to_value(&service).unwrap(),
+            json!({
+                "metadata": {"name": "checkout-canary", "namespace": "shop", "uid": "s1", "resourceVersion": "9"},
+                "spec": {"selector": {"app": "checkout", "bellwether.dev/revision": "abc"}}
+            })
+        );
+        assert_eq!(seen(&service).map(|s| s.version), Some("9".to_string()));
     }
 
     /// A route as a Gateway keeps it: rules with matches and filters, several parents, conditions

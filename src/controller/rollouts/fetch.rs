@@ -3,12 +3,11 @@
 //! pass never acts twice on the state it already acted on.
 
 use crate::api::{AnalysisRun, REVISION_LABEL, Rollout, TemplateRef};
-use crate::controller::caches::Caches;
+use crate::controller::caches::{CachedReplicaSet, Caches};
 use crate::controller::replica_sets::replica_set_state;
 use crate::controller::requests::{Malformed, requests};
 use crate::controller::routes::{Services, route_state};
 use crate::engine::{Clock, Observation, ServiceSelectors, assess, ended};
-use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::ResourceExt;
 use kube::api::{ApiResource, GroupVersionKind};
 use serde_json::Value;
@@ -49,7 +48,7 @@ pub struct Fetched {
     pub routes: Vec<FetchedRoute>,
     /// The ReplicaSets owned by the Rollout, for the pod templates of revisions other than the
     /// current one.
-    pub replica_sets: Vec<Arc<ReplicaSet>>,
+    pub replica_sets: Vec<Arc<CachedReplicaSet>>,
     /// Request annotations that cannot be read.
     pub malformed_requests: Vec<Malformed>,
     /// The UID of each AnalysisRun by name, so that deleting an old run never deletes a new one
@@ -108,7 +107,7 @@ pub fn fetch(caches: &Caches, rollout: &Rollout, clock: Clock) -> Fetched {
     let selected_revision = |service: &str| {
         caches
             .service(&namespace, service)
-            .and_then(|s| s.spec.as_ref()?.selector.as_ref()?.get(REVISION_LABEL).cloned())
+            .and_then(|s| s.spec.selector.as_ref()?.get(REVISION_LABEL).cloned())
     };
     let templates: Vec<_> = template_refs(rollout)
         .collect::<BTreeSet<&TemplateRef>>()
