@@ -128,10 +128,12 @@ fn member(index: usize, state: State, example: &Setup) -> Fixture {
     let spec = &mut setup.spec;
     let labels = BTreeMap::from([("app".to_owned(), name.clone())]);
     spec.selector.match_labels = Some(labels.clone());
-    spec.template.metadata.get_or_insert_default().labels = Some(labels);
-    let container = &mut spec.template.spec.as_mut().expect("the example has a pod spec").containers[0];
-    container.name = name.clone();
-    container.image = Some(format!("ghcr.io/example/{name}:1.0.0"));
+    spec.template.modify(|template| {
+        template.metadata.get_or_insert_default().labels = Some(labels);
+        let container = &mut template.spec.as_mut().expect("the example has a pod spec").containers[0];
+        container.name = name.clone();
+        container.image = Some(format!("ghcr.io/example/{name}:1.0.0"));
+    });
     let canary = &mut spec.strategy.canary;
     canary.stable_service = format!("{name}-stable");
     canary.canary_service = format!("{name}-canary");

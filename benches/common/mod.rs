@@ -86,8 +86,10 @@ impl Fixture {
 
     /// Starts a canary: a new image.
     pub fn ship(&mut self) {
-        let container = &mut self.spec.template.spec.as_mut().expect("a pod spec").containers[0];
-        container.image = Some(format!("ghcr.io/example/{}:1.1.0", self.name));
+        let image = format!("ghcr.io/example/{}:1.1.0", self.name);
+        self.spec.template.modify(|template| {
+            template.spec.as_mut().expect("a pod spec").containers[0].image = Some(image);
+        });
         self.generation += 1;
     }
 

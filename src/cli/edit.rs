@@ -72,11 +72,18 @@ pub async fn set_image(
         .ok_or_else(|| EditError::ImageArg(assignment.into()))?;
     let api: Api<Rollout> = Api::namespaced(client.clone(), namespace);
     let rollout = read(&api, namespace, name).await?;
-    let mut template = rollout.spec.template.clone();
+    let mut template = rollout.spec.template.get();
     let containers = template.spec.as_mut().map(|spec| &mut spec.containers);
     let Some(target) = containers.and_then(|list| list.iter_mut().find(|c| c.name == container)) else {
-        let known: Vec<String> =
-            rollout.spec.template.spec.iter().flat_map(|s| &s.containers).map(|c| c.name.clone()).collect();
+        let known: Vec<String> = rollout
+            .spec
+            .template
+            .get()
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .map(|c| c.name.clone())
+            .collect();
         return Err(EditError::NoContainer { container: container.into(), known: known.join(", ") });
     };
     target.image = Some(image.to_string());
@@ -144,7 +151,7 @@ mod tests {
     }
 
     fn with_image(rollout: &Rollout, image: &str) -> PodTemplateSpec {
-        let mut template = rollout.spec.template.clone();
+        let mut template = rollout.spec.template.get();
         template.spec.as_mut().expect("a pod spec").containers[0].image = Some(image.into());
         template
     }
@@ -164,7 +171,7 @@ mod tests {
         let template = with_image(&read, "registry.k8s.io/pause:3.9");
         assert_eq!(write_template(&api, &read, &template).await.expect("written"), revision_of(&template));
         let written = api.get(&name).await.expect("the Rollout");
-        assert_eq!(written.spec.template, template);
+        assert_eq!(written.spec.template.get(), template);
         assert_eq!(written.status.as_ref().and_then(|s| s.message.as_deref()), Some("step 1/3"));
 
         // Someone changed the spec in between: nothing is written over it.
@@ -173,6 +180,6 @@ mod tests {
         write_template(&api, &written, &other).await.expect("the other change");
         let refused = write_template(&api, &stale, &with_image(&stale, "registry.k8s.io/pause:3.8")).await;
         assert!(matches!(refused, Err(EditError::Changed)), "{refused:?}");
-        assert_eq!(api.get(&name).await.expect("the Rollout").spec.template, other);
+        assert_eq!(api.get(&name).await.expect("the Rollout").spec.template.get(), other);
     }
 }

@@ -22,7 +22,7 @@ pub fn replica_set(rollout: &Rollout, revision: &str, replicas: i32) -> ReplicaS
     let revision_labels = [(REVISION_LABEL.to_string(), revision.to_string())];
     let mut selector = rollout.spec.selector.clone();
     selector.match_labels.get_or_insert_with(Default::default).extend(revision_labels.clone());
-    let mut template = rollout.spec.template.clone();
+    let mut template = rollout.spec.template.get();
     let metadata = template.metadata.get_or_insert_with(ObjectMeta::default);
     metadata.labels.get_or_insert_with(Default::default).extend(revision_labels.clone());
     let mut labels = metadata.labels.clone().unwrap_or_default();

@@ -31,7 +31,7 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
         };
     };
     let n = plan.steps.len();
-    let revision = revision_of(&spec.template);
+    let revision = revision_of(&spec.template.get());
     let weights = decision.actions.iter().filter_map(|a| match a {
         Action::SetWeights(crate::engine::RouteWeights { canary, stable }) => Some((*canary, *stable)),
         _ => None,

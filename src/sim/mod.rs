@@ -202,13 +202,14 @@ impl<'a> Simulation<'a> {
 
     /// The Rollout as it was before the release: the same template, one revision earlier.
     fn deploy_stable(&mut self) {
-        self.spec
-            .template
-            .metadata
-            .get_or_insert_with(Default::default)
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert("simulate.bellwether.dev/revision".into(), "previous".into());
+        self.spec.template.modify(|template| {
+            template
+                .metadata
+                .get_or_insert_with(Default::default)
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert("simulate.bellwether.dev/revision".into(), "previous".into());
+        });
         for _ in 0..20 {
             let decision = self.decide();
             self.carry_out(&decision);
@@ -263,7 +264,7 @@ impl<'a> Simulation<'a> {
     }
 
     fn carry_out(&mut self, decision: &Decision) {
-        let canary = revision_of(&self.spec.template);
+        let canary = revision_of(&self.spec.template.get());
         for action in &decision.actions {
             let is_canary = self.status.stable_revision.as_deref() != Some(canary.as_str())
                 && matches!(action, Action::ScaleReplicaSet { revision, .. } if *revision == canary);
@@ -381,7 +382,7 @@ impl<'a> Simulation<'a> {
     fn outcome(&self, aborted_at: Option<Duration>) -> Option<Outcome> {
         let elapsed = self.elapsed();
         let message = self.status.message.clone().unwrap_or_default();
-        let shipped = revision_of(&self.setup.spec.template);
+        let shipped = revision_of(&self.setup.spec.template.get());
         if let Some(abort) = &self.status.abort {
             let after = aborted_at.unwrap_or(elapsed);
             return Some(Outcome::Aborted { after, reason: abort.message.clone() });

@@ -17,7 +17,7 @@ fn example() -> Rollout {
 #[test]
 fn a_revision_gets_an_owned_replica_set_whose_selector_and_pods_carry_the_revision() {
     let rollout = example();
-    let revision = revision_of(&rollout.spec.template);
+    let revision = revision_of(&rollout.spec.template.get());
     let rs = replica_set(&rollout, &revision, 2);
     assert_eq!(rs.metadata.name.as_deref(), Some(format!("checkout-{revision}").as_str()));
     assert_eq!(rs.metadata.namespace.as_deref(), Some("shop"));
@@ -37,7 +37,7 @@ fn a_revision_gets_an_owned_replica_set_whose_selector_and_pods_carry_the_revisi
     let pod_labels = spec.template.unwrap().metadata.unwrap().labels.unwrap();
     assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)), "the selector selects its own pods");
     // The revision is the hash of the Rollout's template, which is left as it was.
-    assert_eq!(revision_of(&rollout.spec.template), revision);
+    assert_eq!(revision_of(&rollout.spec.template.get()), revision);
 }
 
 #[test]

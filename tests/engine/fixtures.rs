@@ -42,8 +42,10 @@ impl RolloutBuilder {
     }
 
     pub fn image(mut self, image: &str) -> Self {
-        let spec = self.spec.template.spec.as_mut().expect("template has a pod spec");
-        spec.containers[0].image = Some(image.into());
+        self.spec.template.modify(|template| {
+            let spec = template.spec.as_mut().expect("template has a pod spec");
+            spec.containers[0].image = Some(image.into());
+        });
         self
     }
 

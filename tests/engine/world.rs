@@ -25,7 +25,7 @@ impl World {
     }
 
     pub fn revision(&self) -> String {
-        revision_of(&self.spec.template)
+        revision_of(&self.spec.template.get())
     }
 
     /// Decides on the current world without carrying anything out; status is kept.
@@ -155,8 +155,9 @@ impl World {
 
     /// Ships a new image and returns its revision.
     pub fn ship(&mut self, image: &str) -> String {
-        let container = &mut self.spec.template.spec.as_mut().unwrap().containers[0];
-        container.image = Some(image.into());
+        self.spec.template.modify(|template| {
+            template.spec.as_mut().unwrap().containers[0].image = Some(image.into());
+        });
         self.revision()
     }
 }

@@ -8,6 +8,7 @@
 mod analysis;
 mod duration;
 mod notification;
+mod pod_template;
 mod rollout;
 pub mod sample;
 mod schema;
@@ -16,6 +17,7 @@ pub mod template;
 pub use analysis::*;
 pub use duration::{DURATION_PATTERN, Duration, DurationError, format_duration, format_time};
 pub use notification::*;
+pub use pod_template::PodTemplate;
 pub use rollout::*;
 
 /// The API group of every Bellwether resource.

@@ -2,9 +2,9 @@
 
 use super::Duration;
 use super::NotificationTarget;
+use super::PodTemplate;
 use super::schema;
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube_derive::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ pub struct RolloutSpec {
     #[schemars(schema_with = "schema::label_selector")]
     pub selector: LabelSelector,
     #[schemars(schema_with = "schema::pod_template")]
-    pub template: PodTemplateSpec,
+    pub template: PodTemplate,
     /// Old ReplicaSets kept at zero replicas for rollback. Defaults to 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]

@@ -71,7 +71,7 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(spec: &RolloutSpec, templates: &Templates) -> Self {
-        Self { revision: revision_of(&spec.template), plan: Plan::from_spec(spec, templates) }
+        Self { revision: revision_of(&spec.template.get()), plan: Plan::from_spec(spec, templates) }
     }
 }
 

@@ -300,7 +300,7 @@ fn seconds(value: Option<i32>, default: i32, field: &str, min: i32, errors: &mut
 }
 
 fn check_selector(selector: &LabelSelector, spec: &RolloutSpec, errors: &mut Errors) {
-    let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    let labels = spec.template.get().metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
     let match_labels = selector.match_labels.clone().unwrap_or_default();
     let expressions = selector.match_expressions.clone().unwrap_or_default();
     if match_labels.is_empty() && expressions.is_empty() {

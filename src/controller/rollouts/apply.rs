@@ -213,7 +213,7 @@ async fn scale_replica_set(
     let rs_name = replica_set_name(&rollout.name_any(), revision);
     let existed = fetched.replica_sets.iter().any(|rs| rs.name_any() == rs_name);
     let api = Api::<ReplicaSet>::namespaced(ctx.client.clone(), &namespace);
-    let stored = if revision_of(&rollout.spec.template) == revision {
+    let stored = if revision_of(&rollout.spec.template.get()) == revision {
         let object = replica_set(rollout, revision, replicas);
         api.patch(&rs_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await
     } else if existed {
