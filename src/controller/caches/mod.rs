@@ -673,25 +673,29 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_service_keeps_its_name_version_and_selector() {
-        let mut service: CachedService = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "checkout-canary", "namespace": "shop", "uid": "s1", "resourceVersion": "9",
-                         "labels": {"app": "checkout"}, "annotations": {LAST_APPLIED: "{}"}},
-            "spec": {"selector": {"app": "checkout", "bellwether.dev/revision": "abc"},
-                     "ports": [{"port": 80, "targetPort": 8080}], "clusterIP": "10.0.0.1", "type": "ClusterIP"},
-            "status": {"loadBalancer": {}}
-        }))
-        .unwrap();
-        service.slim();
+    fn a_cached_service_keeps_its_name_version_and_the_revision_it_selects() {
+        let service = |selector: serde_json::Value| {
+            let mut service: CachedService = serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "checkout-canary", "namespace": "shop", "uid": "s1", "resourceVersion": "9",
+                             "labels": {"app": "checkout"}, "annotations": {LAST_APPLIED: "{}"}},
+                "spec": {"selector": selector, "ports": [{"port": 80, "targetPort": 8080}],
+                         "clusterIP": "10.0.0.1", "type": "ClusterIP"},
+                "status": {"loadBalancer": {}}
+            }))
+            .unwrap();
+            service.slim();
+            service
+        };
+        let pointed = service(json!({"app": "checkout", "bellwether.dev/revision": "abc"}));
+        assert_eq!(pointed.spec.selected_revision.as_deref(), Some("abc"));
         assert_eq!(
-            serde_json::to_value(&service).unwrap(),
-            json!({
-                "metadata": {"name": "checkout-canary", "namespace": "shop", "uid": "s1", "resourceVersion": "9"},
-                "spec": {"selector": {"app": "checkout", "bellwether.dev/revision": "abc"}}
-            })
+            serde_json::to_value(&pointed.metadata).unwrap(),
+            json!({"name": "checkout-canary", "namespace": "shop", "uid": "s1", "resourceVersion": "9"})
         );
-        assert_eq!(seen(&service).map(|s| s.version), Some("9".to_string()));
+        assert_eq!(seen(&pointed).map(|s| s.version), Some("9".to_string()));
+        assert_eq!(service(json!({"app": "checkout"})).spec.selected_revision, None);
+        assert_eq!(service(serde_json::Value::Null).spec.selected_revision, None);
     }
 
     /// A route as a Gateway keeps it: rules with matches and filters, several parents, conditions

@@ -2,7 +2,7 @@
 //! without a request of its own. The caches may lag; see [`crate::controller::caches`] for how a
 //! pass never acts twice on the state it already acted on.
 
-use crate::api::{AnalysisRun, REVISION_LABEL, Rollout, TemplateRef};
+use crate::api::{AnalysisRun, Rollout, TemplateRef};
 use crate::controller::caches::{CachedReplicaSet, Caches};
 use crate::controller::replica_sets::replica_set_state;
 use crate::controller::requests::{Malformed, requests};
@@ -104,11 +104,8 @@ pub fn fetch(caches: &Caches, rollout: &Rollout, clock: Clock) -> Fetched {
     // ended and decide nothing.
     let slots = rollout.status.as_ref().map(|s| [&s.step_analysis_run, &s.background_analysis_run]);
     let waited_for: Vec<&str> = slots.into_iter().flatten().flatten().map(|r| r.name.as_str()).collect();
-    let selected_revision = |service: &str| {
-        caches
-            .service(&namespace, service)
-            .and_then(|s| s.spec.selector.as_ref()?.get(REVISION_LABEL).cloned())
-    };
+    let selected_revision =
+        |service: &str| caches.service(&namespace, service).and_then(|s| s.spec.selected_revision.clone());
     let templates: Vec<_> = template_refs(rollout)
         .collect::<BTreeSet<&TemplateRef>>()
         .into_iter()
