@@ -36,8 +36,17 @@ pub async fn wait_promoted(cluster: &Cluster, revision: &str) -> Rollout {
     cluster.rollout_until("the canary to be promoted", |r| is_promoted(r, revision)).await
 }
 
-fn weights_seen(log: &std::sync::Mutex<Vec<((i64, i64), std::time::Instant)>>) -> Vec<(i64, i64)> {
-    log.lock().unwrap().iter().map(|(w, _)| *w).collect()
+/// The weights the route's watch has shown, once the last of them is `last`: the watch may lag the
+/// read that saw the route at `last`.
+async fn weights_ending(
+    log: &std::sync::Mutex<Vec<((i64, i64), std::time::Instant)>>,
+    last: (i64, i64),
+) -> Vec<(i64, i64)> {
+    eventually("the route's watch to show the last weights", || async {
+        let seen: Vec<(i64, i64)> = log.lock().unwrap().iter().map(|(w, _)| *w).collect();
+        (seen.last() == Some(&last)).then_some(seen)
+    })
+    .await
 }
 
 async fn analysis_runs(cluster: &Cluster) -> Vec<AnalysisRun> {
@@ -95,7 +104,11 @@ async fn expired_and_dropped_watches_mid_canary_neither_stall_nor_regress_it() {
     let done = wait_promoted(&cluster, &canary).await;
     let history = done.status.expect("a status").history;
     assert_eq!(history[0].outcome, RolloutOutcome::Promoted, "{history:?}");
-    assert_eq!(weights_seen(&weights), [(0, 100), (10, 90), (50, 50), (0, 100)], "route weights");
+    assert_eq!(
+        weights_ending(&weights, (0, 100)).await,
+        [(0, 100), (10, 90), (50, 50), (0, 100)],
+        "route weights"
+    );
     assert_eq!(analysis_runs(&cluster).await.len(), 1, "one analysis step, one run");
     controller.stop().await;
 }
@@ -118,7 +131,7 @@ async fn conflicting_writes_at_the_start_of_a_canary_repeat_no_step() {
 
     wait_promoted(&cluster, &canary).await;
     assert_eq!(
-        weights_seen(&weights),
+        weights_ending(&weights, (0, 100)).await,
         [(0, 100), (10, 90), (50, 50), (0, 100)],
         "each weight change once, in order"
     );
@@ -172,7 +185,7 @@ async fn a_route_deleted_mid_canary_holds_it_until_the_route_is_back() {
     cluster.create_route().await;
     let done = wait_promoted(&cluster, &canary).await;
     assert_eq!(done.status.expect("a status").history[0].outcome, RolloutOutcome::Promoted);
-    let seen = weights_seen(&weights);
+    let seen = weights_ending(&weights, (0, 100)).await;
     let (last, rising) = seen.split_last().expect("weights seen");
     assert_eq!(*last, (0, 100), "promoted: all traffic on the new stable");
     assert!(
@@ -297,9 +310,8 @@ async fn prometheus_going_away_mid_analysis_never_promotes_the_canary() {
     let message = status.message.unwrap_or_default();
     let host = proxy_host(&run.spec);
     assert!(message.contains(&host), "the message does not name {host}: {message}");
-    let seen = weights_seen(&weights);
+    let seen = weights_ending(&weights, (0, 100)).await;
     assert!(seen.iter().all(|(canary, _)| *canary <= 10), "the canary went past the analysis: {seen:?}");
-    assert_eq!(seen.last(), Some(&(0, 100)));
     controller.stop().await;
 }
 
@@ -329,7 +341,7 @@ async fn a_query_prometheus_cannot_parse_ends_the_analysis_in_error() {
     assert_eq!(status.phase, Some(AnalysisPhase::Error), "{:?}", status.message);
     let message = status.message.unwrap_or_default();
     assert!(message.contains("parse error"), "Prometheus's parse error is not in: {message}");
-    let seen = weights_seen(&weights);
+    let seen = weights_ending(&weights, (0, 100)).await;
     assert!(seen.iter().all(|(canary, _)| *canary <= 10), "the canary went past the analysis: {seen:?}");
     controller.stop().await;
 }
