@@ -29,4 +29,4 @@ pub struct Status {
     pub available_replicas: Option<i32>,
 }
 
-super::namespaced_kind!(CachedReplicaSet, "apps", "v1", "ReplicaSet", "replicasets");
+super::slim::namespaced_kind!(CachedReplicaSet, "apps", "v1", "ReplicaSet", "replicasets");

@@ -26,4 +26,4 @@ fn selected_revision<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Optio
     Ok(selector.and_then(|mut selector| selector.remove(REVISION_LABEL)))
 }
 
-super::namespaced_kind!(CachedService, "", "v1", "Service", "services");
+super::slim::namespaced_kind!(CachedService, "", "v1", "Service", "services");
