@@ -9,7 +9,9 @@
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// An object's namespace (empty for cluster-scoped ones) and name.
 pub type ObjectKey = (String, String);
@@ -19,77 +21,101 @@ pub fn object_key(object: &impl ResourceExt) -> ObjectKey {
 }
 
 /// The objects of one kind, by every key they name.
+///
+/// Keys are held as 64-bit hashes (with this process's random hash keys) and each object's name
+/// once, shared: the index has an entry per route, Service and template of every Rollout, and
+/// copies of the keys' strings were most of its memory. Two keys with one hash (a chance in 2^64
+/// per pair) share their list, so a lookup may return an object that names the other key: callers
+/// that must be exact check the objects they get.
 #[derive(Debug)]
 pub struct Index<Key> {
-    keys_of: HashMap<ObjectKey, Vec<Key>>,
-    /// Most keys are named by one object, so a `Vec` (48 bytes for one) rather than a set (a
-    /// B-tree node of about 540): this index holds an entry per route, Service and template of
-    /// every Rollout.
-    objects_by: HashMap<Key, Vec<ObjectKey>>,
+    hasher: RandomState,
+    keys_of: HashMap<Arc<ObjectKey>, Vec<u64>>,
+    /// Most keys are named by one object, so a `Vec` rather than a set (a B-tree node of about
+    /// 540 bytes).
+    objects_by: HashMap<u64, Vec<Arc<ObjectKey>>>,
     /// A relist in progress: the objects listed so far. The index keeps answering from the old
     /// state until the list is complete, as the object cache does.
-    relisting: Option<Vec<(ObjectKey, Vec<Key>)>>,
+    relisting: Option<Vec<(ObjectKey, Vec<u64>)>>,
+    key: PhantomData<fn(&Key)>,
 }
 
 impl<Key> Default for Index<Key> {
     fn default() -> Self {
-        Self { keys_of: HashMap::new(), objects_by: HashMap::new(), relisting: None }
+        Self {
+            hasher: RandomState::new(),
+            keys_of: HashMap::new(),
+            objects_by: HashMap::new(),
+            relisting: None,
+            key: PhantomData,
+        }
     }
 }
 
-impl<Key: Clone + Eq + Hash> Index<Key> {
+impl<Key: Hash> Index<Key> {
     /// Applies one watch event; `keys` names what an object refers to.
     pub fn apply<K: ResourceExt>(&mut self, event: &Event<K>, keys: impl Fn(&K) -> Vec<Key>) {
         match event {
-            Event::Apply(object) => self.set(object_key(object), keys(object)),
+            Event::Apply(object) => self.set(object_key(object), self.hashes(keys(object))),
             Event::Delete(object) => self.set(object_key(object), Vec::new()),
             Event::Init => self.relisting = Some(Vec::new()),
             Event::InitApply(object) => {
-                self.relisting.get_or_insert_with(Vec::new).push((object_key(object), keys(object)));
+                let hashes = self.hashes(keys(object));
+                self.relisting.get_or_insert_with(Vec::new).push((object_key(object), hashes));
             }
             Event::InitDone => {
                 let listed = self.relisting.take().unwrap_or_default();
                 self.keys_of.clear();
                 self.objects_by.clear();
-                for (object, keys) in listed {
-                    self.set(object, keys);
+                for (object, hashes) in listed {
+                    self.set(object, hashes);
                 }
             }
         }
     }
 
-    /// The objects that name `key`, in no particular order.
+    /// The objects that name `key` (or, rarely, a key with the same hash), in no particular order.
     pub fn objects(&self, key: &Key) -> impl Iterator<Item = &ObjectKey> {
-        self.objects_by.get(key).into_iter().flatten()
+        self.objects_by.get(&self.hasher.hash_one(key)).into_iter().flatten().map(Arc::as_ref)
     }
 
-    /// Records that `object` names exactly `keys` now.
-    fn set(&mut self, object: ObjectKey, mut keys: Vec<Key>) {
-        let mut unique = std::collections::HashSet::new();
-        keys.retain(|key| unique.insert(key.clone()));
+    /// The hashes of `keys`, each once.
+    fn hashes(&self, keys: Vec<Key>) -> Vec<u64> {
+        let mut hashes: Vec<u64> = keys.iter().map(|key| self.hasher.hash_one(key)).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes
+    }
+
+    /// Records that `object` names exactly the keys of `hashes` now.
+    fn set(&mut self, object: ObjectKey, hashes: Vec<u64>) {
         // Most events (a status write) leave what an object names as it was.
-        if self.keys_of.get(&object) == Some(&keys) {
+        if self.keys_of.get(&object) == Some(&hashes) {
             return;
         }
-        for old in self.keys_of.remove(&object).unwrap_or_default() {
-            if let Some(objects) = self.objects_by.get_mut(&old) {
-                if let Some(at) = objects.iter().position(|o| *o == object) {
+        let (shared, old) = match self.keys_of.remove_entry(&object) {
+            Some((shared, old)) => (shared, old),
+            None => (Arc::new(object), Vec::new()),
+        };
+        for hash in old {
+            if let Some(objects) = self.objects_by.get_mut(&hash) {
+                if let Some(at) = objects.iter().position(|o| *o == shared) {
                     objects.swap_remove(at);
                 }
                 if objects.is_empty() {
-                    self.objects_by.remove(&old);
+                    self.objects_by.remove(&hash);
                 }
             }
         }
-        if keys.is_empty() {
+        if hashes.is_empty() {
             return;
         }
-        // `object` was just removed from under every key it named, and `keys` are unique: no
-        // key can list it twice.
-        for key in &keys {
-            self.objects_by.entry(key.clone()).or_default().push(object.clone());
+        // `object` was just removed from under every key it named, and `hashes` are unique: no
+        // list can hold it twice.
+        for hash in &hashes {
+            self.objects_by.entry(*hash).or_default().push(shared.clone());
         }
-        self.keys_of.insert(object, keys);
+        self.keys_of.insert(shared, hashes);
     }
 
     /// How many keys are indexed; for tests of what the index holds on to.

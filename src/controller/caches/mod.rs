@@ -94,13 +94,22 @@ fn labelled_for(object: &impl ResourceExt) -> Vec<ObjectKey> {
     rollout.map(|name| (object.namespace().unwrap_or_default(), name.clone())).into_iter().collect()
 }
 
-/// The objects `index` lists for the Rollout `name` in `namespace`, sorted, so that every pass sees
-/// them in the same order.
-fn labelled(index: &RwLock<Index<ObjectKey>>, namespace: &str, name: &str) -> Vec<ObjectKey> {
-    let key = (namespace.to_string(), name.to_string());
-    let mut names: Vec<ObjectKey> = read(index).objects(&key).cloned().collect();
+/// The objects of `store` labelled for the Rollout `name` in `namespace`, found through `index` and
+/// checked (the index may return an object of another Rollout whose key has the same hash), sorted
+/// by name so that every pass sees them in one order.
+fn labelled<K>(index: &RwLock<Index<ObjectKey>>, store: &Store<K>, namespace: &str, name: &str) -> Vec<Arc<K>>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone + Default,
+{
+    let owner = (namespace.to_string(), name.to_string());
+    let mut names: Vec<ObjectKey> = read(index).objects(&owner).cloned().collect();
     names.sort();
     names
+        .iter()
+        .filter_map(|(ns, n)| store.get(&ObjectRef::new(n).within(ns)))
+        .filter(|object| labelled_for(object.as_ref()).contains(&owner))
+        .collect()
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -413,7 +422,8 @@ impl Caches {
         }
     }
 
-    /// The Rollouts that read `reference`.
+    /// The Rollouts that read `reference`, and rarely one that reads another object whose key has
+    /// the same hash ([`index`]): a pass too many, which decides nothing new.
     pub fn referencing(&self, reference: &Reference) -> Vec<ObjectRef<Rollout>> {
         read(&self.referenced_by)
             .objects(reference)
@@ -439,14 +449,12 @@ impl Caches {
 
     /// The ReplicaSets labelled for the Rollout `name` in `namespace`.
     pub fn replica_sets_of(&self, namespace: &str, name: &str) -> Vec<Arc<CachedReplicaSet>> {
-        let names = labelled(&self.replica_sets_by_rollout, namespace, name);
-        names.iter().filter_map(|(ns, n)| self.replica_sets.get(&ObjectRef::new(n).within(ns))).collect()
+        labelled(&self.replica_sets_by_rollout, &self.replica_sets, namespace, name)
     }
 
     /// The AnalysisRuns labelled for the Rollout `name` in `namespace`.
     pub fn runs_of(&self, namespace: &str, name: &str) -> Vec<Arc<AnalysisRun>> {
-        let names = labelled(&self.runs_by_rollout, namespace, name);
-        names.iter().filter_map(|(ns, n)| self.runs.get(&ObjectRef::new(n).within(ns))).collect()
+        labelled(&self.runs_by_rollout, &self.runs, namespace, name)
     }
 
     pub fn run(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisRun>> {
