@@ -1,5 +1,12 @@
 //! `bellwether`: the controller process and the admin commands.
 
+/// jemalloc rather than the system allocator: the controller holds many small objects (its caches)
+/// among many short-lived ones (watch events, passes). In the controller bench at 10,000 Rollouts,
+/// jemalloc kept its resident memory 7% lower with the fleet deployed and 10% lower after a canary,
+/// at the same CPU (docs/scale.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use anyhow::Context;
 use bellwether::cli::analyze;
 use clap::{Parser, Subcommand};
