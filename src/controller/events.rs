@@ -56,6 +56,7 @@ impl Recent {
     fn remember(&mut self, fingerprint: u64, sent: Sent) {
         self.order.push_back((fingerprint, sent.at));
         self.sent.insert(fingerprint, sent);
+        // Nothing is sent before Timestamp::MIN: this only keeps the bound.
         self.forget_before(Timestamp::MIN);
     }
 

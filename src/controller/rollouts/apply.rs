@@ -15,7 +15,7 @@ use crate::controller::error::{Error, is_already_exists, is_not_found};
 use crate::controller::replica_sets::{replica_set, replica_set_name, replicas_patch};
 use crate::controller::requests::{Malformed, REQUEST_PREFIX, removal_patch};
 use crate::controller::routes::{Services, weight_patch};
-use crate::engine::{Action, RouteWeights, ServiceRole, revision_of};
+use crate::engine::{Action, RouteWeights, ServiceRole};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
@@ -46,16 +46,19 @@ fn deleted(ctx: &Context, rollout: &Rollout, kind: Kind, name: &str, uid: Option
     ctx.caches.expect_for_rollout(rollout, target, Wanted::Gone { uid }, OWN_WRITE_PATIENCE);
 }
 
+/// Carries out `actions` for `rollout`, whose pod template is of the revision `current` (as the
+/// pass's plan derived it).
 pub async fn apply(
     ctx: &Context,
     permit: &Permit,
     rollout: &Rollout,
     fetched: &Fetched,
+    current: &str,
     actions: &[Action],
 ) -> Result<(), Error> {
     for action in actions {
         permit.check()?;
-        apply_one(ctx, permit, rollout, fetched, action).await?;
+        apply_one(ctx, permit, rollout, fetched, current, action).await?;
     }
     Ok(())
 }
@@ -65,6 +68,7 @@ async fn apply_one(
     permit: &Permit,
     rollout: &Rollout,
     fetched: &Fetched,
+    current: &str,
     action: &Action,
 ) -> Result<(), Error> {
     let namespace = rollout.namespace().unwrap_or_default();
@@ -97,7 +101,7 @@ async fn apply_one(
             }
         }
         Action::ScaleReplicaSet { revision, replicas } => {
-            scale_replica_set(ctx, rollout, fetched, revision, *replicas).await
+            scale_replica_set(ctx, rollout, fetched, current, revision, *replicas).await
         }
         Action::DeleteReplicaSet { revision } => {
             let rs_name = replica_set_name(&name, revision);
@@ -206,6 +210,7 @@ async fn scale_replica_set(
     ctx: &Context,
     rollout: &Rollout,
     fetched: &Fetched,
+    current: &str,
     revision: &str,
     replicas: i32,
 ) -> Result<(), Error> {
@@ -213,7 +218,7 @@ async fn scale_replica_set(
     let rs_name = replica_set_name(&rollout.name_any(), revision);
     let existed = fetched.replica_sets.iter().any(|rs| rs.name_any() == rs_name);
     let api = Api::<ReplicaSet>::namespaced(ctx.client.clone(), &namespace);
-    let stored = if revision_of(&rollout.spec.template.get()) == revision {
+    let stored = if revision == current {
         let object = replica_set(rollout, revision, replicas);
         api.patch(&rs_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await
     } else if existed {

@@ -46,8 +46,7 @@ pub struct FetchedRoute {
 pub struct Fetched {
     pub observation: Observation,
     pub routes: Vec<FetchedRoute>,
-    /// The ReplicaSets owned by the Rollout, for the pod templates of revisions other than the
-    /// current one.
+    /// The ReplicaSets owned by the Rollout: which revisions have one, and their UIDs.
     pub replica_sets: Vec<Arc<CachedReplicaSet>>,
     /// Request annotations that cannot be read.
     pub malformed_requests: Vec<Malformed>,

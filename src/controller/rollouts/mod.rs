@@ -159,7 +159,7 @@ async fn pass(
     }
     report::report(ctx, rollout, &status, &decision).await;
     report::malformed_requests(ctx, rollout, &fetched.malformed_requests).await;
-    apply::apply(ctx, permit, rollout, &fetched, &decision.actions).await?;
+    apply::apply(ctx, permit, rollout, &fetched, &prepared.revision, &decision.actions).await?;
     apply::remove_requests(
         ctx,
         permit,
