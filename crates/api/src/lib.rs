@@ -12,6 +12,7 @@ mod pod_template;
 mod rollout;
 pub mod sample;
 mod schema;
+mod selector;
 pub mod template;
 
 pub use analysis::*;
@@ -19,6 +20,7 @@ pub use duration::{DURATION_PATTERN, Duration, DurationError, format_duration, f
 pub use notification::*;
 pub use pod_template::PodTemplate;
 pub use rollout::*;
+pub use selector::selector_string;
 
 /// The API group of every Bellwether resource.
 pub const GROUP: &str = "bellwether.dev";

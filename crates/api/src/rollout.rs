@@ -23,6 +23,11 @@ use std::collections::BTreeMap;
     derive = "PartialEq",
     shortname = "bwro",
     category = "bellwether",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Healthy, Progressing, Paused or Degraded"}"#,
     printcolumn = r#"{"name":"Step","type":"string","jsonPath":".status.step","description":"Current canary step, i/N"}"#,
     printcolumn = r#"{"name":"Canary Weight","type":"integer","jsonPath":".status.weights.canary","description":"Percent of traffic on the canary"}"#,
@@ -33,6 +38,8 @@ use std::collections::BTreeMap;
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
     /// Pods of the stable revision. The canary runs beside them, scaled to its traffic share.
+    /// An autoscaler (HPA, KEDA) may own it through the `scale` subresource: stable and canary
+    /// follow it at every step.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0))]
     pub replicas: i32,
@@ -110,6 +117,12 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
     pub analysis: Option<BackgroundAnalysis>,
+    /// Scale stable down as the canary's weight grows, so that a canary costs few extra pods:
+    /// stable keeps `ceil(replicas × stableWeight / 100)`. Weight moves back to stable (a lower
+    /// step, an abort) only as fast as its pods become available. Off by default: with it off,
+    /// stable stays at full scale and an abort moves all traffic at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dynamic_stable_scale: bool,
     /// Delay before the old stable ReplicaSet is scaled down after a promotion. Defaults to 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
@@ -351,6 +364,14 @@ pub struct RolloutStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Pods that the ReplicaSets of every revision are asked to run: what an autoscaler reads
+    /// through the `scale` subresource as the current replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// `spec.selector` as a label selector string (`app=web`), for the `scale` subresource: an
+    /// autoscaler finds the pods of every revision with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
     /// The most recent finished canaries, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
@@ -425,6 +446,9 @@ pub enum PauseReason {
     InconclusiveAnalysis,
     /// An analysis failed and `onAnalysisFailure` is `pause`.
     AnalysisFailed,
+    /// `spec.replicas` is 0 (an autoscaler scaled to zero): there are no pods to judge a canary
+    /// on. It resumes when replicas is above 0.
+    ScaledToZero,
 }
 
 /// Why and when a canary was aborted.
