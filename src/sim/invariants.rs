@@ -4,7 +4,7 @@
 use crate::api::{AnalysisPhase, RolloutSpec, RolloutStatus};
 use crate::engine::{
     Action, DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, Decision, Input, Observation, Plan, Step, UserAction, decide,
-    revision_of,
+    revision_of, share,
 };
 use chrono::{DateTime, Utc};
 
@@ -42,29 +42,60 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
         Some(i) if in_flight && (i as usize) < n => spec.strategy.canary.weight_at(i as usize),
         _ => 0,
     };
+    // With dynamicStableScale, weight moves back to stable only as its pods become available: a
+    // canary keeps part of what every route gives it now, even past its step, for a while.
+    let dynamic = spec.strategy.canary.dynamic_stable_scale;
+    let carried_canary = observation.routes.iter().filter_map(|r| r.weights.map(|w| w.canary)).min();
+    let carried_stable =
+        observation.routes.iter().map(|r| r.weights.map_or(100, |w| w.stable)).max().unwrap_or(100);
+    let stable_revision = observation.services.stable.as_ref().or(input.stable_revision.as_ref());
     for (canary, stable) in weights {
         if canary + stable != 100 {
             return Err(format!("weights must sum to 100: canary {canary}, stable {stable}"));
         }
-        if canary > limit {
+        let retreating = dynamic && carried_canary.is_some_and(|carried| canary <= carried);
+        if canary > limit && !retreating {
             return Err(format!("canary weight {canary} exceeds the step's {limit} ({:?})", output.step));
         }
-        if canary > 0 && observation.available(&revision) == 0 {
+        if dynamic && stable > carried_stable {
+            let available = stable_revision.map_or(0, |s| observation.available(s));
+            let needed = share(plan.replicas, stable);
+            if available < needed {
+                return Err(format!(
+                    "weight {stable} to stable {stable_revision:?} with {available} available pods: it needs {needed}"
+                ));
+            }
+        }
+        if canary > 0 && !retreating && observation.available(&revision) == 0 {
             return Err(format!("weight {canary} to canary {revision} with no available pods"));
         }
-        if canary > 0 && observation.services.canary.as_deref() != Some(revision.as_str()) {
+        if canary > 0 && !retreating && observation.services.canary.as_deref() != Some(revision.as_str()) {
             return Err(format!("weight {canary} to a canary Service that does not select {revision}"));
         }
     }
 
     if input.abort.is_none() && output.abort.is_some() {
         let traffic_already_off = observation.routes.iter().all(|r| r.weights.is_some_and(|w| w.canary == 0));
-        let first_moves_traffic = matches!(
-            decision.actions.first(),
-            Some(Action::SetWeights(crate::engine::RouteWeights { canary: 0, .. }))
-        );
+        // With dynamicStableScale the move is as large as stable's available pods allow, and when
+        // they allow none, stable's scale-up comes first.
+        let first_moves_traffic = match decision.actions.first() {
+            Some(Action::SetWeights(crate::engine::RouteWeights { canary: 0, .. })) => true,
+            Some(Action::SetWeights(w)) => dynamic && carried_canary.is_some_and(|c| w.canary < c),
+            Some(Action::ScaleReplicaSet { revision, replicas }) => {
+                dynamic
+                    && Some(revision) == input.stable_revision.as_ref()
+                    && observation.replica_set(revision).is_none_or(|rs| *replicas >= rs.replicas)
+            }
+            _ => false,
+        };
         let no_weight_change = !decision.actions.iter().any(|a| matches!(a, Action::SetWeights(_)));
-        if !(first_moves_traffic || (traffic_already_off && no_weight_change)) {
+        let stable_scaling_up = dynamic
+            && input
+                .stable_revision
+                .as_ref()
+                .and_then(|s| observation.replica_set(s))
+                .is_some_and(|rs| rs.replicas >= plan.replicas);
+        if !(first_moves_traffic || (no_weight_change && (traffic_already_off || stable_scaling_up))) {
             return Err(format!("an abort began with {:?}", decision.actions.first()));
         }
     }

@@ -38,6 +38,8 @@ enum Happening {
     /// The template changes to another image (0 is the stable one).
     Ship(u8),
     TogglePaused,
+    /// An autoscaler sets `spec.replicas`, to zero sometimes.
+    Autoscale(i32),
 }
 
 fn step_kind() -> impl Strategy<Value = StepKind> {
@@ -76,6 +78,7 @@ fn happening() -> impl Strategy<Value = Happening> {
         1 => (0..4u8).prop_map(Happening::Alert),
         1 => (0..4u8).prop_map(Happening::Ship),
         1 => Just(Happening::TogglePaused),
+        2 => prop_oneof![1 => Just(0), 6 => 1..=20i32].prop_map(Happening::Autoscale),
     ]
 }
 
@@ -88,6 +91,7 @@ struct Scenario {
     abort_on_inconclusive: bool,
     /// `maxAlertAbortsPerHour`, or the default.
     alert_limit: Option<i32>,
+    dynamic_stable_scale: bool,
     /// Each entry: what happens, then how many of the decision's actions the controller manages
     /// to carry out before a (simulated) failure; 5 means all.
     timeline: Vec<(Happening, usize)>,
@@ -101,19 +105,26 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         any::<bool>(),
         any::<bool>(),
         prop::option::of(0..3i32),
+        any::<bool>(),
     )
-        .prop_flat_map(|(replicas, steps, bg, pause_on_failure, abort_on_inconclusive, alert_limit)| {
-            let n = steps.len() as i32;
-            (
-                Just(replicas),
-                Just(steps),
-                if bg { (0..n).prop_map(Some).boxed() } else { Just(None).boxed() },
-                Just(pause_on_failure),
-                Just(abort_on_inconclusive),
-                Just(alert_limit),
-                prop::collection::vec((happening(), prop_oneof![4 => Just(5usize), 1 => 0..5usize]), 1..60),
-            )
-        })
+        .prop_flat_map(
+            |(replicas, steps, bg, pause_on_failure, abort_on_inconclusive, alert_limit, dynamic)| {
+                let n = steps.len() as i32;
+                (
+                    Just(replicas),
+                    Just(steps),
+                    if bg { (0..n).prop_map(Some).boxed() } else { Just(None).boxed() },
+                    Just(pause_on_failure),
+                    Just(abort_on_inconclusive),
+                    Just(alert_limit),
+                    Just(dynamic),
+                    prop::collection::vec(
+                        (happening(), prop_oneof![4 => Just(5usize), 1 => 0..5usize]),
+                        1..60,
+                    ),
+                )
+            },
+        )
         .prop_map(
             |(
                 replicas,
@@ -122,6 +133,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 pause_on_failure,
                 abort_on_inconclusive,
                 alert_limit,
+                dynamic_stable_scale,
                 timeline,
             )| {
                 Scenario {
@@ -131,6 +143,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     pause_on_failure,
                     abort_on_inconclusive,
                     alert_limit,
+                    dynamic_stable_scale,
                     timeline,
                 }
             },
@@ -159,7 +172,13 @@ fn spec_of(scenario: &Scenario) -> RolloutSpec {
         builder = builder.on_inconclusive(InconclusivePolicy::Abort);
     }
     let alert_limit = scenario.alert_limit;
-    builder.edit(|spec| spec.strategy.canary.max_alert_aborts_per_hour = alert_limit).build()
+    let dynamic = scenario.dynamic_stable_scale;
+    builder
+        .edit(|spec| {
+            spec.strategy.canary.max_alert_aborts_per_hour = alert_limit;
+            spec.strategy.canary.dynamic_stable_scale = dynamic;
+        })
+        .build()
 }
 
 /// Checks one decision, taken on `observation` from `world.status` (the input status).
@@ -233,6 +252,7 @@ fn happen(world: &mut World, happening: &Happening) {
             world.ship(&format!("web:{}", image + 1));
         }
         Happening::TogglePaused => world.spec.paused = !world.spec.paused,
+        Happening::Autoscale(replicas) => world.spec.replicas = *replicas,
     }
     // Gateways catch up again unless they were just told to lag.
     if !matches!(happening, Happening::GatewayLags) {
@@ -308,6 +328,7 @@ fn a_failed_background_run_then_a_revision_round_trip_keeps_the_invariants() {
         pause_on_failure: true,
         abort_on_inconclusive: false,
         alert_limit: None,
+        dynamic_stable_scale: false,
         timeline: vec![
             (Happening::Tick(0), 5),
             (Happening::Tick(180), 5),

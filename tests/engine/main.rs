@@ -2,6 +2,7 @@
 
 mod alerts;
 mod analysis_runs;
+mod autoscaling;
 mod compare;
 mod fixtures;
 mod invariants;

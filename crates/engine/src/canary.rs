@@ -69,7 +69,20 @@ pub(super) enum Slot {
 }
 
 impl Pass<'_> {
+    /// Takes the canary as far as it can go in this pass, then sizes stable for the traffic it
+    /// carries or is about to carry, following `spec.replicas` at every step, paused or not.
     pub fn progress(&mut self, stable: &str) {
+        self.take_steps(stable);
+        // Once a promotion points the stable Service at the canary, the old stable serves nothing
+        // and waits for its scale-down.
+        let serves = self.obs.services.stable.as_deref().is_none_or(|s| s == stable);
+        if self.status.abort.is_none() && self.status.canary_revision.is_some() && serves {
+            let replicas = self.stable_replicas();
+            self.ensure_scale(stable, replicas);
+        }
+    }
+
+    fn take_steps(&mut self, stable: &str) {
         let n = self.plan.steps.len();
         let finishing =
             self.status.progress.promoting || self.status.progress.promote_full || self.current_step() >= n;
@@ -97,7 +110,6 @@ impl Pass<'_> {
         if finishing {
             return self.promote(stable);
         }
-        self.ensure_scale(stable, self.plan.replicas);
         self.ensure_service(ServiceRole::Stable, stable);
         if !self.point_canary_service() {
             return;
@@ -244,7 +256,7 @@ impl Pass<'_> {
             return false;
         }
         if !self.ensure_weights(weight) {
-            let lag = self.route_lag();
+            let lag = self.stable_lag(weight).unwrap_or_else(|| self.route_lag());
             self.wait_for_progress(format!(
                 "{label}: waiting for routes to carry canary weight {weight}: {lag}"
             ));
@@ -270,8 +282,15 @@ impl Pass<'_> {
     /// it goes to stable, which is always safe.
     fn hold_paused_traffic(&mut self) {
         let weight = self.status.weights.canary;
-        let servable = self.obs.available(&self.revision) > 0
-            && self.obs.services.canary.as_deref() == Some(self.revision.as_str());
+        let revision = self.revision.clone();
+        if self.obs.replica_set(&revision).is_some() {
+            // Sized for the step, as it was before the pause: the weight held may drop to 0 within
+            // this pass, and the pods must not follow it down and up again.
+            let step_weight = self.spec.strategy.canary.weight_at(self.current_step());
+            self.ensure_scale(&revision, canary_replicas(self.plan.replicas, step_weight));
+        }
+        let servable = self.obs.available(&revision) > 0
+            && self.obs.services.canary.as_deref() == Some(revision.as_str());
         self.ensure_weights(if servable { weight } else { 0 });
     }
 

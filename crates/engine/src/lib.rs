@@ -21,6 +21,7 @@ mod replicas;
 mod requests;
 mod retreat;
 mod revision;
+mod scaling;
 mod steady;
 
 pub use action::{Action, AnalysisRunRequest, Decision, Event, EventKind, ServiceRole};
@@ -40,7 +41,7 @@ pub use observation::{
     UserAction, UserRequest,
 };
 pub use plan::{Background, Origin, Plan, SpecError, Step, Templates, validate_template};
-pub use replicas::canary_replicas;
+pub use replicas::{canary_replicas, share, weight_capacity};
 pub use requests::applicable;
 pub use revision::revision_of;
 

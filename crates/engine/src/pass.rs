@@ -7,7 +7,7 @@ use super::observation::{Observation, RouteWeights};
 use super::plan::{Plan, SpecError};
 use bellwether_api::{
     AbortStatus, Condition, PauseCondition, PauseReason, RolloutOutcome, RolloutPhase, RolloutSpec,
-    RolloutStatus, Weights, format_duration,
+    RolloutStatus, Weights, format_duration, selector_string,
 };
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -120,18 +120,14 @@ impl<'a> Pass<'a> {
             }
             return self.steady();
         }
-        if self.plan.replicas == 0 {
-            if let Some(canary) = self.status.canary_revision.clone() {
-                self.end_canary(&canary, RolloutOutcome::Superseded);
-            }
-            self.switch_directly(&stable);
-            return self.steady();
-        }
         if self.status.canary_revision.as_deref() != Some(revision.as_str()) {
             if let Some(old) = self.status.canary_revision.clone() {
                 self.end_canary(&old, RolloutOutcome::Superseded);
             }
             self.start_canary(&stable);
+        }
+        if self.status.abort.is_none() && self.plan.replicas == 0 {
+            return self.hold_at_zero(&stable);
         }
         if self.status.abort.is_none() {
             self.progress(&stable);
@@ -223,7 +219,8 @@ impl<'a> Pass<'a> {
     }
 
     /// Wants `canary` percent on the canary on every route; returns whether every route carries
-    /// it and every parent Gateway accepted it.
+    /// it and every parent Gateway accepted it. With `dynamicStableScale`, weight moves back to
+    /// stable only as far as its available pods carry it ([`Self::servable_canary_weight`]).
     pub fn ensure_weights(&mut self, canary: i32) -> bool {
         let weights = RouteWeights { canary, stable: 100 - canary };
         if self.status.weights.canary != canary {
@@ -231,8 +228,10 @@ impl<'a> Pass<'a> {
             self.event(EventKind::Normal, "WeightChanged", message);
         }
         self.status.weights = Weights { canary, stable: 100 - canary, verified: false };
-        if self.obs.routes.iter().any(|r| r.weights != Some(weights)) {
-            self.actions.push(Action::SetWeights(RouteWeights { canary, stable: 100 - canary }));
+        let set = self.servable_canary_weight(canary);
+        let setting = RouteWeights { canary: set, stable: 100 - set };
+        if self.obs.routes.iter().any(|r| r.weights != Some(setting)) {
+            self.actions.push(Action::SetWeights(setting));
         }
         let verified = self.obs.routes.iter().all(|r| r.carries(weights));
         self.status.weights.verified = verified;
@@ -270,6 +269,8 @@ impl<'a> Pass<'a> {
             RolloutPhase::Healthy
         };
         self.status.phase = Some(phase);
+        self.status.replicas = Some(self.obs.replica_sets.iter().map(|rs| rs.replicas.max(0)).sum());
+        self.status.selector = Some(selector_string(&self.spec.selector));
         self.status.step = in_flight.then(|| {
             let n = self.plan.steps.len();
             let i = self.status.current_step_index.unwrap_or(0) as usize;

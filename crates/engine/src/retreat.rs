@@ -52,8 +52,10 @@ impl Pass<'_> {
     /// `abortScaleDownDelaySeconds`. Stays here until a retry or a new template.
     pub fn degraded(&mut self, stable: &str) {
         let traffic_off = self.ensure_weights(0);
-        self.ensure_service(ServiceRole::Stable, stable);
+        // Before anything else stable may need: with dynamicStableScale, its pods are what lets
+        // the rest of the weight move back.
         self.ensure_scale(stable, self.plan.replicas);
+        self.ensure_service(ServiceRole::Stable, stable);
         if traffic_off {
             self.ensure_service(ServiceRole::Canary, stable);
         }
@@ -66,7 +68,8 @@ impl Pass<'_> {
         let traffic = if traffic_off {
             format!("all traffic on stable {stable}")
         } else {
-            format!("moving all traffic to stable {stable}, not done yet: {}", self.route_lag())
+            let lag = self.stable_lag(0).unwrap_or_else(|| self.route_lag());
+            format!("moving all traffic to stable {stable}, not done yet: {lag}")
         };
         self.say(format!(
             "canary {canary} {action}{by}: {}; {traffic}; retry or change the template",
@@ -160,18 +163,6 @@ impl Pass<'_> {
             attempt: 0,
             ..Progress::default()
         };
-    }
-
-    /// With zero replicas there is no traffic to judge: the new revision becomes stable at once.
-    pub fn switch_directly(&mut self, old_stable: &str) {
-        let revision = self.revision.clone();
-        self.schedule_scale_down(old_stable, self.plan.scale_down_delay);
-        self.status.stable_revision = Some(revision.clone());
-        self.event(
-            EventKind::Normal,
-            "SwitchedDirectly",
-            format!("replicas is 0: revision {revision} replaces {old_stable} without a canary"),
-        );
     }
 
     pub fn record_history(&mut self, revision: &str, outcome: RolloutOutcome, reason: Option<String>) {
