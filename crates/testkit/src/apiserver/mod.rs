@@ -30,6 +30,7 @@ mod controllers;
 mod patch;
 mod resources;
 mod routes;
+mod scale;
 mod selector;
 mod status;
 mod store;

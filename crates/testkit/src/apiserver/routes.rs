@@ -1,6 +1,7 @@
 //! HTTP routing: the REST paths and verbs of the Kubernetes API, mapped onto the store.
 
 use super::resources::{self, Resource};
+use super::scale;
 use super::selector::Selector;
 use super::status::ApiError;
 use super::store::{Applier, Call, Deletion, PatchKind, Store, Target};
@@ -17,12 +18,15 @@ use std::convert::Infallible;
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
-/// What a path names: a collection (in one namespace or across all), an object, or its status.
+/// What a path names: a collection (in one namespace or across all), an object, its status, or
+/// its scale.
 struct Route {
     resource: &'static Resource,
     namespace: Option<String>,
     name: Option<String>,
     target: Target,
+    /// The `scale` subresource, whose writes change the object's replicas (`target` is `Main`).
+    scale: bool,
 }
 
 fn parse_path(path: &str) -> Result<Route, ApiError> {
@@ -37,19 +41,23 @@ fn parse_path(path: &str) -> Result<Route, ApiError> {
         ["namespaces", namespace, rest @ ..] if !rest.is_empty() => (Some(namespace.to_string()), rest),
         _ => (None, rest),
     };
-    let (plural, name, target) = match rest {
-        [plural] => (*plural, None, Target::Main),
-        [plural, name] => (*plural, Some(name.to_string()), Target::Main),
-        [plural, name, "status"] => (*plural, Some(name.to_string()), Target::Status),
+    let (plural, name, target, scale) = match rest {
+        [plural] => (*plural, None, Target::Main, false),
+        [plural, name] => (*plural, Some(name.to_string()), Target::Main, false),
+        [plural, name, "status"] => (*plural, Some(name.to_string()), Target::Status, false),
+        [plural, name, "scale"] => (*plural, Some(name.to_string()), Target::Main, true),
         _ => return Err(not_found()),
     };
     let resource = resources::find(group, version, plural).ok_or_else(not_found)?;
     let scoped_right =
         !matches!((resource.namespaced, &namespace, &name), (true, None, Some(_)) | (false, Some(_), _));
-    if !scoped_right || (target == Target::Status && !resource.status_subresource) {
+    if !scoped_right
+        || (target == Target::Status && !resource.status_subresource)
+        || (scale && !scale::scalable(resource))
+    {
         return Err(not_found());
     }
-    Ok(Route { resource, namespace, name, target })
+    Ok(Route { resource, namespace, name, target, scale })
 }
 
 /// Decodes one `application/x-www-form-urlencoded` query component, as the client encodes them.
@@ -186,6 +194,7 @@ fn call_of(method: &Method, route: &Route, query: &HashMap<String, String>) -> C
         _ => "other",
     };
     let resource = match route.target {
+        _ if route.scale => format!("{}/scale", route.resource.plural),
         Target::Main => route.resource.plural.to_string(),
         Target::Status => format!("{}/status", route.resource.plural),
     };
@@ -222,6 +231,24 @@ fn serve(
         return Err(ApiError::conflict(resource, route.name.as_deref().unwrap_or("")));
     }
     let ok = |object: Value| Ok(json_response(StatusCode::OK, &object));
+    if route.scale {
+        let name = route.name.as_deref().unwrap_or_default();
+        return match *method {
+            Method::GET => ok(scale::get(store, resource, namespace, name)?),
+            Method::PUT => ok(scale::set(store, resource, namespace, name, &parse_json(body)?)?),
+            Method::PATCH => {
+                let media_type = content_type.split(';').next().unwrap_or("").trim();
+                if !matches!(
+                    media_type,
+                    "application/merge-patch+json" | "application/strategic-merge-patch+json"
+                ) {
+                    return Err(ApiError::unsupported_media_type(media_type));
+                }
+                ok(scale::set(store, resource, namespace, name, &parse_json(body)?)?)
+            }
+            ref other => Err(ApiError::method_not_allowed(other.as_str())),
+        };
+    }
     match (method, route.name.as_deref()) {
         (&Method::GET, None) => {
             let selector = Selector::parse(
