@@ -3,6 +3,7 @@
 
 mod alerts;
 mod app;
+mod autoscaling;
 mod faults;
 mod harness;
 mod lagging;

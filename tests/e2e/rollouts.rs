@@ -69,7 +69,7 @@ pub fn record_weights(cluster: &Cluster) -> WeightLog {
 }
 
 /// Every distinct `spec.replicas` of each ReplicaSet, in order, by revision label.
-fn record_scales(cluster: &Cluster) -> Arc<Mutex<Vec<(String, i32, Instant)>>> {
+pub fn record_scales(cluster: &Cluster) -> Arc<Mutex<Vec<(String, i32, Instant)>>> {
     let seen = Arc::new(Mutex::new(Vec::<(String, i32, Instant)>::new()));
     let log = seen.clone();
     let stream = watcher(cluster.api::<ReplicaSet>(), watcher::Config::default()).default_backoff();
@@ -88,7 +88,7 @@ fn record_scales(cluster: &Cluster) -> Arc<Mutex<Vec<(String, i32, Instant)>>> {
     seen
 }
 
-fn scales_of(log: &[(String, i32, Instant)], revision: &str) -> Vec<i32> {
+pub fn scales_of(log: &[(String, i32, Instant)], revision: &str) -> Vec<i32> {
     log.iter().filter(|(r, _, _)| r == revision).map(|(_, n, _)| *n).collect()
 }
 

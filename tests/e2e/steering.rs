@@ -10,7 +10,7 @@ use serde_json::json;
 use std::process::{Command, Output};
 
 /// Runs the plugin binary against the cluster, in its namespace.
-async fn plugin(cluster: &Cluster, kubeconfig: &std::path::Path, args: &[&str]) -> Output {
+pub async fn plugin(cluster: &Cluster, kubeconfig: &std::path::Path, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-bellwether"));
     command.args(args).arg("-n").arg(&cluster.namespace).arg("--kubeconfig").arg(kubeconfig);
     tokio::task::spawn_blocking(move || command.output().expect("running the plugin"))
@@ -22,7 +22,7 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
