@@ -36,6 +36,13 @@ fn simulate_without_arguments_shows_a_promoted_and_an_aborted_release() {
     assert!(out.contains("traffic: canary 5%, stable 95%"), "{out}");
     assert!(out.contains("breaching"), "{out}");
     assert!(!out.contains("Invariant broken"), "{out}");
+    let costs: Vec<&str> = out.lines().filter(|l| l.starts_with("Cost: ")).collect();
+    assert_eq!(costs.len(), 2, "each run says what it cost in pods: {out}");
+    assert!(
+        costs[0].contains(" pod-seconds, ") && costs[0].contains("× the 4 replicas alone"),
+        "{}",
+        costs[0]
+    );
 }
 
 #[test]
@@ -238,6 +245,8 @@ fn on_both_cores<T: Send>(seeds: u64, run: impl Fn(u64) -> T + Sync) -> Vec<T> {
 #[test]
 fn every_decision_of_thousands_of_simulated_rollouts_keeps_the_invariants() {
     let setup = Setup::example();
+    let mut dynamic = Setup::example();
+    dynamic.spec.strategy.canary.dynamic_stable_scale = true;
     let corpus = Scenario::corpus();
     let per_scenario = 2000 / corpus.len() as u64 + 1;
     let results: Vec<(String, Expect, u64, sim::Run)> = corpus
@@ -250,7 +259,8 @@ fn every_decision_of_thousands_of_simulated_rollouts_keeps_the_invariants() {
                     scenario.name().to_string(),
                     scenario.expect(),
                     seed,
-                    sim::run(&setup, scenario, &options, &Bellwether),
+                    // Every other run with stable scaled down as the canary grows.
+                    sim::run([&setup, &dynamic][(seed / 3 % 2) as usize], scenario, &options, &Bellwether),
                 )
             })
         })
@@ -272,6 +282,29 @@ fn every_decision_of_thousands_of_simulated_rollouts_keeps_the_invariants() {
             .all(|(.., run)| matches!(run.outcome, Outcome::Aborted { .. }))
     };
     assert!(caught("regression-50x") && caught("crash-loop"), "gross regressions are always aborted");
+}
+
+/// What a canary of 10 replicas costs in pods, from the ship to the promotion: with stable at full
+/// scale throughout, and with `dynamicStableScale`, in the same run of the same scenario.
+#[test]
+fn dynamic_stable_scale_costs_fewer_pod_seconds_for_the_same_outcome() {
+    let mut setup = Setup::example();
+    setup.spec.replicas = 10;
+    let plain = sim::run(&setup, &Scenario::good(), &Options::default(), &Bellwether);
+    setup.spec.strategy.canary.dynamic_stable_scale = true;
+    let dynamic = sim::run(&setup, &Scenario::good(), &Options::default(), &Bellwether);
+    for run in [&plain, &dynamic] {
+        assert!(matches!(run.outcome, Outcome::Promoted { .. }), "{:?}", run.outcome);
+        assert!(run.violations.is_empty(), "{:?}", run.violations);
+    }
+    let alone = 10.0 * plain.elapsed.num_seconds() as f64;
+    assert!(plain.pod_seconds > alone, "a canary beside full stable costs extra pods");
+    assert!(
+        dynamic.pod_seconds < plain.pod_seconds,
+        "dynamic {} pod-seconds, plain {}",
+        dynamic.pod_seconds,
+        plain.pod_seconds
+    );
 }
 
 /// The ready-made comparison templates, in place of the example's step checks and without its

@@ -99,6 +99,7 @@ pub fn simulate(args: &SimulateArgs) -> Result<String, SimulateError> {
             let _ = writeln!(out, "\nScenario {}:", scenario.name());
             out.push_str(&timeline(&run.timeline));
             let _ = writeln!(out, "Outcome: {}", describe(&run.outcome));
+            let _ = writeln!(out, "Cost: {}", cost(&run, setup.spec.replicas));
             for (at, violation) in &run.violations {
                 let _ = writeln!(out, "Invariant broken at {}: {violation}", clock(*at));
             }
@@ -135,6 +136,18 @@ fn read(paths: &[PathBuf]) -> Result<Vec<(String, String)>, SimulateError> {
         }
     }
     Ok(sources)
+}
+
+/// `41400 pod-seconds, 1.38× the 10 replicas alone`: what the canary cost in pods, from the ship
+/// to the outcome, against stable alone over the same time.
+pub fn cost(run: &sim::Run, replicas: i32) -> String {
+    let alone = f64::from(replicas) * run.elapsed.num_milliseconds() as f64 / 1000.0;
+    let ratio = if alone > 0.0 {
+        format!(", {:.2}× the {replicas} replicas alone", run.pod_seconds / alone)
+    } else {
+        String::new()
+    };
+    format!("{:.0} pod-seconds{ratio}", run.pod_seconds)
 }
 
 /// `promoted after 23m10s`, `aborted after 4m10s: error-rate: 0.034 > max 0.01 …`.

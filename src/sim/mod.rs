@@ -118,6 +118,11 @@ pub struct Run {
     pub decisions: usize,
     /// Every broken invariant, with the time of the decision that broke it.
     pub violations: Vec<(Duration, String)>,
+    /// The pods every revision was asked to run, summed over each second from the ship to the
+    /// outcome: what the canary cost.
+    pub pod_seconds: f64,
+    /// How long the run took, from the ship to the outcome.
+    pub elapsed: Duration,
 }
 
 /// The instant the new revision ships in every run, so that timelines read the same.
@@ -135,7 +140,15 @@ pub fn run(setup: &Setup, scenario: &Scenario, options: &Options, policy: &dyn P
             break outcome;
         }
     };
-    Run { outcome, timeline: sim.timeline, decisions: sim.decisions, violations: sim.violations }
+    let elapsed = sim.elapsed();
+    Run {
+        outcome,
+        timeline: sim.timeline,
+        decisions: sim.decisions,
+        violations: sim.violations,
+        pod_seconds: sim.pod_seconds,
+        elapsed,
+    }
 }
 
 struct Simulation<'a> {
@@ -161,6 +174,7 @@ struct Simulation<'a> {
     decisions: usize,
     violations: Vec<(Duration, String)>,
     next_request: u32,
+    pod_seconds: f64,
 }
 
 impl<'a> Simulation<'a> {
@@ -197,6 +211,7 @@ impl<'a> Simulation<'a> {
             decisions: 0,
             violations: Vec::new(),
             next_request: 0,
+            pod_seconds: 0.0,
         }
     }
 
@@ -317,6 +332,8 @@ impl<'a> Simulation<'a> {
             }
         }
         let outcome = self.outcome(aborted_at);
+        let pods: i32 = self.cluster.observation.replica_sets.iter().map(|rs| rs.replicas).sum();
+        self.pod_seconds += f64::from(pods) * TICK.num_milliseconds() as f64 / 1000.0;
         if !decisions.is_empty() || self.now.timestamp() % 60 == 0 || outcome.is_some() {
             self.record(decisions);
         }
