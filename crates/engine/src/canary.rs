@@ -281,6 +281,11 @@ impl Pass<'_> {
     /// Weight is put back on the canary only while it has pods that can serve it; otherwise all of
     /// it goes to stable, which is always safe.
     fn hold_paused_traffic(&mut self) {
+        // A promotion in flight has sized the canary for all traffic and may have pointed the
+        // stable Service at it: a pause holds it where it is.
+        if self.status.progress.promoting {
+            return;
+        }
         let weight = self.status.weights.canary;
         let revision = self.revision.clone();
         if self.obs.replica_set(&revision).is_some() {
