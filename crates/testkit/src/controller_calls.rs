@@ -4,7 +4,7 @@
 
 /// The API calls the controller makes, as (group, resource, verbs). This mirrors src/controller:
 /// the watches its caches are fed by (list, watch; a pass reads nothing else), writes and status
-/// updates; the alert receiver's list of Rollouts and its read after a conflict; the events
+/// updates (Deployments: a `workloadRef`'s, scaled down and, when its Rollout is deleted, back up); the alert receiver's list of Rollouts and its read after a conflict; the events
 /// Recorder of kube-runtime (create, and patch for a repeated Event); the Lease calls of
 /// kube-lease-manager (get, create, patch) plus the controller's own reads of the Lease, and with
 /// sharding the member Leases (applied, listed, and deleted once long expired); the
@@ -18,6 +18,7 @@ pub const CONTROLLER_CALLS: &[(&str, &str, &[&str])] = &[
     ("bellwether.dev", "analysistemplates", &["list", "watch"]),
     ("bellwether.dev", "clusteranalysistemplates", &["list", "watch"]),
     ("apps", "replicasets", &["list", "watch", "patch", "delete"]),
+    ("apps", "deployments", &["list", "watch", "patch"]),
     ("", "services", &["list", "watch", "patch"]),
     ("gateway.networking.k8s.io", "httproutes", &["list", "watch", "patch"]),
     ("gateway.networking.k8s.io", "grpcroutes", &["list", "watch", "patch"]),

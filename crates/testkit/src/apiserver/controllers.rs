@@ -35,27 +35,30 @@ pub async fn run(store: Arc<Store>, tick: Duration, replica_set_delay: Duration)
     }
 }
 
-/// The simulated ReplicaSet controller and Gateway.
+/// The simulated ReplicaSet and Deployment controllers, and Gateway.
 struct Controllers {
-    replica_sets: ReplicaSets,
+    pod_owners: [PodOwners; 2],
     routes: [Feed; 2],
 }
 
 impl Controllers {
     fn new(replica_set_delay: Duration) -> Self {
+        let pod_owner = |resource| PodOwners {
+            delay: replica_set_delay,
+            feed: Feed::new(resource),
+            changed_at: HashMap::new(),
+            due: BTreeSet::new(),
+        };
         Self {
-            replica_sets: ReplicaSets {
-                delay: replica_set_delay,
-                feed: Feed::new(&resources::REPLICA_SETS),
-                changed_at: HashMap::new(),
-                due: BTreeSet::new(),
-            },
+            pod_owners: [pod_owner(&resources::REPLICA_SETS), pod_owner(&resources::DEPLOYMENTS)],
             routes: [Feed::new(&resources::HTTP_ROUTES), Feed::new(&resources::GRPC_ROUTES)],
         }
     }
 
     fn tick(&mut self, store: &Store) {
-        self.replica_sets.reconcile(store);
+        for pod_owners in &mut self.pod_owners {
+            pod_owners.reconcile(store);
+        }
         for routes in &mut self.routes {
             reconcile_routes(store, routes);
         }
@@ -124,19 +127,20 @@ fn generation(object: &Value) -> i64 {
     object["metadata"]["generation"].as_i64().unwrap_or(0)
 }
 
-/// Pods are not simulated: a ReplicaSet's pods are ready `delay` after its spec last changed, unless
-/// an image of its template contains "crashloop".
-struct ReplicaSets {
+/// Pods are not simulated: a ReplicaSet's or a Deployment's pods are ready `delay` after its spec
+/// last changed, unless an image of its template contains "crashloop". (A Deployment's rolling
+/// update is not simulated either: its status counts its pods as a ReplicaSet's would.)
+struct PodOwners {
     delay: Duration,
     feed: Feed,
     /// When each ReplicaSet's current generation was first seen, by (namespace, name).
     changed_at: HashMap<ObjectKey, (i64, Instant)>,
-    /// When the ReplicaSets whose pods are not ready yet are due to have them ready: nothing else
+    /// When the objects whose pods are not ready yet are due to have them ready: nothing else
     /// changes their status until then, unless they change.
     due: BTreeSet<(Instant, ObjectKey)>,
 }
 
-impl ReplicaSets {
+impl PodOwners {
     fn reconcile(&mut self, store: &Store) {
         let now = Instant::now();
         while let Some((at, key)) = self.due.pop_first() {
@@ -146,28 +150,28 @@ impl ReplicaSets {
             }
             self.feed.revisit(key);
         }
-        let (replica_sets, everything) = self.feed.take(store);
+        let (owners, everything) = self.feed.take(store);
         if everything {
-            self.changed_at.retain(|key, _| replica_sets.get(key).is_some_and(Option::is_some));
+            self.changed_at.retain(|key, _| owners.get(key).is_some_and(Option::is_some));
         }
-        for (key, replica_set) in replica_sets {
-            let Some(replica_set) = replica_set else {
+        for (key, owner) in owners {
+            let Some(owner) = owner else {
                 self.changed_at.remove(&key);
                 continue;
             };
-            let generation = generation(&replica_set);
+            let generation = generation(&owner);
             let since = match self.changed_at.get(&key) {
                 Some((seen_generation, since)) if *seen_generation == generation => *since,
                 _ => now,
             };
             self.changed_at.insert(key.clone(), (generation, since));
-            let desired = replica_set["spec"]["replicas"].as_i64().unwrap_or(1);
-            let containers = replica_set["spec"]["template"]["spec"]["containers"].as_array();
+            let desired = owner["spec"]["replicas"].as_i64().unwrap_or(1);
+            let containers = owner["spec"]["template"]["spec"]["containers"].as_array();
             let crashing = containers
                 .into_iter()
                 .flatten()
                 .any(|c| c["image"].as_str().is_some_and(|image| image.contains(CRASHLOOP_MARKER)));
-            let previous_ready = replica_set["status"]["readyReplicas"].as_i64().unwrap_or(0);
+            let previous_ready = owner["status"]["readyReplicas"].as_i64().unwrap_or(0);
             let ready = if crashing {
                 0
             } else if now.duration_since(since) >= self.delay {
@@ -184,7 +188,7 @@ impl ReplicaSets {
                 "availableReplicas": ready,
                 "observedGeneration": generation,
             });
-            self.feed.write_status(store, key, &replica_set, status);
+            self.feed.write_status(store, key, &owner, status);
         }
     }
 }

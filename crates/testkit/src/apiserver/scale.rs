@@ -1,7 +1,7 @@
 //! The `scale` subresource, as an autoscaler (HPA, KEDA) uses it: an `autoscaling/v1` Scale read
 //! from and written to the object's replicas paths. Rollouts declare theirs in the CRD
-//! (`.spec.replicas`, `.status.replicas`, `.status.selector`); ReplicaSets use the same paths, with
-//! a structured selector that the Scale shows as a string.
+//! (`.spec.replicas`, `.status.replicas`, `.status.selector`); ReplicaSets and Deployments use the
+//! same paths, with a structured selector that the Scale shows as a string.
 
 use super::resources::{self, Resource};
 use super::status::ApiError;
@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 /// The resources served with a `scale` subresource.
 pub fn scalable(resource: &Resource) -> bool {
-    [&resources::ROLLOUTS, &resources::REPLICA_SETS].iter().any(|r| r.id() == resource.id())
+    [&resources::ROLLOUTS, &resources::REPLICA_SETS, &resources::DEPLOYMENTS]
+        .iter()
+        .any(|r| r.id() == resource.id())
 }
 
 /// The object's Scale.
