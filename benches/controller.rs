@@ -529,7 +529,7 @@ async fn ship(client: &Client, i: usize, version: &str, steps: Value) -> String 
         .patch(&name(i), &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("changing a Rollout");
-    revision_of(&next.spec.template.get())
+    revision_of(&next.spec.embedded_template().unwrap_or_default())
 }
 
 /// The analysis template of the analysed canary: three measurements 2 s apart, of a query that

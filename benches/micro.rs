@@ -39,7 +39,7 @@ fn bench_decide(c: &mut Criterion) {
         group.bench_function(label, |b| b.iter(|| decide(black_box(fixture.input()))));
         // What the controller runs while the spec and its templates are unchanged: the plan and
         // revision kept from an earlier pass.
-        let prepared = Prepared::new(&fixture.spec, &fixture.cluster.observation.templates);
+        let prepared = Prepared::new(&fixture.spec, &fixture.cluster.observation.templates, None);
         group.bench_function(format!("{label}, plan kept"), |b| {
             b.iter(|| decide_prepared(black_box(fixture.input()), &prepared))
         });
@@ -49,7 +49,7 @@ fn bench_decide(c: &mut Criterion) {
     // The two fixed costs every decision pays before any rule runs.
     let fixture = at_analysis_step();
     let mut group = c.benchmark_group("decide parts");
-    let template = fixture.spec.template.get();
+    let template = fixture.spec.embedded_template().unwrap_or_default();
     group.bench_function("revision_of", |b| b.iter(|| revision_of(black_box(&template))));
     group.bench_function("validate", |b| {
         b.iter(|| Plan::from_spec(black_box(&fixture.spec), &fixture.cluster.observation.templates).is_ok())

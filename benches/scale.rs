@@ -128,7 +128,7 @@ fn member(index: usize, state: State, example: &Setup) -> Fixture {
     let spec = &mut setup.spec;
     let labels = BTreeMap::from([("app".to_owned(), name.clone())]);
     spec.selector.match_labels = Some(labels.clone());
-    spec.template.modify(|template| {
+    spec.template.as_mut().expect("an embedded template").modify(|template| {
         template.metadata.get_or_insert_default().labels = Some(labels);
         let container = &mut template.spec.as_mut().expect("the example has a pod spec").containers[0];
         container.name = name.clone();

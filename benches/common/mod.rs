@@ -87,7 +87,7 @@ impl Fixture {
     /// Starts a canary: a new image.
     pub fn ship(&mut self) {
         let image = format!("ghcr.io/example/{}:1.1.0", self.name);
-        self.spec.template.modify(|template| {
+        self.spec.template.as_mut().expect("an embedded template").modify(|template| {
             template.spec.as_mut().expect("a pod spec").containers[0].image = Some(image);
         });
         self.generation += 1;

@@ -28,6 +28,11 @@ pub enum EditError {
     NoRevision(String),
     #[error("the Rollout changed while this command ran; nothing was written, run it again")]
     Changed,
+    #[error(
+        "rollout {name} takes its pod template from Deployment {deployment} (workloadRef): change the \
+         Deployment instead; nothing was written"
+    )]
+    Workload { name: String, deployment: String },
     #[error(transparent)]
     Call(#[from] CallError),
 }
@@ -37,6 +42,15 @@ async fn read(api: &Api<Rollout>, namespace: &str, name: &str) -> Result<Rollout
         .await
         .map_err(failed(format!("reading Rollout {namespace}/{name}")))?
         .ok_or_else(|| EditError::NotFound { name: name.into(), namespace: namespace.into() })
+}
+
+/// The pod template the Rollout embeds; a Rollout whose template is a Deployment's cannot be
+/// edited here.
+fn embedded_template(rollout: &Rollout) -> Result<PodTemplateSpec, EditError> {
+    rollout.spec.embedded_template().ok_or_else(|| EditError::Workload {
+        name: rollout.metadata.name.clone().unwrap_or_default(),
+        deployment: rollout.spec.workload_ref.as_ref().map(|w| w.name.clone()).unwrap_or_default(),
+    })
 }
 
 /// Writes `template` as the Rollout's pod template, guarded by the generation it was read at;
@@ -72,18 +86,11 @@ pub async fn set_image(
         .ok_or_else(|| EditError::ImageArg(assignment.into()))?;
     let api: Api<Rollout> = Api::namespaced(client.clone(), namespace);
     let rollout = read(&api, namespace, name).await?;
-    let mut template = rollout.spec.template.get();
+    let mut template = embedded_template(&rollout)?;
+    let known: Vec<String> =
+        template.spec.iter().flat_map(|s| &s.containers).map(|c| c.name.clone()).collect();
     let containers = template.spec.as_mut().map(|spec| &mut spec.containers);
     let Some(target) = containers.and_then(|list| list.iter_mut().find(|c| c.name == container)) else {
-        let known: Vec<String> = rollout
-            .spec
-            .template
-            .get()
-            .spec
-            .iter()
-            .flat_map(|s| &s.containers)
-            .map(|c| c.name.clone())
-            .collect();
         return Err(EditError::NoContainer { container: container.into(), known: known.join(", ") });
     };
     target.image = Some(image.to_string());
@@ -101,6 +108,7 @@ pub async fn undo(
 ) -> Result<String, EditError> {
     let api: Api<Rollout> = Api::namespaced(client.clone(), namespace);
     let rollout = read(&api, namespace, name).await?;
+    embedded_template(&rollout)?;
     let status = rollout.status.clone().unwrap_or_default();
     let target = match to {
         Some(revision) => revision.to_string(),
@@ -151,7 +159,7 @@ mod tests {
     }
 
     fn with_image(rollout: &Rollout, image: &str) -> PodTemplateSpec {
-        let mut template = rollout.spec.template.get();
+        let mut template = rollout.spec.embedded_template().expect("an embedded template");
         template.spec.as_mut().expect("a pod spec").containers[0].image = Some(image.into());
         template
     }
@@ -171,7 +179,7 @@ mod tests {
         let template = with_image(&read, "registry.k8s.io/pause:3.9");
         assert_eq!(write_template(&api, &read, &template).await.expect("written"), revision_of(&template));
         let written = api.get(&name).await.expect("the Rollout");
-        assert_eq!(written.spec.template.get(), template);
+        assert_eq!(written.spec.embedded_template(), Some(template));
         assert_eq!(written.status.as_ref().and_then(|s| s.message.as_deref()), Some("step 1/3"));
 
         // Someone changed the spec in between: nothing is written over it.
@@ -180,6 +188,6 @@ mod tests {
         write_template(&api, &written, &other).await.expect("the other change");
         let refused = write_template(&api, &stale, &with_image(&stale, "registry.k8s.io/pause:3.8")).await;
         assert!(matches!(refused, Err(EditError::Changed)), "{refused:?}");
-        assert_eq!(api.get(&name).await.expect("the Rollout").spec.template.get(), other);
+        assert_eq!(api.get(&name).await.expect("the Rollout").spec.embedded_template(), Some(other));
     }
 }

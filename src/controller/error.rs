@@ -38,6 +38,10 @@ pub enum Error {
     /// Adding or removing the Rollout's finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// A deleted Rollout waits for its `workloadRef`'s Deployment to serve again before it lets
+    /// go of its finalizer (an error, because a finalizer's cleanup that succeeds is final).
+    #[error("deleted: waiting for Deployment {namespace}/{name}: {available} of {replicas} pods available")]
+    HandingBack { namespace: String, name: String, available: i32, replicas: i32 },
     /// This replica no longer acts on the object: it lost its lease, or is handing the object's
     /// shard to another replica. The pass stops before its next write.
     #[error("this replica no longer acts on the object; the pass stops before its next write")]
@@ -55,6 +59,7 @@ impl Error {
             Self::UnknownRevision { .. } => "unknown_revision",
             Self::Secret { .. } => "secret",
             Self::Finalizer(_) => "finalizer",
+            Self::HandingBack { .. } => "handing_back",
             Self::NotActing => "not_acting",
         }
     }

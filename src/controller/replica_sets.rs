@@ -1,7 +1,7 @@
 //! ReplicaSets, one per revision: the object the controller applies for a revision, and what the
 //! engine sees of one.
 
-use crate::api::{REVISION_LABEL, ROLLOUT_LABEL, Rollout};
+use crate::api::{PodTemplate, REVISION_LABEL, ROLLOUT_LABEL, Rollout};
 use crate::controller::caches::CachedReplicaSet;
 use crate::engine::ReplicaSetState;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
@@ -16,13 +16,14 @@ pub fn replica_set_name(rollout: &str, revision: &str) -> String {
 /// The ReplicaSet of `revision` at `replicas`, owned by `rollout`, for server-side apply. Its
 /// selector and pod labels add `bellwether.dev/revision` to the Rollout's, so that the revisions'
 /// pods never overlap, and the Services can select one revision; `bellwether.dev/rollout` names the
-/// owner for watches. Only the current revision's is applied: its pod template is the Rollout's.
-pub fn replica_set(rollout: &Rollout, revision: &str, replicas: i32) -> ReplicaSet {
+/// owner for watches. Only the current revision's is applied: its pod template is `template`, the
+/// Rollout's own or its `workloadRef`'s.
+pub fn replica_set(rollout: &Rollout, template: &PodTemplate, revision: &str, replicas: i32) -> ReplicaSet {
     let name = rollout.metadata.name.clone().unwrap_or_default();
     let revision_labels = [(REVISION_LABEL.to_string(), revision.to_string())];
     let mut selector = rollout.spec.selector.clone();
     selector.match_labels.get_or_insert_with(Default::default).extend(revision_labels.clone());
-    let mut template = rollout.spec.template.get();
+    let mut template = template.get();
     let metadata = template.metadata.get_or_insert_with(ObjectMeta::default);
     metadata.labels.get_or_insert_with(Default::default).extend(revision_labels.clone());
     let mut labels = metadata.labels.clone().unwrap_or_default();

@@ -77,6 +77,12 @@ impl Cluster {
                 };
                 self.scale(revision, previous, *replicas, now, startup);
             }
+            Action::ScaleWorkload { replicas } => {
+                if let Some(workload) = &mut obs.workload {
+                    workload.replicas = *replicas;
+                    workload.available = workload.available.min(*replicas);
+                }
+            }
             Action::DeleteReplicaSet { revision } => {
                 obs.replica_sets.retain(|rs| rs.revision != *revision);
                 self.starting.retain(|(r, _, _)| r != revision);

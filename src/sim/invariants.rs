@@ -3,8 +3,8 @@
 
 use crate::api::{AnalysisPhase, RolloutSpec, RolloutStatus};
 use crate::engine::{
-    Action, DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, Decision, Input, Observation, Plan, Step, UserAction, decide,
-    revision_of, share,
+    Action, DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, Decision, Input, Observation, Plan, Prepared, Step,
+    UserAction, decide, share,
 };
 use chrono::{DateTime, Utc};
 
@@ -31,7 +31,8 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
         };
     };
     let n = plan.steps.len();
-    let revision = revision_of(&spec.template.get());
+    let workload = observation.workload.as_ref().map(|w| &w.template);
+    let revision = Prepared::new(spec, &observation.templates, workload).revision;
     let weights = decision.actions.iter().filter_map(|a| match a {
         Action::SetWeights(crate::engine::RouteWeights { canary, stable }) => Some((*canary, *stable)),
         _ => None,

@@ -217,7 +217,7 @@ impl<'a> Simulation<'a> {
 
     /// The Rollout as it was before the release: the same template, one revision earlier.
     fn deploy_stable(&mut self) {
-        self.spec.template.modify(|template| {
+        self.spec.template.get_or_insert_with(Default::default).modify(|template| {
             template
                 .metadata
                 .get_or_insert_with(Default::default)
@@ -279,7 +279,7 @@ impl<'a> Simulation<'a> {
     }
 
     fn carry_out(&mut self, decision: &Decision) {
-        let canary = revision_of(&self.spec.template.get());
+        let canary = revision_of(&self.spec.embedded_template().unwrap_or_default());
         for action in &decision.actions {
             let is_canary = self.status.stable_revision.as_deref() != Some(canary.as_str())
                 && matches!(action, Action::ScaleReplicaSet { revision, .. } if *revision == canary);
@@ -399,7 +399,7 @@ impl<'a> Simulation<'a> {
     fn outcome(&self, aborted_at: Option<Duration>) -> Option<Outcome> {
         let elapsed = self.elapsed();
         let message = self.status.message.clone().unwrap_or_default();
-        let shipped = revision_of(&self.setup.spec.template.get());
+        let shipped = revision_of(&self.setup.spec.embedded_template().unwrap_or_default());
         if let Some(abort) = &self.status.abort {
             let after = aborted_at.unwrap_or(elapsed);
             return Some(Outcome::Aborted { after, reason: abort.message.clone() });

@@ -1,9 +1,11 @@
 //! What is simulated: one Rollout and the templates it references, read from manifests.
 
 use super::analysis::Signal;
-use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout, RolloutSpec, TemplateRef};
+use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, PodTemplate, Rollout, RolloutSpec, TemplateRef};
 use crate::engine::{Plan, Templates};
 use bellwether_openapi::validate_manifest;
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::Deserialize;
 use serde_yaml::Value;
 
@@ -113,6 +115,12 @@ impl Setup {
             }
         };
         let name = rollout.metadata.name.clone().unwrap_or_default();
+        let mut rollout = rollout;
+        if rollout.spec.template.is_none() && rollout.spec.workload_ref.take().is_some() {
+            // The Deployment is not among the manifests: its revisions are simulated with a
+            // template of the selector's labels, which is all a simulated pod needs.
+            rollout.spec.template = Some(stand_in_template(&rollout.spec.selector));
+        }
         if let Err(errors) = Plan::from_spec(&rollout.spec, &templates) {
             let problems = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             return Err(SetupError::Plan { name, problems });
@@ -124,6 +132,17 @@ impl Setup {
             templates,
         })
     }
+}
+
+/// A pod template whose labels are `selector`'s match labels, with one container.
+fn stand_in_template(selector: &LabelSelector) -> PodTemplate {
+    PodTemplate::new(&PodTemplateSpec {
+        metadata: Some(ObjectMeta { labels: selector.match_labels.clone(), ..ObjectMeta::default() }),
+        spec: Some(PodSpec {
+            containers: vec![Container { name: "app".into(), ..Container::default() }],
+            ..PodSpec::default()
+        }),
+    })
 }
 
 fn invalid(origin: &str, kind: &str, value: &Value, problems: impl ToString) -> SetupError {

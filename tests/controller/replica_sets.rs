@@ -17,8 +17,9 @@ fn example() -> Rollout {
 #[test]
 fn a_revision_gets_an_owned_replica_set_whose_selector_and_pods_carry_the_revision() {
     let rollout = example();
-    let revision = revision_of(&rollout.spec.template.get());
-    let rs = replica_set(&rollout, &revision, 2);
+    let revision = revision_of(&rollout.spec.embedded_template().unwrap_or_default());
+    let template = rollout.spec.template.clone().expect("an embedded template");
+    let rs = replica_set(&rollout, &template, &revision, 2);
     assert_eq!(rs.metadata.name.as_deref(), Some(format!("checkout-{revision}").as_str()));
     assert_eq!(rs.metadata.namespace.as_deref(), Some("shop"));
     let labels = rs.metadata.labels.clone().unwrap();
@@ -37,13 +38,14 @@ fn a_revision_gets_an_owned_replica_set_whose_selector_and_pods_carry_the_revisi
     let pod_labels = spec.template.unwrap().metadata.unwrap().labels.unwrap();
     assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)), "the selector selects its own pods");
     // The revision is the hash of the Rollout's template, which is left as it was.
-    assert_eq!(revision_of(&rollout.spec.template.get()), revision);
+    assert_eq!(revision_of(&rollout.spec.embedded_template().unwrap_or_default()), revision);
 }
 
 #[test]
 fn the_engine_sees_revision_replicas_availability_and_age_as_the_cache_reads_them() {
     let rollout = example();
-    let mut rs = replica_set(&rollout, "abc123", 4);
+    let template = rollout.spec.template.clone().expect("an embedded template");
+    let mut rs = replica_set(&rollout, &template, "abc123", 4);
     rs.metadata.creation_timestamp = Some(Time("2026-01-01T12:00:00Z".parse().unwrap()));
     rs.status =
         Some(ReplicaSetStatus { replicas: 4, available_replicas: Some(3), ..ReplicaSetStatus::default() });

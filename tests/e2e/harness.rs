@@ -254,7 +254,7 @@ impl Cluster {
 
     /// Creates the Rollout or changes its pod template (and steps) to those of `rollout`.
     pub async fn ship(&self, rollout: &Rollout) -> String {
-        let revision = revision_of(&rollout.spec.template.get());
+        let revision = revision_of(&rollout.spec.embedded_template().unwrap_or_default());
         telemetry().app.serve(&self.namespace, &revision, GOOD);
         match self.rollouts().get_opt(ROLLOUT).await.expect("reading the Rollout") {
             None => {

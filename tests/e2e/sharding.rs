@@ -170,7 +170,7 @@ async fn three_replicas_share_the_fleet_and_survivors_finish_a_killed_ones_canar
     let mut revisions = BTreeMap::new();
     for i in 0..FLEET {
         let template = rollout(&cluster, i, "2").spec.template;
-        revisions.insert(app(i), revision_of(&template.get()));
+        revisions.insert(app(i), revision_of(&template.as_ref().map(|t| t.get()).unwrap_or_default()));
         cluster
             .rollouts()
             .patch(&app(i), &PatchParams::default(), &Patch::Merge(&json!({"spec": {"template": template}})))

@@ -42,7 +42,7 @@ impl RolloutBuilder {
     }
 
     pub fn image(mut self, image: &str) -> Self {
-        self.spec.template.modify(|template| {
+        self.spec.template.as_mut().expect("an embedded template").modify(|template| {
             let spec = template.spec.as_mut().expect("template has a pod spec");
             spec.containers[0].image = Some(image.into());
         });

@@ -11,4 +11,5 @@ mod purity;
 mod rules;
 mod stats;
 mod trust;
+mod workload;
 mod world;

@@ -25,7 +25,7 @@ impl World {
     }
 
     pub fn revision(&self) -> String {
-        revision_of(&self.spec.template.get())
+        revision_of(&self.spec.embedded_template().unwrap_or_default())
     }
 
     /// Decides on the current world without carrying anything out; status is kept.
@@ -155,7 +155,7 @@ impl World {
 
     /// Ships a new image and returns its revision.
     pub fn ship(&mut self, image: &str) -> String {
-        self.spec.template.modify(|template| {
+        self.spec.template.as_mut().expect("an embedded template").modify(|template| {
             template.spec.as_mut().unwrap().containers[0].image = Some(image.into());
         });
         self.revision()

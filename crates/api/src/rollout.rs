@@ -36,6 +36,7 @@ use std::collections::BTreeMap;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.template) != has(self.workloadRef)").message("exactly one of template and workloadRef must be set"))]
 pub struct RolloutSpec {
     /// Pods of the stable revision. The canary runs beside them, scaled to its traffic share.
     /// An autoscaler (HPA, KEDA) may own it through the `scale` subresource: stable and canary
@@ -45,8 +46,16 @@ pub struct RolloutSpec {
     pub replicas: i32,
     #[schemars(schema_with = "schema::label_selector")]
     pub selector: LabelSelector,
+    /// The pod template of every revision: a change starts a new canary. Exactly one of `template`
+    /// and `workloadRef` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::pod_template")]
-    pub template: PodTemplate,
+    pub template: Option<PodTemplate>,
+    /// An existing Deployment whose pod template the revisions are made from, instead of
+    /// `template`: Bellwether takes its traffic over, and a change of its template starts a canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub workload_ref: Option<WorkloadRef>,
     /// Old ReplicaSets kept at zero replicas for rollback. Defaults to 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
@@ -73,6 +82,46 @@ pub struct RolloutSpec {
 
 fn default_replicas() -> i32 {
     1
+}
+
+/// A Deployment whose pod template a Rollout uses, and what becomes of its own pods.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.apiVersion == 'apps/v1' && self.kind == 'Deployment'").message("workloadRef must name an apps/v1 Deployment"))]
+pub struct WorkloadRef {
+    /// `apps/v1`.
+    pub api_version: String,
+    /// `Deployment`.
+    pub kind: String,
+    /// The Deployment, in the Rollout's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[serde(default)]
+    pub scale_down: ScaleDown,
+}
+
+impl RolloutSpec {
+    /// The template the Rollout embeds; `None` with a `workloadRef`, whose template is the
+    /// Deployment's.
+    pub fn embedded_template(&self) -> Option<k8s_openapi::api::core::v1::PodTemplateSpec> {
+        self.template.as_ref().map(PodTemplate::get)
+    }
+}
+
+/// What becomes of a referenced Deployment's pods once Bellwether runs the service. Until the
+/// Rollout's stable revision is fully available, the Deployment's pods serve as before.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ScaleDown {
+    /// Leave the Deployment as it is: its pods keep running, outside the Services' selectors.
+    #[default]
+    Never,
+    /// Scale the Deployment to 0 once the Services select the Rollout's stable revision.
+    OnSuccess,
+    /// Scale the Deployment down by each stable pod of the Rollout that becomes available, and to
+    /// 0 once the Services select the Rollout's stable revision.
+    Progressively,
 }
 
 /// How many ended AnalysisRuns of each outcome a Rollout keeps.

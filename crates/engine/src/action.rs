@@ -23,6 +23,10 @@ pub enum Action {
     DeleteReplicaSet {
         revision: String,
     },
+    /// Scale the Deployment a `workloadRef` names, whose pods Bellwether's have replaced.
+    ScaleWorkload {
+        replicas: i32,
+    },
     CreateAnalysisRun(Box<AnalysisRunRequest>),
     /// Ask a running AnalysisRun to stop.
     TerminateAnalysisRun {

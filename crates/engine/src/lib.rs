@@ -38,14 +38,16 @@ pub use analysis::verdict::{MetricVerdict, Window, format_value, run_phase};
 pub use analysis::{Bellwether, Judge, judge_metric};
 pub use observation::{
     AnalysisRunState, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights, ServiceSelectors,
-    UserAction, UserRequest,
+    UserAction, UserRequest, WorkloadState,
 };
-pub use plan::{Background, Origin, Plan, SpecError, Step, Templates, validate_template};
+pub use plan::{
+    Background, Origin, Plan, SpecError, Step, Templates, check_workload_template, validate_template,
+};
 pub use replicas::{canary_replicas, share, weight_capacity};
 pub use requests::applicable;
 pub use revision::revision_of;
 
-use bellwether_api::{RolloutSpec, RolloutStatus};
+use bellwether_api::{PodTemplate, RolloutSpec, RolloutStatus};
 use chrono::{DateTime, Utc};
 
 /// Everything one decision depends on.
@@ -67,22 +69,42 @@ pub struct Input<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prepared {
     pub revision: String,
+    /// The pod template of the revision: the embedded one, or the Deployment's of a
+    /// `workloadRef` (empty when there is none).
+    pub template: PodTemplate,
     pub plan: Result<Plan, Vec<SpecError>>,
 }
 
 impl Prepared {
-    pub fn new(spec: &RolloutSpec, templates: &Templates) -> Self {
-        Self { revision: revision_of(&spec.template.get()), plan: Plan::from_spec(spec, templates) }
+    /// `workload` is the pod template of the Deployment a `workloadRef` names, if it exists.
+    pub fn new(spec: &RolloutSpec, templates: &Templates, workload: Option<&PodTemplate>) -> Self {
+        let template = match (&spec.template, &spec.workload_ref) {
+            (Some(template), _) => Some(template),
+            (None, Some(_)) => workload,
+            (None, None) => None,
+        };
+        let mut plan = Plan::from_spec(spec, templates);
+        let workload_errors = match spec.template {
+            Some(_) => Vec::new(),
+            None => check_workload_template(spec, workload.map(PodTemplate::get).as_ref()),
+        };
+        if !workload_errors.is_empty() {
+            plan = Err(plan.err().unwrap_or_default().into_iter().chain(workload_errors).collect());
+        }
+        let template = template.cloned().unwrap_or_default();
+        Self { revision: revision_of(&template.get()), template, plan }
     }
 }
 
 /// Decides what the rollout does next. See the module documentation.
 pub fn decide(input: Input<'_>) -> Decision {
-    decide_prepared(input, &Prepared::new(input.spec, &input.observation.templates))
+    let workload = input.observation.workload.as_ref().map(|w| &w.template);
+    decide_prepared(input, &Prepared::new(input.spec, &input.observation.templates, workload))
 }
 
 /// [`decide`], with what it derives from the spec and the templates already derived: `prepared`
-/// must be [`Prepared::new`] of `input.spec` and `input.observation.templates`.
+/// must be [`Prepared::new`] of `input.spec`, `input.observation.templates` and the workload's
+/// template.
 pub fn decide_prepared(input: Input<'_>, prepared: &Prepared) -> Decision {
     match &prepared.plan {
         Ok(plan) => pass::Pass::new(input, plan, &prepared.revision).run(),

@@ -1,6 +1,6 @@
 //! What the controller saw in the cluster, handed to the engine as plain data.
 
-use bellwether_api::{AnalysisPhase, AnalysisTemplateSpec, FiringAlert, TemplateRef};
+use bellwether_api::{AnalysisPhase, AnalysisTemplateSpec, FiringAlert, PodTemplate, TemplateRef};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -19,6 +19,18 @@ pub struct Observation {
     pub templates: BTreeMap<TemplateRef, AnalysisTemplateSpec>,
     /// User actions (promote, abort, ...) not yet known to be handled.
     pub requests: Vec<UserRequest>,
+    /// The Deployment a `workloadRef` names; `None` without one, or when it does not exist.
+    pub workload: Option<WorkloadState>,
+}
+
+/// A Deployment whose pod template a Rollout uses, and whose pods served before Bellwether did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadState {
+    pub template: PodTemplate,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// `status.availableReplicas`.
+    pub available: i32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -102,6 +102,7 @@ impl<'a> Pass<'a> {
         set_condition(&mut self.status, "InvalidSpec", false, "Valid", "spec is valid", self.now);
         self.handle_requests();
         self.follow_template();
+        self.scale_workload();
         self.clean_up();
         self.settle();
         let requeue_after = self.wakeups.iter().filter(|t| **t > self.now).min().map(|t| *t - self.now);

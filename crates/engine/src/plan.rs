@@ -14,6 +14,7 @@ use bellwether_api::{
     AnalysisArg, AnalysisStep, AnalysisTemplateSpec, Duration, Metric, REVISION_LABEL, RolloutSpec,
     TemplateRef,
 };
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -95,10 +96,23 @@ pub struct Background {
 pub type Templates = BTreeMap<TemplateRef, AnalysisTemplateSpec>;
 
 impl Plan {
-    /// Checks `spec` and returns its plan, or every problem found.
+    /// Checks `spec` and returns its plan, or every problem found. A `workloadRef`'s Deployment is
+    /// not checked here: see [`check_workload_template`].
     pub fn from_spec(spec: &RolloutSpec, templates: &Templates) -> Result<Self, Vec<SpecError>> {
         plan(spec, templates)
     }
+}
+
+/// Checks the pod template of the Deployment a `workloadRef` names (`None` when it does not
+/// exist) against the Rollout's selector.
+pub fn check_workload_template(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<SpecError> {
+    let mut errors = Errors::default();
+    let Some(workload) = &spec.workload_ref else { return Vec::new() };
+    match template {
+        None => errors.push("spec.workloadRef.name", format!("Deployment {:?} not found", workload.name)),
+        Some(template) => check_selector(&spec.selector, template, &mut errors),
+    }
+    errors.0
 }
 
 fn plan(spec: &RolloutSpec, templates: &Templates) -> Result<Plan, Vec<SpecError>> {
@@ -109,7 +123,29 @@ fn plan(spec: &RolloutSpec, templates: &Templates) -> Result<Plan, Vec<SpecError
     if spec.replicas < 0 {
         errors.push("spec.replicas", format!("{} is negative", spec.replicas));
     }
-    check_selector(&spec.selector, spec, &mut errors);
+    match (&spec.template, &spec.workload_ref) {
+        (Some(_), Some(_)) => {
+            errors.push("spec.workloadRef", "must not be set with spec.template: set one of them")
+        }
+        (None, None) => {
+            errors.push("spec.template", "must be set, or spec.workloadRef must name a Deployment")
+        }
+        (Some(template), None) => check_selector(&spec.selector, &template.get(), &mut errors),
+        (None, Some(workload)) => {
+            if workload.api_version != "apps/v1" || workload.kind != "Deployment" {
+                errors.push(
+                    "spec.workloadRef",
+                    format!(
+                        "must name an apps/v1 Deployment, not {} {}",
+                        workload.api_version, workload.kind
+                    ),
+                );
+            }
+            if workload.name.is_empty() {
+                errors.push("spec.workloadRef.name", "must name a Deployment");
+            }
+        }
+    }
 
     if canary.stable_service.is_empty() {
         errors.push(format!("{CANARY}.stableService"), "must name a Service");
@@ -299,8 +335,10 @@ fn seconds(value: Option<i32>, default: i32, field: &str, min: i32, errors: &mut
     chrono::Duration::seconds(i64::from(value.max(min)))
 }
 
-fn check_selector(selector: &LabelSelector, spec: &RolloutSpec, errors: &mut Errors) {
-    let labels = spec.template.get().metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+/// Checks that `selector` selects the pods of `template`, and that the template leaves the revision
+/// label to Bellwether.
+fn check_selector(selector: &LabelSelector, template: &PodTemplateSpec, errors: &mut Errors) {
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
     let match_labels = selector.match_labels.clone().unwrap_or_default();
     let expressions = selector.match_expressions.clone().unwrap_or_default();
     if match_labels.is_empty() && expressions.is_empty() {

@@ -25,6 +25,7 @@ pub enum Kind {
     ReplicaSet,
     AnalysisRun,
     Service,
+    Deployment,
     HttpRoute,
     GrpcRoute,
 }

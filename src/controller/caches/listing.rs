@@ -14,6 +14,7 @@ pub enum Cached {
     ReplicaSets,
     AnalysisRuns,
     Services,
+    Deployments,
     HttpRoutes,
     GrpcRoutes,
     AnalysisTemplates,
@@ -22,11 +23,12 @@ pub enum Cached {
 }
 
 impl Cached {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Rollouts,
         Self::ReplicaSets,
         Self::AnalysisRuns,
         Self::Services,
+        Self::Deployments,
         Self::HttpRoutes,
         Self::GrpcRoutes,
         Self::AnalysisTemplates,
@@ -40,6 +42,7 @@ impl Cached {
             Self::ReplicaSets => "ReplicaSets",
             Self::AnalysisRuns => "AnalysisRuns",
             Self::Services => "Services",
+            Self::Deployments => "Deployments",
             Self::HttpRoutes => "HTTPRoutes",
             Self::GrpcRoutes => "GRPCRoutes",
             Self::AnalysisTemplates => "AnalysisTemplates",

@@ -12,6 +12,7 @@
 //!
 //! Passes start only once every cache has listed once ([`Caches::wait_until_ready`]).
 
+mod deployment;
 pub mod expectations;
 mod index;
 mod listing;
@@ -27,6 +28,7 @@ use crate::api::{
 use crate::controller::Config;
 use crate::controller::acting::Acquired;
 use crate::controller::rollouts::{RouteKind, route_refs, template_refs};
+pub use deployment::CachedDeployment;
 use expectations::{Expectations, Kind, Seen, Target, Wanted};
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
@@ -62,6 +64,11 @@ pub enum Reference {
         namespace: String,
         name: String,
     },
+    /// The Deployment of a `workloadRef`.
+    Deployment {
+        namespace: String,
+        name: String,
+    },
     /// An AnalysisTemplate (with its namespace) or a ClusterAnalysisTemplate (without).
     Template {
         namespace: Option<String>,
@@ -85,7 +92,12 @@ fn references(rollout: &Rollout) -> Vec<Reference> {
         namespace: (!r.cluster_scope).then(|| namespace.clone()),
         name: r.template_name.clone(),
     });
-    routes.chain(services).chain(templates).collect()
+    let workload = rollout
+        .spec
+        .workload_ref
+        .iter()
+        .map(|workload| Reference::Deployment { namespace: namespace.clone(), name: workload.name.clone() });
+    routes.chain(services).chain(workload).chain(templates).collect()
 }
 
 /// The Rollout a ReplicaSet or AnalysisRun is labelled for.
@@ -126,6 +138,7 @@ pub struct Caches {
     replica_sets: Store<CachedReplicaSet>,
     runs: Store<AnalysisRun>,
     services: Store<CachedService>,
+    deployments: Store<CachedDeployment>,
     http_routes: Store<CachedRoute>,
     grpc_routes: Store<CachedRoute>,
     templates: Store<AnalysisTemplate>,
@@ -163,6 +176,7 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
     let (replica_sets, replica_set_writer) = reflector::store::<CachedReplicaSet>();
     let (runs, run_writer) = reflector::store::<AnalysisRun>();
     let (services, service_writer) = reflector::store::<CachedService>();
+    let (deployments, deployment_writer) = reflector::store::<CachedDeployment>();
     let route_writer = |kind: RouteKind| Writer::<CachedRoute>::new(kind.api_resource());
     let (http_writer, grpc_writer) = (route_writer(RouteKind::Http), route_writer(RouteKind::Grpc));
     let (templates, template_writer) = reflector::store::<AnalysisTemplate>();
@@ -173,6 +187,7 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
         replica_sets,
         runs,
         services,
+        deployments,
         http_routes: http_writer.as_reader(),
         grpc_routes: grpc_writer.as_reader(),
         templates,
@@ -230,6 +245,16 @@ pub fn watch(client: &Client, config: &Config) -> (Arc<Caches>, Watches) {
             caches.trigger_referencing(event, &trigger, |service| Reference::Service {
                 namespace: service.namespace().unwrap_or_default(),
                 name: service.name_any(),
+            })
+        }
+    }));
+    let deployments = config.api::<CachedDeployment>(client);
+    others.push(drive(&caches, Cached::Deployments, deployments, everything(), deployment_writer, {
+        let trigger = trigger.clone();
+        move |caches, event: &Event<CachedDeployment>| {
+            caches.trigger_referencing(event, &trigger, |deployment| Reference::Deployment {
+                namespace: deployment.namespace().unwrap_or_default(),
+                name: deployment.name_any(),
             })
         }
     }));
@@ -469,6 +494,10 @@ impl Caches {
         self.services.get(&ObjectRef::new(name).within(namespace))
     }
 
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<CachedDeployment>> {
+        self.deployments.get(&ObjectRef::new(name).within(namespace))
+    }
+
     pub fn route(&self, kind: RouteKind, namespace: &str, name: &str) -> Option<Arc<CachedRoute>> {
         let store = match kind {
             RouteKind::Http => &self.http_routes,
@@ -503,6 +532,7 @@ impl Caches {
             }
             Kind::AnalysisRun => seen(self.run(namespace, name)?.as_ref()),
             Kind::Service => seen(self.service(namespace, name)?.as_ref()),
+            Kind::Deployment => seen(self.deployment(namespace, name)?.as_ref()),
             Kind::HttpRoute => seen(self.route(RouteKind::Http, namespace, name)?.as_ref()),
             Kind::GrpcRoute => seen(self.route(RouteKind::Grpc, namespace, name)?.as_ref()),
         }

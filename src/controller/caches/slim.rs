@@ -3,7 +3,7 @@
 //! are read into projections of their own ([`super::CachedReplicaSet`], [`super::CachedService`],
 //! [`super::CachedRoute`]), since Kubernetes' types are large even when nearly empty.
 
-use super::{CachedReplicaSet, CachedRoute, CachedService};
+use super::{CachedDeployment, CachedReplicaSet, CachedRoute, CachedService};
 use crate::api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -74,6 +74,13 @@ impl Slim for CachedReplicaSet {
     fn slim(&mut self) {
         strip_metadata(self);
         self.metadata.annotations = None;
+    }
+}
+
+impl Slim for CachedDeployment {
+    /// A Deployment is read for its pod template and replicas ([`deployment`]).
+    fn slim(&mut self) {
+        keep_identity(self);
     }
 }
 

@@ -15,8 +15,8 @@ use crate::controller::error::{Error, is_already_exists, is_not_found};
 use crate::controller::replica_sets::{replica_set, replica_set_name, replicas_patch};
 use crate::controller::requests::{Malformed, REQUEST_PREFIX, removal_patch};
 use crate::controller::routes::{Services, weight_patch};
-use crate::engine::{Action, RouteWeights, ServiceRole};
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use crate::engine::{Action, Prepared, RouteWeights, ServiceRole};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Resource, ResourceExt};
@@ -25,12 +25,12 @@ use kube::{Resource, ResourceExt};
 pub const FIELD_MANAGER: &str = "bellwether";
 
 /// A merge or JSON patch, recorded in `managedFields` under Bellwether's name.
-fn as_bellwether() -> PatchParams {
+pub(super) fn as_bellwether() -> PatchParams {
     PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() }
 }
 
 /// The Rollout's next pass waits until the caches show `stored`, as a write returned it.
-fn wrote(ctx: &Context, rollout: &Rollout, kind: Kind, stored: &impl Resource, existed: bool) {
+pub(super) fn wrote(ctx: &Context, rollout: &Rollout, kind: Kind, stored: &impl Resource, existed: bool) {
     ctx.caches.expect_for_rollout(
         rollout,
         target(kind, stored),
@@ -46,14 +46,14 @@ fn deleted(ctx: &Context, rollout: &Rollout, kind: Kind, name: &str, uid: Option
     ctx.caches.expect_for_rollout(rollout, target, Wanted::Gone { uid }, OWN_WRITE_PATIENCE);
 }
 
-/// Carries out `actions` for `rollout`, whose pod template is of the revision `current` (as the
-/// pass's plan derived it).
+/// Carries out `actions` for `rollout`, whose current revision and pod template are those the
+/// pass's plan derived.
 pub async fn apply(
     ctx: &Context,
     permit: &Permit,
     rollout: &Rollout,
     fetched: &Fetched,
-    current: &str,
+    current: &Prepared,
     actions: &[Action],
 ) -> Result<(), Error> {
     for action in actions {
@@ -68,7 +68,7 @@ async fn apply_one(
     permit: &Permit,
     rollout: &Rollout,
     fetched: &Fetched,
-    current: &str,
+    current: &Prepared,
     action: &Action,
 ) -> Result<(), Error> {
     let namespace = rollout.namespace().unwrap_or_default();
@@ -86,7 +86,7 @@ async fn apply_one(
                 ServiceRole::Canary => &canary.canary_service,
             };
             let api = Api::<Service>::namespaced(ctx.client.clone(), &namespace);
-            let patch = Patch::Merge(service_selector_patch(revision));
+            let patch = Patch::Merge(service_selector_patch(Some(revision)));
             match api.patch(service, &as_bellwether(), &patch).await {
                 Ok(stored) => {
                     wrote(ctx, rollout, Kind::Service, &stored, true);
@@ -103,6 +103,7 @@ async fn apply_one(
         Action::ScaleReplicaSet { revision, replicas } => {
             scale_replica_set(ctx, rollout, fetched, current, revision, *replicas).await
         }
+        Action::ScaleWorkload { replicas } => scale_workload(ctx, rollout, *replicas).await,
         Action::DeleteReplicaSet { revision } => {
             let rs_name = replica_set_name(&name, revision);
             let uid = fetched.replica_sets.iter().find(|rs| rs.name_any() == rs_name).and_then(|rs| rs.uid());
@@ -210,7 +211,7 @@ async fn scale_replica_set(
     ctx: &Context,
     rollout: &Rollout,
     fetched: &Fetched,
-    current: &str,
+    current: &Prepared,
     revision: &str,
     replicas: i32,
 ) -> Result<(), Error> {
@@ -218,8 +219,8 @@ async fn scale_replica_set(
     let rs_name = replica_set_name(&rollout.name_any(), revision);
     let existed = fetched.replica_sets.iter().any(|rs| rs.name_any() == rs_name);
     let api = Api::<ReplicaSet>::namespaced(ctx.client.clone(), &namespace);
-    let stored = if revision == current {
-        let object = replica_set(rollout, revision, replicas);
+    let stored = if revision == current.revision {
+        let object = replica_set(rollout, &current.template, revision, replicas);
         api.patch(&rs_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await
     } else if existed {
         api.patch(&rs_name, &as_bellwether(), &Patch::Merge(replicas_patch(replicas))).await
@@ -230,6 +231,25 @@ async fn scale_replica_set(
         .map_err(|e| Error::kube(format!("scaling ReplicaSet {namespace}/{rs_name} to {replicas}"), e))?;
     wrote(ctx, rollout, Kind::ReplicaSet, &stored, existed);
     Ok(())
+}
+
+/// Scales the Deployment of the Rollout's `workloadRef` with a merge patch of its replicas.
+pub(super) async fn scale_workload(ctx: &Context, rollout: &Rollout, replicas: i32) -> Result<(), Error> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let Some(workload) = &rollout.spec.workload_ref else { return Ok(()) };
+    let api = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace);
+    match api.patch(&workload.name, &as_bellwether(), &Patch::Merge(replicas_patch(replicas))).await {
+        Ok(stored) => {
+            wrote(ctx, rollout, Kind::Deployment, &stored, true);
+            Ok(())
+        }
+        Err(e) if is_not_found(&e) => {
+            Err(Error::Missing { kind: "Deployment", namespace, name: workload.name.clone() })
+        }
+        Err(e) => {
+            Err(Error::kube(format!("scaling Deployment {namespace}/{} to {replicas}", workload.name), e))
+        }
+    }
 }
 
 /// Patches every managed route that does not carry `weights` yet. Each patch is guarded by the

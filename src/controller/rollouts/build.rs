@@ -32,9 +32,10 @@ pub fn analysis_run(rollout: &Rollout, request: &AnalysisRunRequest) -> Analysis
     }
 }
 
-/// The merge patch that points a Service's selector at `revision`. A merge patch of one key of the
-/// selector map leaves the user's other selector keys, and every other field, alone.
-pub fn service_selector_patch(revision: &str) -> Value {
+/// The merge patch that points a Service's selector at `revision`, or with `None` removes the
+/// revision from it. A merge patch of one key of the selector map leaves the user's other selector
+/// keys, and every other field, alone.
+pub fn service_selector_patch(revision: Option<&str>) -> Value {
     json!({ "spec": { "selector": { REVISION_LABEL: revision } } })
 }
 

@@ -43,6 +43,7 @@ pub struct FetchedRoute {
 }
 
 /// What one pass works from.
+#[derive(Default)]
 pub struct Fetched {
     pub observation: Observation,
     pub routes: Vec<FetchedRoute>,
@@ -56,6 +57,8 @@ pub struct Fetched {
     /// Each template the Rollout names and the resourceVersion the caches show of it (`None` when
     /// they show none), read together with `observation.templates`.
     pub template_versions: Vec<(TemplateRef, Option<String>)>,
+    /// The resourceVersion of the `workloadRef`'s Deployment, read with `observation.workload`.
+    pub workload_version: Option<String>,
 }
 
 /// Every managed route of `rollout`, in the order its spec lists them, with their namespaces.
@@ -110,6 +113,7 @@ pub fn fetch(caches: &Caches, rollout: &Rollout, clock: Clock) -> Fetched {
         .into_iter()
         .map(|reference| (reference.clone(), caches.template(reference, &namespace)))
         .collect();
+    let deployment = rollout.spec.workload_ref.as_ref().and_then(|w| caches.deployment(&namespace, &w.name));
     let observation = Observation {
         replica_sets: replica_sets.iter().filter_map(|rs| replica_set_state(rs)).collect(),
         routes: routes
@@ -145,13 +149,23 @@ pub fn fetch(caches: &Caches, rollout: &Rollout, clock: Clock) -> Fetched {
             .filter_map(|(reference, template)| Some((reference.clone(), template.as_ref()?.0.clone())))
             .collect(),
         requests,
+        workload: deployment.as_ref().map(|d| d.state()),
     };
     let run_uids = runs.iter().filter_map(|run| Some((run.name_any(), run.uid()?))).collect();
     let template_versions = templates
         .into_iter()
         .map(|(reference, template)| (reference, template.and_then(|(_, version)| version)))
         .collect();
-    Fetched { observation, routes, replica_sets, malformed_requests, run_uids, template_versions }
+    let workload_version = deployment.and_then(|d| d.metadata.resource_version.clone());
+    Fetched {
+        observation,
+        routes,
+        replica_sets,
+        malformed_requests,
+        run_uids,
+        template_versions,
+        workload_version,
+    }
 }
 
 /// Every template reference of the Rollout's analysis steps and background analysis.

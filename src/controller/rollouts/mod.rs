@@ -10,13 +10,15 @@
 //!
 //! A Rollout carries a finalizer: when it is deleted, every managed route goes back to stable before
 //! the Rollout goes, so that deleting a Rollout mid-canary never leaves traffic on a canary that
-//! garbage collection is about to remove.
+//! garbage collection is about to remove; and a `workloadRef`'s Deployment gets its pods and its
+//! traffic back first ([`workload`]).
 
 mod apply;
 mod build;
 mod fetch;
 mod prepared;
 mod report;
+mod workload;
 
 pub use apply::FIELD_MANAGER;
 pub use fetch::{RouteKind, route_refs, template_refs};
@@ -111,6 +113,10 @@ pub fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) ->
         }
         // Whoever acts on it now reconciles it.
         Error::NotActing => Action::await_change(),
+        Error::HandingBack { .. } => {
+            tracing::debug!(rollout = %name, %error);
+            Action::requeue(Duration::from_secs(1))
+        }
         _ => {
             tracing::warn!(rollout = %name, %error, "reconcile failed");
             Action::requeue(Duration::from_secs(2))
@@ -128,7 +134,7 @@ async fn pass(
     let namespace = rollout.namespace().unwrap_or_default();
     let fetched = fetch::fetch(&ctx.caches, rollout, ctx.clock());
     let status = rollout.status.clone().unwrap_or_default();
-    let prepared = ctx.plans.get(rollout, &fetched.observation.templates, &fetched.template_versions);
+    let prepared = ctx.plans.get(rollout, &fetched);
     let input = Input {
         name: &name,
         generation: rollout.metadata.generation,
@@ -159,7 +165,7 @@ async fn pass(
     }
     report::report(ctx, rollout, &status, &decision).await;
     report::malformed_requests(ctx, rollout, &fetched.malformed_requests).await;
-    apply::apply(ctx, permit, rollout, &fetched, &prepared.revision, &decision.actions).await?;
+    apply::apply(ctx, permit, rollout, &fetched, &prepared, &decision.actions).await?;
     apply::remove_requests(
         ctx,
         permit,
@@ -176,6 +182,7 @@ async fn pass(
 /// Sends every managed route back to stable. Routes that are gone, or no longer reference both
 /// Services, carry no canary traffic of this Rollout and are left alone.
 async fn cleanup(ctx: &Context, permit: &Permit, rollout: &Rollout) -> Result<Action, Error> {
+    workload::hand_back(ctx, permit, rollout).await?;
     let fetched = fetch::fetch(&ctx.caches, rollout, ctx.clock());
     let canary = &rollout.spec.strategy.canary;
     let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };

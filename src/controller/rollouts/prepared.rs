@@ -3,11 +3,12 @@
 //! validate the spec and hash the pod template again: about three quarters of a decision.
 //!
 //! A kept plan is used only when the Rollout's UID and generation (which the API server bumps at
-//! every change of the spec) and the resourceVersion of every template it names are those it was
-//! derived from.
+//! every change of the spec), the resourceVersion of every template it names and that of its
+//! `workloadRef`'s Deployment are those it was derived from.
 
+use super::fetch::Fetched;
 use crate::api::{Rollout, TemplateRef};
-use crate::engine::{Prepared, Templates};
+use crate::engine::Prepared;
 use kube::ResourceExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,6 +20,8 @@ struct Source {
     generation: i64,
     /// Each template the Rollout names, and its resourceVersion (`None` when it does not exist).
     templates: Vec<(TemplateRef, Option<String>)>,
+    /// The resourceVersion of the `workloadRef`'s Deployment, whose pod template the plan used.
+    workload: Option<String>,
 }
 
 /// A Rollout's namespace and name.
@@ -32,18 +35,13 @@ pub struct Plans {
 
 impl Plans {
     /// The Rollout's prepared plan: the kept one if it was derived from what the caches show now,
-    /// otherwise derived again from `templates` (those the caches show) and kept. `versions` are
-    /// the resourceVersions of every template the Rollout names, read with `templates`.
-    pub fn get(
-        &self,
-        rollout: &Rollout,
-        templates: &Templates,
-        versions: &[(TemplateRef, Option<String>)],
-    ) -> Arc<Prepared> {
+    /// otherwise derived again from what `fetched` read and kept.
+    pub fn get(&self, rollout: &Rollout, fetched: &Fetched) -> Arc<Prepared> {
         let source = rollout.uid().zip(rollout.metadata.generation).map(|(uid, generation)| Source {
             uid,
             generation,
-            templates: versions.to_vec(),
+            templates: fetched.template_versions.clone(),
+            workload: fetched.workload_version.clone(),
         });
         let key = (rollout.namespace().unwrap_or_default(), rollout.name_any());
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
@@ -52,7 +50,9 @@ impl Plans {
         {
             return prepared.clone();
         }
-        let prepared = Arc::new(Prepared::new(&rollout.spec, templates));
+        let observation = &fetched.observation;
+        let workload = observation.workload.as_ref().map(|w| &w.template);
+        let prepared = Arc::new(Prepared::new(&rollout.spec, &observation.templates, workload));
         match source {
             Some(source) => {
                 kept.insert(key, (source, prepared.clone()));
@@ -95,33 +95,38 @@ mod tests {
         .expect("a valid Rollout")
     }
 
-    /// The template the test Rollout names, at `version`.
-    fn at(version: Option<&str>) -> Vec<(TemplateRef, Option<String>)> {
+    /// What a pass read: the template the test Rollout names at `version`, and the Deployment
+    /// at `workload`.
+    fn read(version: Option<&str>, workload: Option<&str>) -> Fetched {
         let reference = TemplateRef { template_name: "errors".into(), cluster_scope: false };
-        vec![(reference, version.map(str::to_string))]
+        Fetched {
+            template_versions: vec![(reference, version.map(str::to_string))],
+            workload_version: workload.map(str::to_string),
+            ..Fetched::default()
+        }
     }
 
     #[test]
     fn a_plan_is_kept_while_the_spec_and_its_templates_are_unchanged() {
         let plans = Plans::default();
-        let templates = Templates::new();
-        let first = plans.get(&rollout(1, "web:1"), &templates, &at(Some("7")));
-        assert!(Arc::ptr_eq(&first, &plans.get(&rollout(1, "web:1"), &templates, &at(Some("7")))));
-        assert_eq!(*first, Prepared::new(&rollout(1, "web:1").spec, &templates));
+        let first = plans.get(&rollout(1, "web:1"), &read(Some("7"), None));
+        assert!(Arc::ptr_eq(&first, &plans.get(&rollout(1, "web:1"), &read(Some("7"), None))));
+        assert_eq!(*first, Prepared::new(&rollout(1, "web:1").spec, &Default::default(), None));
     }
 
     #[test]
-    fn a_new_generation_or_a_changed_template_derives_the_plan_again() {
+    fn a_new_generation_a_changed_template_or_deployment_derives_the_plan_again() {
         let plans = Plans::default();
-        let templates = Templates::new();
-        let first = plans.get(&rollout(1, "web:1"), &templates, &at(Some("7")));
-        let shipped = plans.get(&rollout(2, "web:2"), &templates, &at(Some("7")));
+        let first = plans.get(&rollout(1, "web:1"), &read(Some("7"), None));
+        let shipped = plans.get(&rollout(2, "web:2"), &read(Some("7"), None));
         assert!(!Arc::ptr_eq(&first, &shipped));
         assert_ne!(first.revision, shipped.revision, "the new pod template's revision");
-        let template_changed = plans.get(&rollout(2, "web:2"), &templates, &at(Some("8")));
+        let template_changed = plans.get(&rollout(2, "web:2"), &read(Some("8"), None));
         assert!(!Arc::ptr_eq(&shipped, &template_changed));
-        let template_gone = plans.get(&rollout(2, "web:2"), &templates, &at(None));
+        let template_gone = plans.get(&rollout(2, "web:2"), &read(None, None));
         assert!(!Arc::ptr_eq(&template_changed, &template_gone));
+        let deployment_changed = plans.get(&rollout(2, "web:2"), &read(None, Some("3")));
+        assert!(!Arc::ptr_eq(&template_gone, &deployment_changed));
     }
 
     #[test]
@@ -129,7 +134,7 @@ mod tests {
         let plans = Plans::default();
         let mut unversioned = rollout(1, "web:1");
         unversioned.metadata.generation = None;
-        let first = plans.get(&unversioned, &Templates::new(), &at(None));
-        assert!(!Arc::ptr_eq(&first, &plans.get(&unversioned, &Templates::new(), &at(None))));
+        let first = plans.get(&unversioned, &read(None, None));
+        assert!(!Arc::ptr_eq(&first, &plans.get(&unversioned, &read(None, None))));
     }
 }
