@@ -35,8 +35,9 @@
 
 use crate::api::{AnalysisTemplateSpec, ArgSpec, ClusterAnalysisTemplateSpec, Rollout, TemplateRef};
 use crate::controller::routes::{Services, is_managed};
-use crate::engine::{Origin, Plan, Templates, validate_template};
+use crate::engine::{Origin, Plan, Templates, check_workload_template, validate_template};
 use bellwether_openapi::{FieldError, SchemaValidator, validate_manifest};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::ser::SerializeStruct;
@@ -558,6 +559,31 @@ impl Linter {
                 if !faulted[target].iter().any(|f| overlaps(f, &error.field)) {
                     self.push(documents[target].finding(Severity::Error, &error.field, &error.message));
                 }
+            }
+        }
+
+        if let (None, Some(workload)) = (&rollout.spec.template, &rollout.spec.workload_ref) {
+            let deployment = documents.iter().find(|d| {
+                d.is("apps/v1", "Deployment")
+                    && d.name() == workload.name
+                    && same_namespace(namespace, d.namespace())
+            });
+            match deployment.and_then(|d| serde_json::from_value::<Deployment>(d.value.clone()).ok()) {
+                Some(deployment) => {
+                    let template = deployment.spec.map(|s| s.template);
+                    for error in check_workload_template(&rollout.spec, template.as_ref()) {
+                        let message = format!("Deployment {:?}: {}", workload.name, error.message);
+                        self.push(doc.finding(Severity::Error, "spec.workloadRef.name", message));
+                    }
+                }
+                None => self.push(doc.finding(
+                    Severity::Warning,
+                    "spec.workloadRef.name",
+                    format!(
+                        "Deployment {:?} is not in the files given; checked in the cluster at run time",
+                        workload.name
+                    ),
+                )),
             }
         }
 

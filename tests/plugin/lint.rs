@@ -187,3 +187,8 @@ fn json_output() {
     assert!(finding["line"].as_u64().is_some_and(|l| l > 0));
     assert!(matches!(&finding["message"], Value::String(m) if !m.is_empty()));
 }
+
+#[test]
+fn a_deployment_the_selector_misses_and_a_template_beside_a_workload_ref() {
+    broken("workload-labels.yaml");
+}
