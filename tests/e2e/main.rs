@@ -16,5 +16,6 @@ mod safety;
 mod sharding;
 mod steering;
 mod viewing;
+mod workload;
 
 use bellwether_testkit::{alertmanager, apiserver, controller_calls, prometheus, webhook_sink};
