@@ -75,6 +75,26 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
         }
     }
 
+    // A `workloadRef`'s Deployment keeps the pods that serve until Bellwether's can: before the
+    // Services select a revision, it goes down only by the stable pods available; and never up.
+    if let Some(workload) = &observation.workload {
+        let taken_over = observation.services.stable.is_some();
+        let stable_available = output.stable_revision.as_deref().map_or(0, |s| observation.available(s));
+        for action in &decision.actions {
+            let Action::ScaleWorkload { replicas } = action else { continue };
+            if *replicas > workload.replicas {
+                return Err(format!("the Deployment was scaled up from {} to {replicas}", workload.replicas));
+            }
+            if !taken_over && replicas + stable_available < plan.replicas {
+                return Err(format!(
+                    "the Deployment was scaled to {replicas} with {stable_available} of the Rollout's {} pods \
+                     available and the Services still selecting the Deployment's",
+                    plan.replicas
+                ));
+            }
+        }
+    }
+
     if input.abort.is_none() && output.abort.is_some() {
         let traffic_already_off = observation.routes.iter().all(|r| r.weights.is_some_and(|w| w.canary == 0));
         // With dynamicStableScale the move is as large as stable's available pods allow, and when

@@ -5,8 +5,9 @@ use super::fixtures::*;
 use super::world::World;
 use bellwether::api::{
     AnalysisFailurePolicy, AnalysisPhase, CanaryStep, FiringAlert, InconclusivePolicy, RolloutSpec,
+    ScaleDown, WorkloadRef,
 };
-use bellwether::engine::{Decision, Observation, Plan, UserAction};
+use bellwether::engine::{Decision, Observation, Plan, UserAction, WorkloadState};
 use bellwether::sim::invariants::{self, Decided};
 use proptest::prelude::*;
 
@@ -92,6 +93,9 @@ struct Scenario {
     /// `maxAlertAbortsPerHour`, or the default.
     alert_limit: Option<i32>,
     dynamic_stable_scale: bool,
+    /// A `workloadRef` to a Deployment of the Rollout's replicas, scaled down as this says, instead
+    /// of an embedded template.
+    workload: Option<ScaleDown>,
     /// Each entry: what happens, then how many of the decision's actions the controller manages
     /// to carry out before a (simulated) failure; 5 means all.
     timeline: Vec<(Happening, usize)>,
@@ -106,9 +110,23 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         any::<bool>(),
         prop::option::of(0..3i32),
         any::<bool>(),
+        prop::option::of(prop_oneof![
+            Just(ScaleDown::Never),
+            Just(ScaleDown::OnSuccess),
+            Just(ScaleDown::Progressively)
+        ]),
     )
         .prop_flat_map(
-            |(replicas, steps, bg, pause_on_failure, abort_on_inconclusive, alert_limit, dynamic)| {
+            |(
+                replicas,
+                steps,
+                bg,
+                pause_on_failure,
+                abort_on_inconclusive,
+                alert_limit,
+                dynamic,
+                workload,
+            )| {
                 let n = steps.len() as i32;
                 (
                     Just(replicas),
@@ -118,6 +136,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     Just(abort_on_inconclusive),
                     Just(alert_limit),
                     Just(dynamic),
+                    Just(workload),
                     prop::collection::vec(
                         (happening(), prop_oneof![4 => Just(5usize), 1 => 0..5usize]),
                         1..60,
@@ -134,6 +153,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 abort_on_inconclusive,
                 alert_limit,
                 dynamic_stable_scale,
+                workload,
                 timeline,
             )| {
                 Scenario {
@@ -144,6 +164,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     abort_on_inconclusive,
                     alert_limit,
                     dynamic_stable_scale,
+                    workload,
                     timeline,
                 }
             },
@@ -177,6 +198,15 @@ fn spec_of(scenario: &Scenario) -> RolloutSpec {
         .edit(|spec| {
             spec.strategy.canary.max_alert_aborts_per_hour = alert_limit;
             spec.strategy.canary.dynamic_stable_scale = dynamic;
+            if let Some(scale_down) = scenario.workload {
+                spec.template = None;
+                spec.workload_ref = Some(WorkloadRef {
+                    api_version: "apps/v1".into(),
+                    kind: "Deployment".into(),
+                    name: "web".into(),
+                    scale_down,
+                });
+            }
         })
         .build()
 }
@@ -266,8 +296,17 @@ fn happen(world: &mut World, happening: &Happening) {
 
 /// Runs a scenario, checking every decision.
 fn run(scenario: &Scenario) -> Result<(), TestCaseError> {
-    let mut world = World::deployed(spec_of(scenario));
-    world.ship("web:2");
+    let mut world = World::new(spec_of(scenario), at_minute(0.0));
+    if scenario.workload.is_some() {
+        // The takeover itself is part of the timeline, checked like every later decision; new
+        // revisions come from the timeline's `Ship`s.
+        let template = rollout().build().template.expect("the fixture's template");
+        let replicas = scenario.replicas;
+        world.cluster.observation.workload = Some(WorkloadState { template, replicas, available: replicas });
+    } else {
+        world.settle();
+        world.ship("web:2");
+    }
     for (happening, applied) in &scenario.timeline {
         happen(&mut world, happening);
         let observation = world.cluster.observation.clone();
@@ -329,6 +368,7 @@ fn a_failed_background_run_then_a_revision_round_trip_keeps_the_invariants() {
         abort_on_inconclusive: false,
         alert_limit: None,
         dynamic_stable_scale: false,
+        workload: None,
         timeline: vec![
             (Happening::Tick(0), 5),
             (Happening::Tick(180), 5),

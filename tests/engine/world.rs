@@ -2,7 +2,7 @@
 //! Kubernetes controllers would, with pods, Gateways and analyses that catch up when told to.
 
 use bellwether::api::{AnalysisPhase, FiringAlert, RolloutSpec, RolloutStatus};
-use bellwether::engine::{Action, Decision, Input, UserAction, UserRequest, decide, revision_of};
+use bellwether::engine::{Action, Decision, Input, Prepared, UserAction, UserRequest, decide};
 use bellwether::sim::{Cluster, PodStartup};
 use chrono::{DateTime, Utc};
 
@@ -24,8 +24,10 @@ impl World {
         Self { cluster, spec, status: RolloutStatus::default(), now, log: Vec::new(), next_request: 0 }
     }
 
+    /// The revision of the pod template: the embedded one, or the `workloadRef`'s Deployment's.
     pub fn revision(&self) -> String {
-        revision_of(&self.spec.embedded_template().unwrap_or_default())
+        let workload = self.cluster.observation.workload.as_ref().map(|w| &w.template);
+        Prepared::new(&self.spec, &self.cluster.observation.templates, workload).revision
     }
 
     /// Decides on the current world without carrying anything out; status is kept.
@@ -153,9 +155,15 @@ impl World {
         world
     }
 
-    /// Ships a new image and returns its revision.
+    /// Ships a new image, in the embedded template or the `workloadRef`'s Deployment, and returns
+    /// its revision.
     pub fn ship(&mut self, image: &str) -> String {
-        self.spec.template.as_mut().expect("an embedded template").modify(|template| {
+        let template = match (&mut self.spec.template, &mut self.cluster.observation.workload) {
+            (Some(template), _) => template,
+            (None, Some(workload)) => &mut workload.template,
+            (None, None) => panic!("neither a template nor a Deployment to ship"),
+        };
+        template.modify(|template| {
             template.spec.as_mut().unwrap().containers[0].image = Some(image.into());
         });
         self.revision()
