@@ -101,19 +101,7 @@ async fn dynamic_stable_scale_spares_stable_pods_and_scales_stable_up_before_an_
     let kubeconfig = cluster.kubeconfig();
     let controller = Controller::start(&cluster, &[]);
     let steps = json!([{"setWeight": 75}, {"pause": {}}]);
-    let mut first = cluster.rollout("1", steps.clone());
-    first.spec.strategy.canary.dynamic_stable_scale = true;
-    cluster.ship(&first).await;
-    let stable = cluster
-        .rollout_until("the first revision to become stable", |r| {
-            r.status
-                .as_ref()
-                .is_some_and(|s| s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some())
-        })
-        .await
-        .status
-        .and_then(|s| s.stable_revision)
-        .expect("a stable revision");
+    let stable = deploy_stable(&cluster, steps.clone()).await;
     let weights = record_weights(&cluster);
     let scales = record_scales(&cluster);
 

@@ -89,6 +89,18 @@ impl RolloutBuilder {
         self
     }
 
+    /// Takes the pod template from the Deployment `web` instead of embedding it.
+    pub fn workload(mut self, scale_down: ScaleDown) -> Self {
+        self.spec.template = None;
+        self.spec.workload_ref = Some(WorkloadRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+            scale_down,
+        });
+        self
+    }
+
     pub fn edit(mut self, edit: impl FnOnce(&mut RolloutSpec)) -> Self {
         edit(&mut self.spec);
         self

@@ -4,8 +4,7 @@
 use super::fixtures::*;
 use super::world::World;
 use bellwether::api::{
-    AnalysisFailurePolicy, AnalysisPhase, CanaryStep, FiringAlert, InconclusivePolicy, RolloutSpec,
-    ScaleDown, WorkloadRef,
+    AnalysisFailurePolicy, AnalysisPhase, CanaryStep, FiringAlert, InconclusivePolicy, RolloutSpec, ScaleDown,
 };
 use bellwether::engine::{Decision, Observation, Plan, UserAction, WorkloadState};
 use bellwether::sim::invariants::{self, Decided};
@@ -192,21 +191,15 @@ fn spec_of(scenario: &Scenario) -> RolloutSpec {
     if scenario.abort_on_inconclusive {
         builder = builder.on_inconclusive(InconclusivePolicy::Abort);
     }
+    if let Some(scale_down) = scenario.workload {
+        builder = builder.workload(scale_down);
+    }
     let alert_limit = scenario.alert_limit;
     let dynamic = scenario.dynamic_stable_scale;
     builder
         .edit(|spec| {
             spec.strategy.canary.max_alert_aborts_per_hour = alert_limit;
             spec.strategy.canary.dynamic_stable_scale = dynamic;
-            if let Some(scale_down) = scenario.workload {
-                spec.template = None;
-                spec.workload_ref = Some(WorkloadRef {
-                    api_version: "apps/v1".into(),
-                    kind: "Deployment".into(),
-                    name: "web".into(),
-                    scale_down,
-                });
-            }
         })
         .build()
 }

@@ -18,18 +18,7 @@ fn deployment(image: &str) -> WorkloadState {
 }
 
 fn referencing(scale_down: ScaleDown) -> RolloutSpec {
-    rollout()
-        .steps(vec![set_weight(20), pause_until_promoted()])
-        .edit(|spec| {
-            spec.template = None;
-            spec.workload_ref = Some(WorkloadRef {
-                api_version: "apps/v1".into(),
-                kind: "Deployment".into(),
-                name: "web".into(),
-                scale_down,
-            });
-        })
-        .build()
+    rollout().steps(vec![set_weight(20), pause_until_promoted()]).workload(scale_down).build()
 }
 
 fn world(scale_down: ScaleDown) -> World {

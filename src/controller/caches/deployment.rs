@@ -4,6 +4,7 @@
 //! own. Every Deployment in the watched namespaces is cached, since any may be named by a Rollout:
 //! a few hundred bytes each.
 
+use super::replica_set::Status;
 use crate::api::PodTemplate;
 use crate::engine::WorkloadState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -14,6 +15,7 @@ pub struct CachedDeployment {
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: Spec,
+    /// Read as a ReplicaSet's: its available replicas.
     #[serde(default)]
     pub status: Status,
 }
@@ -25,13 +27,6 @@ pub struct Spec {
     pub replicas: Option<i32>,
     #[serde(default)]
     pub template: PodTemplate,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Status {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub available_replicas: Option<i32>,
 }
 
 impl CachedDeployment {
