@@ -37,17 +37,18 @@ use crate::api::{AnalysisTemplateSpec, ArgSpec, ClusterAnalysisTemplateSpec, Rol
 use crate::controller::routes::{Services, is_managed};
 use crate::engine::{Origin, Plan, Templates, check_workload_template, validate_template};
 use bellwether_openapi::{FieldError, SchemaValidator, validate_manifest};
+use document::Document;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::ser::SerializeStruct;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use yaml::ProblemKind;
 
+pub(crate) mod document;
 mod yaml;
 
 /// Arguments of `lint`.
@@ -198,11 +199,24 @@ pub fn read_template(
 
 /// Checks every manifest in `args.paths` together.
 pub fn lint(args: &LintArgs) -> Result<Report, LintError> {
+    let files = manifest_files(&args.paths)?;
+    let mut linter = Linter::default();
+    for file in &files {
+        let text =
+            std::fs::read_to_string(file).map_err(|source| LintError::Read { path: file.clone(), source })?;
+        linter.read(file, &text);
+    }
+    Ok(Report { files: files.len(), findings: linter.check() })
+}
+
+/// The manifest files `paths` name, in order: each file named, and each directory's manifests,
+/// searched recursively. A file named directly and through its directory, or through a link, is
+/// listed once; a path with no manifest is an error.
+pub(crate) fn manifest_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LintError> {
     let mut files = Vec::new();
-    // A file named directly and through its directory, or through a link, is read once.
     let mut seen = HashSet::new();
-    for path in &args.paths {
-        let found = manifest_files(path)?;
+    for path in paths {
+        let found = files_under(path)?;
         if found.is_empty() {
             return Err(LintError::NoManifests(path.clone()));
         }
@@ -214,13 +228,7 @@ pub fn lint(args: &LintArgs) -> Result<Report, LintError> {
             }
         }
     }
-    let mut linter = Linter::default();
-    for file in &files {
-        let text =
-            std::fs::read_to_string(file).map_err(|source| LintError::Read { path: file.clone(), source })?;
-        linter.read(file, &text);
-    }
-    Ok(Report { files: files.len(), findings: linter.check() })
+    Ok(files)
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -228,7 +236,7 @@ fn is_manifest(path: &Path) -> bool {
 }
 
 /// `path` itself when it is a file (whatever its name), or the manifests under it, sorted.
-fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, LintError> {
+fn files_under(path: &Path) -> Result<Vec<PathBuf>, LintError> {
     let read_error = |source| LintError::Read { path: path.to_path_buf(), source };
     if !std::fs::metadata(path).map_err(read_error)?.is_dir() {
         return Ok(vec![path.to_path_buf()]);
@@ -242,7 +250,7 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, LintError> {
     let mut files = Vec::new();
     for entry in entries {
         if entry.is_dir() {
-            files.extend(manifest_files(&entry)?);
+            files.extend(files_under(&entry)?);
         } else if is_manifest(&entry) {
             files.push(entry);
         }
@@ -250,78 +258,7 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, LintError> {
     Ok(files)
 }
 
-/// One YAML document of a file.
-struct Document {
-    file: PathBuf,
-    /// The file's line number of the document's first line.
-    start: usize,
-    lines: Vec<String>,
-    value: Value,
-    /// What reading the YAML into `value` hid, with lines of the file, and how many more problems
-    /// there are than are listed.
-    problems: Vec<yaml::Problem>,
-    unlisted_problems: usize,
-}
-
 impl Document {
-    fn str(&self, pointer: &str) -> Option<&str> {
-        self.value.pointer(pointer).and_then(Value::as_str)
-    }
-
-    fn kind(&self) -> &str {
-        self.str("/kind").unwrap_or_default()
-    }
-
-    fn name(&self) -> &str {
-        self.str("/metadata/name").unwrap_or_default()
-    }
-
-    fn namespace(&self) -> Option<&str> {
-        self.str("/metadata/namespace")
-    }
-
-    fn is(&self, api_version: &str, kind: &str) -> bool {
-        self.str("/apiVersion") == Some(api_version) && self.kind() == kind
-    }
-
-    /// The API group: `apiVersion` without its version, empty for the core group. Two versions of
-    /// one group name the same object.
-    fn group(&self) -> &str {
-        self.str("/apiVersion").and_then(|v| v.rsplit_once('/')).map_or("", |(group, _)| group)
-    }
-
-    fn is_template(&self) -> bool {
-        matches!(self.kind(), "AnalysisTemplate" | "ClusterAnalysisTemplate")
-    }
-
-    /// The file line of `field`, by the textual search the module docs describe.
-    fn line_of(&self, field: &str) -> usize {
-        let first = self.lines.iter().position(|l| is_content(l)).unwrap_or(0);
-        self.start + locate(&self.lines, field).unwrap_or(first)
-    }
-
-    fn finding(&self, severity: Severity, field: &str, message: impl Into<String>) -> Finding {
-        let field = (!field.is_empty()).then(|| field.to_string());
-        self.finding_at(severity, self.line_of(field.as_deref().unwrap_or_default()), field, message)
-    }
-
-    fn finding_at(
-        &self,
-        severity: Severity,
-        line: usize,
-        field: Option<String>,
-        message: impl Into<String>,
-    ) -> Finding {
-        Finding {
-            severity,
-            file: self.file.clone(),
-            line,
-            object: Some(format!("{}/{}", self.kind(), self.name())),
-            field,
-            message: message.into(),
-        }
-    }
-
     /// What is wrong with this document on its own: its YAML, its schema and CEL rules, and for a
     /// template the engine's own validation, each said once. Returns the findings and the fields
     /// they fault, which later checks do not report again in other words.
@@ -373,11 +310,6 @@ impl Document {
     }
 }
 
-fn is_content(line: &str) -> bool {
-    let line = line.trim();
-    !line.is_empty() && !line.starts_with('#')
-}
-
 /// Whether two objects can be in the same namespace; a missing namespace is the one applied with.
 fn same_namespace(a: Option<&str>, b: Option<&str>) -> bool {
     a.is_none() || b.is_none() || a == b
@@ -396,53 +328,11 @@ impl Linter {
         }
     }
 
-    /// Splits `text` into its documents at lines that start with `---`.
     fn read(&mut self, file: &Path, text: &str) {
-        let mut chunks: Vec<(usize, Vec<String>)> = vec![(1, Vec::new())];
-        for (i, line) in text.lines().enumerate() {
-            if line == "---" || line.starts_with("--- ") || line.starts_with("---\t") {
-                chunks.push((i + 2, Vec::new()));
-            } else if let Some((_, lines)) = chunks.last_mut() {
-                lines.push(line.to_string());
-            }
-        }
-        for (start, lines) in chunks {
-            if !lines.iter().any(|l| is_content(l)) {
-                continue;
-            }
-            let text = lines.join("\n");
-            match serde_yaml::from_str::<Value>(&text) {
-                Ok(value) if value.is_object() => {
-                    let (problems, unlisted_problems) = yaml::problems(&text);
-                    let problems = problems
-                        .into_iter()
-                        .map(|mut problem| {
-                            problem.line += start - 1;
-                            if let ProblemKind::DuplicateKey { first_line, .. } = &mut problem.kind {
-                                *first_line += start - 1;
-                            }
-                            problem
-                        })
-                        .collect();
-                    self.documents.push(Document {
-                        file: file.to_path_buf(),
-                        start,
-                        lines,
-                        value,
-                        problems,
-                        unlisted_problems,
-                    })
-                }
-                Ok(_) => self.push(Finding {
-                    severity: Severity::Error,
-                    file: file.to_path_buf(),
-                    line: start + lines.iter().position(|l| is_content(l)).unwrap_or(0),
-                    object: None,
-                    field: None,
-                    message: "a manifest must be a mapping with apiVersion and kind".into(),
-                }),
-                Err(error) => self.push(yaml_finding(file, start, &error)),
-            }
+        let (documents, findings) = document::read(file, text);
+        self.documents.extend(documents);
+        for finding in findings {
+            self.push(finding);
         }
     }
 
@@ -698,22 +588,6 @@ fn gateway_validator(crd: &'static GatewayCrd) -> &'static SchemaValidator {
     })
 }
 
-/// A YAML syntax error, located in the file rather than in its document.
-fn yaml_finding(file: &Path, start: usize, error: &serde_yaml::Error) -> Finding {
-    let mut message = error.to_string();
-    let line = match error.location() {
-        Some(location) => {
-            let suffix = format!(" at line {} column {}", location.line(), location.column());
-            if let Some(stripped) = message.strip_suffix(&suffix) {
-                message = format!("{stripped} (column {})", location.column());
-            }
-            start + location.line() - 1
-        }
-        None => start,
-    };
-    Finding { severity: Severity::Error, file: file.to_path_buf(), line, object: None, field: None, message }
-}
-
 /// Whether one field path is the other or contains it.
 fn overlaps(a: &str, b: &str) -> bool {
     let within = |inner: &str, outer: &str| {
@@ -722,101 +596,9 @@ fn overlaps(a: &str, b: &str) -> bool {
     within(a, b) || within(b, a)
 }
 
-/// One step of a field path: `steps`, `[2]` or `[app.kubernetes.io/name]`.
-enum Segment<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-fn segments(path: &str) -> Vec<Segment<'_>> {
-    let mut segments = Vec::new();
-    let mut rest = path;
-    while !rest.is_empty() {
-        if let Some(inner) = rest.strip_prefix('[') {
-            let end = inner.find(']').unwrap_or(inner.len());
-            let key = &inner[..end];
-            segments.push(key.parse().map_or(Segment::Key(key), Segment::Index));
-            rest = inner.get(end + 1..).unwrap_or_default();
-        } else {
-            let rest_trimmed = rest.strip_prefix('.').unwrap_or(rest);
-            let end = rest_trimmed.find(['.', '[']).unwrap_or(rest_trimmed.len());
-            segments.push(Segment::Key(&rest_trimmed[..end]));
-            rest = &rest_trimmed[end..];
-        }
-    }
-    segments
-}
-
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start().len()
-}
-
-/// The index in `lines` of `path`'s deepest segment that a textual search finds, searching each
-/// segment after the previous one.
-fn locate(lines: &[String], path: &str) -> Option<usize> {
-    let mut found = None;
-    let mut from = 0;
-    for segment in segments(path) {
-        let hit = match segment {
-            Segment::Key(key) => lines.iter().skip(from).position(|line| {
-                let line = line.trim_start();
-                let line = line.strip_prefix("- ").unwrap_or(line).trim_start();
-                [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")]
-                    .iter()
-                    .any(|k| line.starts_with(k))
-            }),
-            Segment::Index(n) => {
-                let mut items = lines
-                    .iter()
-                    .enumerate()
-                    .skip(from)
-                    .filter(|(_, line)| is_content(line))
-                    .take_while({
-                        let mut list_indent = None;
-                        move |(_, line)| {
-                            let item = line.trim_start() == "-" || line.trim_start().starts_with("- ");
-                            let list = *list_indent.get_or_insert(if item { indent(line) } else { 0 });
-                            item || indent(line) > list
-                        }
-                    })
-                    .filter(|(_, line)| line.trim_start() == "-" || line.trim_start().starts_with("- "));
-                let first = items.next();
-                let list = first.map(|(_, line)| indent(line));
-                first
-                    .into_iter()
-                    .chain(items.filter(|(_, line)| Some(indent(line)) == list))
-                    .nth(n)
-                    .map(|(i, _)| i - from)
-            }
-        };
-        let Some(hit) = hit else { break };
-        found = Some(from + hit);
-        // A list item's first key is on the item's own line.
-        from += hit + usize::from(matches!(segment, Segment::Key(_)));
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lines(text: &str) -> Vec<String> {
-        text.lines().map(String::from).collect()
-    }
-
-    #[test]
-    fn locates_keys_list_items_and_map_keys() {
-        let doc = lines(
-            "spec:\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: a\n  steps:\n    - setWeight: 1\n    \
-             - pause: {}\n    - setWeight: 101\n",
-        );
-        assert_eq!(locate(&doc, "spec.steps[2].setWeight"), Some(7));
-        assert_eq!(locate(&doc, "spec.steps[1]"), Some(6));
-        assert_eq!(locate(&doc, "spec.selector.matchLabels[app.kubernetes.io/name]"), Some(3));
-        assert_eq!(locate(&doc, "spec.nothing"), Some(0));
-        assert_eq!(locate(&doc, "other"), None);
-    }
 
     #[test]
     fn overlapping_paths() {
