@@ -1,6 +1,7 @@
 //! `kubectl bellwether`: the plugin people and CI pipelines use to watch and steer Rollouts.
 
 use bellwether::cli::cluster::{KubeArgs, connect};
+use bellwether::cli::rollout_ref::{TypeRule, rollout_name};
 use bellwether::cli::steer::steer;
 use bellwether::cli::{edit, lint, show, status};
 use bellwether::engine::UserAction;
@@ -22,9 +23,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show one rollout as a tree: steps, weights, revisions and pods, analysis, recent Events.
-    #[command(subcommand)]
-    Get(Get),
+    /// Show one rollout as a tree: steps, weights, revisions and pods, analysis, recent Events:
+    /// `get rollout NAME`, or with any other type that names Bellwether's Rollouts (`ro`, `bwro`,
+    /// `rollouts.bellwether.dev`), or as `rollout/NAME`.
+    Get {
+        #[command(flatten)]
+        rollout: RolloutArg,
+        /// Redraw on every change until the rollout is Healthy or Degraded (in place on a
+        /// terminal, appended otherwise).
+        #[arg(short, long)]
+        watch: bool,
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: show::Output,
+    },
     /// One line per rollout.
     List {
         /// Every namespace.
@@ -39,7 +50,8 @@ enum Command {
     /// Skip the current step (or accept a paused analysis) and go on; with --full, skip every
     /// remaining step and promote now.
     Promote {
-        name: String,
+        #[command(flatten)]
+        rollout: RolloutArg,
         #[arg(long)]
         full: bool,
         #[command(flatten)]
@@ -47,32 +59,37 @@ enum Command {
     },
     /// Send all traffic back to stable and stop the canary.
     Abort {
-        name: String,
+        #[command(flatten)]
+        rollout: RolloutArg,
         #[command(flatten)]
         wait: Wait,
     },
     /// Start an aborted canary again from step 1.
     Retry {
-        name: String,
+        #[command(flatten)]
+        rollout: RolloutArg,
         #[command(flatten)]
         wait: Wait,
     },
     /// Hold the canary where it is.
     Pause {
-        name: String,
+        #[command(flatten)]
+        rollout: RolloutArg,
         #[command(flatten)]
         wait: Wait,
     },
     /// Lift a pause, or run a paused analysis again.
     Resume {
-        name: String,
+        #[command(flatten)]
+        rollout: RolloutArg,
         #[command(flatten)]
         wait: Wait,
     },
     /// Wait until the rollout finishes, for CI. Exit codes: 0 Healthy (or promoted), 1 Degraded
     /// (aborted), 2 usage error, 3 timed out, 4 paused until a person acts.
     Status {
-        name: String,
+        #[command(flatten)]
+        rollout: RolloutArg,
         /// Print a line each time the rollout's state changes while waiting.
         #[arg(short, long)]
         watch: bool,
@@ -93,7 +110,8 @@ enum Command {
     /// Put back the pod template of an earlier revision: by default stable's while a canary is in
     /// progress, the previous stable's otherwise.
     Undo {
-        name: String,
+        #[command(flatten)]
+        rollout: RolloutArg,
         /// The revision to go back to, as status and `bellwether.dev/revision` name it.
         #[arg(long, value_name = "REVISION")]
         to_revision: Option<String>,
@@ -107,24 +125,37 @@ enum Command {
     Version,
 }
 
-#[derive(Subcommand)]
-enum Get {
-    /// `get rollout NAME`.
-    Rollout {
-        name: String,
-        /// Redraw on every change until the rollout is Healthy or Degraded (in place on a
-        /// terminal, appended otherwise).
-        #[arg(short, long)]
-        watch: bool,
-        #[arg(short = 'o', long, value_enum, default_value = "text")]
-        output: show::Output,
-    },
+/// The rollout a command acts on, as kubectl names a resource.
+#[derive(clap::Args)]
+struct RolloutArg {
+    /// NAME, TYPE NAME or TYPE/NAME, with TYPE rollout, rollouts, ro, bwro or
+    /// rollouts.bellwether.dev: Bellwether's Rollouts, never Argo Rollouts' of the same name.
+    #[arg(value_name = "ROLLOUT", num_args = 1..=2, required = true)]
+    words: Vec<String>,
+}
+
+impl RolloutArg {
+    /// The rollout's name; a usage error (exit 2) when the words name no Bellwether Rollout.
+    fn name(&self, rule: TypeRule) -> String {
+        rollout_name(&self.words, rule).unwrap_or_else(|error| usage_error(error))
+    }
 }
 
 #[derive(Subcommand)]
 enum Set {
-    /// Set one container's image: `set image NAME CONTAINER=IMAGE`.
-    Image { name: String, assignment: String },
+    /// Set one container's image: `set image ROLLOUT CONTAINER=IMAGE`, the rollout named as
+    /// everywhere else (`web`, `rollout/web`, `bwro web`).
+    Image {
+        #[command(flatten)]
+        rollout: RolloutArg,
+        #[arg(value_name = "CONTAINER=IMAGE")]
+        assignment: String,
+    },
+}
+
+/// Prints a usage error as clap prints its own, and exits 2.
+fn usage_error(error: impl std::fmt::Display) -> ! {
+    Cli::command().error(clap::error::ErrorKind::ValueValidation, error).exit()
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -152,12 +183,13 @@ const LINT_COULD_NOT_READ: u8 = bellwether::cli::analyze::exit::COULD_NOT_RUN;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (name, action, wait) = match cli.command {
+    let (rollout, action, wait) = match cli.command {
         Command::Version => {
             println!("kubectl-bellwether {} (bellwether.dev/v1alpha1)", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Get(Get::Rollout { name, watch, output }) => {
+        Command::Get { rollout, watch, output } => {
+            let name = rollout.name(TypeRule::Required);
             return report(
                 async {
                     let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
@@ -202,7 +234,8 @@ async fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "kubectl-bellwether", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
-        Command::Set(Set::Image { name, assignment }) => {
+        Command::Set(Set::Image { rollout, assignment }) => {
+            let name = rollout.name(TypeRule::Optional);
             return report(
                 async {
                     let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
@@ -214,7 +247,8 @@ async fn main() -> ExitCode {
                 .await,
             );
         }
-        Command::Undo { name, to_revision } => {
+        Command::Undo { rollout, to_revision } => {
+            let name = rollout.name(TypeRule::Optional);
             return report(
                 async {
                     let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
@@ -246,7 +280,8 @@ async fn main() -> ExitCode {
                 }
             };
         }
-        Command::Status { name, watch, timeout, success_on_pause } => {
+        Command::Status { rollout, watch, timeout, success_on_pause } => {
+            let name = rollout.name(TypeRule::Optional);
             let result = async {
                 let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
                 let mut out = std::io::stdout();
@@ -263,14 +298,15 @@ async fn main() -> ExitCode {
                 Err(error) => fail(error),
             };
         }
-        Command::Promote { name, full, wait } => {
-            (name, if full { UserAction::PromoteFull } else { UserAction::Promote }, wait)
+        Command::Promote { rollout, full, wait } => {
+            (rollout, if full { UserAction::PromoteFull } else { UserAction::Promote }, wait)
         }
-        Command::Abort { name, wait } => (name, UserAction::Abort, wait),
-        Command::Retry { name, wait } => (name, UserAction::Retry, wait),
-        Command::Pause { name, wait } => (name, UserAction::Pause, wait),
-        Command::Resume { name, wait } => (name, UserAction::Resume, wait),
+        Command::Abort { rollout, wait } => (rollout, UserAction::Abort, wait),
+        Command::Retry { rollout, wait } => (rollout, UserAction::Retry, wait),
+        Command::Pause { rollout, wait } => (rollout, UserAction::Pause, wait),
+        Command::Resume { rollout, wait } => (rollout, UserAction::Resume, wait),
     };
+    let name = rollout.name(TypeRule::Optional);
     report(
         async {
             let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;

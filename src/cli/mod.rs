@@ -6,6 +6,7 @@ pub mod controller;
 pub mod crds;
 pub mod edit;
 pub mod lint;
+pub mod rollout_ref;
 pub mod show;
 pub mod simulate;
 pub mod status;

@@ -45,6 +45,20 @@ async fn get_and_list_show_the_rollout_and_get_watch_ends_when_it_finishes() {
     assert_eq!(code, Some(0));
     let object: serde_json::Value = serde_json::from_str(&json).expect("-o json prints JSON");
     assert_eq!(object["kind"], "Rollout");
+    // Bellwether's Rollouts by every name they go by beside Argo Rollouts' own `rollouts`.
+    for named in [
+        vec!["get", "ro", ROLLOUT],
+        vec!["get", "bwro", ROLLOUT],
+        vec!["get", "rollouts.bellwether.dev", ROLLOUT],
+        vec!["get", &format!("rollout/{ROLLOUT}")],
+    ] {
+        let (code, tree, err) = run(plugin(&cluster, kubeconfig.path(), &named)).await;
+        assert_eq!(code, Some(0), "{named:?}: {err}");
+        assert!(tree.starts_with(&format!("Rollout {ROLLOUT}")), "{named:?}: {tree}");
+    }
+    let (code, line, err) =
+        run(plugin(&cluster, kubeconfig.path(), &["status", &format!("bwro/{ROLLOUT}")])).await;
+    assert_eq!(code, Some(4), "paused until a person acts: {line}{err}");
     let (code, _, err) = run(plugin(&cluster, kubeconfig.path(), &["get", "rollout", "nope"])).await;
     assert_eq!(code, Some(1));
     assert!(err.contains("rollout nope not found"), "{err}");

@@ -40,6 +40,60 @@ fn a_missing_file_and_a_usage_error_have_their_own_exit_codes() {
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("kubectl-bellwether "));
 }
 
+/// Every command that acts on a rollout takes it as kubectl names a resource, by any of the names
+/// of Bellwether's Rollouts: these get past the command line to the missing kubeconfig (exit 1).
+/// A type that names Argo Rollouts' Rollouts, or another kind, is a usage error (exit 2).
+#[test]
+fn commands_take_a_rollout_as_kubectl_names_it() {
+    let missing = ["--kubeconfig", "no/such/kubeconfig"];
+    let named: [&[&str]; 6] = [
+        &["web"],
+        &["rollout/web"],
+        &["ro", "web"],
+        &["rollouts", "web"],
+        &["bwro", "web"],
+        &["rollouts.bellwether.dev", "web"],
+    ];
+    let commands: [&[&str]; 8] = [
+        &["promote"],
+        &["promote", "--full"],
+        &["abort"],
+        &["retry"],
+        &["pause"],
+        &["resume"],
+        &["status"],
+        &["undo"],
+    ];
+    let reached_the_cluster = |args: &[&str]| {
+        let output = plugin(&[args, &missing[..]].concat());
+        let said = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {said}");
+        assert!(said.starts_with("error: cannot read the kubeconfig"), "{args:?}: {said}");
+    };
+    for words in named {
+        for command in commands {
+            reached_the_cluster(&[command, words].concat());
+        }
+        reached_the_cluster(&[&["set", "image"][..], words, &["app=registry.example/web:2"]].concat());
+        if words.len() == 2 || words[0].contains('/') {
+            reached_the_cluster(&[&["get"][..], words].concat());
+        }
+    }
+    for (args, reason) in [
+        (&["promote", "rollouts.argoproj.io", "web"][..], "names Argo Rollouts' Rollouts"),
+        (&["status", "rollout.argoproj.io/web"], "names Argo Rollouts' Rollouts"),
+        (&["abort", "deployment/web"], "unknown resource type \"deployment\""),
+        (&["get", "web"], "the resource type is missing: write rollout web"),
+        (&["get", "bwro"], "\"bwro\" has no rollout name"),
+        (&["pause", "ro", "a/b"], "names cannot contain '/'"),
+    ] {
+        let output = plugin(&[args, &missing[..]].concat());
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains(reason), "{args:?}: {said}");
+    }
+}
+
 /// Where kubectl is installed, it finds the plugin on the PATH and passes its exit code through.
 #[test]
 fn kubectl_finds_the_plugin_and_passes_its_exit_codes_through() {
