@@ -3,7 +3,7 @@
 use bellwether::cli::cluster::{KubeArgs, connect};
 use bellwether::cli::rollout_ref::{TypeRule, rollout_name};
 use bellwether::cli::steer::steer;
-use bellwether::cli::{edit, lint, show, status};
+use bellwether::cli::{convert, edit, lint, show, status};
 use bellwether::engine::UserAction;
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;
@@ -104,6 +104,14 @@ enum Command {
     /// args, queries and routes together. Exit codes: 0 no errors (warnings alone pass), 1 errors
     /// found, 2 usage error, 6 a file could not be read.
     Lint(lint::LintArgs),
+    /// Write Bellwether manifests from Argo Rollouts' and Flagger's, offline.
+    ///
+    /// Converts Argo Rollouts' Rollout, AnalysisTemplate and ClusterAnalysisTemplate, and Flagger's
+    /// Canary (with its MetricTemplates and Deployment). The manifests go to standard output; every
+    /// object that cannot be translated is named on standard error with file:line and the reason,
+    /// and nothing is written for it. Exit codes: 0 everything converted (or --allow-partial), 1
+    /// something was refused, 2 usage error, 6 a file could not be read.
+    Convert(convert::ConvertArgs),
     /// Change the Rollout directly, for clusters without GitOps.
     #[command(subcommand)]
     Set(Set),
@@ -176,9 +184,9 @@ struct Wait {
 /// Exit code of an error that is not the request's fault: no cluster, no rollout, no permission.
 const FAILURE: u8 = 1;
 
-/// Exit code of a `lint` that could not read its files, told apart from one that found errors; the
-/// code `bellwether analyze` exits with when it cannot run.
-const LINT_COULD_NOT_READ: u8 = bellwether::cli::analyze::exit::COULD_NOT_RUN;
+/// Exit code of a `lint` or `convert` that could not read its files, told apart from one that
+/// found errors; the code `bellwether analyze` exits with when it cannot run.
+const COULD_NOT_READ: u8 = bellwether::cli::analyze::exit::COULD_NOT_RUN;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -276,7 +284,27 @@ async fn main() -> ExitCode {
                 }
                 Err(error) => {
                     eprintln!("error: {error}");
-                    ExitCode::from(LINT_COULD_NOT_READ)
+                    ExitCode::from(COULD_NOT_READ)
+                }
+            };
+        }
+        Command::Convert(args) => {
+            return match convert::convert(&args, &mut std::io::stdin()) {
+                Ok(conversion) => {
+                    print!("{}", conversion.output);
+                    for finding in &conversion.findings {
+                        eprintln!("{finding}");
+                    }
+                    eprintln!("{}", conversion.summary());
+                    if conversion.is_complete() || args.allow_partial {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(FAILURE)
+                    }
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(COULD_NOT_READ)
                 }
             };
         }

@@ -209,6 +209,13 @@ pub fn lint(args: &LintArgs) -> Result<Report, LintError> {
     Ok(Report { files: files.len(), findings: linter.check() })
 }
 
+/// Everything `lint` finds in `text`, checked on its own as the file `file`.
+pub(crate) fn check_text(file: &Path, text: &str) -> Vec<Finding> {
+    let mut linter = Linter::default();
+    linter.read(file, text);
+    linter.check()
+}
+
 /// The manifest files `paths` name, in order: each file named, and each directory's manifests,
 /// searched recursively. A file named directly and through its directory, or through a link, is
 /// listed once; a path with no manifest is an error.
@@ -262,7 +269,7 @@ impl Document {
     /// What is wrong with this document on its own: its YAML, its schema and CEL rules, and for a
     /// template the engine's own validation, each said once. Returns the findings and the fields
     /// they fault, which later checks do not report again in other words.
-    fn check(&self) -> (Vec<Finding>, Vec<String>) {
+    pub(crate) fn check(&self) -> (Vec<Finding>, Vec<String>) {
         let mut findings = Vec::new();
         let mut faulted = Vec::new();
         for problem in &self.problems {
@@ -311,7 +318,7 @@ impl Document {
 }
 
 /// Whether two objects can be in the same namespace; a missing namespace is the one applied with.
-fn same_namespace(a: Option<&str>, b: Option<&str>) -> bool {
+pub(crate) fn same_namespace(a: Option<&str>, b: Option<&str>) -> bool {
     a.is_none() || b.is_none() || a == b
 }
 

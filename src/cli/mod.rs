@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod cluster;
 pub mod controller;
+pub mod convert;
 pub mod crds;
 pub mod edit;
 pub mod lint;

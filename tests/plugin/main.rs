@@ -1,6 +1,7 @@
 //! Tests of the `kubectl bellwether` plugin.
 
 mod binary;
+mod convert;
 mod examples;
 mod lint;
 mod show;

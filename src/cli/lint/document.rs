@@ -24,6 +24,14 @@ impl Document {
         self.value.pointer(pointer).and_then(Value::as_str)
     }
 
+    /// The value at a field path such as `spec.steps[2].setWeight`.
+    pub(crate) fn value_at(&self, field: &str) -> Option<&Value> {
+        segments(field).into_iter().try_fold(&self.value, |value, segment| match segment {
+            Segment::Key(key) => value.get(key),
+            Segment::Index(index) => value.get(index),
+        })
+    }
+
     pub(crate) fn kind(&self) -> &str {
         self.str("/kind").unwrap_or_default()
     }
@@ -155,12 +163,12 @@ fn yaml_finding(file: &Path, start: usize, error: &serde_yaml::Error) -> Finding
 }
 
 /// One step of a field path: `steps`, `[2]` or `[app.kubernetes.io/name]`.
-enum Segment<'a> {
+pub(crate) enum Segment<'a> {
     Key(&'a str),
     Index(usize),
 }
 
-fn segments(path: &str) -> Vec<Segment<'_>> {
+pub(crate) fn segments(path: &str) -> Vec<Segment<'_>> {
     let mut segments = Vec::new();
     let mut rest = path;
     while !rest.is_empty() {
