@@ -17,6 +17,7 @@ mod cleanup;
 mod observation;
 mod pass;
 mod plan;
+mod pod_defaults;
 mod replicas;
 mod requests;
 mod retreat;
@@ -43,6 +44,7 @@ pub use observation::{
 pub use plan::{
     Background, Origin, Plan, SpecError, Step, Templates, check_workload_template, validate_template,
 };
+pub use pod_defaults::{fill_pod_template_defaults, strip_pod_template_defaults};
 pub use replicas::{canary_replicas, share, weight_capacity};
 pub use requests::applicable;
 pub use revision::revision_of;
