@@ -9,7 +9,7 @@ use bellwether::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use futures::{Stream, StreamExt};
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{
@@ -267,6 +267,66 @@ async fn server_side_apply_conflicts_on_fields_another_manager_applied() {
     services.patch("cart", &PatchParams::default(), &merge).await.unwrap();
     let freed = services.patch("cart", &apply("first"), &Patch::Apply(service("cart", "v3"))).await.unwrap();
     assert_eq!(freed.spec.unwrap().selector.unwrap()["app"], "v3", "removed fields have no owner left");
+}
+
+#[tokio::test]
+async fn deployments_and_replica_sets_read_back_with_the_defaults_a_real_server_fills_in() {
+    // Pods that never become ready, so that the simulated ReplicaSet controller writes the status
+    // once and then leaves the ReplicaSet alone.
+    let server = TestApiServer::start_with(Options {
+        replica_set_delay: Duration::from_secs(3600),
+        ..Options::default()
+    })
+    .await;
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(server.client(), NAMESPACE);
+    let written = replica_set("web", "registry.example/web:1", 2);
+    let created = replica_sets.create(&PostParams::default(), &written).await.unwrap();
+    let template = created.spec.as_ref().and_then(|s| s.template.clone()).expect("a template");
+    let pod = template.spec.as_ref().expect("a pod spec");
+    assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirst"));
+    assert_eq!(pod.termination_grace_period_seconds, Some(30));
+    let container = &pod.containers[0];
+    assert_eq!(container.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(container.termination_message_path.as_deref(), Some("/dev/termination-log"));
+    let settled = eventually("the ReplicaSet's status", || async {
+        let stored = replica_sets.get("web").await.ok()?;
+        stored.status.as_ref().is_some_and(|s| s.observed_generation == Some(1)).then_some(stored)
+    })
+    .await;
+    assert_eq!(settled.spec, created.spec, "stored as returned");
+
+    // Applying or patching the template as written changes nothing: the server defaults a write
+    // before it compares it with what it has.
+    let params = PatchParams::apply("bellwether").force();
+    let applied = replica_sets.patch("web", &params, &Patch::Apply(&written)).await.unwrap();
+    let template_patch = json!({"spec": {"template": written.spec.as_ref().unwrap().template}});
+    let patched = replica_sets.patch("web", &PatchParams::default(), &Patch::Merge(&template_patch)).await;
+    for (write, stored) in [("apply", applied), ("merge patch", patched.unwrap())] {
+        assert_eq!(stored.resource_version(), settled.resource_version(), "the {write} wrote");
+    }
+    // A real change is still one, and keeps its defaults.
+    let mut changed = written.clone();
+    let pod = changed.spec.as_mut().and_then(|s| s.template.as_mut()).and_then(|t| t.spec.as_mut()).unwrap();
+    pod.containers[0].image = Some("registry.example/web".into());
+    let changed = replica_sets.patch("web", &params, &Patch::Apply(&changed)).await.unwrap();
+    assert_eq!(changed.metadata.generation, Some(2));
+    let pod = changed.spec.and_then(|s| s.template).and_then(|t| t.spec).unwrap();
+    assert_eq!(pod.containers[0].image_pull_policy.as_deref(), Some("Always"), "untagged means latest");
+
+    let deployments: Api<Deployment> = Api::namespaced(server.client(), NAMESPACE);
+    let mut deployment: Deployment = from_json(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}},
+    }));
+    deployment.spec.as_mut().unwrap().template = written.spec.unwrap().template.unwrap();
+    let stored = deployments.create(&PostParams::default(), &deployment).await.unwrap().spec.unwrap();
+    assert_eq!(
+        (stored.replicas, stored.revision_history_limit, stored.progress_deadline_seconds),
+        (Some(1), Some(10), Some(600))
+    );
+    let strategy = stored.strategy.expect("a strategy");
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    assert_eq!(stored.template.spec.unwrap().scheduler_name.as_deref(), Some("default-scheduler"));
 }
 
 #[tokio::test]

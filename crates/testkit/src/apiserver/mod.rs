@@ -4,14 +4,17 @@
 //! it as to a real one: get, list, watch, create, replace, delete and the four patch types, with
 //! resourceVersions, generations, the status subresource, finalizers and `metav1.Status` errors.
 //! Bellwether's custom resources are validated against their CRDs and the Gateway API routes against
-//! the official CRDs. Simulated controllers make ReplicaSets available and routes Accepted.
+//! the official CRDs. Deployments and ReplicaSets get the defaults a real API server fills in, their
+//! pod templates' included, so that tests read them back as from a cluster (see `defaults`).
+//! Simulated controllers make ReplicaSets available and routes Accepted.
 //!
 //! Simplifications, none of which the controller should depend on:
 //! - Strategic merge patch is a JSON merge patch, and server-side apply merges the applied fields like
 //!   one. Only applies own fields: an apply conflicts with the fields other managers applied, and
 //!   writes by other means own nothing; fields a manager stops applying stay (see `store::Owners`).
 //! - CRD defaults are checked by validation but not stored; unknown fields are rejected, not pruned.
-//!   Built-in kinds (Services, Secrets, ConfigMaps, ReplicaSets, Events, Leases) are stored without validation.
+//!   Built-in kinds (Services, Secrets, ConfigMaps, Deployments, ReplicaSets, Events, Leases) are
+//!   stored without validation, and only Deployments and ReplicaSets get defaults.
 //! - `limit` is ignored: a list is one page. Watches do not time out, and the only bookmark is the one
 //!   that ends the initial events of a streaming list (`sendInitialEvents`).
 //! - `metadata.generation` is kept for every kind. Deleting starts no garbage collection of dependents.
@@ -27,6 +30,7 @@
 //! The server stops when the handle is dropped.
 
 mod controllers;
+mod defaults;
 mod patch;
 mod resources;
 mod routes;

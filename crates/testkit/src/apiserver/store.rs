@@ -2,6 +2,7 @@
 //! and the write semantics of the API server (generation, status subresource, preconditions,
 //! finalizers).
 
+use super::defaults;
 use super::patch;
 use super::resources::Resource;
 use super::selector::Selector;
@@ -265,6 +266,7 @@ impl State {
         metadata.insert("generation".into(), 1.into());
         metadata.remove("deletionTimestamp");
         metadata.remove("deletionGracePeriodSeconds");
+        defaults::fill(resource, &mut object);
         validate(resource, &object, None)?;
         metadata_mut(&mut object).insert("resourceVersion".into(), self.bump().to_string().into());
         self.owners.remove(&key);
@@ -325,6 +327,7 @@ impl State {
                         None => metadata.remove(field),
                     };
                 }
+                defaults::fill(resource, &mut next);
                 next
             }
         };
