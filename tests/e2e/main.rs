@@ -4,6 +4,7 @@
 mod alerts;
 mod app;
 mod autoscaling;
+mod defaults;
 mod faults;
 mod harness;
 mod lagging;

@@ -18,7 +18,7 @@ pub async fn plugin(cluster: &Cluster, kubeconfig: &std::path::Path, args: &[&st
         .expect("the plugin ran")
 }
 
-fn stdout(output: &Output) -> String {
+pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -26,7 +26,27 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-async fn paused_at_ten(cluster: &Cluster, revision: &str) {
+/// Runs `undo` on the rollout, which must say it went back to `revision`.
+pub async fn undo_back_to(cluster: &Cluster, kubeconfig: &std::path::Path, revision: &str) {
+    let undone = plugin(cluster, kubeconfig, &["undo", ROLLOUT]).await;
+    assert!(undone.status.success(), "{}", stderr(&undone));
+    assert!(stdout(&undone).ends_with(&format!("back to revision {revision}\n")), "{}", stdout(&undone));
+}
+
+/// Waits until the rollout is Healthy on `stable`, with no canary.
+pub async fn healthy_on(cluster: &Cluster, stable: &str) {
+    cluster
+        .rollout_until("the rollout back on its stable revision", |r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.phase == Some(RolloutPhase::Healthy)
+                    && s.canary_revision.is_none()
+                    && s.stable_revision.as_deref() == Some(stable)
+            })
+        })
+        .await;
+}
+
+pub async fn paused_at_ten(cluster: &Cluster, revision: &str) {
     cluster
         .rollout_until("the canary paused at 10%", |r| {
             r.status.as_ref().is_some_and(|s| {
@@ -184,18 +204,8 @@ async fn set_image_starts_a_canary_and_undo_goes_back_to_stable() {
     let canary = stdout(&set).trim().rsplit(' ').next().unwrap_or_default().to_string();
     paused_at_ten(&cluster, &canary).await;
 
-    let undone = plugin(&cluster, kubeconfig.path(), &["undo", ROLLOUT]).await;
-    assert!(undone.status.success(), "{}", stderr(&undone));
-    assert!(stdout(&undone).ends_with(&format!("back to revision {stable}\n")), "{}", stdout(&undone));
-    cluster
-        .rollout_until("the rollout back on its stable revision", |r| {
-            r.status.as_ref().is_some_and(|s| {
-                s.phase == Some(RolloutPhase::Healthy)
-                    && s.canary_revision.is_none()
-                    && s.stable_revision.as_deref() == Some(stable.as_str())
-            })
-        })
-        .await;
+    undo_back_to(&cluster, kubeconfig.path(), &stable).await;
+    healthy_on(&cluster, &stable).await;
 
     // And forward again, to a named revision: the canary that was dropped.
     let redo = plugin(&cluster, kubeconfig.path(), &["undo", ROLLOUT, "--to-revision", &canary]).await;
