@@ -1,16 +1,19 @@
-//! ReplicaSets come back from the API server with the defaults it fills into their pod templates
-//! (`terminationMessagePath`, `imagePullPolicy`, `dnsPolicy`, ...), as from a real cluster. Going
-//! back to a revision through its ReplicaSet's template is that revision, not a new one, and a
-//! rollout with nothing to do writes nothing although what it reads differs from what it wrote.
+//! ReplicaSets and Deployments come back from the API server with the defaults it fills into their
+//! pod templates (`terminationMessagePath`, `imagePullPolicy`, `dnsPolicy`, ...), as from a real
+//! cluster. Going back to a revision through its ReplicaSet's template is that revision, not a new
+//! one; a Deployment taken over is the revision of its template as written; and a rollout with
+//! nothing to do writes nothing although what it reads differs from what it wrote.
 
 use crate::faults::wait_promoted;
 use crate::harness::{Cluster, Controller, ROLLOUT, eventually, real_cluster};
 use crate::prometheus::free_port;
 use crate::rollouts::deploy_stable;
 use crate::steering::{healthy_on, paused_at_ten, plugin, stderr, undo_back_to};
+use crate::workload::{deployment, take_over};
 use bellwether::api::REVISION_LABEL;
 use bellwether::controller::replica_sets::replica_set_name;
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use bellwether::engine::revision_of;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::ResourceExt;
 use kube::api::ListParams;
 use serde_json::json;
@@ -64,6 +67,24 @@ async fn undo_through_a_defaulted_replica_set_is_the_old_revision_and_no_new_one
         BTreeSet::from([first, second, third]),
         "a ReplicaSet per revision shipped, no other"
     );
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_taken_over_is_the_revision_of_its_template_as_written() {
+    let cluster = Cluster::start("defaults-workload").await;
+    let controller = Controller::start(&cluster, &[]);
+    let stable = take_over(&cluster, "never").await;
+
+    let stored = cluster.api::<Deployment>().get(ROLLOUT).await.unwrap().spec.expect("a spec").template;
+    let pod = stored.spec.expect("a pod spec");
+    assert_eq!(pod.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"), "read back defaulted");
+    let written = serde_json::from_value(deployment("1")["spec"]["template"].clone()).unwrap();
+    assert_eq!(stable, revision_of(&written), "the revision of the template as written");
+    // The same template embedded in a Rollout is the same revision: switching between the two
+    // starts no canary.
+    let embedded = cluster.rollout("1", json!([])).spec.embedded_template().expect("a template");
+    assert_eq!(revision_of(&embedded), stable);
     controller.stop().await;
 }
 

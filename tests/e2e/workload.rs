@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
 /// The Deployment `web`: 4 pods labelled as the Rollout selects them, running `version`.
-fn deployment(version: &str) -> Value {
+pub fn deployment(version: &str) -> Value {
     json!({
         "metadata": {"name": ROLLOUT},
         "spec": {
@@ -65,7 +65,7 @@ async fn selected_revision(cluster: &Cluster, service: &str) -> Option<String> {
 
 /// Takes the Deployment over with `scale_down`, and waits until the Rollout is Healthy with the
 /// Services selecting its stable revision; returns the revision.
-async fn take_over(cluster: &Cluster, scale_down: &str) -> String {
+pub async fn take_over(cluster: &Cluster, scale_down: &str) -> String {
     create::<Deployment>(&cluster.client, &cluster.namespace, deployment("1")).await;
     eventually("the Deployment's pods to be available", || async {
         let d = cluster.api::<Deployment>().get(ROLLOUT).await.ok()?;
