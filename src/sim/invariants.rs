@@ -1,7 +1,7 @@
 //! The engine's invariants (DESIGN §3), checked on one decision. The simulation checks every
 //! decision it takes, and the engine's property tests check every decision of random timelines.
 
-use crate::api::{AnalysisPhase, RolloutSpec, RolloutStatus};
+use crate::api::{AnalysisPhase, RolloutPhase, RolloutSpec, RolloutStatus};
 use crate::engine::{
     Action, DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, Decision, Input, Observation, Plan, Prepared, Step,
     UserAction, decide, share,
@@ -166,6 +166,26 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
 
     if output.phase.is_none() {
         return Err("a decision left the phase unset".into());
+    }
+    kstatus_agrees(output)
+}
+
+/// The kstatus conditions agree with the phase: exactly one of `Ready`, `Reconciling` and `Stalled`
+/// is True; `Ready` only when Healthy with all traffic verified on stable; `Stalled` exactly when
+/// Degraded or the spec is invalid.
+fn kstatus_agrees(status: &RolloutStatus) -> Result<(), String> {
+    let is_true = |kind: &str| status.conditions.iter().any(|c| c.type_ == kind && c.status == "True");
+    let (ready, reconciling, stalled) = (is_true("Ready"), is_true("Reconciling"), is_true("Stalled"));
+    if [ready, reconciling, stalled].iter().filter(|t| **t).count() != 1 {
+        return Err(format!("not exactly one of Ready, Reconciling, Stalled: {:?}", status.conditions));
+    }
+    let traffic_home = status.weights.verified && status.weights.canary == 0;
+    if ready && !(status.phase == Some(RolloutPhase::Healthy) && traffic_home) {
+        return Err(format!("Ready in phase {:?} with weights {:?}", status.phase, status.weights));
+    }
+    let should_stall = status.phase == Some(RolloutPhase::Degraded) || is_true("InvalidSpec");
+    if stalled != should_stall {
+        return Err(format!("Stalled is {stalled} in phase {:?}: {:?}", status.phase, status.conditions));
     }
     Ok(())
 }

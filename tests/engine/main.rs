@@ -4,6 +4,7 @@ mod alerts;
 mod analysis_runs;
 mod autoscaling;
 mod compare;
+mod conditions;
 mod fixtures;
 mod invariants;
 mod judge;

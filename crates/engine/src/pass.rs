@@ -36,6 +36,7 @@ pub(super) fn invalid_spec(input: Input<'_>, errors: &[SpecError]) -> Decision {
     let message =
         format!("invalid spec: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
     let changed = set_condition(&mut status, "InvalidSpec", true, "InvalidSpec", &message, input.now);
+    set_kstatus(&mut status, Kstatus::Stalled("InvalidSpec"), &message, input.now);
     status.message = Some(message.clone());
     let events = if changed {
         vec![Event { kind: EventKind::Warning, reason: "InvalidSpec".into(), message }]
@@ -43,6 +44,30 @@ pub(super) fn invalid_spec(input: Input<'_>, errors: &[SpecError]) -> Decision {
         Vec::new()
     };
     Decision { status, actions: Vec::new(), events, requeue_after: None }
+}
+
+/// Where a Rollout stands in the kstatus conventions that Flux, `kubectl wait` and other tools read.
+pub(super) enum Kstatus<'a> {
+    /// Healthy, with all traffic verified on stable: `Ready`.
+    Ready,
+    /// Work in flight (a canary, a first deploy, stable's pods coming up), with its reason:
+    /// `Reconciling`.
+    Reconciling(&'a str),
+    /// Stopped until someone acts (an aborted canary, an invalid spec), with its reason: `Stalled`.
+    Stalled(&'a str),
+}
+
+/// Sets `Ready`, `Reconciling` and `Stalled` for `state`: exactly one of them is True.
+pub(super) fn set_kstatus(status: &mut RolloutStatus, state: Kstatus<'_>, message: &str, now: DateTime<Utc>) {
+    let (ready, reconciling, stalled) = match state {
+        Kstatus::Ready => (Some("Healthy"), None, None),
+        Kstatus::Reconciling(reason) => (None, Some(reason), None),
+        Kstatus::Stalled(reason) => (None, None, Some(reason)),
+    };
+    let not_ready = reconciling.or(stalled).unwrap_or_default();
+    set_condition(status, "Ready", ready.is_some(), ready.unwrap_or(not_ready), message, now);
+    set_condition(status, "Reconciling", reconciling.is_some(), reconciling.unwrap_or("Done"), message, now);
+    set_condition(status, "Stalled", stalled.is_some(), stalled.unwrap_or("NotStalled"), message, now);
 }
 
 /// Sets a standard condition; returns whether its status changed.
@@ -282,6 +307,9 @@ impl<'a> Pass<'a> {
         }
         let message = self.status.message.clone().unwrap_or_default();
         let now = self.now;
+        // `Step2Of5`: the step as a condition reason, which allows no `/`.
+        let step_reason = self.status.step.as_deref().unwrap_or_default().replace('/', "Of");
+        let step_reason = format!("Step{step_reason}");
         set_condition(&mut self.status, "Progressing", in_flight, phase.as_str(), &message, now);
         let available_message = match &self.status.stable_revision {
             Some(s) => format!(
@@ -292,5 +320,16 @@ impl<'a> Pass<'a> {
             None => "no stable revision yet".into(),
         };
         set_condition(&mut self.status, "Available", stable_ready, "StablePods", &available_message, now);
+        let abort_reason = self.status.abort.as_ref().map(|abort| abort.reason.clone());
+        let state = match &abort_reason {
+            Some(reason) => Kstatus::Stalled(reason),
+            None if in_flight => Kstatus::Reconciling(&step_reason),
+            None if !stable_ready => Kstatus::Reconciling("StablePods"),
+            None if !(self.status.weights.verified && self.status.weights.canary == 0) => {
+                Kstatus::Reconciling("Traffic")
+            }
+            None => Kstatus::Ready,
+        };
+        set_kstatus(&mut self.status, state, &message, now);
     }
 }
