@@ -386,6 +386,7 @@ async fn an_analysis_step_naming_a_missing_template_is_an_invalid_spec_that_touc
                 .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "InvalidSpec" && c.status == "True"))
         })
         .await;
+    assert_eq!(crate::harness::kstatus(&invalid), Some(("Stalled".into(), "InvalidSpec".into())));
     let status = invalid.status.expect("a status");
     let condition = status.conditions.iter().find(|c| c.type_ == "InvalidSpec").expect("the condition");
     assert!(

@@ -305,6 +305,20 @@ impl Cluster {
     }
 }
 
+/// The one of the kstatus conditions `Ready`, `Reconciling` and `Stalled` that is True, with its
+/// reason; `None` unless exactly one is.
+pub fn kstatus(rollout: &Rollout) -> Option<(String, String)> {
+    let conditions = &rollout.status.as_ref()?.conditions;
+    let true_ones: Vec<_> = conditions
+        .iter()
+        .filter(|c| ["Ready", "Reconciling", "Stalled"].contains(&c.type_.as_str()) && c.status == "True")
+        .collect();
+    match true_ones.as_slice() {
+        [one] => Some((one.type_.clone(), one.reason.clone())),
+        _ => None,
+    }
+}
+
 /// Creates an object from JSON in `namespace`.
 pub async fn create<K>(client: &Client, namespace: &str, object: Value)
 where

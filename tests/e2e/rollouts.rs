@@ -2,7 +2,9 @@
 //! pods never start, and one replaced by a newer revision.
 
 use crate::app::telemetry;
-use crate::harness::{BAD, CANARY, Cluster, Controller, ROLLOUT, ROUTE, STABLE, TEMPLATE, eventually};
+use crate::harness::{
+    BAD, CANARY, Cluster, Controller, ROLLOUT, ROUTE, STABLE, TEMPLATE, eventually, kstatus,
+};
 use bellwether::api::{AnalysisRun, AnalysisRunHistoryLimit, ROLLOUT_LABEL, RolloutOutcome, RolloutPhase};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -139,6 +141,8 @@ async fn a_good_canary_goes_through_every_step_and_is_promoted() {
         })
         .await;
 
+    let ready = cluster.rollout_until("Ready", |r| kstatus(r).is_some_and(|(kind, _)| kind == "Ready")).await;
+    assert_eq!(kstatus(&ready), Some(("Ready".into(), "Healthy".into())));
     let status = done.status.expect("a status");
     assert_eq!(status.history[0].outcome, RolloutOutcome::Promoted, "{:?}", status.history);
     assert_eq!(status.history[0].revision, canary);
@@ -204,6 +208,8 @@ async fn a_bad_canary_is_aborted_traffic_first() {
         (at_ten && measured).then_some(())
     })
     .await;
+    let paused = cluster.rollouts().get(ROLLOUT).await.expect("the Rollout");
+    assert_eq!(kstatus(&paused), Some(("Reconciling".into(), "Step2Of2".into())), "paused at its step");
 
     // Then it starts failing five times as many requests.
     telemetry().app.serve(&cluster.namespace, &canary, BAD);
@@ -224,6 +230,7 @@ async fn a_bad_canary_is_aborted_traffic_first() {
         back_to_stable.saturating_duration_since(visible)
     );
 
+    assert_eq!(kstatus(&aborted), Some(("Stalled".into(), "AnalysisFailed".into())));
     let status = aborted.status.expect("a status");
     let abort = status.abort.expect("the abort is recorded");
     assert_eq!(abort.metric.as_deref(), Some("error-rate"), "{abort:?}");
