@@ -3,6 +3,7 @@
 
 mod alerts;
 mod app;
+mod argocd;
 mod autoscaling;
 mod defaults;
 mod faults;

@@ -2,6 +2,7 @@
 //! pods never start, and one replaced by a newer revision.
 
 use crate::app::telemetry;
+use crate::argocd::argocd_health;
 use crate::harness::{
     BAD, CANARY, Cluster, Controller, ROLLOUT, ROUTE, STABLE, TEMPLATE, eventually, kstatus,
 };
@@ -132,6 +133,15 @@ async fn a_good_canary_goes_through_every_step_and_is_promoted() {
     let scales = record_scales(&cluster);
 
     let canary = cluster.ship(&cluster.rollout("2", steps_good())).await;
+    let moving = cluster
+        .rollout_until("the canary in flight", |r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.canary_revision.as_deref() == Some(canary.as_str())
+                    && s.phase == Some(RolloutPhase::Progressing)
+            })
+        })
+        .await;
+    assert_eq!(argocd_health(&serde_json::to_value(&moving).expect("a Rollout serializes")).0, "Progressing");
     let done = cluster
         .rollout_until("the canary to be promoted", |r| {
             r.status.as_ref().is_some_and(|s| {
@@ -143,6 +153,7 @@ async fn a_good_canary_goes_through_every_step_and_is_promoted() {
 
     let ready = cluster.rollout_until("Ready", |r| kstatus(r).is_some_and(|(kind, _)| kind == "Ready")).await;
     assert_eq!(kstatus(&ready), Some(("Ready".into(), "Healthy".into())));
+    assert_eq!(argocd_health(&serde_json::to_value(&ready).expect("a Rollout serializes")).0, "Healthy");
     let status = done.status.expect("a status");
     assert_eq!(status.history[0].outcome, RolloutOutcome::Promoted, "{:?}", status.history);
     assert_eq!(status.history[0].revision, canary);
@@ -210,6 +221,8 @@ async fn a_bad_canary_is_aborted_traffic_first() {
     .await;
     let paused = cluster.rollouts().get(ROLLOUT).await.expect("the Rollout");
     assert_eq!(kstatus(&paused), Some(("Reconciling".into(), "Step2Of2".into())), "paused at its step");
+    let object = serde_json::to_value(&paused).expect("a Rollout serializes");
+    assert_eq!(argocd_health(&object).0, "Suspended", "paused for a person");
 
     // Then it starts failing five times as many requests.
     telemetry().app.serve(&cluster.namespace, &canary, BAD);
@@ -231,6 +244,11 @@ async fn a_bad_canary_is_aborted_traffic_first() {
     );
 
     assert_eq!(kstatus(&aborted), Some(("Stalled".into(), "AnalysisFailed".into())));
+    let health = argocd_health(&serde_json::to_value(&aborted).expect("a Rollout serializes"));
+    assert_eq!(
+        (health.0.as_str(), Some(health.1)),
+        ("Degraded", aborted.status.as_ref().and_then(|s| s.message.clone()))
+    );
     let status = aborted.status.expect("a status");
     let abort = status.abort.expect("the abort is recorded");
     assert_eq!(abort.metric.as_deref(), Some("error-rate"), "{abort:?}");

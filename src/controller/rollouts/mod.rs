@@ -21,6 +21,7 @@ mod report;
 mod workload;
 
 pub use apply::FIELD_MANAGER;
+pub use build::service_selector_patch;
 pub use fetch::{RouteKind, route_refs, template_refs};
 pub use prepared::Plans;
 
