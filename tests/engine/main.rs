@@ -2,6 +2,7 @@
 
 mod alerts;
 mod analysis_runs;
+mod audit;
 mod autoscaling;
 mod compare;
 mod conditions;

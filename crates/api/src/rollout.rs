@@ -424,6 +424,11 @@ pub struct RolloutStatus {
     /// The most recent finished canaries, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+    /// What moved this Rollout's canaries, newest first, at most 20: every request of a person or
+    /// an alert, acted on or not, and every decision of Bellwether's that moved traffic. It outlives
+    /// the Events, which expire after an hour.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionRecord>,
     /// When alerts aborted canaries of this Rollout within the last hour, oldest first: the
     /// count that `maxAlertAbortsPerHour` limits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -548,6 +553,25 @@ pub struct Condition {
     pub reason: String,
     pub message: String,
     pub last_transition_time: DateTime<Utc>,
+}
+
+/// One thing that moved a canary: what, who, when, of which revision, and why.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRecord {
+    /// A request (`promote`, `promote --full`, `abort`, `retry`, `pause`, `resume`), or what
+    /// Bellwether did: `CanaryStarted`, `StepCompleted`, `Promoted`, `Aborted`, `Superseded`,
+    /// `RolledBack`, `AlertAbortEscalated`.
+    pub action: String,
+    /// The requester as the request names them, `alertmanager` for an alert, or `bellwether`.
+    pub by: String,
+    pub at: DateTime<Utc>,
+    /// The canary revision it was about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// What came of it, or why, in one line.
+    pub reason: String,
 }
 
 /// One finished canary.

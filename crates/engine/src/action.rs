@@ -1,7 +1,7 @@
 //! What the engine asks the controller to do, and what it tells people.
 
 use super::observation::RouteWeights;
-use bellwether_api::{AnalysisRunSpec, RolloutStatus};
+use bellwether_api::{ActionRecord, AnalysisRunSpec, RolloutStatus};
 
 /// A mutation of the cluster. The controller carries actions out in order and stops at the first
 /// failure; the next decision re-derives whatever is still missing.
@@ -59,6 +59,8 @@ pub struct Event {
     /// CamelCase, for example `StepCompleted`.
     pub reason: String,
     pub message: String,
+    /// The action this Event tells of, as `status.actions` records it, when it is one.
+    pub record: Option<ActionRecord>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -38,16 +38,14 @@ impl Pass<'_> {
             .max(0);
         let recent = self.status.alert_aborts.len();
         if recent >= limit as usize {
-            self.event(
-                EventKind::Warning,
-                "AlertAbortEscalated",
-                format!(
-                    "{described}; it did not abort canary {canary}: {recent} alert-driven aborts in the last \
-                     hour reached maxAlertAbortsPerHour ({limit}), so a person must decide \
-                     (kubectl bellwether abort {})",
-                    self.name
-                ),
+            let message = format!(
+                "{described}; it did not abort canary {canary}: {recent} alert-driven aborts in the last \
+                 hour reached maxAlertAbortsPerHour ({limit}), so a person must decide \
+                 (kubectl bellwether abort {})",
+                self.name
             );
+            let record = self.record_action("AlertAbortEscalated", &request.by, message.clone());
+            self.recorded_event(EventKind::Warning, "AlertAbortEscalated", message, record);
             return;
         }
         self.status.alert_aborts.push(now);

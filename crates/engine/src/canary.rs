@@ -222,7 +222,9 @@ impl Pass<'_> {
             Some(Step::Analysis(_)) => "analysis".into(),
             None => "promotion".into(),
         };
-        self.event(EventKind::Normal, "StepCompleted", format!("{label} ({kind}) {how}"));
+        let message = format!("{label} ({kind}) {how}");
+        let record = self.record_action("StepCompleted", AbortStatus::AUTOMATIC, message.clone());
+        self.recorded_event(EventKind::Normal, "StepCompleted", message, record);
         self.status.current_step_index = Some(self.current_step() as i32 + 1);
         self.status.progress.step_started_at = Some(self.now);
         self.status.progress.waiting_since = None;
@@ -536,6 +538,8 @@ impl Pass<'_> {
             return;
         }
         let took = self.elapsed_since(self.status.progress.canary_started_at.unwrap_or(self.now));
+        let promoted = format!("revision {revision} promoted to stable in {took}");
+        let record = self.record_action("Promoted", AbortStatus::AUTOMATIC, promoted.clone());
         self.record_history(&revision, RolloutOutcome::Promoted, None);
         self.schedule_scale_down(stable, self.plan.scale_down_delay);
         self.status.stable_revision = Some(revision.clone());
@@ -546,11 +550,7 @@ impl Pass<'_> {
             handled_requests: std::mem::take(&mut self.status.progress.handled_requests),
             ..Progress::default()
         };
-        self.event(
-            EventKind::Normal,
-            "Promoted",
-            format!("revision {revision} promoted to stable in {took}"),
-        );
+        self.recorded_event(EventKind::Normal, "Promoted", promoted, record);
         self.steady();
     }
 }

@@ -6,8 +6,8 @@ use super::action::{Action, Decision, Event, EventKind, ServiceRole};
 use super::observation::{Observation, RouteWeights};
 use super::plan::{Plan, SpecError};
 use bellwether_api::{
-    AbortStatus, Condition, PauseCondition, PauseReason, RolloutOutcome, RolloutPhase, RolloutSpec,
-    RolloutStatus, Weights, format_duration, selector_string,
+    AbortStatus, ActionRecord, Condition, PauseCondition, PauseReason, RolloutOutcome, RolloutPhase,
+    RolloutSpec, RolloutStatus, Weights, format_duration, selector_string,
 };
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -39,7 +39,7 @@ pub(super) fn invalid_spec(input: Input<'_>, errors: &[SpecError]) -> Decision {
     set_kstatus(&mut status, Kstatus::Stalled("InvalidSpec"), &message, input.now);
     status.message = Some(message.clone());
     let events = if changed {
-        vec![Event { kind: EventKind::Warning, reason: "InvalidSpec".into(), message }]
+        vec![Event { kind: EventKind::Warning, reason: "InvalidSpec".into(), message, record: None }]
     } else {
         Vec::new()
     };
@@ -170,7 +170,12 @@ impl<'a> Pass<'a> {
     }
 
     pub fn event(&mut self, kind: EventKind, reason: &str, message: impl Into<String>) {
-        self.events.push(Event { kind, reason: reason.into(), message: message.into() });
+        self.events.push(Event { kind, reason: reason.into(), message: message.into(), record: None });
+    }
+
+    /// An Event that tells of an action, recorded in `status.actions` too.
+    pub fn recorded_event(&mut self, kind: EventKind, reason: &str, message: String, record: ActionRecord) {
+        self.events.push(Event { kind, reason: reason.into(), message, record: Some(record) });
     }
 
     pub fn wake_at(&mut self, at: DateTime<Utc>) {

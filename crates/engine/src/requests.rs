@@ -42,12 +42,16 @@ impl Pass<'_> {
                 self.handle_alert(&request, alert);
                 continue;
             }
+            let revision = self.status.canary_revision.clone();
             let (kind, text) = match self.apply(&request) {
                 Ok(done) => (EventKind::Normal, done),
                 Err(why) => (EventKind::Warning, format!("ignored: {why}")),
             };
             let verb = request.action.verb();
-            self.event(kind, "UserRequest", format!("{verb} requested by {}: {text}", request.by));
+            // Recorded against the canary the request was for, though it may have ended it.
+            let record = self.record_action_for(revision, verb, &request.by, text.clone());
+            let message = format!("{verb} requested by {}: {text}", request.by);
+            self.recorded_event(kind, "UserRequest", message, record);
         }
     }
 

@@ -4,11 +4,14 @@
 use super::action::{EventKind, ServiceRole};
 use super::pass::Pass;
 use bellwether_api::{
-    AbortStatus, HistoryEntry, PauseReason, Progress, RolloutOutcome, ScheduledScaleDown, format_duration,
+    AbortStatus, ActionRecord, HistoryEntry, PauseReason, Progress, RolloutOutcome, ScheduledScaleDown,
+    format_duration,
 };
 
 /// Finished canaries kept in `status.history`.
 const HISTORY_LIMIT: usize = 10;
+/// Actions kept in `status.actions`.
+const ACTIONS_LIMIT: usize = 20;
 
 impl Pass<'_> {
     /// Aborts the canary. Whatever this pass gathered for the canary is dropped: the first
@@ -41,11 +44,9 @@ impl Pass<'_> {
         self.status.progress.promote_full = false;
         self.status.progress.promoting = false;
         self.status.progress.waiting_since = None;
-        self.event(
-            EventKind::Warning,
-            "RolloutAborted",
-            format!("canary {canary} aborted ({reason}): {message}"),
-        );
+        let record = self.record_action("Aborted", by, format!("{reason}: {message}"));
+        let message = format!("canary {canary} aborted ({reason}): {message}");
+        self.recorded_event(EventKind::Warning, "RolloutAborted", message, record);
     }
 
     /// An aborted canary: all traffic on stable, analysis stopped, the canary scaled down after
@@ -96,11 +97,9 @@ impl Pass<'_> {
         };
         self.status.progress.scale_downs.retain(|s| s.revision != revision);
         let n = self.plan.steps.len();
-        self.event(
-            EventKind::Normal,
-            "CanaryStarted",
-            format!("canary {revision} started against stable {stable} ({n} steps)"),
-        );
+        let message = format!("canary {revision} started against stable {stable} ({n} steps)");
+        let record = self.record_action("CanaryStarted", AbortStatus::AUTOMATIC, message.clone());
+        self.recorded_event(EventKind::Normal, "CanaryStarted", message, record);
     }
 
     /// The first attempt number whose AnalysisRuns do not exist yet. A revision that comes back
@@ -150,7 +149,8 @@ impl Pass<'_> {
             }
             _ => ("Superseded", format!("canary {canary} replaced by revision {}", self.revision)),
         };
-        self.event(EventKind::Normal, reason, message);
+        let record = self.record_action(reason, AbortStatus::AUTOMATIC, message.clone());
+        self.recorded_event(EventKind::Normal, reason, message, record);
         self.status.canary_revision = None;
         self.status.current_step_index = None;
         self.status.abort = None;
@@ -163,6 +163,32 @@ impl Pass<'_> {
             attempt: 0,
             ..Progress::default()
         };
+    }
+
+    /// Records what moved the canary, and who asked, in `status.actions`: of the canary in
+    /// flight, or with [`Self::record_action_for`], of another revision.
+    pub fn record_action(&mut self, action: &str, by: &str, reason: impl Into<String>) -> ActionRecord {
+        let revision = self.status.canary_revision.clone();
+        self.record_action_for(revision, action, by, reason)
+    }
+
+    pub fn record_action_for(
+        &mut self,
+        revision: Option<String>,
+        action: &str,
+        by: &str,
+        reason: impl Into<String>,
+    ) -> ActionRecord {
+        let record = ActionRecord {
+            action: action.into(),
+            by: by.into(),
+            at: self.now,
+            revision,
+            reason: reason.into(),
+        };
+        self.status.actions.insert(0, record.clone());
+        self.status.actions.truncate(ACTIONS_LIMIT);
+        record
     }
 
     pub fn record_history(&mut self, revision: &str, outcome: RolloutOutcome, reason: Option<String>) {
