@@ -50,7 +50,7 @@ fn status(abort: Option<AbortStatus>) -> RolloutStatus {
 }
 
 fn event(reason: &str, message: &str) -> Event {
-    Event { kind: EventKind::Normal, reason: reason.into(), message: message.into() }
+    Event { kind: EventKind::Normal, reason: reason.into(), message: message.into(), record: None }
 }
 
 fn alert_abort() -> AbortStatus {
@@ -100,6 +100,7 @@ fn the_json_body_has_every_key_with_null_for_what_does_not_apply() {
             "step": "2/4",
             "weights": {"canary": 50, "stable": 50},
             "abort": null,
+            "action": null,
             "time": "2026-01-01T12:00:00Z",
         })
     );
@@ -330,4 +331,30 @@ fn a_notifier_whose_worker_is_gone_drops_the_notice_and_counts_it() {
         sample(&metrics, "bellwether_notifications_total{event=\"StepCompleted\",result=\"dropped\"}"),
         1.0
     );
+}
+
+#[test]
+fn a_notice_carries_the_action_record_with_who_asked() {
+    let record = bellwether::api::ActionRecord {
+        action: "Aborted".into(),
+        by: "bob".into(),
+        at: at(),
+        revision: Some("6d5f7c9b8".into()),
+        reason: "UserAbort: aborted by bob".into(),
+    };
+    let mut aborted = event("RolloutAborted", "canary 6d5f7c9b8 aborted (UserAbort): aborted by bob");
+    aborted.record = Some(record);
+    let notice = Notice::of(&aborted, &rollout(), &status(None), at()).unwrap();
+    assert_eq!(
+        json_body(&notice)["action"],
+        json!({
+            "action": "Aborted",
+            "by": "bob",
+            "at": "2026-01-01T12:00:00Z",
+            "revision": "6d5f7c9b8",
+            "reason": "UserAbort: aborted by bob",
+        })
+    );
+    let text = slack_body(&notice)["text"].as_str().unwrap().to_string();
+    assert!(text.lines().any(|l| l == "Asked by bob: Aborted"), "{text}");
 }

@@ -21,14 +21,25 @@
 //!     "by": "bellwether",
 //!     "alert": null
 //!   },
+//!   "action": {
+//!     "action": "Aborted",
+//!     "by": "bellwether",
+//!     "at": "2026-01-01T12:00:00Z",
+//!     "revision": "6d5f7c9b8",
+//!     "reason": "AnalysisFailed: error-rate 0.021 is above its limit 0.01"
+//!   },
 //!   "time": "2026-01-01T12:00:00Z"
 //! }
 //! ```
 //!
+//! `action` is the record the Rollout keeps in `status.actions` for what the notice tells of (who
+//! asked, for a person's or an alert's action), or `null`.
 //! `abort.alert`, for an alert-driven abort, is `{"name", "labels", "generatorURL"}`. New keys may
 //! be added within a version; a key is removed or changes meaning only with a new version.
 
-use crate::api::{AbortStatus, FiringAlert, NotificationEvent, Rollout, RolloutPhase, RolloutStatus};
+use crate::api::{
+    AbortStatus, ActionRecord, FiringAlert, NotificationEvent, Rollout, RolloutPhase, RolloutStatus,
+};
 use crate::engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use kube::ResourceExt;
@@ -54,6 +65,8 @@ pub struct Notice {
     pub canary_weight: i32,
     pub stable_weight: i32,
     pub abort: Option<AbortStatus>,
+    /// The action the Event tells of, as `status.actions` records it.
+    pub action: Option<ActionRecord>,
     pub at: DateTime<Utc>,
 }
 
@@ -79,6 +92,7 @@ impl Notice {
             canary_weight: status.weights.canary,
             stable_weight: status.weights.stable,
             abort: status.abort.clone(),
+            action: event.record.clone(),
             at,
         })
     }
@@ -102,6 +116,7 @@ pub fn json_body(notice: &Notice) -> Value {
             "by": abort.by,
             "alert": abort.alert.as_ref().map(alert_json),
         })),
+        "action": notice.action,
         "time": notice.at.to_rfc3339_opts(SecondsFormat::Secs, true),
     })
 }
@@ -146,6 +161,9 @@ pub fn slack_body(notice: &Notice) -> Value {
                 url => format!("Alert <{}|{}>", escape(url), escape(&alert.name)),
             });
         }
+    }
+    if let Some(action) = notice.action.as_ref().filter(|a| a.by != AbortStatus::AUTOMATIC) {
+        lines.push(format!("Asked by {}: {}", escape(&action.by), escape(&action.action)));
     }
     lines.push(format!("At {}", notice.at.to_rfc3339_opts(SecondsFormat::Secs, true)));
     json!({"text": lines.join("\n")})
