@@ -36,6 +36,15 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: show::Output,
     },
+    /// Every action recorded for a rollout, newest first: each request of a person or an alert,
+    /// and each decision that moved traffic, with who, when, the revision and why. Kept in the
+    /// Rollout's status after its Events expire.
+    History {
+        #[command(flatten)]
+        rollout: RolloutArg,
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: show::Output,
+    },
     /// One line per rollout.
     List {
         /// Every namespace.
@@ -216,6 +225,19 @@ async fn main() -> ExitCode {
                         }
                         tokio::time::sleep(REDRAW).await;
                     }
+                }
+                .await,
+            );
+        }
+        Command::History { rollout, output } => {
+            let name = rollout.name(TypeRule::Optional);
+            return report(
+                async {
+                    let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                    let rollout =
+                        show::fetch_rollout(&client, &namespace, &name).await.map_err(|e| e.to_string())?;
+                    print!("{}", bellwether::cli::history::render(&rollout, output));
+                    Ok(String::new())
                 }
                 .await,
             );

@@ -6,6 +6,7 @@ pub mod controller;
 pub mod convert;
 pub mod crds;
 pub mod edit;
+pub mod history;
 pub mod lint;
 pub mod rollout_ref;
 pub mod show;

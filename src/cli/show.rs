@@ -20,6 +20,8 @@ use std::fmt::Write;
 
 /// How many of the Rollout's Events the tree shows, newest last.
 const EVENTS_SHOWN: usize = 5;
+/// How many of the Rollout's recorded actions the tree shows, newest first.
+const ACTIONS_SHOWN: usize = 5;
 /// The width the tree and the table keep their free text within, so that they read well in a
 /// 100-column terminal.
 const WIDTH: usize = 100;
@@ -56,11 +58,7 @@ pub enum ShowError {
 
 /// Reads the Rollout `name` and the ReplicaSets, AnalysisRuns and Events about it.
 pub async fn fetch_view(client: &Client, namespace: &str, name: &str) -> Result<RolloutView, ShowError> {
-    let rollout = Api::<Rollout>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .map_err(failed(format!("reading Rollout {namespace}/{name}")))?
-        .ok_or_else(|| ShowError::NotFound { name: name.into(), namespace: namespace.into() })?;
+    let rollout = fetch_rollout(client, namespace, name).await?;
     let owned = ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}"));
     let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), namespace)
         .list(&owned)
@@ -76,6 +74,15 @@ pub async fn fetch_view(client: &Client, namespace: &str, name: &str) -> Result<
     // server implementation supports for Events.
     let events = rollout_events(client, namespace, name).await?;
     Ok(RolloutView { rollout, replica_sets, analysis_runs, events })
+}
+
+/// Reads the Rollout `name` of `namespace`.
+pub async fn fetch_rollout(client: &Client, namespace: &str, name: &str) -> Result<Rollout, ShowError> {
+    Api::<Rollout>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(failed(format!("reading Rollout {namespace}/{name}")))?
+        .ok_or_else(|| ShowError::NotFound { name: name.into(), namespace: namespace.into() })
 }
 
 /// Reads the Rollouts of `namespace`, or of every namespace when it is `None`.
@@ -123,13 +130,13 @@ pub fn render_list(rollouts: &[Rollout], all_namespaces: bool, output: Output) -
     }
 }
 
-fn json(value: &impl serde::Serialize) -> String {
+pub fn json(value: &impl serde::Serialize) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("Kubernetes objects serialize to JSON");
     text.push('\n');
     text
 }
 
-fn yaml(value: &impl serde::Serialize) -> String {
+pub fn yaml(value: &impl serde::Serialize) -> String {
     serde_yaml::to_string(value).expect("Kubernetes objects serialize to YAML")
 }
 
@@ -247,6 +254,16 @@ pub fn tree(view: &RolloutView, now: DateTime<Utc>) -> String {
 
     if let Some(abort) = &status.abort {
         abort_lines(&mut out, abort, now);
+    }
+
+    if !status.actions.is_empty() {
+        let _ = writeln!(out, "Actions (newest first; all of them: kubectl bellwether history {name}):");
+        for record in status.actions.iter().take(ACTIONS_SHOWN) {
+            let age = format_duration(now - record.at);
+            let head = format!("  {age:<8} {:<20} {:<16} ", record.action, record.by);
+            let reason = truncate(&record.reason, WIDTH.saturating_sub(head.chars().count()));
+            let _ = writeln!(out, "{}", format!("{head}{reason}").trim_end());
+        }
     }
 
     let mut events: Vec<(Option<DateTime<Utc>>, &Event)> =
