@@ -4,6 +4,7 @@
 mod alerts;
 mod app;
 mod argocd;
+mod audit;
 mod autoscaling;
 mod defaults;
 mod faults;
