@@ -231,11 +231,24 @@ pub fn spawn_logged(command: &mut Command, log: &Path) -> Result<Child, String> 
         .map_err(|e| format!("cannot start {}: {e}", command.get_program().to_string_lossy()))
 }
 
+/// Ports a test hands to a server by number: below the range the kernel takes the source ports
+/// of outgoing connections from (32768 and up on Linux). A port that `bind(0)` found free, in that
+/// range, can be taken by some connection of another test before the server binds it.
+const TEST_PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// A port of [`TEST_PORTS`] that is free now, drawn at random so that tests running at once rarely
+/// draw the same one.
 pub fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
+    use std::hash::BuildHasher;
+    let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
+    let start = std::collections::hash_map::RandomState::new().hash_one(std::process::id()) % span;
+    for step in 0..span {
+        let port = TEST_PORTS.start + ((start + step * 7919) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(format!("no free port on 127.0.0.1 from {} to {}", TEST_PORTS.start, TEST_PORTS.end))
 }
 
 /// The body of a 200 answer to `GET path`, or `None`.
