@@ -3,8 +3,8 @@
 
 use crate::api::{AnalysisPhase, RolloutPhase, RolloutSpec, RolloutStatus};
 use crate::engine::{
-    Action, DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, Decision, Input, Observation, Plan, Prepared, Step,
-    UserAction, decide, share,
+    Action, DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, Decision, Input, Observation, Plan, Step, UserAction, decide,
+    pod_template, revision_of, share,
 };
 use chrono::{DateTime, Utc};
 
@@ -32,7 +32,7 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
     };
     let n = plan.steps.len();
     let workload = observation.workload.as_ref().map(|w| &w.template);
-    let revision = Prepared::new(spec, &observation.templates, workload).revision;
+    let revision = revision_of(&pod_template(spec, workload).map(|t| t.get()).unwrap_or_default());
     let weights = decision.actions.iter().filter_map(|a| match a {
         Action::SetWeights(crate::engine::RouteWeights { canary, stable }) => Some((*canary, *stable)),
         _ => None,

@@ -2,7 +2,9 @@
 //! Kubernetes controllers would, with pods, Gateways and analyses that catch up when told to.
 
 use bellwether::api::{AnalysisPhase, FiringAlert, RolloutSpec, RolloutStatus};
-use bellwether::engine::{Action, Decision, Input, Prepared, UserAction, UserRequest, decide};
+use bellwether::engine::{
+    Action, Decision, Input, UserAction, UserRequest, decide, pod_template, revision_of,
+};
 use bellwether::sim::{Cluster, PodStartup};
 use chrono::{DateTime, Utc};
 
@@ -27,7 +29,7 @@ impl World {
     /// The revision of the pod template: the embedded one, or the `workloadRef`'s Deployment's.
     pub fn revision(&self) -> String {
         let workload = self.cluster.observation.workload.as_ref().map(|w| &w.template);
-        Prepared::new(&self.spec, &self.cluster.observation.templates, workload).revision
+        revision_of(&pod_template(&self.spec, workload).map(|t| t.get()).unwrap_or_default())
     }
 
     /// Decides on the current world without carrying anything out; status is kept.

@@ -80,11 +80,7 @@ pub struct Prepared {
 impl Prepared {
     /// `workload` is the pod template of the Deployment a `workloadRef` names, if it exists.
     pub fn new(spec: &RolloutSpec, templates: &Templates, workload: Option<&PodTemplate>) -> Self {
-        let template = match (&spec.template, &spec.workload_ref) {
-            (Some(template), _) => Some(template),
-            (None, Some(_)) => workload,
-            (None, None) => None,
-        };
+        let template = pod_template(spec, workload);
         let mut plan = Plan::from_spec(spec, templates);
         let workload_errors = match spec.template {
             Some(_) => Vec::new(),
@@ -95,6 +91,16 @@ impl Prepared {
         }
         let template = template.cloned().unwrap_or_default();
         Self { revision: revision_of(&template.get()), template, plan }
+    }
+}
+
+/// The pod template the Rollout's current revision is made from: the one it embeds, or with a
+/// `workloadRef`, `workload` (the Deployment's, if it exists).
+pub fn pod_template<'a>(spec: &'a RolloutSpec, workload: Option<&'a PodTemplate>) -> Option<&'a PodTemplate> {
+    match (&spec.template, &spec.workload_ref) {
+        (Some(template), _) => Some(template),
+        (None, Some(_)) => workload,
+        (None, None) => None,
     }
 }
 
