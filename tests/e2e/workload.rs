@@ -66,12 +66,22 @@ async fn selected_revision(cluster: &Cluster, service: &str) -> Option<String> {
 /// Takes the Deployment over with `scale_down`, and waits until the Rollout is Healthy with the
 /// Services selecting its stable revision; returns the revision.
 pub async fn take_over(cluster: &Cluster, scale_down: &str) -> String {
+    serving_deployment(cluster).await;
+    take_over_serving(cluster, scale_down).await
+}
+
+/// Creates the Deployment and waits until its pods are available.
+async fn serving_deployment(cluster: &Cluster) {
     create::<Deployment>(&cluster.client, &cluster.namespace, deployment("1")).await;
     eventually("the Deployment's pods to be available", || async {
         let d = cluster.api::<Deployment>().get(ROLLOUT).await.ok()?;
         (d.status?.available_replicas? == 4).then_some(())
     })
     .await;
+}
+
+/// [`take_over`] of a Deployment already serving.
+async fn take_over_serving(cluster: &Cluster, scale_down: &str) -> String {
     cluster
         .rollouts()
         .create(&Default::default(), &referencing(cluster, scale_down))
@@ -195,5 +205,33 @@ async fn progressively_scales_the_deployment_down_as_the_rollouts_pods_become_av
     assert_eq!(seen.first(), Some(&4));
     assert_eq!(seen.last(), Some(&0));
     assert!(seen.windows(2).all(|w| w[1] < w[0]), "only ever down: {seen:?}");
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_the_controller_may_not_scale_keeps_serving_and_is_still_handed_back() {
+    let cluster = Cluster::start("workload-refused").await;
+    // RBAC that refuses patching Deployments: the scale-down after the takeover is refused (403).
+    let Some(server) = &cluster.server else { return };
+    let controller = Controller::start(&cluster, &[]);
+    serving_deployment(&cluster).await;
+    server.forbid_writes("deployments");
+    take_over_serving(&cluster, "onSuccess").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(deployment_replicas(&cluster).await, Some(4), "the refused scale-down changed nothing");
+
+    // Its pods are still there, so the hand-back needs no write to the Deployment.
+    cluster.rollouts().delete(ROLLOUT, &DeleteParams::default()).await.expect("deleting the Rollout");
+    eventually("the Rollout to be gone", || async {
+        cluster.rollouts().get_opt(ROLLOUT).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    for service in [STABLE, CANARY] {
+        assert_eq!(
+            selected_revision(&cluster, service).await,
+            None,
+            "{service} selects the Deployment's pods again"
+        );
+    }
     controller.stop().await;
 }
