@@ -2,6 +2,8 @@
 //! match its schema, its templates reference only values that exist, its CRDs are the generated
 //! ones, and its RBAC rules grant exactly the API calls the controller makes.
 
+mod request_policy;
+
 use bellwether_testkit::controller_calls;
 
 use controller_calls::CONTROLLER_CALLS;

@@ -1,0 +1,319 @@
+//! The chart's ValidatingAdmissionPolicy for requests (`templates/request-policy.yaml`): its CEL,
+//! evaluated by the `cel` interpreter against admission requests as the API server builds them (the
+//! Rollout after the write, the Rollout before it or null on create, and the user who wrote).
+
+use super::{chart, read};
+use bellwether::api::FiringAlert;
+use bellwether::controller::requests::annotation;
+use bellwether::engine::{UserAction, UserRequest};
+use cel::{Context, Program, Value as Cel};
+use regex::Regex;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+const NAMESPACE: &str = "bellwether-system";
+const CONTROLLER: &str = "system:serviceaccount:bellwether-system:bellwether";
+/// A CI pipeline's account, listed in `requestPolicy.extraRequesters`.
+const DEPLOYER: &str = "system:serviceaccount:ci:deployer";
+
+/// The policy as Helm renders it for a release named `bellwether` in [`NAMESPACE`], with
+/// [`DEPLOYER`] in `requestPolicy.extraRequesters`. Helm is not run: the template's few actions are
+/// replaced by what they render to, and the test fails if one is left.
+fn policy() -> Value {
+    let text = read(&chart().join("templates/request-policy.yaml"));
+    let (policy, _binding) = text.split_once("\n---\n").expect("the policy, then its binding");
+    let comment = Regex::new(r"(?s)\{\{/\*.*?\*/\}\}\n").unwrap();
+    let mut rendered = comment.replace_all(policy, "").into_owned();
+    for (action, value) in [
+        ("{{ $fullname }}", "bellwether".to_string()),
+        ("{{ .Release.Namespace }}", NAMESPACE.to_string()),
+        (r#"{{ include "bellwether.serviceAccountName" . }}"#, "bellwether".to_string()),
+        ("{{ toJson .Values.requestPolicy.extraRequesters }}", json!([DEPLOYER]).to_string()),
+    ] {
+        assert!(rendered.contains(action), "{action} is not in the policy");
+        rendered = rendered.replace(action, &value);
+    }
+    // The `if`, the `$fullname` and the labels: lines that render to nothing the test needs.
+    let rendered: Vec<&str> = rendered.lines().filter(|line| !line.trim_start().starts_with("{{-")).collect();
+    let rendered = rendered.join("\n");
+    assert!(!rendered.contains("{{"), "an action is left unrendered:\n{rendered}");
+    serde_yaml::from_str(&rendered).expect("the rendered policy parses")
+}
+
+fn evaluate(context: &Context, expression: &str) -> Cel {
+    let program =
+        Program::compile(expression).unwrap_or_else(|e| panic!("{expression}\ndoes not compile: {e}"));
+    program.execute(context).unwrap_or_else(|e| panic!("{expression}\nfails: {e}"))
+}
+
+/// A write to a Rollout: the object after it, the object before it (none on create), and who wrote.
+struct Write {
+    object: Value,
+    old: Option<Value>,
+    user: String,
+}
+
+/// The policy's answer to `write`: admitted, or the messages of the validations that refused it.
+/// Every expression must evaluate without an error: the policy fails closed, so an error would
+/// refuse every write to a Rollout.
+fn admit(policy: &Value, write: &Write) -> Result<(), Vec<String>> {
+    let mut context = Context::default();
+    context.add_variable("object", &write.object).unwrap();
+    context.add_variable("oldObject", write.old.clone().unwrap_or(Value::Null)).unwrap();
+    let operation = if write.old.is_some() { "UPDATE" } else { "CREATE" };
+    let request = json!({"operation": operation, "userInfo": {"username": write.user, "groups": ["system:authenticated"]}});
+    context.add_variable("request", request).unwrap();
+    let mut variables: HashMap<String, Cel> = HashMap::new();
+    for variable in policy["spec"]["variables"].as_array().expect("variables") {
+        let value = evaluate(&context, variable["expression"].as_str().expect("an expression"));
+        variables.insert(variable["name"].as_str().expect("a name").to_string(), value);
+        context.add_variable_from_value("variables", variables.clone());
+    }
+    let mut refusals = Vec::new();
+    for validation in policy["spec"]["validations"].as_array().expect("validations") {
+        assert_eq!(validation["reason"], "Forbidden");
+        match evaluate(&context, validation["expression"].as_str().expect("an expression")) {
+            Cel::Bool(true) => {}
+            Cel::Bool(false) => {
+                match evaluate(&context, validation["messageExpression"].as_str().expect("a message")) {
+                    Cel::String(message) => refusals.push(message.to_string()),
+                    other => panic!("a message that is not a string: {other:?}"),
+                }
+            }
+            other => panic!("a validation that is not a bool: {other:?}"),
+        }
+    }
+    if refusals.is_empty() { Ok(()) } else { Err(refusals) }
+}
+
+fn rollout(annotations: &[(&str, &str)]) -> Value {
+    let annotations: serde_json::Map<String, Value> =
+        annotations.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    json!({
+        "apiVersion": "bellwether.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "shop", "annotations": annotations},
+        "spec": {"replicas": 3},
+    })
+}
+
+/// The annotation kubectl bellwether writes for `action` by `by`.
+fn request(action: UserAction, by: &str, id: &str) -> (String, String) {
+    annotation(&UserRequest {
+        id: id.into(),
+        action,
+        by: by.into(),
+        revision: Some("7f9c2d".into()),
+        step: (action == UserAction::Promote).then_some(2),
+        alert: None,
+    })
+}
+
+/// `user` adds the annotation `key: value` to a Rollout that had `before`.
+fn sends(user: &str, before: &[(&str, &str)], key: &str, value: &str) -> Write {
+    let mut after = before.to_vec();
+    after.push((key, value));
+    Write { object: rollout(&after), old: Some(rollout(before)), user: user.into() }
+}
+
+#[test]
+fn every_request_the_plugin_writes_passes_for_its_sender() {
+    let policy = policy();
+    for action in [
+        UserAction::Promote,
+        UserAction::PromoteFull,
+        UserAction::Abort,
+        UserAction::Retry,
+        UserAction::Pause,
+        UserAction::Resume,
+    ] {
+        for user in ["alice", "alice@example.com", "oidc:https://id.example.com#alice", DEPLOYER] {
+            let (key, value) = request(action, user, "1733400000-a1");
+            assert_eq!(admit(&policy, &sends(user, &[], &key, &value)), Ok(()), "{value} by {user}");
+        }
+    }
+    let (key, value) = annotation(&UserRequest {
+        id: "1".into(),
+        action: UserAction::Resume,
+        by: "alice".into(),
+        revision: None,
+        step: None,
+        alert: None,
+    });
+    assert_eq!(admit(&policy, &sends("alice", &[], &key, &value)), Ok(()), "no revision or step: {value}");
+}
+
+#[test]
+fn a_request_in_another_users_name_is_refused() {
+    let policy = policy();
+    let (key, value) = request(UserAction::Abort, "alice", "1");
+    let refusals = admit(&policy, &sends("mallory", &[], &key, &value)).expect_err("mallory signs as alice");
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(refusals[0].contains(r#"must name its sender, "by":"mallory""#), "{}", refusals[0]);
+    // A name that the other's starts with, or that starts with the other's.
+    for by in ["alice", "mallory2", "mallor", ""] {
+        let (key, value) = request(UserAction::Promote, by, "1");
+        assert!(admit(&policy, &sends("mallory", &[], &key, &value)).is_err(), "{value}");
+    }
+}
+
+#[test]
+fn a_request_with_no_by_or_in_another_form_is_refused() {
+    let policy = policy();
+    for value in [
+        r#"{"action":"abort"}"#,
+        r#"{"action":"abort","by":null}"#,
+        r#"{"by":"mallory","action":"abort"}"#,
+        r#"{"action": "abort", "by": "mallory"}"#,
+        // A second `by` that a JSON reader would take instead, or one smuggled into another field.
+        r#"{"action":"abort","by":"mallory","by":"alice"}"#,
+        r#"{"action":"abort","by":"alice","revision":"\",\"by\":\"mallory\""}"#,
+        r#"{"action":"abort","by":"alice","x":"\",\"by\":\"mallory\""}"#,
+        r#"{"action":"abort","by":"alice","alert":{"name":"x","labels":{},"by":"mallory"}}"#,
+        r#"{"action":"abort","by":"mall\u006fry"}"#,
+        r#"{"action":"abort","by":"mallory"}trailing"#,
+        r#" {"action":"abort","by":"mallory"}"#,
+        r#"["abort","alice",null,null,{"action":"abort","by":"mallory"}]"#,
+        "not json",
+        "",
+    ] {
+        let refused = admit(&policy, &sends("mallory", &[], "requests.bellwether.dev/1", value));
+        assert!(refused.is_err(), "{value} was admitted");
+    }
+}
+
+#[test]
+fn a_user_whose_name_json_would_escape_cannot_send_requests() {
+    let policy = policy();
+    // A quote in the name could end the `by` string early: this one would send a request as "a".
+    let user = r#"a","revision":"x"#;
+    let forged = r#"{"action":"abort","by":"a","revision":"x"}"#;
+    assert!(admit(&policy, &sends(user, &[], "requests.bellwether.dev/1", forged)).is_err());
+    // The plugin escapes what JSON must: a value the policy cannot read verbatim.
+    for user in [user, r"back\slash"] {
+        let (key, value) = request(UserAction::Abort, user, "1");
+        assert!(admit(&policy, &sends(user, &[], &key, &value)).is_err(), "{user}: {value}");
+    }
+}
+
+#[test]
+fn only_people_the_controller_and_listed_accounts_may_send_requests() {
+    let policy = policy();
+    for user in
+        ["system:serviceaccount:shop:default", "system:node:worker-1", "system:kube-controller-manager"]
+    {
+        let (key, value) = request(UserAction::Promote, user, "1");
+        let refusals = admit(&policy, &sends(user, &[], &key, &value)).expect_err(user);
+        assert_eq!(refusals.len(), 1, "{refusals:?}");
+        assert!(
+            refusals[0].starts_with(&format!("{user} may not send Bellwether requests")),
+            "{}",
+            refusals[0]
+        );
+        assert!(refusals[0].contains("requestPolicy.extraRequesters"), "{}", refusals[0]);
+    }
+    let (key, value) = request(UserAction::Promote, DEPLOYER, "1");
+    assert_eq!(admit(&policy, &sends(DEPLOYER, &[], &key, &value)), Ok(()));
+}
+
+#[test]
+fn the_controller_sends_the_aborts_alerts_ask_for() {
+    let policy = policy();
+    let (key, value) = annotation(&UserRequest {
+        id: "alert-1".into(),
+        action: UserAction::Abort,
+        by: "alertmanager".into(),
+        revision: Some("7f9c2d".into()),
+        step: None,
+        alert: Some(FiringAlert {
+            name: "CheckoutErrors".into(),
+            labels: [("severity".to_string(), "page".to_string())].into(),
+            generator_url: "http://prometheus/graph?g0.expr=up".into(),
+            starts_at: None,
+        }),
+    });
+    assert_eq!(admit(&policy, &sends(CONTROLLER, &[], &key, &value)), Ok(()));
+    assert!(
+        admit(&policy, &sends("alice", &[], &key, &value)).is_err(),
+        "only the controller speaks for alerts"
+    );
+}
+
+#[test]
+fn writes_that_leave_others_requests_as_they_were_pass() {
+    let policy = policy();
+    let (key, value) = request(UserAction::Promote, "alice", "1");
+    let pending = [(key.as_str(), value.as_str())];
+    // Bob changes the spec (or another annotation) while Alice's request waits.
+    let mut after = rollout(&pending);
+    after["spec"]["replicas"] = json!(5);
+    assert_eq!(
+        admit(&policy, &Write { object: after, old: Some(rollout(&pending)), user: "bob".into() }),
+        Ok(())
+    );
+    assert_eq!(admit(&policy, &sends("bob", &pending, "team", "payments")), Ok(()));
+    // The controller removes it once handled; so may anyone who could patch the Rollout anyway.
+    for user in [CONTROLLER, "bob"] {
+        let removal = Write { object: rollout(&[]), old: Some(rollout(&pending)), user: user.into() };
+        assert_eq!(admit(&policy, &removal), Ok(()));
+    }
+    // Rewriting Alice's request is sending one.
+    let (_, abort) = request(UserAction::Abort, "alice", "1");
+    let rewrite =
+        Write { object: rollout(&[(&key, &abort)]), old: Some(rollout(&pending)), user: "bob".into() };
+    assert!(admit(&policy, &rewrite).is_err());
+    // A service account may edit a Rollout that carries a request, as long as it sends none.
+    let mut scaled = rollout(&pending);
+    scaled["spec"]["replicas"] = json!(9);
+    let autoscaler = "system:serviceaccount:kube-system:horizontal-pod-autoscaler";
+    assert_eq!(
+        admit(&policy, &Write { object: scaled, old: Some(rollout(&pending)), user: autoscaler.into() }),
+        Ok(())
+    );
+}
+
+#[test]
+fn creating_a_rollout_with_a_request_is_checked_too() {
+    let policy = policy();
+    let (key, value) = request(UserAction::Pause, "alice", "1");
+    let create = |user: &str| Write { object: rollout(&[(&key, &value)]), old: None, user: user.into() };
+    assert_eq!(admit(&policy, &create("alice")), Ok(()));
+    assert!(admit(&policy, &create("bob")).is_err());
+    let bare =
+        json!({"apiVersion": "bellwether.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"}});
+    for user in ["bob", "system:serviceaccount:argocd:argocd-application-controller"] {
+        assert_eq!(admit(&policy, &Write { object: bare.clone(), old: None, user: user.into() }), Ok(()));
+        let update = Write { object: bare.clone(), old: Some(bare.clone()), user: user.into() };
+        assert_eq!(admit(&policy, &update), Ok(()), "no annotations at all");
+    }
+}
+
+#[test]
+fn the_policy_matches_rollouts_and_fails_closed() {
+    let policy = policy();
+    assert_eq!(policy["kind"], "ValidatingAdmissionPolicy");
+    assert_eq!(policy["spec"]["failurePolicy"], "Fail");
+    let rule = &policy["spec"]["matchConstraints"]["resourceRules"][0];
+    assert_eq!(rule["apiGroups"], json!(["bellwether.dev"]));
+    assert_eq!(rule["resources"], json!(["rollouts"]));
+    assert_eq!(rule["operations"], json!(["CREATE", "UPDATE"]));
+}
+
+#[test]
+fn the_policy_exists_where_the_cluster_serves_it_and_binds_this_releases_rollouts() {
+    let file = "request-policy.yaml";
+    let served = r#".Values.requestPolicy.enabled (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy")"#;
+    for needle in ["kind: ValidatingAdmissionPolicy\n", "kind: ValidatingAdmissionPolicyBinding\n"] {
+        super::assert_only_when(file, needle, &format!("and {served}"));
+    }
+    super::assert_only_when(
+        file,
+        "bellwether.dev/instance-id: {{ .Values.instanceId | quote }}",
+        ".Values.instanceId",
+    );
+    let text = read(&chart().join("templates").join(file));
+    for stack in super::conditions_around(&text, "kubernetes.io/metadata.name: {{ . | quote }}") {
+        assert!(stack.contains(&"with .Values.watchNamespace".to_string()), "{stack:?}");
+    }
+    assert!(text.contains("operator: DoesNotExist"), "without an instance ID, the Rollouts with none");
+    assert!(text.contains("validationActions: {{ toJson .Values.requestPolicy.validationActions }}"));
+}
