@@ -8,6 +8,7 @@ mod audit;
 mod autoscaling;
 mod defaults;
 mod faults;
+mod gitops;
 mod harness;
 mod lagging;
 mod leader;
