@@ -370,3 +370,172 @@ fn the_recommended_judgment_rolls_back_at_most_one_good_canary_in_a_hundred() {
         }
     }
 }
+
+/// The `name` attribute of every element in `html` whose class list starts with `class`.
+fn attributes(html: &str, class: &str, name: &str) -> Vec<String> {
+    let element = regex::Regex::new(&format!(r#"<[a-z]+ class="{class}[^"]*"[^>]*>"#)).unwrap();
+    let attribute = regex::Regex::new(&format!(r#"\s{name}="([^"]*)""#)).unwrap();
+    element.find_iter(html).filter_map(|e| attribute.captures(e.as_str()).map(|c| c[1].to_string())).collect()
+}
+
+/// `19m40s` as seconds.
+fn clock_seconds(text: &str) -> f64 {
+    let (minutes, seconds) = text.trim_end_matches('s').split_once('m').expect("a clock");
+    minutes.parse::<f64>().unwrap() * 60.0 + seconds.parse::<f64>().unwrap()
+}
+
+#[test]
+fn the_html_timeline_draws_each_scenarios_weights_thresholds_and_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("timeline.html");
+    let (ok, out, err) = simulate(&["--html", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let html = std::fs::read_to_string(&path).expect("the page was written");
+    let sections: Vec<&str> = html.split("<section ").skip(1).collect();
+    assert_eq!(sections.len(), 2, "a panel per scenario");
+    let outcomes: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("Outcome: ")).collect();
+    for (section, outcome) in sections.iter().zip(&outcomes) {
+        // The same run as the text timeline: the outcome drawn where the text says it happened.
+        let (kind, rest) = outcome.split_once(" after ").expect("an outcome with a time");
+        let at = clock_seconds(rest.split([',', ' ']).next().unwrap());
+        assert_eq!(attributes(section, &format!("outcome {kind}"), "data-seconds"), vec![at.to_string()]);
+        assert!(section.contains(&format!("{kind} after")), "the heading says it: {section:.300}");
+        assert!(!attributes(section, "sample", "cx").is_empty(), "measurements are drawn");
+    }
+    // The example's error-rate template: fail above 1%, recover below 0.6%.
+    assert!(attributes(sections[0], "threshold", "data-value").contains(&"0.01".to_string()));
+    assert!(attributes(sections[0], "recover", "data-value").contains(&"0.006".to_string()));
+    // The staircase of the new revision's traffic: the good canary ends with all of it, the
+    // aborted one with none, after a climb that stopped short of it.
+    let ys = |section: &str| -> Vec<f64> {
+        let points = attributes(section, "weight", "points").pop().expect("a staircase");
+        points.split(' ').map(|p| p.split_once(',').unwrap().1.parse().unwrap()).collect()
+    };
+    let (top, bottom) = (30.0, 30.0 + 110.0);
+    let highest = |ys: &[f64]| ys.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(ys(sections[0]).last(), Some(&top), "100% at the top of the panel");
+    assert_eq!(ys(sections[1]).last(), Some(&bottom), "0% at its bottom");
+    let climbed = highest(&ys(sections[1]));
+    assert!(climbed > top && climbed < bottom, "the aborted canary had some traffic, never all");
+    assert!(sections[1].contains("class=\"sample failed"), "the breach is drawn as failed");
+}
+
+#[test]
+fn the_html_timeline_escapes_names_and_refuses_an_unwritable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = r#"<script>alert("x")</script>"#;
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic");
+    for entry in std::fs::read_dir(&example).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace("- name: error-rate\n", &format!("- name: '{hostile}'\n"));
+        std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    let path = dir.path().join("timeline.html");
+    let (ok, _, err) = simulate(&["-f", dir.path().to_str().unwrap(), "--html", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let html = std::fs::read_to_string(&path).unwrap();
+    assert!(!html.contains("<script"), "a name from a manifest is escaped");
+    assert!(html.contains("&lt;script&gt;"), "and still shown");
+
+    let (ok, _, err) = simulate(&["--html", dir.path().join("missing/timeline.html").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("cannot write") && err.contains("missing/timeline.html"), "{err}");
+}
+
+/// Renders `html` with headless Chromium (Debian's `chromium`, which ./scripts/test installs) into
+/// the PNG `shot`, `width` pixels wide and `height` high.
+fn screenshot(html: &std::path::Path, shot: &std::path::Path, width: u32, height: u32) {
+    let profile = tempfile::tempdir().unwrap();
+    let output = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--window-size={width},{height}"))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("running chromium ({e}): install Debian's chromium (./scripts/test does)")
+        });
+    assert!(output.status.success(), "chromium failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+fn decode(path: &std::path::Path) -> png::Reader<std::fs::File> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    png::Decoder::new(file).read_info().unwrap_or_else(|e| panic!("{} is not a PNG: {e}", path.display()))
+}
+
+/// How many pixels of each colour (`#rrggbb`) the picture has.
+fn pixels_of(mut reader: png::Reader<std::fs::File>, colours: &[&str]) -> Vec<usize> {
+    let mut buffer = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buffer).expect("a frame");
+    assert_eq!(frame.bit_depth, png::BitDepth::Eight);
+    let channels = frame.color_type.samples();
+    let rgb = |hex: &str| {
+        let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap();
+        [byte(1), byte(3), byte(5)]
+    };
+    let wanted: Vec<[u8; 3]> = colours.iter().map(|c| rgb(c)).collect();
+    let mut counts = vec![0; colours.len()];
+    for pixel in buffer[..frame.buffer_size()].chunks(channels) {
+        if let Some(i) = wanted.iter().position(|w| pixel[..3] == w[..]) {
+            counts[i] += 1;
+        }
+    }
+    counts
+}
+
+#[test]
+fn the_html_timeline_renders_in_headless_chromium() {
+    use bellwether::cli::simulate_html::{ABORTED_COLOUR, PROMOTED_COLOUR, WEIGHT_COLOUR};
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("timeline.html");
+    let (ok, _, err) = simulate(&["--html", page.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (width, height) = (1000, 1900);
+    let shot = dir.path().join("timeline.png");
+    screenshot(&page, &shot, width, height);
+    let reader = decode(&shot);
+    assert_eq!((reader.info().width, reader.info().height), (width, height));
+    let colours = [WEIGHT_COLOUR, PROMOTED_COLOUR, ABORTED_COLOUR];
+    let counts = pixels_of(reader, &colours);
+    // Lines hundreds of pixels long in each colour: the staircases, the promotion, the abort.
+    for (colour, count) in colours.iter().zip(&counts) {
+        assert!(*count > 500, "only {count} pixels of {colour}: {counts:?}");
+    }
+    // The picture in docs/simulate.md is this screenshot; BELLWETHER_UPDATE_SCREENSHOTS=1 takes it
+    // again. Chromium's text rendering differs between versions, so it is not compared by pixel.
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/images/simulate.png");
+    if std::env::var_os("BELLWETHER_UPDATE_SCREENSHOTS").is_some() {
+        std::fs::copy(&shot, &docs).expect("writing the docs' screenshot");
+    }
+    let in_docs = decode(&docs);
+    assert_eq!((in_docs.info().width, in_docs.info().height), (width, height));
+}
+
+#[test]
+fn many_runs_show_progress_on_a_terminal_and_none_on_a_pipe() {
+    let bin = env!("CARGO_BIN_EXE_bellwether");
+    // `script` (util-linux) runs the command on a pseudo-terminal, as a person's shell would.
+    let output = Command::new("script")
+        .args(["-qec", &format!("{bin} simulate --runs 40 --scenario good"), "/dev/null"])
+        .output()
+        .expect("running script");
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{terminal}");
+    assert!(terminal.contains("/40 runs"), "a progress line: {terminal:?}");
+    assert!(terminal.contains("40/40 runs\r\x1b[2K"), "finished, then erased: {terminal:?}");
+    let (ok, out, err) = simulate(&["--runs", "40", "--scenario", "good"]);
+    assert!(ok && err.is_empty(), "nothing but the table on a pipe: {err:?}");
+    assert!(!out.contains("runs\r"), "{out}");
+}

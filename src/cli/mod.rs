@@ -11,5 +11,6 @@ pub mod lint;
 pub mod rollout_ref;
 pub mod show;
 pub mod simulate;
+pub mod simulate_html;
 pub mod status;
 pub mod steer;

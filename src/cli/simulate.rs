@@ -5,8 +5,10 @@
 use crate::engine::format_value;
 use crate::sim::{self, Bellwether, Expect, Options, Outcome, Row, Scenario, Setup, SetupError, percentile};
 use chrono::Duration;
-use std::fmt::Write;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(clap::Args, Debug)]
 pub struct SimulateArgs {
@@ -34,6 +36,10 @@ pub struct SimulateArgs {
     /// How long the simulated person takes to promote an indefinite `pause: {}`.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub approve_after: Duration,
+    /// Also draw the timeline of each scenario (the run with --seed) into this HTML file: the
+    /// weight staircase, each metric against its threshold and recovery bound, and the outcome.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -52,6 +58,8 @@ pub enum SimulateError {
     Rps,
     #[error("--runs must be at least 1")]
     Runs,
+    #[error("cannot write {path}: {reason}")]
+    Write { path: PathBuf, reason: std::io::Error },
 }
 
 /// Runs the simulation the arguments ask for and returns the report to print.
@@ -93,13 +101,23 @@ pub fn simulate(args: &SimulateArgs) -> Result<String, SimulateError> {
     for (name, signal) in &signals {
         let _ = writeln!(out, "  {name:width$}  the canary's {}", signal.describe());
     }
+    // The run with --seed of each scenario: the timelines shown, or drawn.
+    let seeded: Vec<(String, sim::Run)> = if args.runs == 1 || args.html.is_some() {
+        let run = |scenario: &Scenario| sim::run(&setup, scenario, &options, &Bellwether);
+        scenarios.iter().map(|scenario| (scenario.name().to_string(), run(scenario))).collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(path) = &args.html {
+        std::fs::write(path, super::simulate_html::page(&setup, &seeded))
+            .map_err(|reason| SimulateError::Write { path: path.clone(), reason })?;
+    }
     if args.runs == 1 {
-        for scenario in &scenarios {
-            let run = sim::run(&setup, scenario, &options, &Bellwether);
-            let _ = writeln!(out, "\nScenario {}:", scenario.name());
+        for (name, run) in &seeded {
+            let _ = writeln!(out, "\nScenario {name}:");
             out.push_str(&timeline(&run.timeline));
             let _ = writeln!(out, "Outcome: {}", describe(&run.outcome));
-            let _ = writeln!(out, "Cost: {}", cost(&run, setup.spec.replicas));
+            let _ = writeln!(out, "Cost: {}", cost(run, setup.spec.replicas));
             for (at, violation) in &run.violations {
                 let _ = writeln!(out, "Invariant broken at {}: {violation}", clock(*at));
             }
@@ -213,6 +231,23 @@ pub fn timeline(rows: &[Row]) -> String {
     out
 }
 
+/// Shows on the terminal how many of a scenario's `runs` are `done`, until all are; the line is
+/// erased at the end, so that the table that follows reads as if it had never been there.
+fn progress(scenario: &str, done: &AtomicU64, runs: u64) {
+    let mut stderr = std::io::stderr();
+    loop {
+        let finished = done.load(Ordering::Relaxed);
+        let filled = (30 * finished / runs) as usize;
+        let _ = write!(stderr, "\r  {scenario} [{:<30}] {finished}/{runs} runs", "#".repeat(filled));
+        let _ = stderr.flush();
+        if finished >= runs {
+            let _ = write!(stderr, "\r\x1b[2K");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Runs every scenario `runs` times, spread over the machine's cores, and tabulates the outcomes.
 fn distribution(setup: &Setup, scenarios: &[Scenario], options: &Options, runs: u64) -> String {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
@@ -223,20 +258,27 @@ fn distribution(setup: &Setup, scenarios: &[Scenario], options: &Options, runs: 
         "scenario", "runs", "promoted", "aborted", "held", "verdict", "detect p50/p95", "promote p50/p95"
     );
     for scenario in scenarios {
+        let done = AtomicU64::new(0);
         let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
                 .map(|worker| {
+                    let done = &done;
                     scope.spawn(move || {
                         (worker..runs)
                             .step_by(threads as usize)
                             .map(|i| {
                                 let options = Options { seed: options.seed + i, ..options.clone() };
-                                (i, sim::run(setup, scenario, &options, &Bellwether).outcome)
+                                let outcome = sim::run(setup, scenario, &options, &Bellwether).outcome;
+                                done.fetch_add(1, Ordering::Relaxed);
+                                (i, outcome)
                             })
                             .collect::<Vec<_>>()
                     })
                 })
                 .collect();
+            if std::io::stderr().is_terminal() {
+                scope.spawn(|| progress(scenario.name(), &done, runs));
+            }
             let mut all: Vec<(u64, Outcome)> =
                 workers.into_iter().flat_map(|w| w.join().expect("a simulation panicked")).collect();
             all.sort_by_key(|(i, _)| *i);
