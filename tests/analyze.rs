@@ -487,7 +487,7 @@ fn the_table_shows_states_and_when_the_verdict_fired() {
         .expect("bellwether runs");
     let table = String::from_utf8(output.stdout).unwrap();
     assert_eq!(output.status.code(), Some(FAILED), "{}", String::from_utf8_lossy(&output.stderr));
-    // The README shows these lines.
+    // docs/analysis.md shows these lines.
     assert!(
         table.contains("  2024-02-01 00:01:00      0.015000  Breaching  error-rate: breaching since 00:01:00, 0.015 > max 0.01 (breachFor 2m)"),
         "{table}"

@@ -289,7 +289,7 @@ proptest! {
     }
 }
 
-/// The timeline the README uses to explain hysteresis; keep the two in step.
+/// The timeline docs/analysis.md uses to explain hysteresis; keep the two in step.
 #[test]
 fn the_readme_timeline_holds() {
     let m = metric(0.01, "2m", Some(0.005), "3m", Some(5));

@@ -373,7 +373,7 @@ pub struct AnalysisRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Duration>,
     /// How long the run may take to reach a verdict before it ends in Error: the analysis step's
-    /// `timeout`. Without it the bound is derived from the metrics; see the README.
+    /// `timeout`. Without it the bound is derived from the metrics; see docs/concepts.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
     /// Set to stop the run; it ends with its current verdict.

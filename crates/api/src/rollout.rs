@@ -330,8 +330,8 @@ pub struct AnalysisStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Duration>,
     /// How long the analysis may take to reach a verdict; past it, it ends in Error and the
-    /// rollout follows `onAnalysisFailure`. Defaults to a bound derived from the metrics: see the
-    /// README.
+    /// rollout follows `onAnalysisFailure`. Defaults to a bound derived from the metrics: see
+    /// docs/concepts.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
 }

@@ -971,7 +971,7 @@ fn rollout_arg_value(src: &mut Source, field: &str) -> Option<String> {
         &[(
             "podTemplateHashValue",
             "Bellwether's revisions are not Argo's pod template hashes: in the template, use {{canary.revision}} or \
-             {{stable.revision}} against the revision label (see \"Give metrics a revision label\" in the README)",
+             {{stable.revision}} against the revision label (see \"Give metrics a revision label\" in docs/analysis.md)",
         )],
     );
     if src.has(&format!("{field}.podTemplateHashValue")) {
