@@ -1,43 +1,31 @@
-//! The chart's ValidatingAdmissionPolicy for requests (`templates/request-policy.yaml`): its CEL,
-//! evaluated by the `cel` interpreter against admission requests as the API server builds them (the
-//! Rollout after the write, the Rollout before it or null on create, and the user who wrote).
+//! The chart's ValidatingAdmissionPolicy for requests (`templates/request-policy.yaml`), rendered by
+//! Helm: its CEL, evaluated by the `cel` interpreter against admission requests as the API server
+//! builds them (the Rollout after the write, the Rollout before it or null on create, and the user
+//! who wrote).
 
-use super::{chart, read};
+use super::helm::{ADMISSION_POLICY_API, rendered, with_image};
 use bellwether::api::FiringAlert;
 use bellwether::controller::requests::annotation;
 use bellwether::engine::{UserAction, UserRequest};
 use cel::{Context, Program, Value as Cel};
-use regex::Regex;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
-const NAMESPACE: &str = "bellwether-system";
-const CONTROLLER: &str = "system:serviceaccount:bellwether-system:bellwether";
+/// The controller's ServiceAccount: release `t`'s, in namespace `bellwether`.
+const CONTROLLER: &str = "system:serviceaccount:bellwether:t-bellwether";
 /// A CI pipeline's account, listed in `requestPolicy.extraRequesters`.
 const DEPLOYER: &str = "system:serviceaccount:ci:deployer";
 
-/// The policy as Helm renders it for a release named `bellwether` in [`NAMESPACE`], with
-/// [`DEPLOYER`] in `requestPolicy.extraRequesters`. Helm is not run: the template's few actions are
-/// replaced by what they render to, and the test fails if one is left.
+/// The policy as Helm renders it where the cluster serves the API, with [`DEPLOYER`] in
+/// `requestPolicy.extraRequesters`.
 fn policy() -> Value {
-    let text = read(&chart().join("templates/request-policy.yaml"));
-    let (policy, _binding) = text.split_once("\n---\n").expect("the policy, then its binding");
-    let comment = Regex::new(r"(?s)\{\{/\*.*?\*/\}\}\n").unwrap();
-    let mut rendered = comment.replace_all(policy, "").into_owned();
-    for (action, value) in [
-        ("{{ $fullname }}", "bellwether".to_string()),
-        ("{{ .Release.Namespace }}", NAMESPACE.to_string()),
-        (r#"{{ include "bellwether.serviceAccountName" . }}"#, "bellwether".to_string()),
-        ("{{ toJson .Values.requestPolicy.extraRequesters }}", json!([DEPLOYER]).to_string()),
-    ] {
-        assert!(rendered.contains(action), "{action} is not in the policy");
-        rendered = rendered.replace(action, &value);
-    }
-    // The `if`, the `$fullname` and the labels: lines that render to nothing the test needs.
-    let rendered: Vec<&str> = rendered.lines().filter(|line| !line.trim_start().starts_with("{{-")).collect();
-    let rendered = rendered.join("\n");
-    assert!(!rendered.contains("{{"), "an action is left unrendered:\n{rendered}");
-    serde_yaml::from_str(&rendered).expect("the rendered policy parses")
+    static POLICY: LazyLock<Value> = LazyLock::new(|| {
+        let requesters = format!("requestPolicy.extraRequesters={{{DEPLOYER}}}");
+        let rendered = rendered(&with_image(&[&requesters]), &[ADMISSION_POLICY_API]);
+        rendered.get("ValidatingAdmissionPolicy", "t-bellwether-requests").clone()
+    });
+    POLICY.clone()
 }
 
 fn evaluate(context: &Context, expression: &str) -> Cel {
@@ -296,24 +284,4 @@ fn the_policy_matches_rollouts_and_fails_closed() {
     assert_eq!(rule["apiGroups"], json!(["bellwether.dev"]));
     assert_eq!(rule["resources"], json!(["rollouts"]));
     assert_eq!(rule["operations"], json!(["CREATE", "UPDATE"]));
-}
-
-#[test]
-fn the_policy_exists_where_the_cluster_serves_it_and_binds_this_releases_rollouts() {
-    let file = "request-policy.yaml";
-    let served = r#".Values.requestPolicy.enabled (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy")"#;
-    for needle in ["kind: ValidatingAdmissionPolicy\n", "kind: ValidatingAdmissionPolicyBinding\n"] {
-        super::assert_only_when(file, needle, &format!("and {served}"));
-    }
-    super::assert_only_when(
-        file,
-        "bellwether.dev/instance-id: {{ .Values.instanceId | quote }}",
-        ".Values.instanceId",
-    );
-    let text = read(&chart().join("templates").join(file));
-    for stack in super::conditions_around(&text, "kubernetes.io/metadata.name: {{ . | quote }}") {
-        assert!(stack.contains(&"with .Values.watchNamespace".to_string()), "{stack:?}");
-    }
-    assert!(text.contains("operator: DoesNotExist"), "without an instance ID, the Rollouts with none");
-    assert!(text.contains("validationActions: {{ toJson .Values.requestPolicy.validationActions }}"));
 }

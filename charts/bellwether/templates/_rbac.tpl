@@ -1,6 +1,6 @@
 {{/*
 The API calls the controller makes, as RBAC rules: exactly the verbs it uses and nothing more.
-tests/chart.rs checks these rules against the calls in src/controller.
+tests/chart/rendered.rs checks the rendered rules against the calls in src/controller.
 */}}
 
 {{/* Namespaced resources: granted cluster-wide, or by a Role in watchNamespace. */}}

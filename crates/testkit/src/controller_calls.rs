@@ -1,5 +1,5 @@
 //! The API calls the Bellwether controller makes, as RBAC names them. The chart's RBAC rules must
-//! grant exactly these (tests/chart.rs), and the end-to-end suite checks that the controller makes
+//! grant exactly these (tests/chart/rendered.rs), and the end-to-end suite checks that the controller makes
 //! no call outside them (every e2e test, when its controller stops).
 
 /// The API calls the controller makes, as (group, resource, verbs). This mirrors src/controller:
