@@ -485,6 +485,10 @@ const COMBINATIONS: &[(&str, &[&str])] = &[
         &["logFormat=text", "concurrency=64", "prometheusConcurrency=32", "resyncSeconds=300"],
     ),
     (
+        "extra flags overriding the chart's",
+        &["replicas=2", "extraArgs={--lease-duration-seconds=20,--log-format,text}"],
+    ),
+    (
         "pod placement and metadata",
         &[
             "priorityClassName=system-cluster-critical",

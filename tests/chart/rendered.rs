@@ -3,6 +3,7 @@
 
 use super::helm::{ADMISSION_POLICY_API, IMAGE, NAMESPACE, Rendered, rendered, template, with_image};
 use super::parse_controller_args;
+use bellwether::cli::controller::LogFormat;
 use bellwether_testkit::controller_calls::CONTROLLER_CALLS;
 use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +21,82 @@ fn refused(sets: &[&str]) -> String {
         Ok(rendered) => panic!("helm template renders {sets:?}:\n{:?}", rendered.names()),
         Err(message) => message,
     }
+}
+
+#[test]
+fn the_readmes_extra_args_example_overrides_the_chart_flag() {
+    // The chart README's example, with the flag the chart sets from leaderElection too.
+    let rendered = rendered(
+        &with_image(&[
+            "watchNamespace=shop",
+            "instanceId=blue",
+            "replicas=2",
+            "podDisruptionBudget.enabled=true",
+            "extraArgs={--lease-duration-seconds=20}",
+        ]),
+        &[],
+    );
+    let args = rendered.args();
+    assert_eq!(count(&args, "--lease-duration-seconds"), 1, "{args:?}");
+    assert!(args.contains(&"--lease-duration-seconds=20".to_string()), "{args:?}");
+    let parsed = parse_controller_args(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert_eq!(parsed.lease_duration_seconds, 20);
+    assert!(parsed.leader_elect);
+    for documented in [
+        "--namespace=shop",
+        "--instance-id=blue",
+        "--leader-elect",
+        "--leader-elect-namespace=bellwether",
+        "--identity=$(POD_NAME)",
+    ] {
+        assert!(args.contains(&documented.to_string()), "no {documented} in {args:?}");
+    }
+}
+
+#[test]
+fn extra_args_override_only_the_flags_they_name() {
+    let rendered = rendered(
+        &with_image(&[
+            "replicas=2",
+            "watchNamespace=shop",
+            "alerts.enabled=true",
+            "alerts.authSecret=bellwether-alerts",
+            "readableSecrets[0].namespace=shop",
+            "readableSecrets[0].name=prometheus-token",
+            // Flags whose names end another flag's, one as two arguments, and a repeatable one.
+            "extraArgs={--leader-elect-namespace=elsewhere,--alerts-auth-secret-namespace=secrets,--log-format,text,--readable-secret=shop/extra}",
+        ]),
+        &[],
+    );
+    let args = rendered.args();
+    for (flag, times) in [
+        ("--namespace", 1),
+        ("--leader-elect-namespace", 1),
+        ("--alerts-auth-secret", 1),
+        ("--alerts-auth-secret-namespace", 1),
+        ("--log-format", 1),
+        ("--readable-secret", 2),
+    ] {
+        assert_eq!(count(&args, flag), times, "{flag} in {args:?}");
+    }
+    let parsed = parse_controller_args(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert_eq!(parsed.namespace.as_deref(), Some("shop"));
+    assert_eq!(parsed.leader_elect_namespace.as_deref(), Some("elsewhere"));
+    assert_eq!(parsed.alerts_auth_secret.as_deref(), Some("bellwether-alerts"));
+    assert_eq!(parsed.alerts_auth_secret_namespace.as_deref(), Some("secrets"));
+    assert_eq!(parsed.log_format, LogFormat::Text);
+    assert_eq!(
+        parsed.readable_secrets,
+        [("shop".to_string(), "prometheus-token".to_string()), ("shop".into(), "extra".into())]
+    );
+    // A switch the chart sets is given once too.
+    let args = rendered_args(&["replicas=2", "extraArgs={--leader-elect}"]);
+    assert_eq!(count(&args, "--leader-elect"), 1, "{args:?}");
+    assert!(parse_controller_args(&args).is_ok());
+}
+
+fn rendered_args(sets: &[&str]) -> Vec<String> {
+    rendered(&with_image(sets), &[]).args()
 }
 
 #[test]
