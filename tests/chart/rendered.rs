@@ -2,7 +2,7 @@
 //! the alert receiver, the image, NOTES.txt, and the values the schema refuses.
 
 use super::helm::{ADMISSION_POLICY_API, IMAGE, NAMESPACE, Rendered, rendered, template, with_image};
-use super::parse_controller_args;
+use super::{chart, parse_controller_args, read};
 use bellwether::cli::controller::LogFormat;
 use bellwether_testkit::controller_calls::CONTROLLER_CALLS;
 use serde_json::{Value as Json, json};
@@ -442,6 +442,25 @@ fn the_alert_receiver_refuses_to_render_without_exactly_one_kind_of_credentials(
     let both =
         refused(&with_image(&["alerts.enabled=true", "alerts.authSecret=s", "alerts.insecureNoAuth=true"]));
     assert!(both.contains("exclusive"), "{both}");
+}
+
+#[test]
+fn the_image_must_be_set_and_is_named_as_given() {
+    // helm lint only logs what `required` and `fail` say: it cannot catch this.
+    let message = refused(&[]);
+    assert!(
+        message.contains("image.repository is not set") && message.contains("Dockerfile"),
+        "the refusal does not say what to do: {message}"
+    );
+    let image =
+        |sets: &[&str]| container(&rendered(&with_image(sets), &[]))["image"].as_str().unwrap().to_string();
+    assert_eq!(image(&[]), format!("registry.example.com/bellwether:{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(image(&["image.tag=0.2.0-rc.1"]), "registry.example.com/bellwether:0.2.0-rc.1");
+    assert_eq!(
+        read(&chart().join("values.yaml")).matches("  repository: \"\"\n").count(),
+        1,
+        "no default image"
+    );
 }
 
 #[test]
