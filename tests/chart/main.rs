@@ -44,7 +44,14 @@ fn chart_yaml_parses_as_a_v2_chart() {
 /// Checks that values.yaml and the schema declare the same settings: every value has a schema and
 /// every property the schema declares has a default in values.yaml, so that values.yaml documents
 /// them all. (helm lint, in helm.rs, validates values.yaml against the schema.)
-fn check_declared(path: &str, value: &Yaml, schema: &Json, problems: &mut Vec<String>) {
+fn check_declared(path: &str, value: &Yaml, schema: &Json, root: &Json, problems: &mut Vec<String>) {
+    let schema = match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.strip_prefix("#/definitions/").expect("references to definitions only");
+            &root["definitions"][name]
+        }
+        None => schema,
+    };
     let Some(mapping) = value.as_mapping() else { return };
     match schema["properties"].as_object() {
         Some(properties) => {
@@ -52,7 +59,7 @@ fn check_declared(path: &str, value: &Yaml, schema: &Json, problems: &mut Vec<St
                 let key = key.as_str().expect("string keys");
                 match properties.get(key) {
                     Some(child_schema) => {
-                        check_declared(&format!("{path}.{key}"), child, child_schema, problems)
+                        check_declared(&format!("{path}.{key}"), child, child_schema, root, problems)
                     }
                     None => problems.push(format!("{path}.{key}: not declared in the schema")),
                 }
@@ -76,7 +83,7 @@ fn values_yaml_and_the_schema_declare_the_same_settings() {
     assert_eq!(schema["$schema"].as_str(), Some("http://json-schema.org/draft-07/schema#"));
     assert_eq!(schema["additionalProperties"], Json::Bool(false));
     let mut problems = Vec::new();
-    check_declared(".Values", &values(), &schema, &mut problems);
+    check_declared(".Values", &values(), &schema, &schema, &mut problems);
     assert!(problems.is_empty(), "values.yaml and values.schema.json disagree:\n{}", problems.join("\n"));
 }
 

@@ -1,7 +1,9 @@
 //! What each setting of the chart renders, by real Helm (`helm.rs`): the controller's flags, RBAC,
 //! the alert receiver, the image, NOTES.txt, and the values the schema refuses.
 
-use super::helm::{ADMISSION_POLICY_API, IMAGE, NAMESPACE, Rendered, rendered, template, with_image};
+use super::helm::{
+    ADMISSION_POLICY_API, IMAGE, NAMESPACE, Rendered, lint, problems, rendered, template, with_image,
+};
 use super::{chart, parse_controller_args, read};
 use bellwether::cli::controller::LogFormat;
 use bellwether_testkit::controller_calls::CONTROLLER_CALLS;
@@ -461,6 +463,54 @@ fn the_image_must_be_set_and_is_named_as_given() {
         1,
         "no default image"
     );
+}
+
+#[test]
+fn values_that_kubernetes_or_the_controller_would_refuse_are_refused() {
+    for (set, why) in [
+        ("watchNamespace=Shop_1", "/watchNamespace"),
+        ("watchNamespace=shop.example", "/watchNamespace"),
+        ("instanceId=Blue Team", "/instanceId"),
+        ("instanceId=blue-", "/instanceId"),
+        ("image.repository=Registry.example.com/Bellwether", "/image/repository"),
+        ("image.repository=registry.example.com/bellwether:0.1.0", "/image/repository"),
+        ("image.tag=0.1.0 beta", "/image/tag"),
+        ("readableSecrets[0].namespace=Shop", "/readableSecrets/0/namespace"),
+        ("serviceAccount.name=Bellwether_Controller", "/serviceAccount/name"),
+        ("alerts.authSecret=alerts token", "/alerts/authSecret"),
+        ("alerts.tls.secretName=-tls", "/alerts/tls/secretName"),
+        ("alerts.port=8081", "/alerts/port"),
+        ("podLabels.team=platform team", "/podLabels/team"),
+        ("podLabels.my team=platform", "'my team'"),
+        ("podAnnotations.example\\.com/=x", "'example.com/'"),
+        ("nodeSelector.kubernetes\\.io/os=linux os", "/nodeSelector"),
+        ("priorityClassName=High", "/priorityClassName"),
+        ("imagePullSecrets[0].name=Registry", "/imagePullSecrets/0/name"),
+        ("metrics.serviceMonitor.interval=30 seconds", "/metrics/serviceMonitor/interval"),
+        ("podDisruptionBudget.minAvailable=half", "/podDisruptionBudget/minAvailable"),
+        ("requestPolicy.extraRequesters={ci\"deployer}", "/requestPolicy/extraRequesters/0"),
+        ("extraArgs={}", "/extraArgs/0"),
+        ("prometheusAuth.readSecrets=true", "prometheusAuth"),
+        ("replica=2", "replica"),
+    ] {
+        let sets = with_image(&[set]);
+        let message = refused(&sets);
+        assert!(
+            message.contains("don't meet the specifications of the schema") && message.contains(why),
+            "{set}: {message}"
+        );
+        assert!(lint(&sets).is_err(), "helm lint passes {set}");
+    }
+    // What the patterns let through.
+    for set in [
+        "image.repository=localhost:5000/platform/bell_wether",
+        "instanceId=Blue.Team-2",
+        "podDisruptionBudget.minAvailable=50%",
+        "metrics.serviceMonitor.interval=1h30m",
+    ] {
+        let rendered = rendered(&with_image(&[set]), &[]);
+        assert_eq!(problems(&rendered), Vec::<String>::new(), "{set}");
+    }
 }
 
 #[test]
