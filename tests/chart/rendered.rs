@@ -591,3 +591,84 @@ fn the_request_policy_exists_where_the_cluster_serves_it_and_binds_this_releases
         })
     );
 }
+
+/// The `helm` commands in a code block of the chart's README under "Check the chart", joined
+/// across `\` line ends, each with what a `# fails: TEXT` comment says its error must contain.
+fn readme_commands() -> Vec<(Vec<String>, Option<String>)> {
+    let readme = read(&chart().join("README.md"));
+    let section = readme.split("\n## Check the chart\n").nth(1).expect("a section \"Check the chart\"");
+    let block = section.split("```sh\n").nth(1).and_then(|b| b.split("```").next()).expect("a sh block");
+    let mut commands = Vec::new();
+    for line in block.replace("\\\n", " ").lines().filter(|l| !l.trim().is_empty()) {
+        let (command, comment) = line.split_once('#').map_or((line, None), |(c, m)| (c, Some(m.trim())));
+        let fails = comment.map(|m| {
+            m.strip_prefix("fails: ")
+                .unwrap_or_else(|| panic!("a comment other than `fails: ...`: {m}"))
+                .to_string()
+        });
+        commands.push((shell_words(command), fails));
+    }
+    commands
+}
+
+/// `line` split into words as a shell would, for the plain words and single-quoted ones the
+/// README uses; anything else is refused rather than guessed at.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                word.get_or_insert_with(String::new);
+            }
+            c if c.is_whitespace() && !quoted => words.extend(word.take()),
+            '"' | '\\' | '$' | '`' | '*' | '?' | ';' | '&' | '|' | '<' | '>' if !quoted => {
+                panic!("{c:?} in a README command: extend shell_words to read {line:?}")
+            }
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    assert!(!quoted, "an unclosed quote in {line:?}");
+    words.extend(word);
+    words
+}
+
+#[test]
+fn shell_words_reads_the_readmes_quoting() {
+    assert_eq!(
+        shell_words("helm template t  charts/bellwether --set 'extraArgs={--a=1}' --set x=''"),
+        ["helm", "template", "t", "charts/bellwether", "--set", "extraArgs={--a=1}", "--set", "x="]
+    );
+    assert!(std::panic::catch_unwind(|| shell_words("helm --set \"a=b\"")).is_err());
+    assert!(std::panic::catch_unwind(|| shell_words("helm --set 'a=b")).is_err());
+}
+
+#[test]
+fn the_commands_in_the_charts_readme_do_what_it_says() {
+    let commands = readme_commands();
+    assert!(commands.len() >= 5, "{commands:?}");
+    for (words, fails) in commands {
+        assert_eq!(words[0], "helm", "{words:?}");
+        let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+        let (ok, stdout, stderr) = super::helm::run_tools(&args, "");
+        match (fails, ok) {
+            (None, true) if args[0] == "template" => {
+                let rendered = super::helm::parse_rendered(&stdout);
+                assert_eq!(problems(&rendered), Vec::<String>::new(), "{words:?}");
+            }
+            (None, true) => {}
+            (None, false) => panic!("{words:?} fails:\n{stdout}\n{stderr}"),
+            (Some(expected), false) => {
+                assert!(
+                    format!("{stdout}{stderr}").contains(&expected),
+                    "{words:?} fails without saying {expected:?}:\n{stdout}\n{stderr}"
+                )
+            }
+            (Some(expected), true) => {
+                panic!("{words:?} succeeds, though the README says it fails: {expected}")
+            }
+        }
+    }
+}
