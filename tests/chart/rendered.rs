@@ -524,7 +524,7 @@ fn notes_say_what_was_installed_how_to_check_it_and_what_next() {
         "kubectl -n bellwether rollout status deployment/t-bellwether",
         "kubectl -n bellwether logs deployment/t-bellwether",
         "does not serve ValidatingAdmissionPolicy",
-        "Install in a cluster: from nothing to a first canary",
+        "docs/install.md walks through each step",
     ] {
         assert!(notes.contains(expected), "no {expected:?} in NOTES.txt:\n{notes}");
     }
