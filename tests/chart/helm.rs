@@ -561,6 +561,25 @@ fn every_documented_combination_lints_and_renders_what_the_api_server_accepts() 
 }
 
 #[test]
+fn the_crds_helm_installs_first_are_valid_definitions() {
+    let mut crds = Vec::new();
+    for entry in std::fs::read_dir(chart().join("crds")).expect("crds/") {
+        let path = entry.expect("a directory entry").path();
+        crds.push(serde_yaml::from_str::<Json>(&super::read(&path)).expect("a CRD parses"));
+    }
+    assert_eq!(crds.len(), 4, "Rollout, AnalysisTemplate, ClusterAnalysisTemplate, AnalysisRun");
+    let mut problems: Vec<String> = crds.iter().flat_map(metadata_problems).collect();
+    for (version, verdicts) in validate(&crds) {
+        for (crd, verdict) in crds.iter().zip(verdicts) {
+            if verdict != Verdict::Valid(true) {
+                problems.push(format!("{}, Kubernetes {version}: {verdict:?}", crd["metadata"]["name"]));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
 fn the_checks_catch_what_the_api_server_or_the_controller_would_refuse() {
     let original = rendered(&[IMAGE], &[]);
     assert_eq!(problems(&original), Vec::<String>::new());
