@@ -861,7 +861,51 @@ async fn forbidden_writes_are_refused_as_rbac_would_and_reads_still_work() {
     };
     assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
     assert!(status.message.contains("cannot create resource \"services\""), "{}", status.message);
+    assert!(status.message.contains("User \"test-admin\""), "{}", status.message);
     assert!(services.list(&ListParams::default()).await.expect("reads still work").items.is_empty());
+    let as_alice: Api<Service> = Api::namespaced(server.client_as("alice"), NAMESPACE);
+    let Err(Error::Api(status)) = as_alice.create(&PostParams::default(), &service).await else {
+        panic!("a forbidden create succeeded");
+    };
+    assert!(status.message.contains("User \"alice\" cannot create"), "the refused user: {}", status.message);
+}
+
+#[tokio::test]
+async fn discovery_lists_a_group_versions_resources_and_an_unserved_group_is_404_throughout() {
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    let bellwether = client.list_api_group_resources("bellwether.dev/v1alpha1").await.expect("discovery");
+    assert_eq!(bellwether.group_version, "bellwether.dev/v1alpha1");
+    let rollouts = bellwether.resources.iter().find(|r| r.name == "rollouts").expect("rollouts are served");
+    assert_eq!((rollouts.kind.as_str(), rollouts.namespaced), ("Rollout", true));
+    assert!(bellwether.resources.iter().any(|r| r.name == "rollouts/status"));
+    let core = client.list_core_api_resources("v1").await.expect("discovery of the core group");
+    assert!(core.resources.iter().any(|r| r.name == "services"));
+    let Err(Error::Api(status)) = client.list_api_group_resources("bellwether.dev/v1").await else {
+        panic!("a version the server does not serve was discovered");
+    };
+    assert_eq!(status.code, 404);
+
+    server.stop_serving_group("bellwether.dev");
+    let Err(Error::Api(status)) = client.list_api_group_resources("bellwether.dev/v1alpha1").await else {
+        panic!("an unserved group was discovered");
+    };
+    assert_eq!(status.code, 404);
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NAMESPACE);
+    let Err(Error::Api(status)) = rollouts.list(&ListParams::default()).await else {
+        panic!("an unserved group's resources were listed");
+    };
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (
+            404,
+            "the server could not find the requested resource (/apis/bellwether.dev/v1alpha1/namespaces/shop/rollouts)"
+        )
+    );
+    let services: Api<Service> = Api::namespaced(client, NAMESPACE);
+    assert!(
+        services.list(&ListParams::default()).await.expect("other groups are still served").items.is_empty()
+    );
 }
 
 #[tokio::test]
@@ -877,6 +921,21 @@ async fn the_call_log_records_each_users_calls_in_rbac_terms() {
     let call = |verb: &str| (String::new(), "services".to_string(), verb.to_string());
     assert_eq!(log.calls_of("alice"), [call("create"), call("list")].into_iter().collect());
     assert_eq!(log.calls_of(""), [call("get")].into_iter().collect());
+    assert!(log.groups_of("alice").is_empty());
+}
+
+#[tokio::test]
+async fn the_call_log_records_the_groups_a_user_acts_as() {
+    let server = TestApiServer::start().await;
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig()).expect("a kubeconfig");
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("a configuration");
+    config.auth_info.impersonate = Some("alice".into());
+    config.auth_info.impersonate_groups = Some(vec!["ops".into(), "oncall".into()]);
+    let client = kube::Client::try_from(config).expect("a client");
+    Api::<Service>::namespaced(client, NAMESPACE).list(&ListParams::default()).await.expect("listing");
+    let groups: Vec<String> = server.call_log().groups_of("alice").into_iter().collect();
+    assert_eq!(groups, ["oncall", "ops"]);
 }
 
 #[tokio::test]

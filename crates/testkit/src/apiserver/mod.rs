@@ -21,8 +21,12 @@
 //! - Dry runs are refused rather than ignored.
 //! - The simulated Gateway accepts every parent a route names; no Gateway objects are needed.
 //!
+//! It serves discovery of each group version (`GET /apis/GROUP/VERSION`), so that a client can tell
+//! a group that is not served from an object that does not exist.
+//!
 //! Behaviours a test can ask for, to see the controller cope with them: injected 409 conflicts,
-//! forbidden writes, dropped watches, a watch answered 410 Gone, and lagging watches. The watches of
+//! forbidden writes, dropped watches, a watch answered 410 Gone, lagging watches, and an API group
+//! that is not served (CRDs that are not installed). The watches of
 //! the resources named in [`Options::watch_delays`] lag as a controller's watch cache that falls
 //! behind the API server does: each change event arrives a random time late, up to a maximum, drawn
 //! from a seeded generator, and the events of one stream stay in order.
@@ -31,6 +35,7 @@
 
 mod controllers;
 mod defaults;
+mod discovery;
 mod patch;
 mod resources;
 mod routes;
@@ -166,6 +171,12 @@ impl TestApiServer {
         self.store.forbid_writes(plural);
     }
 
+    /// Answers every request under this API group (such as `bellwether.dev`) with 404, discovery
+    /// included, as an API server does for a group whose CRDs are not installed.
+    pub fn stop_serving_group(&self, group: &str) {
+        self.store.stop_serving_group(group);
+    }
+
     /// Ends every open watch stream.
     pub fn drop_watches(&self) {
         self.store.drop_watches();
@@ -185,6 +196,11 @@ impl CallLog {
     /// Every (API group, resource with subresource, verb) that `user` called.
     pub fn calls_of(&self, user: &str) -> BTreeSet<(String, String, String)> {
         self.0.counts_of(user).into_keys().collect()
+    }
+
+    /// Every group `user` said it acts as (by impersonation, `Impersonate-Group`) in its calls.
+    pub fn groups_of(&self, user: &str) -> BTreeSet<String> {
+        self.0.groups_of(user)
     }
 
     /// How many requests `user` made so far in each (API group, resource with subresource, verb).

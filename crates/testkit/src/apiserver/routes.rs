@@ -1,5 +1,6 @@
 //! HTTP routing: the REST paths and verbs of the Kubernetes API, mapped onto the store.
 
+use super::discovery;
 use super::resources::{self, Resource};
 use super::scale;
 use super::selector::Selector;
@@ -141,19 +142,62 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 
 const SELF_SUBJECT_REVIEWS: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
 
+/// The user a request impersonates (`Impersonate-User`), empty for none.
+fn impersonated_user(headers: &http::HeaderMap) -> &str {
+    headers.get("impersonate-user").and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// The groups a request impersonates, one `Impersonate-Group` header each.
+fn impersonated_groups(headers: &http::HeaderMap) -> Vec<String> {
+    headers.get_all("impersonate-group").iter().filter_map(|v| v.to_str().ok()).map(String::from).collect()
+}
+
 /// Who the client is, as `kubectl auth whoami` asks. The test server authenticates nobody: the user
-/// is the one the client impersonates (`Impersonate-User`), or `test-admin`.
+/// is the one the client impersonates, or `test-admin`; the groups are the impersonated ones.
 fn self_subject_review(headers: &http::HeaderMap) -> Response<Body> {
-    let user = headers.get("impersonate-user").and_then(|v| v.to_str().ok()).unwrap_or("test-admin");
     json_response(
         StatusCode::CREATED,
         &serde_json::json!({
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "SelfSubjectReview",
             "metadata": {"creationTimestamp": null},
-            "status": {"userInfo": {"username": user}},
+            "status": {"userInfo": {
+                "username": user_name(impersonated_user(headers)),
+                "groups": impersonated_groups(headers),
+            }},
         }),
     )
+}
+
+/// The name the server knows a client by: the user it impersonates, or `test-admin`.
+fn user_name(impersonated: &str) -> &str {
+    if impersonated.is_empty() { "test-admin" } else { impersonated }
+}
+
+/// The API group a path is under (empty for the core group), when it is an API path.
+fn api_group(path: &str) -> Option<&str> {
+    match path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
+        ["api", ..] => Some(""),
+        ["apis", group, ..] => Some(group),
+        _ => None,
+    }
+}
+
+/// `GET /apis/GROUP/VERSION` and `GET /api/VERSION`: the group version's resources, or `None` when
+/// the path asks for something else.
+fn discover(store: &Store, method: &Method, path: &str) -> Option<Response<Body>> {
+    let (group, version) = match path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
+        ["api", version] => ("", *version),
+        ["apis", group, version] => (*group, *version),
+        _ => return None,
+    };
+    if *method != Method::GET {
+        return Some(error_response(&ApiError::method_not_allowed(method.as_str())));
+    }
+    Some(match discovery::resource_list(group, version).filter(|_| store.serves_group(group)) {
+        Some(list) => json_response(StatusCode::OK, &list),
+        None => error_response(&ApiError::no_route(path)),
+    })
 }
 
 pub async fn handle(store: &Store, request: Request<Incoming>, max_request_bytes: usize) -> Response<Body> {
@@ -170,11 +214,22 @@ pub async fn handle(store: &Store, request: Request<Incoming>, max_request_bytes
     if parts.method == Method::POST && parts.uri.path() == SELF_SUBJECT_REVIEWS {
         return self_subject_review(&parts.headers);
     }
-    if let Ok(route) = parse_path(parts.uri.path()) {
-        let user = parts.headers.get("impersonate-user").and_then(|v| v.to_str().ok()).unwrap_or("");
-        store.record_call(user, &call_of(&parts.method, &route, &query));
+    let path = parts.uri.path();
+    if api_group(path).is_some_and(|group| !store.serves_group(group)) {
+        return error_response(&ApiError::no_route(path));
     }
-    match serve(store, &parts.method, parts.uri.path(), &query, content_type, &body) {
+    if let Some(response) = discover(store, &parts.method, path) {
+        return response;
+    }
+    let user = impersonated_user(&parts.headers);
+    if let Ok(route) = parse_path(path) {
+        store.record_call(
+            user,
+            &impersonated_groups(&parts.headers),
+            &call_of(&parts.method, &route, &query),
+        );
+    }
+    match serve(store, user_name(user), &parts.method, path, &query, content_type, &body) {
         Ok(response) => response,
         Err(error) => error_response(&error),
     }
@@ -203,6 +258,7 @@ fn call_of(method: &Method, route: &Route, query: &HashMap<String, String>) -> C
 
 fn serve(
     store: &Store,
+    user: &str,
     method: &Method,
     path: &str,
     query: &HashMap<String, String>,
@@ -225,7 +281,13 @@ fn serve(
             Method::DELETE => "delete",
             _ => "write",
         };
-        return Err(ApiError::forbidden(resource, route.name.as_deref().unwrap_or(""), verb, namespace));
+        return Err(ApiError::forbidden(
+            user,
+            resource,
+            route.name.as_deref().unwrap_or(""),
+            verb,
+            namespace,
+        ));
     }
     if is_write && store.take_injected_conflict(resource) {
         return Err(ApiError::conflict(resource, route.name.as_deref().unwrap_or("")));

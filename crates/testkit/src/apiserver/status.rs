@@ -43,13 +43,13 @@ impl ApiError {
         Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", resource.qualified_plural()))
     }
 
-    /// A write RBAC does not allow, worded as the API server words it.
-    pub fn forbidden(resource: &Resource, name: &str, verb: &str, namespace: &str) -> Self {
+    /// A write RBAC does not allow `user`, worded as the API server words it.
+    pub fn forbidden(user: &str, resource: &Resource, name: &str, verb: &str, namespace: &str) -> Self {
         Self::new(
             403,
             "Forbidden",
             format!(
-                "{} \"{name}\" is forbidden: User \"test-admin\" cannot {verb} resource \"{}\" in API group \"{}\" in the namespace \"{namespace}\"",
+                "{} \"{name}\" is forbidden: User \"{user}\" cannot {verb} resource \"{}\" in API group \"{}\" in the namespace \"{namespace}\"",
                 resource.qualified_plural(),
                 resource.plural,
                 resource.group

@@ -111,8 +111,12 @@ struct State {
     /// How many requests were made in each RBAC terms, by the user they impersonated (empty for
     /// none).
     calls: BTreeMap<String, BTreeMap<Call, u64>>,
+    /// The groups each user (as in `calls`) impersonated along with it.
+    groups: BTreeMap<String, BTreeSet<String>>,
     /// Resources (by plural) that every write is refused for, as RBAC would.
     forbidden_writes: std::collections::HashSet<String>,
+    /// API groups answered with 404 throughout, as for CRDs that are not installed.
+    unserved_groups: std::collections::HashSet<String>,
     owners: HashMap<Key, Owners>,
 }
 
@@ -382,7 +386,9 @@ impl Store {
                 hub,
                 injected_conflicts: HashMap::new(),
                 forbidden_writes: Default::default(),
+                unserved_groups: Default::default(),
                 calls: BTreeMap::new(),
+                groups: BTreeMap::new(),
                 owners: HashMap::new(),
             }),
         }
@@ -587,10 +593,24 @@ impl Store {
         }
     }
 
-    pub fn record_call(&self, user: &str, call: &Call) {
+    pub fn record_call(&self, user: &str, groups: &[String], call: &Call) {
         let mut state = self.lock();
         let counts = state.calls.entry(user.to_string()).or_default();
         *counts.entry(call.clone()).or_default() += 1;
+        state.groups.entry(user.to_string()).or_default().extend(groups.iter().cloned());
+    }
+
+    /// Every group `user` impersonated in a call.
+    pub fn groups_of(&self, user: &str) -> BTreeSet<String> {
+        self.lock().groups.get(user).cloned().unwrap_or_default()
+    }
+
+    pub fn stop_serving_group(&self, group: &str) {
+        self.lock().unserved_groups.insert(group.to_string());
+    }
+
+    pub fn serves_group(&self, group: &str) -> bool {
+        !self.lock().unserved_groups.contains(group)
     }
 
     /// How many requests `user` made in each (group, resource, verb).
