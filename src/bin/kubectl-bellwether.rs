@@ -209,11 +209,12 @@ async fn main() -> ExitCode {
             let name = rollout.name(TypeRule::Required);
             return report(
                 async {
-                    let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                    let cluster = connect(&cli.kube).await.map_err(|e| e.to_string())?;
                     let mut screen = Screen::new();
                     loop {
-                        let view =
-                            show::fetch_view(&client, &namespace, &name).await.map_err(|e| e.to_string())?;
+                        let view = show::fetch_view(&cluster.client, &cluster.namespace, &name)
+                            .await
+                            .map_err(|e| cluster.explain(&e))?;
                         screen.show(&show::render_view(&view, output, chrono::Utc::now()));
                         // A pause for a person is where a watcher wants to see what happens next.
                         let done = matches!(
@@ -233,9 +234,10 @@ async fn main() -> ExitCode {
             let name = rollout.name(TypeRule::Optional);
             return report(
                 async {
-                    let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
-                    let rollout =
-                        show::fetch_rollout(&client, &namespace, &name).await.map_err(|e| e.to_string())?;
+                    let cluster = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                    let rollout = show::fetch_rollout(&cluster.client, &cluster.namespace, &name)
+                        .await
+                        .map_err(|e| cluster.explain(&e))?;
                     print!("{}", bellwether::cli::history::render(&rollout, output));
                     Ok(String::new())
                 }
@@ -245,11 +247,13 @@ async fn main() -> ExitCode {
         Command::List { all_namespaces, watch, output } => {
             return report(
                 async {
-                    let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
-                    let scope = (!all_namespaces).then_some(namespace.as_str());
+                    let cluster = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                    let scope = (!all_namespaces).then_some(cluster.namespace.as_str());
                     let mut screen = Screen::new();
                     loop {
-                        let rollouts = show::fetch_list(&client, scope).await.map_err(|e| e.to_string())?;
+                        let rollouts = show::fetch_list(&cluster.client, scope)
+                            .await
+                            .map_err(|e| cluster.explain(&e))?;
                         screen.show(&show::render_list(&rollouts, all_namespaces, output));
                         if !watch {
                             return Ok(String::new());
@@ -268,10 +272,10 @@ async fn main() -> ExitCode {
             let name = rollout.name(TypeRule::Optional);
             return report(
                 async {
-                    let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
-                    let revision = edit::set_image(&client, &namespace, &name, &assignment)
+                    let cluster = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                    let revision = edit::set_image(&cluster.client, &cluster.namespace, &name, &assignment)
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| cluster.explain(&e))?;
                     Ok(format!("rollout {name}: image set; the template is now revision {revision}"))
                 }
                 .await,
@@ -281,10 +285,11 @@ async fn main() -> ExitCode {
             let name = rollout.name(TypeRule::Optional);
             return report(
                 async {
-                    let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
-                    let revision = edit::undo(&client, &namespace, &name, to_revision.as_deref())
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let cluster = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                    let revision =
+                        edit::undo(&cluster.client, &cluster.namespace, &name, to_revision.as_deref())
+                            .await
+                            .map_err(|e| cluster.explain(&e))?;
                     Ok(format!("rollout {name}: the template is back to revision {revision}"))
                 }
                 .await,
@@ -333,11 +338,12 @@ async fn main() -> ExitCode {
         Command::Status { rollout, watch, timeout, success_on_pause } => {
             let name = rollout.name(TypeRule::Optional);
             let result = async {
-                let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                let cluster = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+                let (client, namespace) = (&cluster.client, &cluster.namespace);
                 let mut out = std::io::stdout();
-                status::wait(&client, &namespace, &name, success_on_pause, timeout, watch, &mut out)
+                status::wait(client, namespace, &name, success_on_pause, timeout, watch, &mut out)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| cluster.explain(&e))
             }
             .await;
             return match result {
@@ -359,11 +365,12 @@ async fn main() -> ExitCode {
     let name = rollout.name(TypeRule::Optional);
     report(
         async {
-            let (client, namespace) = connect(&cli.kube).await.map_err(|e| e.to_string())?;
-            steer(&client, &namespace, &name, action, Duration::from_secs(wait.wait_seconds))
+            let cluster = connect(&cli.kube).await.map_err(|e| e.to_string())?;
+            let wait = Duration::from_secs(wait.wait_seconds);
+            steer(&cluster.client, &cluster.namespace, &name, action, wait)
                 .await
                 .map(|outcome| outcome.message)
-                .map_err(|e| e.to_string())
+                .map_err(|e| cluster.explain(&e))
         }
         .await,
     )

@@ -1,6 +1,8 @@
 //! The plugin's connection to a cluster: kubectl's own flags (`--kubeconfig`, `--context`,
 //! `-n/--namespace`), so that `kubectl bellwether` reaches the cluster and namespace kubectl would.
 
+use crate::api::Rollout;
+use crate::cli::kube_error::{self, describe};
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::{Api, ListParams};
@@ -26,10 +28,41 @@ pub enum ConnectError {
     Kubeconfig { path: String, reason: String },
     #[error("cannot configure a client: {0}")]
     Config(String),
+    #[error("cannot reach the Kubernetes API at {server}: {reason}")]
+    Unreachable { server: String, reason: String },
+    #[error(
+        "the Kubernetes API at {server} does not serve {api_version}: Bellwether's CRDs are not installed \
+         in this cluster. Install them with the Helm chart (helm install bellwether charts/bellwether \
+         --namespace bellwether --create-namespace), or on their own with kubectl apply -f crds/ (both \
+         from Bellwether's source)"
+    )]
+    NoCrds { server: String, api_version: String },
+    #[error("the Kubernetes API at {server} refused the request: {reason}")]
+    Refused { server: String, reason: String },
+    #[error("cannot call the Kubernetes API at {server}: {reason}")]
+    Failed { server: String, reason: String },
 }
 
-/// A client for the cluster these flags name, and the namespace to work in.
-pub async fn connect(args: &KubeArgs) -> Result<(Client, String), ConnectError> {
+/// A client for one cluster, the namespace to work in, and the API server's address to name in
+/// errors.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: Client,
+    pub namespace: String,
+    pub server: String,
+}
+
+/// A client for the cluster these flags name, once the API server has answered that it serves
+/// Bellwether's API: a cluster that cannot be reached, or has no CRDs, is told apart here from a
+/// rollout that does not exist.
+pub async fn connect(args: &KubeArgs) -> Result<Cluster, ConnectError> {
+    let cluster = client(args).await?;
+    cluster.check().await?;
+    Ok(cluster)
+}
+
+/// A client for the cluster these flags name, without a call to it.
+pub async fn client(args: &KubeArgs) -> Result<Cluster, ConnectError> {
     let options = KubeConfigOptions { context: args.context.clone(), ..KubeConfigOptions::default() };
     let config = match &args.kubeconfig {
         Some(path) => {
@@ -43,13 +76,47 @@ pub async fn connect(args: &KubeArgs) -> Result<(Client, String), ConnectError> 
     }
     .map_err(|e| ConnectError::Config(e.to_string()))?;
     let namespace = args.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+    let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
     let client = Client::try_from(config).map_err(|e| ConnectError::Config(e.to_string()))?;
-    Ok((client, namespace))
+    Ok(Cluster { client, namespace, server })
+}
+
+impl Cluster {
+    /// Asks the API server, by discovery, whether it serves Bellwether's Rollouts.
+    pub async fn check(&self) -> Result<(), ConnectError> {
+        let api_version = <Rollout as kube::Resource>::api_version(&()).to_string();
+        let server = self.server.clone();
+        match self.client.list_api_group_resources(&api_version).await {
+            Ok(list) if list.resources.iter().any(|r| r.name == "rollouts") => Ok(()),
+            Ok(_) => Err(ConnectError::NoCrds { server, api_version }),
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                Err(ConnectError::NoCrds { server, api_version })
+            }
+            Err(error @ kube::Error::Api(_)) => {
+                Err(ConnectError::Refused { server, reason: describe(&error) })
+            }
+            Err(error) if kube_error::is_unreachable(&error) => {
+                Err(ConnectError::Unreachable { server, reason: describe(&error) })
+            }
+            Err(error) => Err(ConnectError::Failed { server, reason: describe(&error) }),
+        }
+    }
+
+    /// What a command that worked with this cluster failed of, in words: when the connection
+    /// itself failed, naming the server.
+    pub fn explain(&self, error: &(dyn std::error::Error + 'static)) -> String {
+        match kube_error::find(error) {
+            Some(cause) if kube_error::is_unreachable(cause) => {
+                format!("cannot reach the Kubernetes API at {}: {error}", self.server)
+            }
+            _ => error.to_string(),
+        }
+    }
 }
 
 /// A call to the API server that failed, and what it was for.
 #[derive(Debug, thiserror::Error)]
-#[error("{action}: {source}")]
+#[error("{action}: {}", describe(source))]
 pub struct CallError {
     pub action: String,
     #[source]

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod crds;
 pub mod edit;
 pub mod history;
+pub mod kube_error;
 pub mod lint;
 pub mod rollout_ref;
 pub mod show;

@@ -53,7 +53,7 @@ impl Ending {
 pub enum StatusError {
     #[error("rollout {name} not found in namespace {namespace}")]
     NotFound { name: String, namespace: String },
-    #[error("reading Rollout {namespace}/{name}: {source}")]
+    #[error("reading Rollout {namespace}/{name}: {}", crate::cli::kube_error::describe(source))]
     Kube {
         namespace: String,
         name: String,

@@ -1,7 +1,9 @@
 //! Tests of the `kubectl bellwether` plugin.
 
 mod binary;
+mod cluster;
 mod convert;
+mod errors;
 mod examples;
 mod lint;
 mod show;
