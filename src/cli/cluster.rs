@@ -1,5 +1,6 @@
 //! The plugin's connection to a cluster: kubectl's own flags (`--kubeconfig`, `--context`,
-//! `-n/--namespace`), so that `kubectl bellwether` reaches the cluster and namespace kubectl would.
+//! `-n/--namespace`, `--as`, `--as-group`, `--request-timeout`), so that `kubectl bellwether` reaches
+//! the cluster and namespace kubectl would, as the user kubectl would.
 
 use crate::api::Rollout;
 use crate::cli::kube_error::{self, describe};
@@ -8,6 +9,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct KubeArgs {
@@ -20,6 +22,24 @@ pub struct KubeArgs {
     /// The namespace; defaults to the context's.
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+    /// Act as this user (impersonation), as kubectl's --as; the requests are recorded as theirs.
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Act as a member of this group too, with --as; repeat it for more groups.
+    #[arg(long = "as-group", global = true, value_name = "GROUP", requires = "as_user")]
+    pub as_groups: Vec<String>,
+    /// How long to wait for each request to the API server: seconds (30) or a duration (30s, 1m);
+    /// 0, the default, waits as long as it takes.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_request_timeout)]
+    pub request_timeout: Option<Duration>,
+}
+
+/// A `--request-timeout` as kubectl reads it: a whole number of seconds, or a number with a unit.
+pub fn parse_request_timeout(text: &str) -> Result<Duration, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().map(Duration::from_secs).map_err(|_| format!("{text} seconds is too long"));
+    }
+    crate::api::Duration::new(text).parse().map_err(|e| e.to_string())?.to_std().map_err(|e| e.to_string())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +84,7 @@ pub async fn connect(args: &KubeArgs) -> Result<Cluster, ConnectError> {
 /// A client for the cluster these flags name, without a call to it.
 pub async fn client(args: &KubeArgs) -> Result<Cluster, ConnectError> {
     let options = KubeConfigOptions { context: args.context.clone(), ..KubeConfigOptions::default() };
-    let config = match &args.kubeconfig {
+    let mut config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path).map_err(|e| ConnectError::Kubeconfig {
                 path: path.display().to_string(),
@@ -75,6 +95,19 @@ pub async fn client(args: &KubeArgs) -> Result<Cluster, ConnectError> {
         None => kube::Config::from_kubeconfig(&options).await,
     }
     .map_err(|e| ConnectError::Config(e.to_string()))?;
+    if let Some(user) = &args.as_user {
+        config.auth_info.impersonate = Some(user.clone());
+        if !args.as_groups.is_empty() {
+            config.auth_info.impersonate_groups = Some(args.as_groups.clone());
+        }
+    }
+    if let Some(timeout) = args.request_timeout.filter(|t| !t.is_zero()) {
+        // kube has no deadline for a whole request; these bound every step of one, so a request
+        // to a server that does not answer fails after about this long.
+        config.connect_timeout = Some(timeout);
+        config.read_timeout = Some(timeout);
+        config.write_timeout = Some(timeout);
+    }
     let namespace = args.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
     let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
     let client = Client::try_from(config).map_err(|e| ConnectError::Config(e.to_string()))?;

@@ -5,5 +5,6 @@ mod cluster;
 mod convert;
 mod errors;
 mod examples;
+mod flags;
 mod lint;
 mod show;

@@ -1,0 +1,91 @@
+//! kubectl's flags on the plugin, against the test API server: `--as` and `--as-group` on every
+//! command's client, and `--request-timeout`.
+
+use crate::cluster::{Cluster, DEFAULT_NAMESPACE, kubeconfig_file, kubeconfig_for, run};
+use std::time::{Duration, Instant};
+
+const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-bellwether");
+
+fn call(resource: &str, verb: &str) -> (String, String, String) {
+    ("bellwether.dev".into(), resource.into(), verb.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_and_as_group_reach_the_server_on_every_command() {
+    let cluster = Cluster::start().await;
+    cluster.rollout(DEFAULT_NAMESPACE, "web", &[], "Healthy").await;
+    let log = cluster.server.call_log();
+    let setup = log.counts_of("");
+    let acting = ["--as", "alice", "--as-group", "ops", "--as-group", "oncall"];
+    for args in [&["list"][..], &["get", "rollout", "web"], &["history", "web"], &["status", "web"]] {
+        let ran = cluster.plugin(&[args, &acting[..]].concat()).await;
+        assert_eq!(ran.code, Some(0), "{args:?}: {}", ran.stderr);
+    }
+    let calls = log.calls_of("alice");
+    assert!(
+        calls.contains(&call("rollouts", "list")) && calls.contains(&call("rollouts", "get")),
+        "{calls:?}"
+    );
+    assert_eq!(log.counts_of(""), setup, "every call of the plugin was alice's");
+    assert_eq!(log.groups_of("alice").into_iter().collect::<Vec<_>>(), ["oncall", "ops"]);
+
+    // The user a request is recorded for is the one the server names: alice, not the kubeconfig's.
+    cluster.server.forbid_writes("rollouts");
+    let refused = cluster.plugin(&["set", "image", "web", "checkout=shop:2", "--as", "alice"]).await;
+    assert!(refused.stderr.contains("User \"alice\" cannot patch"), "{}", refused.stderr);
+}
+
+#[tokio::test]
+async fn a_group_without_a_user_is_a_usage_error() {
+    let kubeconfig = kubeconfig_file(&kubeconfig_for("http://127.0.0.1:9"));
+    let ran = run(PLUGIN, kubeconfig.path(), &["list", "--as-group", "ops"]).await;
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(ran.stderr.contains("--as <USER>"), "{}", ran.stderr);
+}
+
+/// A server that accepts connections and never answers.
+fn silent_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let address = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn request_timeout_gives_up_on_a_server_that_does_not_answer() {
+    let server = silent_server();
+    let kubeconfig = kubeconfig_file(&kubeconfig_for(&server));
+    for timeout in ["1", "1s", "500ms"] {
+        let started = Instant::now();
+        let ran = run(PLUGIN, kubeconfig.path(), &["list", "--request-timeout", timeout]).await;
+        let took = started.elapsed();
+        assert_eq!(ran.code, Some(1), "{timeout}: {}", ran.stderr);
+        assert!(took < Duration::from_secs(10), "{timeout}: gave up after {took:?}");
+        let expected = format!("error: cannot reach the Kubernetes API at {server}: ");
+        assert!(ran.stderr.starts_with(&expected) && ran.stderr.contains("timed out"), "{}", ran.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeout_takes_kubectls_forms_and_refuses_others() {
+    let cluster = Cluster::start().await;
+    for timeout in ["0", "30", "30s", "1m", "1h30m"] {
+        let ran = cluster.plugin(&["list", "--request-timeout", timeout]).await;
+        assert_eq!(ran.code, Some(0), "{timeout}: {}", ran.stderr);
+    }
+    for (timeout, reason) in [
+        ("1x", "unknown unit \"x\""),
+        ("-1s", "is negative"),
+        ("1.5s", "not a number followed by a unit"),
+        ("", "is empty"),
+    ] {
+        let ran = cluster.plugin(&["list", &format!("--request-timeout={timeout}")]).await;
+        assert_eq!(ran.code, Some(2), "{timeout:?}: {}", ran.stderr);
+        assert!(ran.stderr.contains("--request-timeout") && ran.stderr.contains(reason), "{}", ran.stderr);
+    }
+}
