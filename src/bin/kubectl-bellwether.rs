@@ -50,6 +50,10 @@ enum Command {
         /// Every namespace.
         #[arg(short = 'A', long)]
         all_namespaces: bool,
+        /// Only the rollouts with these labels, as kubectl's: `app=web`, `tier!=batch`,
+        /// `env in (prod,staging)`, `canary`, `!legacy`, joined by commas.
+        #[arg(short = 'l', long, value_name = "SELECTOR")]
+        selector: Option<String>,
         /// Redraw on every change, until interrupted.
         #[arg(short, long)]
         watch: bool,
@@ -244,14 +248,14 @@ async fn main() -> ExitCode {
                 .await,
             );
         }
-        Command::List { all_namespaces, watch, output } => {
+        Command::List { all_namespaces, selector, watch, output } => {
             return report(
                 async {
                     let cluster = connect(&cli.kube).await.map_err(|e| e.to_string())?;
                     let scope = (!all_namespaces).then_some(cluster.namespace.as_str());
                     let mut screen = Screen::new();
                     loop {
-                        let rollouts = show::fetch_list(&cluster.client, scope)
+                        let rollouts = show::fetch_list(&cluster.client, scope, selector.as_deref())
                             .await
                             .map_err(|e| cluster.explain(&e))?;
                         screen.show(&show::render_list(&rollouts, all_namespaces, output));

@@ -85,18 +85,25 @@ pub async fn fetch_rollout(client: &Client, namespace: &str, name: &str) -> Resu
         .ok_or_else(|| ShowError::NotFound { name: name.into(), namespace: namespace.into() })
 }
 
-/// Reads the Rollouts of `namespace`, or of every namespace when it is `None`.
-pub async fn fetch_list(client: &Client, namespace: Option<&str>) -> Result<Vec<Rollout>, ShowError> {
+/// Reads the Rollouts of `namespace`, or of every namespace when it is `None`; with a label
+/// `selector` (`app=web,tier!=batch`), only those it selects.
+pub async fn fetch_list(
+    client: &Client,
+    namespace: Option<&str>,
+    selector: Option<&str>,
+) -> Result<Vec<Rollout>, ShowError> {
     let api = match namespace {
         Some(namespace) => Api::<Rollout>::namespaced(client.clone(), namespace),
         None => Api::<Rollout>::all(client.clone()),
     };
-    let where_ = namespace.map_or("every namespace".to_string(), |ns| format!("namespace {ns}"));
-    let mut rollouts = api
-        .list(&ListParams::default())
-        .await
-        .map_err(failed(format!("listing the Rollouts of {where_}")))?
-        .items;
+    let mut which = namespace.map_or("every namespace".to_string(), |ns| format!("namespace {ns}"));
+    let mut params = ListParams::default();
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+        let _ = write!(which, " labelled {selector}");
+    }
+    let mut rollouts =
+        api.list(&params).await.map_err(failed(format!("listing the Rollouts of {which}")))?.items;
     rollouts.sort_by(|a, b| {
         (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
             .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))

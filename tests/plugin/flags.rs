@@ -1,5 +1,5 @@
 //! kubectl's flags on the plugin, against the test API server: `--as` and `--as-group` on every
-//! command's client, and `--request-timeout`.
+//! command's client, `--request-timeout`, and `list -l`.
 
 use crate::cluster::{Cluster, DEFAULT_NAMESPACE, kubeconfig_file, kubeconfig_for, run};
 use std::time::{Duration, Instant};
@@ -88,4 +88,48 @@ async fn request_timeout_takes_kubectls_forms_and_refuses_others() {
         assert_eq!(ran.code, Some(2), "{timeout:?}: {}", ran.stderr);
         assert!(ran.stderr.contains("--request-timeout") && ran.stderr.contains(reason), "{}", ran.stderr);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_selects_by_label_as_kubectl_does() {
+    let cluster = Cluster::start().await;
+    cluster.rollout(DEFAULT_NAMESPACE, "web", &[("app", "web"), ("tier", "front")], "Healthy").await;
+    cluster.rollout(DEFAULT_NAMESPACE, "api", &[("app", "api"), ("tier", "back")], "Paused").await;
+    cluster.rollout(DEFAULT_NAMESPACE, "batch", &[("app", "batch")], "Healthy").await;
+    cluster.rollout("other", "web", &[("app", "web")], "Healthy").await;
+    let listed = |ran: &crate::cluster::Ran| -> Vec<String> {
+        ran.stdout
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    for (selector, expected) in [
+        ("app=web", &["web Healthy"][..]),
+        ("tier", &["api Paused", "web Healthy"]),
+        ("!tier", &["batch Healthy"]),
+        ("tier in (front,back),app!=api", &["web Healthy"]),
+        ("app=none", &[]),
+    ] {
+        for flag in ["-l", "--selector"] {
+            let ran = cluster.plugin(&["list", flag, selector]).await;
+            assert_eq!(ran.code, Some(0), "{selector}: {}", ran.stderr);
+            assert_eq!(listed(&ran), expected, "{selector}:\n{}", ran.stdout);
+        }
+    }
+    let everywhere = cluster.plugin(&["list", "-A", "-l", "app=web"]).await;
+    let rows: Vec<&str> = everywhere.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{}", everywhere.stdout);
+    assert!(rows.iter().all(|row| row.split_whitespace().nth(1) == Some("web")), "{}", everywhere.stdout);
+
+    let malformed = cluster.plugin(&["list", "-l", "app in (web"]).await;
+    assert_eq!(malformed.code, Some(1), "{}", malformed.stderr);
+    assert!(
+        malformed
+            .stderr
+            .starts_with("error: listing the Rollouts of namespace default labelled app in (web: ")
+            && malformed.stderr.contains("(BadRequest, HTTP 400)"),
+        "{}",
+        malformed.stderr
+    );
 }
