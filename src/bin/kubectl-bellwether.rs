@@ -1,6 +1,7 @@
 //! `kubectl bellwether`: the plugin people and CI pipelines use to watch and steer Rollouts.
 
 use bellwether::cli::cluster::{KubeArgs, connect};
+use bellwether::cli::history;
 use bellwether::cli::rollout_ref::{TypeRule, rollout_name};
 use bellwether::cli::steer::steer;
 use bellwether::cli::{convert, edit, lint, show, status};
@@ -43,7 +44,7 @@ enum Command {
         #[command(flatten)]
         rollout: RolloutArg,
         #[arg(short = 'o', long, value_enum, default_value = "text")]
-        output: show::Output,
+        output: history::Output,
     },
     /// One line per rollout.
     List {
@@ -242,7 +243,7 @@ async fn main() -> ExitCode {
                     let rollout = show::fetch_rollout(&cluster.client, &cluster.namespace, &name)
                         .await
                         .map_err(|e| cluster.explain(&e))?;
-                    print!("{}", bellwether::cli::history::render(&rollout, output));
+                    print!("{}", history::render(&rollout, output));
                     Ok(String::new())
                 }
                 .await,

@@ -2,8 +2,18 @@
 //! revision, and why), kept after the Events that told of them have expired.
 
 use crate::api::{ActionRecord, Rollout};
-use crate::cli::show::{Output, json, yaml};
+use crate::cli::show::{json, yaml};
 use chrono::SecondsFormat;
+
+/// The output format of `history`, as kubectl's `-o`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// A table, newest first; reasons are never cut.
+    #[default]
+    Text,
+    Json,
+    Yaml,
+}
 
 /// The recorded actions in the chosen format: a table, newest first, or the records themselves.
 pub fn render(rollout: &Rollout, output: Output) -> String {

@@ -3,19 +3,21 @@
 //! Rendering is pure: it takes the objects and the current time, so that the output is the same
 //! on every run and can be compared with expected text. The fetchers gather the objects from the
 //! cluster. `-o json|yaml` prints the Rollout objects themselves, as kubectl does, so that scripts
-//! read the same fields as `kubectl get`.
+//! read the same fields as `kubectl get`; `-o name` prints `rollout.bellwether.dev/NAME`; `-o wide`
+//! cuts nothing short.
 
 use crate::api::{
     AbortStatus, AnalysisPhase, AnalysisRun, AnalysisRunRef, CanaryStep, CanaryStrategy, HysteresisStatus,
-    Metric, MetricResult, REVISION_LABEL, ROLLOUT_LABEL, Rollout, RolloutPhase, format_duration,
+    Metric, MetricResult, REVISION_LABEL, ROLLOUT_LABEL, Rollout, RolloutPhase, RolloutStatus,
+    format_duration,
 };
 use crate::cli::cluster::{CallError, failed, rollout_events};
 use crate::engine::format_value;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::events::v1::Event;
-use kube::Client;
 use kube::api::{Api, ListParams};
+use kube::{Client, Resource};
 use std::fmt::Write;
 
 /// How many of the Rollout's Events the tree shows, newest last.
@@ -38,15 +40,22 @@ pub struct RolloutView {
     pub events: Vec<Event>,
 }
 
-/// The output format of a read command, as kubectl's `-o`.
+/// The output format of `get` and `list`, as kubectl's `-o`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     /// A tree for people (`get`) or one line per rollout (`list`).
     #[default]
     Text,
+    /// The tree with no line cut short (`get`); more columns, messages whole (`list`).
+    Wide,
+    /// `rollout.bellwether.dev/NAME`, a line each, as kubectl prints names.
+    Name,
     Json,
     Yaml,
 }
+
+/// How long the tree's lines may be: `Some` width for a terminal, `None` for `-o wide`.
+type Width = Option<usize>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShowError {
@@ -111,16 +120,19 @@ pub async fn fetch_list(
     Ok(rollouts)
 }
 
-/// `get rollout` in the chosen format: the tree, or the Rollout object itself.
+/// `get rollout` in the chosen format: the tree, its name, or the Rollout object itself.
 pub fn render_view(view: &RolloutView, output: Output, now: DateTime<Utc>) -> String {
     match output {
         Output::Text => tree(view, now),
+        Output::Wide => tree_within(view, now, None),
+        Output::Name => names(std::slice::from_ref(&view.rollout)),
         Output::Json => json(&view.rollout),
         Output::Yaml => yaml(&view.rollout),
     }
 }
 
-/// `list` in the chosen format: the table, or a `List` of the Rollouts as kubectl prints it.
+/// `list` in the chosen format: the table, the names, or a `List` of the Rollouts as kubectl
+/// prints it.
 pub fn render_list(rollouts: &[Rollout], all_namespaces: bool, output: Output) -> String {
     let list = || {
         serde_json::json!({
@@ -132,9 +144,18 @@ pub fn render_list(rollouts: &[Rollout], all_namespaces: bool, output: Output) -
     };
     match output {
         Output::Text => list_table(rollouts, all_namespaces),
+        Output::Wide => table(rollouts, all_namespaces, true),
+        Output::Name => names(rollouts),
         Output::Json => json(&list()),
         Output::Yaml => yaml(&list()),
     }
+}
+
+/// `rollout.bellwether.dev/NAME`, a line each, as `kubectl get -o name` writes a custom resource
+/// (without the namespace, even across namespaces).
+fn names(rollouts: &[Rollout]) -> String {
+    let kind = format!("{}.{}", Rollout::kind(&()).to_ascii_lowercase(), Rollout::group(&()));
+    rollouts.iter().map(|r| format!("{kind}/{}\n", r.metadata.name.as_deref().unwrap_or_default())).collect()
 }
 
 pub fn json(value: &impl serde::Serialize) -> String {
@@ -149,22 +170,38 @@ pub fn yaml(value: &impl serde::Serialize) -> String {
 
 /// One line per rollout, in the order given, with a header; columns are as wide as their widest cell.
 pub fn list_table(rollouts: &[Rollout], all_namespaces: bool) -> String {
-    let mut header = vec!["NAME", "PHASE", "STEP", "CANARY WEIGHT", "STABLE", "CANARY", "MESSAGE"];
+    table(rollouts, all_namespaces, false)
+}
+
+/// The table of `list`; `wide` adds each rollout's analyses and images and keeps messages whole.
+fn table(rollouts: &[Rollout], all_namespaces: bool, wide: bool) -> String {
+    let mut header = vec!["NAME", "PHASE", "STEP", "CANARY WEIGHT", "STABLE", "CANARY"];
+    if wide {
+        header.extend(["ANALYSIS", "IMAGES"]);
+    }
+    header.push("MESSAGE");
     if all_namespaces {
         header.insert(0, "NAMESPACE");
     }
     let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(String::from).collect()];
     for rollout in rollouts {
         let status = rollout.status.clone().unwrap_or_default();
+        let message = status.message.as_deref().unwrap_or("");
         let mut row = vec![
             rollout.metadata.name.clone().unwrap_or_default(),
             status.phase.map_or("-".to_string(), phase_name),
-            status.step.unwrap_or_else(|| "-".into()),
+            status.step.clone().unwrap_or_else(|| "-".into()),
             format!("{}%", status.weights.canary),
-            status.stable_revision.unwrap_or_else(|| "-".into()),
-            status.canary_revision.unwrap_or_else(|| "-".into()),
-            truncate(status.message.as_deref().unwrap_or(""), LIST_MESSAGE_WIDTH),
+            status.stable_revision.clone().unwrap_or_else(|| "-".into()),
+            status.canary_revision.clone().unwrap_or_else(|| "-".into()),
         ];
+        if wide {
+            row.push(analyses(&status));
+            row.push(template_images(rollout));
+            row.push(one_line(message));
+        } else {
+            row.push(truncate(message, LIST_MESSAGE_WIDTH));
+        }
         if all_namespaces {
             row.insert(0, rollout.metadata.namespace.clone().unwrap_or_default());
         }
@@ -190,8 +227,40 @@ pub fn list_table(rollouts: &[Rollout], all_namespaces: bool) -> String {
     out
 }
 
-/// The tree of one rollout at `now`: phase, steps, weights, revisions, analysis, abort and Events.
+/// The phases of the analyses running for a rollout now: `step Running, background Running`.
+fn analyses(status: &RolloutStatus) -> String {
+    let runs = [("step", &status.step_analysis_run), ("background", &status.background_analysis_run)];
+    let shown: Vec<String> = runs
+        .into_iter()
+        .filter_map(|(role, run)| {
+            let run = run.as_ref()?;
+            Some(format!("{role} {}", run.phase.map_or("Pending".to_string(), |p| format!("{p:?}"))))
+        })
+        .collect();
+    if shown.is_empty() { "-".into() } else { shown.join(", ") }
+}
+
+/// The images of the rollout's own pod template, `app=shop:2,sidecar=envoy:1.30`; `-` for a
+/// template taken from a Deployment.
+fn template_images(rollout: &Rollout) -> String {
+    let Some(spec) = rollout.spec.embedded_template().and_then(|t| t.spec) else {
+        return "-".into();
+    };
+    spec.containers
+        .iter()
+        .map(|c| format!("{}={}", c.name, c.image.as_deref().unwrap_or("?")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The tree of one rollout at `now`: phase, steps, weights, revisions, analysis, abort and Events,
+/// within 100 columns.
 pub fn tree(view: &RolloutView, now: DateTime<Utc>) -> String {
+    tree_within(view, now, Some(WIDTH))
+}
+
+/// The tree with its lines kept within `width`, or whole.
+fn tree_within(view: &RolloutView, now: DateTime<Utc>, width: Width) -> String {
     let rollout = &view.rollout;
     let status = rollout.status.clone().unwrap_or_default();
     let mut out = String::new();
@@ -200,7 +269,7 @@ pub fn tree(view: &RolloutView, now: DateTime<Utc>) -> String {
     let _ = writeln!(out, "Rollout {name} (namespace {namespace})");
     let _ = writeln!(out, "Phase:     {}", status.phase.map_or("Unknown".to_string(), phase_name));
     if let Some(message) = status.message.as_deref().filter(|m| !m.is_empty()) {
-        let _ = writeln!(out, "Message:   {}", truncate(message, WIDTH - 11));
+        let _ = writeln!(out, "Message:   {}", clip(message, 11, width));
     }
 
     let steps = &rollout.spec.strategy.canary.steps;
@@ -254,13 +323,13 @@ pub fn tree(view: &RolloutView, now: DateTime<Utc>) -> String {
         let _ = writeln!(out, "Analysis:");
         for (role, reference) in runs {
             if let Some(reference) = reference {
-                analysis(&mut out, role, reference, &view.analysis_runs, now);
+                analysis(&mut out, role, reference, &view.analysis_runs, now, width);
             }
         }
     }
 
     if let Some(abort) = &status.abort {
-        abort_lines(&mut out, abort, now);
+        abort_lines(&mut out, abort, now, width);
     }
 
     if !status.actions.is_empty() {
@@ -268,7 +337,7 @@ pub fn tree(view: &RolloutView, now: DateTime<Utc>) -> String {
         for record in status.actions.iter().take(ACTIONS_SHOWN) {
             let age = format_duration(now - record.at);
             let head = format!("  {age:<8} {:<20} {:<16} ", record.action, record.by);
-            let reason = truncate(&record.reason, WIDTH.saturating_sub(head.chars().count()));
+            let reason = clip(&record.reason, head.chars().count(), width);
             let _ = writeln!(out, "{}", format!("{head}{reason}").trim_end());
         }
     }
@@ -286,8 +355,7 @@ pub fn tree(view: &RolloutView, now: DateTime<Utc>) -> String {
                 event.type_.as_deref().unwrap_or(""),
                 event.reason.as_deref().unwrap_or("")
             );
-            let note =
-                truncate(event.note.as_deref().unwrap_or(""), WIDTH.saturating_sub(head.chars().count()));
+            let note = clip(event.note.as_deref().unwrap_or(""), head.chars().count(), width);
             let _ = writeln!(out, "{}", format!("{head}{note}").trim_end());
         }
     }
@@ -347,6 +415,7 @@ fn analysis(
     reference: &AnalysisRunRef,
     runs: &[AnalysisRun],
     now: DateTime<Utc>,
+    width: Width,
 ) {
     let run = runs.iter().find(|r| r.metadata.name.as_deref() == Some(reference.name.as_str()));
     let run_status = run.and_then(|r| r.status.clone()).unwrap_or_default();
@@ -360,12 +429,12 @@ fn analysis(
     let message = run_status.message.as_deref().or(reference.message.as_deref());
     if let Some(message) = message.filter(|m| !m.is_empty() && phase.is_some_and(AnalysisPhase::is_terminal))
     {
-        let _ = writeln!(out, "      {}", truncate(message, WIDTH - 6));
+        let _ = writeln!(out, "      {}", clip(message, 6, width));
     }
     let Some(run) = run else { return };
     for metric in &run.spec.metrics {
         let result = run_status.metric_results.iter().find(|r| r.name == metric.name);
-        let _ = writeln!(out, "    {}", metric_line(metric, result, now));
+        let _ = writeln!(out, "    {}", clip(&metric_line(metric, result, now), 4, width));
     }
 }
 
@@ -392,7 +461,7 @@ fn metric_line(metric: &Metric, result: Option<&MetricResult>, now: DateTime<Utc
     }
     let count = result.measurements.len();
     let _ = write!(line, "  ({count} measurement{})", if count == 1 { "" } else { "s" });
-    truncate(&line, WIDTH - 4)
+    line
 }
 
 /// The value against what judges it: the threshold's bounds, stable's baseline, or the sequential
@@ -418,7 +487,7 @@ fn judged(metric: &Metric, value: f64, baseline: Option<f64>) -> String {
     }
 }
 
-fn abort_lines(out: &mut String, abort: &AbortStatus, now: DateTime<Utc>) {
+fn abort_lines(out: &mut String, abort: &AbortStatus, now: DateTime<Utc>, width: Width) {
     let _ =
         writeln!(out, "Abort:     {} by {}, {} ago", abort.reason, abort.by, format_duration(now - abort.at));
     match (&abort.metric, &abort.value) {
@@ -431,7 +500,7 @@ fn abort_lines(out: &mut String, abort: &AbortStatus, now: DateTime<Utc>) {
         _ => {}
     }
     if !abort.message.is_empty() {
-        let _ = writeln!(out, "           {}", truncate(&abort.message, WIDTH - 11));
+        let _ = writeln!(out, "           {}", clip(&abort.message, 11, width));
     }
 }
 
@@ -445,6 +514,19 @@ fn event_time(event: &Event) -> Option<DateTime<Utc>> {
         .or_else(|| event.deprecated_last_timestamp.as_ref().map(|t| t.0))
         .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
     DateTime::from_timestamp(at.as_second(), at.subsec_nanosecond().unsigned_abs())
+}
+
+/// A summary that starts `used` columns in: cut to what is left of `width`, or whole on one line.
+fn clip(text: &str, used: usize, width: Width) -> String {
+    match width {
+        Some(width) => truncate(text, width.saturating_sub(used)),
+        None => one_line(text),
+    }
+}
+
+/// The text on one line: its lines joined with spaces.
+fn one_line(text: &str) -> String {
+    text.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// The text cut to `width` characters, ending in `…` when cut.

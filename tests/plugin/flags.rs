@@ -133,3 +133,26 @@ async fn list_selects_by_label_as_kubectl_does() {
         malformed.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_name_and_wide_as_kubectl_prints_them() {
+    let cluster = Cluster::start().await;
+    cluster.rollout(DEFAULT_NAMESPACE, "web", &[("app", "web")], "Healthy").await;
+    cluster.rollout(DEFAULT_NAMESPACE, "api", &[("app", "api")], "Paused").await;
+    let names = cluster.plugin(&["list", "-o", "name"]).await;
+    assert_eq!(names.stdout, "rollout.bellwether.dev/api\nrollout.bellwether.dev/web\n", "{}", names.stderr);
+    let selected = cluster.plugin(&["list", "-l", "app=web", "-o", "name"]).await;
+    assert_eq!(selected.stdout, "rollout.bellwether.dev/web\n", "{}", selected.stderr);
+    let one = cluster.plugin(&["get", "rollout/web", "-o", "name"]).await;
+    assert_eq!(one.stdout, "rollout.bellwether.dev/web\n", "{}", one.stderr);
+
+    let wide = cluster.plugin(&["list", "-o", "wide"]).await;
+    let header: Vec<&str> = wide.stdout.lines().next().unwrap_or_default().split("   ").collect();
+    assert!(header.contains(&"ANALYSIS") && header.contains(&"IMAGES"), "{}", wide.stdout);
+    assert!(wide.stdout.contains("checkout=ghcr.io/example/checkout:1.4.2"), "{}", wide.stdout);
+    let tree = cluster.plugin(&["get", "rollout", "web", "-o", "wide"]).await;
+    assert!(tree.stdout.starts_with("Rollout web (namespace default)\n"), "{}", tree.stderr);
+
+    let refused = cluster.plugin(&["history", "web", "-o", "name"]).await;
+    assert_eq!(refused.code, Some(2), "history has no names to print: {}", refused.stderr);
+}

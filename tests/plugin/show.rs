@@ -319,6 +319,46 @@ fn every_tree_line_fits_in_100_columns() {
     }
 }
 
+/// `-o wide` is the tree with nothing cut: a summary's whole text on its line.
+#[test]
+fn get_wide_cuts_nothing() {
+    let mut view = mid_analysis();
+    let note = format!("{} the end", "a long note ".repeat(20));
+    view.events.push(event("checkout", 1, "Normal", "Long", &note));
+    let narrow = tree(&view, now());
+    assert!(!narrow.contains("the end"), "the tree cuts it");
+    let wide = render_view(&view, Output::Wide, now());
+    assert!(wide.lines().any(|l| l.ends_with(note.trim_end())), "{wide}");
+    let uncut: Vec<&str> = wide.lines().filter(|l| !l.contains("a long note")).collect();
+    let cut: Vec<&str> = narrow.lines().filter(|l| !l.contains("a long note")).collect();
+    assert_eq!(uncut, cut, "everything else as in the tree");
+}
+
+#[test]
+fn name_output_is_the_qualified_kind_and_the_name() {
+    assert_eq!(render_view(&mid_analysis(), Output::Name, now()), "rollout.bellwether.dev/checkout\n");
+    assert_eq!(
+        render_list(&rollouts(), true, Output::Name),
+        "rollout.bellwether.dev/checkout\nrollout.bellwether.dev/ledger\n"
+    );
+    assert_eq!(render_list(&[], false, Output::Name), "");
+}
+
+#[test]
+fn list_wide_adds_analyses_and_images_and_keeps_messages_whole() {
+    let mut rollouts = rollouts();
+    let long = format!("{} tail", "m".repeat(70));
+    rollouts[1].status.as_mut().unwrap().message = Some(long.clone());
+    let expected = format!(
+        "\
+NAME       PHASE         STEP   CANARY WEIGHT   STABLE     CANARY     ANALYSIS                           IMAGES       MESSAGE
+checkout   Progressing   3/5    10%             6d4f9c7b   7f8e2a1c   step Running, background Running   app=shop:2   analysis error-rate running
+ledger     Healthy       5/5    0%              6d4f9c7b   -          -                                  app=shop:2   {long}
+"
+    );
+    assert_eq!(render_list(&rollouts, false, Output::Wide), expected);
+}
+
 fn rollouts() -> Vec<Rollout> {
     vec![mid_analysis().rollout, healthy("payments", "ledger")]
 }
