@@ -5,6 +5,10 @@
 //! cluster. `-o json|yaml` prints the Rollout objects themselves, as kubectl does, so that scripts
 //! read the same fields as `kubectl get`; `-o name` prints `rollout.bellwether.dev/NAME`; `-o wide`
 //! cuts nothing short.
+//!
+//! The tree keeps within 100 columns: summaries (Events, actions, metric lines) are cut with `…`,
+//! since their whole text is a command away, but the reasons a rollout stopped or failed (its
+//! message, an analysis's verdict, the abort) are wrapped, never cut.
 
 use crate::api::{
     AbortStatus, AnalysisPhase, AnalysisRun, AnalysisRunRef, CanaryStep, CanaryStrategy, HysteresisStatus,
@@ -269,7 +273,7 @@ fn tree_within(view: &RolloutView, now: DateTime<Utc>, width: Width) -> String {
     let _ = writeln!(out, "Rollout {name} (namespace {namespace})");
     let _ = writeln!(out, "Phase:     {}", status.phase.map_or("Unknown".to_string(), phase_name));
     if let Some(message) = status.message.as_deref().filter(|m| !m.is_empty()) {
-        let _ = writeln!(out, "Message:   {}", clip(message, 11, width));
+        let _ = writeln!(out, "Message:   {}", wrap(message, 11, width));
     }
 
     let steps = &rollout.spec.strategy.canary.steps;
@@ -429,7 +433,7 @@ fn analysis(
     let message = run_status.message.as_deref().or(reference.message.as_deref());
     if let Some(message) = message.filter(|m| !m.is_empty() && phase.is_some_and(AnalysisPhase::is_terminal))
     {
-        let _ = writeln!(out, "      {}", clip(message, 6, width));
+        let _ = writeln!(out, "      {}", wrap(message, 6, width));
     }
     let Some(run) = run else { return };
     for metric in &run.spec.metrics {
@@ -500,7 +504,7 @@ fn abort_lines(out: &mut String, abort: &AbortStatus, now: DateTime<Utc>, width:
         _ => {}
     }
     if !abort.message.is_empty() {
-        let _ = writeln!(out, "           {}", clip(&abort.message, 11, width));
+        let _ = writeln!(out, "           {}", wrap(&abort.message, 11, width));
     }
 }
 
@@ -527,6 +531,45 @@ fn clip(text: &str, used: usize, width: Width) -> String {
 /// The text on one line: its lines joined with spaces.
 fn one_line(text: &str) -> String {
     text.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// A reason that starts `indent` columns in, wrapped at word boundaries to what is left of `width`
+/// (a word too long for a line is split), each further line indented as the first; with no width,
+/// its lines as they are, indented alike.
+fn wrap(text: &str, indent: usize, width: Width) -> String {
+    let room = width.map(|w| w.saturating_sub(indent).max(1));
+    let mut lines: Vec<String> = Vec::new();
+    for paragraph in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Some(room) = room else {
+            lines.push(paragraph.trim_end().to_string());
+            continue;
+        };
+        let mut line = String::new();
+        for word in paragraph.split_whitespace() {
+            let mut word: Vec<char> = word.chars().collect();
+            loop {
+                let used = line.chars().count();
+                let gap = usize::from(used > 0);
+                if used + gap + word.len() <= room {
+                    if gap == 1 {
+                        line.push(' ');
+                    }
+                    line.extend(word.iter());
+                    break;
+                }
+                if used > 0 {
+                    lines.push(std::mem::take(&mut line));
+                    continue;
+                }
+                // A word longer than a whole line: as much as fits, the rest on the next.
+                let rest = word.split_off(room);
+                lines.push(word.iter().collect());
+                word = rest;
+            }
+        }
+        lines.push(line);
+    }
+    lines.join(&format!("\n{}", " ".repeat(indent)))
 }
 
 /// The text cut to `width` characters, ending in `…` when cut.

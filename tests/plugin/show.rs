@@ -194,14 +194,14 @@ Events:
     assert_eq!(tree(&mid_analysis(), now()), expected);
 }
 
-#[test]
-fn tree_of_a_degraded_canary_shows_its_abort() {
+/// A canary aborted for `reason`, which is its message, its analysis's verdict and its abort's.
+fn degraded(reason: &str) -> RolloutView {
     let rollout = rollout(
         "shop",
         "checkout",
         json!({
             "phase": "Degraded",
-            "message": "aborted: error-rate: 0.034 > max 0.01 continuously for 2m05s",
+            "message": format!("aborted: {reason}"),
             "currentStepIndex": 2,
             "step": "3/5",
             "stableRevision": "6d4f9c7b",
@@ -210,7 +210,7 @@ fn tree_of_a_degraded_canary_shows_its_abort() {
             "stepAnalysisRun": {"name": "checkout-7f8e2a1c-2", "phase": "Failed"},
             "abort": {
                 "reason": "AnalysisFailed",
-                "message": "error-rate: 0.034 > max 0.01 continuously for 2m05s",
+                "message": reason,
                 "metric": "error-rate",
                 "value": "0.034",
                 "at": ago(45),
@@ -223,7 +223,7 @@ fn tree_of_a_degraded_canary_shows_its_abort() {
         json!([threshold_metric("error-rate", json!({"max": 0.01, "hysteresis": {"breachFor": "2m"}}))]),
         json!({
             "phase": "Failed",
-            "message": "error-rate: 0.034 > max 0.01 continuously for 2m05s",
+            "message": reason,
             "metricResults": [{
                 "name": "error-rate",
                 "phase": "Failed",
@@ -232,7 +232,7 @@ fn tree_of_a_degraded_canary_shows_its_abort() {
             }]
         }),
     );
-    let view = RolloutView {
+    RolloutView {
         rollout,
         replica_sets: vec![
             replica_set("checkout", "6d4f9c7b", "shop:1", 3, 3),
@@ -240,7 +240,12 @@ fn tree_of_a_degraded_canary_shows_its_abort() {
         ],
         analysis_runs: vec![run],
         events: vec![event("checkout", 45, "Warning", "Aborted", "error-rate: 0.034 > max 0.01")],
-    };
+    }
+}
+
+#[test]
+fn tree_of_a_degraded_canary_shows_its_abort() {
+    let view = degraded("error-rate: 0.034 > max 0.01 continuously for 2m05s");
     let expected = "\
 Rollout checkout (namespace shop)
 Phase:     Degraded
@@ -317,6 +322,48 @@ fn every_tree_line_fits_in_100_columns() {
     for line in tree(&view, now()).lines() {
         assert!(line.chars().count() <= 100, "{line:?} is wider than 100 columns");
     }
+}
+
+/// The reasons a canary failed are wrapped at word boundaries within 100 columns, each further
+/// line under the first, and nothing of them is lost; a word longer than a line is split.
+#[test]
+fn a_long_failure_reason_is_wrapped_never_cut() {
+    let reason = "error-rate: 0.034 > max 0.01 continuously for 2m05s, measured by \
+                  sum(rate(http_requests_total{namespace=\"shop\",code=~\"5..\"}[1m])) over the canary's \
+                  pods while 10% of traffic went to them; the query was";
+    let long_word = "x".repeat(120);
+    let reason = format!("{reason} {long_word} end");
+    let text = tree(&degraded(&reason), now());
+    let lines: Vec<&str> = text.lines().collect();
+    for line in &lines {
+        assert!(line.chars().count() <= 100, "{line:?} is wider than 100 columns");
+    }
+    let words = |text: &str| text.split_whitespace().collect::<String>();
+    // Each of the three places, read back from its first line to the next heading.
+    for (start, indent) in
+        [("Message:   aborted: ", 11), ("      error-rate: 0.034", 6), ("           error-rate: 0.034", 11)]
+    {
+        let at =
+            lines.iter().position(|l| l.starts_with(start)).unwrap_or_else(|| panic!("{start:?} in\n{text}"));
+        let block: Vec<&str> = std::iter::once(lines[at])
+            .chain(lines[at + 1..].iter().copied().take_while(|l| {
+                l.starts_with(&" ".repeat(indent))
+                    && !l[indent..].starts_with(' ')
+                    && !l.trim_start().starts_with("error-rate  ")
+            }))
+            .collect();
+        assert!(block.len() > 2, "{start:?} is wrapped:\n{text}");
+        let read = words(&block.join(" "));
+        assert!(read.ends_with(&words(&reason)), "{start:?} kept whole:\n{}", block.join("\n"));
+    }
+    let message = "\
+Message:   aborted: error-rate: 0.034 > max 0.01 continuously for 2m05s, measured by
+           sum(rate(http_requests_total{namespace=\"shop\",code=~\"5..\"}[1m])) over the canary's pods
+           while 10% of traffic went to them; the query was
+           xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+           xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx end
+";
+    assert!(text.contains(message), "{text}");
 }
 
 /// `-o wide` is the tree with nothing cut: a summary's whole text on its line.
