@@ -1,8 +1,9 @@
 //! `kubectl bellwether`: the plugin people and CI pipelines use to watch and steer Rollouts.
 
 use bellwether::cli::cluster::{KubeArgs, connect};
+use bellwether::cli::complete::{COMPLETE_COMMAND, complete};
 use bellwether::cli::history;
-use bellwether::cli::rollout_ref::{TypeRule, rollout_name};
+use bellwether::cli::rollout_ref::{ROLLOUT_VALUE_NAME, TypeRule, rollout_name};
 use bellwether::cli::steer::steer;
 use bellwether::cli::{convert, edit, lint, show, status};
 use bellwether::engine::UserAction;
@@ -34,6 +35,7 @@ enum Command {
         /// terminal, appended otherwise).
         #[arg(short, long)]
         watch: bool,
+        /// How to print it, as kubectl's -o.
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: show::Output,
     },
@@ -43,6 +45,7 @@ enum Command {
     History {
         #[command(flatten)]
         rollout: RolloutArg,
+        /// How to print it, as kubectl's -o.
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: history::Output,
     },
@@ -58,6 +61,7 @@ enum Command {
         /// Redraw on every change, until interrupted.
         #[arg(short, long)]
         watch: bool,
+        /// How to print it, as kubectl's -o.
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: show::Output,
     },
@@ -152,7 +156,7 @@ enum Command {
 struct RolloutArg {
     /// NAME, TYPE NAME or TYPE/NAME, with TYPE rollout, rollouts, ro, bwro or
     /// rollouts.bellwether.dev: Bellwether's Rollouts, never Argo Rollouts' of the same name.
-    #[arg(value_name = "ROLLOUT", num_args = 1..=2, required = true)]
+    #[arg(value_name = ROLLOUT_VALUE_NAME, num_args = 1..=2, required = true)]
     words: Vec<String>,
 }
 
@@ -202,8 +206,21 @@ const FAILURE: u8 = 1;
 /// found errors; the code `bellwether analyze` exits with when it cannot run.
 const COULD_NOT_READ: u8 = bellwether::cli::analyze::exit::COULD_NOT_RUN;
 
+/// Whether a command, by its path of subcommand names, wants its rollout named with its type, for
+/// completion to offer types first: `get`, as main reads it, takes kubectl's `get TYPE NAME`.
+fn type_rule(command: &str) -> TypeRule {
+    if command == "get" { TypeRule::Required } else { TypeRule::Optional }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    // kubectl_complete-bellwether asks for completions with words that need not parse as a command.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|first| first == COMPLETE_COMMAND) {
+        let words: Vec<String> = args.map(|word| word.to_string_lossy().into_owned()).collect();
+        print!("{}", complete(&Cli::command(), &words, type_rule).await);
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     let (rollout, action, wait) = match cli.command {
         Command::Version => {
@@ -211,7 +228,7 @@ async fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Get { rollout, watch, output } => {
-            let name = rollout.name(TypeRule::Required);
+            let name = rollout.name(type_rule("get"));
             return report(
                 async {
                     let cluster = connect(&cli.kube).await.map_err(|e| e.to_string())?;

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod cluster;
+pub mod complete;
 pub mod controller;
 pub mod convert;
 pub mod crds;

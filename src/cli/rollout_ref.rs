@@ -19,6 +19,9 @@ pub const ROLLOUT_TYPES: [&str; 8] = [
     "rollouts.v1alpha1.bellwether.dev",
 ];
 
+/// The placeholder of the command-line argument that names a rollout, by which completion knows it.
+pub const ROLLOUT_VALUE_NAME: &str = "ROLLOUT";
+
 /// Why the words given do not name one Bellwether Rollout.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RolloutRefError {
@@ -71,7 +74,7 @@ pub fn rollout_name(words: &[String], rule: TypeRule) -> Result<String, RolloutR
 }
 
 /// Whether `word` is a type naming Bellwether's Rollouts; an error when it names Argo's.
-fn is_type(word: &str) -> Result<bool, RolloutRefError> {
+pub fn is_type(word: &str) -> Result<bool, RolloutRefError> {
     let lower = word.to_ascii_lowercase();
     if lower.ends_with(".argoproj.io") && lower.starts_with("rollout") {
         return Err(RolloutRefError::Argo(word.to_string()));

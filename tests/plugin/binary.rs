@@ -115,7 +115,7 @@ fn kubectl_finds_the_plugin_and_passes_its_exit_codes_through() {
     assert_eq!(usage.status.code(), Some(2), "{usage:?}");
 }
 
-fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+pub fn which(name: &str) -> Result<std::path::PathBuf, ()> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file()).ok_or(())
 }

@@ -107,3 +107,16 @@ pub fn closed_port() -> String {
     drop(listener);
     format!("http://{address}")
 }
+
+/// A server that accepts connections and never answers.
+pub fn silent_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let address = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    format!("http://{address}")
+}

@@ -1,7 +1,7 @@
 //! kubectl's flags on the plugin, against the test API server: `--as` and `--as-group` on every
 //! command's client, `--request-timeout`, and `list -l`.
 
-use crate::cluster::{Cluster, DEFAULT_NAMESPACE, kubeconfig_file, kubeconfig_for, run};
+use crate::cluster::{Cluster, DEFAULT_NAMESPACE, kubeconfig_file, kubeconfig_for, run, silent_server};
 use std::time::{Duration, Instant};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-bellwether");
@@ -41,19 +41,6 @@ async fn a_group_without_a_user_is_a_usage_error() {
     let ran = run(PLUGIN, kubeconfig.path(), &["list", "--as-group", "ops"]).await;
     assert_eq!(ran.code, Some(2), "{}", ran.stderr);
     assert!(ran.stderr.contains("--as <USER>"), "{}", ran.stderr);
-}
-
-/// A server that accepts connections and never answers.
-fn silent_server() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
-    let address = listener.local_addr().expect("its address");
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
-    format!("http://{address}")
 }
 
 #[tokio::test]

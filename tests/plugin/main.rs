@@ -2,6 +2,7 @@
 
 mod binary;
 mod cluster;
+mod complete;
 mod convert;
 mod errors;
 mod examples;
