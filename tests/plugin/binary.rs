@@ -120,8 +120,9 @@ pub fn which(name: &str) -> Result<std::path::PathBuf, ()> {
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file()).ok_or(())
 }
 
-/// The krew manifest template names this binary on every platform, so that a release only fills in
-/// the version, the host and the checksums.
+/// The krew manifest template names this binary on every platform, with its completer beside it,
+/// so that a release only fills in the version, the host and the checksums; krew links only the
+/// plugin onto the PATH, so the caveats say how to add the completer.
 #[test]
 fn the_krew_manifest_installs_this_binary() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/krew/bellwether.yaml");
@@ -136,5 +137,12 @@ fn the_krew_manifest_installs_this_binary() {
             platform["uri"].as_str().is_some_and(|uri| uri.contains("kubectl-bellwether-VERSION")),
             "{platform}"
         );
+        let files: Vec<&str> = platform["files"]
+            .as_array()
+            .map(|files| files.iter().filter_map(|f| f["from"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(files, ["kubectl-bellwether", "kubectl_complete-bellwether"], "{platform}");
     }
+    let caveats = manifest["spec"]["caveats"].as_str().expect("caveats");
+    assert!(caveats.contains("kubectl_complete-bellwether") && caveats.contains("__complete"), "{caveats}");
 }
