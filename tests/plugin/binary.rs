@@ -54,7 +54,8 @@ fn commands_take_a_rollout_as_kubectl_names_it() {
         &["bwro", "web"],
         &["rollouts.bellwether.dev", "web"],
     ];
-    let commands: [&[&str]; 8] = [
+    let commands: [&[&str]; 9] = [
+        &["history"],
         &["promote"],
         &["promote", "--full"],
         &["abort"],
