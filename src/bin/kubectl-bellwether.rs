@@ -70,6 +70,7 @@ enum Command {
     Promote {
         #[command(flatten)]
         rollout: RolloutArg,
+        /// Skip every remaining step and promote now.
         #[arg(long)]
         full: bool,
         #[command(flatten)]
