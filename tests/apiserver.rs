@@ -908,6 +908,32 @@ async fn discovery_lists_a_group_versions_resources_and_an_unserved_group_is_404
     );
 }
 
+/// Injected failures answer the next requests of a resource, reads and watches included, and only
+/// as many as asked; a 403 is worded as RBAC words it, with the verb refused.
+#[tokio::test]
+async fn injected_failures_answer_the_next_requests_then_stop() {
+    let server = TestApiServer::start().await;
+    let services: Api<Service> = Api::namespaced(server.client(), NAMESPACE);
+    let service: Service = from_json(json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}));
+    services.create(&PostParams::default(), &service).await.expect("creating a Service");
+    let code = |result: Result<Service, Error>| match result {
+        Err(Error::Api(status)) => (status.code, status.reason),
+        other => panic!("not an API error: {other:?}"),
+    };
+    server.fail_requests("services", 500, 2);
+    assert_eq!(code(services.get("web").await), (500, "InternalError".into()));
+    let mut watch = services.watch(&WatchParams::default(), "0").await.expect("a watch stream").boxed();
+    let Some(Err(Error::Api(status))) = watch.next().await else { panic!("the watch was not refused") };
+    assert_eq!(status.code, 500);
+    services.get("web").await.expect("served again after two failures");
+
+    server.fail_requests("services", 403, usize::MAX);
+    let Err(Error::Api(status)) = services.list(&ListParams::default()).await else { panic!("listed") };
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    assert!(status.message.contains("cannot list resource \"services\""), "{}", status.message);
+    assert_eq!(code(services.get("web").await).0, 403, "still refused");
+}
+
 #[tokio::test]
 async fn the_call_log_records_each_users_calls_in_rbac_terms() {
     let server = TestApiServer::start().await;

@@ -25,8 +25,9 @@
 //! a group that is not served from an object that does not exist.
 //!
 //! Behaviours a test can ask for, to see the controller cope with them: injected 409 conflicts,
-//! forbidden writes, dropped watches, a watch answered 410 Gone, lagging watches, and an API group
-//! that is not served (CRDs that are not installed). The watches of
+//! forbidden writes, requests answered with a server error or a refusal, dropped watches, a watch
+//! answered 410 Gone, lagging watches, and an API group that is not served (CRDs that are not
+//! installed). The watches of
 //! the resources named in [`Options::watch_delays`] lag as a controller's watch cache that falls
 //! behind the API server does: each change event arrives a random time late, up to a maximum, drawn
 //! from a seeded generator, and the events of one stream stay in order.
@@ -175,6 +176,14 @@ impl TestApiServer {
     /// included, as an API server does for a group whose CRDs are not installed.
     pub fn stop_serving_group(&self, group: &str) {
         self.store.stop_serving_group(group);
+    }
+
+    /// Answers the next `count` requests for resources of this plural (reads, watches and writes
+    /// alike) with the HTTP `code`, as an API server that fails or refuses them would: 403 as RBAC
+    /// words it, 429, 500 or 503. `usize::MAX` makes it permanent.
+    pub fn fail_requests(&self, plural: &str, code: u16, count: usize) {
+        assert!(status::ApiError::can_inject(code), "the test API server cannot inject HTTP {code}");
+        self.store.fail_requests(plural, code, count);
     }
 
     /// Ends every open watch stream.

@@ -268,6 +268,11 @@ fn serve(
     let route = parse_path(path)?;
     let resource = route.resource;
     let namespace = route.namespace.as_deref().unwrap_or("");
+    if let Some(code) = store.take_injected_failure(resource) {
+        let (_, _, verb) = call_of(method, &route, query);
+        let name = route.name.as_deref().unwrap_or("");
+        return Err(ApiError::injected(code, user, resource, name, &verb, namespace));
+    }
     let is_write = *method != Method::GET;
     if is_write && query.contains_key("dryRun") {
         // Refused rather than ignored: a dry run that wrote would mislead the test.

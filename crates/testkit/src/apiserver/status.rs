@@ -43,7 +43,7 @@ impl ApiError {
         Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", resource.qualified_plural()))
     }
 
-    /// A write RBAC does not allow `user`, worded as the API server words it.
+    /// A request RBAC does not allow `user`, worded as the API server words it.
     pub fn forbidden(user: &str, resource: &Resource, name: &str, verb: &str, namespace: &str) -> Self {
         Self::new(
             403,
@@ -55,6 +55,37 @@ impl ApiError {
                 resource.group
             ),
         )
+    }
+
+    /// Whether [`Self::injected`] can answer with `code`.
+    pub fn can_inject(code: u16) -> bool {
+        matches!(code, 403 | 429 | 500 | 503)
+    }
+
+    /// The error a test asked for in place of the answer to `user`'s `verb` of `resource`, worded
+    /// as the API server words it.
+    pub fn injected(
+        code: u16,
+        user: &str,
+        resource: &Resource,
+        name: &str,
+        verb: &str,
+        namespace: &str,
+    ) -> Self {
+        match code {
+            403 => Self::forbidden(user, resource, name, verb, namespace),
+            429 => Self::new(429, "TooManyRequests", "the server has received too many requests".into()),
+            503 => Self::new(
+                503,
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request".into(),
+            ),
+            _ => Self::new(
+                500,
+                "InternalError",
+                "Internal error occurred: etcdserver: request timed out".into(),
+            ),
+        }
     }
 
     pub fn conflict(resource: &Resource, name: &str) -> Self {

@@ -108,6 +108,8 @@ struct State {
     hub: WatchHub,
     /// Writes still to be refused with 409, by plural.
     injected_conflicts: HashMap<String, usize>,
+    /// Requests still to be answered with an error, by plural: the HTTP code and how many are left.
+    injected_failures: HashMap<String, (u16, usize)>,
     /// How many requests were made in each RBAC terms, by the user they impersonated (empty for
     /// none).
     calls: BTreeMap<String, BTreeMap<Call, u64>>,
@@ -385,6 +387,7 @@ impl Store {
                 revision: 0,
                 hub,
                 injected_conflicts: HashMap::new(),
+                injected_failures: HashMap::new(),
                 forbidden_writes: Default::default(),
                 unserved_groups: Default::default(),
                 calls: BTreeMap::new(),
@@ -590,6 +593,23 @@ impl Store {
                 true
             }
             _ => false,
+        }
+    }
+
+    pub fn fail_requests(&self, plural: &str, code: u16, count: usize) {
+        self.lock().injected_failures.insert(plural.to_string(), (code, count));
+    }
+
+    /// The HTTP code to answer this request for `resource` with, when it is one of the injected
+    /// failures, counting it if so.
+    pub fn take_injected_failure(&self, resource: &Resource) -> Option<u16> {
+        let mut state = self.lock();
+        match state.injected_failures.get_mut(resource.plural) {
+            Some((code, left)) if *left > 0 => {
+                *left -= 1;
+                Some(*code)
+            }
+            _ => None,
         }
     }
 
