@@ -1,6 +1,6 @@
 //! `kubectl bellwether`: the plugin people and CI pipelines use to watch and steer Rollouts.
 
-use bellwether::cli::cluster::{KubeArgs, connect};
+use bellwether::cli::cluster::{KubeArgs, client, connect};
 use bellwether::cli::complete::{COMPLETE_COMMAND, complete};
 use bellwether::cli::history;
 use bellwether::cli::rollout_ref::{ROLLOUT_VALUE_NAME, TypeRule, rollout_name};
@@ -104,8 +104,16 @@ enum Command {
         #[command(flatten)]
         wait: Wait,
     },
-    /// Wait until the rollout finishes, for CI. Exit codes: 0 Healthy (or promoted), 1 Degraded
-    /// (aborted), 2 usage error, 3 timed out, 4 paused until a person acts.
+    /// Wait until the rollout finishes, for CI.
+    ///
+    /// Reads the rollout once and then watches it. Failures of the API server that may pass (no
+    /// connection, 5xx, 429, a dropped watch) are retried with backoff until --timeout and said on
+    /// standard error; with --watch, a line with its time (RFC 3339, UTC) is written each time the
+    /// phase, step, weights, route verification, an analysis verdict or the message changes.
+    ///
+    /// Exit codes: 0 Healthy (or promoted), 1 Degraded (aborted), 2 usage error, 3 timed out, 4
+    /// paused until a person acts, 5 could not read the Rollout (no cluster, not found, refused, or
+    /// the API server still failing when --timeout passed).
     Status {
         #[command(flatten)]
         rollout: RolloutArg,
@@ -360,13 +368,14 @@ async fn main() -> ExitCode {
         }
         Command::Status { rollout, watch, timeout, success_on_pause } => {
             let name = rollout.name(TypeRule::Optional);
+            let options = status::WaitOptions { success_on_pause, timeout, watch };
             let result = async {
-                let cluster = connect(&cli.kube).await.map_err(|e| e.to_string())?;
-                let (client, namespace) = (&cluster.client, &cluster.namespace);
-                let mut out = std::io::stdout();
-                status::wait(client, namespace, &name, success_on_pause, timeout, watch, &mut out)
+                // No call before the first read of the Rollout, which is retried like every other.
+                let cluster = client(&cli.kube).await.map_err(|e| e.to_string())?;
+                let (mut out, mut notices) = (std::io::stdout(), std::io::stderr());
+                status::wait(&cluster, &name, options, &mut out, &mut notices)
                     .await
-                    .map_err(|e| cluster.explain(&e))
+                    .map_err(|e| e.to_string())
             }
             .await;
             return match result {
@@ -374,7 +383,10 @@ async fn main() -> ExitCode {
                     println!("{}", ending.line());
                     ExitCode::from(ending.exit_code())
                 }
-                Err(error) => fail(error),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(status::exit::COULD_NOT_READ)
+                }
             };
         }
         Command::Promote { rollout, full, wait } => {

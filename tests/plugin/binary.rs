@@ -32,7 +32,7 @@ fn a_missing_file_and_a_usage_error_have_their_own_exit_codes() {
     assert!(String::from_utf8_lossy(&missing.stderr).starts_with("error: no/such/dir"), "{:?}", missing);
     let usage = plugin(&["status"]);
     assert_eq!(usage.status.code(), Some(2), "a missing NAME is a usage error");
-    let no_kubeconfig = plugin(&["status", "web", "--kubeconfig", "no/such/kubeconfig"]);
+    let no_kubeconfig = plugin(&["promote", "web", "--kubeconfig", "no/such/kubeconfig"]);
     assert_eq!(no_kubeconfig.status.code(), Some(1));
     let said = String::from_utf8_lossy(&no_kubeconfig.stderr);
     assert!(said.starts_with("error: cannot read the kubeconfig no/such/kubeconfig"), "{said}");
@@ -41,8 +41,9 @@ fn a_missing_file_and_a_usage_error_have_their_own_exit_codes() {
 }
 
 /// Every command that acts on a rollout takes it as kubectl names a resource, by any of the names
-/// of Bellwether's Rollouts: these get past the command line to the missing kubeconfig (exit 1).
-/// A type that names Argo Rollouts' Rollouts, or another kind, is a usage error (exit 2).
+/// of Bellwether's Rollouts: these get past the command line to the missing kubeconfig (exit 1, or
+/// `status`'s 5). A type that names Argo Rollouts' Rollouts, or another kind, is a usage error
+/// (exit 2).
 #[test]
 fn commands_take_a_rollout_as_kubectl_names_it() {
     let missing = ["--kubeconfig", "no/such/kubeconfig"];
@@ -68,7 +69,8 @@ fn commands_take_a_rollout_as_kubectl_names_it() {
     let reached_the_cluster = |args: &[&str]| {
         let output = plugin(&[args, &missing[..]].concat());
         let said = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {said}");
+        let code = if args[0] == "status" { 5 } else { 1 };
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {said}");
         assert!(said.starts_with("error: cannot read the kubeconfig"), "{args:?}: {said}");
     };
     for words in named {

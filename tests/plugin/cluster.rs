@@ -24,6 +24,14 @@ impl Cluster {
         Self { server, kubeconfig }
     }
 
+    /// A cluster whose kubeconfig says it is `user`, so that the calls of the programs run with it
+    /// can be told from the test's own in the server's call log.
+    pub async fn start_as(user: &str) -> Self {
+        let server = TestApiServer::start().await;
+        let kubeconfig = kubeconfig_file(&server.kubeconfig_as(user));
+        Self { server, kubeconfig }
+    }
+
     pub fn kubeconfig(&self) -> &Path {
         self.kubeconfig.path()
     }

@@ -9,3 +9,4 @@ mod examples;
 mod flags;
 mod lint;
 mod show;
+mod status;
