@@ -242,11 +242,15 @@ async fn main() -> ExitCode {
                 async {
                     let cluster = connect(&cli.kube).await.map_err(|e| e.to_string())?;
                     let mut screen = Screen::new();
+                    let started = chrono::Utc::now();
                     loop {
                         let view = show::fetch_view(&cluster.client, &cluster.namespace, &name)
                             .await
                             .map_err(|e| cluster.explain(&e))?;
-                        screen.show(&show::render_view(&view, output, chrono::Utc::now()));
+                        // Ages tick every second; the frame at a fixed instant changes only when the
+                        // rollout does.
+                        let content = show::render_view(&view, output, started);
+                        screen.show(&show::render_view(&view, output, chrono::Utc::now()), &content);
                         // A pause for a person is where a watcher wants to see what happens next.
                         let done = matches!(
                             status::ending(&view.rollout, false),
@@ -285,7 +289,8 @@ async fn main() -> ExitCode {
                         let rollouts = show::fetch_list(&cluster.client, scope, selector.as_deref())
                             .await
                             .map_err(|e| cluster.explain(&e))?;
-                        screen.show(&show::render_list(&rollouts, all_namespaces, output));
+                        let table = show::render_list(&rollouts, all_namespaces, output);
+                        screen.show(&table, &table);
                         if !watch {
                             return Ok(String::new());
                         }
@@ -415,9 +420,10 @@ async fn main() -> ExitCode {
 const REDRAW: Duration = Duration::from_secs(1);
 
 /// Where `get` and `list` draw: on a terminal each frame replaces the last; otherwise (a pipeline's
-/// log) a frame is appended only when it differs from the last.
+/// log) a frame is appended only when what it shows has changed, not each time its ages tick.
 struct Screen {
     terminal: bool,
+    /// What the last frame drawn showed: the frame itself on a terminal, its content otherwise.
     last: String,
 }
 
@@ -426,8 +432,10 @@ impl Screen {
         Self { terminal: std::io::stdout().is_terminal(), last: String::new() }
     }
 
-    fn show(&mut self, frame: &str) {
-        if frame == self.last {
+    /// Draws `frame`, whose `content` is the frame without what changes by itself (ages).
+    fn show(&mut self, frame: &str, content: &str) {
+        let shown = if self.terminal { frame } else { content };
+        if shown == self.last {
             return;
         }
         if self.terminal {
@@ -439,7 +447,7 @@ impl Screen {
             }
             print!("{frame}");
         }
-        self.last = frame.to_string();
+        self.last = shown.to_string();
     }
 }
 

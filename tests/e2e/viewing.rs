@@ -69,12 +69,12 @@ async fn get_and_list_show_the_rollout_and_get_watch_ends_when_it_finishes() {
     let (_, everywhere, _) = run(plugin(&cluster, kubeconfig.path(), &["list", "-A"])).await;
     assert!(everywhere.starts_with("NAMESPACE"), "{everywhere}");
 
-    // Watching from a pipeline: frames are appended as the rollout changes, and the watch ends on
-    // its own once the promoted canary is Healthy.
+    // Watching from a pipeline: frames are appended as the rollout changes, not as its ages tick,
+    // and the watch ends on its own once the promoted canary is Healthy.
     let mut watch = plugin(&cluster, kubeconfig.path(), &["get", "rollout", ROLLOUT, "--watch"]);
     watch.stdout(Stdio::piped());
     let watching = tokio::task::spawn_blocking(move || watch.output().expect("running the plugin"));
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     let (code, _, err) = run(plugin(&cluster, kubeconfig.path(), &["promote", ROLLOUT])).await;
     assert_eq!(code, Some(0), "{err}");
     let watched = tokio::time::timeout(crate::harness::PATIENCE, watching)
@@ -84,6 +84,7 @@ async fn get_and_list_show_the_rollout_and_get_watch_ends_when_it_finishes() {
     assert!(watched.status.success());
     let frames = String::from_utf8_lossy(&watched.stdout).into_owned();
     assert!(frames.matches(&format!("Rollout {ROLLOUT}")).count() >= 2, "one frame only:\n{frames}");
+    assert_eq!(frames.matches("Phase:     Paused").count(), 1, "a frame a second while paused:\n{frames}");
     assert!(
         frames.rsplit(&format!("Rollout {ROLLOUT}")).next().is_some_and(|last| last.contains("Healthy")),
         "{frames}"
