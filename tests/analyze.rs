@@ -239,6 +239,29 @@ fn ready_made(name: &str) -> String {
     format!("{}/analysis-templates/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `--at` measures at the instant named, not `initialDelay` after it: at the last minute of data,
+/// where a minute later every `rate()` has nothing, the ready-made template gets its values, and
+/// with one measurement of windows of several, no verdict yet.
+#[test]
+fn at_measures_at_the_instant_named() {
+    let at = at_minute(60);
+    let output = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["analyze", "-f", &ready_made("http-app.yaml"), "--prometheus", server().address()])
+        .args(["-n", "shop", "--revision", "errors5x", "-o", "json", "--at", &at.to_rfc3339()])
+        .output()
+        .expect("bellwether runs");
+    assert_eq!(output.status.code(), Some(UNDECIDED), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    for metric in ["error-rate", "latency-p99"] {
+        let [point] = points(&report, metric) else { panic!("one measurement of {metric}: {report}") };
+        assert_eq!(point["at"].as_str().map(|t| t.parse::<DateTime<Utc>>().unwrap()), Some(at), "{point}");
+        assert!(!point["value"].is_null(), "{metric} has no data at the instant named: {point}");
+    }
+    let [error_rate] = points(&report, "error-rate") else { unreachable!() };
+    assert_near(number(&error_rate["value"]), 0.015, "errors5x's error rate");
+    assert_eq!(error_rate["state"], "Breaching", "the measurement counts: {error_rate}");
+}
+
 /// (phase, minutes after the start it fired, message) of one metric in a report.
 fn verdict(report: &Value, metric: &str) -> (String, Option<i64>, String) {
     let m =

@@ -62,10 +62,12 @@ pub struct AnalyzeArgs {
     /// Query this Prometheus instead of the address in the template.
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
-    /// Measure once, at this time: `now` or an RFC 3339 time. Ignored with --from/--to.
+    /// Measure once, at this time: `now` or an RFC 3339 time. The measurement is taken at this
+    /// very instant and judged as one taken `initialDelay` into a run. Ignored with --from/--to.
     #[arg(long, default_value = "now", value_parser = parse_at)]
     pub at: DateTime<Utc>,
-    /// Backtest: replay the template from this RFC 3339 time, one measurement per metric interval.
+    /// Backtest: replay the template as a run started at this RFC 3339 time: each metric's first
+    /// measurement `initialDelay` later, then one per interval.
     #[arg(long, requires = "to")]
     pub from: Option<DateTime<Utc>>,
     /// Backtest: the end of the replay, inclusive.
@@ -185,15 +187,15 @@ pub struct Report {
 pub async fn analyze(args: &AnalyzeArgs) -> Result<Report, AnalyzeError> {
     let (name, spec) = load_template(&args.file)?;
     let vars = variables(args, &spec.args);
-    let (started_at, end) = match (args.from, args.to) {
-        (Some(from), Some(to)) if from <= to => (from, to),
+    let window = match (args.from, args.to) {
+        (Some(from), Some(to)) if from <= to => Window::Backtest { from, to },
         (Some(_), Some(_)) => return Err(AnalyzeError::EmptyWindow),
-        _ => (args.at, args.at),
+        _ => Window::At(args.at),
     };
     let plans = spec
         .metrics
         .iter()
-        .map(|metric| MetricPlan::new(args, metric, &vars, started_at, end))
+        .map(|metric| MetricPlan::new(args, metric, &vars, window))
         .collect::<Result<Vec<_>, _>>()?;
     for plan in &plans {
         plan.check_reachable().await?;
@@ -201,11 +203,26 @@ pub async fn analyze(args: &AnalyzeArgs) -> Result<Report, AnalyzeError> {
     let mut metrics = Vec::with_capacity(plans.len());
     let mut verdicts = Vec::with_capacity(plans.len());
     for plan in plans {
-        let (report, verdict) = plan.run(started_at, args.duration).await;
+        let (report, verdict) = plan.run(args.duration).await;
         metrics.push(report);
         verdicts.push(verdict);
     }
+    let started_at = match window {
+        Window::Backtest { from, .. } => from,
+        Window::At(at) => at,
+    };
     Ok(Report { template: name, started_at, phase: run_phase(&verdicts), metrics })
+}
+
+/// When the measurements are taken.
+#[derive(Clone, Copy, Debug)]
+enum Window {
+    /// Once, at this instant. A person who names an instant means that one: measured
+    /// `initialDelay` later, "now" would be in the future, with no data yet.
+    At(DateTime<Utc>),
+    /// A run replayed as if started at `from`: its measurements from `initialDelay` after it, as
+    /// a live run's, until `to`.
+    Backtest { from: DateTime<Utc>, to: DateTime<Utc> },
 }
 
 /// The template, checked as `lint` checks it: YAML, schema and CEL rules, and the engine's own
@@ -243,6 +260,8 @@ struct MetricPlan<'m> {
     metric: &'m Metric,
     queries: MetricQueries,
     provider: PrometheusProvider,
+    /// When the run the measurements are judged as part of started.
+    started_at: DateTime<Utc>,
     times: Times,
 }
 
@@ -251,8 +270,7 @@ impl<'m> MetricPlan<'m> {
         args: &AnalyzeArgs,
         metric: &'m Metric,
         vars: &Vars,
-        started_at: DateTime<Utc>,
-        end: DateTime<Utc>,
+        window: Window,
     ) -> Result<Self, AnalyzeError> {
         let fail = |message: String| AnalyzeError::Metric { metric: metric.name.clone(), message };
         let render = |reason| AnalyzeError::Render { metric: metric.name.clone(), reason };
@@ -265,7 +283,10 @@ impl<'m> MetricPlan<'m> {
             Some(d) => d.parse().map_err(|e| fail(e.to_string()))?,
             None => chrono::Duration::zero(),
         };
-        let times = Times::new(started_at + initial_delay, end, interval);
+        let (started_at, times) = match window {
+            Window::At(at) => (at - initial_delay, Times::new(at, at, interval)),
+            Window::Backtest { from, to } => (from, Times::new(from + initial_delay, to, interval)),
+        };
         if times.count > MAX_POINTS {
             return Err(AnalyzeError::TooLong {
                 metric: metric.name.clone(),
@@ -278,7 +299,7 @@ impl<'m> MetricPlan<'m> {
         let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
         let provider = PrometheusProvider::new(address, timeout, &ResolvedAuth::default())
             .map_err(|e| fail(e.to_string()))?;
-        Ok(Self { metric, queries, provider, times })
+        Ok(Self { metric, queries, provider, started_at, times })
     }
 
     /// Fails when no connection to the metric's Prometheus can be made: every measurement would
@@ -294,12 +315,8 @@ impl<'m> MetricPlan<'m> {
     }
 
     /// Measures until the verdict is final or the window ends.
-    async fn run(
-        self,
-        started_at: DateTime<Utc>,
-        run_duration: Option<chrono::Duration>,
-    ) -> (MetricReport, MetricVerdict) {
-        let metric = self.metric;
+    async fn run(self, run_duration: Option<chrono::Duration>) -> (MetricReport, MetricVerdict) {
+        let (metric, started_at) = (self.metric, self.started_at);
         let mut measurements = Vec::new();
         let mut points = Vec::new();
         let mut verdict = judge_metric(metric, &[], started_at, run_duration);
