@@ -86,7 +86,7 @@ fn bad_arguments_and_manifests_are_errors_that_say_what_is_wrong() {
     std::fs::write(&broken, "kind: Rollout\n  spec: [").unwrap();
     let (ok, _, err) = simulate(&["-f", broken.to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.contains("broken.yaml: not valid YAML"), "{err}");
+    assert!(err.contains("broken.yaml:2: error: mapping values are not allowed"), "{err}");
     let (ok, _, err) = simulate(&["-f", dir.path().join("missing.yaml").to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("cannot read") && err.contains("missing.yaml"), "{err}");

@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
         }
         Command::Analyze(args) => {
-            let report = match analyze::analyze(&args).await {
+            let report = match analyze::analyze(&args, &mut std::io::stdin()).await {
                 Ok(report) => report,
                 Err(error) => {
                     eprintln!("error: {error}");
@@ -73,7 +73,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::from(report.exit_code()));
         }
-        Command::Simulate(args) => print!("{}", bellwether::cli::simulate::simulate(&args)?),
+        Command::Simulate(args) => {
+            print!("{}", bellwether::cli::simulate::simulate(&args, &mut std::io::stdin())?)
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -332,7 +332,7 @@ async fn main() -> ExitCode {
             );
         }
         Command::Lint(args) => {
-            return match lint::lint(&args) {
+            return match lint::lint(&args, &mut std::io::stdin()) {
                 Ok(report) => {
                     match args.output {
                         lint::Output::Text => print!("{}", report.text()),

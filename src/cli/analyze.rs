@@ -8,14 +8,17 @@ use crate::api::template::Vars;
 use crate::api::{
     AnalysisPhase, AnalysisTemplateSpec, ArgSpec, DEFAULT_INTERVAL, HysteresisState, Measurement, Metric,
 };
-use crate::cli::lint::{Finding, read_template};
+use crate::cli::lint::document::Document;
+use crate::cli::lint::{Finding, template_of};
+use crate::cli::manifests::{self, LoadError, filename_help};
 use crate::engine::{MetricVerdict, format_value, judge_metric, run_phase};
 use crate::metrics::measure::{self, MetricQueries, RenderError};
 use crate::metrics::prometheus::{MeasurementError, PrometheusProvider, ResolvedAuth};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::PathBuf;
 
 /// Longest backtest, in measurements per metric, so that a typo in `--from` cannot flood Prometheus.
 const MAX_POINTS: u64 = 10_000;
@@ -35,9 +38,14 @@ pub mod exit {
 
 #[derive(clap::Args, Debug)]
 pub struct AnalyzeArgs {
-    /// A YAML file holding an AnalysisTemplate or ClusterAnalysisTemplate (the first one is used).
-    #[arg(short = 'f', long = "filename")]
-    pub file: PathBuf,
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-", required = true,
+        help = concat!(filename_help!(), " They must hold one AnalysisTemplate or ClusterAnalysisTemplate, \
+        or name it with --template."))]
+    pub files: Vec<PathBuf>,
+    /// The AnalysisTemplate or ClusterAnalysisTemplate to run, by name, when the manifests hold more
+    /// than one.
+    #[arg(long, value_name = "NAME")]
+    pub template: Option<String>,
     /// A template arg, as NAME=VALUE; repeat for more.
     #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
     pub args: Vec<(String, String)>,
@@ -107,12 +115,17 @@ fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
-    #[error("cannot read {}: {reason}", path.display())]
-    Read { path: PathBuf, reason: std::io::Error },
-    #[error("{} has no AnalysisTemplate or ClusterAnalysisTemplate", path.display())]
-    NoTemplate { path: PathBuf },
-    #[error("{} is refused, as the API server or the controller would refuse it:{}", path.display(), lines(findings))]
-    Invalid { path: PathBuf, findings: Vec<Finding> },
+    #[error("cannot read {0}")]
+    Load(#[from] LoadError),
+    #[error("the manifests have no AnalysisTemplate or ClusterAnalysisTemplate{}",
+        .0.as_ref().map_or(String::new(), |name| format!(" named {name}")))]
+    NoTemplate(Option<String>),
+    #[error("the manifests hold {} templates ({}): name the one to run with --template", .0.len(), .0.join(", "))]
+    ManyTemplates(Vec<String>),
+    #[error("the manifests cannot be read as the API server would:{}", lines(.0))]
+    Unreadable(Vec<Finding>),
+    #[error("{name} is refused, as the API server or the controller would refuse it:{}", lines(findings))]
+    Invalid { name: String, findings: Vec<Finding> },
     #[error("--from must be before --to")]
     EmptyWindow,
     #[error(
@@ -184,8 +197,8 @@ pub struct Report {
 /// Runs the analysis and returns its report. Everything that would stop it (the template, the
 /// length of the backtest, the queries, a Prometheus out of reach) is checked for every metric
 /// before the first measurement.
-pub async fn analyze(args: &AnalyzeArgs) -> Result<Report, AnalyzeError> {
-    let (name, spec) = load_template(&args.file)?;
+pub async fn analyze(args: &AnalyzeArgs, stdin: &mut dyn Read) -> Result<Report, AnalyzeError> {
+    let (name, spec) = load_template(args, stdin)?;
     let vars = variables(args, &spec.args);
     let window = match (args.from, args.to) {
         (Some(from), Some(to)) if from <= to => Window::Backtest { from, to },
@@ -225,16 +238,36 @@ enum Window {
     Backtest { from: DateTime<Utc>, to: DateTime<Utc> },
 }
 
-/// The template, checked as `lint` checks it: YAML, schema and CEL rules, and the engine's own
-/// validation.
-fn load_template(path: &Path) -> Result<(String, AnalysisTemplateSpec), AnalyzeError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|reason| AnalyzeError::Read { path: path.into(), reason })?;
-    match read_template(path, &text) {
-        Ok(Some(template)) => Ok(template),
-        Ok(None) => Err(AnalyzeError::NoTemplate { path: path.into() }),
-        Err(findings) => Err(AnalyzeError::Invalid { path: path.into(), findings }),
+/// The template the manifests hold (or the one `--template` names), checked as `lint` checks it:
+/// YAML, schema and CEL rules, and the engine's own validation. Manifests that cannot all be read,
+/// or that define an object twice differently, are refused: the template might be among them.
+fn load_template(
+    args: &AnalyzeArgs,
+    stdin: &mut dyn Read,
+) -> Result<(String, AnalysisTemplateSpec), AnalyzeError> {
+    let manifests = manifests::load(&args.files, stdin)?;
+    let errors = manifests.errors();
+    if !errors.is_empty() {
+        return Err(AnalyzeError::Unreadable(errors));
     }
+    let templates: Vec<&Document> = manifests
+        .documents
+        .iter()
+        .filter(|doc| doc.is_template() && args.template.as_deref().is_none_or(|name| doc.name() == name))
+        .collect();
+    let doc = match templates.as_slice() {
+        [] => return Err(AnalyzeError::NoTemplate(args.template.clone())),
+        [doc] => doc,
+        many => {
+            return Err(AnalyzeError::ManyTemplates(
+                many.iter().map(|doc| format!("{}/{}", doc.kind(), doc.name())).collect(),
+            ));
+        }
+    };
+    template_of(doc).map_err(|findings| AnalyzeError::Invalid {
+        name: format!("{}/{}", doc.kind(), doc.name()),
+        findings,
+    })
 }
 
 fn variables(args: &AnalyzeArgs, declared: &[ArgSpec]) -> Vars {

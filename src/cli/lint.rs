@@ -1,5 +1,5 @@
-//! `kubectl bellwether lint -f FILE|DIR`: checks manifests offline, before they reach a cluster, so that
-//! a GitOps repository can reject a broken Rollout in CI rather than midway through a release.
+//! `kubectl bellwether lint -f FILE|DIR|-`: checks manifests offline, before they reach a cluster, so
+//! that a GitOps repository can reject a broken Rollout in CI rather than midway through a release.
 //!
 //! Every document of every file given is read first and then checked together, because a Rollout is
 //! only as good as the templates, Services and routes it names:
@@ -12,11 +12,11 @@
 //!   no metrics, so that everything else is still checked;
 //! - each template on its own with the engine's [`validate_template`], the check the controller
 //!   runs before it measures anything, so that a directory of templates without a Rollout is checked
-//!   too (`bellwether analyze` checks its template with the same [`read_template`]);
+//!   too (`bellwether analyze` checks its template with the same [`template_of`]);
 //! - what reading YAML into JSON would hide: a key given twice in one mapping (the last would win
 //!   silently) and `.nan` or `.inf` (JSON has neither, so kubectl refuses them);
-//! - objects defined twice: the same group, kind, namespace and name, in one file or across files
-//!   (a file given twice, directly and through its directory, is read once);
+//! - objects defined twice differently: the same group, kind, namespace and name, in one file or
+//!   across files, as every command reads its `-f` ([`crate::cli::manifests`]);
 //! - the Services and routes a Rollout names: a missing one is a warning, and a route in the files
 //!   must have a rule that references both the stable and the canary Service, or Bellwether would
 //!   have no weights to shift.
@@ -34,6 +34,7 @@
 //! with `-o json`) and exits 1 when the report is not clean.
 
 use crate::api::{AnalysisTemplateSpec, ArgSpec, ClusterAnalysisTemplateSpec, Rollout, TemplateRef};
+use crate::cli::manifests::{self, LoadError, Manifests, filename_help};
 use crate::controller::routes::{Services, is_managed};
 use crate::engine::{Origin, Plan, Templates, check_workload_template, validate_template};
 use bellwether_openapi::{FieldError, SchemaValidator, validate_manifest};
@@ -42,8 +43,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::ser::SerializeStruct;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use yaml::ProblemKind;
@@ -54,9 +56,8 @@ mod yaml;
 /// Arguments of `lint`.
 #[derive(clap::Args, Debug)]
 pub struct LintArgs {
-    /// Files or directories to check; directories are searched recursively for *.yaml, *.yml and
-    /// *.json. Repeat -f to check several together.
-    #[arg(short = 'f', long = "filename", required = true)]
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-", required = true,
+        help = concat!(filename_help!(), " Everything named is checked together."))]
     pub paths: Vec<PathBuf>,
     /// How to print the findings.
     #[arg(short = 'o', long, value_enum, default_value = "text")]
@@ -67,15 +68,6 @@ pub struct LintArgs {
 pub enum Output {
     Text,
     Json,
-}
-
-/// Why the files could not be checked at all, as opposed to what is wrong in them.
-#[derive(Debug, thiserror::Error)]
-pub enum LintError {
-    #[error("{}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{}: no *.yaml, *.yml or *.json files", .0.display())]
-    NoManifests(PathBuf),
 }
 
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,22 +158,12 @@ impl Serialize for Report {
     }
 }
 
-/// The first AnalysisTemplate or ClusterAnalysisTemplate of `text`, read from `file`: its name and
-/// spec, or every error in the file's YAML and in the template as `lint` finds them, which is what
-/// the API server and the controller would refuse. `Ok(None)` when the file has no template.
-pub fn read_template(
-    file: &Path,
-    text: &str,
-) -> Result<Option<(String, AnalysisTemplateSpec)>, Vec<Finding>> {
-    let mut linter = Linter::default();
-    linter.read(file, text);
-    let mut errors = std::mem::take(&mut linter.findings);
-    let Some(doc) = linter.documents.iter().find(|d| d.is_template()) else {
-        return if errors.is_empty() { Ok(None) } else { Err(errors) };
-    };
-    errors.extend(doc.check().0);
+/// The name and spec of the (Cluster)AnalysisTemplate `doc`, or every error in it as `lint` finds
+/// them, which is what the API server and the controller would refuse.
+pub(crate) fn template_of(doc: &Document) -> Result<(String, AnalysisTemplateSpec), Vec<Finding>> {
+    let mut errors = doc.check().0;
     match template_spec(doc) {
-        Some(spec) if errors.is_empty() => Ok(Some((doc.name().to_string(), spec))),
+        Some(spec) if errors.is_empty() => Ok((doc.name().to_string(), spec)),
         Some(_) => Err(errors),
         // Only a Bellwether apiVersion has a schema to check, and a spec to read.
         None => {
@@ -197,72 +179,16 @@ pub fn read_template(
     }
 }
 
-/// Checks every manifest in `args.paths` together.
-pub fn lint(args: &LintArgs) -> Result<Report, LintError> {
-    let files = manifest_files(&args.paths)?;
-    let mut linter = Linter::default();
-    for file in &files {
-        let text =
-            std::fs::read_to_string(file).map_err(|source| LintError::Read { path: file.clone(), source })?;
-        linter.read(file, &text);
-    }
-    Ok(Report { files: files.len(), findings: linter.check() })
+/// Checks every manifest in `args.paths` together, reading `-` from `stdin`.
+pub fn lint(args: &LintArgs, stdin: &mut dyn Read) -> Result<Report, LoadError> {
+    let manifests = manifests::load(&args.paths, stdin)?;
+    let files = manifests.files;
+    Ok(Report { files, findings: Linter::new(manifests).check() })
 }
 
 /// Everything `lint` finds in `text`, checked on its own as the file `file`.
 pub(crate) fn check_text(file: &Path, text: &str) -> Vec<Finding> {
-    let mut linter = Linter::default();
-    linter.read(file, text);
-    linter.check()
-}
-
-/// The manifest files `paths` name, in order: each file named, and each directory's manifests,
-/// searched recursively. A file named directly and through its directory, or through a link, is
-/// listed once; a path with no manifest is an error.
-pub(crate) fn manifest_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LintError> {
-    let mut files = Vec::new();
-    let mut seen = HashSet::new();
-    for path in paths {
-        let found = files_under(path)?;
-        if found.is_empty() {
-            return Err(LintError::NoManifests(path.clone()));
-        }
-        for file in found {
-            let canonical = std::fs::canonicalize(&file)
-                .map_err(|source| LintError::Read { path: file.clone(), source })?;
-            if seen.insert(canonical) {
-                files.push(file);
-            }
-        }
-    }
-    Ok(files)
-}
-
-fn is_manifest(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-}
-
-/// `path` itself when it is a file (whatever its name), or the manifests under it, sorted.
-fn files_under(path: &Path) -> Result<Vec<PathBuf>, LintError> {
-    let read_error = |source| LintError::Read { path: path.to_path_buf(), source };
-    if !std::fs::metadata(path).map_err(read_error)?.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(read_error)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(read_error)?;
-    entries.sort();
-    let mut files = Vec::new();
-    for entry in entries {
-        if entry.is_dir() {
-            files.extend(files_under(&entry)?);
-        } else if is_manifest(&entry) {
-            files.push(entry);
-        }
-    }
-    Ok(files)
+    Linter::new(manifests::from_texts(&[(file.to_path_buf(), text.to_string())])).check()
 }
 
 impl Document {
@@ -322,24 +248,25 @@ pub(crate) fn same_namespace(a: Option<&str>, b: Option<&str>) -> bool {
     a.is_none() || b.is_none() || a == b
 }
 
-#[derive(Default)]
 struct Linter {
     documents: Vec<Document>,
+    conflicts: Vec<Finding>,
     findings: Vec<Finding>,
 }
 
 impl Linter {
+    fn new(manifests: Manifests) -> Self {
+        let conflicts = manifests.conflicts.into_iter().map(|c| c.finding).collect();
+        let mut linter = Self { documents: manifests.documents, conflicts, findings: Vec::new() };
+        for finding in manifests.unreadable {
+            linter.push(finding);
+        }
+        linter
+    }
+
     fn push(&mut self, finding: Finding) {
         if !self.findings.contains(&finding) {
             self.findings.push(finding);
-        }
-    }
-
-    fn read(&mut self, file: &Path, text: &str) {
-        let (documents, findings) = document::read(file, text);
-        self.documents.extend(documents);
-        for finding in findings {
-            self.push(finding);
         }
     }
 
@@ -353,40 +280,15 @@ impl Linter {
             }
             faulted.push(fields);
         }
-        self.check_duplicate_objects(&documents);
+        for conflict in std::mem::take(&mut self.conflicts) {
+            self.push(conflict);
+        }
         for (index, doc) in documents.iter().enumerate() {
             if doc.is("bellwether.dev/v1alpha1", "Rollout") {
                 self.check_rollout(&documents, index, &faulted);
             }
         }
         self.findings
-    }
-
-    /// Objects of one group, kind, namespace and name: `kubectl apply` of them all would keep the
-    /// last silently, even when they are identical.
-    fn check_duplicate_objects(&mut self, documents: &[Document]) {
-        for (index, doc) in documents.iter().enumerate() {
-            if doc.kind().is_empty() || doc.name().is_empty() {
-                continue;
-            }
-            let mut earlier = documents[..index].iter().filter(|other| {
-                other.group() == doc.group()
-                    && other.kind() == doc.kind()
-                    && other.name() == doc.name()
-                    && same_namespace(other.namespace(), doc.namespace())
-            });
-            let Some(first) = earlier.next() else { continue };
-            let times = match earlier.count() + 2 {
-                2 => "twice".to_string(),
-                n => format!("{n} times"),
-            };
-            let message = format!(
-                "is defined {times} (first at {}:{})",
-                first.file.display(),
-                first.line_of("metadata.name")
-            );
-            self.push(doc.finding_at(Severity::Error, doc.line_of("metadata.name"), None, message));
-        }
     }
 
     fn check_rollout(&mut self, documents: &[Document], index: usize, faulted: &[Vec<String>]) {

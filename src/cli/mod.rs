@@ -10,6 +10,7 @@ pub mod edit;
 pub mod history;
 pub mod kube_error;
 pub mod lint;
+pub mod manifests;
 pub mod rollout_ref;
 pub mod show;
 pub mod simulate;

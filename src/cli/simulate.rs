@@ -2,19 +2,21 @@
 //! Prometheus, and shows what Bellwether would do minute by minute. With `--runs N` it answers
 //! "are my thresholds and windows right for my traffic?" with the distribution of outcomes.
 
+use crate::cli::lint::Finding;
+use crate::cli::manifests::{self, LoadError, filename_help};
 use crate::engine::format_value;
 use crate::sim::{self, Bellwether, Expect, Options, Outcome, Row, Scenario, Setup, SetupError, percentile};
 use chrono::Duration;
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
-use std::path::{Path, PathBuf};
+use std::io::{IsTerminal, Read, Write as _};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(clap::Args, Debug)]
 pub struct SimulateArgs {
-    /// A Rollout and its (Cluster)AnalysisTemplates: YAML files, or directories of them; repeat
-    /// for more. Without it, the bundled example (examples/basic) is simulated.
-    #[arg(short = 'f', long = "filename")]
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-",
+        help = concat!(filename_help!(), " They must hold one Rollout and the templates it references; \
+        without -f, the bundled example (examples/basic) is simulated."))]
     pub files: Vec<PathBuf>,
     /// A scenario to simulate; repeat for more: good, spike, regression[-Nx], latency[-Nx],
     /// slow-leak, flapping, crash-loop, no-traffic, source-down. Default: good and regression.
@@ -48,8 +50,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulateError {
-    #[error("cannot read {path}: {reason}")]
-    Read { path: PathBuf, reason: std::io::Error },
+    #[error("cannot read {0}")]
+    Load(#[from] LoadError),
+    #[error("the manifests cannot be read as the API server would:{}", .0.iter().map(|f| format!("\n  {f}")).collect::<String>())]
+    Unreadable(Vec<Finding>),
     #[error(transparent)]
     Setup(#[from] SetupError),
     #[error("{0}")]
@@ -62,10 +66,10 @@ pub enum SimulateError {
     Write { path: PathBuf, reason: std::io::Error },
 }
 
-/// Runs the simulation the arguments ask for and returns the report to print.
-pub fn simulate(args: &SimulateArgs) -> Result<String, SimulateError> {
-    let setup =
-        if args.files.is_empty() { Setup::example() } else { Setup::from_manifests(read(&args.files)?)? };
+/// Runs the simulation the arguments ask for, reading `-` from `stdin`, and returns the report to
+/// print.
+pub fn simulate(args: &SimulateArgs, stdin: &mut dyn Read) -> Result<String, SimulateError> {
+    let setup = if args.files.is_empty() { Setup::example() } else { setup(&args.files, stdin)? };
     let scenarios = if args.scenario.is_empty() {
         vec![Scenario::good(), Scenario::regression(20.0)]
     } else {
@@ -129,31 +133,18 @@ pub fn simulate(args: &SimulateArgs) -> Result<String, SimulateError> {
     Ok(out)
 }
 
-/// The manifests in `paths`: files as given, directories by their `.yaml`/`.yml` files in name order.
-fn read(paths: &[PathBuf]) -> Result<Vec<(String, String)>, SimulateError> {
-    let read_file = |path: &Path| {
-        std::fs::read_to_string(path)
-            .map(|text| (path.display().to_string(), text))
-            .map_err(|reason| SimulateError::Read { path: path.to_path_buf(), reason })
-    };
-    let mut sources = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let entries = std::fs::read_dir(path)
-                .map_err(|reason| SimulateError::Read { path: path.clone(), reason })?;
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-                .collect();
-            files.sort();
-            for file in files {
-                sources.push(read_file(&file)?);
-            }
-        } else {
-            sources.push(read_file(path)?);
-        }
+/// The Rollout and templates the manifests `paths` name, each object named by where it is.
+fn setup(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Setup, SimulateError> {
+    let manifests = manifests::load(paths, stdin)?;
+    let errors = manifests.errors();
+    if !errors.is_empty() {
+        return Err(SimulateError::Unreadable(errors));
     }
-    Ok(sources)
+    let objects = manifests
+        .documents
+        .into_iter()
+        .map(|doc| (format!("{}:{}", doc.file.display(), doc.line_of("")), doc.value));
+    Ok(Setup::from_objects(objects)?)
 }
 
 /// `41400 pod-seconds, 1.38× the 10 replicas alone`: what the canary cost in pods, from the ship

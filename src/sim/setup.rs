@@ -7,7 +7,7 @@ use bellwether_openapi::validate_manifest;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::Deserialize;
-use serde_yaml::Value;
+use serde_json::Value;
 
 /// A Rollout and the templates it may reference.
 #[derive(Clone, Debug)]
@@ -57,52 +57,60 @@ impl Setup {
             .expect("the bundled example is valid")
     }
 
-    /// Reads (origin, YAML text) pairs; documents of other kinds (Services, routes) are skipped.
-    /// Every Bellwether object is checked against its CRD schema, and the Rollout against the
-    /// engine's own rules, so that a simulation never runs on a spec the cluster would reject.
+    /// Reads (origin, YAML text) pairs, as [`Self::from_objects`] reads their documents.
     pub fn from_manifests(sources: impl IntoIterator<Item = (String, String)>) -> Result<Self, SetupError> {
-        let mut rollouts = Vec::new();
-        let mut templates = Templates::new();
+        let mut objects = Vec::new();
         for (origin, text) in sources {
             for document in serde_yaml::Deserializer::from_str(&text) {
                 let value = Value::deserialize(document)
                     .map_err(|reason| SetupError::Yaml { origin: origin.clone(), reason })?;
-                let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-                let is_ours = value
-                    .get("apiVersion")
-                    .and_then(Value::as_str)
-                    .is_some_and(|v| v.starts_with("bellwether.dev/"));
-                if !is_ours {
-                    continue;
+                objects.push((origin.clone(), value));
+            }
+        }
+        Self::from_objects(objects)
+    }
+
+    /// Reads (origin, object) pairs; objects of other kinds (Services, routes) are skipped. Every
+    /// Bellwether object is checked against its CRD schema, and the Rollout against the engine's
+    /// own rules, so that a simulation never runs on a spec the cluster would reject.
+    pub fn from_objects(objects: impl IntoIterator<Item = (String, Value)>) -> Result<Self, SetupError> {
+        let mut rollouts = Vec::new();
+        let mut templates = Templates::new();
+        for (origin, json) in objects {
+            let kind = json.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+            let is_ours = json
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.starts_with("bellwether.dev/"));
+            if !is_ours {
+                continue;
+            }
+            validate_manifest(&json).map_err(|errors| {
+                let problems = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                invalid(&origin, &kind, &json, problems)
+            })?;
+            match kind.as_str() {
+                "Rollout" => rollouts.push(
+                    serde_json::from_value::<Rollout>(json.clone())
+                        .map_err(|e| invalid(&origin, &kind, &json, e))?,
+                ),
+                "AnalysisTemplate" => {
+                    let template: AnalysisTemplate = serde_json::from_value(json.clone())
+                        .map_err(|e| invalid(&origin, &kind, &json, e))?;
+                    let name = template.metadata.name.clone().unwrap_or_default();
+                    templates
+                        .insert(TemplateRef { template_name: name, cluster_scope: false }, template.spec);
                 }
-                let json = serde_json::to_value(&value).map_err(|e| invalid(&origin, &kind, &value, e))?;
-                validate_manifest(&json).map_err(|errors| {
-                    let problems = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-                    invalid(&origin, &kind, &value, problems)
-                })?;
-                match kind.as_str() {
-                    "Rollout" => rollouts.push(
-                        serde_json::from_value::<Rollout>(json)
-                            .map_err(|e| invalid(&origin, &kind, &value, e))?,
-                    ),
-                    "AnalysisTemplate" => {
-                        let template: AnalysisTemplate =
-                            serde_json::from_value(json).map_err(|e| invalid(&origin, &kind, &value, e))?;
-                        let name = template.metadata.name.clone().unwrap_or_default();
-                        templates
-                            .insert(TemplateRef { template_name: name, cluster_scope: false }, template.spec);
-                    }
-                    "ClusterAnalysisTemplate" => {
-                        let template: ClusterAnalysisTemplate =
-                            serde_json::from_value(json).map_err(|e| invalid(&origin, &kind, &value, e))?;
-                        let name = template.metadata.name.clone().unwrap_or_default();
-                        templates.insert(
-                            TemplateRef { template_name: name, cluster_scope: true },
-                            template.spec.into(),
-                        );
-                    }
-                    _ => {}
+                "ClusterAnalysisTemplate" => {
+                    let template: ClusterAnalysisTemplate = serde_json::from_value(json.clone())
+                        .map_err(|e| invalid(&origin, &kind, &json, e))?;
+                    let name = template.metadata.name.clone().unwrap_or_default();
+                    templates.insert(
+                        TemplateRef { template_name: name, cluster_scope: true },
+                        template.spec.into(),
+                    );
                 }
+                _ => {}
             }
         }
         let rollout = match rollouts.len() {

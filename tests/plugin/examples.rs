@@ -21,7 +21,7 @@ fn assert_lints_clean(example: &str) {
         paths: vec![repo(&format!("examples/{example}")), repo("analysis-templates")],
         output: Output::Text,
     };
-    let report = lint(&args).unwrap_or_else(|e| panic!("lint {example}: {e}"));
+    let report = lint(&args, &mut std::io::empty()).unwrap_or_else(|e| panic!("lint {example}: {e}"));
     assert!(report.findings.is_empty(), "{}", report.text());
     assert!(report.files > 0);
 }

@@ -15,7 +15,7 @@ fn repo(path: &str) -> PathBuf {
 
 fn run(paths: &[&str], output: Output) -> Report {
     let args = LintArgs { paths: paths.iter().map(|p| repo(p)).collect(), output };
-    lint(&args).unwrap_or_else(|e| panic!("lint {paths:?}: {e}"))
+    lint(&args, &mut std::io::empty()).unwrap_or_else(|e| panic!("lint {paths:?}: {e}"))
 }
 
 fn assert_clean(paths: &[&str]) {
@@ -108,7 +108,7 @@ fn a_key_given_twice() {
 }
 
 #[test]
-fn an_object_defined_twice_in_one_file() {
+fn an_object_defined_twice_differently_in_one_file() {
     assert!(!broken("duplicate-objects.yaml").is_clean());
 }
 
@@ -126,13 +126,13 @@ fn config_map(name: &str, namespace: &str, value: &str) -> String {
 }
 
 fn lint_paths(paths: &[PathBuf]) -> Report {
-    lint(&LintArgs { paths: paths.to_vec(), output: Output::Text }).expect("lint runs")
+    lint(&LintArgs { paths: paths.to_vec(), output: Output::Text }, &mut std::io::empty()).expect("lint runs")
 }
 
-/// Two files that define one object, as a GitOps directory can after a copy and paste, whatever
-/// else they hold. The same name in another namespace is another object.
+/// Two files that define one object differently, as a GitOps directory can after a copy and paste,
+/// whatever else they hold. The same name in another namespace is another object.
 #[test]
-fn an_object_defined_twice_across_files() {
+fn an_object_defined_twice_differently_across_files() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("a.yaml");
     let second = dir.path().join("b.yaml");
@@ -145,9 +145,10 @@ fn an_object_defined_twice_across_files() {
     assert_eq!(
         lines,
         [format!(
-            "{}:12: error: ConfigMap/settings: is defined twice (first at {}:4)",
-            second.display(),
-            first.display()
+            "{second}:12: error: ConfigMap/settings: is defined differently at {first}:4 and {second}:12: \
+             data.key differs",
+            second = second.display(),
+            first = first.display()
         )],
         "{}",
         report.text()

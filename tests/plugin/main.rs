@@ -6,6 +6,7 @@ mod complete;
 mod convert;
 mod errors;
 mod examples;
+mod filenames;
 mod flags;
 mod lint;
 mod show;

@@ -1,8 +1,8 @@
 //! `kubectl bellwether convert -f FILE|DIR|-`: writes Bellwether manifests from Argo Rollouts' and
 //! Flagger's, for a migration.
 //!
-//! Every document of every file given is read first, as `lint` reads them (directories searched
-//! recursively, a file named twice read once), because objects refer to one another: an Argo
+//! Every document of every file given is read first, as every command reads its `-f`
+//! ([`crate::cli::manifests`]), because objects refer to one another: an Argo
 //! Rollout's analysis steps to its templates, a Flagger Canary to its MetricTemplates and its
 //! Deployment. Then each object is converted on its own:
 //! - Argo Rollouts (`argoproj.io/v1alpha1`): `Rollout` with the canary strategy and the Gateway API
@@ -24,8 +24,9 @@ mod flagger;
 mod output;
 mod source;
 
-use crate::cli::lint::document::{self, Document};
-use crate::cli::lint::{self, Finding, LintError, Severity, same_namespace};
+use crate::cli::lint::document::Document;
+use crate::cli::lint::{self, Finding, Severity, same_namespace};
+use crate::cli::manifests::{self, LoadError, filename_help};
 use output::{Map, Object};
 use source::Source;
 use std::cell::RefCell;
@@ -36,16 +37,12 @@ use std::path::{Path, PathBuf};
 /// The `apiVersion` of what convert writes.
 const API_VERSION: &str = "bellwether.dev/v1alpha1";
 
-/// The name that standard input goes by in what convert says.
-const STDIN: &str = "<stdin>";
-
 /// Arguments of `convert`.
 #[derive(clap::Args, Debug)]
 pub struct ConvertArgs {
-    /// Files or directories to convert, or - for standard input; directories are searched
-    /// recursively for *.yaml, *.yml and *.json, as lint does. Repeat -f to convert several together:
-    /// templates, MetricTemplates and Deployments are looked up among all of them.
-    #[arg(short = 'f', long = "filename", required = true)]
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-", required = true,
+        help = concat!(filename_help!(), " Templates, MetricTemplates and Deployments are looked up \
+        among everything named."))]
     pub paths: Vec<PathBuf>,
     /// Write what converts and exit 0 even when some objects are refused (they are still named on
     /// standard error).
@@ -155,33 +152,24 @@ enum Kind {
     Other,
 }
 
-/// Converts every manifest in `args.paths`, reading `-` from `stdin`.
-pub fn convert(args: &ConvertArgs, stdin: &mut dyn Read) -> Result<Conversion, LintError> {
-    let mut texts = Vec::new();
-    if args.paths.iter().any(|p| p == Path::new("-")) {
-        let mut text = String::new();
-        stdin
-            .read_to_string(&mut text)
-            .map_err(|source| LintError::Read { path: PathBuf::from("-"), source })?;
-        texts.push((PathBuf::from(STDIN), text));
-    }
-    let files: Vec<PathBuf> = args.paths.iter().filter(|p| *p != Path::new("-")).cloned().collect();
-    if !files.is_empty() {
-        for file in lint::manifest_files(&files)? {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|source| LintError::Read { path: file.clone(), source })?;
-            texts.push((file, text));
-        }
-    }
-    let mut documents = Vec::new();
-    let mut findings = Vec::new();
-    for (file, text) in &texts {
-        let (read, unreadable) = document::read(file, text);
-        documents.extend(read);
-        findings.extend(unreadable);
-    }
+/// Converts every manifest in `args.paths`, reading `-` from `stdin`. An object defined twice
+/// differently is refused, both its definitions left out of what the others look up.
+pub fn convert(args: &ConvertArgs, stdin: &mut dyn Read) -> Result<Conversion, LoadError> {
+    let manifests = manifests::load(&args.paths, stdin)?;
+    let conflicting: BTreeSet<usize> =
+        (0..manifests.documents.len()).filter(|i| manifests.is_conflicting(*i)).collect();
+    let findings = manifests.unreadable;
+    let documents: Vec<Document> = manifests
+        .documents
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, doc)| (!conflicting.contains(&i)).then_some(doc))
+        .collect();
     let mut conversion =
         Conversion { output: String::new(), refused: findings.len(), findings, converted: 0, skipped: 0 };
+    for conflict in manifests.conflicts {
+        conversion.refuse(vec![conflict.finding]);
+    }
     let ctx =
         Context { documents: &documents, prometheus: args.prometheus.as_deref(), used: RefCell::default() };
     let mut groups: Vec<(&Document, Vec<Object>)> = Vec::new();

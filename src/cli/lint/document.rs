@@ -162,6 +162,17 @@ fn yaml_finding(file: &Path, start: usize, error: &serde_yaml::Error) -> Finding
     Finding { severity: Severity::Error, file: file.to_path_buf(), line, object: None, field: None, message }
 }
 
+/// `parent.key`, or `parent[key]` for a key that a dotted path cannot show.
+pub(crate) fn child(parent: &str, key: &str) -> String {
+    if key.is_empty() || key.contains(['.', '[', ']']) {
+        format!("{parent}[{key}]")
+    } else if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
 /// One step of a field path: `steps`, `[2]` or `[app.kubernetes.io/name]`.
 pub(crate) enum Segment<'a> {
     Key(&'a str),

@@ -7,6 +7,7 @@
 //! by the ordinal of the scalar where it is (every key and scalar value counts, in document order),
 //! and a further walk per line wanted stops with an error at that ordinal, whose location is the line.
 
+use super::document::child;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::HashMap;
 use std::fmt;
@@ -102,17 +103,6 @@ impl Walk {
             return Err(E::custom("stopped for the location"));
         }
         Ok(ordinal)
-    }
-}
-
-/// `parent.key`, or `parent[key]` for a key that a dotted path cannot show.
-fn child(parent: &str, key: &str) -> String {
-    if key.is_empty() || key.contains(['.', '[', ']']) {
-        format!("{parent}[{key}]")
-    } else if parent.is_empty() {
-        key.to_string()
-    } else {
-        format!("{parent}.{key}")
     }
 }
 
