@@ -10,13 +10,19 @@ use rand::SeedableRng;
 use std::process::Command;
 
 fn simulate(args: &[&str]) -> (bool, String, String) {
+    let (code, out, err) = simulate_exit(args);
+    (code == Some(0), out, err)
+}
+
+/// Runs `bellwether simulate` with `args`: its exit code, output and errors.
+fn simulate_exit(args: &[&str]) -> (Option<i32>, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_bellwether"))
         .arg("simulate")
         .args(args)
         .output()
         .expect("bellwether runs");
     (
-        output.status.success(),
+        output.status.code(),
         String::from_utf8(output.stdout).expect("utf-8"),
         String::from_utf8(output.stderr).expect("utf-8"),
     )
@@ -66,30 +72,157 @@ fn many_runs_print_the_distribution_of_outcomes() {
     assert!(bad.contains("catch rate 100.0%"), "{bad}");
 }
 
+/// Bad arguments are usage errors (2), and manifests that cannot be simulated cannot run (6), each
+/// saying what is wrong.
 #[test]
 fn bad_arguments_and_manifests_are_errors_that_say_what_is_wrong() {
-    let (ok, _, err) = simulate(&["--scenario", "meteor"]);
-    assert!(!ok);
-    assert!(err.contains("unknown scenario \"meteor\""), "{err}");
-    let (ok, _, err) = simulate(&["--scenario", "regression-abcx"]);
-    assert!(!ok);
-    assert!(err.contains("regression-<factor>x"), "{err}");
-    let (ok, _, err) = simulate(&["--pod-ready", "soon"]);
-    assert!(!ok);
-    assert!(err.contains("soon"), "{err}");
-    let (ok, _, err) = simulate(&["--runs", "0"]);
-    assert!(!ok);
-    assert!(err.contains("--runs must be at least 1"), "{err}");
+    for (args, said) in [
+        (&["--scenario", "meteor"][..], "unknown scenario \"meteor\""),
+        (&["--scenario", "regression-abcx"], "regression-<factor>x"),
+        (&["--pod-ready", "soon"], "soon"),
+        (&["--runs", "0"], "'--runs <RUNS>': must be a whole number, at least 1"),
+        (&["--rps=-1"], "'--rps <RPS>': must be a number of requests per second, at least 0"),
+        (&["--rps", "inf"], "at least 0"),
+        (&["-o", "yaml"], "'yaml' for '--output <OUTPUT>'"),
+    ] {
+        let (code, out, err) = simulate_exit(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.yaml");
     std::fs::write(&broken, "kind: Rollout\n  spec: [").unwrap();
-    let (ok, _, err) = simulate(&["-f", broken.to_str().unwrap()]);
-    assert!(!ok);
+    let (code, _, err) = simulate_exit(&["-f", broken.to_str().unwrap()]);
+    assert_eq!(code, Some(6), "{err}");
     assert!(err.contains("broken.yaml:2: error: mapping values are not allowed"), "{err}");
-    let (ok, _, err) = simulate(&["-f", dir.path().join("missing.yaml").to_str().unwrap()]);
-    assert!(!ok);
-    assert!(err.contains("cannot read") && err.contains("missing.yaml"), "{err}");
+    let (code, _, err) = simulate_exit(&["-f", dir.path().join("missing.yaml").to_str().unwrap()]);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.starts_with("error: cannot read") && err.contains("missing.yaml"), "{err}");
+    let services = dir.path().join("services.yaml");
+    std::fs::write(&services, "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n").unwrap();
+    let (code, _, err) = simulate_exit(&["-f", services.to_str().unwrap()]);
+    assert_eq!((code, err.as_str()), (Some(6), "error: no Rollout in the manifests\n"));
+}
+
+/// The exit code says whether every scenario ended as a correct judge ends it: 0 for the bundled
+/// example's good release promoted and its regression aborted, 1 for a regression of 1% that is
+/// promoted (no judge can tell it from noise, but a bad canary promoted is not what was asked for),
+/// once or in any of many runs.
+#[test]
+fn the_exit_code_says_whether_every_scenario_ended_as_expected() {
+    assert_eq!(simulate_exit(&[]).0, Some(0));
+    let (code, out, _) = simulate_exit(&["--scenario", "good", "--scenario", "regression-1.01x"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("Scenario regression-1.01x:") && out.contains("Outcome: promoted"), "{out}");
+    let (code, out, _) = simulate_exit(&["--scenario", "regression-1.01x", "--runs", "3"]);
+    assert_eq!(code, Some(1), "{out}");
+    let (code, _, _) = simulate_exit(&["--scenario", "no-traffic", "--scenario", "crash-loop"]);
+    assert_eq!(code, Some(0), "no traffic is not promoted, a crash loop is aborted");
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_bellwether")).args(["simulate", "--help"]).output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("Exit codes: 0 every run ended as expected, 1 some run did not (or broke an invariant of the engine), 2 usage error, 6 could not run"),
+        "{help}"
+    );
+}
+
+/// `-o json`: the documented shape, holding the same runs as the text: each scenario's outcome,
+/// timeline of decisions and cost, or with --runs the distribution.
+#[test]
+fn json_output_has_the_documented_shape() {
+    let args = ["--scenario", "good", "--scenario", "regression-1.01x", "--seed", "3"];
+    let (code, text, _) = simulate_exit(&args);
+    let (json_code, json, err) = simulate_exit(&[&args[..], &["-o", "json"]].concat());
+    assert_eq!((json_code, code), (Some(1), Some(1)), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&json).expect("-o json prints JSON");
+    fn keys(value: &serde_json::Value) -> Vec<&str> {
+        value.as_object().expect("an object").keys().map(String::as_str).collect()
+    }
+    assert_eq!(
+        keys(&report),
+        ["asExpected", "metrics", "requestsPerSecond", "rollout", "runs", "scenarios", "seed"]
+    );
+    assert_eq!(
+        report["rollout"],
+        serde_json::json!({"namespace": "shop", "name": "checkout", "steps": 8, "replicas": 4})
+    );
+    assert_eq!((report["runs"].as_u64(), report["seed"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(report["asExpected"], false);
+    let metrics = report["metrics"].as_array().unwrap();
+    assert!(
+        metrics.iter().any(|m| m["name"] == "errors-vs-stable" && m["simulatedAs"].is_string()),
+        "{report}"
+    );
+
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 2);
+    let outcomes: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("Outcome: ")).collect();
+    for (scenario, outcome) in scenarios.iter().zip(&outcomes) {
+        assert_eq!(
+            keys(scenario),
+            [
+                "asExpected",
+                "cost",
+                "distribution",
+                "expect",
+                "invariantViolations",
+                "name",
+                "outcome",
+                "timeline"
+            ]
+        );
+        assert!(scenario["distribution"].is_null());
+        assert_eq!(scenario["invariantViolations"], serde_json::json!([]));
+        let result = scenario["outcome"]["result"].as_str().unwrap();
+        let after = scenario["outcome"]["afterSeconds"].as_i64().unwrap();
+        assert!(
+            outcome.starts_with(&format!("{result} after {}m{:02}s", after / 60, after % 60)),
+            "{outcome}"
+        );
+        let timeline = scenario["timeline"].as_array().unwrap();
+        assert_eq!(timeline[0]["atSeconds"], 0);
+        assert!(
+            timeline[0]["decisions"][0].as_str().unwrap().contains("started against stable"),
+            "{scenario}"
+        );
+        let last = timeline.last().unwrap();
+        assert_eq!(last["atSeconds"].as_i64(), Some(after), "the timeline ends with the outcome");
+        for measured in timeline.iter().flat_map(|m| m["metrics"].as_array().unwrap()) {
+            let value = &measured["value"];
+            assert!(value.is_null() || value.as_str().unwrap().parse::<f64>().is_ok(), "{measured}");
+            assert!(measured["state"].is_string() && measured["name"].is_string(), "{measured}");
+        }
+        let cost = &scenario["cost"];
+        assert!(
+            cost["podSeconds"].as_f64().unwrap() > 0.0 && cost["ratioToStableAlone"].as_f64().unwrap() >= 1.0
+        );
+    }
+    assert_eq!(
+        (&scenarios[0]["name"], &scenarios[0]["expect"], &scenarios[0]["asExpected"]),
+        (&"good".into(), &"promote".into(), &true.into())
+    );
+    assert_eq!((&scenarios[1]["expect"], &scenarios[1]["asExpected"]), (&"abort".into(), &false.into()));
+
+    let (code, json, _) = simulate_exit(&["--scenario", "regression-50x", "--runs", "5", "-o", "json"]);
+    assert_eq!(code, Some(0));
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let scenario = &report["scenarios"][0];
+    assert!(scenario["outcome"].is_null() && scenario["timeline"] == serde_json::json!([]), "{scenario}");
+    let distribution = &scenario["distribution"];
+    assert_eq!((distribution["runs"].as_u64(), distribution["aborted"].as_u64()), (Some(5), Some(5)));
+    assert_eq!(
+        (distribution["wrongRate"].as_f64(), distribution["invariantsBroken"].as_u64()),
+        (Some(0.0), Some(0))
+    );
+    assert!(distribution["detectSeconds"]["p95"].as_i64() >= distribution["detectSeconds"]["p50"].as_i64());
+    assert!(distribution["promoteSeconds"].is_null(), "none promoted");
 }
 
 #[test]

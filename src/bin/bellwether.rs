@@ -8,7 +8,7 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use anyhow::Context;
-use bellwether::cli::analyze;
+use bellwether::cli::{analyze, simulate};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,7 +45,15 @@ enum Command {
     Analyze(Box<analyze::AnalyzeArgs>),
     /// Simulate releases of a Rollout with no cluster and no Prometheus: a timeline of every step,
     /// weight, measurement and decision, or with --runs N the distribution of outcomes.
-    Simulate(Box<bellwether::cli::simulate::SimulateArgs>),
+    ///
+    /// Each scenario has the outcome a correct judge reaches: good and spike promoted; regression,
+    /// latency, slow-leak, flapping and crash-loop aborted; no-traffic and source-down not
+    /// promoted.
+    ///
+    /// Exit codes: 0 every run ended as expected, 1 some run did not (or broke an invariant of the
+    /// engine), 2 usage error, 6 could not run (unreadable manifests, an object defined twice
+    /// differently, no valid Rollout).
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 #[tokio::main]
@@ -74,7 +82,18 @@ async fn main() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(report.exit_code()));
         }
         Command::Simulate(args) => {
-            print!("{}", bellwether::cli::simulate::simulate(&args, &mut std::io::stdin())?)
+            let simulation = match simulate::simulate(&args, &mut std::io::stdin()) {
+                Ok(simulation) => simulation,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return Ok(ExitCode::from(simulate::exit::COULD_NOT_RUN));
+                }
+            };
+            match args.output {
+                simulate::Output::Text => print!("{}", simulation.text()),
+                simulate::Output::Json => print!("{}", simulation.json()),
+            }
+            return Ok(ExitCode::from(simulation.exit_code()));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -19,15 +19,19 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The share of runs that went wrong for this scenario: good canaries aborted, bad ones not
-    /// aborted, canaries without evidence promoted.
-    pub fn wrong_rate(&self) -> f64 {
-        let wrong = match self.expect {
+    /// How many runs went wrong for this scenario: good canaries aborted, bad ones not aborted,
+    /// canaries without evidence promoted.
+    pub fn wrong(&self) -> usize {
+        match self.expect {
             Expect::Promote => self.aborted,
             Expect::Abort => self.runs - self.aborted,
             Expect::NotPromote => self.promoted,
-        };
-        share(wrong, self.runs)
+        }
+    }
+
+    /// The share of runs that went wrong for this scenario; see [`Self::wrong`].
+    pub fn wrong_rate(&self) -> f64 {
+        share(self.wrong(), self.runs)
     }
 
     pub fn rate(&self, count: usize) -> f64 {

@@ -142,7 +142,7 @@ const CASES: [Case; 4] = [
         nested: TEMPLATE,
         // Without the template, the Rollout cannot run.
         used_both: |output| output.status.code() == Some(0) && stdout(output).contains("Outcome: promoted"),
-        conflict_code: 1,
+        conflict_code: 6,
     },
     Case {
         name: "analyze",
