@@ -1,6 +1,7 @@
 //! Tests of the `kubectl bellwether` plugin.
 
 mod binary;
+mod ci_doc;
 mod cluster;
 mod complete;
 mod convert;
