@@ -630,7 +630,7 @@ fn pixels_of(mut reader: png::Reader<std::fs::File>, colours: &[&str]) -> Vec<us
 
 #[test]
 fn the_html_timeline_renders_in_headless_chromium() {
-    use bellwether::cli::simulate_html::{ABORTED_COLOUR, PROMOTED_COLOUR, WEIGHT_COLOUR};
+    use bellwether::cli::simulate::html::{ABORTED_COLOUR, PROMOTED_COLOUR, WEIGHT_COLOUR};
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("timeline.html");
     let (ok, _, err) = simulate(&["--html", page.to_str().unwrap()]);

@@ -14,6 +14,5 @@ pub mod manifests;
 pub mod rollout_ref;
 pub mod show;
 pub mod simulate;
-pub mod simulate_html;
 pub mod status;
 pub mod steer;

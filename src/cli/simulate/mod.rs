@@ -7,6 +7,7 @@
 //! every scenario reached it ([`exit`]), so that a pipeline can check a Rollout's thresholds
 //! before they reach a cluster; `-o json` prints the same as a stable shape ([`json`]).
 
+pub mod html;
 mod json;
 
 use crate::cli::lint::Finding;
@@ -164,7 +165,7 @@ pub fn simulate(args: &SimulateArgs, stdin: &mut dyn Read) -> Result<Simulation,
         .collect();
     let simulation = Simulation { setup, options, runs: args.runs, scenarios };
     if let Some(path) = &args.html {
-        std::fs::write(path, super::simulate_html::page(&simulation.setup, &simulation.seeded()))
+        std::fs::write(path, html::page(&simulation.setup, &simulation.seeded()))
             .map_err(|reason| SimulateError::Write { path: path.clone(), reason })?;
     }
     Ok(simulation)
