@@ -10,5 +10,6 @@ mod examples;
 mod filenames;
 mod flags;
 mod lint;
+mod reference;
 mod show;
 mod status;
