@@ -13,6 +13,7 @@ pub use bellwether_engine as engine;
 
 pub mod cli;
 pub mod controller;
+pub mod demo;
 pub mod metrics;
 pub mod server;
 pub mod sim;

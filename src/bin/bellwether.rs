@@ -54,6 +54,12 @@ enum Command {
     /// engine), 2 usage error, 6 could not run (unreadable manifests, an object defined twice
     /// differently, no valid Rollout).
     Simulate(Box<simulate::SimulateArgs>),
+    /// Run the demo app: an HTTP service answering any path, with an error rate and a latency set
+    /// by flags and changed at run time by PATCH /admin/faults, and the `http_requests_total` and
+    /// `http_request_duration_seconds` metrics the `http-app` templates read, on /metrics.
+    DemoApp(Box<bellwether::cli::demo::DemoAppArgs>),
+    /// Send GET requests to a URL at a steady rate (the demo app's traffic), logging what they got.
+    DemoLoad(Box<bellwether::cli::demo::DemoLoadArgs>),
 }
 
 #[tokio::main]
@@ -95,6 +101,8 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::from(simulation.exit_code()));
         }
+        Command::DemoApp(args) => bellwether::cli::demo::run_app(*args).await?,
+        Command::DemoLoad(args) => bellwether::cli::demo::run_load(*args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

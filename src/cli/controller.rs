@@ -165,8 +165,13 @@ pub fn init_logging(format: LogFormat) {
 pub async fn main(args: ControllerArgs) -> Result<(), ControllerError> {
     init_logging(args.log_format);
     let client = Client::try_default().await.map_err(ControllerError::Client)?;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(ControllerError::Signal)?;
+    let shutdown = shutdown_on_signal().map_err(ControllerError::Signal)?;
+    serve(client, &args, shutdown).await
+}
+
+/// A shutdown flag that turns true on the first SIGTERM or Ctrl-C.
+pub fn shutdown_on_signal() -> std::io::Result<watch::Receiver<bool>> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
         tokio::select! {
@@ -176,7 +181,7 @@ pub async fn main(args: ControllerArgs) -> Result<(), ControllerError> {
         tracing::info!("shutting down");
         let _ = stop.send(true);
     });
-    serve(client, &args, shutdown).await
+    Ok(shutdown)
 }
 
 /// The process without its signal handling and logging: what `main` runs, and what the

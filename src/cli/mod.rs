@@ -6,6 +6,7 @@ pub mod complete;
 pub mod controller;
 pub mod convert;
 pub mod crds;
+pub mod demo;
 pub mod edit;
 pub mod history;
 pub mod kube_error;

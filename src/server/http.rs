@@ -47,15 +47,18 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 enum Handler {
     Read(Arc<dyn Fn() -> Response + Send + Sync>),
-    Take(Arc<dyn Fn(Request<Incoming>, SocketAddr) -> BoxFuture<'static, Response> + Send + Sync>),
+    Take(TakeHandler),
 }
 
-/// Maps request paths to handlers. Unknown paths get 404; known paths with a method they do not
-/// take get 405 with an `Allow` header.
+/// Maps request paths to handlers. Unknown paths get the fallback, or 404 without one; known paths
+/// with a method they do not take get 405 with an `Allow` header.
 #[derive(Default)]
 pub(crate) struct Router {
     routes: Vec<Route>,
+    fallback: Option<TakeHandler>,
 }
+
+type TakeHandler = Arc<dyn Fn(Request<Incoming>, SocketAddr) -> BoxFuture<'static, Response> + Send + Sync>;
 
 struct Route {
     path: &'static str,
@@ -82,31 +85,76 @@ impl Router {
     /// Adds an endpoint that takes data by POST. The handler reads the body itself, so that it
     /// decides how much of it to read, and after which checks.
     pub(crate) fn post<F>(
-        mut self,
+        self,
         path: &'static str,
         handler: impl Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
     ) -> Self
     where
         F: Future<Output = Response> + Send + 'static,
     {
-        const TAKE: &[Method] = &[Method::POST];
+        self.take(path, &[Method::POST], handler)
+    }
+
+    /// Adds an endpoint that changes part of a resource by PATCH, reading the body itself as a
+    /// [`Self::post`] endpoint does.
+    pub(crate) fn patch<F>(
+        self,
+        path: &'static str,
+        handler: impl Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
+    ) -> Self
+    where
+        F: Future<Output = Response> + Send + 'static,
+    {
+        self.take(path, &[Method::PATCH], handler)
+    }
+
+    /// Answers every path no route names, whatever its method.
+    pub(crate) fn fallback<F>(
+        mut self,
+        handler: impl Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
+    ) -> Self
+    where
+        F: Future<Output = Response> + Send + 'static,
+    {
+        self.fallback = Some(Arc::new(move |request, peer| handler(request, peer).boxed()));
+        self
+    }
+
+    fn take<F>(
+        mut self,
+        path: &'static str,
+        methods: &'static [Method],
+        handler: impl Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
+    ) -> Self
+    where
+        F: Future<Output = Response> + Send + 'static,
+    {
         let handler = Handler::Take(Arc::new(move |request, peer| handler(request, peer).boxed()));
-        self.routes.push(Route { path, methods: TAKE, handler });
+        self.routes.push(Route { path, methods, handler });
         self
     }
 
     fn respond(&self, request: Request<Incoming>, peer: SocketAddr) -> BoxFuture<'static, Response> {
-        let Some(route) = self.routes.iter().find(|route| route.path == request.uri().path()) else {
-            return futures::future::ready(plain_text(StatusCode::NOT_FOUND, TEXT, "not found\n".to_owned()))
-                .boxed();
-        };
-        if route.methods.contains(request.method()) {
+        // A path may have a route per method, as a resource read by GET and changed by PATCH.
+        let on_path: Vec<&Route> =
+            self.routes.iter().filter(|route| route.path == request.uri().path()).collect();
+        if on_path.is_empty() {
+            return match &self.fallback {
+                Some(fallback) => fallback(request, peer),
+                None => {
+                    futures::future::ready(plain_text(StatusCode::NOT_FOUND, TEXT, "not found\n".to_owned()))
+                        .boxed()
+                }
+            };
+        }
+        if let Some(route) = on_path.iter().find(|route| route.methods.contains(request.method())) {
             return match &route.handler {
                 Handler::Read(handler) => futures::future::ready(handler()).boxed(),
                 Handler::Take(handler) => handler(request, peer),
             };
         }
-        let allow = route.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        let allow =
+            on_path.iter().flat_map(|route| route.methods).map(Method::as_str).collect::<Vec<_>>().join(", ");
         let mut response =
             plain_text(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed\n".to_owned());
         if let Ok(allow) = HeaderValue::from_str(&allow) {

@@ -6,7 +6,7 @@
 
 pub mod alerts;
 mod health;
-mod http;
+pub(crate) mod http;
 mod metrics;
 
 use std::future::Future;

@@ -1,0 +1,155 @@
+//! A load generator: GET requests to one URL at a steady rate, open loop, so that a slow or failing
+//! target gets the same requests per second as a healthy one, as real users keep arriving. Rates
+//! computed by Prometheus over the target's counters then reflect the configured rate, whatever
+//! the target's latency.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// The highest rate taken, in requests per second; more is a load test, not a demo.
+pub const MAX_RATE: f64 = 10_000.0;
+/// How often requests are sent: the ones due since the last tick go out together.
+const TICK: Duration = Duration::from_millis(10);
+/// Requests waiting for an answer at most; past that, due requests are dropped and counted, so that
+/// a target that stopped answering does not pile up connections without bound.
+const MAX_IN_FLIGHT: usize = 1024;
+/// Longer than the demo app holds any request (one minute at most), so that its latency is never
+/// counted as a failure.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(70);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("rate {0} is not a number of requests per second above 0 and at most {MAX_RATE}")]
+    Rate(f64),
+    #[error("{0} is not an http:// or https:// URL")]
+    Url(String),
+    #[error("cannot build an HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// What the requests sent so far got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Answered with 2xx.
+    pub ok: u64,
+    /// Answered with any other status.
+    pub failed: u64,
+    /// No answer: refused, reset or timed out.
+    pub unanswered: u64,
+    /// Not sent, because too many requests were waiting for an answer.
+    pub dropped: u64,
+}
+
+impl Tally {
+    /// The difference from an earlier tally: what happened in between.
+    pub fn since(self, earlier: Tally) -> Tally {
+        Tally {
+            ok: self.ok - earlier.ok,
+            failed: self.failed - earlier.failed,
+            unanswered: self.unanswered - earlier.unanswered,
+            dropped: self.dropped - earlier.dropped,
+        }
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ok, {} failed, {} unanswered, {} dropped",
+            self.ok, self.failed, self.unanswered, self.dropped
+        )
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    unanswered: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// Load running on the runtime that started it, until dropped; requests in flight are abandoned
+/// then.
+pub struct Load {
+    counts: Arc<Counts>,
+    task: JoinHandle<()>,
+}
+
+impl Load {
+    /// Starts sending GET `url` `rate` times a second.
+    pub fn start(url: &str, rate: f64) -> Result<Self, LoadError> {
+        if !(rate > 0.0 && rate <= MAX_RATE) {
+            return Err(LoadError::Rate(rate));
+        }
+        let url = reqwest::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| LoadError::Url(url.to_owned()))?;
+        let client =
+            reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().map_err(LoadError::Client)?;
+        let counts = Arc::new(Counts::default());
+        let task = tokio::spawn(send(client, url, rate, Arc::clone(&counts)));
+        Ok(Self { counts, task })
+    }
+
+    /// What the requests sent so far got.
+    pub fn tally(&self) -> Tally {
+        let read = |count: &AtomicU64| count.load(Ordering::Relaxed);
+        Tally {
+            ok: read(&self.counts.ok),
+            failed: read(&self.counts.failed),
+            unanswered: read(&self.counts.unanswered),
+            dropped: read(&self.counts.dropped),
+        }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Sends the requests due by the elapsed time at each tick, so that the rate holds on average even
+/// when a tick comes late.
+async fn send(client: reqwest::Client, url: reqwest::Url, rate: f64, counts: Arc<Counts>) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut in_flight = JoinSet::new();
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let started = Instant::now();
+    let mut sent: u64 = 0;
+    loop {
+        ticks.tick().await;
+        while in_flight.try_join_next().is_some() {}
+        let due = (started.elapsed().as_secs_f64() * rate) as u64;
+        while sent < due {
+            sent += 1;
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                counts.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let request = client.get(url.clone());
+            let counts = Arc::clone(&counts);
+            in_flight.spawn(async move {
+                let count = match request.send().await {
+                    Ok(response) => {
+                        let ok = response.status().is_success();
+                        // Reads the body, so that the connection goes back to the pool.
+                        let _ = response.bytes().await;
+                        if ok { &counts.ok } else { &counts.failed }
+                    }
+                    Err(_) => &counts.unanswered,
+                };
+                count.fetch_add(1, Ordering::Relaxed);
+                drop(slot);
+            });
+        }
+    }
+}
