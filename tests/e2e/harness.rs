@@ -255,7 +255,7 @@ impl Cluster {
     /// Creates the Rollout or changes its pod template (and steps) to those of `rollout`.
     pub async fn ship(&self, rollout: &Rollout) -> String {
         let revision = revision_of(&rollout.spec.embedded_template().unwrap_or_default());
-        telemetry().app.serve(&self.namespace, &revision, GOOD);
+        telemetry().apps.serve(&self.namespace, &revision, GOOD).await;
         match self.rollouts().get_opt(ROLLOUT).await.expect("reading the Rollout") {
             None => {
                 self.rollouts().create(&PostParams::default(), rollout).await.expect("creating the Rollout");
@@ -302,6 +302,14 @@ impl Cluster {
             refs.iter().find(|r| r["name"] == name).and_then(|r| r["weight"].as_i64()).unwrap_or(1)
         };
         Some((weight(CANARY), weight(STABLE)))
+    }
+}
+
+/// The test is over: its apps stop serving, so that they do not load the machine for the tests
+/// still running.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        telemetry().apps.stop_namespace(&self.namespace);
     }
 }
 

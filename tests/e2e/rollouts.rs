@@ -225,7 +225,7 @@ async fn a_bad_canary_is_aborted_traffic_first() {
     assert_eq!(argocd_health(&object).0, "Suspended", "paused for a person");
 
     // Then it starts failing five times as many requests.
-    telemetry().app.serve(&cluster.namespace, &canary, BAD);
+    telemetry().apps.serve(&cluster.namespace, &canary, BAD).await;
     let visible = breach_visible(&cluster.namespace, &canary).await;
     let aborted = cluster
         .rollout_until("the rollout to abort", |r| {

@@ -60,7 +60,7 @@ fn rollout(cluster: &Cluster, version: &str, steps: Value, background: Option<&s
 /// Ships revision 2, failing `error_ratio` of its requests, and returns it.
 async fn ship_canary(cluster: &Cluster, rollout: &Rollout, error_ratio: f64) -> String {
     let canary = cluster.ship(rollout).await;
-    telemetry().app.serve(&cluster.namespace, &canary, error_ratio);
+    telemetry().apps.serve(&cluster.namespace, &canary, error_ratio).await;
     canary
 }
 
