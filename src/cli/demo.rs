@@ -38,7 +38,7 @@ pub struct DemoAppArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct DemoLoadArgs {
-    /// Where to send GET requests: the app, or the Gateway in front of it.
+    /// Where to send GET requests, in plain HTTP (http://): the app, or the Gateway in front of it.
     #[arg(value_name = "URL")]
     pub url: String,
     /// Requests per second, sent whether or not earlier ones were answered.

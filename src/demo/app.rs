@@ -138,7 +138,10 @@ impl DemoApp {
             Duration::ZERO => Duration::ZERO,
             most => rand::thread_rng().gen_range(Duration::ZERO..=most),
         };
-        tokio::time::sleep(faults.latency + jitter).await;
+        let hold = faults.latency + jitter;
+        if !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
         let version = &self.shared.version;
         let (status, body) = if fails {
             (StatusCode::INTERNAL_SERVER_ERROR, format!("demo-app {version}: injected failure\n"))

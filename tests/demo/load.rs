@@ -53,9 +53,9 @@ fn rates_and_urls_that_cannot_be_sent_are_refused() {
         let error = Load::start("http://127.0.0.1:1/", rate).err().expect("refused");
         assert!(error.to_string().contains("requests per second above 0"), "{rate}: {error}");
     }
-    for url in ["", "127.0.0.1:8080", "ftp://example.com/", "http://"] {
+    for url in ["", "127.0.0.1:8080", "ftp://example.com/", "http://", "https://example.com/", "/path"] {
         let error = Load::start(url, 1.0).err().expect("refused");
-        assert!(error.to_string().contains("is not an http:// or https:// URL"), "{url:?}: {error}");
+        assert!(error.to_string().contains("is not an http:// URL with a host"), "{url:?}: {error}");
     }
 }
 
@@ -65,4 +65,30 @@ fn a_tally_since_an_earlier_one_is_what_happened_in_between() {
     let now = Tally { ok: 25, failed: 3, unanswered: 1, dropped: 4 };
     assert_eq!(now.since(earlier), Tally { ok: 15, failed: 1, unanswered: 0, dropped: 4 });
     assert_eq!(now.since(earlier).to_string(), "15 ok, 1 failed, 0 unanswered, 4 dropped");
+}
+
+/// What a server sees: the path alone on the request line (origin form) and the URL's host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_name_the_path_and_host_of_the_url() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut stream, &mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        std::io::Write::write_all(
+            &mut stream,
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",
+        )
+        .unwrap();
+        String::from_utf8(head).unwrap()
+    });
+    let load = Load::start(&format!("http://127.0.0.1:{port}/shop/cart?item=7"), 20.0).expect("a valid load");
+    let head = server.join().unwrap();
+    assert!(head.starts_with("GET /shop/cart?item=7 HTTP/1.1\r\n"), "{head}");
+    assert!(head.to_lowercase().contains(&format!("\r\nhost: 127.0.0.1:{port}\r\n")), "{head}");
+    until(&load, "the 503 counted as failed", |t| t.failed == 1).await;
 }
