@@ -32,6 +32,12 @@ const START_ATTEMPTS: usize = 3;
 const INSTALL_HINT: &str = "install them with `apt-get install -y prometheus` (Debian/Ubuntu), \
      or run ./scripts/test, which installs them when missing";
 
+/// A target to scrape: `host:port` (path `/metrics`) and the labels its series get.
+pub struct Target<'a> {
+    pub address: &'a str,
+    pub labels: &'a [(&'a str, &'a str)],
+}
+
 /// A running Prometheus server with backfilled data.
 pub struct Prometheus {
     child: Child,
@@ -82,9 +88,15 @@ impl Prometheus {
     /// Starts a server that scrapes `target` (`host:port`, path `/metrics`) every `interval`, so
     /// that "now" has data: what a test's application exports is queryable a scrape later.
     pub fn scraping(target: &str, interval: Duration) -> Result<Self, String> {
+        Self::scraping_targets(&[Target { address: target, labels: &[] }], interval)
+    }
+
+    /// Starts a server that scrapes every one of `targets` every `interval`, adding each target's
+    /// labels to its series, as relabelling adds a pod's labels in a cluster.
+    pub fn scraping_targets(targets: &[Target<'_>], interval: Duration) -> Result<Self, String> {
         let dir = temporary_dir()?;
         let interval = format!("{}ms", interval.as_millis().max(1));
-        let config = [
+        let mut config = vec![
             "global:".to_string(),
             format!("  scrape_interval: {interval}"),
             "scrape_configs:".into(),
@@ -92,10 +104,15 @@ impl Prometheus {
             format!("    scrape_interval: {interval}"),
             format!("    scrape_timeout: {interval}"),
             "    static_configs:".into(),
-            format!("      - targets: ['{target}']"),
-        ]
-        .join("\n");
-        Self::launch(dir, &config)
+        ];
+        for target in targets {
+            // JSON strings are YAML strings, quoted and escaped.
+            config.push(format!("      - targets: [{}]", serde_json::Value::from(target.address)));
+            let labels: serde_json::Map<String, serde_json::Value> =
+                target.labels.iter().map(|(name, value)| (name.to_string(), (*value).into())).collect();
+            config.push(format!("        labels: {}", serde_json::Value::Object(labels)));
+        }
+        Self::launch(dir, &config.join("\n"))
     }
 
     /// Waits until a scrape of every target succeeded. Prometheus discovers targets some seconds
