@@ -4,6 +4,7 @@
 
 mod app;
 mod faults;
+mod image;
 mod load;
 mod process;
 
