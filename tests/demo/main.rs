@@ -5,6 +5,7 @@
 mod app;
 mod faults;
 mod image;
+mod kind_cluster;
 mod load;
 mod process;
 
