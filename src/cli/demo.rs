@@ -70,15 +70,23 @@ pub enum DemoError {
     Serve(#[source] std::io::Error),
 }
 
+impl DemoAppArgs {
+    /// The faults the flags set, if together they are valid (each flag is checked on its own as it
+    /// is parsed).
+    pub fn faults(&self) -> Result<Faults, FaultsError> {
+        Faults {
+            error_rate: self.error_rate,
+            error_pattern: self.error_pattern,
+            latency: self.latency,
+            latency_jitter: self.latency_jitter,
+        }
+        .validated()
+    }
+}
+
 /// Runs the demo app until SIGTERM or Ctrl-C.
 pub async fn run_app(args: DemoAppArgs) -> Result<(), DemoError> {
-    let faults = Faults {
-        error_rate: args.error_rate,
-        error_pattern: args.error_pattern,
-        latency: args.latency,
-        latency_jitter: args.latency_jitter,
-    }
-    .validated()?;
+    let faults = args.faults()?;
     init_logging(LogFormat::Text);
     let listen = |flag, addr| async move {
         TcpListener::bind(addr).await.map_err(|source| DemoError::Listen { flag, addr, source })

@@ -8,6 +8,7 @@ mod image;
 mod kind_cluster;
 mod load;
 mod process;
+mod quickstart;
 
 use bellwether::demo::{DemoApp, Faults, RunningDemoApp};
 use std::net::SocketAddr;

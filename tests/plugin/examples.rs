@@ -41,6 +41,11 @@ fn the_http_app_example_lints_clean() {
     assert_lints_clean("http-app");
 }
 
+#[test]
+fn the_quickstart_lints_clean() {
+    assert_lints_clean("quickstart");
+}
+
 /// The metric families the controller exports, from a registry where every family has a series.
 fn exported_families() -> BTreeSet<String> {
     let metrics = Metrics::new();
