@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -93,12 +92,17 @@ pub struct Load {
 impl Load {
     /// Starts sending GET `url` `rate` times a second.
     pub fn start(url: &str, rate: f64) -> Result<Self, LoadError> {
+        Self::start_with_limit(url, rate, MAX_IN_FLIGHT)
+    }
+
+    /// [`Self::start`], with at most `max_in_flight` requests waiting for an answer.
+    fn start_with_limit(url: &str, rate: f64, max_in_flight: usize) -> Result<Self, LoadError> {
         if !(rate > 0.0 && rate <= MAX_RATE) {
             return Err(LoadError::Rate(rate));
         }
         let target = Target::parse(url).ok_or_else(|| LoadError::Url(url.to_owned()))?;
         let counts = Arc::new(Counts::default());
-        let task = tokio::spawn(send(Arc::new(target), rate, Arc::clone(&counts)));
+        let task = tokio::spawn(send(Arc::new(target), rate, max_in_flight, Arc::clone(&counts)));
         Ok(Self { counts, task })
     }
 
@@ -174,8 +178,7 @@ impl Target {
 
 /// Sends the requests due by the elapsed time at each tick, so that the rate holds on average even
 /// when a tick comes late.
-async fn send(target: Arc<Target>, rate: f64, counts: Arc<Counts>) {
-    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+async fn send(target: Arc<Target>, rate: f64, max_in_flight: usize, counts: Arc<Counts>) {
     let mut in_flight = JoinSet::new();
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -187,10 +190,10 @@ async fn send(target: Arc<Target>, rate: f64, counts: Arc<Counts>) {
         let due = (started.elapsed().as_secs_f64() * rate) as u64;
         while sent < due {
             sent += 1;
-            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            if in_flight.len() >= max_in_flight {
                 counts.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
-            };
+            }
             let target = Arc::clone(&target);
             let counts = Arc::clone(&counts);
             in_flight.spawn(async move {
@@ -200,8 +203,38 @@ async fn send(target: Arc<Target>, rate: f64, counts: Arc<Counts>) {
                     Ok(Err(_)) | Err(_) => &counts.unanswered,
                 };
                 count.fetch_add(1, Ordering::Relaxed);
-                drop(slot);
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Load;
+    use std::time::Duration;
+
+    /// A target that takes connections and never answers: once the limit of requests wait for it,
+    /// the ones due are dropped and counted, not piled up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_past_the_in_flight_limit_are_dropped() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", silent.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut connections = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                connections.push(stream);
+            }
+        });
+        let load = Load::start_with_limit(&url, 200.0, 4).expect("a valid load");
+        for _ in 0..600 {
+            if load.tally().dropped >= 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let tally = load.tally();
+        assert!(tally.dropped >= 20, "{tally:?}");
+        assert_eq!((tally.ok, tally.failed, tally.unanswered), (0, 0, 0), "{tally:?}");
+        held.abort();
     }
 }
