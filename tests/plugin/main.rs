@@ -13,3 +13,5 @@ mod lint;
 mod reference;
 mod show;
 mod status;
+mod workflow;
+mod workflows;
