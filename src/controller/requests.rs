@@ -57,16 +57,7 @@ fn action_name(action: UserAction) -> &'static str {
 }
 
 fn parse_action(name: &str) -> Option<UserAction> {
-    [
-        UserAction::Promote,
-        UserAction::PromoteFull,
-        UserAction::Abort,
-        UserAction::Retry,
-        UserAction::Pause,
-        UserAction::Resume,
-    ]
-    .into_iter()
-    .find(|action| action_name(*action) == name)
+    UserAction::ALL.into_iter().find(|action| action_name(*action) == name)
 }
 
 /// The annotation (key and value) that carries `request`.

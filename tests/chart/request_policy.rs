@@ -106,14 +106,7 @@ fn sends(user: &str, before: &[(&str, &str)], key: &str, value: &str) -> Write {
 #[test]
 fn every_request_the_plugin_writes_passes_for_its_sender() {
     let policy = policy();
-    for action in [
-        UserAction::Promote,
-        UserAction::PromoteFull,
-        UserAction::Abort,
-        UserAction::Retry,
-        UserAction::Pause,
-        UserAction::Resume,
-    ] {
+    for action in UserAction::ALL {
         for user in ["alice", "alice@example.com", "oidc:https://id.example.com#alice", DEPLOYER] {
             let (key, value) = request(action, user, "1733400000-a1");
             assert_eq!(admit(&policy, &sends(user, &[], &key, &value)), Ok(()), "{value} by {user}");

@@ -166,6 +166,16 @@ pub enum UserAction {
 }
 
 impl UserAction {
+    /// Every action, in the order the plugin lists them.
+    pub const ALL: [UserAction; 6] = [
+        UserAction::Promote,
+        UserAction::PromoteFull,
+        UserAction::Abort,
+        UserAction::Retry,
+        UserAction::Pause,
+        UserAction::Resume,
+    ];
+
     pub fn verb(self) -> &'static str {
         match self {
             Self::Promote => "promote",
