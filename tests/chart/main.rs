@@ -7,6 +7,7 @@
 mod helm;
 mod rendered;
 mod request_policy;
+mod values_doc;
 
 use bellwether::cli::controller::ControllerArgs;
 use regex::Regex;
