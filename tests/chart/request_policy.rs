@@ -278,3 +278,43 @@ fn the_policy_matches_rollouts_and_fails_closed() {
     assert_eq!(rule["resources"], json!(["rollouts"]));
     assert_eq!(rule["operations"], json!(["CREATE", "UPDATE"]));
 }
+
+/// `rollout` labelled as belonging to the installation `instance`.
+fn of_instance(mut rollout: Value, instance: &str) -> Value {
+    rollout["metadata"]["labels"] = json!({"bellwether.dev/instance-id": instance});
+    rollout
+}
+
+/// Out of this installation's reach (labelled for another), a forged request meets no policy; the
+/// write that brings the Rollout back must not take it for one already checked.
+#[test]
+fn a_request_added_out_of_reach_is_checked_when_the_rollout_comes_back() {
+    let policy = policy();
+    let (key, forged) = request(UserAction::Promote, "alice", "1");
+    let elsewhere = of_instance(rollout(&[(&key, &forged)]), "x");
+    let back =
+        Write { object: rollout(&[(&key, &forged)]), old: Some(elsewhere.clone()), user: "mallory".into() };
+    let refusals = admit(&policy, &back).expect_err("the forged request comes back unchecked");
+    assert!(refusals[0].contains(r#""by":"mallory""#), "{refusals:?}");
+    // Alice's own request, brought back by Alice, passes; so does a label change with no request.
+    let by_alice = Write { object: rollout(&[(&key, &forged)]), old: Some(elsewhere), user: "alice".into() };
+    assert_eq!(admit(&policy, &by_alice), Ok(()));
+    let relabel =
+        Write { object: rollout(&[]), old: Some(of_instance(rollout(&[]), "x")), user: "mallory".into() };
+    assert_eq!(admit(&policy, &relabel), Ok(()));
+    // Within reach all along, under the same label, an unchanged request is not sent again.
+    let labelled = of_instance(rollout(&[(&key, &forged)]), "x");
+    let same = Write { object: labelled.clone(), old: Some(labelled), user: "mallory".into() };
+    assert_eq!(admit(&policy, &same), Ok(()));
+}
+
+/// `bellwether` and `alertmanager` are who the audit trail names for the controller's own
+/// decisions and for alerts: a person so named could pass off a request as theirs.
+#[test]
+fn the_names_bellwether_gives_itself_and_alerts_are_not_for_people() {
+    let policy = policy();
+    for user in ["bellwether", "alertmanager"] {
+        let (key, value) = request(UserAction::Abort, user, "1");
+        assert!(admit(&policy, &sends(user, &[], &key, &value)).is_err(), "{user}");
+    }
+}
