@@ -20,7 +20,7 @@ mod progress;
 
 pub use progress::Progress;
 
-use crate::api::{Rollout, RolloutPhase};
+use crate::api::{PauseReason, Rollout, RolloutPhase};
 use crate::cli::cluster::{Cluster, ConnectError};
 use crate::cli::kube_error::is_unreachable;
 use chrono::{SecondsFormat, Utc};
@@ -103,10 +103,20 @@ pub fn ending(rollout: &Rollout, success_on_pause: bool) -> Option<Ending> {
         return None;
     }
     let message = status.message.clone().unwrap_or_default();
+    // An invalid spec stops the rollout where it is, whatever phase it was in: the engine leaves
+    // the phase alone and says so in the InvalidSpec condition.
+    if status.conditions.iter().any(|c| c.type_ == "InvalidSpec" && c.status == "True") {
+        return Some(Ending::Degraded(message));
+    }
+    // A canary held at zero replicas goes on by itself once an autoscaler scales the Rollout up:
+    // nobody need act, and nothing was judged yet.
+    let scaled_to_zero = !status.pause_conditions.is_empty()
+        && status.pause_conditions.iter().all(|c| c.reason == PauseReason::ScaledToZero);
     // The engine reports a timed pause as Progressing: only a pause for a person is Paused.
     match status.phase? {
         RolloutPhase::Healthy => Some(Ending::Healthy(message)),
         RolloutPhase::Degraded => Some(Ending::Degraded(message)),
+        RolloutPhase::Paused if scaled_to_zero => None,
         RolloutPhase::Paused if success_on_pause => Some(Ending::Healthy(message)),
         RolloutPhase::Paused => Some(Ending::Paused(message)),
         RolloutPhase::Progressing => None,
@@ -218,5 +228,61 @@ pub async fn wait(
             printed = Some(progress);
         }
         last = Some(rollout);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rollout(status: serde_json::Value) -> Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": "bellwether.dev/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "web", "generation": 2},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}},
+                "strategy": {"canary": {"stableService": "s", "canaryService": "c",
+                    "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "r"}]}}, "steps": []}},
+            },
+            "status": status,
+        }))
+        .expect("a Rollout")
+    }
+
+    #[test]
+    fn an_invalid_spec_is_degraded_whatever_the_phase_says() {
+        for phase in ["Healthy", "Progressing", "Paused"] {
+            let invalid = rollout(json!({
+                "phase": phase, "observedGeneration": 2, "message": "invalid spec: template x not found",
+                "conditions": [{"type": "InvalidSpec", "status": "True", "reason": "InvalidSpec",
+                    "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            }));
+            let ending = ending(&invalid, true);
+            assert_eq!(
+                ending,
+                Some(Ending::Degraded("invalid spec: template x not found".into())),
+                "{phase}"
+            );
+        }
+        let stale = rollout(json!({"phase": "Healthy", "observedGeneration": 1}));
+        assert_eq!(ending(&stale, false), None, "a generation not acted on yet");
+    }
+
+    #[test]
+    fn a_canary_held_at_zero_replicas_is_not_waiting_for_a_person() {
+        let pause = |reasons: &[&str]| {
+            let conditions: Vec<_> =
+                reasons.iter().map(|r| json!({"reason": r, "startedAt": "2026-01-01T00:00:00Z"})).collect();
+            rollout(
+                json!({"phase": "Paused", "observedGeneration": 2, "message": "m", "pauseConditions": conditions}),
+            )
+        };
+        assert_eq!(ending(&pause(&["ScaledToZero"]), false), None);
+        assert_eq!(ending(&pause(&["ScaledToZero"]), true), None, "nothing judged yet to succeed on");
+        assert_eq!(ending(&pause(&["ScaledToZero", "UserPause"]), false), Some(Ending::Paused("m".into())));
+        assert_eq!(ending(&pause(&["UserPause"]), false), Some(Ending::Paused("m".into())));
     }
 }
