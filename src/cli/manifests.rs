@@ -42,6 +42,25 @@ pub enum LoadError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}: no *.yaml, *.yml or *.json files", .0.display())]
     NoManifests(PathBuf),
+    #[error("{}: larger than {} MiB, which no manifest is", .0.display(), MAX_BYTES >> 20)]
+    TooLarge(PathBuf),
+}
+
+/// The most a file (or standard input) may hold: more is no manifest, and a device such as
+/// /dev/zero would otherwise be read until memory ran out.
+const MAX_BYTES: u64 = 64 << 20;
+
+/// All of `reader`, unless it holds more than [`MAX_BYTES`].
+fn read_all(reader: impl Read, path: &Path) -> Result<String, LoadError> {
+    let mut text = String::new();
+    reader
+        .take(MAX_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    if text.len() as u64 > MAX_BYTES {
+        return Err(LoadError::TooLarge(path.to_path_buf()));
+    }
+    Ok(text)
 }
 
 /// Everything `-f` named, read.
@@ -84,11 +103,7 @@ pub(crate) fn load(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Manifests,
     for path in paths {
         if path == Path::new("-") {
             if seen.insert(PathBuf::from(STDIN)) {
-                let mut text = String::new();
-                stdin
-                    .read_to_string(&mut text)
-                    .map_err(|source| LoadError::Read { path: path.clone(), source })?;
-                texts.push((PathBuf::from(STDIN), text));
+                texts.push((PathBuf::from(STDIN), read_all(&mut *stdin, path)?));
             }
             continue;
         }
@@ -97,12 +112,13 @@ pub(crate) fn load(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Manifests,
             return Err(LoadError::NoManifests(path.clone()));
         }
         for file in found {
-            let canonical = std::fs::canonicalize(&file)
-                .map_err(|source| LoadError::Read { path: file.clone(), source })?;
+            // A pipe (`-f <(helm template ...)`, /dev/stdin) has no canonical path: its own
+            // name stands for it.
+            let canonical = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
             if seen.insert(canonical) {
-                let text = std::fs::read_to_string(&file)
+                let opened = std::fs::File::open(&file)
                     .map_err(|source| LoadError::Read { path: file.clone(), source })?;
-                texts.push((file, text));
+                texts.push((file.clone(), read_all(opened, &file)?));
             }
         }
     }
@@ -126,7 +142,9 @@ fn is_manifest(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
 }
 
-/// `path` itself when it is a file (whatever its name), or the manifests under it, sorted.
+/// `path` itself when it is not a directory (whatever its name), or the manifests under it, sorted.
+/// Under a directory only regular files count, and links to directories are not followed: a
+/// named pipe would block the walk, and a link to `.` would make it endless.
 fn files_under(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let read_error = |source| LoadError::Read { path: path.to_path_buf(), source };
     if !std::fs::metadata(path).map_err(read_error)?.is_dir() {
@@ -140,9 +158,10 @@ fn files_under(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     entries.sort();
     let mut files = Vec::new();
     for entry in entries {
-        if entry.is_dir() {
+        let linked = std::fs::symlink_metadata(&entry).map_err(read_error)?;
+        if linked.is_dir() {
             files.extend(files_under(&entry)?);
-        } else if is_manifest(&entry) {
+        } else if is_manifest(&entry) && entry.metadata().is_ok_and(|m| m.is_file()) {
             files.push(entry);
         }
     }

@@ -327,3 +327,36 @@ fn an_object_defined_twice_differently_is_an_error_naming_both_places() {
         );
     }
 }
+
+/// What a directory may hold besides manifests: a link back to itself, which must not make the walk
+/// endless, and a named pipe called `*.yaml`, which must not block it. A pipe named directly is read
+/// (`-f <(helm template ...)`), and a file larger than any manifest is refused, not read to the end.
+#[test]
+fn links_pipes_and_endless_files_neither_hang_nor_exhaust_the_walk() {
+    for case in &CASES {
+        let dir = case.tree();
+        std::os::unix::fs::symlink(".", dir.path().join("nested/loop")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("nested/deeper/up")).unwrap();
+        let fifo = dir.path().join("pipe.yaml");
+        let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+        assert!(made.success());
+        case.assert_used_both("links and a pipe", &[dir.path()], "");
+
+        let piped = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "cat {top:?} > {fifo:?} & {binary} {args} -f {fifo:?} -f {nested:?}",
+                top = dir.path().join("top.yml"),
+                binary = case.binary,
+                args = case.args.join(" "),
+                nested = dir.path().join("nested"),
+            ))
+            .output()
+            .expect("bash runs");
+        assert!((case.used_both)(&piped), "{}: a pipe named directly: {}", case.name, stderr(&piped));
+    }
+    let case = &CASES[0];
+    let endless = case.run(&[Path::new("/dev/zero")], "");
+    assert_ne!(endless.status.code(), Some(0));
+    assert!(stderr(&endless).contains("/dev/zero: larger than 64 MiB"), "{}", stderr(&endless));
+}
