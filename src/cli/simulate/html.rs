@@ -107,8 +107,10 @@ struct Scale {
 
 impl Scale {
     fn at(&self, value: f64) -> f64 {
-        let span = self.to - self.from;
-        let share = if span > 0.0 { (value - self.from) / span } else { 0.5 };
+        // Halved, so that a span from -f64::MAX to f64::MAX does not overflow to infinity.
+        let span = self.to / 2.0 - self.from / 2.0;
+        let share = (value / 2.0 - self.from / 2.0) / span;
+        let share = if span > 0.0 && !share.is_nan() { share } else { 0.5 };
         self.start + share.clamp(0.0, 1.0) * (self.end - self.start)
     }
 }
@@ -206,7 +208,8 @@ fn metric_panel(name: &str, definition: Option<&Metric>, rows: &[Row], x: &Scale
     let (low, high) = finite
         .chain(bounds.iter().map(|(_, v, _)| *v))
         .fold((0.0_f64, 0.0_f64), |(low, high), v| (low.min(v), high.max(v)));
-    let high = if high > low { high + (high - low) * 0.1 } else { low + 1.0 };
+    // A tenth of headroom above the highest value, short of overflowing.
+    let high = if high > low { (high + (high / 2.0 - low / 2.0) * 0.2).min(f64::MAX) } else { low + 1.0 };
     let y = Scale { from: low, to: high, start: top + PANEL, end: top };
 
     let mut out = String::new();
@@ -361,6 +364,8 @@ mod tests {
             row(60, 5, Some(f64::NAN)),
             row(120, -40, Some(f64::NEG_INFINITY)),
             row(180, 900, Some(1e300)),
+            row(200, 900, Some(f64::MAX)),
+            row(220, 900, Some(-f64::MAX)),
             row(240, 25, Some(-1e300)),
             row(300, 25, None),
         ];
