@@ -34,12 +34,25 @@ pub struct KubeArgs {
     pub request_timeout: Option<Duration>,
 }
 
+/// The longest `--request-timeout`: a day. Far longer ones overflow the clock arithmetic of the
+/// HTTP client's timers, which panics in its connection task.
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A `--request-timeout` as kubectl reads it: a whole number of seconds, or a number with a unit.
 pub fn parse_request_timeout(text: &str) -> Result<Duration, String> {
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return text.parse().map(Duration::from_secs).map_err(|_| format!("{text} seconds is too long"));
+    let timeout = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse().map(Duration::from_secs).map_err(|_| format!("{text} seconds is too long"))?
+    } else {
+        crate::api::Duration::new(text)
+            .parse()
+            .map_err(|e| e.to_string())?
+            .to_std()
+            .map_err(|e| e.to_string())?
+    };
+    if timeout > MAX_REQUEST_TIMEOUT {
+        return Err(format!("{text} is longer than a day; 0 waits as long as it takes"));
     }
-    crate::api::Duration::new(text).parse().map_err(|e| e.to_string())?.to_std().map_err(|e| e.to_string())
+    Ok(timeout)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -70,6 +70,10 @@ async fn request_timeout_takes_kubectls_forms_and_refuses_others() {
         ("-1s", "is negative"),
         ("1.5s", "not a number followed by a unit"),
         ("", "is empty"),
+        ("99999999999999999999", "is too long"),
+        ("18446744073709551615", "is longer than a day"),
+        ("90000", "is longer than a day"),
+        ("25h", "is longer than a day"),
     ] {
         let ran = cluster.plugin(&["list", &format!("--request-timeout={timeout}")]).await;
         assert_eq!(ran.code, Some(2), "{timeout:?}: {}", ran.stderr);
