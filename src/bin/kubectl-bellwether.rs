@@ -8,7 +8,7 @@ use bellwether::cli::steer::steer;
 use bellwether::cli::{convert, edit, lint, show, status};
 use bellwether::engine::UserAction;
 use clap::{CommandFactory, Parser, Subcommand};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -385,7 +385,8 @@ async fn main() -> ExitCode {
             .await;
             return match result {
                 Ok(ending) => {
-                    println!("{}", ending.line());
+                    // `status --watch | head -1` closes stdout early: the exit code still tells.
+                    let _ = writeln!(std::io::stdout(), "{}", ending.line());
                     ExitCode::from(ending.exit_code())
                 }
                 Err(error) => {

@@ -384,3 +384,25 @@ fn help_lists_the_exit_codes() {
         "{help}"
     );
 }
+
+/// A pipeline that reads only the first line (`status --watch | head -1`) closes standard output
+/// early: the exit code still says how the rollout ended, rather than a panic's 101.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_standard_output_keeps_the_exit_code() {
+    let canary = Canary::start().await;
+    let kubeconfig = canary.cluster.kubeconfig().to_path_buf();
+    let code = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-bellwether"))
+            .args(["status", NAME, "-n", NAMESPACE, "--kubeconfig"])
+            .arg(&kubeconfig)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the plugin runs");
+        drop(child.stdout.take());
+        child.wait().expect("the plugin ends").code()
+    })
+    .await
+    .expect("waiting for the plugin");
+    assert_eq!(code, Some(0), "Healthy, even with nowhere to say so");
+}
