@@ -115,9 +115,19 @@ fn escape(value: &str) -> String {
 /// the samples of every app under it.
 fn relabelled(apps: &Apps) -> String {
     let mut families: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
-    for (address, labels) in apps.targets() {
+    // Read at once rather than one after another, so that one slow app does not make the whole
+    // scrape overrun and every test's series go stale together.
+    let targets = apps.targets();
+    let texts: Vec<(Option<String>, &String)> = std::thread::scope(|scope| {
+        let reads: Vec<_> = targets
+            .iter()
+            .map(|(address, labels)| (scope.spawn(move || get(*address, "/metrics")), labels))
+            .collect();
+        reads.into_iter().map(|(read, labels)| (read.join().unwrap_or(None), labels)).collect()
+    });
+    for (text, labels) in texts {
         // An app stopped since it was listed has nothing more to say.
-        let Some(text) = get(address, "/metrics") else { continue };
+        let Some(text) = text else { continue };
         let mut family = None;
         for line in text.lines().filter(|line| !line.is_empty()) {
             let header = line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE "));
@@ -134,7 +144,7 @@ fn relabelled(apps: &Apps) -> String {
                     headers.push(line.to_owned());
                 }
                 family = Some(index);
-            } else if let (Some(index), Some(sample)) = (family, with_labels(line, &labels)) {
+            } else if let (Some(index), Some(sample)) = (family, with_labels(line, labels)) {
                 families[index].2.push(sample);
             }
         }
@@ -175,7 +185,7 @@ pub fn telemetry() -> &'static Telemetry {
     static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
     TELEMETRY.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .thread_name("demo-apps")
             .enable_all()
             .build()
