@@ -1,7 +1,7 @@
 //! `kubectl bellwether`: the plugin people and CI pipelines use to watch and steer Rollouts.
 
 use bellwether::cli::cluster::{KubeArgs, client, connect};
-use bellwether::cli::complete::{COMPLETE_COMMAND, complete};
+use bellwether::cli::complete::{self, COMPLETE_COMMAND, complete};
 use bellwether::cli::history;
 use bellwether::cli::rollout_ref::{ROLLOUT_VALUE_NAME, TypeRule, rollout_name};
 use bellwether::cli::steer::steer;
@@ -217,6 +217,21 @@ const COULD_NOT_READ: u8 = bellwether::cli::analyze::exit::COULD_NOT_RUN;
 
 /// Whether a command, by its path of subcommand names, wants its rollout named with its type, for
 /// completion to offer types first: `get`, as main reads it, takes kubectl's `get TYPE NAME`.
+/// Prints a completion's answer and ends the process, unless an answer was printed already: the
+/// completion's own, or the one at the deadline. Ending here, rather than returning, does not wait
+/// for a lookup still blocked (a credential plugin, a DNS lookup) to finish.
+fn answer_once(answer: &str) {
+    static ANSWERED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut answered = ANSWERED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !*answered {
+        *answered = true;
+        let mut stdout = std::io::stdout();
+        let _ = stdout.write_all(answer.as_bytes());
+        let _ = stdout.flush();
+        std::process::exit(0);
+    }
+}
+
 fn type_rule(command: &str) -> TypeRule {
     if command == "get" { TypeRule::Required } else { TypeRule::Optional }
 }
@@ -227,7 +242,11 @@ async fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     if args.next().is_some_and(|first| first == COMPLETE_COMMAND) {
         let words: Vec<String> = args.map(|word| word.to_string_lossy().into_owned()).collect();
-        print!("{}", complete(&Cli::command(), &words, type_rule).await);
+        std::thread::spawn(|| {
+            std::thread::sleep(complete::DEADLINE);
+            answer_once(&complete::nothing());
+        });
+        answer_once(&complete(&Cli::command(), &words, type_rule).await);
         return ExitCode::SUCCESS;
     }
     let cli = Cli::parse();

@@ -130,9 +130,17 @@ async fn no_names_and_no_noise_when_the_cluster_fails() {
     let closed = kubeconfig_file(&kubeconfig_for(&closed_port()));
     let silent = kubeconfig_file(&kubeconfig_for(&silent_server()));
     let missing = kubeconfig_file("this is not a kubeconfig: [");
+    // A credential plugin that never answers, as a cloud's login can when its network is down.
+    let stuck_login = kubeconfig_file(&kubeconfig_for(&closed_port()).replace(
+        "user: {}",
+        "user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: sh\n      \
+         args: [\"-c\", \"sleep 30\"]\n      interactiveMode: Never",
+    ));
     let without_crds = cluster_with_rollouts().await;
     without_crds.server.stop_serving_group("bellwether.dev");
-    for kubeconfig in [closed.path(), silent.path(), missing.path(), without_crds.kubeconfig()] {
+    for kubeconfig in
+        [closed.path(), silent.path(), missing.path(), stuck_login.path(), without_crds.kubeconfig()]
+    {
         for words in [&["promote", ""][..], &["get", "rollout", "w"], &["-n", ""]] {
             let started = Instant::now();
             assert_eq!(complete(kubeconfig, words).await, (vec![], NO_FILES.into()), "{words:?}");

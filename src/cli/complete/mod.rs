@@ -27,6 +27,16 @@ const NO_FILE_COMPLETION: u8 = 4;
 /// cobra's directive for the shell's default completion, file names, when nothing is printed.
 const DEFAULT_COMPLETION: u8 = 0;
 
+/// How long a completion may take in all before it answers that there is nothing to offer, as a
+/// person waits on a key press. A credential plugin (a cloud's login) can block the thread that
+/// builds the client, where no timeout of the runtime reaches, so another thread gives that answer.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The answer at the [`DEADLINE`]: no candidates, and no file names either.
+pub fn nothing() -> String {
+    format!(":{NO_FILE_COMPLETION}\n")
+}
+
 /// What to print for `words`, the last being the one typed: the candidates, then the directive.
 /// `type_rule` says, by the path of subcommand names, whether a rollout must be named with its type.
 pub async fn complete(cli: &clap::Command, words: &[String], type_rule: impl Fn(&str) -> TypeRule) -> String {
