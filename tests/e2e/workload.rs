@@ -63,6 +63,22 @@ async fn selected_revision(cluster: &Cluster, service: &str) -> Option<String> {
     service.spec?.selector?.get(REVISION_LABEL).cloned()
 }
 
+/// Waits until the deleted Rollout is gone, then checks that neither Service selects a revision:
+/// both select the Deployment's pods again.
+async fn gone_and_handed_back(cluster: &Cluster) {
+    eventually("the Rollout to be gone", || async {
+        cluster.rollouts().get_opt(ROLLOUT).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    for service in [STABLE, CANARY] {
+        assert_eq!(
+            selected_revision(cluster, service).await,
+            None,
+            "{service} selects the Deployment's pods again"
+        );
+    }
+}
+
 /// Takes the Deployment over with `scale_down`, and waits until the Rollout is Healthy with the
 /// Services selecting its stable revision; returns the revision.
 pub async fn take_over(cluster: &Cluster, scale_down: &str) -> String {
@@ -135,17 +151,7 @@ async fn a_taken_over_deployment_is_left_alone_with_never_and_serves_again_when_
         .await;
 
     cluster.rollouts().delete(ROLLOUT, &DeleteParams::default()).await.expect("deleting the Rollout");
-    eventually("the Rollout to be gone", || async {
-        cluster.rollouts().get_opt(ROLLOUT).await.ok()?.is_none().then_some(())
-    })
-    .await;
-    for service in [STABLE, CANARY] {
-        assert_eq!(
-            selected_revision(&cluster, service).await,
-            None,
-            "{service} selects the Deployment's pods again"
-        );
-    }
+    gone_and_handed_back(&cluster).await;
     assert_eq!(deployment_replicas(&cluster).await, Some(4));
     assert_eq!(*scales.lock().unwrap(), [4], "the Deployment was never scaled");
     controller.stop().await;
@@ -169,23 +175,13 @@ async fn on_success_scales_the_deployment_to_zero_and_a_deleted_rollout_scales_i
         (deployment_replicas(&cluster).await? == 4).then_some(())
     })
     .await;
-    eventually("the Rollout to be gone", || async {
-        cluster.rollouts().get_opt(ROLLOUT).await.ok()?.is_none().then_some(())
-    })
-    .await;
+    gone_and_handed_back(&cluster).await;
     let deployment = cluster.api::<Deployment>().get(ROLLOUT).await.expect("the Deployment");
     assert_eq!(
         deployment.status.and_then(|s| s.available_replicas),
         Some(4),
         "serving before the Rollout went"
     );
-    for service in [STABLE, CANARY] {
-        assert_eq!(
-            selected_revision(&cluster, service).await,
-            None,
-            "{service} selects the Deployment's pods again"
-        );
-    }
     controller.stop().await;
 }
 
@@ -222,16 +218,6 @@ async fn a_deployment_the_controller_may_not_scale_keeps_serving_and_is_still_ha
 
     // Its pods are still there, so the hand-back needs no write to the Deployment.
     cluster.rollouts().delete(ROLLOUT, &DeleteParams::default()).await.expect("deleting the Rollout");
-    eventually("the Rollout to be gone", || async {
-        cluster.rollouts().get_opt(ROLLOUT).await.ok()?.is_none().then_some(())
-    })
-    .await;
-    for service in [STABLE, CANARY] {
-        assert_eq!(
-            selected_revision(&cluster, service).await,
-            None,
-            "{service} selects the Deployment's pods again"
-        );
-    }
+    gone_and_handed_back(&cluster).await;
     controller.stop().await;
 }
