@@ -403,7 +403,12 @@ impl Linter {
             }
         }
 
-        let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };
+        let rollout_name = rollout.metadata.name.clone().unwrap_or_default();
+        let services = Services {
+            rollout: &rollout_name,
+            stable: &canary.stable_service,
+            canary: &canary.canary_service,
+        };
         let routing = &canary.traffic_routing.gateway_api;
         let routes = routing
             .http_routes

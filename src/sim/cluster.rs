@@ -4,7 +4,7 @@
 
 use crate::api::AnalysisPhase;
 use crate::engine::{
-    Action, AnalysisRunState, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights,
+    Action, AnalysisRunState, Exposure, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights,
     ServiceRole, spec_hash,
 };
 use chrono::{DateTime, Duration, Utc};
@@ -31,11 +31,13 @@ impl Cluster {
             routes: vec![RouteState {
                 name: route.to_string(),
                 weights: Some(RouteWeights { canary: 0, stable: 100 }),
+                exposure: Some(Exposure::default()),
                 generation: 1,
                 parents: vec![ParentState {
                     name: "gateway/default/public".into(),
                     accepted: true,
                     observed_generation: 1,
+                    refusal: None,
                 }],
             }],
             ..Observation::default()
@@ -47,9 +49,10 @@ impl Cluster {
     pub fn apply(&mut self, action: &Action, now: DateTime<Utc>, startup: PodStartup) {
         let obs = &mut self.observation;
         match action {
-            Action::SetWeights(RouteWeights { canary, stable }) => {
+            Action::SetTraffic(traffic) => {
                 for route in &mut obs.routes {
-                    route.weights = Some(RouteWeights { canary: *canary, stable: *stable });
+                    route.weights = Some(traffic.weights);
+                    route.exposure = Some(traffic.exposure.clone());
                     route.generation += 1;
                     for parent in &mut route.parents {
                         parent.observed_generation = route.generation;

@@ -3,8 +3,8 @@
 
 use crate::api::{AnalysisPhase, RolloutPhase, RolloutSpec, RolloutStatus};
 use crate::engine::{
-    Action, DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, Decision, Input, Observation, Plan, Step, UserAction, decide,
-    pod_template, revision_of, share,
+    Action, DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, Decision, Input, Observation, Plan, Step, Traffic, UserAction,
+    decide, pod_template, revision_of, share,
 };
 use chrono::{DateTime, Utc};
 
@@ -33,10 +33,15 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
     let n = plan.steps.len();
     let workload = observation.workload.as_ref().map(|w| &w.template);
     let revision = revision_of(&pod_template(spec, workload).map(|t| t.get()).unwrap_or_default());
-    let weights = decision.actions.iter().filter_map(|a| match a {
-        Action::SetWeights(crate::engine::RouteWeights { canary, stable }) => Some((*canary, *stable)),
-        _ => None,
-    });
+    let traffic: Vec<&Traffic> = decision
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetTraffic(traffic) => Some(traffic),
+            _ => None,
+        })
+        .collect();
+    let weights = traffic.iter().map(|t| (t.weights.canary, t.weights.stable));
 
     let in_flight = output.canary_revision.is_some() && output.abort.is_none() && !output.progress.promoting;
     let limit = match output.current_step_index {
@@ -75,6 +80,37 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
         }
     }
 
+    // Header routes and mirrors exist exactly during their steps: what a decision sets is what the
+    // steps up to the current one left in force (the one before it, while a step that changes them
+    // is paused), only to a canary with pods behind the canary Service, and nothing once the
+    // canary is aborted, promoting or gone.
+    let exposing = output.canary_revision.is_some() && output.abort.is_none() && !output.progress.promoting;
+    for t in traffic.iter().filter(|t| !t.exposure.is_empty()) {
+        let step = output.current_step_index.unwrap_or(0).max(0) as usize;
+        let in_force = [Some(step), step.checked_sub(1)]
+            .into_iter()
+            .flatten()
+            .any(|i| i < n && plan.exposure_at(i).exposure == t.exposure);
+        if !exposing || !in_force {
+            return Err(format!(
+                "{} set at step {step} of {:?} (aborted {}, promoting {}), where the steps have {}",
+                t.exposure.describe(),
+                output.canary_revision,
+                output.abort.is_some(),
+                output.progress.promoting,
+                plan.exposure_at(step).exposure.describe()
+            ));
+        }
+        if observation.available(&revision) == 0
+            || observation.services.canary.as_deref() != Some(revision.as_str())
+        {
+            return Err(format!(
+                "{} set for canary {revision} with no pods behind it",
+                t.exposure.describe()
+            ));
+        }
+    }
+
     // A `workloadRef`'s Deployment keeps the pods that serve until Bellwether's can: before the
     // Services select a revision, it goes down only by the stable pods available; and never up.
     if let Some(workload) = &observation.workload {
@@ -96,12 +132,13 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
     }
 
     if input.abort.is_none() && output.abort.is_some() {
-        let traffic_already_off = observation.routes.iter().all(|r| r.weights.is_some_and(|w| w.canary == 0));
+        let traffic_already_off = !observation.canary_traffic_possible();
         // With dynamicStableScale the move is as large as stable's available pods allow, and when
         // they allow none, stable's scale-up comes first.
         let first_moves_traffic = match decision.actions.first() {
-            Some(Action::SetWeights(crate::engine::RouteWeights { canary: 0, .. })) => true,
-            Some(Action::SetWeights(w)) => dynamic && carried_canary.is_some_and(|c| w.canary < c),
+            Some(Action::SetTraffic(t)) if !t.exposure.is_empty() => false,
+            Some(Action::SetTraffic(t)) if t.weights.canary == 0 => true,
+            Some(Action::SetTraffic(t)) => dynamic && carried_canary.is_some_and(|c| t.weights.canary < c),
             Some(Action::ScaleReplicaSet { revision, replicas }) => {
                 dynamic
                     && Some(revision) == input.stable_revision.as_ref()
@@ -109,7 +146,7 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
             }
             _ => false,
         };
-        let no_weight_change = !decision.actions.iter().any(|a| matches!(a, Action::SetWeights(_)));
+        let no_weight_change = traffic.is_empty();
         let stable_scaling_up = dynamic
             && input
                 .stable_revision

@@ -319,11 +319,7 @@ impl<'a> Simulation<'a> {
             }
             let decision = self.decide();
             decisions.extend(decision.events.iter().map(|e| e.message.clone()));
-            if decision
-                .actions
-                .iter()
-                .any(|a| matches!(a, Action::SetWeights(crate::engine::RouteWeights { canary: 0, .. })))
-            {
+            if decision.actions.iter().any(|a| matches!(a, Action::SetTraffic(t) if t.weights.canary == 0)) {
                 aborted_at = Some(self.elapsed());
             }
             self.carry_out(&decision);

@@ -1,10 +1,11 @@
 //! Route weights: what the engine sees of a route, and the guarded JSON patch that moves them.
 
-use bellwether::controller::routes::{RouteError, Services, route_state, weight_patch};
-use bellwether::engine::RouteWeights;
+use bellwether::controller::routes::{RouteError, Services, route_state, traffic_patch};
+use bellwether::engine::{RouteWeights, Traffic};
 use serde_json::{Value, json};
 
-const SERVICES: Services<'static> = Services { stable: "checkout-stable", canary: "checkout-canary" };
+const SERVICES: Services<'static> =
+    Services { rollout: "checkout", stable: "checkout-stable", canary: "checkout-canary" };
 
 /// The example route, as the API server returns it.
 fn example() -> Value {
@@ -51,7 +52,7 @@ fn parents_report_acceptance_for_a_generation() {
 
 #[test]
 fn moving_weights_patches_exactly_the_weight_paths_guarded_by_tests() {
-    let patch = weight_patch(&example(), SERVICES, weights(20, 80)).unwrap().expect("a change");
+    let patch = traffic_patch(&example(), SERVICES, &Traffic::split(20)).unwrap().expect("a change");
     assert_eq!(
         patch,
         json!([
@@ -66,7 +67,7 @@ fn moving_weights_patches_exactly_the_weight_paths_guarded_by_tests() {
 
 #[test]
 fn a_route_that_already_carries_the_weights_needs_no_patch() {
-    assert_eq!(weight_patch(&example(), SERVICES, weights(0, 100)).unwrap(), None);
+    assert_eq!(traffic_patch(&example(), SERVICES, &Traffic::split(0)).unwrap(), None);
 }
 
 #[test]
@@ -75,7 +76,7 @@ fn a_backend_ref_without_weight_has_the_default_of_one_and_gets_an_explicit_weig
     route["spec"]["rules"][0]["backendRefs"][1].as_object_mut().unwrap().remove("weight");
     let state = route_state("HTTPRoute/shop/checkout".into(), &route, SERVICES);
     assert_eq!(state.weights, Some(weights(1, 100)));
-    let patch = weight_patch(&route, SERVICES, weights(1, 99)).unwrap().unwrap();
+    let patch = traffic_patch(&route, SERVICES, &Traffic::split(1)).unwrap().unwrap();
     let paths: Vec<&str> = patch.as_array().unwrap().iter().filter_map(|op| op["path"].as_str()).collect();
     assert!(
         paths.contains(&"/spec/rules/0/backendRefs/1/weight"),
@@ -95,7 +96,7 @@ fn only_rules_referencing_both_services_are_managed_and_they_must_agree() {
     ]}));
     let state = route_state("HTTPRoute/shop/checkout".into(), &route, SERVICES);
     assert_eq!(state.weights, None, "rules that disagree give no single weight");
-    let patch = weight_patch(&route, SERVICES, weights(10, 90)).unwrap().unwrap();
+    let patch = traffic_patch(&route, SERVICES, &Traffic::split(10)).unwrap().unwrap();
     let paths: Vec<&str> = patch.as_array().unwrap().iter().filter_map(|op| op["path"].as_str()).collect();
     assert!(paths.iter().all(|p| !p.starts_with("/spec/rules/1/")), "the stable-only rule is untouched");
     assert!(paths.iter().any(|p| p.starts_with("/spec/rules/0/")), "{paths:?}");
@@ -111,7 +112,7 @@ fn a_reference_to_another_namespace_or_kind_is_not_the_service() {
             route["spec"]["rules"][0]["backendRefs"][1]["group"] = json!("multicluster.x-k8s.io");
         }
         assert_eq!(route_state("r".into(), &route, SERVICES).weights, None, "{key}");
-        let error = weight_patch(&route, SERVICES, weights(5, 95)).unwrap_err();
+        let error = traffic_patch(&route, SERVICES, &Traffic::split(5)).unwrap_err();
         assert_eq!(
             error,
             RouteError::Unmanaged {
@@ -141,7 +142,7 @@ fn grpc_routes_have_the_same_shape() {
         route_state("GRPCRoute/shop/checkout-grpc".into(), &route, SERVICES).weights,
         Some(weights(0, 100))
     );
-    assert!(weight_patch(&route, SERVICES, weights(50, 50)).unwrap().is_some());
+    assert!(traffic_patch(&route, SERVICES, &Traffic::split(50)).unwrap().is_some());
 }
 
 #[test]
@@ -149,7 +150,7 @@ fn a_route_without_resource_version_cannot_be_guarded() {
     let mut route = example();
     route["metadata"].as_object_mut().unwrap().remove("resourceVersion");
     assert_eq!(
-        weight_patch(&route, SERVICES, weights(5, 95)).unwrap_err().to_string(),
+        traffic_patch(&route, SERVICES, &Traffic::split(5)).unwrap_err().to_string(),
         "shop/checkout: metadata.resourceVersion is missing"
     );
 }

@@ -105,9 +105,13 @@ fn the_argocd_cm_snippet_embeds_the_health_check_and_ignores_what_bellwether_pat
         ]},
     }))
     .expect("a route");
-    let services = bellwether::controller::routes::Services { stable: "web-stable", canary: "web-canary" };
-    let weights = bellwether::engine::RouteWeights { canary: 30, stable: 70 };
-    let patch = bellwether::controller::routes::weight_patch(&route, services, weights)
+    let services = bellwether::controller::routes::Services {
+        rollout: "web",
+        stable: "web-stable",
+        canary: "web-canary",
+    };
+    let traffic = bellwether::engine::Traffic::split(30);
+    let patch = bellwether::controller::routes::traffic_patch(&route, services, &traffic)
         .expect("a managed route")
         .expect("a change");
     let mut route_paths: Vec<String> = patch

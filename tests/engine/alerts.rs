@@ -4,7 +4,7 @@
 use super::fixtures::*;
 use super::world::World;
 use bellwether::api::*;
-use bellwether::engine::{Action, Decision, EventKind, RouteWeights, UserAction, describe_alert};
+use bellwether::engine::{Action, Decision, EventKind, Traffic, UserAction, describe_alert};
 use std::collections::BTreeMap;
 
 fn high_error_rate() -> FiringAlert {
@@ -39,11 +39,7 @@ fn a_firing_alert_aborts_a_paused_canary_and_says_which_alert() {
     assert_eq!(world.status.phase, Some(RolloutPhase::Paused));
     world.alert(&high_error_rate());
     let d = world.step();
-    assert_eq!(
-        d.actions[0],
-        Action::SetWeights(RouteWeights { canary: 0, stable: 100 }),
-        "traffic leaves the canary first"
-    );
+    assert_eq!(d.actions[0], Action::SetTraffic(Traffic::split(0)), "traffic leaves the canary first");
     let abort = world.status.abort.clone().expect("aborted");
     assert_eq!((abort.reason.as_str(), abort.by.as_str()), ("AlertFiring", "alertmanager"));
     assert_eq!(abort.alert, Some(high_error_rate()));

@@ -4,14 +4,14 @@
 use super::fixtures::*;
 use super::world::World;
 use bellwether::api::*;
-use bellwether::engine::{Action, RouteWeights, UserAction};
+use bellwether::engine::{Action, Traffic, UserAction};
 
 fn scale(revision: &str, replicas: i32) -> Action {
     Action::ScaleReplicaSet { revision: revision.into(), replicas }
 }
 
 fn weights(canary: i32) -> Action {
-    Action::SetWeights(RouteWeights { canary, stable: 100 - canary })
+    Action::SetTraffic(Traffic::split(canary))
 }
 
 fn message(world: &World) -> String {
@@ -42,7 +42,7 @@ fn stable_and_canary_follow_an_autoscaler_mid_canary() {
     assert!(d.actions.contains(&scale(&canary, 5)), "ceil(20 × 25%) canary pods: {:?}", d.actions);
     assert!(d.actions.contains(&scale(&stable, 20)), "stable follows the autoscaler: {:?}", d.actions);
     assert!(
-        !d.actions.iter().any(|a| matches!(a, Action::SetWeights(_))),
+        !d.actions.iter().any(|a| matches!(a, Action::SetTraffic(_))),
         "the weight stays: {:?}",
         d.actions
     );
@@ -135,7 +135,7 @@ fn dynamic_stable_scale_moves_weight_back_only_as_stable_pods_become_available()
     world.request(UserAction::Promote, "dana");
     let d = world.step();
     assert!(d.actions.contains(&scale(&stable, 8)), "stable first scales for 80%: {:?}", d.actions);
-    assert!(!d.actions.iter().any(|a| matches!(a, Action::SetWeights(_))), "{:?}", d.actions);
+    assert!(!d.actions.iter().any(|a| matches!(a, Action::SetTraffic(_))), "{:?}", d.actions);
     assert!(message(&world).contains("stable"), "{}", message(&world));
 
     world.pods_become_ready_up_to(&stable, 6);
@@ -156,7 +156,7 @@ fn dynamic_stable_scale_abort_scales_stable_up_before_weight_moves_back() {
     world.request(UserAction::Abort, "erin");
     let d = world.step();
     assert_eq!(d.actions.first(), Some(&scale(&stable, 10)), "{:?}", d.actions);
-    assert!(!d.actions.iter().any(|a| matches!(a, Action::SetWeights(_))), "2 stable pods carry only 20%");
+    assert!(!d.actions.iter().any(|a| matches!(a, Action::SetTraffic(_))), "2 stable pods carry only 20%");
     assert_eq!(world.status.phase, Some(RolloutPhase::Degraded));
     assert!(message(&world).contains("weight moves back as they become available"), "{}", message(&world));
 

@@ -4,7 +4,7 @@
 use super::fixtures::*;
 use super::world::World;
 use bellwether::api::*;
-use bellwether::engine::{Action, EventKind, RouteWeights, ServiceRole, UserAction};
+use bellwether::engine::{Action, EventKind, ServiceRole, Traffic, UserAction};
 
 fn web_v2(world: &mut World) -> String {
     world.ship("web:2")
@@ -23,7 +23,7 @@ fn scale(revision: &str, replicas: i32) -> Action {
 }
 
 fn weights(canary: i32) -> Action {
-    Action::SetWeights(RouteWeights { canary, stable: 100 - canary })
+    Action::SetTraffic(Traffic::split(canary))
 }
 
 fn point(role: ServiceRole, revision: &str) -> Action {
@@ -191,7 +191,7 @@ fn a_timed_pause_ends_only_once_the_route_carries_the_canary_weight_again() {
     world.advance(6.0);
     let d = world.decide();
     assert_eq!(world.status.current_step_index, Some(1), "no bake time without the canary's traffic");
-    assert_eq!(d.actions, [Action::SetWeights(RouteWeights { canary: 10, stable: 90 })]);
+    assert_eq!(d.actions, [Action::SetTraffic(Traffic::split(10))]);
     assert_eq!(
         message(&world),
         "step 2/3: pause over, but the routes do not carry its weight: \
@@ -520,10 +520,11 @@ fn an_invalid_spec_sets_invalid_spec_and_touches_nothing() {
             .steps(vec![CanaryStep {
                 set_weight: Some(10),
                 pause: Some(PauseStep::default()),
-                analysis: None,
+                ..CanaryStep::default()
             }])
             .build(),
-        "spec.strategy.canary.steps[0]: must have exactly one of setWeight, pause or analysis",
+        "spec.strategy.canary.steps[0]: must have exactly one of setWeight, pause, analysis, setHeaderRoute or \
+         setMirrorRoute",
     );
     assert_invalid(
         rollout().image("web:2").edit(|s| s.strategy.canary.canary_service = "web-stable".into()).build(),

@@ -5,7 +5,7 @@
 use super::fixtures::*;
 use super::world::World;
 use bellwether::api::*;
-use bellwether::engine::{Action, AnalysisRunState, Clock, EventKind, RouteWeights, assess};
+use bellwether::engine::{Action, AnalysisRunState, Clock, EventKind, RouteWeights, Traffic, assess};
 use chrono::Duration;
 use proptest::prelude::*;
 
@@ -194,7 +194,7 @@ fn an_abort_whose_route_cannot_be_written_does_not_claim_the_traffic_is_on_stabl
     world.finish_run("step1", AnalysisPhase::Failed, "error-rate: 0.034 > max 0.01");
     // The abort's weight change is refused: the route still sends 20% to the canary.
     let decision = world.decide();
-    assert_eq!(decision.actions[0], Action::SetWeights(RouteWeights { canary: 0, stable: 100 }));
+    assert_eq!(decision.actions[0], Action::SetTraffic(Traffic::split(0)));
     let message = world.status.message.clone().unwrap_or_default();
     assert!(!message.contains("all traffic on stable"), "{message}");
     assert!(
@@ -217,7 +217,7 @@ fn a_paused_canary_puts_hand_edited_weights_back() {
     assert_eq!(world.canary_weight(), 50);
     world.cluster.observation.routes[0].weights = Some(RouteWeights { canary: 90, stable: 10 });
     let decision = world.step();
-    assert_eq!(decision.actions, vec![Action::SetWeights(RouteWeights { canary: 50, stable: 50 })]);
+    assert_eq!(decision.actions, vec![Action::SetTraffic(Traffic::split(50))]);
     assert_eq!(world.canary_weight(), 50);
     assert_eq!(world.status.phase, Some(RolloutPhase::Paused));
 }

@@ -293,7 +293,7 @@ pub struct RouteRef {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1").message("a step must have exactly one of setWeight, pause or analysis"))]
+#[x_kube(validation = Rule::new("(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) + (has(self.setHeaderRoute) ? 1 : 0) + (has(self.setMirrorRoute) ? 1 : 0) == 1").message("a step must have exactly one of setWeight, pause, analysis, setHeaderRoute or setMirrorRoute"))]
 pub struct CanaryStep {
     /// Percent of traffic to send to the canary, 0 to 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -305,6 +305,83 @@ pub struct CanaryStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
     pub analysis: Option<AnalysisStep>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub set_header_route: Option<HeaderRouteStep>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub set_mirror_route: Option<MirrorRouteStep>,
+}
+
+/// Sends the requests that carry every one of `headers` to the canary, whatever its weight, by
+/// adding a rule Bellwether owns to each managed route. Without `headers`, removes the header
+/// route of this `name` that an earlier step added. Every header route ends with the canary.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.headers) || self.headers.all(a, self.headers.exists_one(b, b.name.lowerAscii() == a.name.lowerAscii()))").message("setHeaderRoute headers must have unique names"))]
+pub struct HeaderRouteStep {
+    /// Names the header route, so that a later step can remove it; part of the name of the
+    /// route rules Bellwether adds.
+    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Request headers a request must all carry to reach the canary. Omit them to remove the
+    /// header route named `name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// One request header to match, as a Gateway API route match spells it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderMatch {
+    /// The header's name, matched without regard to case. A cookie is matched as the `Cookie`
+    /// header with a regular expression.
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$"))]
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub type_: HeaderMatchType,
+    #[schemars(length(min = 1, max = 4096))]
+    pub value: String,
+}
+
+/// How a header's value is matched. Exact matching is core Gateway API; regular expressions are
+/// implementation-specific in dialect and support: see docs/traffic.md.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema,
+)]
+pub enum HeaderMatchType {
+    #[default]
+    Exact,
+    RegularExpression,
+}
+
+impl HeaderMatchType {
+    /// The value as Gateway API routes spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => "Exact",
+            Self::RegularExpression => "RegularExpression",
+        }
+    }
+}
+
+/// Mirrors `percent` of the requests of every managed route rule to the canary: copies whose
+/// responses are thrown away, so no user sees the canary's answer. Without `percent`, removes the
+/// mirror of this `name` that an earlier step added. Every mirror ends with the canary.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorRouteStep {
+    /// Names the mirror, so that a later step can remove it.
+    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Percent of requests to mirror, 1 to 100. Omit it to remove the mirror named `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100), transform = schema::not_nullable)]
+    pub percent: Option<i32>,
 }
 
 /// Waits for `duration`, or for a promote when no duration is given.
@@ -401,6 +478,13 @@ pub struct RolloutStatus {
     pub canary_revision: Option<String>,
     #[serde(default)]
     pub weights: Weights,
+    /// The header routes and mirror Bellwether wants on every managed route now.
+    #[serde(default, skip_serializing_if = "ExposureStatus::is_empty")]
+    pub exposure: ExposureStatus,
+    /// What each managed route carries, as last seen: where they differ from `weights` and
+    /// `exposure`, the routes that lag or were refused, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pause_conditions: Vec<PauseCondition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -476,6 +560,57 @@ impl Default for Weights {
     fn default() -> Self {
         Self { canary: 0, stable: 100, verified: false }
     }
+}
+
+/// Header routes and a mirror: what exposes a canary besides its weight.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct ExposureStatus {
+    /// The names of the header routes in force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header_routes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorStatus>,
+}
+
+impl ExposureStatus {
+    pub fn is_empty(&self) -> bool {
+        self.header_routes.is_empty() && self.mirror.is_none()
+    }
+}
+
+/// A mirror in force: its name and the percent of requests it copies to the canary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorStatus {
+    pub name: String,
+    pub percent: i32,
+}
+
+/// What one managed route carries for the canary, as last seen.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct RouteStatus {
+    /// `HTTPRoute/namespace/name` or `GRPCRoute/namespace/name`.
+    pub name: String,
+    /// The canary's weight on the managed rules; unset when the route is missing or its rules
+    /// disagree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<i32>,
+    /// The header routes whose rules the route has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header_routes: Vec<String>,
+    /// The percent its mirror filters copy to the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_percent: Option<i32>,
+    /// True when the route carries what Bellwether wants and every parent Gateway accepted it.
+    pub ready: bool,
+    /// Why it is not ready, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]

@@ -1,14 +1,15 @@
 //! What the engine asks the controller to do, and what it tells people.
 
-use super::observation::RouteWeights;
+use super::observation::Traffic;
 use bellwether_api::{ActionRecord, AnalysisRunSpec, RolloutStatus};
 
 /// A mutation of the cluster. The controller carries actions out in order and stops at the first
 /// failure; the next decision re-derives whatever is still missing.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Set these weights on the backendRefs of every managed route rule.
-    SetWeights(RouteWeights),
+    /// Make every managed route carry this traffic: the weights on the backendRefs of its managed
+    /// rules, Bellwether's header-route rules and its mirror filters; one patch per route.
+    SetTraffic(Traffic),
     /// Point a Service's selector at a revision.
     PointService {
         role: ServiceRole,

@@ -4,13 +4,19 @@ use super::action::{Action, AnalysisRunRequest, EventKind, ServiceRole};
 use super::analysis::run::spec_hash;
 use super::observation::AnalysisRunState;
 use super::pass::Pass;
-use super::plan::Step;
+use super::plan::{Step, StepExposure};
 use super::replicas::canary_replicas;
 use bellwether_api::{
     AbortStatus, AnalysisArg, AnalysisFailurePolicy, AnalysisPhase, AnalysisRunRef, AnalysisRunSpec,
     Duration, InconclusivePolicy, PauseReason, Progress, RolloutOutcome, RunContext, TemplateRef,
     format_duration, format_time,
 };
+
+/// The share of traffic the canary's pods must serve: its weight, or the percent mirrored to it
+/// when that is more. Header routes need no more than the one pod every canary has.
+fn load(weight: i32, exposed: &StepExposure) -> i32 {
+    weight.max(exposed.exposure.mirror.unwrap_or(0))
+}
 
 /// Where an AnalysisRun stands, as far as the rollout is concerned.
 enum Verdict {
@@ -156,7 +162,9 @@ impl Pass<'_> {
             }
             let plan = self.plan;
             let passed = match &plan.steps[i] {
-                Step::SetWeight(weight) => self.set_weight(*weight),
+                Step::SetWeight(_) | Step::SetHeaderRoute { .. } | Step::SetMirrorRoute { .. } => {
+                    self.expose(i)
+                }
                 Step::Pause(Some(duration)) => {
                     let duration = *duration;
                     let started = self.status.progress.step_started_at.unwrap_or(self.now);
@@ -220,6 +228,10 @@ impl Pass<'_> {
             Some(Step::Pause(Some(d))) => format!("pause {}", format_duration(*d)),
             Some(Step::Pause(None)) => "pause".into(),
             Some(Step::Analysis(_)) => "analysis".into(),
+            Some(Step::SetHeaderRoute { name, adds: true }) => format!("setHeaderRoute {name}"),
+            Some(Step::SetHeaderRoute { name, adds: false }) => format!("setHeaderRoute {name}, removed"),
+            Some(Step::SetMirrorRoute { name, percent: Some(p) }) => format!("setMirrorRoute {name} {p}%"),
+            Some(Step::SetMirrorRoute { name, percent: None }) => format!("setMirrorRoute {name}, removed"),
             None => "promotion".into(),
         };
         let message = format!("{label} ({kind}) {how}");
@@ -231,14 +243,26 @@ impl Pass<'_> {
         self.status.step_analysis_run = None;
     }
 
-    /// `setWeight`: scale the canary, wait for its pods, then move the weight and verify it.
-    fn set_weight(&mut self, weight: i32) -> bool {
+    /// `setWeight`, `setHeaderRoute` and `setMirrorRoute` at step `index`: scale the canary for the
+    /// traffic in force there, wait for its pods, then move the weight, header routes and mirror,
+    /// and verify them.
+    fn expose(&mut self, index: usize) -> bool {
         let revision = self.revision.clone();
         let label = self.step_label();
+        let weight = self.spec.strategy.canary.weight_at(index);
+        let exposed = self.plan.exposure_at(index).clone();
         let replicas = self.plan.replicas;
-        let needed = canary_replicas(replicas, weight);
-        // Going down in weight, keep the pods for the weight the routes still carry.
-        let carried = self.obs.routes.iter().filter_map(|r| r.weights.map(|w| w.canary)).max().unwrap_or(0);
+        let needed = canary_replicas(replicas, load(weight, &exposed));
+        // Going down in weight, keep the pods for the traffic the routes still carry.
+        let carried = self
+            .obs
+            .routes
+            .iter()
+            .filter_map(|r| {
+                r.weights.map(|w| w.canary.max(r.exposure.as_ref().and_then(|e| e.mirror).unwrap_or(0)))
+            })
+            .max()
+            .unwrap_or(0);
         self.ensure_scale(
             &revision,
             needed.max(canary_replicas(replicas, carried.max(weight))).min(replicas),
@@ -257,31 +281,37 @@ impl Pass<'_> {
             ));
             return false;
         }
-        if !self.ensure_weights(weight) {
+        if !self.ensure_traffic(weight, &exposed) {
             let lag = self.stable_lag(weight).unwrap_or_else(|| self.route_lag());
+            let what = match exposed.exposure.is_empty() {
+                true => String::new(),
+                false => format!(" and {}", exposed.exposure.describe()),
+            };
             self.wait_for_progress(format!(
-                "{label}: waiting for routes to carry canary weight {weight}: {lag}"
+                "{label}: waiting for routes to carry canary weight {weight}{what}: {lag}"
             ));
             return false;
         }
         true
     }
 
-    /// Keeps the canary's pods and weight as the last `setWeight` left them, at the pause or
+    /// Keeps the canary's pods and traffic as the steps up to `index` left them, at the pause or
     /// analysis step where the rollout waits (a step passed within this decision holds nothing).
-    /// Returns whether every route carries that weight, to pods that can serve it.
+    /// Returns whether every route carries that traffic, to pods that can serve it.
     fn hold_traffic(&mut self, index: usize) -> bool {
         let revision = self.revision.clone();
         let weight = self.spec.strategy.canary.weight_at(index);
-        self.ensure_scale(&revision, canary_replicas(self.plan.replicas, weight));
+        let exposed = self.plan.exposure_at(index).clone();
+        self.ensure_scale(&revision, canary_replicas(self.plan.replicas, load(weight, &exposed)));
         let servable = self.obs.available(&revision) > 0
             && self.obs.services.canary.as_deref() == Some(revision.as_str());
-        (weight == 0 || servable) && self.ensure_weights(weight)
+        let idle = weight == 0 && exposed.exposure.is_empty();
+        (idle || servable) && self.ensure_traffic(weight, &exposed)
     }
 
-    /// A paused canary keeps the weight it was paused at: a route edited by hand goes back to it.
-    /// Weight is put back on the canary only while it has pods that can serve it; otherwise all of
-    /// it goes to stable, which is always safe.
+    /// A paused canary keeps the traffic it was paused at: a route edited by hand goes back to it.
+    /// Traffic is put back on the canary only while it has pods that can serve it; otherwise all
+    /// of it goes to stable, which is always safe.
     fn hold_paused_traffic(&mut self) {
         // A promotion in flight has sized the canary for all traffic and may have pointed the
         // stable Service at it: a pause holds it where it is.
@@ -289,16 +319,27 @@ impl Pass<'_> {
             return;
         }
         let weight = self.status.weights.canary;
+        let index = self.current_step();
+        let exposed = self.plan.exposure_at(index).clone();
         let revision = self.revision.clone();
         if self.obs.replica_set(&revision).is_some() {
-            // Sized for the step, as it was before the pause: the weight held may drop to 0 within
-            // this pass, and the pods must not follow it down and up again.
-            let step_weight = self.spec.strategy.canary.weight_at(self.current_step());
-            self.ensure_scale(&revision, canary_replicas(self.plan.replicas, step_weight));
+            // Sized for the step, as it was before the pause: the traffic held may drop to none
+            // within this pass, and the pods must not follow it down and up again.
+            let step_weight = self.spec.strategy.canary.weight_at(index);
+            self.ensure_scale(&revision, canary_replicas(self.plan.replicas, load(step_weight, &exposed)));
         }
         let servable = self.obs.available(&revision) > 0
             && self.obs.services.canary.as_deref() == Some(revision.as_str());
-        self.ensure_weights(if servable { weight } else { 0 });
+        // The header routes and mirror held are those the status says are in force: the current
+        // step's, or, when it had not set them yet, the previous one's.
+        let held = [Some(index), index.checked_sub(1)]
+            .into_iter()
+            .flatten()
+            .map(|i| self.plan.exposure_at(i).clone())
+            .find(|exposed| exposed.status() == self.status.exposure)
+            .filter(|_| servable)
+            .unwrap_or_default();
+        self.ensure_traffic(if servable { weight } else { 0 }, &held);
     }
 
     /// Why the canary's traffic is not where the step holds it, for messages.

@@ -38,11 +38,12 @@ pub use analysis::stats::{
 pub use analysis::verdict::{MetricVerdict, Window, format_value, run_phase};
 pub use analysis::{Bellwether, Judge, judge_metric};
 pub use observation::{
-    AnalysisRunState, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights, ServiceSelectors,
-    UserAction, UserRequest, WorkloadState,
+    AnalysisRunState, Exposure, Observation, ParentState, ReplicaSetState, RouteState, RouteWeights,
+    ServiceSelectors, Traffic, UserAction, UserRequest, WorkloadState,
 };
 pub use plan::{
-    Background, Origin, Plan, SpecError, Step, Templates, check_workload_template, validate_template,
+    Background, MAX_HEADER_ROUTES, Origin, Plan, SpecError, Step, StepExposure, Templates,
+    check_workload_template, validate_template,
 };
 pub use pod_defaults::{fill_pod_template_defaults, strip_pod_template_defaults};
 pub use replicas::{canary_replicas, share, weight_capacity};

@@ -1,6 +1,8 @@
 //! What the controller saw in the cluster, handed to the engine as plain data.
 
-use bellwether_api::{AnalysisPhase, AnalysisTemplateSpec, FiringAlert, PodTemplate, TemplateRef};
+use bellwether_api::{
+    AnalysisPhase, AnalysisTemplateSpec, FiringAlert, HeaderMatch, PodTemplate, TemplateRef,
+};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -50,6 +52,9 @@ pub struct RouteState {
     /// The weights on the backendRefs to the canary and stable Services, the same on every rule;
     /// `None` when the route is missing or its rules disagree.
     pub weights: Option<RouteWeights>,
+    /// The header routes and mirror Bellwether's rules and filters carry; `None` when they do not
+    /// match the managed rules (one edited by hand, or a managed rule changed under them).
+    pub exposure: Option<Exposure>,
     pub generation: i64,
     pub parents: Vec<ParentState>,
 }
@@ -61,35 +66,114 @@ pub struct RouteWeights {
     pub stable: i32,
 }
 
+/// What exposes the canary besides its weight: header routes, which send the requests that match
+/// them to it, and a mirror, which copies a percent of the requests to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Exposure {
+    /// By name, the headers each header route matches.
+    pub header_routes: BTreeMap<String, Vec<HeaderMatch>>,
+    /// The percent of requests mirrored to the canary.
+    pub mirror: Option<i32>,
+}
+
+impl Exposure {
+    /// Nothing but weight reaches the canary.
+    pub fn is_empty(&self) -> bool {
+        self.header_routes.is_empty() && self.mirror.is_none()
+    }
+
+    /// `header route a, b; mirror 10%`, or `none`, for messages.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.header_routes.is_empty() {
+            let names: Vec<&str> = self.header_routes.keys().map(String::as_str).collect();
+            parts.push(format!("header route {}", names.join(", ")));
+        }
+        if let Some(percent) = self.mirror {
+            parts.push(format!("mirror {percent}%"));
+        }
+        if parts.is_empty() { "no header route or mirror".into() } else { parts.join("; ") }
+    }
+}
+
+/// Everything a managed route carries for the canary: what the engine asks every route to carry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub weights: RouteWeights,
+    pub exposure: Exposure,
+}
+
+impl Traffic {
+    /// `canary` percent to the canary, the rest to stable, and no header route or mirror.
+    pub fn split(canary: i32) -> Self {
+        Self { weights: RouteWeights { canary, stable: 100 - canary }, exposure: Exposure::default() }
+    }
+}
+
+impl Default for RouteWeights {
+    fn default() -> Self {
+        Self { canary: 0, stable: 100 }
+    }
+}
+
 /// One parent (Gateway) of a route, as its `status.parents[]` entry reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParentState {
     pub name: String,
     pub accepted: bool,
     pub observed_generation: i64,
+    /// Why the parent refused the route, from an `Accepted` or `ResolvedRefs` condition that is
+    /// `False` for the route's current generation: `Accepted: UnsupportedValue: ...`.
+    pub refusal: Option<String>,
 }
 
 impl RouteState {
-    /// Whether the route carries `weights` and every parent accepted this generation of it.
-    pub fn carries(&self, weights: RouteWeights) -> bool {
-        self.weights == Some(weights) && self.accepted()
+    /// Whether the route carries `traffic` and every parent accepted this generation of it.
+    pub fn carries(&self, traffic: &Traffic) -> bool {
+        self.shows(traffic) && self.accepted()
     }
 
-    /// Every parent reports `Accepted=True` for the route's current generation.
+    /// Whether the route's spec shows `traffic`, accepted or not.
+    pub fn shows(&self, traffic: &Traffic) -> bool {
+        self.weights == Some(traffic.weights) && self.exposure.as_ref() == Some(&traffic.exposure)
+    }
+
+    /// Every parent reports `Accepted=True` for the route's current generation, and none refused
+    /// its references.
     pub fn accepted(&self) -> bool {
         !self.parents.is_empty()
-            && self.parents.iter().all(|p| p.accepted && p.observed_generation >= self.generation)
+            && self
+                .parents
+                .iter()
+                .all(|p| p.accepted && p.refusal.is_none() && p.observed_generation >= self.generation)
     }
 
-    /// Why the route does not (yet) carry `weights`, for messages.
-    pub fn lag(&self, weights: RouteWeights) -> String {
-        match self.weights {
-            None => format!("{} not found or its rules do not reference both Services", self.name),
-            Some(w) if w != weights => {
+    /// Whether the route may send requests to the canary: weight, a header route or a mirror, or
+    /// rules that cannot be read.
+    pub fn exposes_canary(&self) -> bool {
+        self.weights.is_none_or(|w| w.canary > 0) || self.exposure.as_ref().is_none_or(|e| !e.is_empty())
+    }
+
+    /// Why the route does not (yet) carry `traffic`, for messages.
+    pub fn lag(&self, traffic: &Traffic) -> String {
+        let weights = traffic.weights;
+        match (&self.weights, &self.exposure) {
+            (None, _) => format!("{} not found or its rules do not reference both Services", self.name),
+            (Some(w), _) if *w != weights => {
                 format!("{} has canary={} stable={}", self.name, w.canary, w.stable)
             }
-            Some(_) if self.parents.is_empty() => format!("{} has no parent Gateway status yet", self.name),
-            Some(_) => {
+            (_, None) => format!("{}: Bellwether's rules or mirror filters were changed", self.name),
+            (_, Some(e)) if *e != traffic.exposure => format!("{} has {}", self.name, e.describe()),
+            _ if self.parents.is_empty() => format!("{} has no parent Gateway status yet", self.name),
+            _ => {
+                let refused: Vec<String> = self
+                    .parents
+                    .iter()
+                    .filter_map(|p| p.refusal.as_ref().map(|why| format!("{} refused it: {why}", p.name)))
+                    .collect();
+                if !refused.is_empty() {
+                    return format!("{}: {}", self.name, refused.join("; "));
+                }
                 let waiting: Vec<&str> = self
                     .parents
                     .iter()
@@ -203,6 +287,6 @@ impl Observation {
 
     /// Whether any managed route may still send traffic to the canary Service.
     pub fn canary_traffic_possible(&self) -> bool {
-        self.routes.iter().any(|r| r.weights.is_none_or(|w| w.canary > 0))
+        self.routes.iter().any(RouteState::exposes_canary)
     }
 }

@@ -3,11 +3,11 @@
 
 use super::Input;
 use super::action::{Action, Decision, Event, EventKind, ServiceRole};
-use super::observation::{Observation, RouteWeights};
-use super::plan::{Plan, SpecError};
+use super::observation::{Observation, RouteWeights, Traffic};
+use super::plan::{Plan, SpecError, StepExposure};
 use bellwether_api::{
     AbortStatus, ActionRecord, Condition, PauseCondition, PauseReason, RolloutOutcome, RolloutPhase,
-    RolloutSpec, RolloutStatus, Weights, format_duration, selector_string,
+    RolloutSpec, RolloutStatus, RouteStatus, Weights, format_duration, selector_string,
 };
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -27,6 +27,8 @@ pub(super) struct Pass<'a> {
     pub wakeups: Vec<DateTime<Utc>>,
     /// Derived pause reasons that still hold in this pass; the others are lifted at the end.
     pub pauses_held: BTreeSet<PauseReason>,
+    /// What this pass wants every route to carry, once it said so.
+    pub wanted_traffic: Option<Traffic>,
 }
 
 /// A spec that failed validation: record why, touch nothing.
@@ -120,6 +122,7 @@ impl<'a> Pass<'a> {
             events: Vec::new(),
             wakeups: Vec::new(),
             pauses_held: BTreeSet::new(),
+            wanted_traffic: None,
         }
     }
 
@@ -249,32 +252,80 @@ impl<'a> Pass<'a> {
         false
     }
 
-    /// Wants `canary` percent on the canary on every route; returns whether every route carries
-    /// it and every parent Gateway accepted it. With `dynamicStableScale`, weight moves back to
-    /// stable only as far as its available pods carry it ([`Self::servable_canary_weight`]).
+    /// Wants `canary` percent on the canary on every route, and no header route or mirror;
+    /// returns whether every route carries that and every parent Gateway accepted it.
     pub fn ensure_weights(&mut self, canary: i32) -> bool {
+        self.ensure_traffic(canary, &StepExposure::default())
+    }
+
+    /// Wants `canary` percent on the canary and the header routes and mirror of `exposed` on every
+    /// route; returns whether every route carries them and every parent Gateway accepted them.
+    /// With `dynamicStableScale`, weight moves back to stable only as far as its available pods
+    /// carry it ([`Self::servable_canary_weight`]). Header routes and mirrors move with the weight,
+    /// in the same patch of each route: an abort withdraws them with its move of weight.
+    pub fn ensure_traffic(&mut self, canary: i32, exposed: &StepExposure) -> bool {
         let weights = RouteWeights { canary, stable: 100 - canary };
         if self.status.weights.canary != canary {
             let message = format!("traffic: canary {canary}%, stable {}%", 100 - canary);
             self.event(EventKind::Normal, "WeightChanged", message);
         }
+        let exposure = exposed.status();
+        if self.status.exposure != exposure {
+            let message = format!("canary exposure: {}", exposed.exposure.describe());
+            self.event(EventKind::Normal, "ExposureChanged", message);
+        }
+        self.status.exposure = exposure;
         self.status.weights = Weights { canary, stable: 100 - canary, verified: false };
         let set = self.servable_canary_weight(canary);
-        let setting = RouteWeights { canary: set, stable: 100 - set };
-        if self.obs.routes.iter().any(|r| r.weights != Some(setting)) {
-            self.actions.push(Action::SetWeights(setting));
+        let setting = Traffic {
+            weights: RouteWeights { canary: set, stable: 100 - set },
+            exposure: exposed.exposure.clone(),
+        };
+        if self.obs.routes.iter().any(|r| !r.shows(&setting)) {
+            self.actions.push(Action::SetTraffic(setting));
         }
-        let verified = self.obs.routes.iter().all(|r| r.carries(weights));
+        let wanted = Traffic { weights, exposure: exposed.exposure.clone() };
+        let verified = self.obs.routes.iter().all(|r| r.carries(&wanted));
+        self.wanted_traffic = Some(wanted);
         self.status.weights.verified = verified;
         verified
     }
 
-    /// Why the routes do not carry the wanted weights yet.
+    /// What this pass wants the routes to carry: what it said, or what the status records.
+    fn wanted(&self) -> Traffic {
+        self.wanted_traffic.clone().unwrap_or_else(|| Traffic {
+            weights: RouteWeights { canary: self.status.weights.canary, stable: self.status.weights.stable },
+            exposure: Default::default(),
+        })
+    }
+
+    /// Why the routes do not carry the wanted traffic yet.
     pub fn route_lag(&self) -> String {
-        let weights = RouteWeights { canary: self.status.weights.canary, stable: self.status.weights.stable };
+        let wanted = self.wanted();
         let lagging: Vec<String> =
-            self.obs.routes.iter().filter(|r| !r.carries(weights)).map(|r| r.lag(weights)).collect();
+            self.obs.routes.iter().filter(|r| !r.carries(&wanted)).map(|r| r.lag(&wanted)).collect();
         lagging.join("; ")
+    }
+
+    /// What each route carries, against what the pass wants.
+    fn route_statuses(&self) -> Vec<RouteStatus> {
+        let wanted = self.wanted();
+        self.obs
+            .routes
+            .iter()
+            .map(|route| {
+                let ready = route.carries(&wanted);
+                let exposure = route.exposure.clone().unwrap_or_default();
+                RouteStatus {
+                    name: route.name.clone(),
+                    canary_weight: route.weights.map(|w| w.canary),
+                    header_routes: exposure.header_routes.into_keys().collect(),
+                    mirror_percent: exposure.mirror,
+                    ready,
+                    message: (!ready).then(|| route.lag(&wanted)),
+                }
+            })
+            .collect()
     }
 
     // ----- the end of a pass -----
@@ -300,6 +351,7 @@ impl<'a> Pass<'a> {
             RolloutPhase::Healthy
         };
         self.status.phase = Some(phase);
+        self.status.routes = self.route_statuses();
         self.status.replicas = Some(self.obs.replica_sets.iter().map(|rs| rs.replicas.max(0)).sum());
         self.status.selector = Some(selector_string(&self.spec.selector));
         self.status.step = in_flight.then(|| {

@@ -9,10 +9,11 @@
 //! field's path in that object.
 
 use crate::analysis::metric::{MetricPlan, duration};
+use crate::observation::Exposure;
 use bellwether_api::template;
 use bellwether_api::{
-    AnalysisArg, AnalysisStep, AnalysisTemplateSpec, Duration, Metric, REVISION_LABEL, RolloutSpec,
-    TemplateRef,
+    AnalysisArg, AnalysisStep, AnalysisTemplateSpec, CanaryStep, Duration, ExposureStatus, Metric,
+    MirrorStatus, REVISION_LABEL, RolloutSpec, TemplateRef,
 };
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -63,6 +64,9 @@ impl fmt::Display for SpecError {
 pub struct Plan {
     pub replicas: i32,
     pub steps: Vec<Step>,
+    /// Per step, the header routes and mirror in force there: those the steps up to it added and
+    /// did not remove.
+    pub exposures: Vec<StepExposure>,
     pub background: Option<Background>,
     pub progress_deadline: chrono::Duration,
     pub scale_down_delay: chrono::Duration,
@@ -84,7 +88,41 @@ pub enum Step {
     /// `None` waits for a promote.
     Pause(Option<chrono::Duration>),
     Analysis(AnalysisStep),
+    /// Adds (`true`) or removes the header route of this name.
+    SetHeaderRoute {
+        name: String,
+        adds: bool,
+    },
+    /// Sets the mirror of this name to a percent, or removes it (`None`).
+    SetMirrorRoute {
+        name: String,
+        percent: Option<i32>,
+    },
 }
+
+/// The header routes and mirror in force at one step, with the mirror's name for people.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepExposure {
+    pub exposure: Exposure,
+    pub mirror_name: Option<String>,
+}
+
+impl StepExposure {
+    /// As the Rollout's status records it.
+    pub fn status(&self) -> ExposureStatus {
+        ExposureStatus {
+            header_routes: self.exposure.header_routes.keys().cloned().collect(),
+            mirror: self
+                .exposure
+                .mirror
+                .map(|percent| MirrorStatus { name: self.mirror_name.clone().unwrap_or_default(), percent }),
+        }
+    }
+}
+
+/// Header routes active at once, at most: each adds a rule per managed rule to every route, and
+/// a route holds at most 16 rules.
+pub const MAX_HEADER_ROUTES: usize = 4;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Background {
@@ -96,11 +134,83 @@ pub struct Background {
 pub type Templates = BTreeMap<TemplateRef, AnalysisTemplateSpec>;
 
 impl Plan {
+    /// The header routes and mirror in force at step `index` (none past the last step).
+    pub fn exposure_at(&self, index: usize) -> &StepExposure {
+        static NONE: std::sync::OnceLock<StepExposure> = std::sync::OnceLock::new();
+        self.exposures.get(index).unwrap_or_else(|| NONE.get_or_init(StepExposure::default))
+    }
+
     /// Checks `spec` and returns its plan, or every problem found. A `workloadRef`'s Deployment is
     /// not checked here: see [`check_workload_template`].
     pub fn from_spec(spec: &RolloutSpec, templates: &Templates) -> Result<Self, Vec<SpecError>> {
         plan(spec, templates)
     }
+}
+
+/// A `setHeaderRoute` or `setMirrorRoute` step: checked against what the steps before it left in
+/// force (`exposure`), which it then changes.
+fn expose(step: &CanaryStep, field: &str, exposure: &mut StepExposure, errors: &mut Errors) -> Step {
+    if let Some(route) = &step.set_header_route {
+        let field = format!("{field}.setHeaderRoute");
+        let routes = &mut exposure.exposure.header_routes;
+        if route.headers.is_empty() {
+            if routes.remove(&route.name).is_none() {
+                errors.push(
+                    format!("{field}.name"),
+                    format!("removes header route {:?}, which no earlier step added", route.name),
+                );
+            }
+            return Step::SetHeaderRoute { name: route.name.clone(), adds: false };
+        }
+        for (i, header) in route.headers.iter().enumerate() {
+            let repeated = route.headers[..i].iter().any(|h| h.name.eq_ignore_ascii_case(&header.name));
+            if repeated {
+                errors.push(
+                    format!("{field}.headers[{i}].name"),
+                    format!("{:?} is matched twice", header.name),
+                );
+            }
+            if header.value.is_empty() {
+                errors.push(format!("{field}.headers[{i}].value"), "must not be empty");
+            }
+        }
+        routes.insert(route.name.clone(), route.headers.clone());
+        if routes.len() > MAX_HEADER_ROUTES {
+            errors.push(
+                format!("{field}.name"),
+                format!(
+                    "{} header routes would be in force at once, more than {MAX_HEADER_ROUTES}: remove one first",
+                    routes.len()
+                ),
+            );
+        }
+        return Step::SetHeaderRoute { name: route.name.clone(), adds: true };
+    }
+    let Some(mirror) = &step.set_mirror_route else { unreachable!("expose is called for route steps") };
+    let field = format!("{field}.setMirrorRoute");
+    let active = exposure.mirror_name.clone();
+    match (mirror.percent, active) {
+        (Some(percent), _) if !(1..=100).contains(&percent) => {
+            errors.push(format!("{field}.percent"), format!("{percent} is outside 1..100"));
+        }
+        (Some(_), Some(active)) if active != mirror.name => errors.push(
+            format!("{field}.name"),
+            format!("mirror {active:?} is still in force: remove it first, or set its percent"),
+        ),
+        (Some(percent), _) => {
+            exposure.exposure.mirror = Some(percent);
+            exposure.mirror_name = Some(mirror.name.clone());
+        }
+        (None, Some(active)) if active == mirror.name => {
+            exposure.exposure.mirror = None;
+            exposure.mirror_name = None;
+        }
+        (None, _) => errors.push(
+            format!("{field}.name"),
+            format!("removes mirror {:?}, which no earlier step added", mirror.name),
+        ),
+    }
+    Step::SetMirrorRoute { name: mirror.name.clone(), percent: mirror.percent }
 }
 
 /// Checks the pod template of the Deployment a `workloadRef` names (`None` when it does not
@@ -171,14 +281,28 @@ fn plan(spec: &RolloutSpec, templates: &Templates) -> Result<Plan, Vec<SpecError
         errors.push(format!("{CANARY}.steps"), "must have at least one step");
     }
     let mut steps = Vec::with_capacity(canary.steps.len());
+    let mut exposures = Vec::with_capacity(canary.steps.len());
+    let mut exposure = StepExposure::default();
     for (i, step) in canary.steps.iter().enumerate() {
         let field = format!("{CANARY}.steps[{i}]");
-        let kinds = [step.set_weight.is_some(), step.pause.is_some(), step.analysis.is_some()];
+        let kinds = [
+            step.set_weight.is_some(),
+            step.pause.is_some(),
+            step.analysis.is_some(),
+            step.set_header_route.is_some(),
+            step.set_mirror_route.is_some(),
+        ];
         if kinds.iter().filter(|k| **k).count() != 1 {
-            errors.push(&field, "must have exactly one of setWeight, pause or analysis");
+            errors.push(
+                &field,
+                "must have exactly one of setWeight, pause, analysis, setHeaderRoute or setMirrorRoute",
+            );
+            exposures.push(exposure.clone());
             continue;
         }
-        if let Some(weight) = step.set_weight {
+        if step.set_header_route.is_some() || step.set_mirror_route.is_some() {
+            steps.push(expose(step, &field, &mut exposure, &mut errors));
+        } else if let Some(weight) = step.set_weight {
             if !(0..=100).contains(&weight) {
                 errors.push(format!("{field}.setWeight"), format!("{weight} is outside 0..100"));
             }
@@ -210,6 +334,7 @@ fn plan(spec: &RolloutSpec, templates: &Templates) -> Result<Plan, Vec<SpecError
             }
             steps.push(Step::Analysis(analysis.clone()));
         }
+        exposures.push(exposure.clone());
     }
 
     for (i, matcher) in canary.abort_on_alerts.iter().enumerate() {
@@ -292,6 +417,7 @@ fn plan(spec: &RolloutSpec, templates: &Templates) -> Result<Plan, Vec<SpecError
     errors.finish(Plan {
         replicas: spec.replicas.max(0),
         steps,
+        exposures,
         background,
         progress_deadline,
         scale_down_delay,

@@ -1,8 +1,8 @@
-//! What the caches keep of an HTTPRoute or a GRPCRoute: the fields decisions and weight patches
+//! What the caches keep of an HTTPRoute or a GRPCRoute: the fields decisions and route patches
 //! read, under their Gateway API names, so that the cached copy serializes to the JSON
-//! [`crate::controller::routes`] reads. Everything else (matches, filters, hostnames, parentRefs,
-//! conditions other than `Accepted`) is skipped while the watch event is read: kept as generic
-//! JSON, a route took about 8 KiB of memory.
+//! [`crate::controller::routes`] reads. Everything else (hostnames, parentRefs, managed fields,
+//! conditions other than `Accepted` and `ResolvedRefs`) is skipped while the watch event is read:
+//! kept as generic JSON, a route took about 8 KiB of memory.
 
 use kube::Resource;
 use kube::api::ApiResource;
@@ -21,30 +21,10 @@ pub struct CachedRoute {
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct Spec {
-    /// Every rule, in order: patches address a rule by its position.
+    /// Every rule, whole and in order: patches address a rule by its position, and header-route
+    /// rules are copies of the managed rules' matches, filters and backends.
     #[serde(default)]
-    pub rules: Vec<Rule>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Rule {
-    #[serde(default)]
-    pub backend_refs: Vec<BackendRef>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct BackendRef {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight: Option<i64>,
+    pub rules: Vec<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -58,7 +38,7 @@ pub struct Status {
 pub struct Parent {
     #[serde(default)]
     pub parent_ref: ParentRef,
-    /// Only `Accepted` is kept ([`CachedRoute::keep_accepted`]).
+    /// Only `Accepted` and `ResolvedRefs` are kept ([`CachedRoute::keep_acceptance`]).
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }
@@ -80,15 +60,21 @@ pub struct Condition {
     pub type_: String,
     #[serde(default)]
     pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
 
 impl CachedRoute {
     /// Drops the conditions no decision reads.
-    pub fn keep_accepted(&mut self) {
+    pub fn keep_acceptance(&mut self) {
         for parent in &mut self.status.parents {
-            parent.conditions.retain(|condition| condition.type_ == "Accepted");
+            parent
+                .conditions
+                .retain(|condition| ["Accepted", "ResolvedRefs"].contains(&condition.type_.as_str()));
         }
     }
 }

@@ -96,7 +96,7 @@ impl Slim for CachedRoute {
     /// as it is read ([`route`]).
     fn slim(&mut self) {
         keep_identity(self);
-        self.keep_accepted();
+        self.keep_acceptance();
     }
 }
 
@@ -226,21 +226,21 @@ mod tests {
 
     #[test]
     fn a_cached_route_reads_and_patches_as_the_whole_route_does() {
-        use crate::controller::routes::{Services, route_state, weight_patch};
-        use crate::engine::RouteWeights;
+        use crate::controller::routes::{Services, route_state, traffic_patch};
+        use crate::engine::Traffic;
         let full = full_route();
         let mut cached: CachedRoute = serde_json::from_value(full.clone()).unwrap();
         cached.slim();
         let cached = serde_json::to_value(&cached).unwrap();
-        let services = Services { stable: "checkout-stable", canary: "checkout-canary" };
+        let services = Services { rollout: "checkout", stable: "checkout-stable", canary: "checkout-canary" };
         assert_eq!(route_state("r".into(), &cached, services), route_state("r".into(), &full, services));
-        for weights in [RouteWeights { canary: 50, stable: 50 }, RouteWeights { canary: 20, stable: 80 }] {
+        for traffic in [Traffic::split(50), Traffic::split(20)] {
             assert_eq!(
-                weight_patch(&cached, services, weights).unwrap(),
-                weight_patch(&full, services, weights).unwrap()
+                traffic_patch(&cached, services, &traffic).unwrap(),
+                traffic_patch(&full, services, &traffic).unwrap()
             );
         }
-        assert_eq!(cached["status"]["parents"][0]["conditions"].as_array().map(Vec::len), Some(1));
+        assert_eq!(cached["status"]["parents"][0]["conditions"].as_array().map(Vec::len), Some(2));
         assert_eq!(
             cached["metadata"],
             json!({"name": "checkout", "namespace": "shop", "uid": "r1",
@@ -256,6 +256,6 @@ mod tests {
         assert!(cached.spec.rules.is_empty() && cached.status.parents.is_empty());
         let no_backends = json!({"metadata": {"name": "r"}, "spec": {"rules": [{}]}, "status": {}});
         let cached: CachedRoute = serde_json::from_value(no_backends).unwrap();
-        assert_eq!(serde_json::to_value(&cached).unwrap()["spec"], json!({"rules": [{"backendRefs": []}]}));
+        assert_eq!(serde_json::to_value(&cached).unwrap()["spec"], json!({"rules": [{}]}));
     }
 }

@@ -14,8 +14,8 @@ use crate::controller::caches::{newer_than, target, written};
 use crate::controller::error::{Error, is_already_exists, is_not_found};
 use crate::controller::replica_sets::{replica_set, replica_set_name, replicas_patch};
 use crate::controller::requests::{Malformed, REQUEST_PREFIX, removal_patch};
-use crate::controller::routes::{Services, weight_patch};
-use crate::engine::{Action, Prepared, RouteWeights, ServiceRole};
+use crate::controller::routes::{Services, traffic_patch};
+use crate::engine::{Action, Prepared, ServiceRole, Traffic};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
@@ -75,10 +75,13 @@ async fn apply_one(
     let name = rollout.name_any();
     let canary = &rollout.spec.strategy.canary;
     match action {
-        Action::SetWeights(RouteWeights { canary: c, stable: s }) => {
-            let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };
-            set_weights(ctx, permit, rollout, fetched, services, RouteWeights { canary: *c, stable: *s })
-                .await
+        Action::SetTraffic(traffic) => {
+            let services = Services {
+                rollout: &rollout.name_any(),
+                stable: &canary.stable_service,
+                canary: &canary.canary_service,
+            };
+            set_traffic(ctx, permit, rollout, fetched, services, traffic).await
         }
         Action::PointService { role, revision } => {
             let service = match role {
@@ -252,16 +255,18 @@ pub(super) async fn scale_workload(ctx: &Context, rollout: &Rollout, replicas: i
     }
 }
 
-/// Patches every managed route that does not carry `weights` yet. Each patch is guarded by the
+/// Patches every managed route that does not carry `traffic` yet. Each patch is guarded by the
 /// route's resourceVersion, so a route changed since the fetch fails the pass instead of being
-/// overwritten; the next pass waits for the cache to show the newer copy.
-pub async fn set_weights(
+/// overwritten; the next pass waits for the cache to show the newer copy. A route refused stops
+/// the list there: the routes before it carry the new traffic, the rest the old, and the next
+/// decision (an abort included) is made from what each one shows.
+pub async fn set_traffic(
     ctx: &Context,
     permit: &Permit,
     rollout: &Rollout,
     fetched: &Fetched,
     services: Services<'_>,
-    weights: RouteWeights,
+    traffic: &Traffic,
 ) -> Result<(), Error> {
     for route in &fetched.routes {
         let Some(object) = &route.object else {
@@ -271,15 +276,17 @@ pub async fn set_weights(
                 name: route.name.clone(),
             });
         };
-        let Some(patch) = weight_patch(object, services, weights)? else { continue };
-        // weight_patch builds only `test` and `add` ops with string paths: always a valid patch.
+        let Some(patch) = traffic_patch(object, services, traffic)? else { continue };
+        // traffic_patch builds only `test`, `add` and `remove` ops with string paths: always a
+        // valid patch.
         let patch = Patch::<()>::Json(serde_json::from_value(patch).expect("a valid JSON patch"));
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), &route.namespace, &route.kind.api_resource());
         let action = format!(
-            "setting canary={} stable={} on {} {}/{}",
-            weights.canary,
-            weights.stable,
+            "setting canary={} stable={} ({}) on {} {}/{}",
+            traffic.weights.canary,
+            traffic.weights.stable,
+            traffic.exposure.describe(),
             route.kind.kind(),
             route.namespace,
             route.name

@@ -31,8 +31,8 @@ use super::caches::expectations::{Kind, OWN_WRITE_PATIENCE, REFUSED_WRITE_PATIEN
 use super::caches::{newer_than, target, written};
 use super::error::Error;
 use crate::api::Rollout;
-use crate::controller::routes::{RouteError, Services};
-use crate::engine::{Input, RouteWeights, decide_prepared};
+use crate::controller::routes::{RouteError, Services, traffic_patch};
+use crate::engine::{Input, Traffic, decide_prepared};
 use chrono::Utc;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
@@ -186,22 +186,17 @@ async fn cleanup(ctx: &Context, permit: &Permit, rollout: &Rollout) -> Result<Ac
     workload::hand_back(ctx, permit, rollout).await?;
     let fetched = fetch::fetch(&ctx.caches, rollout, ctx.clock());
     let canary = &rollout.spec.strategy.canary;
-    let services = Services { stable: &canary.stable_service, canary: &canary.canary_service };
+    let name = rollout.name_any();
+    let services =
+        Services { rollout: &name, stable: &canary.stable_service, canary: &canary.canary_service };
+    let stable = Traffic::default();
     let mut present = fetched;
     present.routes.retain(|route| {
         route.object.as_ref().is_some_and(|object| {
-            !matches!(
-                crate::controller::routes::weight_patch(
-                    object,
-                    services,
-                    RouteWeights { canary: 0, stable: 100 }
-                ),
-                Err(RouteError::Unmanaged { .. })
-            )
+            !matches!(traffic_patch(object, services, &stable), Err(RouteError::Unmanaged { .. }))
         })
     });
-    apply::set_weights(ctx, permit, rollout, &present, services, RouteWeights { canary: 0, stable: 100 })
-        .await?;
+    apply::set_traffic(ctx, permit, rollout, &present, services, &stable).await?;
     report::deleted(ctx, rollout);
     ctx.caches.forget_rollout(rollout);
     ctx.plans.forget(rollout);
