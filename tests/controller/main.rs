@@ -7,5 +7,6 @@ mod notify;
 mod replica_sets;
 mod routes;
 mod server;
+mod traffic;
 
 use bellwether_testkit::webhook_sink;

@@ -48,6 +48,7 @@ mod validation;
 mod watch;
 
 pub use controllers::GATEWAY_CONTROLLER;
+pub use patch::json_patch;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
