@@ -146,7 +146,7 @@ fn mirror_percent(filter: &Value) -> Option<i32> {
             .then(|| numerator * 100 / denominator)?;
         return i32::try_from(percent).ok();
     }
-    Some(mirror.get("percent").and_then(Value::as_i64).map_or(Some(100), |p| i32::try_from(p).ok())?)
+    mirror.get("percent").and_then(Value::as_i64).map_or(Some(100), |p| i32::try_from(p).ok())
 }
 
 /// A rule with the defaults an API server fills in spelled out, so that the rule Bellwether

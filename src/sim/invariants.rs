@@ -111,6 +111,20 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
         }
     }
 
+    // An aborted canary, or none, keeps nothing Bellwether added: a decision that sees a route
+    // carrying any of it (or rules it cannot read) withdraws it. With no canary, that is once
+    // stable has pods behind its Service to take the requests back.
+    let stable_serves = output.stable_revision.as_ref().is_some_and(|s| observation.available(s) > 0)
+        && observation.services.stable.is_some();
+    let ended = output.abort.is_some() || (output.canary_revision.is_none() && stable_serves);
+    let left_behind = observation.routes.iter().any(|r| r.exposure.as_ref().is_none_or(|e| !e.is_empty()));
+    if ended && left_behind && !traffic.iter().any(|t| t.exposure.is_empty()) {
+        return Err(format!(
+            "the canary ended ({:?}) with header routes or mirrors on the routes, and nothing removes them",
+            output.abort.as_ref().map(|a| &a.reason)
+        ));
+    }
+
     // A `workloadRef`'s Deployment keeps the pods that serve until Bellwether's can: before the
     // Services select a revision, it goes down only by the stable pods available; and never up.
     if let Some(workload) = &observation.workload {
@@ -138,7 +152,9 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
         let first_moves_traffic = match decision.actions.first() {
             Some(Action::SetTraffic(t)) if !t.exposure.is_empty() => false,
             Some(Action::SetTraffic(t)) if t.weights.canary == 0 => true,
-            Some(Action::SetTraffic(t)) => dynamic && carried_canary.is_some_and(|c| t.weights.canary < c),
+            // Emitted only where a route differs: it moves weight back, or withdraws header routes
+            // and mirrors, or both.
+            Some(Action::SetTraffic(t)) => dynamic && carried_canary.is_some_and(|c| t.weights.canary <= c),
             Some(Action::ScaleReplicaSet { revision, replicas }) => {
                 dynamic
                     && Some(revision) == input.stable_revision.as_ref()

@@ -135,6 +135,28 @@ pub fn analysis(template: &str) -> CanaryStep {
     }
 }
 
+/// A `setHeaderRoute` step matching `X-Canary: <name>`, or removing the route (`adds` false).
+pub fn header_route(name: &str, adds: bool) -> CanaryStep {
+    let headers = match adds {
+        true => {
+            vec![HeaderMatch { name: "X-Canary".into(), type_: HeaderMatchType::Exact, value: name.into() }]
+        }
+        false => Vec::new(),
+    };
+    CanaryStep {
+        set_header_route: Some(HeaderRouteStep { name: name.into(), headers }),
+        ..CanaryStep::default()
+    }
+}
+
+/// A `setMirrorRoute` step: a percent, or `None` to remove the mirror.
+pub fn mirror_route(name: &str, percent: Option<i32>) -> CanaryStep {
+    CanaryStep {
+        set_mirror_route: Some(MirrorRouteStep { name: name.into(), percent }),
+        ..CanaryStep::default()
+    }
+}
+
 pub fn template_ref(name: &str) -> TemplateRef {
     TemplateRef { template_name: name.into(), cluster_scope: false }
 }

@@ -15,6 +15,10 @@ enum StepKind {
     Weight(i32),
     Pause(Option<u32>),
     Analysis,
+    /// Adds header route `h<n>`, or removes it (`true`).
+    HeaderRoute(u8, bool),
+    /// Sets the mirror's percent, or removes it.
+    Mirror(Option<i32>),
 }
 
 #[derive(Clone, Debug)]
@@ -40,6 +44,10 @@ enum Happening {
     TogglePaused,
     /// An autoscaler sets `spec.replicas`, to zero sometimes.
     Autoscale(i32),
+    /// Someone edits Bellwether's rules or mirror filters on every route.
+    RoutesEdited,
+    /// Every Gateway refuses the routes' current generation.
+    GatewayRefuses,
 }
 
 fn step_kind() -> impl Strategy<Value = StepKind> {
@@ -47,6 +55,8 @@ fn step_kind() -> impl Strategy<Value = StepKind> {
         3 => (0..=100i32).prop_map(StepKind::Weight),
         1 => prop::option::of(0..20u32).prop_map(StepKind::Pause),
         2 => Just(StepKind::Analysis),
+        1 => (0..3u8, prop::bool::weighted(0.3)).prop_map(|(name, remove)| StepKind::HeaderRoute(name, remove)),
+        1 => prop::option::weighted(0.7, 1..=100i32).prop_map(StepKind::Mirror),
     ]
 }
 
@@ -79,6 +89,8 @@ fn happening() -> impl Strategy<Value = Happening> {
         1 => (0..4u8).prop_map(Happening::Ship),
         1 => Just(Happening::TogglePaused),
         2 => prop_oneof![1 => Just(0), 6 => 1..=20i32].prop_map(Happening::Autoscale),
+        1 => Just(Happening::RoutesEdited),
+        1 => Just(Happening::GatewayRefuses),
     ]
 }
 
@@ -179,6 +191,8 @@ fn spec_of(scenario: &Scenario) -> RolloutSpec {
             StepKind::Pause(None) => pause_until_promoted(),
             StepKind::Pause(Some(m)) => pause_for(&format!("{m}m")),
             StepKind::Analysis => analysis("error-rate"),
+            StepKind::HeaderRoute(name, remove) => header_route(&format!("h{name}"), !remove),
+            StepKind::Mirror(percent) => mirror_route("shadow", *percent),
         })
         .collect();
     let mut builder = rollout().replicas(scenario.replicas).steps(steps);
@@ -276,6 +290,25 @@ fn happen(world: &mut World, happening: &Happening) {
         }
         Happening::TogglePaused => world.spec.paused = !world.spec.paused,
         Happening::Autoscale(replicas) => world.spec.replicas = *replicas,
+        Happening::RoutesEdited => {
+            for route in &mut world.cluster.observation.routes {
+                route.exposure = None;
+            }
+        }
+        Happening::GatewayRefuses => {
+            for route in &mut world.cluster.observation.routes {
+                for parent in &mut route.parents {
+                    parent.refusal = Some("Accepted=False, UnsupportedValue".into());
+                }
+            }
+        }
+    }
+    if !matches!(happening, Happening::GatewayRefuses) {
+        for route in &mut world.cluster.observation.routes {
+            for parent in &mut route.parents {
+                parent.refusal = None;
+            }
+        }
     }
     // Gateways catch up again unless they were just told to lag.
     if !matches!(happening, Happening::GatewayLags) {

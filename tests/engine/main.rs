@@ -12,6 +12,7 @@ mod judge;
 mod purity;
 mod rules;
 mod stats;
+mod traffic;
 mod trust;
 mod workload;
 mod world;

@@ -330,15 +330,7 @@ impl Pass<'_> {
         }
         let servable = self.obs.available(&revision) > 0
             && self.obs.services.canary.as_deref() == Some(revision.as_str());
-        // The header routes and mirror held are those the status says are in force: the current
-        // step's, or, when it had not set them yet, the previous one's.
-        let held = [Some(index), index.checked_sub(1)]
-            .into_iter()
-            .flatten()
-            .map(|i| self.plan.exposure_at(i).clone())
-            .find(|exposed| exposed.status() == self.status.exposure)
-            .filter(|_| servable)
-            .unwrap_or_default();
+        let held = if servable { self.exposure_in_force() } else { StepExposure::default() };
         self.ensure_traffic(if servable { weight } else { 0 }, &held);
     }
 

@@ -295,8 +295,23 @@ impl<'a> Pass<'a> {
     fn wanted(&self) -> Traffic {
         self.wanted_traffic.clone().unwrap_or_else(|| Traffic {
             weights: RouteWeights { canary: self.status.weights.canary, stable: self.status.weights.stable },
-            exposure: Default::default(),
+            exposure: self.exposure_in_force().exposure,
         })
+    }
+
+    /// The header routes and mirror the status says are in force: those of the current step, or
+    /// of the one before it when the current one had not set them yet, or of the last step while
+    /// a promotion is under way; none when they are none of these.
+    pub fn exposure_in_force(&self) -> StepExposure {
+        let index = self.status.current_step_index.unwrap_or(0).max(0) as usize;
+        let last = self.plan.steps.len().checked_sub(1);
+        [Some(index), index.checked_sub(1), last]
+            .into_iter()
+            .flatten()
+            .map(|i| self.plan.exposure_at(i))
+            .find(|exposed| exposed.status() == self.status.exposure)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Why the routes do not carry the wanted traffic yet.
