@@ -359,7 +359,9 @@ async fn a_step_with_two_actions_is_refused_by_the_schema() {
     assert_eq!(status.code, 422, "{status:?}");
     assert!(
         status.message.contains("steps[1]")
-            && status.message.contains("a step must have exactly one of setWeight, pause or analysis"),
+            && status.message.contains(
+                "a step must have exactly one of setWeight, pause, analysis, setHeaderRoute or setMirrorRoute"
+            ),
         "{}",
         status.message
     );

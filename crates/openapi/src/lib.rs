@@ -177,7 +177,7 @@ mod tests {
             messages(validate_manifest(&manifest)),
             [
                 "spec.strategy.canary.steps[1].pause: must not be null; remove the field or give it a value",
-                "spec.strategy.canary.steps[1]: a step must have exactly one of setWeight, pause or analysis",
+                "spec.strategy.canary.steps[1]: a step must have exactly one of setWeight, pause, analysis, setHeaderRoute or setMirrorRoute",
             ]
         );
     }
