@@ -672,3 +672,44 @@ fn many_runs_show_progress_on_a_terminal_and_none_on_a_pipe() {
     assert!(ok && err.is_empty(), "nothing but the table on a pipe: {err:?}");
     assert!(!out.contains("runs\r"), "{out}");
 }
+
+/// The example with a header route and then a mirror ahead of its weights: a good canary goes
+/// through every phase and leaves nothing behind, and a bad one is caught on its mirrored copies,
+/// before any user request reaches it.
+#[test]
+fn header_routes_and_mirrors_are_simulated_as_phases_of_the_timeline() {
+    use bellwether::api::{CanaryStep, HeaderMatch, HeaderMatchType, HeaderRouteStep, MirrorRouteStep};
+    let mut setup = Setup::example();
+    let header =
+        HeaderMatch { name: "X-Canary".into(), type_: HeaderMatchType::Exact, value: "always".into() };
+    let exposing = [
+        CanaryStep {
+            set_header_route: Some(HeaderRouteStep { name: "testers".into(), headers: vec![header] }),
+            ..CanaryStep::default()
+        },
+        CanaryStep {
+            set_mirror_route: Some(MirrorRouteStep { name: "shadow".into(), percent: Some(50) }),
+            ..CanaryStep::default()
+        },
+        setup.spec.strategy.canary.steps[2].clone(),
+    ];
+    setup.spec.strategy.canary.steps.splice(0..0, exposing);
+    let good = sim::run(&setup, &Scenario::good(), &Options::default(), &Bellwether);
+    assert!(matches!(good.outcome, Outcome::Promoted { .. }), "{:?}", good.outcome);
+    assert!(good.violations.is_empty(), "{:?}", good.violations);
+    let phases: Vec<(bool, Option<i32>)> =
+        good.timeline.iter().map(|r| (!r.exposure.header_routes.is_empty(), r.exposure.mirror)).collect();
+    for phase in [(true, None), (true, Some(50))] {
+        assert!(phases.contains(&phase), "{phase:?} never shown: {phases:?}");
+    }
+    assert_eq!(good.timeline.last().map(|r| r.exposure.clone()), Some(Default::default()));
+
+    let bad = sim::run(&setup, &Scenario::regression(50.0), &Options::default(), &Bellwether);
+    let Outcome::Aborted { after, .. } = bad.outcome else { panic!("{:?}", bad.outcome) };
+    let at_abort = bad.timeline.iter().rev().find(|r| r.at < after).expect("rows before the abort");
+    assert_eq!(at_abort.weight, 0, "caught before any weight: {:?}", at_abort);
+
+    let (ok, out, err) = simulate(&[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("  time   step  weight  also"), "the timeline has the column: {out:.400}");
+}

@@ -151,4 +151,9 @@ impl Cluster {
     pub fn canary_weight(&self) -> i32 {
         self.observation.routes.first().and_then(|r| r.weights).map_or(0, |w| w.canary)
     }
+
+    /// The header routes and mirror the routes carry.
+    pub fn exposure(&self) -> Exposure {
+        self.observation.routes.first().and_then(|r| r.exposure.clone()).unwrap_or_default()
+    }
 }

@@ -25,13 +25,15 @@ pub use summary::{Summary, percentile, summarize};
 pub use traffic::{BUCKETS, Behaviour, Served, histogram_quantile, minute_jitter};
 
 use crate::api::{HysteresisState, PauseReason, RolloutPhase, RolloutSpec, RolloutStatus};
-use crate::engine::{Action, Decision, Input, UserAction, UserRequest, decide, revision_of};
+use crate::engine::{Action, Decision, Exposure, Input, UserAction, UserRequest, decide, revision_of};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// The simulation's time step: traffic is generated, and the engine may decide, once per tick.
 pub const TICK: Duration = Duration::seconds(10);
+/// The share of requests that carry a header route's headers: the testers it sends to the canary.
+pub const HEADER_ROUTE_SHARE: f64 = 0.01;
 
 /// How a simulation runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,6 +106,8 @@ pub struct Row {
     /// `3/9`, or `None` outside a canary.
     pub step: Option<String>,
     pub weight: i32,
+    /// The header routes and mirror the routes carry.
+    pub exposure: Exposure,
     pub cells: Vec<Cell>,
     /// The Events of the decisions taken at this time.
     pub decisions: Vec<String>,
@@ -342,12 +346,19 @@ impl<'a> Simulation<'a> {
             self.jitter = traffic::minute_jitter(&mut self.rng);
         }
         let rps = self.options.rps * self.scenario.traffic();
+        let exposure = self.cluster.exposure();
+        // The testers a header route sends: a small, fixed share of the requests, whatever the
+        // weight. A mirror's copies reach the canary's metrics and no user.
+        let headers = (exposure.header_routes.len() as f64 * HEADER_ROUTE_SHARE).min(1.0);
         let weight = f64::from(self.cluster.canary_weight()) / 100.0;
+        let canary_share = headers + (1.0 - headers) * weight;
+        let mirrored = f64::from(exposure.mirror.unwrap_or(0)) / 100.0 * (1.0 - canary_share);
         let seconds = TICK.num_milliseconds() as f64 / 1000.0;
         let elapsed = self.elapsed();
         let (canary, stable) = (self.scenario.canary(elapsed), self.scenario.stable());
-        self.canary.serve(&mut self.rng, self.now, rps * weight, seconds, canary, self.jitter);
-        self.stable.serve(&mut self.rng, self.now, rps * (1.0 - weight), seconds, stable, self.jitter);
+        let canary_rps = rps * (canary_share + mirrored);
+        self.canary.serve(&mut self.rng, self.now, canary_rps, seconds, canary, self.jitter);
+        self.stable.serve(&mut self.rng, self.now, rps * (1.0 - canary_share), seconds, stable, self.jitter);
     }
 
     fn measure(&mut self) {
@@ -446,6 +457,7 @@ impl<'a> Simulation<'a> {
             at: self.elapsed(),
             step: self.status.step.clone().filter(|_| self.status.canary_revision.is_some()),
             weight: self.cluster.canary_weight(),
+            exposure: self.cluster.exposure(),
             cells,
             decisions,
         });

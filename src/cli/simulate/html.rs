@@ -152,25 +152,72 @@ fn weight_panel(rows: &[Row], outcome: &Outcome, x: &Scale, top: f64) -> String 
             y.at(label) + 4.0
         );
     }
-    let mut points = Vec::new();
-    let mut weight = 0.0;
-    for row in rows {
+    let weights = step_line(rows, x, &y, |row| {
         let promoted = promoted_at.is_some_and(|at| row.at >= at);
-        let next = if promoted { 100.0 } else { f64::from(row.weight.clamp(0, 100)) };
-        if points.is_empty() || next != weight {
-            let at = x.at(seconds(row.at));
-            points.push((at, y.at(weight)));
-            points.push((at, y.at(next)));
-            weight = next;
+        if promoted { 100.0 } else { f64::from(row.weight.clamp(0, 100)) }
+    });
+    // Where header routes send their testers to the canary: shaded, whatever the weight.
+    let mut since = None;
+    for (i, row) in rows.iter().enumerate() {
+        let on = !row.exposure.header_routes.is_empty();
+        match (on, since) {
+            (true, None) => since = Some(x.at(seconds(row.at))),
+            (false, Some(start)) => {
+                header_band(&mut out, start, x.at(seconds(row.at)), &y);
+                since = None;
+            }
+            _ => {}
+        }
+        if i + 1 == rows.len()
+            && let Some(start) = since
+        {
+            header_band(&mut out, start, x.end, &y);
         }
     }
-    points.push((x.end, y.at(weight)));
+    if rows.iter().any(|r| r.exposure.mirror.is_some()) {
+        let mirror = step_line(rows, x, &y, |row| f64::from(row.exposure.mirror.unwrap_or(0).clamp(0, 100)));
+        let _ = writeln!(
+            out,
+            "<polyline class=\"mirror\" fill=\"none\" stroke=\"{WEIGHT_COLOUR}\" stroke-width=\"1.5\" \
+             stroke-dasharray=\"6 4\" points=\"{}\"><title>mirrored to the new revision (%)</title></polyline>",
+            polyline(&mirror)
+        );
+    }
     let _ = writeln!(
         out,
         "<polyline class=\"weight\" fill=\"none\" stroke=\"{WEIGHT_COLOUR}\" stroke-width=\"2.5\" points=\"{}\"/>",
-        polyline(&points)
+        polyline(&weights)
     );
     out
+}
+
+/// A shaded band from `start` to `end` across the weight panel, titled for people.
+fn header_band(out: &mut String, start: f64, end: f64, y: &Scale) {
+    let _ = writeln!(
+        out,
+        "<rect class=\"header-route\" x=\"{start:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" \
+         fill=\"{WEIGHT_COLOUR}\" fill-opacity=\"0.12\"><title>header route in force</title></rect>",
+        y.end,
+        (end - start).max(0.0),
+        (y.start - y.end).max(0.0)
+    );
+}
+
+/// The points of a line that holds each row's `value` until the next row changes it.
+fn step_line(rows: &[Row], x: &Scale, y: &Scale, value: impl Fn(&Row) -> f64) -> Vec<(f64, f64)> {
+    let mut points = Vec::new();
+    let mut current = 0.0;
+    for row in rows {
+        let next = value(row);
+        if points.is_empty() || next != current {
+            let at = x.at(seconds(row.at));
+            points.push((at, y.at(current)));
+            points.push((at, y.at(next)));
+            current = next;
+        }
+    }
+    points.push((x.end, y.at(current)));
+    points
 }
 
 /// A metric's measurements against its threshold (dashed) and its recovery bound (dotted), each
@@ -338,6 +385,7 @@ mod tests {
             at: Duration::seconds(at),
             step: Some("1/2".into()),
             weight,
+            exposure: Default::default(),
             cells: vec![Cell {
                 metric: "error-rate".into(),
                 value,

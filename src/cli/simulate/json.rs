@@ -76,6 +76,10 @@ struct Moment {
     /// `3/9`, or `null` outside a canary.
     step: Option<String>,
     canary_weight: i32,
+    /// The header routes in force, by name.
+    header_routes: Vec<String>,
+    /// The percent mirrored to the canary, or `null`.
+    mirror_percent: Option<i32>,
     metrics: Vec<Measured>,
     /// What was decided, each with its reason, as the Events say it.
     decisions: Vec<String>,
@@ -158,6 +162,8 @@ fn moment(row: &Row) -> Moment {
         at_seconds: row.at.num_seconds(),
         step: row.step.clone(),
         canary_weight: row.weight,
+        header_routes: row.exposure.header_routes.keys().cloned().collect(),
+        mirror_percent: row.exposure.mirror,
         metrics: row
             .cells
             .iter()

@@ -12,7 +12,7 @@ mod json;
 
 use crate::cli::lint::Finding;
 use crate::cli::manifests::{self, LoadError, filename_help};
-use crate::engine::format_value;
+use crate::engine::{Exposure, format_value};
 use crate::sim::{
     self, Bellwether, Expect, Options, Outcome, Row, Scenario, Setup, SetupError, Summary, percentile,
 };
@@ -282,7 +282,15 @@ fn clock(duration: Duration) -> String {
     format!("{}m{:02}s", duration.num_minutes(), duration.num_seconds() % 60)
 }
 
-/// The timeline as an aligned table: time, step, canary weight, one column per metric, decisions.
+/// What reaches the canary besides its weight, shortly: `hdr testers, mirror 40%`, or `-`.
+fn also(exposure: &Exposure) -> String {
+    let mut parts: Vec<String> = exposure.header_routes.keys().map(|name| format!("hdr {name}")).collect();
+    parts.extend(exposure.mirror.map(|percent| format!("mirror {percent}%")));
+    if parts.is_empty() { "-".into() } else { parts.join(", ") }
+}
+
+/// The timeline as an aligned table: time, step, canary weight, what else reaches the canary, one
+/// column per metric, decisions.
 fn timeline(rows: &[Row]) -> String {
     let mut metrics: Vec<&str> = Vec::new();
     for cell in rows.iter().flat_map(|r| &r.cells) {
@@ -291,7 +299,7 @@ fn timeline(rows: &[Row]) -> String {
         }
     }
     let mut table: Vec<Vec<String>> = vec![
-        ["time", "step", "weight"]
+        ["time", "step", "weight", "also"]
             .iter()
             .map(|s| s.to_string())
             .chain(metrics.iter().map(|m| m.to_string()))
@@ -299,8 +307,12 @@ fn timeline(rows: &[Row]) -> String {
             .collect(),
     ];
     for row in rows {
-        let mut line =
-            vec![clock(row.at), row.step.clone().unwrap_or_else(|| "-".into()), row.weight.to_string()];
+        let mut line = vec![
+            clock(row.at),
+            row.step.clone().unwrap_or_else(|| "-".into()),
+            row.weight.to_string(),
+            also(&row.exposure),
+        ];
         for metric in &metrics {
             let cell = row.cells.iter().find(|c| c.metric == *metric);
             line.push(cell.map_or(String::new(), |c| {
