@@ -19,7 +19,8 @@
 //!   across files, as every command reads its `-f` ([`crate::cli::manifests`]);
 //! - the Services and routes a Rollout names: a missing one is a warning, and a route in the files
 //!   must have a rule that references both the stable and the canary Service, or Bellwether would
-//!   have no weights to shift.
+//!   have no weights to shift; and it must take every step's header routes within Gateway API's
+//!   limits ([`check_capacity`]).
 //!
 //! Other kinds (Deployments, ConfigMaps, ...) are skipped. An object without a namespace matches any
 //! namespace, since it is usually applied with `kubectl apply -n`.
@@ -35,7 +36,7 @@
 
 use crate::api::{AnalysisTemplateSpec, ArgSpec, ClusterAnalysisTemplateSpec, Rollout, TemplateRef};
 use crate::cli::manifests::{self, LoadError, Manifests, filename_help};
-use crate::controller::routes::{Services, is_managed};
+use crate::controller::routes::{Services, check_capacity, is_managed};
 use crate::engine::{Origin, Plan, Templates, check_workload_template, validate_template};
 use bellwether_openapi::{FieldError, SchemaValidator, validate_manifest};
 use document::Document;
@@ -347,7 +348,8 @@ impl Linter {
             }
         }
 
-        if let Err(errors) = Plan::from_spec(&rollout.spec, &templates) {
+        let plan = Plan::from_spec(&rollout.spec, &templates);
+        if let Err(errors) = &plan {
             for error in errors {
                 // Stand-ins have no metrics, so every template an error is in was among the files.
                 let target = match &error.origin {
@@ -438,7 +440,23 @@ impl Linter {
                         reference.name
                     ),
                 )),
-                Some(route) if !is_managed(&route.value, services) => self.push(route.finding(
+                Some(route) if is_managed(&route.value, services) => {
+                    // Each step's header routes must fit the route: Gateway API's limits on rules,
+                    // matches and header matches, and no header the managed rule already matches.
+                    let exposures = plan.iter().flat_map(|p| &p.exposures).map(|e| &e.exposure);
+                    let mut seen = Vec::new();
+                    for (step, exposure) in exposures.enumerate() {
+                        if seen.contains(&exposure) {
+                            continue;
+                        }
+                        seen.push(exposure);
+                        if let Err(error) = check_capacity(&route.value, services, exposure) {
+                            let message = format!("at {CANARY}.steps[{step}]: {error}");
+                            self.push(route.finding(Severity::Error, "spec.rules", message));
+                        }
+                    }
+                }
+                Some(route) => self.push(route.finding(
                     Severity::Error,
                     "spec.rules",
                     format!(
@@ -449,7 +467,6 @@ impl Linter {
                         services.canary
                     ),
                 )),
-                Some(_) => {}
             }
         }
     }

@@ -44,7 +44,27 @@ pub enum RouteError {
     HeaderTaken { route: String, rule: usize, header: String, header_route: String },
     #[error("{route}: the rule name {name:?} is longer than the 253 characters a route allows")]
     NameTooLong { route: String, name: String },
+    #[error(
+        "{route}: {header_routes} header route(s) would take the route to {rules} rules, more than the \
+         {MAX_RULES} Gateway API allows: each adds a rule per managed rule"
+    )]
+    TooManyRules { route: String, header_routes: usize, rules: usize },
+    #[error(
+        "{route}: its header routes would take the route to {matches} matches across its rules, more than \
+         the {MAX_MATCHES} Gateway API allows"
+    )]
+    TooManyMatches { route: String, matches: usize },
+    #[error(
+        "{route}: header route {header_route:?} would give a match of rule {rule} {headers} header matches, \
+         more than the {MAX_HEADERS} Gateway API allows"
+    )]
+    TooManyHeaders { route: String, rule: usize, header_route: String, headers: usize },
 }
+
+/// Gateway API's limits on a route: rules, matches across its rules, header matches per match.
+const MAX_RULES: usize = 16;
+const MAX_MATCHES: usize = 128;
+const MAX_HEADERS: usize = 16;
 
 /// A managed rule: its index and the indexes of its stable and canary backendRefs.
 struct ManagedRule {
@@ -261,6 +281,46 @@ fn owned_rule(
     Ok(Value::Object(rule))
 }
 
+/// Whether `route` can take `exposure`'s header routes within Gateway API's limits, and each
+/// header-route rule can be built: a route that cannot is named with the limit it would break,
+/// instead of the API server refusing the patch.
+pub fn check_capacity(route: &Value, services: Services<'_>, exposure: &Exposure) -> Result<(), RouteError> {
+    let managed = managed_rules(route, services);
+    let others: Vec<&Value> = rules(route)
+        .iter()
+        .filter(|r| {
+            r.get("name").and_then(Value::as_str).is_none_or(|n| owned_by(n, services.rollout).is_none())
+        })
+        .collect();
+    let header_routes = exposure.header_routes.len();
+    let count = others.len() + header_routes * managed.len();
+    if count > MAX_RULES {
+        return Err(RouteError::TooManyRules { route: label(route), header_routes, rules: count });
+    }
+    let matches_of = |rule: &Value| list(rule, "matches").len().max(1);
+    let matches = others.iter().map(|r| matches_of(r)).sum::<usize>()
+        + header_routes * managed.iter().map(|m| matches_of(&rules(route)[m.rule])).sum::<usize>();
+    if matches > MAX_MATCHES {
+        return Err(RouteError::TooManyMatches { route: label(route), matches });
+    }
+    for (header_route, headers) in &exposure.header_routes {
+        for (j, m) in managed.iter().enumerate() {
+            owned_rule(route, m, j, header_route, headers, services)?;
+            let most = list(&rules(route)[m.rule], "matches").iter().map(|x| list(x, "headers").len()).max();
+            let total = most.unwrap_or(0) + headers.len();
+            if total > MAX_HEADERS {
+                return Err(RouteError::TooManyHeaders {
+                    route: label(route),
+                    rule: m.rule,
+                    header_route: header_route.clone(),
+                    headers: total,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The header routes whose rules `route` carries and the percent its mirrors copy, when they are
 /// exactly what Bellwether would build from the managed rules; `None` when they are not.
 fn exposure(route: &Value, services: Services<'_>) -> Option<Exposure> {
@@ -394,6 +454,7 @@ pub fn traffic_patch(
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .ok_or(RouteError::NoResourceVersion { route: label(route) })?;
+    check_capacity(route, services, &traffic.exposure)?;
     let mut ops = vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version})];
     let weights = traffic.weights;
     for m in &managed {

@@ -63,6 +63,11 @@ fn a_step_with_two_kinds() {
 }
 
 #[test]
+fn a_header_route_on_a_header_the_route_already_matches() {
+    assert!(!broken("header-taken.yaml").is_clean());
+}
+
+#[test]
 fn a_weight_of_101() {
     assert!(!broken("weight-101.yaml").is_clean());
 }
