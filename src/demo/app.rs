@@ -4,6 +4,12 @@
 //! with a 500 for the configured share of requests; it also serves `/metrics` and `/healthz`,
 //! which are not counted as traffic, so that scrapes and probes do not dilute the error ratio.
 //!
+//! A request is counted as mirrored (`mirrored="true"` on its metrics) when its host name ends with
+//! `-shadow`, the mark Envoy puts on the copies its request mirror policies send (Envoy turns it into
+//! `host-shadow:port`, and older releases appended it after the port, so both are recognised), or
+//! when it carries the header set by [`DemoApp::with_mirror_header`], for Gateways that do not mark
+//! their copies in the host but can be made to add a header to them.
+//!
 //! The admin listener serves `/admin/faults`: GET shows the faults in force, PATCH changes some of
 //! them. It is a listener of its own so that traffic reaching the app through a Gateway cannot
 //! change its faults; by default it listens on 127.0.0.1, reachable with `kubectl port-forward`.
@@ -13,7 +19,7 @@ use super::metrics::{self, Metrics};
 use crate::server::http::{self, Response, Router, plain_text};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
+use hyper::header::{HOST, HeaderName, HeaderValue};
 use hyper::{Request, StatusCode};
 use rand::Rng;
 use std::io;
@@ -35,7 +41,12 @@ const JSON: &str = "application/json";
 #[derive(Clone)]
 pub struct DemoApp {
     shared: Arc<Shared>,
+    /// A request header whose presence marks a mirrored copy, besides the `-shadow` host.
+    mirror_header: Option<HeaderName>,
 }
+
+/// What the host names of mirrored copies end with: Envoy's mark.
+const SHADOW_SUFFIX: &str = "-shadow";
 
 struct Shared {
     version: String,
@@ -55,7 +66,23 @@ impl DemoApp {
                 metrics: Metrics::new(),
                 served: AtomicU64::new(0),
             }),
+            mirror_header: None,
         }
+    }
+
+    /// Also counts as mirrored every request that carries the header `name`, whatever its value.
+    pub fn with_mirror_header(mut self, name: HeaderName) -> Self {
+        self.mirror_header = Some(name);
+        self
+    }
+
+    /// Whether `request` is a copy a Gateway mirrored to the app: its `:authority` or `Host` ends
+    /// with `-shadow` (before a port, or after it), or it carries the mirror header.
+    fn is_mirrored<B>(&self, request: &Request<B>) -> bool {
+        let header = self.mirror_header.as_ref().is_some_and(|name| request.headers().contains_key(name));
+        let host = request.headers().get(HOST).and_then(|value| value.to_str().ok());
+        let authority = request.uri().authority().map(|authority| authority.as_str());
+        header || authority.into_iter().chain(host).any(shadow_host)
     }
 
     /// The faults in force.
@@ -128,6 +155,7 @@ impl DemoApp {
     /// Answers one request of traffic with the faults in force when it came in.
     async fn answer(&self, request: Request<Incoming>) -> Response {
         let started = Instant::now();
+        let mirrored = self.is_mirrored(&request);
         let faults = self.faults();
         let placed = self.shared.served.fetch_add(1, Ordering::Relaxed);
         let fails = match faults.error_pattern {
@@ -152,7 +180,7 @@ impl DemoApp {
         if let Ok(value) = HeaderValue::from_str(version) {
             response.headers_mut().insert("x-demo-app-version", value);
         }
-        self.shared.metrics.observe(request.method(), status, started.elapsed());
+        self.shared.metrics.observe(request.method(), status, started.elapsed(), mirrored);
         response
     }
 
@@ -169,6 +197,17 @@ impl DemoApp {
             }
         }
     }
+}
+
+/// Whether a `Host` or `:authority` value names a mirrored copy: its host ends with `-shadow`, or
+/// the whole value does (a port followed by `-shadow`, as early Envoy releases wrote it).
+fn shadow_host(authority: &str) -> bool {
+    let host = match authority.rsplit_once(':') {
+        // A port, not the last group of a bracketed IPv6 address.
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    host.ends_with(SHADOW_SUFFIX) || authority.ends_with(SHADOW_SUFFIX)
 }
 
 /// Whether request number `placed` (from 0) fails when one in every `1 / rate` must, evenly
@@ -222,7 +261,41 @@ impl RunningDemoApp {
 
 #[cfg(test)]
 mod tests {
-    use super::fails_evenly;
+    use super::{DemoApp, fails_evenly, shadow_host};
+    use crate::demo::Faults;
+    use hyper::Request;
+    use hyper::header::HeaderName;
+
+    #[test]
+    fn a_shadow_host_is_recognised_with_or_without_a_port() {
+        for mirrored in ["shop.example.com-shadow", "shop-shadow:8080", "shop:8080-shadow", "10.0.0.1-shadow"]
+        {
+            assert!(shadow_host(mirrored), "{mirrored}");
+        }
+        for direct in
+            ["shop.example.com", "shop:8080", "shadow", "shop-shadows", "[::1]:8080", "shadow.example.com"]
+        {
+            assert!(!shadow_host(direct), "{direct}");
+        }
+    }
+
+    #[test]
+    fn a_request_is_mirrored_by_its_host_its_authority_or_the_configured_header() {
+        let app = DemoApp::new("test", Faults::default());
+        let request = |uri: &str, headers: &[(&str, &str)]| {
+            let mut builder = Request::get(uri);
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            builder.body(()).unwrap()
+        };
+        assert!(app.is_mirrored(&request("/", &[("host", "shop-shadow")])));
+        assert!(app.is_mirrored(&request("http://shop-shadow:8080/", &[])), "HTTP/2's :authority");
+        assert!(!app.is_mirrored(&request("/", &[("host", "shop"), ("x-mirrored", "1")])));
+        let app = app.with_mirror_header(HeaderName::from_static("x-mirrored"));
+        assert!(app.is_mirrored(&request("/", &[("host", "shop"), ("x-mirrored", "")])));
+        assert!(!app.is_mirrored(&request("/", &[("host", "shop")])));
+    }
 
     #[test]
     fn even_failures_are_exactly_the_rate_in_any_window() {

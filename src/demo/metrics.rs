@@ -1,16 +1,22 @@
 //! The demo app's metrics, named and labelled as most HTTP services export them, so that the
 //! ready-made `http-app` templates judge it unchanged:
 //!
-//! - `http_requests_total{method, code}`: a counter of the requests served;
-//! - `http_request_duration_seconds{method}`: a histogram of how long each took.
+//! - `http_requests_total{method, code, mirrored}`: a counter of the requests served;
+//! - `http_request_duration_seconds{method, mirrored}`: a histogram of how long each took.
+//!
+//! `mirrored` is `"true"` for the copies a Gateway's RequestMirror filter sent (see
+//! `DemoApp::with_mirror_header` for how they are told apart) and `"false"` for every other request,
+//! so that a query can judge the requests whose answers users see (`mirrored!="true"`), the copies
+//! alone (`mirrored="true"`), or both (no matcher on `mirrored`, as the ready-made templates do by
+//! default).
 //!
 //! The templates' `namespace` and `revision` labels are not the app's to tell: Prometheus adds
 //! them from the pod's namespace and its `bellwether.dev/revision` label when it scrapes, by the
 //! relabelling of `examples/http-app/podmonitor.yaml`.
 //!
-//! Series are created before the first request, at zero, for the answers the app gives to GET:
-//! a revision that has failed nothing yet still has a `code="500"` series, so that an error ratio
-//! reads 0 rather than no data.
+//! Series are created before the first request, at zero, for the answers the app gives to GET,
+//! mirrored or not: a revision that has failed nothing yet still has a `code="500"` series, so that
+//! an error ratio reads 0 rather than no data.
 
 use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
 use prometheus_client::metrics::counter::Counter;
@@ -37,11 +43,18 @@ const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 struct RequestLabels {
     method: &'static str,
     code: u16,
+    mirrored: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
     method: &'static str,
+    mirrored: &'static str,
+}
+
+/// The `mirrored` label's value.
+fn mirrored_label(mirrored: bool) -> &'static str {
+    if mirrored { "true" } else { "false" }
 }
 
 type Durations = Family<MethodLabels, Histogram, fn() -> Histogram>;
@@ -65,29 +78,33 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let durations: Durations = Family::new_with_constructor(|| Histogram::new(BUCKETS));
         // Creating a series is all that is wanted here: it starts at zero.
-        for code in [200, 500] {
-            let _ = requests.get_or_create(&RequestLabels { method: "GET", code });
+        for mirrored in ["false", "true"] {
+            for code in [200, 500] {
+                let _ = requests.get_or_create(&RequestLabels { method: "GET", code, mirrored });
+            }
+            let _ = durations.get_or_create(&MethodLabels { method: "GET", mirrored });
         }
-        let _ = durations.get_or_create(&MethodLabels { method: "GET" });
         let mut registry = Registry::default();
         registry.register(
             "http_requests",
-            "HTTP requests served, by method and status code",
+            "HTTP requests served, by method, status code and whether the request was a mirrored copy",
             requests.clone(),
         );
         registry.register(
             "http_request_duration_seconds",
-            "How long HTTP requests took to answer, in seconds, by method",
+            "How long HTTP requests took to answer, in seconds, by method and whether mirrored",
             durations.clone(),
         );
         Self { registry: Arc::new(registry), requests, durations }
     }
 
-    /// Counts one request of `method`, answered with `code` after `took`.
-    pub fn observe(&self, method: &hyper::Method, code: hyper::StatusCode, took: Duration) {
+    /// Counts one request of `method`, answered with `code` after `took`; `mirrored` when it was a
+    /// copy a Gateway mirrored to the app.
+    pub fn observe(&self, method: &hyper::Method, code: hyper::StatusCode, took: Duration, mirrored: bool) {
         let method = METHODS.into_iter().find(|known| *known == method.as_str()).unwrap_or("other");
-        self.requests.get_or_create(&RequestLabels { method, code: code.as_u16() }).inc();
-        self.durations.get_or_create(&MethodLabels { method }).observe(took.as_secs_f64());
+        let mirrored = mirrored_label(mirrored);
+        self.requests.get_or_create(&RequestLabels { method, code: code.as_u16(), mirrored }).inc();
+        self.durations.get_or_create(&MethodLabels { method, mirrored }).observe(took.as_secs_f64());
     }
 
     /// Every series, in the Prometheus text format.

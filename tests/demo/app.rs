@@ -2,7 +2,7 @@
 //! bucketed as the `http-app` templates read them.
 
 use crate::{sample, started};
-use bellwether::demo::{BUCKETS, ErrorPattern, Faults};
+use bellwether::demo::{BUCKETS, DemoApp, ErrorPattern, Faults};
 use futures::StreamExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,8 +41,14 @@ async fn random_failures_are_the_set_share_within_statistical_bounds() {
     // by a correct app about once in two million runs.
     assert!((310..=490).contains(&failed), "{failed} of 2000 failed at rate 0.2");
     let text = metrics(running.traffic).await;
-    assert_eq!(sample(&text, r#"http_requests_total{method="GET",code="500"}"#), Some(failed as f64));
-    assert_eq!(sample(&text, r#"http_requests_total{method="GET",code="200"}"#), Some(ok as f64));
+    assert_eq!(
+        sample(&text, r#"http_requests_total{method="GET",code="500",mirrored="false"}"#),
+        Some(failed as f64)
+    );
+    assert_eq!(
+        sample(&text, r#"http_requests_total{method="GET",code="200",mirrored="false"}"#),
+        Some(ok as f64)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,11 +73,15 @@ async fn every_request_is_held_for_the_latency_and_the_histogram_shows_it() {
     }
     let text = metrics(running.traffic).await;
     let bucket = |le: &str| {
-        sample(&text, &format!(r#"http_request_duration_seconds_bucket{{method="GET",le="{le}"}}"#))
+        sample(
+            &text,
+            &format!(r#"http_request_duration_seconds_bucket{{method="GET",mirrored="false",le="{le}"}}"#),
+        )
     };
     assert_eq!(bucket("0.1"), Some(0.0), "no request was answered within 100 ms:\n{text}");
     assert_eq!(bucket("+Inf"), Some(10.0));
-    let sum = sample(&text, r#"http_request_duration_seconds_sum{method="GET"}"#).expect("a sum");
+    let sum =
+        sample(&text, r#"http_request_duration_seconds_sum{method="GET",mirrored="false"}"#).expect("a sum");
     assert!(sum >= 1.5, "ten requests of at least 150 ms took {sum} s in all");
 }
 
@@ -97,14 +107,20 @@ async fn the_metrics_have_the_templates_names_labels_and_buckets_before_any_traf
     let text = metrics(running.traffic).await;
     let types: Vec<&str> = text.lines().filter_map(|line| line.strip_prefix("# TYPE ")).collect();
     assert_eq!(types, ["http_requests_total counter", "http_request_duration_seconds histogram"], "{text}");
-    // A revision that has failed nothing yet has an error ratio of 0, not no data.
-    for code in ["200", "500"] {
-        let series = format!(r#"http_requests_total{{method="GET",code="{code}"}}"#);
-        assert_eq!(sample(&text, &series), Some(0.0), "{series} in:\n{text}");
+    // A revision that has failed nothing yet has an error ratio of 0, not no data, counting mirrored
+    // copies or not.
+    for mirrored in ["false", "true"] {
+        for code in ["200", "500"] {
+            let series =
+                format!(r#"http_requests_total{{method="GET",code="{code}",mirrored="{mirrored}"}}"#);
+            assert_eq!(sample(&text, &series), Some(0.0), "{series} in:\n{text}");
+        }
     }
     let bounds: Vec<String> = text
         .lines()
-        .filter_map(|line| line.strip_prefix(r#"http_request_duration_seconds_bucket{method="GET",le=""#))
+        .filter_map(|line| {
+            line.strip_prefix(r#"http_request_duration_seconds_bucket{method="GET",mirrored="false",le=""#)
+        })
         .filter_map(|rest| rest.split('"').next().map(String::from))
         .collect();
     let mut expected: Vec<String> = BUCKETS.iter().map(|b| b.to_string()).collect();
@@ -147,7 +163,11 @@ async fn scrapes_and_probes_are_not_traffic_and_made_up_methods_share_one_label(
         assert_eq!(response.status(), 200, "{path}");
     }
     let text = metrics(running.traffic).await;
-    assert_eq!(sample(&text, r#"http_requests_total{method="GET",code="200"}"#), Some(0.0), "{text}");
+    assert_eq!(
+        sample(&text, r#"http_requests_total{method="GET",code="200",mirrored="false"}"#),
+        Some(0.0),
+        "{text}"
+    );
 
     for method in ["BREW", "WHEN", "POST"] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -163,9 +183,50 @@ async fn scrapes_and_probes_are_not_traffic_and_made_up_methods_share_one_label(
     assert_eq!(patch.status(), 200);
     assert_eq!(app.faults(), Faults::default());
     let text = metrics(running.traffic).await;
-    assert_eq!(sample(&text, r#"http_requests_total{method="other",code="200"}"#), Some(2.0), "{text}");
-    assert_eq!(sample(&text, r#"http_requests_total{method="POST",code="200"}"#), Some(1.0), "{text}");
-    assert_eq!(sample(&text, r#"http_requests_total{method="PATCH",code="200"}"#), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, r#"http_requests_total{method="other",code="200",mirrored="false"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"http_requests_total{method="POST",code="200",mirrored="false"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"http_requests_total{method="PATCH",code="200",mirrored="false"}"#),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+/// Copies a Gateway mirrored to the app are counted apart: Envoy's `-shadow` host, or a header the
+/// app is told to look for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrored_requests_are_counted_apart() {
+    let app = DemoApp::new("test", Faults { error_rate: 1.0, ..Faults::default() })
+        .with_mirror_header(reqwest::header::HeaderName::from_static("x-mirrored"));
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let running = app.start(local, local).await.expect("the demo app listens");
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/", running.traffic);
+    for host in ["shop.example.com-shadow", "shop-shadow:8080", "shop.example.com", "shop:8080"] {
+        client.get(&url).header("host", host).send().await.unwrap();
+    }
+    client.get(&url).header("x-mirrored", "yes").send().await.unwrap();
+    let text = metrics(running.traffic).await;
+    let count = |mirrored: &str| {
+        sample(&text, &format!(r#"http_requests_total{{method="GET",code="500",mirrored="{mirrored}"}}"#))
+    };
+    assert_eq!(count("true"), Some(3.0), "{text}");
+    assert_eq!(count("false"), Some(2.0), "{text}");
+    let durations = |mirrored: &str| {
+        sample(
+            &text,
+            &format!(r#"http_request_duration_seconds_count{{method="GET",mirrored="{mirrored}"}}"#),
+        )
+    };
+    assert_eq!((durations("true"), durations("false")), (Some(3.0), Some(2.0)), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

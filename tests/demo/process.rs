@@ -102,7 +102,8 @@ fn the_load_generator_drives_the_app_and_both_stop_on_sigterm() {
     .expect("the load starts");
     eventually("the app to count 500s", || {
         let metrics = get(traffic_addr, "/metrics")?;
-        let failed = crate::sample(&metrics, r#"http_requests_total{method="GET",code="500"}"#)?;
+        let failed =
+            crate::sample(&metrics, r#"http_requests_total{method="GET",code="500",mirrored="false"}"#)?;
         (failed >= 10.0).then_some(())
     });
     let load = terminate(load);
