@@ -42,6 +42,11 @@ fn the_http_app_example_lints_clean() {
 }
 
 #[test]
+fn the_grpc_example_lints_clean() {
+    assert_lints_clean("grpc");
+}
+
+#[test]
 fn the_quickstart_lints_clean() {
     assert_lints_clean("quickstart");
 }
