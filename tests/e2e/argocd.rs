@@ -95,13 +95,21 @@ fn the_argocd_cm_snippet_embeds_the_health_check_and_ignores_what_bellwether_pat
     let data = &snippet["data"];
     assert_eq!(data["resource.customizations.health.bellwether.dev_Rollout"].as_str(), Some(HEALTH));
 
-    // The paths the controller's own patch builders write, numbers as jq's `[]`.
+    // What the controller's own patch builders add to a route, each kind of addition named by the
+    // jq path expression that leaves it out of the diff. Argo CD runs each expression as
+    // `del(...)` in turn, so the empty `filters` list a removed mirror leaves is dropped after the
+    // mirror is.
+    const WEIGHTS: &str = ".spec.rules[].backendRefs[].weight";
+    const HEADER_ROUTE_RULES: &str = r#".spec.rules[] | select(.name // "" | endswith(".bellwether.dev"))"#;
+    const MIRRORS: &str = r#".spec.rules[] | . as $rule | .filters[]? | select(.type == "RequestMirror" and (.requestMirror.backendRef.name as $name | any($rule.backendRefs[]?; .name == $name)))"#;
+    const EMPTY_FILTERS: &str = ".spec.rules[] | select(.filters == []) | .filters";
     let route: Value = serde_json::from_value(json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
         "metadata": {"name": "web", "resourceVersion": "1"},
         "spec": {"rules": [
             {"backendRefs": [{"name": "web-stable", "weight": 100}, {"name": "web-canary", "weight": 0}]},
-            {"backendRefs": [{"name": "web-stable", "weight": 100}, {"name": "web-canary", "weight": 0}]},
+            {"filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "a", "value": "b"}]}}],
+             "backendRefs": [{"name": "web-stable", "weight": 100}, {"name": "web-canary", "weight": 0}]},
         ]},
     }))
     .expect("a route");
@@ -110,26 +118,57 @@ fn the_argocd_cm_snippet_embeds_the_health_check_and_ignores_what_bellwether_pat
         stable: "web-stable",
         canary: "web-canary",
     };
-    let traffic = bellwether::engine::Traffic::split(30);
-    let patch = bellwether::controller::routes::traffic_patch(&route, services, &traffic)
-        .expect("a managed route")
-        .expect("a change");
-    let mut route_paths: Vec<String> = patch
-        .as_array()
-        .expect("a JSON patch")
-        .iter()
-        .filter(|op| op["op"] == "add")
-        .map(|op| {
+    let header = bellwether::api::HeaderMatch {
+        name: "X-Canary".into(),
+        type_: bellwether::api::HeaderMatchType::Exact,
+        value: "always".into(),
+    };
+    let mut everything = bellwether::engine::Traffic::split(30);
+    everything.exposure.header_routes.insert("testers".into(), vec![header]);
+    everything.exposure.mirror = Some(20);
+    let mut needed = std::collections::BTreeSet::new();
+    for traffic in [bellwether::engine::Traffic::split(30), everything] {
+        let patch = bellwether::controller::routes::traffic_patch(&route, services, &traffic)
+            .expect("a managed route")
+            .expect("a change");
+        for op in patch.as_array().expect("a JSON patch").iter().filter(|op| op["op"] == "add") {
             let pointer = op["path"].as_str().expect("a path");
-            pointer
-                .split('/')
-                .skip(1)
-                .map(|s| if s.parse::<u64>().is_ok() { "[]".to_string() } else { format!(".{s}") })
-                .collect::<String>()
-        })
+            let steps: Vec<&str> = pointer.split('/').skip(1).collect();
+            let value = &op["value"];
+            match steps.as_slice() {
+                ["spec", "rules", _, "backendRefs", _, "weight"] => needed.insert(WEIGHTS),
+                ["spec", "rules", "-"] => {
+                    let name = value["name"].as_str().unwrap_or_default();
+                    assert!(name.ends_with(".bellwether.dev"), "{name}");
+                    needed.insert(HEADER_ROUTE_RULES)
+                }
+                ["spec", "rules", rule, "filters", rest @ ..] => {
+                    let filters =
+                        if rest.is_empty() { value.as_array().unwrap().clone() } else { vec![value.clone()] };
+                    let backends = &route["spec"]["rules"][rule.parse::<usize>().unwrap()]["backendRefs"];
+                    for filter in &filters {
+                        assert_eq!(filter["type"], "RequestMirror", "{filter}");
+                        let target = &filter["requestMirror"]["backendRef"]["name"];
+                        assert!(
+                            backends.as_array().unwrap().iter().any(|b| b["name"] == *target),
+                            "{filter}"
+                        );
+                    }
+                    if rest.is_empty() {
+                        // A list created for the mirror is left empty when the mirror goes.
+                        needed.insert(EMPTY_FILTERS);
+                    }
+                    needed.insert(MIRRORS)
+                }
+                _ => panic!("{pointer}: a path the argocd-cm snippet does not know"),
+            };
+        }
+    }
+    let route_paths: Vec<&str> = [WEIGHTS, HEADER_ROUTE_RULES, MIRRORS, EMPTY_FILTERS]
+        .into_iter()
+        .filter(|p| needed.contains(p))
         .collect();
-    route_paths.sort();
-    route_paths.dedup();
+    assert_eq!(route_paths.len(), 4, "every kind of addition is made: {needed:?}");
     let selector = bellwether::controller::rollouts::service_selector_patch(Some("abc"));
     let keys: Vec<&String> = selector["spec"]["selector"].as_object().expect("a selector").keys().collect();
     let service_paths: Vec<String> = keys.iter().map(|k| format!(".spec.selector[\"{k}\"]")).collect();
@@ -141,7 +180,7 @@ fn the_argocd_cm_snippet_embeds_the_health_check_and_ignores_what_bellwether_pat
             .as_array()
             .expect("jqPathExpressions")
             .iter()
-            .map(|p| p.as_str().unwrap().replace(".[]", "[]"))
+            .map(|p| p.as_str().unwrap().to_string())
             .collect()
     };
     assert_eq!(ignored("gateway.networking.k8s.io_HTTPRoute"), route_paths);
