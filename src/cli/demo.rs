@@ -34,6 +34,10 @@ pub struct DemoAppArgs {
     /// may hold a request one minute at most.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = |t: &str| parse_flag("--latency-jitter", t))]
     pub latency_jitter: Duration,
+    /// A request header that marks mirrored requests, for Gateways that do not mark them in the
+    /// Host (Envoy's `-shadow` suffix is always recognised): they are counted with `mirrored="true"`.
+    #[arg(long, value_name = "NAME")]
+    pub mirror_header: Option<hyper::header::HeaderName>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -95,7 +99,11 @@ pub async fn run_app(args: DemoAppArgs) -> Result<(), DemoError> {
     let admin = listen("--admin-listen", args.admin_listen).await?;
     let shutdown = shutdown_on_signal().map_err(DemoError::Signal)?;
     tracing::info!(version = %args.app_version, faults = %faults.to_json(), "demo app starting");
-    DemoApp::new(args.app_version, faults).serve(traffic, admin, shutdown).await.map_err(DemoError::Serve)
+    let mut app = DemoApp::new(args.app_version, faults);
+    if let Some(header) = args.mirror_header {
+        app = app.with_mirror_header(header);
+    }
+    app.serve(traffic, admin, shutdown).await.map_err(DemoError::Serve)
 }
 
 /// Sends load until SIGTERM or Ctrl-C, logging what it got every `--report-every`.

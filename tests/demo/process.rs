@@ -40,6 +40,7 @@ fn bad_flags_are_usage_errors_that_say_what_is_wrong() {
         (&["--latency=-5ms"], "duration \"-5ms\" is negative"),
         (&["--latency-jitter", "5"], "has no unit after 5"),
         (&["--error-pattern", "bursty"], "invalid value 'bursty'"),
+        (&["--mirror-header", "bad header"], "invalid HTTP header name"),
     ] {
         let output = bellwether(&[&["demo-app"], flags].concat()).output().expect("runs");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -81,6 +82,8 @@ fn the_load_generator_drives_the_app_and_both_stop_on_sigterm() {
         "v7",
         "--error-rate",
         "1",
+        "--mirror-header",
+        "x-mirrored",
     ])
     .spawn()
     .expect("the app starts");
@@ -106,6 +109,17 @@ fn the_load_generator_drives_the_app_and_both_stop_on_sigterm() {
             crate::sample(&metrics, r#"http_requests_total{method="GET",code="500",mirrored="false"}"#)?;
         (failed >= 10.0).then_some(())
     });
+    // A request carrying the --mirror-header is counted apart, as a mirrored copy.
+    let mut stream = std::net::TcpStream::connect(traffic_addr).expect("the app accepts");
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET / HTTP/1.1\r\nHost: app\r\nx-mirrored: 1\r\nConnection: close\r\n\r\n",
+    )
+    .expect("a request is sent");
+    std::io::Read::read_to_end(&mut stream, &mut Vec::new()).expect("an answer");
+    let metrics = get(traffic_addr, "/metrics").expect("metrics");
+    let mirrored = crate::sample(&metrics, r#"http_requests_total{method="GET",code="500",mirrored="true"}"#);
+    assert_eq!(mirrored, Some(1.0), "{metrics}");
     let load = terminate(load);
     let report = String::from_utf8_lossy(&load.stderr);
     assert!(load.status.success(), "{report}");
