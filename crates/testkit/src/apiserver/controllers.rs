@@ -193,21 +193,46 @@ impl PodOwners {
     }
 }
 
-/// Accepts every route for each of its parents, for the route's current generation.
+/// The route annotation that makes the simulated Gateway refuse a route: its value,
+/// `<Reason>: <message>` (such as `UnsupportedValue: header matches of type RegularExpression are
+/// not supported`), becomes the reason and message of an `Accepted=False` condition for every
+/// parent, for the route's current generation, for as long as the annotation stays. Removing it
+/// has the route accepted again.
+///
+/// A deliberate simplification, for tests of how Bellwether copes with a refusal: a real Gateway
+/// refuses for what the spec holds (an unsupported match, a listener that does not allow the
+/// route), may refuse some parents and not others, and may report `ResolvedRefs=False` instead;
+/// this one refuses on request, every parent at once, and keeps `ResolvedRefs=True`. A value
+/// without `": "` is all reason and no message.
+pub const REFUSE_ANNOTATION: &str = "testkit.bellwether.dev/refuse";
+
+/// Accepts every route for each of its parents, for the route's current generation, unless the
+/// route asks to be refused ([`REFUSE_ANNOTATION`]).
 fn reconcile_routes(store: &Store, feed: &mut Feed) {
     let (routes, _) = feed.take(store);
     for (key, route) in routes {
         let Some(route) = route else { continue };
         let generation = generation(&route);
         let previous = route["status"]["parents"].as_array().cloned().unwrap_or_default();
+        let refusal = route["metadata"]["annotations"][REFUSE_ANNOTATION].as_str().map(|value| {
+            let (reason, message) = value.split_once(": ").unwrap_or((value, ""));
+            (reason.to_string(), message.to_string())
+        });
         let parents: Vec<Value> = route["spec"]["parentRefs"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|parent_ref| {
                 let previous = previous.iter().find(|p| p["parentRef"] == *parent_ref);
-                let conditions =
-                    ["Accepted", "ResolvedRefs"].map(|kind| condition(previous, kind, generation));
+                let accepted = match &refusal {
+                    Some((reason, message)) => Verdict { status: "False", reason, message },
+                    None => Verdict { status: "True", reason: "Accepted", message: "" },
+                };
+                let resolved = Verdict { status: "True", reason: "ResolvedRefs", message: "" };
+                let conditions = [
+                    condition(previous, "Accepted", accepted, generation),
+                    condition(previous, "ResolvedRefs", resolved, generation),
+                ];
                 json!({
                     "parentRef": parent_ref,
                     "controllerName": GATEWAY_CONTROLLER,
@@ -219,18 +244,27 @@ fn reconcile_routes(store: &Store, feed: &mut Feed) {
     }
 }
 
-/// A `True` condition; its lastTransitionTime is kept from `previous` when that was already true.
-fn condition(previous: Option<&Value>, kind: &str, generation: i64) -> Value {
+/// What a condition says: its status, reason and message.
+#[derive(Clone, Copy)]
+struct Verdict<'a> {
+    status: &'a str,
+    reason: &'a str,
+    message: &'a str,
+}
+
+/// A condition of type `kind` saying `verdict`; its lastTransitionTime is kept from `previous`
+/// when that already had the same status.
+fn condition(previous: Option<&Value>, kind: &str, verdict: Verdict<'_>, generation: i64) -> Value {
     let old = previous.and_then(|p| p["conditions"].as_array()?.iter().find(|c| c["type"] == kind));
     let since = match old {
-        Some(old) if old["status"] == "True" => old["lastTransitionTime"].clone(),
+        Some(old) if old["status"] == verdict.status => old["lastTransitionTime"].clone(),
         _ => Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true).into(),
     };
     json!({
         "type": kind,
-        "status": "True",
-        "reason": kind,
-        "message": "",
+        "status": verdict.status,
+        "reason": verdict.reason,
+        "message": verdict.message,
         "observedGeneration": generation,
         "lastTransitionTime": since,
     })
@@ -298,6 +332,72 @@ mod tests {
         let started = std::time::Instant::now();
         work();
         started.elapsed()
+    }
+
+    /// The conditions the simulated Gateway wrote for the route's one parent, as (type, status,
+    /// reason, message, observedGeneration).
+    fn parent_conditions(store: &Store, name: &str) -> Vec<(String, String, String, String, i64)> {
+        let route = store.get(&resources::HTTP_ROUTES, "team", name).expect("the route");
+        let parents = route["status"]["parents"].as_array().cloned().unwrap_or_default();
+        assert_eq!(parents.len(), 1, "{route:#}");
+        let text = |c: &Value, key: &str| c[key].as_str().unwrap_or_default().to_string();
+        parents[0]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let generation = c["observedGeneration"].as_i64().unwrap_or(-1);
+                (text(c, "type"), text(c, "status"), text(c, "reason"), text(c, "message"), generation)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_route_annotated_refuse_is_refused_by_every_parent_until_the_annotation_goes() {
+        let store = Store::new(WatchHub::new(100, Vec::new(), 0));
+        let route = json!({
+            "metadata": {"name": "web", "annotations": {REFUSE_ANNOTATION: "UnsupportedValue: no regex: here"}},
+            "spec": {
+                "parentRefs": [{"name": "public"}],
+                "rules": [{"backendRefs": [{"name": "web", "port": 80}]}],
+            },
+        });
+        store.create(&resources::HTTP_ROUTES, "team", route).expect("a valid HTTPRoute");
+        let mut controllers = Controllers::new(Duration::ZERO);
+        controllers.tick(&store);
+        let refused = |generation| {
+            vec![
+                (
+                    "Accepted".into(),
+                    "False".into(),
+                    "UnsupportedValue".into(),
+                    "no regex: here".into(),
+                    generation,
+                ),
+                ("ResolvedRefs".into(), "True".into(), "ResolvedRefs".into(), String::new(), generation),
+            ]
+        };
+        assert_eq!(parent_conditions(&store, "web"), refused(1));
+
+        // A new generation is refused too, for that generation.
+        let patch = json!({"spec": {"hostnames": ["web.example.com"]}});
+        store.patch(&resources::HTTP_ROUTES, "team", "web", PatchKind::Merge, &patch, Target::Main).unwrap();
+        controllers.tick(&store);
+        assert_eq!(parent_conditions(&store, "web"), refused(2));
+
+        let patch = json!({"metadata": {"annotations": {REFUSE_ANNOTATION: null}}});
+        store.patch(&resources::HTTP_ROUTES, "team", "web", PatchKind::Merge, &patch, Target::Main).unwrap();
+        controllers.tick(&store);
+        let accepted: Vec<_> =
+            parent_conditions(&store, "web").into_iter().map(|c| (c.0, c.1, c.2)).collect();
+        assert_eq!(
+            accepted,
+            [("Accepted", "True", "Accepted"), ("ResolvedRefs", "True", "ResolvedRefs")].map(|(a, b, c)| (
+                a.to_string(),
+                b.to_string(),
+                c.to_string()
+            ))
+        );
     }
 
     /// The cost of one tick of the simulated controllers and of one list of one namespace's

@@ -19,7 +19,8 @@
 //!   that ends the initial events of a streaming list (`sendInitialEvents`).
 //! - `metadata.generation` is kept for every kind. Deleting starts no garbage collection of dependents.
 //! - Dry runs are refused rather than ignored.
-//! - The simulated Gateway accepts every parent a route names; no Gateway objects are needed.
+//! - The simulated Gateway accepts every parent a route names; no Gateway objects are needed. A
+//!   route annotated [`REFUSE_ANNOTATION`] is refused instead (`Accepted=False`) by every parent.
 //!
 //! It serves discovery of each group version (`GET /apis/GROUP/VERSION`), so that a client can tell
 //! a group that is not served from an object that does not exist.
@@ -47,7 +48,7 @@ mod store;
 mod validation;
 mod watch;
 
-pub use controllers::GATEWAY_CONTROLLER;
+pub use controllers::{GATEWAY_CONTROLLER, REFUSE_ANNOTATION};
 pub use patch::json_patch;
 
 use hyper::server::conn::http1;
