@@ -19,6 +19,7 @@ mod rollouts;
 mod safety;
 mod sharding;
 mod steering;
+mod traffic;
 mod viewing;
 mod workload;
 
