@@ -29,6 +29,14 @@ pub(super) fn as_bellwether() -> PatchParams {
     PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() }
 }
 
+/// A route patch: a field the cluster's route CRD does not know is refused, not dropped. With
+/// Gateway API CRDs older than v1.4, a header-route rule's `name` would otherwise be dropped and
+/// the rule left for good (nothing would know it as Bellwether's), and older than v1.3 a mirror's
+/// `percent`, mirroring every request.
+pub(super) fn route_patch_params() -> PatchParams {
+    as_bellwether().validation_strict()
+}
+
 /// The Rollout's next pass waits until the caches show `stored`, as a write returned it.
 pub(super) fn wrote(ctx: &Context, rollout: &Rollout, kind: Kind, stored: &impl Resource, existed: bool) {
     ctx.caches.expect_for_rollout(
@@ -296,7 +304,7 @@ pub async fn set_traffic(
             RouteKind::Grpc => Kind::GrpcRoute,
         };
         permit.check()?;
-        match api.patch(&route.name, &as_bellwether(), &patch).await {
+        match api.patch(&route.name, &route_patch_params(), &patch).await {
             Ok(stored) => wrote(ctx, rollout, kind, &stored, true),
             Err(e) if is_not_found(&e) => {
                 return Err(Error::Missing {
@@ -314,4 +322,22 @@ pub async fn set_traffic(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_patch_params;
+
+    #[test]
+    fn route_patches_refuse_fields_the_crd_does_not_know() {
+        let patch =
+            kube::api::Patch::<()>::Json(serde_json::from_value(serde_json::json!([])).expect("a patch"));
+        let request =
+            kube::core::Request::new("/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes")
+                .patch("checkout", &route_patch_params(), &patch)
+                .expect("a request");
+        let query = request.uri().query().unwrap_or_default().to_string();
+        assert!(query.contains("fieldValidation=Strict"), "{query}");
+        assert!(query.contains("fieldManager=bellwether"), "{query}");
+    }
 }
