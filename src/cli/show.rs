@@ -11,9 +11,9 @@
 //! message, an analysis's verdict, the abort) are wrapped, never cut.
 
 use crate::api::{
-    AbortStatus, AnalysisPhase, AnalysisRun, AnalysisRunRef, CanaryStep, CanaryStrategy, HysteresisStatus,
-    Metric, MetricResult, REVISION_LABEL, ROLLOUT_LABEL, Rollout, RolloutPhase, RolloutStatus,
-    format_duration,
+    AbortStatus, AnalysisPhase, AnalysisRun, AnalysisRunRef, CanaryStep, CanaryStrategy, HeaderMatchType,
+    HysteresisStatus, Metric, MetricResult, REVISION_LABEL, ROLLOUT_LABEL, Rollout, RolloutPhase,
+    RolloutStatus, format_duration,
 };
 use crate::cli::cluster::{CallError, failed, rollout_events};
 use crate::engine::format_value;
@@ -299,6 +299,28 @@ fn tree_within(view: &RolloutView, now: DateTime<Utc>, width: Width) -> String {
         "Weights:   desired canary {desired}%   actual canary {}% / stable {}%   {verified}",
         weights.canary, weights.stable
     );
+    let exposure = &status.exposure;
+    if !exposure.is_empty() {
+        let mut parts: Vec<String> =
+            exposure.header_routes.iter().map(|name| format!("header route {name}")).collect();
+        parts.extend(exposure.mirror.iter().map(|m| format!("mirror {} {}%", m.name, m.percent)));
+        let _ = writeln!(out, "Exposure:  {}", parts.join("; "));
+    }
+    // Each route's own state, where there are several or one lags: which carries what, and why not.
+    if status.routes.len() > 1 || status.routes.iter().any(|r| !r.ready) {
+        let _ = writeln!(out, "Routes:");
+        for route in &status.routes {
+            let mut carries =
+                vec![route.canary_weight.map_or("canary ?".to_string(), |w| format!("canary {w}%"))];
+            carries.extend(route.header_routes.iter().map(|name| format!("header route {name}")));
+            carries.extend(route.mirror_percent.map(|p| format!("mirror {p}%")));
+            let state = if route.ready { "✔ ready" } else { "✘ not ready" };
+            let _ = writeln!(out, "  {}  {}  {state}", route.name, carries.join(", "));
+            if let (false, Some(why)) = (route.ready, &route.message) {
+                let _ = writeln!(out, "    {}", wrap(why, 4, width));
+            }
+        }
+    }
 
     let _ = writeln!(out, "Revisions:");
     for (role, revision) in [("stable", &status.stable_revision), ("canary", &status.canary_revision)] {
@@ -370,7 +392,8 @@ fn phase_name(phase: RolloutPhase) -> String {
     phase.as_str().to_string()
 }
 
-/// `setWeight 10`, `pause 2m`, `pause (until promoted)` or `analysis error-rate, latency`.
+/// `setWeight 10`, `pause 2m`, `pause (until promoted)`, `analysis error-rate, latency`,
+/// `setHeaderRoute testers (X-Canary: always)` or `setMirrorRoute shadow 20%`.
 fn step_kind(step: &CanaryStep) -> String {
     if let Some(weight) = step.set_weight {
         format!("setWeight {weight}")
@@ -379,6 +402,24 @@ fn step_kind(step: &CanaryStep) -> String {
     } else if let Some(analysis) = &step.analysis {
         let names: Vec<&str> = analysis.templates.iter().map(|t| t.template_name.as_str()).collect();
         format!("analysis {}", names.join(", "))
+    } else if let Some(route) = &step.set_header_route {
+        let headers: Vec<String> = route
+            .headers
+            .iter()
+            .map(|h| match h.type_ {
+                HeaderMatchType::Exact => format!("{}: {}", h.name, h.value),
+                HeaderMatchType::RegularExpression => format!("{} ~ {}", h.name, h.value),
+            })
+            .collect();
+        match headers.is_empty() {
+            true => format!("setHeaderRoute {} (removed)", route.name),
+            false => format!("setHeaderRoute {} ({})", route.name, headers.join(", ")),
+        }
+    } else if let Some(mirror) = &step.set_mirror_route {
+        match mirror.percent {
+            Some(percent) => format!("setMirrorRoute {} {percent}%", mirror.name),
+            None => format!("setMirrorRoute {} (removed)", mirror.name),
+        }
     } else {
         "(empty step)".to_string()
     }

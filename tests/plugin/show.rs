@@ -194,6 +194,60 @@ Events:
     assert_eq!(tree(&mid_analysis(), now()), expected);
 }
 
+#[test]
+fn tree_of_a_canary_with_a_header_route_and_a_mirror_on_two_routes_one_refused() {
+    let mut view = mid_analysis();
+    view.rollout.spec.strategy.canary.steps = serde_json::from_value(json!([
+        {"setHeaderRoute": {"name": "testers", "headers": [
+            {"name": "X-Canary", "value": "always"},
+            {"name": "Cookie", "type": "RegularExpression", "value": "canary=1"}
+        ]}},
+        {"setMirrorRoute": {"name": "shadow", "percent": 20}},
+        {"setHeaderRoute": {"name": "testers"}},
+        {"setMirrorRoute": {"name": "shadow"}}
+    ]))
+    .unwrap();
+    let status = view.rollout.status.as_mut().unwrap();
+    status.current_step_index = Some(1);
+    status.step = Some("2/4".into());
+    status.message = Some("step 2/4: waiting for routes".into());
+    status.weights = serde_json::from_value(json!({"canary": 0, "stable": 100, "verified": false})).unwrap();
+    status.step_analysis_run = None;
+    status.background_analysis_run = None;
+    status.exposure = serde_json::from_value(json!({
+        "headerRoutes": ["testers"], "mirror": {"name": "shadow", "percent": 20}
+    }))
+    .unwrap();
+    status.routes = serde_json::from_value(json!([
+        {"name": "HTTPRoute/shop/checkout", "canaryWeight": 0, "headerRoutes": ["testers"],
+         "mirrorPercent": 20, "ready": true},
+        {"name": "GRPCRoute/shop/checkout", "canaryWeight": 0, "headerRoutes": ["testers"], "ready": false,
+         "message": "GRPCRoute/shop/checkout: gateway/shop/public refused it: Accepted=False, UnsupportedValue"}
+    ]))
+    .unwrap();
+    view.events.clear();
+    let expected = "\
+Rollout checkout (namespace shop)
+Phase:     Progressing
+Message:   step 2/4: waiting for routes
+Step:      2/4
+  ✔  1  setHeaderRoute testers (X-Canary: always, Cookie ~ canary=1)
+  ▶  2  setMirrorRoute shadow 20%
+  ·  3  setHeaderRoute testers (removed)
+  ·  4  setMirrorRoute shadow (removed)
+Weights:   desired canary 0%   actual canary 0% / stable 100%   … not verified yet
+Exposure:  header route testers; mirror shadow 20%
+Routes:
+  HTTPRoute/shop/checkout  canary 0%, header route testers, mirror 20%  ✔ ready
+  GRPCRoute/shop/checkout  canary 0%, header route testers  ✘ not ready
+    GRPCRoute/shop/checkout: gateway/shop/public refused it: Accepted=False, UnsupportedValue
+Revisions:
+  stable  6d4f9c7b  pods 3/3 ready  app=shop:1
+  canary  7f8e2a1c  pods 0/1 ready  app=shop:2
+";
+    assert_eq!(tree(&view, now()), expected);
+}
+
 /// A canary aborted for `reason`, which is its message, its analysis's verdict and its abort's.
 fn degraded(reason: &str) -> RolloutView {
     let rollout = rollout(
