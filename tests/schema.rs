@@ -133,9 +133,11 @@ fn every_example_rollout_finds_what_it_names() {
             for service in services {
                 assert!(find("Service", service).is_some(), "{}: no Service {service}", dir.display());
             }
-            for route in &canary.traffic_routing.gateway_api.http_routes {
-                let route = find("HTTPRoute", &route.name)
-                    .unwrap_or_else(|| panic!("{}: no HTTPRoute {}", dir.display(), route.name));
+            let routing = &canary.traffic_routing.gateway_api;
+            let routes = routing.http_routes.iter().map(|r| ("HTTPRoute", r));
+            for (kind, route) in routes.chain(routing.grpc_routes.iter().map(|r| ("GRPCRoute", r))) {
+                let route = find(kind, &route.name)
+                    .unwrap_or_else(|| panic!("{}: no {kind} {}", dir.display(), route.name));
                 let backends: Vec<&Value> = route["spec"]["rules"]
                     .as_array()
                     .into_iter()
@@ -146,7 +148,7 @@ fn every_example_rollout_finds_what_it_names() {
                 for service in services {
                     assert!(
                         backends.iter().any(|b| *b == service.as_str()),
-                        "{}: HTTPRoute {} has no backendRef to {service}",
+                        "{}: {kind} {} has no backendRef to {service}",
                         dir.display(),
                         route["metadata"]["name"]
                     );
