@@ -352,7 +352,9 @@ impl<'a> Simulation<'a> {
         let headers = (exposure.header_routes.len() as f64 * HEADER_ROUTE_SHARE).min(1.0);
         let weight = f64::from(self.cluster.canary_weight()) / 100.0;
         let canary_share = headers + (1.0 - headers) * weight;
-        let mirrored = f64::from(exposure.mirror.unwrap_or(0)) / 100.0 * (1.0 - canary_share);
+        // A mirror copies every request of the managed rules, whichever revision serves it; the
+        // header routes' requests go through Bellwether's own rules, which carry no mirror.
+        let mirrored = f64::from(exposure.mirror.unwrap_or(0)) / 100.0 * (1.0 - headers);
         let seconds = TICK.num_milliseconds() as f64 / 1000.0;
         let elapsed = self.elapsed();
         let (canary, stable) = (self.scenario.canary(elapsed), self.scenario.stable());

@@ -74,6 +74,7 @@ fn each_step_exposes_the_canary_as_the_steps_so_far_say_and_promotion_removes_it
     assert_eq!(world.status.current_step_index, Some(6));
     assert!(header_routes(&world).is_empty(), "step 5 removed it");
     assert_eq!((mirror(&world), world.canary_weight()), (Some(40), 20));
+    assert_eq!(world.replicas_of(&canary), Some(6), "its 20% and copies of 40% of every request");
 
     promote(&mut world);
     assert_eq!(world.status.stable_revision.as_deref(), Some(canary.as_str()));
@@ -161,6 +162,22 @@ fn a_hand_edited_rule_is_put_back_and_a_user_pause_keeps_what_is_in_force() {
 }
 
 #[test]
+fn a_canary_whose_pods_are_gone_at_an_indefinite_pause_gets_no_requests_meanwhile() {
+    let (mut world, _, canary) = shipped();
+    world.settle();
+    assert_eq!(header_routes(&world), ["testers"]);
+    world.pods_become_ready_up_to(&canary, 0);
+    let d = world.step();
+    assert_eq!(d.actions.first(), Some(&Action::SetTraffic(Traffic::split(0))), "{:?}", d.actions);
+    world.settle();
+    assert_eq!(exposure(&world), Some(Exposure::default()));
+    assert_eq!(world.status.phase, Some(RolloutPhase::Paused), "still at its pause, waiting for a person");
+    world.pods_become_ready();
+    world.settle();
+    assert_eq!(header_routes(&world), ["testers"], "back once its pods are");
+}
+
+#[test]
 fn steps_that_remove_what_is_not_in_force_or_stack_mirrors_are_invalid_and_touch_nothing() {
     let cases = [
         (
@@ -176,6 +193,11 @@ fn steps_that_remove_what_is_not_in_force_or_stack_mirrors_are_invalid_and_touch
         (
             vec![mirror_route("a", None)],
             "spec.strategy.canary.steps[0].setMirrorRoute.name: removes mirror \"a\", which no earlier step added",
+        ),
+        (
+            vec![header_route("a", true), header_route("a", true)],
+            "spec.strategy.canary.steps[1].setHeaderRoute.name: header route \"a\" is already in force: remove \
+             it first, or give this one another name",
         ),
         (
             ["a", "b", "c", "d", "e"].iter().map(|n| header_route(n, true)).collect(),

@@ -12,10 +12,11 @@ use bellwether_api::{
     format_duration, format_time,
 };
 
-/// The share of traffic the canary's pods must serve: its weight, or the percent mirrored to it
-/// when that is more. Header routes need no more than the one pod every canary has.
-fn load(weight: i32, exposed: &StepExposure) -> i32 {
-    weight.max(exposed.exposure.mirror.unwrap_or(0))
+/// The share of traffic the canary's pods must serve: its weight, plus the percent mirrored to it,
+/// since a mirror copies the requests of the managed rules whichever backend serves them. Header
+/// routes need no more than the one pod every canary has.
+fn load(weight: i32, mirror: Option<i32>) -> i32 {
+    (weight + mirror.unwrap_or(0)).min(100)
 }
 
 /// Where an AnalysisRun stands, as far as the rollout is concerned.
@@ -252,15 +253,13 @@ impl Pass<'_> {
         let weight = self.spec.strategy.canary.weight_at(index);
         let exposed = self.plan.exposure_at(index).clone();
         let replicas = self.plan.replicas;
-        let needed = canary_replicas(replicas, load(weight, &exposed));
+        let needed = canary_replicas(replicas, load(weight, exposed.exposure.mirror));
         // Going down in weight, keep the pods for the traffic the routes still carry.
         let carried = self
             .obs
             .routes
             .iter()
-            .filter_map(|r| {
-                r.weights.map(|w| w.canary.max(r.exposure.as_ref().and_then(|e| e.mirror).unwrap_or(0)))
-            })
+            .filter_map(|r| r.weights.map(|w| load(w.canary, r.exposure.as_ref().and_then(|e| e.mirror))))
             .max()
             .unwrap_or(0);
         self.ensure_scale(
@@ -302,11 +301,19 @@ impl Pass<'_> {
         let revision = self.revision.clone();
         let weight = self.spec.strategy.canary.weight_at(index);
         let exposed = self.plan.exposure_at(index).clone();
-        self.ensure_scale(&revision, canary_replicas(self.plan.replicas, load(weight, &exposed)));
+        self.ensure_scale(
+            &revision,
+            canary_replicas(self.plan.replicas, load(weight, exposed.exposure.mirror)),
+        );
         let servable = self.obs.available(&revision) > 0
             && self.obs.services.canary.as_deref() == Some(revision.as_str());
-        let idle = weight == 0 && exposed.exposure.is_empty();
-        (idle || servable) && self.ensure_traffic(weight, &exposed)
+        if !servable {
+            // Its pods are gone (a crash loop, an eviction): nothing goes to them meanwhile, and a
+            // step with a deadline waits for them no longer than it allows.
+            let off = self.ensure_weights(0);
+            return off && weight == 0 && exposed.exposure.is_empty();
+        }
+        self.ensure_traffic(weight, &exposed)
     }
 
     /// A paused canary keeps the traffic it was paused at: a route edited by hand goes back to it.
@@ -326,7 +333,10 @@ impl Pass<'_> {
             // Sized for the step, as it was before the pause: the traffic held may drop to none
             // within this pass, and the pods must not follow it down and up again.
             let step_weight = self.spec.strategy.canary.weight_at(index);
-            self.ensure_scale(&revision, canary_replicas(self.plan.replicas, load(step_weight, &exposed)));
+            self.ensure_scale(
+                &revision,
+                canary_replicas(self.plan.replicas, load(step_weight, exposed.exposure.mirror)),
+            );
         }
         let servable = self.obs.available(&revision) > 0
             && self.obs.services.canary.as_deref() == Some(revision.as_str());

@@ -174,6 +174,15 @@ fn expose(step: &CanaryStep, field: &str, exposure: &mut StepExposure, errors: &
                 errors.push(format!("{field}.headers[{i}].value"), "must not be empty");
             }
         }
+        if routes.contains_key(&route.name) {
+            errors.push(
+                format!("{field}.name"),
+                format!(
+                    "header route {:?} is already in force: remove it first, or give this one another name",
+                    route.name
+                ),
+            );
+        }
         routes.insert(route.name.clone(), route.headers.clone());
         if routes.len() > MAX_HEADER_ROUTES {
             errors.push(
