@@ -408,6 +408,8 @@ impl Linter {
         let rollout_name = rollout.metadata.name.clone().unwrap_or_default();
         let services = Services {
             rollout: &rollout_name,
+            // Applied with `kubectl apply -n`, a Rollout without one is in the namespace given then.
+            namespace: namespace.unwrap_or("default"),
             stable: &canary.stable_service,
             canary: &canary.canary_service,
         };

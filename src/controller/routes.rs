@@ -12,8 +12,9 @@
 //! - **header-route rules**: per header route and managed rule, a copy of the managed rule (its
 //!   matches with the header matches added, its filters and timeouts) whose only backend is the
 //!   canary. More header matches win over fewer in Gateway API precedence, so the copy takes the
-//!   matching requests whatever the weights. It is named `<header route>-<j>.<rollout>.bellwether.dev`
-//!   (rule names are standard since Gateway API v1.4), which says whose it is.
+//!   matching requests whatever the weights. It is named
+//!   `<header route>-<j>.<rollout>.<namespace>.bellwether.dev` (rule names are standard since
+//!   Gateway API v1.4), which says whose it is.
 //! - **mirror filters**: a `RequestMirror` filter to the canary Service on each managed rule.
 
 use crate::engine::{Exposure, ParentState, RouteState, RouteWeights, Traffic};
@@ -24,8 +25,9 @@ use std::collections::BTreeMap;
 /// The Rollout whose traffic a route carries, and the two Services it splits it between.
 #[derive(Clone, Copy, Debug)]
 pub struct Services<'a> {
-    /// The Rollout's name: the rules it adds are named after it.
+    /// The Rollout's name and namespace: the rules it adds are named after them.
     pub rollout: &'a str,
+    pub namespace: &'a str,
     pub stable: &'a str,
     pub canary: &'a str,
 }
@@ -130,17 +132,24 @@ fn weight(route: &Value, rule: usize, backend: usize) -> i64 {
         .unwrap_or(DEFAULT_WEIGHT)
 }
 
-/// The name of the rule that header route `header_route` adds beside managed rule `j`.
-fn owned_rule_name(header_route: &str, j: usize, rollout: &str) -> String {
-    format!("{header_route}-{j}.{rollout}.{OWNED_SUFFIX}")
+/// The name of the rule that header route `header_route` adds beside managed rule `j`:
+/// `<header route>-<j>.<rollout>.<namespace>.bellwether.dev`.
+fn owned_rule_name(header_route: &str, j: usize, services: Services<'_>) -> String {
+    format!("{header_route}-{j}.{}.{}.{OWNED_SUFFIX}", services.rollout, services.namespace)
 }
 
 /// The header route and managed-rule position a rule's name says it was added for, when this
-/// Rollout added it. The header route's name is one DNS label, so `x.a.b.bellwether.dev` is not
-/// mistaken for Rollout `b`'s rule when it is Rollout `a.b`'s.
-fn owned_by<'a>(name: &'a str, rollout: &str) -> Option<(&'a str, usize)> {
-    let prefix =
-        name.strip_suffix(OWNED_SUFFIX)?.strip_suffix('.')?.strip_suffix(rollout)?.strip_suffix('.')?;
+/// Rollout added it. The header route's name and the namespace are DNS labels, so
+/// `x.a.b.ns.bellwether.dev` is not mistaken for Rollout `b`'s rule when it is Rollout `a.b`'s, and
+/// Rollouts of one name in two namespaces sharing a route keep to their own rules.
+fn owned_by<'a>(name: &'a str, services: Services<'_>) -> Option<(&'a str, usize)> {
+    let prefix = name
+        .strip_suffix(OWNED_SUFFIX)?
+        .strip_suffix('.')?
+        .strip_suffix(services.namespace)?
+        .strip_suffix('.')?
+        .strip_suffix(services.rollout)?
+        .strip_suffix('.')?;
     if prefix.contains('.') {
         return None;
     }
@@ -241,7 +250,7 @@ fn owned_rule(
 ) -> Result<Value, RouteError> {
     let source = &rules(route)[managed.rule];
     let mut rule: Map<String, Value> = source.as_object().cloned().unwrap_or_default();
-    let name = owned_rule_name(header_route, j, services.rollout);
+    let name = owned_rule_name(header_route, j, services);
     if name.len() > 253 {
         return Err(RouteError::NameTooLong { route: label(route), name });
     }
@@ -288,9 +297,7 @@ pub fn check_capacity(route: &Value, services: Services<'_>, exposure: &Exposure
     let managed = managed_rules(route, services);
     let others: Vec<&Value> = rules(route)
         .iter()
-        .filter(|r| {
-            r.get("name").and_then(Value::as_str).is_none_or(|n| owned_by(n, services.rollout).is_none())
-        })
+        .filter(|r| r.get("name").and_then(Value::as_str).is_none_or(|n| owned_by(n, services).is_none()))
         .collect();
     let header_routes = exposure.header_routes.len();
     let count = others.len() + header_routes * managed.len();
@@ -325,11 +332,14 @@ pub fn check_capacity(route: &Value, services: Services<'_>, exposure: &Exposure
 /// exactly what Bellwether would build from the managed rules; `None` when they are not.
 fn exposure(route: &Value, services: Services<'_>) -> Option<Exposure> {
     let managed = managed_rules(route, services);
+    if !stray_mirrors(route, &managed, services).is_empty() {
+        return None;
+    }
     let ns = namespace(route);
     let mut owned: BTreeMap<&str, Vec<(usize, usize)>> = BTreeMap::new();
     for (index, rule) in rules(route).iter().enumerate() {
         let Some(name) = rule.get("name").and_then(Value::as_str) else { continue };
-        if let Some((header_route, j)) = owned_by(name, services.rollout) {
+        if let Some((header_route, j)) = owned_by(name, services) {
             owned.entry(header_route).or_default().push((j, index));
         }
     }
@@ -374,18 +384,16 @@ fn exposure(route: &Value, services: Services<'_>) -> Option<Exposure> {
     Some(Exposure { header_routes, mirror: first })
 }
 
-/// Why a parent refused the route's current generation, from its `Accepted` or `ResolvedRefs`
-/// condition.
-fn refusal(conditions: &[Value], generation: i64) -> Option<String> {
-    ["Accepted", "ResolvedRefs"].iter().find_map(|kind| {
-        let condition = conditions.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?;
-        let text = |key: &str| condition.get(key).and_then(Value::as_str).unwrap_or_default();
-        let current = condition.get("observedGeneration").and_then(Value::as_i64).unwrap_or(0) >= generation;
-        (current && text("status") == "False").then(|| {
-            let message = text("message");
-            let message = if message.is_empty() { String::new() } else { format!(": {message}") };
-            format!("{kind}=False, {}{message}", text("reason"))
-        })
+/// What a parent's condition of `kind` says against the route's current generation, when it is
+/// `status` for it: `Accepted=False, UnsupportedValue: <message>`.
+fn condition_against(conditions: &[Value], generation: i64, kind: &str, status: &str) -> Option<String> {
+    let condition = conditions.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?;
+    let text = |key: &str| condition.get(key).and_then(Value::as_str).unwrap_or_default();
+    let current = condition.get("observedGeneration").and_then(Value::as_i64).unwrap_or(0) >= generation;
+    (current && text("status") == status).then(|| {
+        let message = text("message");
+        let message = if message.is_empty() { String::new() } else { format!(": {message}") };
+        format!("{kind}={status}, {}{message}", text("reason"))
     })
 }
 
@@ -420,7 +428,9 @@ pub fn route_state(name: String, route: &Value, services: Services<'_>) -> Route
                     .and_then(|c| c.get("observedGeneration"))
                     .and_then(Value::as_i64)
                     .unwrap_or(0),
-                refusal: refusal(conditions, generation),
+                refusal: condition_against(conditions, generation, "Accepted", "False"),
+                partial: condition_against(conditions, generation, "ResolvedRefs", "False")
+                    .or_else(|| condition_against(conditions, generation, "PartiallyInvalid", "True")),
             }
         })
         .collect();
@@ -437,13 +447,14 @@ pub fn traffic_patch(
     traffic: &Traffic,
 ) -> Result<Option<Value>, RouteError> {
     let managed = managed_rules(route, services);
+    let strays = stray_mirrors(route, &managed, services);
     let owns_rules = rules(route)
         .iter()
         .filter_map(|rule| rule.get("name").and_then(Value::as_str))
-        .any(|name| owned_by(name, services.rollout).is_some());
-    // Without a managed rule there are no weights to set, but rules this Rollout added are still
-    // removed: left behind, they would send their requests to the canary Service for good.
-    if managed.is_empty() && !owns_rules {
+        .any(|name| owned_by(name, services).is_some());
+    // Without a managed rule there are no weights to set, but the rules and mirrors this Rollout
+    // added are still removed: left behind, they would send requests to the canary Service for good.
+    if managed.is_empty() && !owns_rules && strays.is_empty() {
         return Err(RouteError::Unmanaged {
             route: label(route),
             stable: services.stable.into(),
@@ -470,10 +481,31 @@ pub fn traffic_patch(
             ops.push(json!({"op": "test", "path": format!("{path}/name"), "value": service}));
             ops.push(json!({"op": "add", "path": format!("{path}/weight"), "value": wanted}));
         }
-        mirror_ops(route, m, services, traffic.exposure.mirror, &mut ops);
+        let wanted = traffic.exposure.mirror.map(|p| (p, mirror_filter(route, m, p)));
+        mirror_ops(route, m.rule, wanted, services, &mut ops);
+    }
+    for rule in strays {
+        mirror_ops(route, rule, None, services, &mut ops);
     }
     header_route_ops(route, &managed, services, &traffic.exposure, &mut ops)?;
     Ok((ops.len() > 1).then_some(Value::Array(ops)))
+}
+
+/// The rules other than the managed ones and Bellwether's own that mirror to the canary Service:
+/// a rule that stopped being managed (its canary backendRef removed) keeps the mirror Bellwether
+/// put on it, and only Bellwether mirrors to the canary Service.
+fn stray_mirrors(route: &Value, managed: &[ManagedRule], services: Services<'_>) -> Vec<usize> {
+    let ns = namespace(route);
+    rules(route)
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !managed.iter().any(|m| m.rule == *i))
+        .filter(|(_, rule)| {
+            rule.get("name").and_then(Value::as_str).is_none_or(|n| owned_by(n, services).is_none())
+        })
+        .filter(|(_, rule)| list(rule, "filters").iter().any(|f| is_canary_mirror(f, services, ns)))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The mirror filter to the canary Service of `managed`'s canary backendRef, copying `percent`.
@@ -491,13 +523,13 @@ fn mirror_filter(route: &Value, managed: &ManagedRule, percent: i32) -> Value {
 /// Ops that leave exactly one canary mirror copying `percent` on a managed rule, or none.
 fn mirror_ops(
     route: &Value,
-    managed: &ManagedRule,
+    rule_index: usize,
+    wanted: Option<(i32, Value)>,
     services: Services<'_>,
-    percent: Option<i32>,
     ops: &mut Vec<Value>,
 ) {
     let ns = namespace(route);
-    let rule = &rules(route)[managed.rule];
+    let rule = &rules(route)[rule_index];
     let filters = list(rule, "filters");
     let ours: Vec<usize> = filters
         .iter()
@@ -505,28 +537,27 @@ fn mirror_ops(
         .filter(|(_, f)| is_canary_mirror(f, services, ns))
         .map(|(i, _)| i)
         .collect();
-    let keep = match percent {
-        Some(p) => ours.iter().copied().find(|i| mirror_percent(&filters[*i]) == Some(p)),
+    let keep = match &wanted {
+        Some((p, _)) => ours.iter().copied().find(|i| mirror_percent(&filters[*i]) == Some(*p)),
         None => None,
     };
-    let base = format!("/spec/rules/{}/filters", managed.rule);
+    let base = format!("/spec/rules/{rule_index}/filters");
     let doomed: Vec<usize> = ours.iter().copied().filter(|i| Some(*i) != keep).collect();
     let remaining = filters.len() - doomed.len();
+    let emptied = !doomed.is_empty() && remaining == 0;
     for i in doomed.into_iter().rev() {
         ops.push(json!({"op": "test", "path": format!("{base}/{i}/type"), "value": MIRROR}));
         ops.push(json!({"op": "test", "path": format!("{base}/{i}/requestMirror/backendRef/name"), "value": services.canary}));
         ops.push(json!({"op": "remove", "path": format!("{base}/{i}")}));
     }
-    if let (Some(p), None) = (percent, keep) {
-        let filter = mirror_filter(route, managed, p);
-        if rule.get("filters").is_some() {
+    match (wanted, keep) {
+        (Some((_, filter)), None) if rule.get("filters").is_some() => {
             ops.push(json!({"op": "add", "path": format!("{base}/-"), "value": filter}));
-        } else {
-            ops.push(json!({"op": "add", "path": base, "value": [filter]}));
         }
-    } else if remaining == 0 && !filters.is_empty() && rule.get("filters").is_some() {
-        // An empty list is what no filters were: leave none behind.
-        ops.push(json!({"op": "remove", "path": base}));
+        (Some((_, filter)), None) => ops.push(json!({"op": "add", "path": base, "value": [filter]})),
+        // Bellwether's mirrors were all the filters there were: leave none behind.
+        (None, _) if emptied => ops.push(json!({"op": "remove", "path": base})),
+        _ => {}
     }
 }
 
@@ -549,7 +580,7 @@ fn header_route_ops(
     let mut doomed = Vec::new();
     for (index, rule) in rules(route).iter().enumerate() {
         let Some(name) = rule.get("name").and_then(Value::as_str) else { continue };
-        if owned_by(name, services.rollout).is_none() {
+        if owned_by(name, services).is_none() {
             continue;
         }
         let same = wanted.iter().position(|w| normalized(w) == normalized(rule));

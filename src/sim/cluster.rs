@@ -38,6 +38,7 @@ impl Cluster {
                     accepted: true,
                     observed_generation: 1,
                     refusal: None,
+                    partial: None,
                 }],
             }],
             ..Observation::default()

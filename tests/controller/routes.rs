@@ -5,7 +5,7 @@ use bellwether::engine::{RouteWeights, Traffic};
 use serde_json::{Value, json};
 
 const SERVICES: Services<'static> =
-    Services { rollout: "checkout", stable: "checkout-stable", canary: "checkout-canary" };
+    Services { rollout: "checkout", namespace: "shop", stable: "checkout-stable", canary: "checkout-canary" };
 
 /// The example route, as the API server returns it.
 fn example() -> Value {

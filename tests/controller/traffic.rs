@@ -9,7 +9,7 @@ use bellwether_testkit::gateway_crds;
 use serde_json::{Value, json};
 
 const SERVICES: Services<'static> =
-    Services { rollout: "checkout", stable: "checkout-stable", canary: "checkout-canary" };
+    Services { rollout: "checkout", namespace: "shop", stable: "checkout-stable", canary: "checkout-canary" };
 
 fn http_route() -> Value {
     json!({
@@ -83,7 +83,7 @@ fn a_header_route_adds_a_named_copy_of_the_managed_rule_that_only_the_canary_ser
         json!([
             {"op": "test", "path": "/metadata/resourceVersion", "value": "41"},
             {"op": "add", "path": "/spec/rules/-", "value": {
-                "name": "testers-0.checkout.bellwether.dev",
+                "name": "testers-0.checkout.shop.bellwether.dev",
                 "matches": [{"path": {"type": "PathPrefix", "value": "/api"}, "method": "GET",
                              "headers": [{"name": "X-Canary", "type": "Exact", "value": "always"}]}],
                 "filters": [{"type": "RequestHeaderModifier",
@@ -104,7 +104,7 @@ fn a_grpc_route_keeps_its_method_match_in_the_copy() {
     let wanted = traffic(0, &[("testers", vec![header("x-canary", "1")])], Some(20));
     let route = patched(&grpc_route(), &wanted);
     let owned = &route["spec"]["rules"][1];
-    assert_eq!(owned["name"], "testers-0.checkout.bellwether.dev");
+    assert_eq!(owned["name"], "testers-0.checkout.shop.bellwether.dev");
     assert_eq!(
         owned["matches"],
         json!([{"method": {"service": "shop.Checkout", "method": "Pay"},
@@ -181,11 +181,18 @@ fn the_defaults_an_api_server_fills_in_do_not_read_as_a_change() {
 fn another_rollouts_rules_are_not_taken_for_this_ones() {
     let mut route = http_route();
     route["spec"]["rules"].as_array_mut().unwrap().push(json!({
-        "name": "testers-0.shop.checkout.bellwether.dev",
+        "name": "testers-0.shop.checkout.shop.bellwether.dev",
         "matches": [{"headers": [{"name": "X-Canary", "value": "1"}]}],
         "backendRefs": [{"name": "checkout-canary", "port": 80}]
     }));
-    // Rollout `shop.checkout` added it; Rollout `checkout` has nothing in force and leaves it be.
+    // Nor is the rule of Rollout `checkout` of another namespace, which shares the route.
+    route["spec"]["rules"].as_array_mut().unwrap().push(json!({
+        "name": "testers-0.checkout.payments.bellwether.dev",
+        "matches": [{"headers": [{"name": "X-Canary", "value": "1"}]}],
+        "backendRefs": [{"name": "checkout-canary", "port": 80}]
+    }));
+    // Rollout `shop.checkout` added the first, `payments/checkout` the second; Rollout
+    // `shop/checkout` has nothing in force and leaves both be.
     assert_eq!(state(&route).exposure, Some(Exposure::default()));
     assert_eq!(traffic_patch(&route, SERVICES, &Traffic::split(0)).unwrap(), None);
 }
@@ -221,6 +228,30 @@ fn a_route_whose_managed_rule_is_gone_still_loses_the_rules_bellwether_added() {
 }
 
 #[test]
+fn a_mirror_left_on_a_rule_that_is_no_longer_managed_is_removed() {
+    let route = patched(&http_route(), &traffic(0, &[], Some(10)));
+    let mut unmanaged = route.clone();
+    // Someone takes the canary out of the rule mid-canary: the mirror Bellwether put there stays.
+    unmanaged["spec"]["rules"][0]["backendRefs"] = json!([{"name": "checkout-stable", "port": 80}]);
+    assert_eq!(state(&unmanaged).weights, None);
+    let cleaned = patched(&unmanaged, &Traffic::split(0));
+    assert_eq!(cleaned["spec"]["rules"][0]["filters"], http_route()["spec"]["rules"][0]["filters"]);
+    assert!(matches!(
+        traffic_patch(&cleaned, SERVICES, &Traffic::split(0)),
+        Err(RouteError::Unmanaged { .. })
+    ));
+    // On a route that is still managed elsewhere, it reads as a change, and goes.
+    let mut both = route.clone();
+    let mut second = both["spec"]["rules"][0].clone();
+    second["backendRefs"] = json!([{"name": "checkout-stable", "port": 80}]);
+    both["spec"]["rules"].as_array_mut().unwrap().push(second);
+    both["spec"]["rules"][0]["filters"].as_array_mut().unwrap().pop();
+    assert_eq!(state(&both).exposure, None);
+    let fixed = patched(&both, &Traffic::split(0));
+    assert_eq!(state(&fixed).exposure, Some(Exposure::default()));
+}
+
+#[test]
 fn a_parent_that_refuses_the_current_generation_says_why() {
     let mut route = http_route();
     route["status"] = json!({"parents": [
@@ -246,9 +277,34 @@ fn a_parent_that_refuses_the_current_generation_says_why() {
     route["status"]["parents"][0]["conditions"][1]["status"] = json!("False");
     route["status"]["parents"][0]["conditions"][1]["reason"] = json!("BackendNotFound");
     route["status"]["parents"][0]["conditions"][1]["observedGeneration"] = json!(4);
+    // An unresolved backend, or a rule the Gateway dropped, may be Bellwether's: it holds traffic
+    // that exposes the canary, not a move back to stable, which may not depend on it.
     let seen = route_state("r".into(), &route, SERVICES);
-    assert!(!seen.accepted(), "an unresolved backend is not accepted traffic");
-    assert_eq!(seen.parents[0].refusal.as_deref(), Some("ResolvedRefs=False, BackendNotFound"));
+    assert_eq!(seen.parents[0].partial.as_deref(), Some("ResolvedRefs=False, BackendNotFound"));
+    assert!(seen.accepted() && seen.carries(&Traffic::split(0)));
+    let mut exposing = route.clone();
+    exposing["spec"]["rules"][0]["backendRefs"][1]["weight"] = json!(10);
+    exposing["spec"]["rules"][0]["backendRefs"][0]["weight"] = json!(90);
+    let seen = route_state("r".into(), &exposing, SERVICES);
+    assert!(!seen.carries(&Traffic::split(10)), "the canary's backend may be the one not resolved");
+    assert_eq!(
+        seen.lag(&Traffic::split(10)),
+        "r: gateway/shop/public refused it: ResolvedRefs=False, BackendNotFound"
+    );
+    route["status"]["parents"][0]["conditions"][1]["status"] = json!("True");
+    route["status"]["parents"][0]["conditions"].as_array_mut().unwrap().push(json!({
+        "type": "PartiallyInvalid", "status": "True", "reason": "UnsupportedValue", "observedGeneration": 4,
+        "message": "RegularExpression header matches are not supported", "lastTransitionTime": "2026-01-01T00:00:00Z"
+    }));
+    let header =
+        HeaderMatch { name: "Cookie".into(), type_: HeaderMatchType::RegularExpression, value: "c=1".into() };
+    let wanted = traffic(0, &[("testers", vec![header])], None);
+    let mut route = patched(&route, &wanted);
+    // The Gateway has seen this generation: it dropped the rule with the regular expression.
+    route["metadata"]["generation"] = json!(4);
+    let seen = route_state("r".into(), &route, SERVICES);
+    assert!(seen.shows(&wanted) && !seen.carries(&wanted), "a rule the Gateway dropped is not carried");
+    assert!(seen.lag(&wanted).contains("PartiallyInvalid=True, UnsupportedValue: RegularExpression"));
 }
 
 #[test]
@@ -263,7 +319,7 @@ fn several_managed_rules_get_a_copy_each_and_all_must_be_there() {
     let both = patched(&route, &wanted);
     let names: Vec<&str> =
         both["spec"]["rules"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
-    assert_eq!(names, ["testers-0.checkout.bellwether.dev", "testers-1.checkout.bellwether.dev"]);
+    assert_eq!(names, ["testers-0.checkout.shop.bellwether.dev", "testers-1.checkout.shop.bellwether.dev"]);
     assert_eq!(both["spec"]["rules"][4]["matches"][0]["path"]["value"], "/pay");
     assert_eq!(state(&both).exposure, Some(wanted.exposure.clone()));
     let mut one_gone = both.clone();

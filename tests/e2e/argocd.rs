@@ -115,6 +115,7 @@ fn the_argocd_cm_snippet_embeds_the_health_check_and_ignores_what_bellwether_pat
     .expect("a route");
     let services = bellwether::controller::routes::Services {
         rollout: "web",
+        namespace: "default",
         stable: "web-stable",
         canary: "web-canary",
     };

@@ -79,7 +79,8 @@ fn grpc_rules() -> Value {
 
 /// What Bellwether should have made of `rules` (whose first rule is the managed one): canary
 /// weight `canary`, a mirror of `mirror` percent, and the header route `testers` when `header`.
-fn carrying(rules: Value, canary: i64, mirror: Option<i64>, header: bool) -> Value {
+/// `header` is the Rollout's namespace when its header route is in force.
+fn carrying(rules: Value, canary: i64, mirror: Option<i64>, header: Option<&str>) -> Value {
     let mut rules = rules.as_array().cloned().expect("rules are a list");
     let managed = &mut rules[0];
     managed["backendRefs"][0]["weight"] = json!(100 - canary);
@@ -95,17 +96,17 @@ fn carrying(rules: Value, canary: i64, mirror: Option<i64>, header: bool) -> Val
             None => managed["filters"] = json!([filter]),
         }
     }
-    if header {
-        rules.push(owned_rule(&source));
+    if let Some(namespace) = header {
+        rules.push(owned_rule(&source, namespace));
     }
     Value::Array(rules)
 }
 
 /// The header route's rule beside `managed`: its matches with the header matches added, its
 /// filters (not the mirror) and timeouts, and the canary as its only backend, of weight 1.
-fn owned_rule(managed: &Value) -> Value {
+fn owned_rule(managed: &Value, namespace: &str) -> Value {
     let mut rule = managed.clone();
-    rule["name"] = json!(format!("testers-0.{ROLLOUT}.bellwether.dev"));
+    rule["name"] = json!(format!("testers-0.{ROLLOUT}.{namespace}.bellwether.dev"));
     for m in rule["matches"].as_array_mut().expect("matches") {
         m["headers"] = testers_matches();
     }
@@ -265,8 +266,8 @@ async fn header_route_then_mirror_then_weight_on_both_routes_and_promotion_remov
 
     // Step 1: the header route, a rule of Bellwether's on each route; no weight, no mirror.
     let at_header = paused_at(&cluster, 1).await;
-    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 0, None, true));
-    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 0, None, true));
+    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 0, None, Some(&cluster.namespace)));
+    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 0, None, Some(&cluster.namespace)));
     assert_eq!(
         exposure_of(&at_header),
         ExposureStatus { header_routes: vec!["testers".into()], mirror: None }
@@ -277,14 +278,14 @@ async fn header_route_then_mirror_then_weight_on_both_routes_and_promotion_remov
     assert_eq!(grpc[1]["matches"][0]["method"], json!({"service": "shop.Cart", "method": "Checkout"}));
     assert_eq!(grpc[1]["backendRefs"], json!([{"name": CANARY, "port": 80, "weight": 1}]));
     let http = http_now(&cluster).await;
-    assert_eq!(http[2]["name"], "testers-0.web.bellwether.dev");
+    assert_eq!(http[2]["name"], format!("testers-0.web.{}.bellwether.dev", cluster.namespace));
     assert_eq!(http[2]["timeouts"], json!({"request": "10s"}));
 
     // Step 3: the mirror joins it, on the managed rules only; the header rules do not copy it.
     request(&cluster, "promote-1", "promote").await;
     let at_mirror = paused_at(&cluster, 3).await;
-    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 0, Some(20), true));
-    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 0, Some(20), true));
+    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 0, Some(20), Some(&cluster.namespace)));
+    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 0, Some(20), Some(&cluster.namespace)));
     assert_eq!(
         exposure_of(&at_mirror),
         ExposureStatus { header_routes: vec!["testers".into()], mirror: shadow(20) }
@@ -294,8 +295,8 @@ async fn header_route_then_mirror_then_weight_on_both_routes_and_promotion_remov
     // Step 5: 10% by weight besides.
     request(&cluster, "promote-2", "promote").await;
     let at_weight = paused_at(&cluster, 5).await;
-    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 10, Some(20), true));
-    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 10, Some(20), true));
+    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 10, Some(20), Some(&cluster.namespace)));
+    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 10, Some(20), Some(&cluster.namespace)));
     assert_eq!(
         exposure_of(&at_weight),
         ExposureStatus { header_routes: vec!["testers".into()], mirror: shadow(20) }
@@ -317,8 +318,8 @@ async fn an_abort_mid_mirror_removes_header_rules_and_mirrors_with_the_weight() 
     paused_at(&cluster, 1).await;
     request(&cluster, "promote-1", "promote").await;
     paused_at(&cluster, 3).await;
-    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 0, Some(20), true));
-    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 0, Some(20), true));
+    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 0, Some(20), Some(&cluster.namespace)));
+    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 0, Some(20), Some(&cluster.namespace)));
 
     request(&cluster, "abort-1", "abort").await;
     let aborted = cluster
@@ -334,6 +335,31 @@ async fn an_abort_mid_mirror_removes_header_rules_and_mirrors_with_the_weight() 
     let aborted = cluster.rollouts().get(ROLLOUT).await.expect("the Rollout");
     assert_eq!(exposure_of(&aborted), ExposureStatus::default());
     assert_eq!(routes_of(&aborted), ready_routes(&cluster, 0, &[], None));
+    controller.stop().await;
+}
+
+/// One route deleted (the first the spec lists) does not keep the canary's traffic on the others:
+/// the abort's move back to stable goes on past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_with_one_route_deleted_still_clears_the_other() {
+    let (cluster, controller, _) = canary_started("traffic-deleted-route", staged_steps()).await;
+    paused_at(&cluster, 1).await;
+    request(&cluster, "promote-1", "promote").await;
+    paused_at(&cluster, 3).await;
+    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 0, Some(20), Some(&cluster.namespace)));
+
+    cluster.routes().delete(HTTP, &DeleteParams::default()).await.expect("deleting the HTTPRoute");
+    request(&cluster, "abort-1", "abort").await;
+    cluster
+        .rollout_until("the abort", |r| {
+            r.status.as_ref().is_some_and(|s| s.phase == Some(RolloutPhase::Degraded))
+        })
+        .await;
+    let expected = grpc_rules();
+    eventually("the GRPCRoute back as written", || async {
+        (grpc_now(&cluster).await == expected).then_some(())
+    })
+    .await;
     controller.stop().await;
 }
 
@@ -384,8 +410,8 @@ async fn a_route_its_gateway_refuses_holds_the_step_and_an_abort_still_clears_bo
     refused[0].message = Some(why.clone());
     assert_eq!(routes_of(&held), refused);
     assert_eq!(refused[1].name, http_name);
-    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 10, None, true));
-    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 10, None, true));
+    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 10, None, Some(&cluster.namespace)));
+    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 10, None, Some(&cluster.namespace)));
 
     // An abort moves both back, the refused route's header rule removed too.
     request(&cluster, "abort-1", "abort").await;
@@ -413,7 +439,7 @@ async fn a_users_edit_of_their_rules_is_kept_and_an_edit_of_bellwethers_rule_is_
     ]);
     let (cluster, controller, canary) = canary_started("traffic-edits", steps).await;
     paused_at(&cluster, 1).await;
-    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 0, None, true));
+    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 0, None, Some(&cluster.namespace)));
 
     // Another field manager moves the unmanaged rule to /assets and adds a rule of its own after
     // Bellwether's.
@@ -436,14 +462,15 @@ async fn a_users_edit_of_their_rules_is_kept_and_an_edit_of_bellwethers_rule_is_
     request(&cluster, "promote-1", "promote").await;
     paused_at(&cluster, 3).await;
     // Bellwether's rule was appended before the user's new one, which comes after it.
-    let mut expected = carrying(edited.clone(), 10, None, true).as_array().cloned().unwrap();
+    let mut expected =
+        carrying(edited.clone(), 10, None, Some(&cluster.namespace)).as_array().cloned().unwrap();
     expected.push(docs.clone());
     assert_eq!(http_now(&cluster).await, Value::Array(expected));
-    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 10, None, true));
+    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 10, None, Some(&cluster.namespace)));
 
     // Someone changes the header value in Bellwether's rule: it is put back as the step wants
     // (removed and appended again, so now last).
-    let owned = format!("testers-0.{ROLLOUT}.bellwether.dev");
+    let owned = format!("testers-0.{ROLLOUT}.{}.bellwether.dev", cluster.namespace);
     let tamper = json!([
         {"op": "test", "path": "/spec/rules/2/name", "value": owned},
         {"op": "replace", "path": "/spec/rules/2/matches/0/headers/0/value", "value": "never"},
@@ -460,9 +487,9 @@ async fn a_users_edit_of_their_rules_is_kept_and_an_edit_of_bellwethers_rule_is_
         (!tampered && rules.as_array()?.len() == 4).then_some(())
     })
     .await;
-    let mut restored = carrying(edited.clone(), 10, None, false).as_array().cloned().unwrap();
+    let mut restored = carrying(edited.clone(), 10, None, None).as_array().cloned().unwrap();
     restored.push(docs.clone());
-    restored.push(owned_rule(&carrying(edited.clone(), 10, None, false)[0]));
+    restored.push(owned_rule(&carrying(edited.clone(), 10, None, None)[0], &cluster.namespace));
     assert_eq!(http_now(&cluster).await, Value::Array(restored));
     let back = paused_at(&cluster, 3).await;
     assert_eq!(routes_of(&back), ready_routes(&cluster, 10, &["testers"], None));
@@ -486,8 +513,8 @@ async fn a_rollout_deleted_mid_header_route_leaves_both_routes_as_the_user_wrote
     ]);
     let (cluster, controller, _) = canary_started("traffic-deleted", steps).await;
     paused_at(&cluster, 2).await;
-    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 0, Some(20), true));
-    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 0, Some(20), true));
+    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 0, Some(20), Some(&cluster.namespace)));
+    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 0, Some(20), Some(&cluster.namespace)));
 
     cluster.rollouts().delete(ROLLOUT, &DeleteParams::default()).await.expect("deleting the Rollout");
     eventually("the deleted Rollout to go", || async {

@@ -108,6 +108,11 @@ impl Traffic {
     pub fn split(canary: i32) -> Self {
         Self { weights: RouteWeights { canary, stable: 100 - canary }, exposure: Exposure::default() }
     }
+
+    /// Whether any request reaches the canary: weight, a header route or a mirror.
+    pub fn exposes(&self) -> bool {
+        self.weights.canary > 0 || !self.exposure.is_empty()
+    }
 }
 
 impl Default for RouteWeights {
@@ -122,15 +127,24 @@ pub struct ParentState {
     pub name: String,
     pub accepted: bool,
     pub observed_generation: i64,
-    /// Why the parent refused the route, from an `Accepted` or `ResolvedRefs` condition that is
-    /// `False` for the route's current generation: `Accepted: UnsupportedValue: ...`.
+    /// Why the parent refused the route's current generation: its `Accepted` condition is
+    /// `False` (`Accepted=False, NotAllowedByListeners: ...`). None of the route is in force.
     pub refusal: Option<String>,
+    /// Why part of the route's current generation may not be in force: `ResolvedRefs` is `False`
+    /// (a backend it cannot use) or `PartiallyInvalid` is `True` (a rule it dropped, such as one
+    /// with a header match it does not support). It holds only traffic that exposes the canary:
+    /// the part may be Bellwether's rule, or a rule of someone else's that a move back to stable
+    /// does not depend on.
+    pub partial: Option<String>,
 }
 
 impl RouteState {
-    /// Whether the route carries `traffic` and every parent accepted this generation of it.
+    /// Whether the route carries `traffic` and every parent accepted this generation of it (all of
+    /// it, when `traffic` exposes the canary).
     pub fn carries(&self, traffic: &Traffic) -> bool {
-        self.shows(traffic) && self.accepted()
+        self.shows(traffic)
+            && self.accepted()
+            && (!traffic.exposes() || self.parents.iter().all(|p| p.partial.is_none()))
     }
 
     /// Whether the route's spec shows `traffic`, accepted or not.
@@ -166,10 +180,14 @@ impl RouteState {
             (_, Some(e)) if *e != traffic.exposure => format!("{} has {}", self.name, e.describe()),
             _ if self.parents.is_empty() => format!("{} has no parent Gateway status yet", self.name),
             _ => {
+                let exposes = traffic.exposes();
                 let refused: Vec<String> = self
                     .parents
                     .iter()
-                    .filter_map(|p| p.refusal.as_ref().map(|why| format!("{} refused it: {why}", p.name)))
+                    .filter_map(|p| {
+                        let why = p.refusal.as_ref().or(p.partial.as_ref().filter(|_| exposes))?;
+                        Some(format!("{} refused it: {why}", p.name))
+                    })
                     .collect();
                 if !refused.is_empty() {
                     return format!("{}: {}", self.name, refused.join("; "));

@@ -1,7 +1,7 @@
 //! What the caches keep of an HTTPRoute or a GRPCRoute: the fields decisions and route patches
 //! read, under their Gateway API names, so that the cached copy serializes to the JSON
 //! [`crate::controller::routes`] reads. Everything else (hostnames, parentRefs, managed fields,
-//! conditions other than `Accepted` and `ResolvedRefs`) is skipped while the watch event is read:
+//! conditions other than `Accepted`, `ResolvedRefs` and `PartiallyInvalid`) is skipped while the watch event is read:
 //! kept as generic JSON, a route took about 8 KiB of memory.
 
 use kube::Resource;
@@ -58,7 +58,8 @@ pub struct Status {
 pub struct Parent {
     #[serde(default)]
     pub parent_ref: ParentRef,
-    /// Only `Accepted` and `ResolvedRefs` are kept ([`CachedRoute::keep_acceptance`]).
+    /// Only `Accepted`, `ResolvedRefs` and `PartiallyInvalid` are kept
+    /// ([`CachedRoute::keep_acceptance`]).
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }

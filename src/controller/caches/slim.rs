@@ -232,7 +232,12 @@ mod tests {
         let mut cached: CachedRoute = serde_json::from_value(full.clone()).unwrap();
         cached.slim();
         let cached = serde_json::to_value(&cached).unwrap();
-        let services = Services { rollout: "checkout", stable: "checkout-stable", canary: "checkout-canary" };
+        let services = Services {
+            rollout: "checkout",
+            namespace: "shop",
+            stable: "checkout-stable",
+            canary: "checkout-canary",
+        };
         assert_eq!(route_state("r".into(), &cached, services), route_state("r".into(), &full, services));
         for traffic in [Traffic::split(50), Traffic::split(20)] {
             assert_eq!(

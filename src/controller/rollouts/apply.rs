@@ -6,7 +6,7 @@
 
 use super::Context;
 use super::build::{analysis_run, service_selector_patch, terminate_patch};
-use super::fetch::{Fetched, RouteKind};
+use super::fetch::{Fetched, FetchedRoute, RouteKind};
 use crate::api::{AnalysisRun, Rollout};
 use crate::controller::acting::Permit;
 use crate::controller::caches::expectations::{Kind, OWN_WRITE_PATIENCE, Target, Wanted};
@@ -14,7 +14,7 @@ use crate::controller::caches::{newer_than, target, written};
 use crate::controller::error::{Error, is_already_exists, is_not_found};
 use crate::controller::replica_sets::{replica_set, replica_set_name, replicas_patch};
 use crate::controller::requests::{Malformed, REQUEST_PREFIX, removal_patch};
-use crate::controller::routes::{Services, traffic_patch};
+use crate::controller::routes::{RouteError, Services, traffic_patch};
 use crate::engine::{Action, Prepared, ServiceRole, Traffic};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
@@ -85,7 +85,8 @@ async fn apply_one(
     match action {
         Action::SetTraffic(traffic) => {
             let services = Services {
-                rollout: &rollout.name_any(),
+                rollout: &name,
+                namespace: &namespace,
                 stable: &canary.stable_service,
                 canary: &canary.canary_service,
             };
@@ -265,9 +266,13 @@ pub(super) async fn scale_workload(ctx: &Context, rollout: &Rollout, replicas: i
 
 /// Patches every managed route that does not carry `traffic` yet. Each patch is guarded by the
 /// route's resourceVersion, so a route changed since the fetch fails the pass instead of being
-/// overwritten; the next pass waits for the cache to show the newer copy. A route refused stops
-/// the list there: the routes before it carry the new traffic, the rest the old, and the next
-/// decision (an abort included) is made from what each one shows.
+/// overwritten; the next pass waits for the cache to show the newer copy.
+///
+/// Traffic that exposes the canary stops at the first route that fails: the routes before it carry
+/// the new traffic, the rest the old, and the status says which. Traffic that exposes nothing (an
+/// abort, a promotion, a canary being replaced) goes on past a failed route to every other one, so
+/// that one deleted or broken route does not keep the canary's traffic on the rest; a missing or
+/// no longer managed route carries none of it and is passed over.
 pub async fn set_traffic(
     ctx: &Context,
     permit: &Permit,
@@ -276,52 +281,69 @@ pub async fn set_traffic(
     services: Services<'_>,
     traffic: &Traffic,
 ) -> Result<(), Error> {
+    let mut first_error = None;
     for route in &fetched.routes {
-        let Some(object) = &route.object else {
-            return Err(Error::Missing {
-                kind: route.kind.kind(),
-                namespace: route.namespace.clone(),
-                name: route.name.clone(),
-            });
-        };
-        let Some(patch) = traffic_patch(object, services, traffic)? else { continue };
-        // traffic_patch builds only `test`, `add` and `remove` ops with string paths: always a
-        // valid patch.
-        let patch = Patch::<()>::Json(serde_json::from_value(patch).expect("a valid JSON patch"));
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &route.namespace, &route.kind.api_resource());
-        let action = format!(
-            "setting canary={} stable={} ({}) on {} {}/{}",
-            traffic.weights.canary,
-            traffic.weights.stable,
-            traffic.exposure.describe(),
-            route.kind.kind(),
-            route.namespace,
-            route.name
-        );
-        let kind = match route.kind {
-            RouteKind::Http => Kind::HttpRoute,
-            RouteKind::Grpc => Kind::GrpcRoute,
-        };
-        permit.check()?;
-        match api.patch(&route.name, &route_patch_params(), &patch).await {
-            Ok(stored) => wrote(ctx, rollout, kind, &stored, true),
-            Err(e) if is_not_found(&e) => {
-                return Err(Error::Missing {
-                    kind: route.kind.kind(),
-                    namespace: route.namespace.clone(),
-                    name: route.name.clone(),
-                });
+        match patch_route(ctx, permit, rollout, route, services, traffic).await {
+            Ok(()) => {}
+            Err(Error::Missing { .. } | Error::Route(RouteError::Unmanaged { .. })) if !traffic.exposes() => {
             }
-            Err(e) => {
-                let target = Target { kind, namespace: route.namespace.clone(), name: route.name.clone() };
-                let version = object.pointer("/metadata/resourceVersion").and_then(serde_json::Value::as_str);
-                let newer = Wanted::NewerThan { version: version.unwrap_or_default().to_string() };
-                return Err(Error::guarded(action, e).refused_for(target, newer));
+            Err(error) if traffic.exposes() => return Err(error),
+            Err(error) => {
+                first_error.get_or_insert(error);
             }
         }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Patches one route to carry `traffic`, when it does not yet.
+async fn patch_route(
+    ctx: &Context,
+    permit: &Permit,
+    rollout: &Rollout,
+    route: &FetchedRoute,
+    services: Services<'_>,
+    traffic: &Traffic,
+) -> Result<(), Error> {
+    let missing = || Error::Missing {
+        kind: route.kind.kind(),
+        namespace: route.namespace.clone(),
+        name: route.name.clone(),
+    };
+    let Some(object) = &route.object else { return Err(missing()) };
+    let Some(patch) = traffic_patch(object, services, traffic)? else { return Ok(()) };
+    // traffic_patch builds only `test`, `add` and `remove` ops with string paths: always a valid
+    // patch.
+    let patch = Patch::<()>::Json(serde_json::from_value(patch).expect("a valid JSON patch"));
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &route.namespace, &route.kind.api_resource());
+    let action = format!(
+        "setting canary={} stable={} ({}) on {} {}/{}",
+        traffic.weights.canary,
+        traffic.weights.stable,
+        traffic.exposure.describe(),
+        route.kind.kind(),
+        route.namespace,
+        route.name
+    );
+    let kind = match route.kind {
+        RouteKind::Http => Kind::HttpRoute,
+        RouteKind::Grpc => Kind::GrpcRoute,
+    };
+    permit.check()?;
+    match api.patch(&route.name, &route_patch_params(), &patch).await {
+        Ok(stored) => {
+            wrote(ctx, rollout, kind, &stored, true);
+            Ok(())
+        }
+        Err(e) if is_not_found(&e) => Err(missing()),
+        Err(e) => {
+            let target = Target { kind, namespace: route.namespace.clone(), name: route.name.clone() };
+            let version = object.pointer("/metadata/resourceVersion").and_then(serde_json::Value::as_str);
+            let newer = Wanted::NewerThan { version: version.unwrap_or_default().to_string() };
+            Err(Error::guarded(action, e).refused_for(target, newer))
+        }
+    }
 }
 
 #[cfg(test)]

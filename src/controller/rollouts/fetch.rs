@@ -90,8 +90,12 @@ pub fn fetch(caches: &Caches, rollout: &Rollout, clock: Clock) -> Fetched {
     let runs: Vec<Arc<AnalysisRun>> = caches.runs_of(&namespace, &name);
 
     let canary = &rollout.spec.strategy.canary;
-    let services =
-        Services { rollout: &name, stable: &canary.stable_service, canary: &canary.canary_service };
+    let services = Services {
+        rollout: &name,
+        namespace: &namespace,
+        stable: &canary.stable_service,
+        canary: &canary.canary_service,
+    };
     let routes: Vec<FetchedRoute> = route_refs(rollout)
         .into_iter()
         .map(|(kind, route_namespace, route_name)| {

@@ -31,7 +31,7 @@ use super::caches::expectations::{Kind, OWN_WRITE_PATIENCE, REFUSED_WRITE_PATIEN
 use super::caches::{newer_than, target, written};
 use super::error::Error;
 use crate::api::Rollout;
-use crate::controller::routes::{RouteError, Services, traffic_patch};
+use crate::controller::routes::Services;
 use crate::engine::{Input, Traffic, decide_prepared};
 use chrono::Utc;
 use kube::ResourceExt;
@@ -180,23 +180,22 @@ async fn pass(
     Ok(Action::requeue(wake.max(Duration::from_millis(100))))
 }
 
-/// Sends every managed route back to stable. Routes that are gone, or no longer reference both
-/// Services, carry no canary traffic of this Rollout and are left alone.
+/// Sends every managed route back to stable and removes the header routes and mirrors this
+/// Rollout added, first: a `workloadRef`'s hand-back may then wait for the Deployment's pods while
+/// stable serves everything. Routes that are gone, or no longer reference both Services and carry
+/// nothing this Rollout added, carry none of its canary's traffic and are left alone.
 async fn cleanup(ctx: &Context, permit: &Permit, rollout: &Rollout) -> Result<Action, Error> {
-    workload::hand_back(ctx, permit, rollout).await?;
     let fetched = fetch::fetch(&ctx.caches, rollout, ctx.clock());
     let canary = &rollout.spec.strategy.canary;
-    let name = rollout.name_any();
-    let services =
-        Services { rollout: &name, stable: &canary.stable_service, canary: &canary.canary_service };
-    let stable = Traffic::default();
-    let mut present = fetched;
-    present.routes.retain(|route| {
-        route.object.as_ref().is_some_and(|object| {
-            !matches!(traffic_patch(object, services, &stable), Err(RouteError::Unmanaged { .. }))
-        })
-    });
-    apply::set_traffic(ctx, permit, rollout, &present, services, &stable).await?;
+    let (name, namespace) = (rollout.name_any(), rollout.namespace().unwrap_or_default());
+    let services = Services {
+        rollout: &name,
+        namespace: &namespace,
+        stable: &canary.stable_service,
+        canary: &canary.canary_service,
+    };
+    apply::set_traffic(ctx, permit, rollout, &fetched, services, &Traffic::default()).await?;
+    workload::hand_back(ctx, permit, rollout).await?;
     report::deleted(ctx, rollout);
     ctx.caches.forget_rollout(rollout);
     ctx.plans.forget(rollout);
