@@ -229,3 +229,24 @@ fn failure_semantics_become_hysteresis() {
     assert_eq!(metrics[1]["interval"], "1m", "measured at the analysis interval");
     assert!(metrics[1]["provider"]["prometheus"]["query"].as_str().is_some_and(|q| q.contains("[30s]")));
 }
+
+/// Argo's header routes and mirrors, read from the output: a prefix becomes an anchored, escaped
+/// regular expression; a mirror without a percentage mirrors every request; removals keep only the name.
+#[test]
+fn header_routes_and_mirrors_keep_their_meaning() {
+    let output = plugin(&["convert", "-f", &format!("{FIXTURES}/good/argo/traffic-steps.yaml")], None);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rollout: serde_json::Value = serde_yaml::from_str(&text(&output.stdout)).expect("YAML");
+    let steps = &rollout["spec"]["strategy"]["canary"]["steps"];
+    assert_eq!(steps[0]["setMirrorRoute"], serde_json::json!({"name": "shadow", "percent": 20}));
+    assert_eq!(steps[2]["setMirrorRoute"], serde_json::json!({"name": "shadow"}));
+    assert_eq!(steps[3]["setHeaderRoute"]["headers"][0]["type"], "Exact");
+    let beta = &steps[4]["setHeaderRoute"]["headers"];
+    assert_eq!(
+        beta[0],
+        serde_json::json!({"name": "X-Version", "type": "RegularExpression", "value": r"^2\.0 \(beta\).*"})
+    );
+    assert_eq!(beta[1]["value"], r#"(^|;\s*)canary="1"(;|$)"#);
+    assert_eq!(steps[6]["setHeaderRoute"], serde_json::json!({"name": "testers"}));
+    assert_eq!(steps[7]["setMirrorRoute"], serde_json::json!({"name": "shadow", "percent": 100}));
+}

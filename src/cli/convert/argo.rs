@@ -48,8 +48,6 @@ const STEP_UNSUPPORTED: &[Unsupported] = &[
         "setCanaryScale",
         "Bellwether scales the canary to its traffic weight and has no step that scales it otherwise",
     ),
-    ("setHeaderRoute", "Bellwether routes by weight only, not by header"),
-    ("setMirrorRoute", "Bellwether does not mirror traffic"),
 ];
 
 const ROUTER_UNSUPPORTED: &str = "Bellwether shifts traffic with Gateway API routes only; move the route to an HTTPRoute managed by the Gateway API plugin first";
@@ -722,8 +720,8 @@ fn canary(src: &mut Source, ctx: &Context) -> Option<Map> {
     if src.has(&at("scaleDownDelayRevisionLimit")) {
         src.note("scaleDownDelayRevisionLimit is dropped: Bellwether scales each old revision down after its own delay.");
     }
-    let routing = traffic_routing(src);
-    let steps = steps(src, ctx);
+    let (routing, traffic) = traffic_routing(src);
+    let steps = steps(src, ctx, &traffic);
     let background =
         src.has(&at("analysis")).then(|| background(src, steps.as_ref().map_or(0, Vec::len), ctx));
     let scale_down = src.integer(&at("scaleDownDelaySeconds"), 0, i64::from(i32::MAX));
@@ -750,8 +748,30 @@ fn canary(src: &mut Source, ctx: &Context) -> Option<Map> {
     )
 }
 
-fn traffic_routing(src: &mut Source) -> Option<Map> {
-    const ROUTING: &str = "spec.strategy.canary.trafficRouting";
+/// What the Rollout's routing says about the routes its header-route and mirror steps add.
+#[derive(Default)]
+struct RouteTraffic {
+    /// The names of `trafficRouting.managedRoutes`, when it is given.
+    managed: Option<Vec<String>>,
+    /// Each route the plugin names: where, its name, and whether Argo added header routes to it
+    /// (`httpRoute`/`grpcRoute` always; an item of `httpRoutes`/`grpcRoutes` with
+    /// `useHeaderRoutes: true`).
+    routes: Vec<(String, String, bool)>,
+    /// Whether `useHeaderRoutes` is written anywhere.
+    use_header_routes: bool,
+    /// The GRPCRoutes, which Argo's plugin does not mirror.
+    grpc: Vec<String>,
+}
+
+const ROUTING: &str = "spec.strategy.canary.trafficRouting";
+
+fn traffic_routing(src: &mut Source) -> (Option<Map>, RouteTraffic) {
+    let mut traffic = RouteTraffic::default();
+    let routing = routes(src, &mut traffic);
+    (routing, traffic)
+}
+
+fn routes(src: &mut Source, traffic: &mut RouteTraffic) -> Option<Map> {
     if !src.has(ROUTING) {
         src.refuse(
             "spec.strategy.canary",
@@ -763,10 +783,19 @@ fn traffic_routing(src: &mut Source) -> Option<Map> {
     let routers = ["istio", "nginx", "alb", "smi", "ambassador", "appMesh", "traefik", "apisix"];
     let unsupported: Vec<Unsupported> = routers.iter().map(|r| (*r, ROUTER_UNSUPPORTED)).collect();
     src.only(ROUTING, &["plugins", "managedRoutes", "maxTrafficWeight"], &unsupported);
-    if src.has(&format!("{ROUTING}.managedRoutes")) {
+    let managed = format!("{ROUTING}.managedRoutes");
+    if src.has(&managed) {
+        let mut names = Vec::new();
+        for i in 0..src.items(&managed) {
+            let item = format!("{managed}[{i}]");
+            src.only(&item, &["name"], &[]);
+            names.extend(src.required_string(&format!("{item}.name")));
+        }
+        traffic.managed = Some(names);
         src.note(
-            "managedRoutes is dropped: those are the routes of setHeaderRoute and setMirrorRoute steps, which \
-             Bellwether does not have.",
+            "managedRoutes is dropped: it names the routes of setHeaderRoute and setMirrorRoute steps, which Argo \
+             removed at the end of a rollout and on an abort; Bellwether names the rules and the mirror it adds for \
+             this Rollout itself, and removes them at promotion, on an abort and when the Rollout is deleted.",
         );
     }
     if let Some(max) = src.integer(&format!("{ROUTING}.maxTrafficWeight"), 0, i64::from(i32::MAX))
@@ -832,15 +861,22 @@ fn traffic_routing(src: &mut Source) -> Option<Map> {
     {
         let mut names = Vec::new();
         if let Some(name) = src.string(&format!("{plugin}.{single}")) {
+            // The plugin adds header routes to the route it is given alone.
+            traffic.routes.push((format!("{plugin}.{single}"), name.clone(), true));
             names.push(name);
         }
         for i in 0..src.items(&format!("{plugin}.{list}")) {
             let item = format!("{plugin}.{list}[{i}]");
             src.only(&item, &["name", "useHeaderRoutes"], &[]);
-            if src.has(&format!("{item}.useHeaderRoutes")) {
-                src.note("useHeaderRoutes is dropped: Bellwether routes by weight only.");
+            traffic.use_header_routes |= src.has(&format!("{item}.useHeaderRoutes"));
+            let header_routes = src.boolean(&format!("{item}.useHeaderRoutes")).unwrap_or(false);
+            if let Some(name) = src.required_string(&format!("{item}.name")) {
+                traffic.routes.push((item, name.clone(), header_routes));
+                names.push(name);
             }
-            names.extend(src.required_string(&format!("{item}.name")));
+        }
+        if key == "grpcRoutes" {
+            traffic.grpc.clone_from(&names);
         }
         let refs: Vec<Yaml> = names
             .into_iter()
@@ -857,19 +893,27 @@ fn traffic_routing(src: &mut Source) -> Option<Map> {
     Some(routing)
 }
 
-fn steps(src: &mut Source, ctx: &Context) -> Option<Vec<Yaml>> {
+fn steps(src: &mut Source, ctx: &Context, traffic: &RouteTraffic) -> Option<Vec<Yaml>> {
     const STEPS: &str = "spec.strategy.canary.steps";
     let count = src.items(STEPS);
     if count == 0 {
         src.refuse(STEPS, "lists no steps: Bellwether's canary needs at least one");
     }
+    let mut in_force = InForce::default();
     let steps: Vec<Option<Yaml>> = (0..count)
         .map(|i| {
             let field = format!("{STEPS}[{i}]");
-            src.only(&field, &["setWeight", "pause", "analysis"], STEP_UNSUPPORTED);
+            src.only(
+                &field,
+                &["setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute"],
+                STEP_UNSUPPORTED,
+            );
             let kinds = src.keys(&field);
             if kinds.len() != 1 {
-                src.refuse(&field, "must be exactly one of setWeight, pause or analysis");
+                src.refuse(
+                    &field,
+                    "must be exactly one of setWeight, pause, analysis, setHeaderRoute or setMirrorRoute",
+                );
                 return None;
             }
             match kinds[0].as_str() {
@@ -881,11 +925,392 @@ fn steps(src: &mut Source, ctx: &Context) -> Option<Vec<Yaml>> {
                 }
                 "analysis" => analysis(src, &format!("{field}.analysis"), true, ctx)
                     .map(|analysis| Map::new().set("analysis", analysis).into()),
+                "setHeaderRoute" => {
+                    header_route(src, &format!("{field}.setHeaderRoute"), i, traffic, &mut in_force)
+                        .map(|route| Map::new().set("setHeaderRoute", route).into())
+                }
+                "setMirrorRoute" => {
+                    mirror_route(src, &format!("{field}.setMirrorRoute"), i, traffic, &mut in_force)
+                        .map(|mirror| Map::new().set("setMirrorRoute", mirror).into())
+                }
                 _ => None,
             }
         })
         .collect();
+    note_route_steps(src, traffic, &in_force);
     steps.into_iter().collect()
+}
+
+/// Bellwether's limit on header routes in force at once (crates/engine's `MAX_HEADER_ROUTES`).
+const MAX_HEADER_ROUTES: usize = 4;
+/// Bellwether's limit on the headers of one header route.
+const MAX_HEADERS: usize = 8;
+/// Gateway API's limit on a header match's value.
+const MAX_HEADER_VALUE: usize = 4096;
+
+/// The header routes and the mirror that the steps read so far put in force, as Bellwether
+/// counts them.
+#[derive(Default)]
+struct InForce {
+    /// Each header route in force, with the step that added it.
+    header_routes: BTreeMap<String, usize>,
+    /// The mirror in force, with the step that added it.
+    mirror: Option<(String, usize)>,
+    header_routes_added: bool,
+    mirror_added: bool,
+}
+
+/// The `name` of a header-route or mirror step: one Bellwether can name route rules with, and
+/// one Argo removed at the end of a rollout.
+fn route_step_name(src: &mut Source, field: &str, traffic: &RouteTraffic) -> Option<String> {
+    let at = format!("{field}.name");
+    let name = src.required_string(&at)?;
+    let label = name.len() <= 40
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !label {
+        src.refuse(
+            &at,
+            format!(
+                "{name:?} is not a DNS label of at most 40 characters (lower-case letters, digits and -), which \
+                 Bellwether names the route rules it adds with: rename it"
+            ),
+        );
+        return None;
+    }
+    if !traffic.managed.as_ref().is_some_and(|managed| managed.contains(&name)) {
+        src.refuse(
+            &at,
+            format!(
+                "{name:?} is not listed in {ROUTING}.managedRoutes: Argo refuses these steps without managedRoutes, \
+                 and removes at the end of a rollout only the routes listed there, where Bellwether removes every \
+                 header route and the mirror at promotion: list it"
+            ),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+/// A character no HTTP header value carries: a control character other than a tab.
+fn has_control(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && c != '\t')
+}
+
+/// `text` as a regular expression that matches it literally, in RE2's and PCRE's syntax alike.
+fn regex_literal(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// An Argo `setHeaderRoute`: with `match`, a header route Bellwether adds; without, its removal.
+fn header_route(
+    src: &mut Source,
+    field: &str,
+    step: usize,
+    traffic: &RouteTraffic,
+    in_force: &mut InForce,
+) -> Option<Map> {
+    src.only(field, &["name", "match"], &[]);
+    let name = route_step_name(src, field, traffic);
+    let matches = format!("{field}.match");
+    if !src.has(&matches) {
+        let name = name?;
+        if in_force.header_routes.remove(&name).is_none() {
+            src.refuse(
+                &format!("{field}.name"),
+                format!(
+                    "removes header route {name:?}, which no earlier step added: Argo ignored that, Bellwether \
+                     refuses it; leave the step out"
+                ),
+            );
+            return None;
+        }
+        return Some(Map::new().set("name", name));
+    }
+    // In force from here on even when refused, so that its removal is not refused too.
+    if let Some(name) = &name {
+        if let Some(earlier) = in_force.header_routes.get(name) {
+            src.refuse(
+                &format!("{field}.name"),
+                format!(
+                    "header route {name:?} is still in force from steps[{earlier}]: Argo's plugin added a second \
+                     rule beside the first, Bellwether would replace it; remove it in a step before this one"
+                ),
+            );
+        }
+        in_force.header_routes.insert(name.clone(), step);
+        in_force.header_routes_added = true;
+        if in_force.header_routes.len() > MAX_HEADER_ROUTES {
+            src.refuse(
+                &format!("{field}.name"),
+                format!(
+                    "{} header routes would be in force at once ({}); Bellwether allows at most \
+                     {MAX_HEADER_ROUTES}: remove one in an earlier step",
+                    in_force.header_routes.len(),
+                    in_force.header_routes.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
+    let count = src.items(&matches);
+    if count == 0 {
+        if matches!(src.at(&matches), Some(Value::Array(_))) {
+            src.refuse(
+                &matches,
+                "is empty: list the headers a request must carry, or leave match out to remove the header route",
+            );
+        }
+        return None;
+    }
+    if count > MAX_HEADERS {
+        src.refuse(
+            &matches,
+            format!("matches {count} headers; a Bellwether header route matches at most {MAX_HEADERS}"),
+        );
+        return None;
+    }
+    let mut headers = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for i in 0..count {
+        let item = format!("{matches}[{i}]");
+        src.only(&item, &["headerName", "headerValue"], &[]);
+        let header_at = format!("{item}.headerName");
+        let header = src.required_string(&header_at).filter(|header| {
+            let token = header.len() <= 256
+                && header.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                src.refuse(&header_at, format!("{header:?} is not an HTTP header name"));
+            } else if seen.iter().any(|s| s.eq_ignore_ascii_case(header)) {
+                src.refuse(&header_at, format!("{header:?} is matched twice"));
+            }
+            token
+        });
+        if let Some(header) = &header {
+            seen.push(header.clone());
+        }
+        let value_at = format!("{item}.headerValue");
+        if !src.has(&value_at) {
+            src.refuse(&value_at, "is required");
+            continue;
+        }
+        src.only(&value_at, &["exact", "regex", "prefix"], &[]);
+        let kinds = src.keys(&value_at);
+        if kinds.len() != 1 {
+            if !kinds.is_empty() || matches!(src.at(&value_at), Some(Value::Object(_))) {
+                src.refuse(&value_at, "must have exactly one of exact, regex or prefix");
+            }
+            continue;
+        }
+        let kind = kinds[0].as_str();
+        let kind_at = format!("{value_at}.{kind}");
+        let Some(text) = src.required_string(&kind_at) else { continue };
+        if has_control(&text) {
+            src.refuse(
+                &kind_at,
+                format!(
+                    "{text:?} holds a control character (a line break?), which no HTTP header value carries"
+                ),
+            );
+            continue;
+        }
+        let (type_, value) = match kind {
+            "exact" => ("Exact", text),
+            "regex" => ("RegularExpression", text),
+            _ => {
+                let regex = format!("^{}.*", regex_literal(&text));
+                src.note(format!(
+                    "steps[{step}], setHeaderRoute {}: the prefix {text:?} of header {} is matched as the regular \
+                     expression {regex} here; Argo's Gateway API plugin wrote the prefix followed by .* as it was, \
+                     without escaping or anchoring it. The Gateway chooses how it matches regular expressions (see \
+                     docs/traffic.md).",
+                    name.as_deref().unwrap_or_default(),
+                    header.as_deref().unwrap_or_default(),
+                ));
+                ("RegularExpression", regex)
+            }
+        };
+        if value.len() > MAX_HEADER_VALUE {
+            src.refuse(
+                &kind_at,
+                format!("is longer than the {MAX_HEADER_VALUE} characters of a Gateway API header match"),
+            );
+            continue;
+        }
+        if let Some(header) = header {
+            headers.push(Yaml::from(Map::new().set("name", header).set("type", type_).set("value", value)));
+        }
+    }
+    let name = name?;
+    (headers.len() == count).then(|| Map::new().set("name", name).set("headers", headers))
+}
+
+/// An Argo `setMirrorRoute`: with `match`, Bellwether's mirror of every request when the match
+/// lets every request through; without, its removal.
+fn mirror_route(
+    src: &mut Source,
+    field: &str,
+    step: usize,
+    traffic: &RouteTraffic,
+    in_force: &mut InForce,
+) -> Option<Map> {
+    src.only(field, &["name", "match", "percentage"], &[]);
+    let name = route_step_name(src, field, traffic);
+    let matches = format!("{field}.match");
+    let percentage_at = format!("{field}.percentage");
+    if !src.has(&matches) {
+        if src.has(&percentage_at) {
+            src.refuse(
+                &percentage_at,
+                "is given without match: Argo removes the mirror route when match is missing, so this step mirrored \
+                 nothing; leave percentage out to remove the mirror, or give a match to mirror",
+            );
+            return None;
+        }
+        let name = name?;
+        match &in_force.mirror {
+            Some((active, _)) if *active == name => in_force.mirror = None,
+            _ => {
+                src.refuse(
+                    &format!("{field}.name"),
+                    format!(
+                        "removes mirror {name:?}, which no earlier step added: Argo ignored that, Bellwether refuses \
+                         it; leave the step out"
+                    ),
+                );
+                return None;
+            }
+        }
+        return Some(Map::new().set("name", name));
+    }
+    let percent = mirror_percent(src, &percentage_at);
+    let every = mirror_matches_every(src, &matches);
+    let name = name?;
+    if let Some((active, earlier)) = &in_force.mirror
+        && *active != name
+    {
+        src.refuse(
+            &format!("{field}.name"),
+            format!(
+                "mirror {active:?} is still in force from steps[{earlier}]: Bellwether has one mirror at a time; \
+                 remove it in a step before this one"
+            ),
+        );
+        return None;
+    }
+    // In force from here on even when refused, so that its removal is not refused too.
+    in_force.mirror = Some((name.clone(), step));
+    in_force.mirror_added = true;
+    let (percent, every) = (percent?, every?);
+    if !every {
+        src.refuse(
+            &matches,
+            "mirrors only the requests it matches (by method, path or header); Bellwether mirrors every request of \
+             the managed route rules: to convert it, match every request (match: [{path: {prefix: /}}]) or write \
+             the mirror step by hand",
+        );
+        return None;
+    }
+    if !traffic.grpc.is_empty() {
+        src.refuse(
+            field,
+            format!(
+                "Argo's Gateway API plugin mirrors HTTPRoutes only, where Bellwether mirrors on every route it \
+                 manages, GRPCRoute {} included",
+                traffic.grpc.join(", ")
+            ),
+        );
+        return None;
+    }
+    if percent.is_none() {
+        src.note(format!(
+            "steps[{step}], setMirrorRoute {name}: no percentage, so Argo mirrored every matched request (Gateway \
+             API's default); Bellwether's percent is written out as 100."
+        ));
+    }
+    Some(Map::new().set("name", name).set("percent", percent.unwrap_or(100)))
+}
+
+/// A mirror's `percentage`: none when it is not given, `None` when it is refused.
+fn mirror_percent(src: &mut Source, field: &str) -> Option<Option<i64>> {
+    let refusal = match src.at(field) {
+        None => return Some(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(p) if (1..=100).contains(&p) => return Some(Some(p)),
+            Some(0) => {
+                "0 mirrors no request; Bellwether's percent is 1 to 100: leave the step out".to_string()
+            }
+            Some(p) => format!("{p} is outside 1..=100"),
+            None => format!("{n} is not a whole number from 1 to 100"),
+        },
+        Some(Value::String(text)) => format!("must be a whole number from 1 to 100, not {text:?}"),
+        Some(_) => "must be a whole number from 1 to 100, not a list or a mapping".to_string(),
+    };
+    src.refuse(field, refusal);
+    None
+}
+
+/// Whether a mirror's `match` lets every request through: an item with no condition, or with only
+/// the path prefix `/`. `None` when it is refused.
+fn mirror_matches_every(src: &mut Source, matches: &str) -> Option<bool> {
+    let count = src.items(matches);
+    if count == 0 {
+        if matches!(src.at(matches), Some(Value::Array(_))) {
+            src.refuse(matches, "is empty: give a match to mirror, or leave match out to remove the mirror");
+        }
+        return None;
+    }
+    let mut every = false;
+    for i in 0..count {
+        let item = format!("{matches}[{i}]");
+        src.only(&item, &["method", "path", "headers"], &[]);
+        let root_prefix = src.keys(&format!("{item}.path")) == ["prefix"]
+            && src.at(&format!("{item}.path.prefix")) == Some(&Value::from("/"));
+        let headers = src.keys(&format!("{item}.headers"));
+        every |= !src.has(&format!("{item}.method"))
+            && headers.is_empty()
+            && (!src.has(&format!("{item}.path")) || root_prefix);
+    }
+    Some(every)
+}
+
+/// What the header-route and mirror steps mean now, and where Argo's routes took header routes
+/// that Bellwether's would not.
+fn note_route_steps(src: &mut Source, traffic: &RouteTraffic, in_force: &InForce) {
+    let plain: Vec<&(String, String, bool)> = traffic.routes.iter().filter(|(_, _, takes)| !takes).collect();
+    if in_force.header_routes_added {
+        for (field, name, _) in &plain {
+            src.refuse(
+                field,
+                format!(
+                    "route {name:?} has no useHeaderRoutes: true, so Argo added no header routes to it; Bellwether \
+                     adds the header routes of setHeaderRoute steps to every route it manages: set useHeaderRoutes: \
+                     true if that is what was meant"
+                ),
+            );
+        }
+        src.note(
+            "Header routes: Bellwether adds each to every route it manages, as Argo's plugin did to the routes that \
+             take header routes; a request must carry every header of one, as with the plugin. Argo removed the \
+             managed routes at the end of a rollout and on an abort; Bellwether removes header routes and the mirror \
+             at promotion and on an abort.",
+        );
+    } else if traffic.use_header_routes {
+        src.note("useHeaderRoutes is dropped: no setHeaderRoute step adds a header route.");
+    }
+    if in_force.mirror_added {
+        src.note(
+            "Mirror: its match lets every request through, so Bellwether mirrors every request of each managed route \
+             rule to the canary, at its percent, and drops the copies' answers, as Argo did.",
+        );
+    }
 }
 
 fn pause(src: &mut Source, field: &str) -> Option<Map> {

@@ -98,12 +98,12 @@ impl<'d> Source<'d> {
         if !self.has(field) {
             self.refuse(field, "is required");
         }
-        self.string(field).filter(|text| !text.is_empty()).or_else(|| {
-            if self.has(field) {
-                self.refuse(field, "must not be empty");
-            }
-            None
-        })
+        let text = self.string(field)?;
+        if text.is_empty() {
+            self.refuse(field, "must not be empty");
+            return None;
+        }
+        Some(text)
     }
 
     pub fn boolean(&mut self, field: &str) -> Option<bool> {
