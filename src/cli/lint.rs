@@ -406,13 +406,8 @@ impl Linter {
         }
 
         let rollout_name = rollout.metadata.name.clone().unwrap_or_default();
-        let services = Services {
-            rollout: &rollout_name,
-            // Applied with `kubectl apply -n`, a Rollout without one is in the namespace given then.
-            namespace: namespace.unwrap_or("default"),
-            stable: &canary.stable_service,
-            canary: &canary.canary_service,
-        };
+        // Applied with `kubectl apply -n`, a Rollout without one is in the namespace given then.
+        let services = Services::of(&rollout, &rollout_name, namespace.unwrap_or("default"));
         let routing = &canary.traffic_routing.gateway_api;
         let routes = routing
             .http_routes

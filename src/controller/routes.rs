@@ -17,6 +17,7 @@
 //!   Gateway API v1.4), which says whose it is.
 //! - **mirror filters**: a `RequestMirror` filter to the canary Service on each managed rule.
 
+use crate::api::Rollout;
 use crate::engine::{Exposure, ParentState, RouteState, RouteWeights, Traffic};
 use bellwether_api::{HeaderMatch, HeaderMatchType};
 use serde_json::{Map, Value, json};
@@ -30,6 +31,14 @@ pub struct Services<'a> {
     pub namespace: &'a str,
     pub stable: &'a str,
     pub canary: &'a str,
+}
+
+impl<'a> Services<'a> {
+    /// Those of `rollout`, whose name and namespace are `name` and `namespace`.
+    pub fn of(rollout: &'a Rollout, name: &'a str, namespace: &'a str) -> Self {
+        let canary = &rollout.spec.strategy.canary;
+        Self { rollout: name, namespace, stable: &canary.stable_service, canary: &canary.canary_service }
+    }
 }
 
 /// Why a route cannot be patched.

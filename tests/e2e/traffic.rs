@@ -338,6 +338,39 @@ async fn an_abort_mid_mirror_removes_header_rules_and_mirrors_with_the_weight() 
     controller.stop().await;
 }
 
+/// A route taken out of the spec mid-canary is given back as it was written: nothing else would
+/// remove the header route and the mirror it carries, nor its canary weight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_dropped_from_the_spec_mid_canary_is_given_back() {
+    let (cluster, controller, _) = canary_started("traffic-dropped-route", staged_steps()).await;
+    paused_at(&cluster, 1).await;
+    request(&cluster, "promote-1", "promote").await;
+    paused_at(&cluster, 3).await;
+    assert_eq!(grpc_now(&cluster).await, carrying(grpc_rules(), 0, Some(20), Some(&cluster.namespace)));
+
+    let drop =
+        json!({"spec": {"strategy": {"canary": {"trafficRouting": {"gatewayAPI": {"grpcRoutes": null}}}}}});
+    cluster
+        .rollouts()
+        .patch(ROLLOUT, &PatchParams::default(), &Patch::Merge(&drop))
+        .await
+        .expect("dropping the GRPCRoute from the spec");
+    let expected = grpc_rules();
+    eventually("the GRPCRoute back as written", || async {
+        (grpc_now(&cluster).await == expected).then_some(())
+    })
+    .await;
+    let (_, http_name) = route_names(&cluster);
+    let rollout = cluster
+        .rollout_until("the status to forget the GRPCRoute", |r| {
+            r.status.as_ref().is_some_and(|s| s.routes.len() == 1 && s.routes[0].name == http_name)
+        })
+        .await;
+    assert_eq!(rollout.status.and_then(|s| s.current_step_index), Some(3), "the canary goes on");
+    assert_eq!(http_now(&cluster).await, carrying(http_rules(), 0, Some(20), Some(&cluster.namespace)));
+    controller.stop().await;
+}
+
 /// One route deleted (the first the spec lists) does not keep the canary's traffic on the others:
 /// the abort's move back to stable goes on past it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,12 +84,7 @@ async fn apply_one(
     let canary = &rollout.spec.strategy.canary;
     match action {
         Action::SetTraffic(traffic) => {
-            let services = Services {
-                rollout: &name,
-                namespace: &namespace,
-                stable: &canary.stable_service,
-                canary: &canary.canary_service,
-            };
+            let services = Services::of(rollout, &name, &namespace);
             set_traffic(ctx, permit, rollout, fetched, services, traffic).await
         }
         Action::PointService { role, revision } => {
@@ -294,6 +289,26 @@ pub async fn set_traffic(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Takes the canary's traffic off the routes the spec no longer names: all weight to stable, and
+/// no header route or mirror of this Rollout's. Done before the status forgets them, so a route
+/// that refuses is tried again at the next pass.
+pub async fn release_dropped_routes(
+    ctx: &Context,
+    permit: &Permit,
+    rollout: &Rollout,
+    fetched: &Fetched,
+) -> Result<(), Error> {
+    let (name, namespace) = (rollout.name_any(), rollout.namespace().unwrap_or_default());
+    let services = Services::of(rollout, &name, &namespace);
+    for route in &fetched.dropped_routes {
+        match patch_route(ctx, permit, rollout, route, services, &Traffic::default()).await {
+            Ok(()) | Err(Error::Missing { .. } | Error::Route(RouteError::Unmanaged { .. })) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Patches one route to carry `traffic`, when it does not yet.

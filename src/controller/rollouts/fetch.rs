@@ -47,6 +47,9 @@ pub struct FetchedRoute {
 pub struct Fetched {
     pub observation: Observation,
     pub routes: Vec<FetchedRoute>,
+    /// Routes the status last reported that the spec no longer names, as cached: they may still
+    /// carry the canary's weight, header routes or mirror, which nothing else would remove.
+    pub dropped_routes: Vec<FetchedRoute>,
     /// The ReplicaSets owned by the Rollout: which revisions have one, and their UIDs.
     pub replica_sets: Vec<Arc<CachedReplicaSet>>,
     /// Request annotations that cannot be read.
@@ -59,6 +62,17 @@ pub struct Fetched {
     pub template_versions: Vec<(TemplateRef, Option<String>)>,
     /// The resourceVersion of the `workloadRef`'s Deployment, read with `observation.workload`.
     pub workload_version: Option<String>,
+}
+
+/// A route as `status.routes` names it, `HTTPRoute/namespace/name`.
+fn route_ref(label: &str) -> Option<(RouteKind, String, String)> {
+    let mut parts = label.splitn(3, '/');
+    let kind = match parts.next()? {
+        "HTTPRoute" => RouteKind::Http,
+        "GRPCRoute" => RouteKind::Grpc,
+        _ => return None,
+    };
+    Some((kind, parts.next()?.to_string(), parts.next()?.to_string()))
 }
 
 /// Every managed route of `rollout`, in the order its spec lists them, with their namespaces.
@@ -89,22 +103,19 @@ pub fn fetch(caches: &Caches, rollout: &Rollout, clock: Clock) -> Fetched {
     // it does not believe one that takes the name of a run it wants.
     let runs: Vec<Arc<AnalysisRun>> = caches.runs_of(&namespace, &name);
 
-    let canary = &rollout.spec.strategy.canary;
-    let services = Services {
-        rollout: &name,
-        namespace: &namespace,
-        stable: &canary.stable_service,
-        canary: &canary.canary_service,
+    let services = Services::of(rollout, &name, &namespace);
+    let cached = |(kind, route_namespace, route_name): (RouteKind, String, String)| {
+        let object = caches
+            .route(kind, &route_namespace, &route_name)
+            .map(|route| serde_json::to_value(route.as_ref()).unwrap_or_default());
+        FetchedRoute { kind, namespace: route_namespace, name: route_name, object }
     };
-    let routes: Vec<FetchedRoute> = route_refs(rollout)
-        .into_iter()
-        .map(|(kind, route_namespace, route_name)| {
-            let object = caches
-                .route(kind, &route_namespace, &route_name)
-                .map(|route| serde_json::to_value(route.as_ref()).unwrap_or_default());
-            FetchedRoute { kind, namespace: route_namespace, name: route_name, object }
-        })
-        .collect();
+    let named = route_refs(rollout);
+    let reported = rollout.status.iter().flat_map(|s| &s.routes).filter_map(|r| route_ref(&r.name));
+    let dropped: Vec<_> = reported.filter(|r| !named.contains(r)).collect();
+    let routes: Vec<FetchedRoute> = named.into_iter().map(cached).collect();
+    let dropped_routes: Vec<FetchedRoute> =
+        dropped.into_iter().map(cached).filter(|route| route.object.is_some()).collect();
 
     let (requests, malformed_requests) = requests(rollout.annotations());
     // The runs the Rollout waits for are judged again from their measurements; the others have
@@ -165,6 +176,7 @@ pub fn fetch(caches: &Caches, rollout: &Rollout, clock: Clock) -> Fetched {
     Fetched {
         observation,
         routes,
+        dropped_routes,
         replica_sets,
         malformed_requests,
         run_uids,

@@ -148,6 +148,7 @@ async fn pass(
     if !decision.actions.is_empty() {
         tracing::debug!(rollout = %format!("{namespace}/{name}"), actions = ?decision.actions, "carrying out");
     }
+    apply::release_dropped_routes(ctx, permit, rollout, &fetched).await?;
     if decision.status != status {
         let mut updated = rollout.clone();
         updated.status = Some(decision.status.clone());
@@ -186,15 +187,10 @@ async fn pass(
 /// nothing this Rollout added, carry none of its canary's traffic and are left alone.
 async fn cleanup(ctx: &Context, permit: &Permit, rollout: &Rollout) -> Result<Action, Error> {
     let fetched = fetch::fetch(&ctx.caches, rollout, ctx.clock());
-    let canary = &rollout.spec.strategy.canary;
     let (name, namespace) = (rollout.name_any(), rollout.namespace().unwrap_or_default());
-    let services = Services {
-        rollout: &name,
-        namespace: &namespace,
-        stable: &canary.stable_service,
-        canary: &canary.canary_service,
-    };
+    let services = Services::of(rollout, &name, &namespace);
     apply::set_traffic(ctx, permit, rollout, &fetched, services, &Traffic::default()).await?;
+    apply::release_dropped_routes(ctx, permit, rollout, &fetched).await?;
     workload::hand_back(ctx, permit, rollout).await?;
     report::deleted(ctx, rollout);
     ctx.caches.forget_rollout(rollout);
