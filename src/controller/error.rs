@@ -64,11 +64,14 @@ impl Error {
         }
     }
 
-    /// Wraps the error of a patch guarded by `test` ops: a failed guard (422) is a stale read too,
-    /// like a 409.
+    /// Wraps the error of a patch guarded by `test` ops: a failed guard (422 without causes) is a
+    /// stale read too, like a 409. A 422 that names fields is the object refused as patched (a
+    /// schema or CEL rule), which a new read does not change.
     pub fn guarded(action: impl Into<String>, source: kube::Error) -> Self {
         match &source {
-            kube::Error::Api(status) if status.code == 422 => {
+            kube::Error::Api(status)
+                if status.code == 422 && status.details.as_ref().is_none_or(|d| d.causes.is_empty()) =>
+            {
                 Self::Conflict { action: action.into(), stale: None }
             }
             _ => Self::kube(action, source),

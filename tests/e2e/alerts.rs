@@ -19,9 +19,8 @@ use bellwether::controller::requests::REQUEST_PREFIX;
 use bellwether::server::Metrics;
 use bellwether::server::alerts::{Credentials, Limits, PATH, serve_alerts};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -95,11 +94,6 @@ async fn canary_at(cluster: &Cluster, weight: i32, phase: RolloutPhase) -> Rollo
             })
         })
         .await
-}
-
-async fn events(cluster: &Cluster, reason: &str) -> Vec<String> {
-    let events = cluster.api::<Event>().list(&ListParams::default()).await.expect("listing Events");
-    events.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).filter_map(|e| e.note).collect()
 }
 
 fn request_annotations(rollout: &Rollout) -> Vec<String> {
@@ -194,7 +188,7 @@ async fn a_firing_alert_through_alertmanager_aborts_a_progressing_canary() {
             && abort.message.contains("http://prometheus.example/graph")
     );
     let aborted = eventually("the abort Event", || async {
-        events(&cluster, "RolloutAborted").await.into_iter().find(|note| note.contains("CheckoutSLOBurn"))
+        cluster.event_notes("RolloutAborted").await.into_iter().find(|note| note.contains("CheckoutSLOBurn"))
     })
     .await;
     assert!(aborted.contains("severity=\"page\"") && aborted.contains("g0.expr=slo_burn"), "{aborted}");
@@ -362,9 +356,10 @@ async fn beyond_the_hourly_limit_an_alert_escalates_and_the_canary_carries_on() 
 
     // The retried canary is a new request for the same alert, and the limit of one is spent.
     assert_eq!(post(&url, Some(&bearer), webhook("firing", about_web(&cluster))).await.0, 200);
-    let escalated =
-        eventually("the escalation Event", || async { events(&cluster, "AlertAbortEscalated").await.pop() })
-            .await;
+    let escalated = eventually("the escalation Event", || async {
+        cluster.event_notes("AlertAbortEscalated").await.pop()
+    })
+    .await;
     assert!(
         escalated.contains("maxAlertAbortsPerHour (1)") && escalated.contains("a person must decide"),
         "{escalated}"

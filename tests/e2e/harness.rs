@@ -218,6 +218,21 @@ impl Cluster {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
+    /// The notes of the Events of `reason` in the test's namespace.
+    pub async fn event_notes(&self, reason: &str) -> Vec<String> {
+        let events = self
+            .api::<k8s_openapi::api::events::v1::Event>()
+            .list(&kube::api::ListParams::default())
+            .await
+            .expect("listing Events");
+        events
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .filter_map(|e| e.note)
+            .collect()
+    }
+
     /// The Rollout `web` at `version` of its image, with `steps`.
     pub fn rollout(&self, version: &str, steps: Value) -> Rollout {
         // A real image, so that the suite also runs on a real cluster; version "crashloop" names a

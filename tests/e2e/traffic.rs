@@ -371,6 +371,32 @@ async fn a_route_dropped_from_the_spec_mid_canary_is_given_back() {
     controller.stop().await;
 }
 
+/// A header route the route cannot take (its managed rule already matches the header) holds the
+/// step, and the reason reaches people as a Warning Event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_route_the_route_cannot_take_is_reported_and_holds_the_step() {
+    let steps = json!([{"pause": {}}, {"setHeaderRoute": testers()}, {"pause": {}}]);
+    let (cluster, controller, _) = canary_started("traffic-header-taken", steps).await;
+    paused_at(&cluster, 0).await;
+    let taken = json!([{"op": "add", "path": "/spec/rules/0/matches/0/headers",
+                        "value": [{"name": "x-canary", "value": "no"}]}]);
+    cluster
+        .routes()
+        .patch(HTTP, &PatchParams::default(), &Patch::<()>::Json(serde_json::from_value(taken).unwrap()))
+        .await
+        .expect("the user's rule matching X-Canary");
+    request(&cluster, "promote-1", "promote").await;
+    let note = eventually("the ActionFailed Event", || async {
+        cluster.event_notes("ActionFailed").await.into_iter().find(|n| n.contains("already matches header"))
+    })
+    .await;
+    assert!(note.contains(&format!("{}/{HTTP}: rule 0 already matches header", cluster.namespace)), "{note}");
+    let rollout = cluster.rollouts().get(ROLLOUT).await.expect("the Rollout");
+    assert_eq!(rollout.status.and_then(|s| s.current_step_index), Some(1), "held at the header route");
+    assert_eq!(grpc_now(&cluster).await, grpc_rules(), "no route takes it until every one can");
+    controller.stop().await;
+}
+
 /// One route deleted (the first the spec lists) does not keep the canary's traffic on the others:
 /// the abort's move back to stable goes on past it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,6 +88,9 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
         }
         other => Error::Finalizer(other.to_string()),
     });
+    if let Err(error) = &result {
+        report::failed(&ctx, &rollout, error).await;
+    }
     match &result {
         Err(Error::Conflict { stale: Some(stale), .. }) => {
             let (target, wanted) = stale.as_ref().clone();

@@ -4,6 +4,7 @@
 
 use super::Context;
 use crate::api::{Rollout, RolloutOutcome, RolloutPhase, RolloutStatus};
+use crate::controller::error::Error;
 use crate::controller::notify::Notice;
 use crate::controller::requests::Malformed;
 use crate::engine::{Decision, EventKind};
@@ -81,6 +82,26 @@ pub async fn malformed_requests(ctx: &Context, rollout: &Rollout, malformed: &[M
         if let Err(error) = ctx.recorder.publish(&event, &reference).await {
             tracing::warn!(rollout = %rollout.name_any(), %error, "cannot record an Event");
         }
+    }
+}
+
+/// A Warning Event for a pass that failed on something a person can act on: a write the API server
+/// refused, a route that cannot carry a step, an object that is missing. Repeats of it join one
+/// Event's series. Stale reads, and waits that are not failures, are not reported.
+pub async fn failed(ctx: &Context, rollout: &Rollout, error: &Error) {
+    if !matches!(error, Error::Kube { .. } | Error::Route(_) | Error::Missing { .. } | Error::Secret { .. }) {
+        return;
+    }
+    let note = error.to_string();
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "ActionFailed".into(),
+        action: note.chars().take(MAX_ACTION).collect(),
+        note: Some(note),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
+        tracing::warn!(rollout = %rollout.name_any(), %error, "cannot record an Event");
     }
 }
 
