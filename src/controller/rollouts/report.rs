@@ -69,19 +69,9 @@ pub async fn report(ctx: &Context, rollout: &Rollout, before: &RolloutStatus, de
 /// A Warning Event for each request annotation that cannot be read; the annotation is removed
 /// after, so each is reported once.
 pub async fn malformed_requests(ctx: &Context, rollout: &Rollout, malformed: &[Malformed]) {
-    let reference = rollout.object_ref(&());
     for request in malformed {
         let note = format!("request annotation {} ignored: {}", request.key, request.reason);
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "InvalidRequest".into(),
-            action: note.chars().take(MAX_ACTION).collect(),
-            note: Some(note),
-            secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(rollout = %rollout.name_any(), %error, "cannot record an Event");
-        }
+        warn(ctx, rollout, "InvalidRequest", note).await;
     }
 }
 
@@ -92,10 +82,14 @@ pub async fn failed(ctx: &Context, rollout: &Rollout, error: &Error) {
     if !matches!(error, Error::Kube { .. } | Error::Route(_) | Error::Missing { .. } | Error::Secret { .. }) {
         return;
     }
-    let note = error.to_string();
+    warn(ctx, rollout, "ActionFailed", error.to_string()).await;
+}
+
+/// Records a Warning Event of `reason` on `rollout`; repeats join one Event's series.
+async fn warn(ctx: &Context, rollout: &Rollout, reason: &str, note: String) {
     let event = Event {
         type_: EventType::Warning,
-        reason: "ActionFailed".into(),
+        reason: reason.into(),
         action: note.chars().take(MAX_ACTION).collect(),
         note: Some(note),
         secondary: None,
