@@ -282,7 +282,11 @@ fn owned_rule(
         }
         let mut all = existing.to_vec();
         all.extend(headers.iter().map(header_json));
-        m["headers"] = Value::Array(all);
+        // The schema makes every match an object; anything else is left for the API server to
+        // refuse, rather than indexed into.
+        if let Some(fields) = m.as_object_mut() {
+            fields.insert("headers".into(), Value::Array(all));
+        }
     }
     rule.insert("matches".into(), Value::Array(matches));
     let ns = namespace(route);
@@ -294,7 +298,9 @@ fn owned_rule(
         rule.insert("filters".into(), Value::Array(filters));
     }
     let mut canary = list(source, "backendRefs")[managed.canary].clone();
-    canary["weight"] = json!(DEFAULT_WEIGHT);
+    if let Some(fields) = canary.as_object_mut() {
+        fields.insert("weight".into(), json!(DEFAULT_WEIGHT));
+    }
     rule.insert("backendRefs".into(), json!([canary]));
     Ok(Value::Object(rule))
 }
