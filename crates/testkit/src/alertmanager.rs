@@ -16,13 +16,11 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::time::Duration;
 
-use crate::prometheus::{find_binary, free_port, spawn_logged, spawn_watchdog, stop, wait_ready};
+use crate::process::{find_binary, free_port, request, spawn_logged, spawn_watchdog, stop, wait_ready};
 
 /// How many ports to try when the chosen one is taken between choosing and binding.
 const START_ATTEMPTS: usize = 3;
@@ -88,10 +86,7 @@ impl Alertmanager {
                      the Alertmanager tests need one: {INSTALL_HINT}"
                 )
             })?;
-        let dir = tempfile::Builder::new()
-            .prefix("bellwether-alertmanager-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+        let dir = crate::process::temporary_dir("alertmanager")?;
         let config = dir.path().join("alertmanager.yml");
         let data = dir.path().join("data");
         let log = dir.path().join("alertmanager.log");
@@ -165,28 +160,8 @@ impl Alertmanager {
     /// Sends one request and returns the status code and body of the answer.
     fn request(&self, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
         let addr = self.socket_address()?;
-        let failed = |e: std::io::Error| format!("{method} {path} to Alertmanager failed: {e}");
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(failed)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(failed)?;
-        stream.set_write_timeout(Some(Duration::from_secs(10))).map_err(failed)?;
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).map_err(failed)?;
-        stream.write_all(body.as_bytes()).map_err(failed)?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).map_err(failed)?;
-        let response = String::from_utf8_lossy(&response);
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head
-            .lines()
-            .next()
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| format!("{method} {path}: Alertmanager's answer has no status: {head}"))?;
-        Ok((status, body.to_string()))
+        request(addr, method, path, "application/json", body.as_bytes())
+            .map_err(|e| format!("{method} {path} to Alertmanager: {e}"))
     }
 }
 
