@@ -1,11 +1,13 @@
 //! What Bellwether's tests and benchmarks run against: real servers where they can be installed
-//! (Prometheus, Alertmanager), an in-process Kubernetes API server where none can, and small
+//! (Prometheus, VictoriaMetrics, Alertmanager), an in-process Kubernetes API server where none can, and small
 //! helpers beside them.
 
 pub mod alertmanager;
 pub mod apiserver;
 pub mod controller_calls;
 pub mod gateway_crds;
+pub mod process;
 pub mod prometheus;
 pub mod test_ca;
+pub mod victoria_metrics;
 pub mod webhook_sink;
