@@ -338,9 +338,12 @@ fn format_timestamp(at: DateTime<Utc>) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
+/// `application/json`, or a JSON-based type such as VictoriaMetrics' `application/stream+json` (which
+/// it sends with a range vector).
 fn is_json_content_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case("application/json")
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json"
+        || essence.strip_prefix("application/").is_some_and(|subtype| subtype.ends_with("+json"))
 }
 
 /// The Prometheus API's response envelope.
@@ -377,6 +380,11 @@ fn decode_response(status: StatusCode, is_json: bool, body: &[u8]) -> Result<Dat
                 reason: format!("Prometheus gave up evaluating the query: {message}"),
             },
             "bad_data" | "execution" => MeasurementError::BadQuery { message },
+            // VictoriaMetrics puts the HTTP status in `errorType`, and answers 422 to a query it
+            // cannot parse or evaluate (and 400 to bad parameters), as Prometheus does.
+            _ if matches!(status, StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY) => {
+                MeasurementError::BadQuery { message }
+            }
             _ if status.is_server_error() => MeasurementError::ServerError {
                 status: status.as_u16(),
                 message: format!("{error_type}: {message}"),
@@ -686,6 +694,17 @@ mod tests {
         assert_eq!(err, MeasurementError::ServerError { status: 500, message: "internal: boom".into() });
         assert_eq!(err.to_string(), "Prometheus answered HTTP 500: internal: boom");
 
+        // VictoriaMetrics: the HTTP status as the error type.
+        let vm = r#"{"status":"error","errorType":"422","error":"error when executing query=\"x(\": unparsed data"}"#;
+        let err = decode_response(StatusCode::UNPROCESSABLE_ENTITY, true, vm.as_bytes()).unwrap_err();
+        assert_eq!(err.label(), "bad_query", "{err}");
+        let vm = r#"{"status":"error","errorType":"400","error":"cannot parse \"time\""}"#;
+        let err = decode_response(StatusCode::BAD_REQUEST, true, vm.as_bytes()).unwrap_err();
+        assert_eq!(err.label(), "bad_query", "{err}");
+        let vm = r#"{"status":"error","errorType":"503","error":"overloaded"}"#;
+        let err = decode_response(StatusCode::SERVICE_UNAVAILABLE, true, vm.as_bytes()).unwrap_err();
+        assert_eq!(err, MeasurementError::ServerError { status: 503, message: "503: overloaded".into() });
+
         let not_found = r#"{"status":"error","errorType":"not_found","error":"nope"}"#;
         let err = decode_response(StatusCode::NOT_FOUND, true, not_found.as_bytes()).unwrap_err();
         assert_eq!(err.label(), "unexpected");
@@ -773,6 +792,8 @@ mod tests {
         assert!(is_json_content_type("Application/JSON"));
         assert!(!is_json_content_type("text/html"));
         assert!(!is_json_content_type("application/jsonp"));
+        assert!(is_json_content_type("application/stream+json; charset=utf-8"));
+        assert!(!is_json_content_type("text/x+json"));
     }
 
     #[test]
