@@ -228,7 +228,12 @@ impl PrometheusProvider {
             .user_agent(concat!("bellwether/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConfigError::HttpClient { reason: error_chain(&e) })?;
-        let client = Client::from(http, url.as_str()).map_err(|e| invalid(&e.to_string()))?;
+        // The API's paths are appended to the prefix with a slash between: a prefix that ends in one
+        // (`http://mimir/prometheus/`) would give `//api/v1/query`, which servers do not route.
+        let mut base = url;
+        let prefix = base.path().trim_end_matches('/').to_owned();
+        base.set_path(if prefix.is_empty() { "/" } else { &prefix });
+        let client = Client::from(http, base.as_str()).map_err(|e| invalid(&e.to_string()))?;
         Ok(Self { client, address: address.to_owned(), timeout })
     }
 
@@ -959,6 +964,24 @@ mod tests {
         assert!(request.contains("timeout=5000ms"), "{request}");
         assert!(request.contains("authorization: bearer s3cret"), "{request}");
         assert!(request.contains("x-scope-orgid: team-a"), "{request}");
+    }
+
+    #[tokio::test]
+    async fn a_prefix_is_kept_with_or_without_a_trailing_slash() {
+        for (address, expected) in [
+            ("/prefix/", "get /prefix/api/v1/query?"),
+            ("/a/b//", "get /a/b/api/v1/query?"),
+            ("/", "get /api/v1/query?"),
+            ("", "get /api/v1/query?"),
+        ] {
+            let (address, server) = recording_server(address);
+            let p =
+                PrometheusProvider::new(&address, Duration::from_secs(5), &ResolvedAuth::default()).unwrap();
+            assert_eq!(p.instant("up", None).await, Ok(Some(7.0)));
+            let request = server.join().unwrap();
+            assert!(request.starts_with(expected), "{address}: {request}");
+            assert_eq!(p.address(), address, "the address is reported as configured");
+        }
     }
 
     #[tokio::test]
