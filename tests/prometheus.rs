@@ -1,10 +1,13 @@
-//! The Prometheus provider against a real Prometheus server with backfilled data, and the pool of
-//! providers: one per address, timeout and credentials, each address with its own limit on queries
-//! in flight.
+//! The Prometheus provider against real servers of the Prometheus API with the same data: a
+//! Prometheus with backfilled blocks and a VictoriaMetrics with imported samples. Every test that
+//! queries a server runs against each ([`Backend`]); where they answer differently, the test says
+//! how. Then the pool of providers: one per address, timeout and credentials, each address with its
+//! own limit on queries in flight.
 //!
-//! Needs `prometheus` and `promtool` on PATH; ./scripts/test installs them when missing.
+//! Needs `prometheus`, `promtool` and `victoria-metrics` on PATH; ./scripts/test installs them when
+//! missing.
 
-use bellwether_testkit::prometheus;
+use bellwether_testkit::{prometheus, victoria_metrics};
 
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
@@ -21,6 +24,7 @@ use bellwether::metrics::prometheus::{
 use bellwether::metrics::providers::Providers;
 use chrono::{DateTime, TimeDelta, Utc};
 use prometheus::Prometheus;
+use victoria_metrics::VictoriaMetrics;
 
 /// The start of the backfilled data: 2024-01-15T00:00:00Z. One sample a minute for an hour.
 const T0: i64 = 1_705_276_800;
@@ -54,50 +58,126 @@ fn fixture() -> String {
     om
 }
 
-/// One server for the whole test binary.
-fn server() -> &'static Prometheus {
-    static SERVER: OnceLock<Result<Prometheus, String>> = OnceLock::new();
-    prometheus::shared(&SERVER, fixture)
+/// A server of the Prometheus query API that the tests run against, each started once for the whole
+/// test binary with [`fixture`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Prometheus,
+    VictoriaMetrics,
 }
 
-fn provider_with_timeout(timeout: Duration) -> PrometheusProvider {
-    PrometheusProvider::new(server().address(), timeout, &ResolvedAuth::default()).unwrap()
+impl Backend {
+    fn address(self) -> &'static str {
+        match self {
+            Backend::Prometheus => {
+                static SERVER: OnceLock<Result<Prometheus, String>> = OnceLock::new();
+                prometheus::shared(&SERVER, fixture).address()
+            }
+            Backend::VictoriaMetrics => victoria_metrics_server().address(),
+        }
+    }
+
+    /// A query that keeps the server busy for milliseconds, within its limits: a 1ms timeout always
+    /// fires first. VictoriaMetrics refuses Prometheus's (more than 30,000 points in a subquery) in
+    /// under a millisecond, and evaluates `vector(1)` too fast.
+    fn slow_query(self) -> &'static str {
+        match self {
+            Backend::Prometheus => "count(count_over_time(vector(1)[2d:1s]))",
+            Backend::VictoriaMetrics => "count(count_over_time(rate(http_requests_total[5m])[8h:1s]))",
+        }
+    }
+
+    /// What the server's message for a PromQL syntax error says.
+    fn says_of_a_syntax_error(self) -> &'static str {
+        match self {
+            Backend::Prometheus => "parse error",
+            Backend::VictoriaMetrics => "unparsed data",
+        }
+    }
 }
 
-fn provider() -> PrometheusProvider {
-    provider_with_timeout(Duration::from_secs(10))
+fn victoria_metrics_server() -> &'static VictoriaMetrics {
+    static SERVER: OnceLock<Result<VictoriaMetrics, String>> = OnceLock::new();
+    victoria_metrics::shared(&SERVER, fixture)
+}
+
+/// Runs each of the test bodies named, `async fn name(backend: Backend)`, as a test against each
+/// backend: `on_prometheus::name` and `on_victoria_metrics::name`.
+macro_rules! on_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod on_prometheus {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Prometheus).await
+                }
+            )*
+        }
+        mod on_victoria_metrics {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::VictoriaMetrics).await
+                }
+            )*
+        }
+    };
+}
+
+on_each_backend!(
+    instant_query_at_a_past_time_gives_the_value,
+    error_ratio_per_revision,
+    scalar_result_gives_the_value,
+    empty_result_is_no_data,
+    zero_over_zero_is_no_data,
+    infinities_keep_their_sign,
+    two_series_are_an_error_naming_them,
+    syntax_error_is_a_bad_query,
+    range_selector_in_an_instant_query_is_unexpected,
+    slow_query_times_out,
+    range_query_gives_the_points,
+    a_query_too_long_for_a_url_is_sent_by_post,
+    range_query_drops_nan_points,
+    range_query_series_count_rule,
+    the_pool_builds_one_provider_per_address_timeout_and_credentials,
+    a_misconfigured_metric_is_an_error_measurement_naming_the_field,
+    a_server_that_never_answers_holds_only_its_own_permits,
+);
+
+fn provider_with_timeout(backend: Backend, timeout: Duration) -> PrometheusProvider {
+    PrometheusProvider::new(backend.address(), timeout, &ResolvedAuth::default()).unwrap()
+}
+
+fn provider(backend: Backend) -> PrometheusProvider {
+    provider_with_timeout(backend, Duration::from_secs(10))
 }
 
 const ERROR_RATIO: &str = r#"sum(rate(http_requests_total{revision="REV",code="500"}[5m])) / sum(rate(http_requests_total{revision="REV"}[5m]))"#;
 
-#[tokio::test]
-async fn instant_query_at_a_past_time_gives_the_value() {
-    let p = provider();
+async fn instant_query_at_a_past_time_gives_the_value(backend: Backend) {
+    let p = provider(backend);
     let value = p.instant(r#"queue_depth{revision="good"}"#, Some(at_minute(30))).await;
     assert_eq!(value, Ok(Some(30.0)));
     let value = p.instant(r#"queue_depth{revision="bad"}"#, Some(at_minute(30))).await;
     assert_eq!(value, Ok(Some(60.0)));
 }
 
-#[tokio::test]
-async fn error_ratio_per_revision() {
-    let p = provider();
+async fn error_ratio_per_revision(backend: Backend) {
+    let p = provider(backend);
     let bad = p.instant(&ERROR_RATIO.replace("REV", "bad"), Some(at_minute(30))).await.unwrap().unwrap();
     assert!((bad - 0.1).abs() < 1e-9, "bad revision error ratio {bad}");
     let good = p.instant(&ERROR_RATIO.replace("REV", "good"), Some(at_minute(30))).await;
     assert_eq!(good, Ok(Some(0.0)));
 }
 
-#[tokio::test]
-async fn scalar_result_gives_the_value() {
-    let p = provider();
+async fn scalar_result_gives_the_value(backend: Backend) {
+    let p = provider(backend);
     let value = p.instant(r#"scalar(queue_depth{revision="good"}) * 2"#, Some(at_minute(10))).await;
     assert_eq!(value, Ok(Some(20.0)));
 }
 
-#[tokio::test]
-async fn empty_result_is_no_data() {
-    let p = provider();
+async fn empty_result_is_no_data(backend: Backend) {
+    let p = provider(backend);
     let missing = p.instant(r#"queue_depth{revision="missing"}"#, Some(at_minute(30))).await;
     assert_eq!(missing, Ok(None));
     // Before the data starts.
@@ -108,16 +188,25 @@ async fn empty_result_is_no_data() {
     assert_eq!(now, Ok(None));
 }
 
-#[tokio::test]
-async fn zero_over_zero_is_no_data() {
-    let p = provider();
+async fn zero_over_zero_is_no_data(backend: Backend) {
+    let p = provider(backend);
     let no_traffic = r#"sum(rate(http_requests_total{revision="good",code="500"}[5m])) / sum(rate(http_requests_total{revision="good",code="500"}[5m]))"#;
     assert_eq!(p.instant(no_traffic, Some(at_minute(30))).await, Ok(None));
 }
 
-#[tokio::test]
-async fn two_series_are_an_error_naming_them() {
-    let p = provider();
+/// `+Inf` and `-Inf` are values, kept with their sign; `0/0` is no data.
+async fn infinities_keep_their_sign(backend: Backend) {
+    let p = provider(backend);
+    let depth = r#"queue_depth{revision="good"}"#;
+    assert_eq!(p.instant(&format!("{depth} / 0"), Some(at_minute(30))).await, Ok(Some(f64::INFINITY)));
+    assert_eq!(p.instant(&format!("-{depth} / 0"), Some(at_minute(30))).await, Ok(Some(f64::NEG_INFINITY)));
+    // The depth is 0 at minute 0.
+    assert_eq!(p.instant(&format!("{depth} / 0"), Some(at_minute(0))).await, Ok(None));
+    assert_eq!(p.instant("1 / 0", None).await, Ok(Some(f64::INFINITY)));
+}
+
+async fn two_series_are_an_error_naming_them(backend: Backend) {
+    let p = provider(backend);
     let err = p.instant("sum by (revision) (queue_depth)", Some(at_minute(30))).await.unwrap_err();
     assert_eq!(
         err,
@@ -140,20 +229,20 @@ async fn two_series_are_an_error_naming_them() {
     );
 }
 
-#[tokio::test]
-async fn syntax_error_is_a_bad_query() {
-    let p = provider();
+async fn syntax_error_is_a_bad_query(backend: Backend) {
+    let p = provider(backend);
     let err = p.instant("sum(rate(http_requests_total[5m])", Some(at_minute(30))).await.unwrap_err();
     match &err {
-        MeasurementError::BadQuery { message } => assert!(message.contains("parse error"), "{message}"),
+        MeasurementError::BadQuery { message } => {
+            assert!(message.contains(backend.says_of_a_syntax_error()), "{message}")
+        }
         other => panic!("expected BadQuery, got {other:?}"),
     }
     assert!(err.to_string().starts_with("Prometheus rejected the query: "), "{err}");
 }
 
-#[tokio::test]
-async fn range_selector_in_an_instant_query_is_unexpected() {
-    let p = provider();
+async fn range_selector_in_an_instant_query_is_unexpected(backend: Backend) {
+    let p = provider(backend);
     let err = p.instant(r#"queue_depth{revision="good"}[5m]"#, Some(at_minute(30))).await.unwrap_err();
     assert_eq!(err.label(), "unexpected");
     assert!(err.to_string().contains("range vector"), "{err}");
@@ -189,19 +278,17 @@ async fn unknown_host_is_unreachable() {
     assert_eq!(err.label(), "unreachable", "{err}");
 }
 
-#[tokio::test]
-async fn slow_query_times_out() {
-    // A subquery with 172,800 steps takes Prometheus tens of milliseconds or more; a 1ms timeout
-    // (on the HTTP call and sent as Prometheus's evaluation timeout) always fires first.
-    let p = provider_with_timeout(Duration::from_millis(1));
-    let err = p.instant("count(count_over_time(vector(1)[2d:1s]))", Some(at_minute(30))).await.unwrap_err();
+async fn slow_query_times_out(backend: Backend) {
+    // A 1ms timeout, on the HTTP call and sent as the server's evaluation timeout, fires before the
+    // server has the answer.
+    let p = provider_with_timeout(backend, Duration::from_millis(1));
+    let err = p.instant(backend.slow_query(), Some(at_minute(30))).await.unwrap_err();
     assert_eq!(err.label(), "timeout", "{err}");
     assert!(err.to_string().starts_with("Prometheus query timed out: "), "{err}");
 }
 
-#[tokio::test]
-async fn range_query_gives_the_points() {
-    let p = provider();
+async fn range_query_gives_the_points(backend: Backend) {
+    let p = provider(backend);
     let points = p
         .range(r#"queue_depth{revision="good"}"#, at_minute(10), at_minute(15), Duration::from_secs(60))
         .await
@@ -223,22 +310,40 @@ fn query_too_long_for_a_url() -> String {
     format!(r#"queue_depth{{revision="good", padding!="{}"}}"#, "+".repeat(1 << 20))
 }
 
-#[tokio::test]
-async fn a_query_too_long_for_a_url_is_sent_by_post() {
-    let p = provider();
+async fn a_query_too_long_for_a_url_is_sent_by_post(backend: Backend) {
+    let p = provider(backend);
     let query = query_too_long_for_a_url();
-    assert_eq!(p.instant(&query, Some(at_minute(30))).await, Ok(Some(30.0)));
-    let points = p.range(&query, at_minute(10), at_minute(12), Duration::from_secs(60)).await.unwrap();
-    assert_eq!(points, [(at_minute(10), 10.0), (at_minute(11), 11.0), (at_minute(12), 12.0)]);
+    match backend {
+        Backend::Prometheus => {
+            assert_eq!(p.instant(&query, Some(at_minute(30))).await, Ok(Some(30.0)));
+            let points =
+                p.range(&query, at_minute(10), at_minute(12), Duration::from_secs(60)).await.unwrap();
+            assert_eq!(points, [(at_minute(10), 10.0), (at_minute(11), 11.0), (at_minute(12), 12.0)]);
+        }
+        // VictoriaMetrics refuses any query longer than -search.maxQueryLen (16 KiB by default),
+        // however it is sent: the limit is the server's, and the error names it.
+        Backend::VictoriaMetrics => {
+            for err in [
+                p.instant(&query, Some(at_minute(30))).await.unwrap_err(),
+                p.range(&query, at_minute(10), at_minute(12), Duration::from_secs(60)).await.unwrap_err(),
+            ] {
+                match &err {
+                    MeasurementError::BadQuery { message } => {
+                        assert!(message.contains("-search.maxQueryLen"), "{message}")
+                    }
+                    other => panic!("expected BadQuery, got {other:?}"),
+                }
+            }
+        }
+    }
     // Just over the limit for a GET, with the time parameters in the body as well.
     let padding = "+".repeat(MAX_GET_QUERY_BYTES / 3);
     let query = format!(r#"queue_depth{{revision="good", padding!="{padding}"}}"#);
     assert_eq!(p.instant(&query, Some(at_minute(45))).await, Ok(Some(45.0)));
 }
 
-#[tokio::test]
-async fn range_query_drops_nan_points() {
-    let p = provider();
+async fn range_query_drops_nan_points(backend: Backend) {
+    let p = provider(backend);
     // 0/0 at minute 20 only.
     let query = r#"(queue_depth{revision="good"} - 20) / (queue_depth{revision="good"} - 20)"#;
     let points = p.range(query, at_minute(18), at_minute(22), Duration::from_secs(60)).await.unwrap();
@@ -247,9 +352,8 @@ async fn range_query_drops_nan_points() {
     assert!(points.iter().all(|(_, v)| *v == 1.0), "{points:?}");
 }
 
-#[tokio::test]
-async fn range_query_series_count_rule() {
-    let p = provider();
+async fn range_query_series_count_rule(backend: Backend) {
+    let p = provider(backend);
     let none = p
         .range(r#"queue_depth{revision="missing"}"#, at_minute(0), at_minute(10), Duration::from_secs(60))
         .await;
@@ -296,13 +400,12 @@ fn bad_against_good() -> Vars {
     }
 }
 
-#[tokio::test]
-async fn the_pool_builds_one_provider_per_address_timeout_and_credentials() {
+async fn the_pool_builds_one_provider_per_address_timeout_and_credentials(backend: Backend) {
     let pool = Providers::new(4);
     let vars = bad_against_good();
     let query = r#"queue_depth{revision="{{revision}}"}"#;
-    let default_timeout = pooled_metric(server().address(), query, None);
-    let short_timeout = pooled_metric(server().address(), query, Some("5s"));
+    let default_timeout = pooled_metric(backend.address(), query, None);
+    let short_timeout = pooled_metric(backend.address(), query, Some("5s"));
     let none = ResolvedAuth::default();
     let bearer =
         ResolvedAuth { credentials: Some(Credentials::Bearer { token: "t0ken".into() }), headers: vec![] };
@@ -336,17 +439,16 @@ async fn an_unreachable_address_is_an_error_measurement_naming_it() {
 }
 
 /// A metric that cannot be measured as configured gives an error measurement naming the field.
-#[tokio::test]
-async fn a_misconfigured_metric_is_an_error_measurement_naming_the_field() {
+async fn a_misconfigured_metric_is_an_error_measurement_naming_the_field(backend: Backend) {
     let pool = Providers::new(4);
     let cases = [
         (
             pooled_metric("http://", "vector(1)", None),
             "provider.prometheus.address: invalid Prometheus address",
         ),
-        (pooled_metric(server().address(), "vector(1)", Some("0s")), "provider.prometheus.timeout: "),
+        (pooled_metric(backend.address(), "vector(1)", Some("0s")), "provider.prometheus.timeout: "),
         (
-            pooled_metric(server().address(), r#"x{revision="{{revison}}"}"#, None),
+            pooled_metric(backend.address(), r#"x{revision="{{revison}}"}"#, None),
             "provider.prometheus.query: unknown variable {{revison}}; did you mean {{revision}}?",
         ),
     ];
@@ -441,8 +543,7 @@ async fn the_pool_never_runs_more_queries_against_one_address_than_its_limit() {
 
 /// A Prometheus that never answers holds its address's only permit, and the other addresses' are
 /// still free.
-#[tokio::test]
-async fn a_prometheus_that_never_answers_holds_only_its_own_permits() {
+async fn a_server_that_never_answers_holds_only_its_own_permits(backend: Backend) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent = format!("http://{}", listener.local_addr().unwrap());
     let (arrived, mut arrival) = tokio::sync::mpsc::unbounded_channel();
@@ -467,7 +568,7 @@ async fn a_prometheus_that_never_answers_holds_only_its_own_permits() {
         )
     };
     arrival.recv().await.expect("the silent server gets the query");
-    let metric = pooled_metric(server().address(), r#"queue_depth{revision="{{revision}}"}"#, None);
+    let metric = pooled_metric(backend.address(), r#"queue_depth{revision="{{revision}}"}"#, None);
     let measured = tokio::time::timeout(
         Duration::from_secs(60),
         pool.measure(&metric, &vars, &ResolvedAuth::default(), at_minute(30)),
@@ -476,4 +577,93 @@ async fn a_prometheus_that_never_answers_holds_only_its_own_permits() {
     .expect("a query to another Prometheus does not wait for the silent one");
     assert_eq!(measured.value, Some(60.0), "{measured:?}");
     stuck.abort();
+}
+
+/// An address with a path prefix keeps it, with or without a trailing slash: VictoriaMetrics serves
+/// the API under `/prometheus` too, as Mimir does.
+#[tokio::test]
+async fn a_path_prefix_is_kept() {
+    let prefixed = victoria_metrics_server().prefixed_address();
+    for address in [prefixed.clone(), format!("{prefixed}/")] {
+        let p = PrometheusProvider::new(&address, Duration::from_secs(10), &ResolvedAuth::default()).unwrap();
+        let value = p.instant(r#"queue_depth{revision="good"}"#, Some(at_minute(30))).await;
+        assert_eq!(value, Ok(Some(30.0)), "{address}");
+    }
+}
+
+/// A proxy in front of VictoriaMetrics that, as Mimir's gateway does, answers 401 `no org id` to a
+/// request without an `X-Scope-OrgID` of `tenant`, and passes the others on.
+fn tenant_proxy(tenant: &'static str) -> String {
+    let upstream: std::net::SocketAddr =
+        victoria_metrics_server().address().trim_start_matches("http://").parse().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || proxy_one(stream, upstream, tenant));
+        }
+    });
+    address
+}
+
+/// Serves one request on `client`, then closes the connection.
+fn proxy_one(mut client: TcpStream, upstream: std::net::SocketAddr, tenant: &str) {
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let complete = |request: &[u8]| {
+        let text = String::from_utf8_lossy(request);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
+        let length = head
+            .lines()
+            .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned))
+            .map_or(0, |length| length.trim().parse().unwrap());
+        body.len() >= length
+    };
+    while !complete(&request) {
+        match client.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&request).into_owned();
+    let (head, _) = text.split_once("\r\n\r\n").unwrap();
+    let has_tenant = head.lines().any(|line| {
+        line.split_once(':')
+            .is_some_and(|(name, value)| name.eq_ignore_ascii_case("x-scope-orgid") && value.trim() == tenant)
+    });
+    let response = if has_tenant {
+        // One request a connection: both ends close after the answer.
+        let (line, rest) = text.split_once("\r\n").unwrap();
+        let forwarded = format!("{line}\r\nConnection: close\r\n{rest}");
+        let mut server = TcpStream::connect(upstream).unwrap();
+        server.write_all(forwarded.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        server.read_to_end(&mut answer).unwrap();
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let (status, rest) = answer.split_once("\r\n").unwrap();
+        format!("{status}\r\nConnection: close\r\n{rest}")
+    } else {
+        "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nno org id\n".into()
+    };
+    let _ = client.write_all(response.as_bytes());
+}
+
+/// The tenant header reaches the server, on a GET and on a POST; without it the gateway's refusal
+/// is an unexpected answer that quotes it.
+#[tokio::test]
+async fn a_tenant_header_reaches_the_server() {
+    let address = tenant_proxy("tenant-1");
+    let tenant =
+        ResolvedAuth { credentials: None, headers: vec![("X-Scope-OrgID".into(), "tenant-1".into())] };
+    let p = PrometheusProvider::new(&address, Duration::from_secs(10), &tenant).unwrap();
+    let query = r#"queue_depth{revision="good"}"#;
+    assert_eq!(p.instant(query, Some(at_minute(30))).await, Ok(Some(30.0)));
+    let padding = "+".repeat(MAX_GET_QUERY_BYTES / 3);
+    let long = format!(r#"queue_depth{{revision="good", padding!="{padding}"}}"#);
+    assert_eq!(p.instant(&long, Some(at_minute(45))).await, Ok(Some(45.0)));
+
+    let anonymous =
+        PrometheusProvider::new(&address, Duration::from_secs(10), &ResolvedAuth::default()).unwrap();
+    let err = anonymous.instant(query, Some(at_minute(30))).await.unwrap_err();
+    assert_eq!(err.to_string(), "unexpected answer from Prometheus: HTTP 401 Unauthorized: no org id");
 }
