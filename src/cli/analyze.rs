@@ -330,8 +330,10 @@ impl<'m> MetricPlan<'m> {
         let timeout = measure::query_timeout(prometheus).map_err(|e| fail(e.to_string()))?;
         let queries = MetricQueries::render(metric, vars).map_err(render)?;
         let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
-        let provider = PrometheusProvider::new(address, timeout, &ResolvedAuth::default())
-            .map_err(|e| fail(e.to_string()))?;
+        // Headers written in the template (a tenant ID) are sent; a backtest reads no Secrets.
+        let literal = prometheus.headers.iter().filter_map(|h| Some((h.name.clone(), h.value.clone()?)));
+        let auth = ResolvedAuth { credentials: None, headers: literal.collect() };
+        let provider = PrometheusProvider::new(address, timeout, &auth).map_err(|e| fail(e.to_string()))?;
         Ok(Self { metric, queries, provider, started_at, times })
     }
 

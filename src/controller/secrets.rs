@@ -110,7 +110,12 @@ pub async fn resolve_auth(
     let mut secrets = SecretReader::new(client, namespace, readable);
     let mut resolved = ResolvedAuth::default();
     for header in &provider.headers {
-        let value = secrets.read(&header.value_from).await?;
+        let value = match (&header.value, &header.value_from) {
+            (Some(value), _) => value.clone(),
+            (None, Some(key)) => secrets.read(key).await?,
+            // Refused by the schema and by the engine's check of the template.
+            (None, None) => continue,
+        };
         resolved.headers.push((header.name.clone(), value));
     }
     if let Some(auth) = &provider.auth {

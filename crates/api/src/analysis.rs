@@ -149,14 +149,23 @@ pub struct PrometheusProvider {
     pub auth: Option<PrometheusAuth>,
 }
 
-/// An HTTP header whose value is read from a Secret.
+/// An HTTP header sent with every query, such as Mimir's tenant header `X-Scope-OrgID`: its value
+/// written here (`value`) or read from a Secret (`valueFrom`), exactly one of them.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.value) != has(self.valueFrom)").message("a header must have exactly one of value or valueFrom"))]
 pub struct HeaderFromSecret {
     #[schemars(length(min = 1))]
     pub name: String,
-    pub value_from: SecretKeyRef,
+    /// The value, for one that is not secret, such as a tenant ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub value: Option<String>,
+    /// The Secret key holding the value, for one that is secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub value_from: Option<SecretKeyRef>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]

@@ -638,6 +638,15 @@ fn check_metric(
             if let Err(error) = template::check(&prometheus.query, declared_args) {
                 errors.push_at(origin, at("provider.prometheus.query"), error.to_string());
             }
+            for (i, header) in prometheus.headers.iter().enumerate() {
+                if header.value.is_some() == header.value_from.is_some() {
+                    errors.push_at(
+                        origin,
+                        at(&format!("provider.prometheus.headers[{i}]")),
+                        "must have exactly one of value or valueFrom",
+                    );
+                }
+            }
         }
     }
     if let Some(sequential) = &metric.sequential
@@ -680,5 +689,43 @@ mod tests {
         let finite =
             AnalysisTemplateSpec { args: Vec::new(), metrics: vec![metric(serde_json::json!({"max": 1}))] };
         assert_eq!(validate_template(&finite), Ok(()));
+    }
+
+    /// A header has its value written in the template or read from a Secret, not both, not neither.
+    #[test]
+    fn a_header_has_exactly_one_value() {
+        let metric = |header: serde_json::Value| -> Metric {
+            serde_json::from_value(serde_json::json!({
+                "name": "probe",
+                "provider": {"prometheus": {"address": "http://p:9090", "query": "x", "headers": [header]}},
+                "threshold": {"max": 1},
+            }))
+            .unwrap()
+        };
+        let secret = serde_json::json!({"name": "mimir", "key": "tenant"});
+        let cases = [
+            (serde_json::json!({"name": "X-Scope-OrgID", "value": "team-a"}), true),
+            (serde_json::json!({"name": "X-Scope-OrgID", "valueFrom": secret}), true),
+            (serde_json::json!({"name": "X-Scope-OrgID", "value": "team-a", "valueFrom": secret}), false),
+            (serde_json::json!({"name": "X-Scope-OrgID"}), false),
+        ];
+        for (header, valid) in cases {
+            let spec = AnalysisTemplateSpec { args: Vec::new(), metrics: vec![metric(header.clone())] };
+            match validate_template(&spec) {
+                Ok(()) => assert!(valid, "{header} was accepted"),
+                Err(errors) => {
+                    assert!(!valid, "{header}: {errors:?}");
+                    let fields: Vec<(&str, &str)> =
+                        errors.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+                    assert_eq!(
+                        fields,
+                        [(
+                            "spec.metrics[0].provider.prometheus.headers[0]",
+                            "must have exactly one of value or valueFrom"
+                        )]
+                    );
+                }
+            }
+        }
     }
 }
