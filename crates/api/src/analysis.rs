@@ -122,11 +122,52 @@ pub struct Metric {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.prometheus)").message("a provider must be set: prometheus"))]
+#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) == 1").message("a provider must set exactly one of prometheus or web"))]
 pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
     pub prometheus: Option<PrometheusProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub web: Option<WebProvider>,
+}
+
+/// An HTTP endpoint answering JSON, one number of which is the measurement. Threshold metrics only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.body) || (has(self.method) && self.method == 'POST')").message("body needs method POST"))]
+pub struct WebProvider {
+    /// An `http://` or `https://` URL template; placeholders may only fill its query string, and their
+    /// values are percent-encoded.
+    #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("url must be an http:// or https:// URL"))]
+    pub url: String,
+    #[serde(default)]
+    pub method: WebMethod,
+    /// A JSON request body template, sent with POST; placeholders must be inside JSON strings, and
+    /// their values are escaped as string content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderFromSecret>,
+    /// An RFC 9535 JSONPath selecting exactly one number (or numeric string; null is no data) in the
+    /// answer, for example `$.data.errorRate`.
+    #[schemars(length(min = 1))]
+    pub json_path: String,
+    /// How long the request may take, connecting and reading the answer included. Defaults to 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+/// The HTTP method of a `web` metric's request.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum WebMethod {
+    #[default]
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]

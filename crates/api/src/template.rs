@@ -46,6 +46,9 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 mod parsed;
+mod web;
+
+pub use web::{check_json_body, check_url, encode_query_component, render_json_body, render_url};
 
 /// The longest query [`render`] produces. Far above any real query (the ready-made ones are under 1 KiB),
 /// and small enough that a value cannot make a query Prometheus spends its time parsing.
@@ -196,6 +199,19 @@ pub enum TemplateError {
     ValueUnparsable { name: String, offset: usize, message: String },
     #[error("the value of {{{{{name}}}}} at byte {offset} changes the parsed query beyond its own literal")]
     ValueChangesQuery { name: String, offset: usize },
+    #[error(
+        "{{{{{name}}}}} at byte {offset} is not in the URL's query string: a value may only fill a query \
+         parameter (after '?', before '#'), never the scheme, host or path"
+    )]
+    OutsideUrlQuery { name: String, offset: usize },
+    #[error("the URL must start with http:// or https:// and name a host")]
+    NotHttpUrl,
+    #[error(
+        "{{{{{name}}}}} at byte {offset} is outside a JSON string: put it between quotes, as in \"{{{{{name}}}}}\""
+    )]
+    OutsideJsonString { name: String, offset: usize },
+    #[error("the body is not JSON: {message}")]
+    NotJson { message: String },
 }
 
 /// Checks a query when its template is validated, so that a typo, a misplaced placeholder or a query
