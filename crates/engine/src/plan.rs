@@ -627,9 +627,13 @@ fn check_metric(
             errors.push_at(origin, at(&problem.field), problem.message);
         }
     }
-    match &metric.provider.prometheus {
-        None => errors.push_at(origin, at("provider"), "must set prometheus"),
-        Some(prometheus) => {
+    let provider = &metric.provider;
+    match (&provider.prometheus, &provider.web) {
+        (None, None) => errors.push_at(origin, at("provider"), "must set one of prometheus or web"),
+        (Some(_), Some(_)) => {
+            errors.push_at(origin, at("provider"), "must set only one of prometheus or web, not both")
+        }
+        (Some(prometheus), None) => {
             let mut problems = Vec::new();
             duration(prometheus.timeout.as_ref(), "provider.prometheus.timeout", &mut problems);
             for problem in problems {
@@ -648,6 +652,9 @@ fn check_metric(
                 }
             }
         }
+        (None, Some(web)) => check_web(metric, web, declared_args, &mut |field, message| {
+            errors.push_at(origin, at(field), message)
+        }),
     }
     if let Some(sequential) = &metric.sequential
         && let Err(error) = template::check(&sequential.requests_query, declared_args)
@@ -656,9 +663,145 @@ fn check_metric(
     }
 }
 
+/// Checks a `web` provider: its templates, its JSONPath, its timeout, and that its metric judges by
+/// threshold, since compare and sequential need a query per revision and counts, which one URL does
+/// not give.
+fn check_web(
+    metric: &Metric,
+    web: &bellwether_api::WebProvider,
+    declared_args: &BTreeSet<String>,
+    push: &mut dyn FnMut(&str, String),
+) {
+    if metric.compare.is_some() || metric.sequential.is_some() {
+        let kind = if metric.compare.is_some() { "compare" } else { "sequential" };
+        push(
+            "provider.web",
+            format!(
+                "a web metric supports only threshold: {kind} needs a query per revision (and sequential \
+                 counts of requests), which one web request does not give; use prometheus"
+            ),
+        );
+    }
+    let mut problems = Vec::new();
+    duration(web.timeout.as_ref(), "provider.web.timeout", &mut problems);
+    for problem in problems {
+        push(&problem.field, problem.message);
+    }
+    if let Err(error) = template::check_url(&web.url, declared_args) {
+        push("provider.web.url", error.to_string());
+    }
+    for (i, header) in web.headers.iter().enumerate() {
+        if header.value.is_some() == header.value_from.is_some() {
+            push(&format!("provider.web.headers[{i}]"), "must have exactly one of value or valueFrom".into());
+        }
+    }
+    if let Some(body) = &web.body {
+        if web.method != bellwether_api::WebMethod::Post {
+            push("provider.web.body", "a body needs method POST".into());
+        }
+        if let Err(error) = template::check_json_body(body, declared_args) {
+            push("provider.web.body", error.to_string());
+        }
+    }
+    if let Err(error) = serde_json_path::JsonPath::parse(&web.json_path) {
+        push("provider.web.jsonPath", format!("{:?} is not an RFC 9535 JSONPath: {error}", web.json_path));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fields_of(metric: serde_json::Value) -> Vec<(String, String)> {
+        let metric: Metric = serde_json::from_value(metric).unwrap();
+        let spec = AnalysisTemplateSpec {
+            args: vec![bellwether_api::ArgSpec { name: "q".into(), value: None }],
+            metrics: vec![metric],
+        };
+        match validate_template(&spec) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| (e.field, e.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_metric_sets_exactly_one_provider() {
+        let prometheus = serde_json::json!({"address": "http://p:9090", "query": "x"});
+        let web = serde_json::json!({"url": "http://slo/api?q={{args.q}}", "jsonPath": "$.v"});
+        let with = |provider: serde_json::Value| {
+            fields_of(serde_json::json!({"name": "m", "provider": provider, "threshold": {"max": 1}}))
+        };
+        let field = |message: &str| vec![("spec.metrics[0].provider".to_owned(), message.to_owned())];
+        assert_eq!(with(serde_json::json!({})), field("must set one of prometheus or web"));
+        assert_eq!(
+            with(serde_json::json!({"prometheus": prometheus, "web": web})),
+            field("must set only one of prometheus or web, not both")
+        );
+        assert_eq!(with(serde_json::json!({"web": web})), []);
+    }
+
+    #[test]
+    fn web_providers_are_checked_field_by_field() {
+        let metric = |web: serde_json::Value, judgment: (&str, serde_json::Value)| {
+            let mut metric = serde_json::json!({"name": "m", "provider": {"web": web}});
+            metric[judgment.0] = judgment.1;
+            fields_of(metric)
+        };
+        let threshold = ("threshold", serde_json::json!({"max": 1}));
+        let fields =
+            |found: Vec<(String, String)>| -> Vec<String> { found.into_iter().map(|(f, _)| f).collect() };
+        assert_eq!(
+            fields(metric(
+                serde_json::json!({
+                    "url": "http://slo/{{args.q}}",
+                    "body": "{\"q\": {{args.q}}}",
+                    "jsonPath": "$[",
+                    "timeout": "soon",
+                    "headers": [{"name": "X-Tenant"}],
+                }),
+                threshold.clone()
+            )),
+            [
+                "spec.metrics[0].provider.web.timeout",
+                "spec.metrics[0].provider.web.url",
+                "spec.metrics[0].provider.web.headers[0]",
+                "spec.metrics[0].provider.web.body",
+                "spec.metrics[0].provider.web.body",
+                "spec.metrics[0].provider.web.jsonPath",
+            ]
+        );
+        let found = metric(
+            serde_json::json!({"url": "http://slo/?q={{args.r}}", "jsonPath": "$.v"}),
+            threshold.clone(),
+        );
+        assert_eq!(
+            found,
+            [(
+                "spec.metrics[0].provider.web.url".to_owned(),
+                "arg \"r\" is not declared by the template; did you mean \"q\"?".to_owned()
+            )]
+        );
+        let compare = metric(
+            serde_json::json!({"url": "http://slo/", "jsonPath": "$.v"}),
+            ("compare", serde_json::json!({"confidence": 0.95})),
+        );
+        assert_eq!(fields(compare.clone()), ["spec.metrics[0].provider.web"]);
+        assert!(
+            compare[0].1.starts_with("a web metric supports only threshold: compare needs"),
+            "{compare:?}"
+        );
+        let good = metric(
+            serde_json::json!({
+                "url": "https://slo/api?rev={{revision}}&q={{args.q}}",
+                "method": "POST",
+                "body": "{\"q\": \"{{args.q}}\"}",
+                "jsonPath": "$.data[?@.name == 'errors'].value",
+                "timeout": "10s",
+            }),
+            threshold,
+        );
+        assert_eq!(good, []);
+    }
 
     /// A bound of NaN would let every value pass, and infinity is no bound at all.
     #[test]
