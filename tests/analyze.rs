@@ -366,6 +366,20 @@ fn a_missing_arg_is_named() {
     assert!(stderr.contains(r#"arg "route" has no value"#), "{stderr}");
 }
 
+/// A web endpoint answers only for the present, so a backtest of a web metric cannot run: analyze
+/// says so, naming the metric, before it asks anything of Prometheus.
+#[test]
+fn a_web_metric_cannot_be_backtested() {
+    let template = template_file(serde_json::json!({
+        "name": "slo-burn",
+        "provider": {"web": {"url": "http://slo.monitoring/api/v1/burn?rev={{revision}}", "jsonPath": "$.burn"}},
+        "threshold": {"max": 1}
+    }));
+    let stderr =
+        refused(COULD_NOT_RUN, backtest(20, template.path().to_str().unwrap(), "http://127.0.0.1:1", &[]));
+    assert!(stderr.contains("slo-burn: uses the web provider, which cannot be backtested"), "{stderr}");
+}
+
 /// Measurements that fail one after the other make the metric an Error once they pass
 /// consecutiveErrorLimit (4 by default), as in a real run.
 #[test]

@@ -307,6 +307,13 @@ impl<'m> MetricPlan<'m> {
     ) -> Result<Self, AnalyzeError> {
         let fail = |message: String| AnalyzeError::Metric { metric: metric.name.clone(), message };
         let render = |reason| AnalyzeError::Render { metric: metric.name.clone(), reason };
+        if metric.provider.web.is_some() {
+            return Err(fail(
+                "uses the web provider, which cannot be backtested: analyze replays past data through \
+                 Prometheus range queries, and a web endpoint answers only for the present"
+                    .into(),
+            ));
+        }
         let prometheus = measure::prometheus(metric).map_err(render)?;
         let interval = match &metric.interval {
             Some(d) => d.parse().map_err(|e| fail(e.to_string()))?,

@@ -27,6 +27,7 @@ use crate::api::template::Vars;
 use crate::api::{AnalysisRun, AnalysisRunStatus, Measurement, Metric, Rollout};
 use crate::engine::{Entitlement, due, entitlement, next_due, record, refused};
 use crate::metrics::measure::vars;
+use crate::metrics::provider::Provider;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use kube::ResourceExt;
@@ -196,8 +197,9 @@ async fn measure(
     now: DateTime<Utc>,
 ) -> Measurement {
     let failed = |error: String| Measurement { at: now, error: Some(error), ..Measurement::default() };
-    let Some(prometheus) = &metric.provider.prometheus else {
-        return failed("the metric has no provider".into());
+    let provider = match Provider::of(metric) {
+        Ok(provider) => provider,
+        Err(error) => return failed(error.to_string()),
     };
     let source = run.spec.sources.iter().find(|s| s.metric == metric.name);
     let secrets_namespace = match source {
@@ -205,7 +207,7 @@ async fn measure(
         Some(_) => run.namespace().unwrap_or_default(),
         None => return failed("the run does not say which template the metric came from".into()),
     };
-    match resolve_auth(&runs.ctx.client, &secrets_namespace, &runs.ctx.readable_secrets, prometheus).await {
+    match resolve_auth(&runs.ctx.client, &secrets_namespace, &runs.ctx.readable_secrets, provider).await {
         Ok(auth) => runs.ctx.providers.measure(metric, variables, &auth, now).await,
         Err(error) => failed(error.to_string()),
     }

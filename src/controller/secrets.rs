@@ -1,5 +1,5 @@
-//! Values read from Secrets: Prometheus credentials and headers (from the namespace of the template
-//! that names them), notification URLs, and the alert receiver's credentials.
+//! Values read from Secrets: metric providers' credentials and headers (from the namespace of the
+//! template that names them), notification URLs, and the alert receiver's credentials.
 //!
 //! A [`SecretReader`] fetches each Secret once, however many of its keys a task needs (a bearer
 //! token and a header, a username and a password, several webhooks in one Secret), and only the
@@ -8,8 +8,9 @@
 //! that RBAC scoped by name and the controller agree on what may be read.
 
 use super::error::Error;
-use crate::api::{PrometheusProvider, SecretKeyRef};
+use crate::api::SecretKeyRef;
 use crate::metrics::prometheus::{Credentials, ResolvedAuth};
+use crate::metrics::provider::Provider;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::Api;
@@ -105,11 +106,11 @@ pub async fn resolve_auth(
     client: &Client,
     namespace: &str,
     readable: &ReadableSecrets,
-    provider: &PrometheusProvider,
+    provider: Provider<'_>,
 ) -> Result<ResolvedAuth, Error> {
     let mut secrets = SecretReader::new(client, namespace, readable);
     let mut resolved = ResolvedAuth::default();
-    for header in &provider.headers {
+    for header in provider.headers() {
         let value = match (&header.value, &header.value_from) {
             (Some(value), _) => value.clone(),
             (None, Some(key)) => secrets.read(key).await?,
@@ -118,7 +119,7 @@ pub async fn resolve_auth(
         };
         resolved.headers.push((header.name.clone(), value));
     }
-    if let Some(auth) = &provider.auth {
+    if let Some(auth) = provider.auth() {
         resolved.credentials = match (&auth.bearer, &auth.basic) {
             (Some(token), _) => Some(Credentials::Bearer { token: secrets.read(token).await? }),
             (None, Some(basic)) => Some(Credentials::Basic {

@@ -23,11 +23,14 @@ pub const REQUESTS_QUERY_FIELD: &str = "sequential.requestsQuery";
 /// Why a metric's queries cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
-    #[error("has no Prometheus provider")]
+    #[error("sets no provider")]
     NoProvider,
     /// A query template, named by its field, refers to something the variables cannot fill.
     #[error("{field}: {reason}")]
     Template { field: &'static str, reason: TemplateError },
+    /// A field, rendered or not, that the provider cannot use.
+    #[error("{field}: {reason}")]
+    Field { field: &'static str, reason: String },
 }
 
 /// A query rendered for the canary and for stable.
@@ -156,7 +159,13 @@ fn counted(at: DateTime<Utc>, results: [Result<Option<f64>, String>; 4]) -> Resu
 
 /// The metric's Prometheus: where its queries run.
 pub fn prometheus(metric: &Metric) -> Result<&api::PrometheusProvider, RenderError> {
-    metric.provider.prometheus.as_ref().ok_or(RenderError::NoProvider)
+    match super::provider::Provider::of(metric)? {
+        super::provider::Provider::Prometheus(prometheus) => Ok(prometheus),
+        super::provider::Provider::Web(_) => Err(RenderError::Field {
+            field: "provider",
+            reason: "measures through web, not Prometheus".into(),
+        }),
+    }
 }
 
 /// How long each of a metric's queries may take: its `timeout`, or [`DEFAULT_TIMEOUT`].

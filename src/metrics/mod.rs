@@ -1,5 +1,8 @@
 //! Metric providers: how a metric's query becomes a measurement.
 
+pub mod error;
 pub mod measure;
 pub mod prometheus;
+pub mod provider;
 pub mod providers;
+pub mod web;

@@ -27,6 +27,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+pub use super::error::MeasurementError;
+
 /// The timeout used when a metric does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -39,59 +41,6 @@ const MAX_SERIES_NAMED: usize = 5;
 
 /// How much of an unexpected response body an error message quotes.
 const MAX_BODY_QUOTED: usize = 300;
-
-/// Why a query produced no measurement.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum MeasurementError {
-    /// No connection could be made: connection refused, unknown host, TLS handshake failure.
-    #[error("Prometheus at {address} is unreachable: {reason}")]
-    Unreachable { address: String, reason: String },
-    /// The HTTP call took longer than the timeout, or Prometheus gave up evaluating the query.
-    #[error("Prometheus query timed out: {reason}")]
-    Timeout { reason: String },
-    /// Prometheus (or a proxy in front of it) answered with an HTTP 5xx status.
-    #[error("Prometheus answered HTTP {status}: {message}")]
-    ServerError { status: u16, message: String },
-    /// Prometheus rejected the query, for example a PromQL syntax error.
-    #[error("Prometheus rejected the query: {message}")]
-    BadQuery { message: String },
-    /// The query returned more than one series where exactly one was expected.
-    #[error("query returned {count} series, expected 1: {}", format_series_list(.series, *.count))]
-    TooManySeries {
-        count: usize,
-        /// The label sets of the first few series in sorted order, formatted like `{revision="a"}`.
-        series: Vec<String>,
-    },
-    /// Anything else: an answer that is not what a measurement query returns.
-    #[error("unexpected answer from Prometheus: {message}")]
-    Unexpected { message: String },
-}
-
-impl MeasurementError {
-    /// A short, stable name for the kind of error, suitable as a metric label.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Unreachable { .. } => "unreachable",
-            Self::Timeout { .. } => "timeout",
-            Self::ServerError { .. } => "server_error",
-            Self::BadQuery { .. } => "bad_query",
-            Self::TooManySeries { .. } => "too_many_series",
-            Self::Unexpected { .. } => "unexpected",
-        }
-    }
-
-    fn unexpected(message: impl Into<String>) -> Self {
-        Self::Unexpected { message: message.into() }
-    }
-}
-
-fn format_series_list(series: &[String], count: usize) -> String {
-    let mut out = series.join(", ");
-    if count > series.len() {
-        out.push_str(&format!(" and {} more", count - series.len()));
-    }
-    out
-}
 
 /// Why a provider could not be built from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,7 +96,7 @@ impl fmt::Debug for ResolvedAuth {
 }
 
 impl ResolvedAuth {
-    fn header_map(&self) -> Result<HeaderMap, ConfigError> {
+    pub(super) fn header_map(&self) -> Result<HeaderMap, ConfigError> {
         let mut map = HeaderMap::new();
         for (name, value) in &self.headers {
             let invalid = |reason: String| ConfigError::InvalidHeader { name: name.clone(), reason };
@@ -501,7 +450,7 @@ fn escape_label_value(value: &str) -> String {
     out
 }
 
-fn quote_body(body: &[u8]) -> String {
+pub(super) fn quote_body(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.is_empty() {
@@ -514,7 +463,7 @@ fn quote_body(body: &[u8]) -> String {
 }
 
 /// The error and its causes, joined with ": ".
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -530,7 +479,7 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// The innermost cause, which names the actual failure ("Connection refused", "failed to lookup
 /// address information").
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut current = error;
     while let Some(cause) = current.source() {
         current = cause;

@@ -1,4 +1,5 @@
-//! A pool of Prometheus providers, shared by every metric the controller measures at once.
+//! A pool of Prometheus providers, shared by every metric the controller measures at once, and the
+//! one client of `web` metrics, whose requests take permits by endpoint as queries do by address.
 //!
 //! Metrics that query the same Prometheus with the same timeout and credentials share one provider,
 //! and so one HTTP client and its connections, instead of building a client per measurement. A
@@ -10,10 +11,13 @@
 //! timeout starts. Since every address has its own permits, a slow Prometheus delays only the metrics
 //! that query it, and can never take the slots of the others.
 
+use super::error::ProviderKind;
 use super::measure::{self, MetricQueries, query_timeout};
 use super::prometheus::{ConfigError, PrometheusProvider, ResolvedAuth};
+use super::provider::Provider;
+use super::web::{WebClient, WebRequest};
 use crate::api::template::Vars;
-use crate::api::{Measurement, Metric};
+use crate::api::{self, Measurement, Metric};
 use chrono::{DateTime, Utc};
 use reqwest::header::AUTHORIZATION;
 use std::collections::HashMap;
@@ -36,7 +40,10 @@ struct Pool {
 #[derive(Default)]
 struct State {
     providers: HashMap<ProviderKey, PrometheusProvider>,
+    /// Permits by Prometheus address, and by web endpoint (its URL without the query string).
     permits: HashMap<String, Arc<Semaphore>>,
+    /// The one client of every web metric, built on first use.
+    web: Option<WebClient>,
 }
 
 /// Everything a provider is built from.
@@ -76,6 +83,17 @@ impl Providers {
         auth: &ResolvedAuth,
         at: DateTime<Utc>,
     ) -> Measurement {
+        let failed = |error: String| Measurement { at, error: Some(error), ..Measurement::default() };
+        match Provider::of(metric) {
+            Ok(Provider::Prometheus(_)) => {}
+            Ok(Provider::Web(web)) => {
+                return match self.measure_web(metric, web, vars, auth).await {
+                    Ok(value) => Measurement { at, value, ..Measurement::default() },
+                    Err(error) => failed(error),
+                };
+            }
+            Err(error) => return failed(error.to_string()),
+        }
         let (queries, provider, permits) = match self.prepare(metric, vars, auth) {
             Ok(prepared) => prepared,
             Err(error) => return Measurement { at, error: Some(error), ..Measurement::default() },
@@ -87,6 +105,36 @@ impl Providers {
                 provider.instant(query, Some(at)).await
             })
             .await
+    }
+
+    /// One request of a web metric, holding a permit of its endpoint while it runs.
+    async fn measure_web(
+        &self,
+        metric: &Metric,
+        web: &api::WebProvider,
+        vars: &Vars,
+        auth: &ResolvedAuth,
+    ) -> Result<Option<f64>, String> {
+        let request = WebRequest::render(metric, web, vars).map_err(|error| error.to_string())?;
+        let (client, permits) = {
+            let mut state = self.state();
+            let client = match &state.web {
+                Some(client) => client.clone(),
+                None => {
+                    let client = WebClient::new().map_err(|error| format!("provider.web: {error}"))?;
+                    state.web = Some(client.clone());
+                    client
+                }
+            };
+            let permits = state
+                .permits
+                .entry(request.origin())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.pool.limit)))
+                .clone();
+            (client, permits)
+        };
+        let _permit = permits.acquire().await.expect("the pool never closes a semaphore");
+        client.measure(&request, auth).await.map_err(|error| error.describe(ProviderKind::Web))
     }
 
     /// How many providers the pool has built: one for each address, timeout and credentials in use.

@@ -12,7 +12,8 @@ use std::sync::LazyLock;
 
 /// What a metric's query measures, read from the query's shape. Queries with
 /// `histogram_quantile(q, …)` measure a latency quantile; every other query is taken as the
-/// share of failed requests. Both use the query's first range (`[2m]`) as their window.
+/// share of failed requests. Both use the query's first range (`[2m]`) as their window. A `web`
+/// metric is [`Signal::Unmodelled`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Signal {
     ErrorRatio {
@@ -30,6 +31,10 @@ pub enum Signal {
         bound: f64,
         window: Duration,
     },
+    /// A `web` metric: the endpoint's answer has no model in the simulated traffic, so every
+    /// measurement is no data and the metric's `noData` policy decides, rather than a guess passing
+    /// or failing the canary.
+    Unmodelled,
 }
 
 /// The time between a metric's measurements, as its plan resolves it.
@@ -46,6 +51,9 @@ static BUCKET_BOUND: LazyLock<Regex> =
 
 impl Signal {
     pub fn of(metric: &Metric) -> Self {
+        if metric.provider.web.is_some() {
+            return Self::Unmodelled;
+        }
         let query = metric.provider.prometheus.as_ref().map_or("", |p| p.query.as_str());
         let window = RANGE
             .captures(query)
@@ -84,6 +92,7 @@ impl Signal {
             Self::SlowRequests { bound, window } => {
                 format!("requests slower than {bound}s over {}", crate::api::format_duration(window))
             }
+            Self::Unmodelled => "a web endpoint, not simulated: no data".to_owned(),
         }
     }
 
@@ -93,6 +102,7 @@ impl Signal {
         match *self {
             Self::SlowRequests { bound, .. } => served.slow_counts(now, interval, bound),
             Self::ErrorRatio { .. } | Self::Latency { .. } => served.counts(now, interval),
+            Self::Unmodelled => (0.0, 0.0),
         }
     }
 
@@ -105,6 +115,7 @@ impl Signal {
                 let (bad, requests) = self.counts(served, now, window);
                 (requests > 0.0).then(|| bad / requests)
             }
+            Self::Unmodelled => None,
         }
     }
 
@@ -117,6 +128,9 @@ impl Signal {
         now: DateTime<Utc>,
         interval: Duration,
     ) -> Measurement {
+        if *self == Self::Unmodelled {
+            return Measurement { at: now, ..Measurement::default() };
+        }
         let (canary_errors, canary_requests) = self.counts(canary, now, interval);
         let (stable_errors, stable_requests) = self.counts(stable, now, interval);
         Measurement {
@@ -203,5 +217,29 @@ impl AnalysisRun {
         let index =
             self.spec.metrics.iter().position(|m| m.name == name).expect("due names a metric of the spec");
         (&self.spec.metrics[index], &self.signals[index])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A web endpoint's answer has no model in the simulated traffic: the simulation says so and
+    /// measures no data, leaving the verdict to the metric's `noData` policy instead of guessing.
+    #[test]
+    fn a_web_metric_is_not_simulated_and_measures_no_data() {
+        let metric: Metric = serde_json::from_value(serde_json::json!({
+            "name": "slo-burn",
+            "provider": {"web": {"url": "http://slo/api?rev={{revision}}", "jsonPath": "$.burn"}},
+            "threshold": {"max": 1},
+        }))
+        .unwrap();
+        let signal = Signal::of(&metric);
+        assert_eq!(signal, Signal::Unmodelled);
+        assert_eq!(signal.describe(), "a web endpoint, not simulated: no data");
+        let now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+        let served = Served::default();
+        let measurement = signal.measure(&served, &served, now, Duration::minutes(1));
+        assert_eq!(measurement, Measurement { at: now, ..Measurement::default() });
     }
 }

@@ -1,0 +1,54 @@
+//! The seam every metric provider plugs into: which provider a metric names, what its Secrets are,
+//! and how its errors are worded. A new provider adds its module, one arm here and one in
+//! [`super::providers::Providers::measure`].
+
+use super::error::ProviderKind;
+use super::measure::RenderError;
+use crate::api::{self, HeaderFromSecret, Metric};
+
+/// The provider a metric measures through.
+#[derive(Debug, Clone, Copy)]
+pub enum Provider<'m> {
+    Prometheus(&'m api::PrometheusProvider),
+    Web(&'m api::WebProvider),
+}
+
+impl<'m> Provider<'m> {
+    /// The one provider `metric` sets. None, or more than one, is an error: the API server's rule and
+    /// the engine's validation refuse both, so only an object written around them has either.
+    pub fn of(metric: &'m Metric) -> Result<Self, RenderError> {
+        match (&metric.provider.prometheus, &metric.provider.web) {
+            (Some(prometheus), None) => Ok(Self::Prometheus(prometheus)),
+            (None, Some(web)) => Ok(Self::Web(web)),
+            (None, None) => Err(RenderError::NoProvider),
+            (Some(_), Some(_)) => Err(RenderError::Field {
+                field: "provider",
+                reason: "sets both prometheus and web; a metric measures through one provider".into(),
+            }),
+        }
+    }
+
+    pub fn kind(self) -> ProviderKind {
+        match self {
+            Self::Prometheus(_) => ProviderKind::Prometheus,
+            Self::Web(_) => ProviderKind::Web,
+        }
+    }
+
+    /// The extra headers the provider sends, whose values are read from Secrets.
+    pub fn headers(self) -> &'m [HeaderFromSecret] {
+        match self {
+            Self::Prometheus(prometheus) => &prometheus.headers,
+            Self::Web(web) => &web.headers,
+        }
+    }
+
+    /// The provider's `auth`, which only Prometheus has; a web endpoint takes its credentials as
+    /// headers.
+    pub fn auth(self) -> Option<&'m api::PrometheusAuth> {
+        match self {
+            Self::Prometheus(prometheus) => prometheus.auth.as_ref(),
+            Self::Web(_) => None,
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The `web` metric provider against a real HTTP server on 127.0.0.1: each answer shape becomes the
+//! value or the measurement error it should, args arrive escaped for where they land, and headers
+//! read from a Secret reach the server. Measured through the controller's pool, as the AnalysisRun
+//! reconciler measures.
+
+use bellwether::api::template::Vars;
+use bellwether::api::{Measurement, Metric};
+use bellwether::controller::secrets::{ReadableSecrets, resolve_auth};
+use bellwether::metrics::prometheus::ResolvedAuth;
+use bellwether::metrics::provider::Provider;
+use bellwether::metrics::providers::Providers;
+use bellwether_testkit::apiserver::TestApiServer;
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// One request the server was sent.
+#[derive(Clone, Debug)]
+struct Received {
+    method: String,
+    /// The path and query as sent, undecoded.
+    target: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// A server answering each path as [`answer`] says, recording every request.
+struct Server {
+    address: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| serve(request, log.clone()));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Self { address, received }
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{path_and_query}", self.address)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn serve(
+    request: Request<hyper::body::Incoming>,
+    log: Arc<Mutex<Vec<Received>>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let received = Received {
+        method: parts.method.to_string(),
+        target: parts.uri.path_and_query().map(ToString::to_string).unwrap_or_default(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_owned()))
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    log.lock().unwrap().push(received);
+    let (status, content_type, text) = match parts.uri.path() {
+        "/value" => (200, "application/json", r#"{"data": {"rate": 0.25, "other": 7}}"#),
+        "/string" => (200, "application/json", r#"{"v": "0.5"}"#),
+        "/null" => (200, "application/json", r#"{"v": null}"#),
+        "/many" => (200, "application/json", r#"{"items": [{"v": 1}, {"v": 2}, {"v": 3}]}"#),
+        "/word" => (200, "application/json", r#"{"v": "fast"}"#),
+        "/html" => (200, "text/html", "<html><body>Sign in</body></html>"),
+        "/500" => (500, "text/plain", "boom"),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            (200, "application/json", r#"{"v": 1}"#)
+        }
+        "/echo" => (200, "application/json", r#"{"v": 1}"#),
+        _ => (404, "text/plain", "no such metric"),
+    };
+    let response = Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(text)))
+        .unwrap();
+    Ok(response)
+}
+
+fn at() -> DateTime<Utc> {
+    "2026-06-01T12:00:00Z".parse().unwrap()
+}
+
+fn metric(web: serde_json::Value) -> Metric {
+    serde_json::from_value(serde_json::json!({
+        "name": "probe",
+        "provider": {"web": web},
+        "threshold": {"max": 1},
+    }))
+    .unwrap()
+}
+
+fn vars(arg: &str) -> Vars {
+    Vars {
+        args: [("q".to_owned(), arg.to_owned())].into(),
+        revision: "abc123".into(),
+        canary_revision: "abc123".into(),
+        ..Vars::default()
+    }
+}
+
+async fn measure(web: serde_json::Value) -> Measurement {
+    Providers::new(4).measure(&metric(web), &vars("v"), &ResolvedAuth::default(), at()).await
+}
+
+async fn value(server: &Server, path: &str, json_path: &str) -> Result<Option<f64>, String> {
+    let measurement = measure(serde_json::json!({"url": server.url(path), "jsonPath": json_path})).await;
+    match measurement.error {
+        Some(error) => Err(error),
+        None => Ok(measurement.value),
+    }
+}
+
+#[tokio::test]
+async fn answers_become_values_or_no_data() {
+    let server = Server::start().await;
+    assert_eq!(value(&server, "/value", "$.data.rate").await, Ok(Some(0.25)));
+    assert_eq!(value(&server, "/string", "$.v").await, Ok(Some(0.5)));
+    assert_eq!(value(&server, "/null", "$.v").await, Ok(None));
+}
+
+#[tokio::test]
+async fn answers_that_are_not_one_number_are_errors_naming_the_path() {
+    let server = Server::start().await;
+    assert_eq!(
+        value(&server, "/value", "$.data.missing").await,
+        Err(
+            "unexpected answer from the web endpoint: jsonPath $.data.missing selected nothing in the answer"
+                .into()
+        )
+    );
+    assert_eq!(
+        value(&server, "/many", "$.items[*].v").await,
+        Err("jsonPath selected 3 nodes, expected 1: $['items'][0]['v'], $['items'][1]['v'], $['items'][2]['v']"
+            .into())
+    );
+    assert_eq!(
+        value(&server, "/word", "$.v").await,
+        Err(
+            "unexpected answer from the web endpoint: jsonPath $.v selected a string, not a number: \"fast\""
+                .into()
+        )
+    );
+    assert_eq!(
+        value(&server, "/html", "$.v").await,
+        Err("unexpected answer from the web endpoint: an answer that is not JSON: <html><body>Sign in</body></html>"
+            .into())
+    );
+}
+
+#[tokio::test]
+async fn http_failures_are_classified() {
+    let server = Server::start().await;
+    assert_eq!(
+        value(&server, "/nowhere", "$.v").await,
+        Err("web endpoint rejected the request: HTTP 404 Not Found: no such metric".into())
+    );
+    assert_eq!(value(&server, "/500", "$.v").await, Err("web endpoint answered HTTP 500: boom".into()));
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_times_out_at_the_metric_timeout() {
+    let server = Server::start().await;
+    let started = std::time::Instant::now();
+    let measurement =
+        measure(serde_json::json!({"url": server.url("/slow"), "jsonPath": "$.v", "timeout": "300ms"})).await;
+    assert_eq!(
+        measurement.error.as_deref(),
+        Some(format!("web request timed out: no answer from {} within 300ms", server.url("/slow")).as_str())
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_down_endpoint_is_unreachable() {
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let measurement = measure(
+        serde_json::json!({"url": format!("http://{address}/v?q={{{{args.q}}}}"), "jsonPath": "$.v"}),
+    )
+    .await;
+    let error = measurement.error.unwrap();
+    // The query string, which holds the args, stays out of the message.
+    assert!(error.starts_with(&format!("web endpoint http://{address}/v is unreachable: ")), "{error}");
+}
+
+const HOSTILE: &str = "a&b=c#d/e\"f\ng";
+
+#[tokio::test]
+async fn args_arrive_escaped_in_the_url_and_the_body() {
+    let server = Server::start().await;
+    let web = serde_json::json!({
+        "url": server.url("/echo?rev={{revision}}&q={{args.q}}"),
+        "method": "POST",
+        "body": r#"{"query": "rate({{args.q}})", "revision": "{{canary.revision}}"}"#,
+        "jsonPath": "$.v",
+    });
+    let measurement =
+        Providers::new(4).measure(&metric(web), &vars(HOSTILE), &ResolvedAuth::default(), at()).await;
+    assert_eq!((measurement.value, measurement.error), (Some(1.0), None));
+    let [received] = server.received().try_into().unwrap();
+    assert_eq!(received.method, "POST");
+    assert_eq!(received.target, "/echo?rev=abc123&q=a%26b%3Dc%23d%2Fe%22f%0Ag");
+    let body: serde_json::Value = serde_json::from_str(&received.body).unwrap();
+    assert_eq!(body, serde_json::json!({"query": format!("rate({HOSTILE})"), "revision": "abc123"}));
+    let content_type = received.headers.iter().find(|(name, _)| name == "content-type");
+    assert_eq!(content_type.map(|(_, value)| value.as_str()), Some("application/json"));
+}
+
+#[tokio::test]
+async fn headers_read_from_a_secret_reach_the_endpoint() {
+    let server = Server::start().await;
+    let apiserver = TestApiServer::start().await;
+    let client = apiserver.client();
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "slo-api", "namespace": "shop"},
+        "stringData": {"token": "Bearer s3cret\n"},
+    }))
+    .unwrap();
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "shop")
+        .create(&Default::default(), &secret)
+        .await
+        .unwrap();
+    let metric = metric(serde_json::json!({
+        "url": server.url("/echo"),
+        "jsonPath": "$.v",
+        "headers": [{"name": "Authorization", "valueFrom": {"name": "slo-api", "key": "token"}}],
+    }));
+    let provider = Provider::of(&metric).unwrap();
+
+    let refused = resolve_auth(&client, "shop", &ReadableSecrets::default(), provider).await.unwrap_err();
+    assert!(refused.to_string().contains("is not among the Secrets Bellwether was granted"), "{refused}");
+
+    let readable = ReadableSecrets::new([("shop".to_owned(), "slo-api".to_owned())]);
+    let auth = resolve_auth(&client, "shop", &readable, provider).await.unwrap();
+    let measurement = Providers::new(4).measure(&metric, &vars("v"), &auth, at()).await;
+    assert_eq!((measurement.value, measurement.error), (Some(1.0), None));
+    let [received] = server.received().try_into().unwrap();
+    let authorization = received.headers.iter().find(|(name, _)| name == "authorization");
+    assert_eq!(authorization.map(|(_, value)| value.as_str()), Some("Bearer s3cret"));
+}
+
+#[tokio::test]
+async fn a_web_metric_that_cannot_render_names_the_field() {
+    let measurement =
+        measure(serde_json::json!({"url": "http://127.0.0.1:1/{{args.q}}", "jsonPath": "$.v"})).await;
+    let error = measurement.error.unwrap();
+    assert!(
+        error.starts_with("provider.web.url: {{args.q}} at byte 19 is not in the URL's query string"),
+        "{error}"
+    );
+}
