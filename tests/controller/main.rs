@@ -8,5 +8,6 @@ mod replica_sets;
 mod routes;
 mod server;
 mod traffic;
+mod web;
 
 use bellwether_testkit::webhook_sink;
