@@ -21,6 +21,7 @@ mod sharding;
 mod steering;
 mod traffic;
 mod viewing;
+mod web_provider;
 mod workload;
 
 use bellwether_testkit::{alertmanager, apiserver, controller_calls, prometheus, webhook_sink};

@@ -9,7 +9,6 @@ use bellwether::api::{AnalysisPhase, AnalysisRun, AnalysisTemplate, Rollout, Rol
 use bellwether::controller::requests::annotation_patch;
 use bellwether::engine::{UserAction, UserRequest};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -85,11 +84,6 @@ fn abort_message(rollout: &Rollout) -> String {
 
 async fn runs(cluster: &Cluster) -> Vec<AnalysisRun> {
     cluster.api::<AnalysisRun>().list(&ListParams::default()).await.expect("listing runs").items
-}
-
-async fn event_notes(cluster: &Cluster, reason: &str) -> Vec<String> {
-    let events = cluster.api::<Event>().list(&ListParams::default()).await.expect("listing Events");
-    events.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).filter_map(|e| e.note).collect()
 }
 
 fn steps_paused_at_ten() -> Value {
@@ -235,7 +229,7 @@ async fn a_successful_phase_written_over_a_bad_canarys_run_is_not_believed() {
     let message = abort_message(&done);
     assert!(message.contains("records Successful, but its measurements say Running"), "{message}");
     let notes = eventually("the AnalysisRunDistrusted Event", || async {
-        event_notes(&cluster, "AnalysisRunDistrusted").await.pop()
+        cluster.event_notes("AnalysisRunDistrusted").await.pop()
     })
     .await;
     assert!(notes.contains(&run.name_any()), "{notes}");
