@@ -69,6 +69,12 @@ pub struct ControllerArgs {
     /// Queries in flight at once to any one Prometheus address, across every AnalysisRun.
     #[arg(long, default_value_t = 8)]
     pub prometheus_concurrency: usize,
+    /// A URL prefix that `web` metrics may read, such as `https://slo.example.com/api/`: the same
+    /// scheme, host and port, and a path under it. Repeat for more. None by default: a web metric is
+    /// a request the controller makes from inside the cluster for whoever can write a template, so
+    /// it reads only the endpoints named here.
+    #[arg(long = "web-allowed-url-prefix", value_name = "URL", value_parser = parse_url_prefix)]
+    pub web_allowed_url_prefixes: Vec<reqwest::Url>,
     /// A Secret the controller may read, as NAMESPACE/NAME: a template's Prometheus credentials or
     /// headers, or a notification webhook's URL. Repeat for more. Every other Secret is refused
     /// before any request is made; grant the same ones, by name, in RBAC.
@@ -301,7 +307,10 @@ pub async fn serve(
     let context = Arc::new(Context::new(
         client,
         metrics,
-        Providers::new(args.prometheus_concurrency.max(1)),
+        Providers::with_web_allowed(
+            args.prometheus_concurrency.max(1),
+            args.web_allowed_url_prefixes.clone(),
+        ),
         acting,
         notifier,
         readable,
@@ -380,4 +389,20 @@ fn alert_tls(
     };
     let files = TlsFiles { cert: cert.clone(), key: key.clone() };
     files.load(RELOAD_INTERVAL).map(Some)
+}
+
+/// A `--web-allowed-url-prefix`: an http(s) URL with a host, and no credentials, query or fragment.
+fn parse_url_prefix(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} must be an http:// or https:// URL with a host"));
+    }
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!("{text:?} must have no credentials, query or fragment: it is a prefix of paths"));
+    }
+    Ok(url)
 }

@@ -171,8 +171,11 @@ impl PrometheusProvider {
                 reason: "the timeout must be greater than zero".into(),
             });
         }
+        // No redirect is followed: reqwest keeps headers other than Authorization and Cookie on a
+        // redirect to another host, and those may hold a Secret's value or a tenant's ID.
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .default_headers(auth.header_map()?)
             .user_agent(concat!("bellwether/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -840,6 +843,19 @@ mod tests {
         let p = PrometheusProvider::new(&address, Duration::from_secs(5), &ResolvedAuth::default()).unwrap();
         let err = p.instant("up", None).await.unwrap_err();
         assert_eq!(err, MeasurementError::ServerError { status: 502, message: "upstream down".into() });
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_with_the_headers() {
+        let address = canned_server(
+            "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/api/v1/query\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        let auth =
+            ResolvedAuth { credentials: None, headers: vec![("X-Scope-OrgID".into(), "team-a".into())] };
+        let provider = PrometheusProvider::new(&address, Duration::from_secs(5), &auth).unwrap();
+        let error = provider.instant("up", None).await.unwrap_err();
+        assert!(!matches!(error, MeasurementError::Unreachable { .. }), "not followed to elsewhere: {error}");
+        assert!(error.to_string().contains("302"), "{error}");
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ use super::web::{WebClient, WebRequest};
 use crate::api::template::Vars;
 use crate::api::{self, Measurement, Metric};
 use chrono::{DateTime, Utc};
+use reqwest::Url;
 use reqwest::header::AUTHORIZATION;
 use std::collections::HashMap;
 use std::fmt;
@@ -34,6 +35,8 @@ pub struct Providers {
 
 struct Pool {
     limit: usize,
+    /// The URL prefixes web metrics may read; none unless the controller's operator allows some.
+    web_allowed: Vec<Url>,
     state: Mutex<State>,
 }
 
@@ -67,7 +70,15 @@ impl Providers {
     /// An empty pool that lets at most `limit_per_provider` queries (at least one) run against one
     /// Prometheus address at once.
     pub fn new(limit_per_provider: usize) -> Self {
-        let pool = Pool { limit: limit_per_provider.max(1), state: Mutex::default() };
+        Self::with_web_allowed(limit_per_provider, Vec::new())
+    }
+
+    /// [`Self::new`], with web metrics allowed to read URLs under `web_allowed`: the same scheme,
+    /// host and port, and a path under the prefix's (whole segments). A web metric is a request
+    /// the controller makes from inside the cluster on behalf of whoever can write a template, so
+    /// no URL is allowed unless the controller's operator names it.
+    pub fn with_web_allowed(limit_per_provider: usize, web_allowed: Vec<Url>) -> Self {
+        let pool = Pool { limit: limit_per_provider.max(1), web_allowed, state: Mutex::default() };
         Self { pool: Arc::new(pool) }
     }
 
@@ -116,6 +127,13 @@ impl Providers {
         auth: &ResolvedAuth,
     ) -> Result<Option<f64>, String> {
         let request = WebRequest::render(metric, web, vars).map_err(|error| error.to_string())?;
+        if !self.pool.web_allowed.iter().any(|prefix| under(&request.url, prefix)) {
+            return Err(format!(
+                "provider.web.url: {} is not under a URL prefix this controller allows web metrics to read \
+                 (--web-allowed-url-prefix)",
+                request.origin()
+            ));
+        }
         let (client, permits) = {
             let mut state = self.state();
             let client = match &state.web {
@@ -177,6 +195,18 @@ impl Providers {
         // The maps stay consistent even if a holder panicked: each change is a single insert.
         self.pool.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Whether `url` is under `prefix`: the same scheme, host and port, and a path that is the
+/// prefix's or continues it after a `/`, so that `/api` allows `/api/x` but not `/apiary`.
+pub fn under(url: &Url, prefix: &Url) -> bool {
+    let (path, base) = (url.path(), prefix.path());
+    url.scheme() == prefix.scheme()
+        && url.host_str() == prefix.host_str()
+        && url.port_or_known_default() == prefix.port_or_known_default()
+        && (path == base
+            || base.ends_with('/') && path.starts_with(base)
+            || path.strip_prefix(base).is_some_and(|rest| rest.starts_with('/')))
 }
 
 /// The metric field a provider's configuration error comes from.

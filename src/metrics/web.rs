@@ -57,6 +57,13 @@ impl WebRequest {
                 "must be an http:// or https:// URL with a host".into(),
             ));
         }
+        // Credentials in a URL end up in every message that names it; headers from a Secret do not.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(field_error(
+                "provider.web.url",
+                "must not hold credentials (user:password@): send them in headers read from a Secret".into(),
+            ));
+        }
         let body = match &web.body {
             Some(body) => Some(
                 template::render_json_body(body, &vars)
@@ -133,7 +140,8 @@ impl WebClient {
             } else if error.is_connect() {
                 MeasurementError::Unreachable { address: request.origin(), reason: root_cause(&error) }
             } else {
-                MeasurementError::unexpected(error_chain(&error))
+                // reqwest names the whole URL, query string (the args) included.
+                MeasurementError::unexpected(error_chain(&error.without_url()))
             }
         };
         let mut response = builder.send().await.map_err(transport)?;

@@ -403,7 +403,9 @@ pub fn problems(rendered: &Rendered) -> Vec<String> {
     }
     let args = rendered.args();
     let mut once = BTreeMap::<&str, usize>::new();
-    for arg in args.iter().filter(|a| a.starts_with("--") && !a.starts_with("--readable-secret=")) {
+    // Repeatable flags: each adds one more.
+    let repeatable = ["--readable-secret=", "--web-allowed-url-prefix="];
+    for arg in args.iter().filter(|a| a.starts_with("--") && !repeatable.iter().any(|r| a.starts_with(r))) {
         *once.entry(arg.split('=').next().unwrap()).or_default() += 1;
     }
     problems

@@ -65,6 +65,8 @@ fn extra_args_override_only_the_flags_they_name() {
             "alerts.authSecret=bellwether-alerts",
             "readableSecrets[0].namespace=shop",
             "readableSecrets[0].name=prometheus-token",
+            "webAllowedUrlPrefixes[0]=https://slo.example.com/api/",
+            "webAllowedUrlPrefixes[1]=http://metrics.shop:8080",
             // Flags whose names end another flag's, one as two arguments, and a repeatable one.
             "extraArgs={--leader-elect-namespace=elsewhere,--alerts-auth-secret-namespace=secrets,--log-format,text,--readable-secret=shop/extra}",
         ]),
@@ -78,6 +80,7 @@ fn extra_args_override_only_the_flags_they_name() {
         ("--alerts-auth-secret-namespace", 1),
         ("--log-format", 1),
         ("--readable-secret", 2),
+        ("--web-allowed-url-prefix", 2),
     ] {
         assert_eq!(count(&args, flag), times, "{flag} in {args:?}");
     }
@@ -91,6 +94,8 @@ fn extra_args_override_only_the_flags_they_name() {
         parsed.readable_secrets,
         [("shop".to_string(), "prometheus-token".to_string()), ("shop".into(), "extra".into())]
     );
+    let prefixes: Vec<String> = parsed.web_allowed_url_prefixes.iter().map(ToString::to_string).collect();
+    assert_eq!(prefixes, ["https://slo.example.com/api/", "http://metrics.shop:8080/"]);
     // A switch the chart sets is given once too.
     let args = rendered_args(&["replicas=2", "extraArgs={--leader-elect}"]);
     assert_eq!(count(&args, "--leader-elect"), 1, "{args:?}");

@@ -8,7 +8,7 @@ use bellwether::api::{Measurement, Metric};
 use bellwether::controller::secrets::{ReadableSecrets, resolve_auth};
 use bellwether::metrics::prometheus::ResolvedAuth;
 use bellwether::metrics::provider::Provider;
-use bellwether::metrics::providers::Providers;
+use bellwether::metrics::providers::{Providers, under};
 use bellwether_testkit::apiserver::TestApiServer;
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
@@ -17,6 +17,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use reqwest::Url;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -128,8 +129,16 @@ fn vars(arg: &str) -> Vars {
     }
 }
 
+/// A pool that allows web metrics to read the server `web` names, and nothing else.
+fn pool_for(web: &serde_json::Value) -> Providers {
+    let mut origin = Url::parse(web["url"].as_str().expect("a url")).expect("a URL");
+    origin.set_path("/");
+    origin.set_query(None);
+    Providers::with_web_allowed(4, vec![origin])
+}
+
 async fn measure(web: serde_json::Value) -> Measurement {
-    Providers::new(4).measure(&metric(web), &vars("v"), &ResolvedAuth::default(), at()).await
+    pool_for(&web).measure(&metric(web), &vars("v"), &ResolvedAuth::default(), at()).await
 }
 
 async fn value(server: &Server, path: &str, json_path: &str) -> Result<Option<f64>, String> {
@@ -227,7 +236,7 @@ async fn args_arrive_escaped_in_the_url_and_the_body() {
         "jsonPath": "$.v",
     });
     let measurement =
-        Providers::new(4).measure(&metric(web), &vars(HOSTILE), &ResolvedAuth::default(), at()).await;
+        pool_for(&web).measure(&metric(web.clone()), &vars(HOSTILE), &ResolvedAuth::default(), at()).await;
     assert_eq!((measurement.value, measurement.error), (Some(1.0), None));
     let [received] = server.received().try_into().unwrap();
     assert_eq!(received.method, "POST");
@@ -252,11 +261,13 @@ async fn headers_read_from_a_secret_reach_the_endpoint() {
         .create(&Default::default(), &secret)
         .await
         .unwrap();
-    let metric = metric(serde_json::json!({
+    let web = serde_json::json!({
         "url": server.url("/echo"),
         "jsonPath": "$.v",
         "headers": [{"name": "Authorization", "valueFrom": {"name": "slo-api", "key": "token"}}],
-    }));
+    });
+    let pool = pool_for(&web);
+    let metric = metric(web);
     let provider = Provider::of(&metric).unwrap();
 
     let refused = resolve_auth(&client, "shop", &ReadableSecrets::default(), provider).await.unwrap_err();
@@ -264,7 +275,7 @@ async fn headers_read_from_a_secret_reach_the_endpoint() {
 
     let readable = ReadableSecrets::new([("shop".to_owned(), "slo-api".to_owned())]);
     let auth = resolve_auth(&client, "shop", &readable, provider).await.unwrap();
-    let measurement = Providers::new(4).measure(&metric, &vars("v"), &auth, at()).await;
+    let measurement = pool.measure(&metric, &vars("v"), &auth, at()).await;
     assert_eq!((measurement.value, measurement.error), (Some(1.0), None));
     let [received] = server.received().try_into().unwrap();
     let authorization = received.headers.iter().find(|(name, _)| name == "authorization");
@@ -280,4 +291,44 @@ async fn a_web_metric_that_cannot_render_names_the_field() {
         error.starts_with("provider.web.url: {{args.q}} at byte 19 is not in the URL's query string"),
         "{error}"
     );
+}
+
+/// A web metric reads only what the controller's operator allows: anything else is refused before
+/// a request is made, without the query string (its args) in the message.
+#[tokio::test]
+async fn a_url_the_controller_does_not_allow_is_never_requested() {
+    let server = Server::start().await;
+    let web = serde_json::json!({"url": server.url("/v?token={{args.q}}"), "jsonPath": "$.v"});
+    for pool in
+        [Providers::new(4), Providers::with_web_allowed(4, vec![Url::parse("http://127.0.0.1:1/").unwrap()])]
+    {
+        let measurement =
+            pool.measure(&metric(web.clone()), &vars("s3cret"), &ResolvedAuth::default(), at()).await;
+        let error = measurement.error.expect("refused");
+        assert!(error.contains("is not under a URL prefix this controller allows"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+    }
+    assert!(server.received().is_empty(), "no request was made");
+    let with_credentials = serde_json::json!({"url": server.url("/v").replacen("http://", "http://u:pw@", 1), "jsonPath": "$.v"});
+    let error = measure(with_credentials).await.error.expect("refused");
+    assert!(error.contains("must not hold credentials"), "{error}");
+}
+
+#[test]
+fn a_prefix_allows_its_own_paths_and_no_neighbours() {
+    let prefix = Url::parse("https://slo.example.com/api").unwrap();
+    for (url, allowed) in [
+        ("https://slo.example.com/api", true),
+        ("https://slo.example.com/api/errors?q=1", true),
+        ("https://slo.example.com:443/api/x", true),
+        ("https://slo.example.com/apiary", false),
+        ("https://slo.example.com/", false),
+        ("http://slo.example.com/api/x", false),
+        ("https://slo.example.com:8443/api/x", false),
+        ("https://slo.example.com.evil.test/api/x", false),
+    ] {
+        assert_eq!(under(&Url::parse(url).unwrap(), &prefix), allowed, "{url}");
+    }
+    let root = Url::parse("http://127.0.0.1:9000").unwrap();
+    assert!(under(&Url::parse("http://127.0.0.1:9000/anything").unwrap(), &root));
 }

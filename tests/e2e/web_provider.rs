@@ -88,8 +88,9 @@ fn steps() -> serde_json::Value {
 async fn a_web_metric_promotes_a_good_canary_and_aborts_a_bad_one_with_its_value() {
     let cluster = Cluster::start("web-provider").await;
     let endpoint = Arc::new(Mutex::new(Endpoint::default()));
-    web_template(&cluster, &serve(endpoint.clone()).await).await;
-    let controller = Controller::start(&cluster, &[]);
+    let address = serve(endpoint.clone()).await;
+    web_template(&cluster, &address).await;
+    let controller = Controller::start(&cluster, &["--web-allowed-url-prefix", &format!("{address}/health")]);
     let stable = deploy_stable(&cluster, steps()).await;
 
     let good = cluster.ship(&cluster.rollout("2", steps())).await;
