@@ -176,3 +176,20 @@ pub fn tail(log: &Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// The server of a test binary, started once with `start` from `fixture`'s data and shared by its
+/// tests; `name` says which server failed to start.
+pub fn shared<S>(
+    cell: &'static std::sync::OnceLock<Result<S, String>>,
+    start: fn(&str) -> Result<S, String>,
+    fixture: fn() -> String,
+    name: &str,
+) -> &'static S
+where
+    S: Send + Sync,
+{
+    match cell.get_or_init(|| start(&fixture())) {
+        Ok(server) => server,
+        Err(error) => panic!("cannot start {name} for the tests: {error}"),
+    }
+}

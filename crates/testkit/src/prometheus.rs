@@ -51,10 +51,7 @@ pub fn shared(
     cell: &'static OnceLock<Result<Prometheus, String>>,
     fixture: fn() -> String,
 ) -> &'static Prometheus {
-    match cell.get_or_init(|| Prometheus::start(&fixture())) {
-        Ok(server) => server,
-        Err(error) => panic!("cannot start Prometheus for the tests: {error}"),
-    }
+    crate::process::shared(cell, Prometheus::start, fixture, "Prometheus")
 }
 
 impl Prometheus {

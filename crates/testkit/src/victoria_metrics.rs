@@ -48,10 +48,7 @@ pub fn shared(
     cell: &'static OnceLock<Result<VictoriaMetrics, String>>,
     fixture: fn() -> String,
 ) -> &'static VictoriaMetrics {
-    match cell.get_or_init(|| VictoriaMetrics::start(&fixture())) {
-        Ok(server) => server,
-        Err(error) => panic!("cannot start VictoriaMetrics for the tests: {error}"),
-    }
+    crate::process::shared(cell, VictoriaMetrics::start, fixture, "VictoriaMetrics")
 }
 
 impl VictoriaMetrics {
