@@ -210,6 +210,11 @@ pub enum TemplateError {
         "{{{{{name}}}}} at byte {offset} is outside a JSON string: put it between quotes, as in \"{{{{{name}}}}}\""
     )]
     OutsideJsonString { name: String, offset: usize },
+    #[error(
+        "{{{{{name}}}}} at byte {offset} is in a JSON object key: a value may fill a string value only, \
+         since a key it chose could repeat another and override it"
+    )]
+    InJsonKey { name: String, offset: usize },
     #[error("the body is not JSON: {message}")]
     NotJson { message: String },
 }

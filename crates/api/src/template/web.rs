@@ -128,28 +128,30 @@ pub fn encode_query_component(value: &str) -> String {
     encoded
 }
 
-/// The placeholders of a JSON body template, each checked to sit inside a string literal and not
-/// right after an unpaired backslash.
+/// The placeholders of a JSON body template, each checked to sit inside a string value (not an
+/// object key) and not right after an unpaired backslash.
 fn json_holes(template: &str) -> Result<Vec<Hole<'_>>, TemplateError> {
     let holes = holes(template)?;
     let mut next = holes.iter().peekable();
-    let (mut in_string, mut escaped) = (false, false);
+    let (mut in_string, mut escaped, mut in_key) = (false, false, false);
+    // The containers open around the current position (`true` for an object), and whether the
+    // next string there is a key: at an object's start or after a comma in one.
+    let mut objects: Vec<bool> = Vec::new();
+    let mut key_next = false;
     let mut at = 0;
     while at < template.len() {
         if let Some(hole) = next.peek()
             && hole.offset == at
         {
+            let (name, offset) = (hole.name.to_owned(), hole.offset);
             if !in_string {
-                return Err(TemplateError::OutsideJsonString {
-                    name: hole.name.to_owned(),
-                    offset: hole.offset,
-                });
+                return Err(TemplateError::OutsideJsonString { name, offset });
             }
             if escaped {
-                return Err(TemplateError::AfterBackslash {
-                    name: hole.name.to_owned(),
-                    offset: hole.offset,
-                });
+                return Err(TemplateError::AfterBackslash { name, offset });
+            }
+            if in_key {
+                return Err(TemplateError::InJsonKey { name, offset });
             }
             at = hole.end;
             next.next();
@@ -159,7 +161,21 @@ fn json_holes(template: &str) -> Result<Vec<Hole<'_>>, TemplateError> {
         match (in_string, escaped, c) {
             (true, true, _) => escaped = false,
             (true, false, '\\') => escaped = true,
-            (_, false, '"') => in_string = !in_string,
+            (true, false, '"') => in_string = false,
+            (false, _, '"') => {
+                in_string = true;
+                in_key = key_next;
+                key_next = false;
+            }
+            (false, _, '{') => {
+                objects.push(true);
+                key_next = true;
+            }
+            (false, _, '[') => objects.push(false),
+            (false, _, '}' | ']') => {
+                objects.pop();
+            }
+            (false, _, ',') => key_next = objects.last() == Some(&true),
             _ => {}
         }
         at += c.len_utf8();
@@ -275,6 +291,16 @@ mod tests {
             Err(TemplateError::AfterBackslash { .. })
         ));
         assert_eq!(check_json_body(r#"{"n": "\\{{args.q}}"}"#, &declared()), Ok(()));
+        // Keys are chosen by the template's author alone: a key an arg chose could repeat another.
+        for body in [r#"{"{{args.q}}": "v", "tenant": "a"}"#, r#"{"a": [1, {"x": 2, "{{args.q}}": 3}]}"#] {
+            assert!(
+                matches!(check_json_body(body, &declared()), Err(TemplateError::InJsonKey { .. })),
+                "{body}"
+            );
+        }
+        for body in [r#"{"a": ["{{args.q}}", "x"]}"#, r#"{"a": {"b": "{{args.q}}"}, "c": "{{args.q}}"}"#] {
+            assert_eq!(check_json_body(body, &declared()), Ok(()), "{body}");
+        }
         assert!(matches!(
             check_json_body(r#"{"n": "{{args.q}}""#, &declared()),
             Err(TemplateError::NotJson { .. })
