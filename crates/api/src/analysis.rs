@@ -85,6 +85,7 @@ pub struct ArgSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.threshold) ? 1 : 0) + (has(self.compare) ? 1 : 0) + (has(self.sequential) ? 1 : 0) == 1").message("a metric must have exactly one of threshold, compare or sequential"))]
 #[x_kube(validation = Rule::new("!has(self.interval) || duration(self.interval) >= duration('1s')").message("interval must be at least 1s"))]
+#[x_kube(validation = Rule::new("!has(self.provider.web) || has(self.threshold)").message("a web metric is judged by threshold only: compare and sequential need a query per revision"))]
 pub struct Metric {
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
@@ -141,7 +142,7 @@ pub struct WebProvider {
     /// An `http://` or `https://` URL template; placeholders may only fill its query string, and their
     /// values are percent-encoded.
     #[schemars(length(min = 1))]
-    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("url must be an http:// or https:// URL"))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#@]+([/?#].*)?$')").message("url must be an http:// or https:// URL with a host and no credentials"))]
     pub url: String,
     #[serde(default)]
     pub method: WebMethod,
