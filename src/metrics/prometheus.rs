@@ -313,6 +313,10 @@ struct Envelope {
     error_type: Option<String>,
     #[serde(default)]
     error: Option<String>,
+    /// VictoriaMetrics' cluster version answers `true` when some storage nodes did not: the result
+    /// may lack series, and an empty one would read as no data.
+    #[serde(default, rename = "isPartial")]
+    is_partial: bool,
 }
 
 /// Turns an HTTP answer from the query API into result data or a classified error.
@@ -354,6 +358,12 @@ fn decode_response(status: StatusCode, is_json: bool, body: &[u8]) -> Result<Dat
     }
     if !status.is_success() {
         return Err(MeasurementError::unexpected(format!("HTTP {status}: {}", quote_body(body))));
+    }
+    if envelope.is_partial {
+        return Err(MeasurementError::ServerError {
+            status: status.as_u16(),
+            message: "a partial answer (isPartial: some storage nodes did not answer)".into(),
+        });
     }
     let data =
         envelope.data.ok_or_else(|| MeasurementError::unexpected("a successful response without data"))?;
@@ -843,6 +853,21 @@ mod tests {
         let p = PrometheusProvider::new(&address, Duration::from_secs(5), &ResolvedAuth::default()).unwrap();
         let err = p.instant("up", None).await.unwrap_err();
         assert_eq!(err, MeasurementError::ServerError { status: 502, message: "upstream down".into() });
+    }
+
+    #[test]
+    fn a_partial_answer_is_an_error_not_a_value_or_no_data() {
+        for data in [
+            r#"{"resultType":"vector","result":[]}"#,
+            r#"{"resultType":"vector","result":[{"metric":{},"value":[1,"0.5"]}]}"#,
+        ] {
+            let body = format!(r#"{{"status":"success","isPartial":true,"data":{data}}}"#);
+            let error = decode_response(StatusCode::OK, true, body.as_bytes()).unwrap_err();
+            assert!(matches!(error, MeasurementError::ServerError { .. }), "{error}");
+            assert!(error.to_string().contains("partial"), "{error}");
+        }
+        let whole = r#"{"status":"success","isPartial":false,"data":{"resultType":"vector","result":[]}}"#;
+        assert!(decode_response(StatusCode::OK, true, whole.as_bytes()).is_ok());
     }
 
     #[tokio::test]
