@@ -1,15 +1,16 @@
 //! A pool of Prometheus providers, shared by every metric the controller measures at once, and the
-//! one client of `web` metrics, whose requests take permits by endpoint as queries do by address.
+//! one client of `web` metrics.
 //!
 //! Metrics that query the same Prometheus with the same timeout and credentials share one provider,
 //! and so one HTTP client and its connections, instead of building a client per measurement. A
 //! provider is kept as long as the pool, so each rotation of a credential adds one.
 //!
-//! Each Prometheus address has its own semaphore of `limit_per_provider` permits, and each query holds
-//! one while it runs: at most that many queries hit one address at once, whatever the metric kinds (a
-//! compare measurement runs two queries, a sequential one four). A query waits for its permit before its
-//! timeout starts. Since every address has its own permits, a slow Prometheus delays only the metrics
-//! that query it, and can never take the slots of the others.
+//! Each server (scheme, host and port) has its own semaphore of `limit_per_provider` permits, and
+//! each request to it, a PromQL query or a web metric's, holds one while it runs: at most that many
+//! requests hit one server at once, whatever the metric kinds (a compare measurement runs two
+//! queries, a sequential one four) and whatever the paths. A request waits for its permit before its
+//! timeout starts. Since every server has its own permits, a slow one delays only the metrics that
+//! query it, and can never take the slots of the others.
 
 use super::error::ProviderKind;
 use super::measure::{self, MetricQueries, query_timeout};
@@ -43,7 +44,7 @@ struct Pool {
 #[derive(Default)]
 struct State {
     providers: HashMap<ProviderKey, PrometheusProvider>,
-    /// Permits by Prometheus address, and by web endpoint (its URL without the query string).
+    /// Permits by server (scheme, host and port), shared by both providers' requests to it.
     permits: HashMap<String, Arc<Semaphore>>,
     /// The one client of every web metric, built on first use.
     web: Option<WebClient>,
@@ -146,7 +147,7 @@ impl Providers {
             };
             let permits = state
                 .permits
-                .entry(request.origin())
+                .entry(server_key(&request.url))
                 .or_insert_with(|| Arc::new(Semaphore::new(self.pool.limit)))
                 .clone();
             (client, permits)
@@ -185,7 +186,10 @@ impl Providers {
         };
         let permits = state
             .permits
-            .entry(prometheus.address.clone())
+            .entry(
+                Url::parse(&prometheus.address)
+                    .map_or_else(|_| prometheus.address.clone(), |url| server_key(&url)),
+            )
             .or_insert_with(|| Arc::new(Semaphore::new(self.pool.limit)))
             .clone();
         Ok((queries, provider, permits))
@@ -195,6 +199,17 @@ impl Providers {
         // The maps stay consistent even if a holder panicked: each change is a single insert.
         self.pool.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The server a URL reaches, whose permits its requests take: scheme, host and port, whatever the
+/// path, so that metrics of either provider on one server share its limit.
+fn server_key(url: &Url) -> String {
+    format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(0)
+    )
 }
 
 /// Whether `url` is under `prefix`: the same scheme, host and port, and a path that is the
@@ -219,5 +234,22 @@ fn config_field(error: &ConfigError) -> &'static str {
         }
         ConfigError::InvalidHeader { .. } => "provider.prometheus.headers",
         ConfigError::HttpClient { .. } => "provider.prometheus",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Url, server_key};
+
+    #[test]
+    fn requests_to_one_server_share_its_permits_whatever_the_path() {
+        let key = |url: &str| server_key(&Url::parse(url).unwrap());
+        assert_eq!(
+            key("http://prom.monitoring:9090/api/v1/query"),
+            key("http://prom.monitoring:9090/slo/a?x=1")
+        );
+        assert_eq!(key("https://mimir.example.com/prometheus"), key("https://mimir.example.com:443/other"));
+        assert_ne!(key("http://prom.monitoring:9090/"), key("http://prom.monitoring:9091/"));
+        assert_ne!(key("http://prom.monitoring/"), key("https://prom.monitoring/"));
     }
 }
