@@ -66,7 +66,8 @@ pub struct ControllerArgs {
     /// so this only bounds how long a missed event could go unnoticed.
     #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub resync_seconds: u64,
-    /// Queries in flight at once to any one Prometheus address, across every AnalysisRun.
+    /// Requests in flight at once to any one metrics server (scheme, host and port), PromQL
+    /// queries and web metrics alike, across every AnalysisRun.
     #[arg(long, default_value_t = 8)]
     pub prometheus_concurrency: usize,
     /// A URL prefix that `web` metrics may read, such as `https://slo.example.com/api/`: the same
