@@ -16,14 +16,9 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 
-use crate::process::{find_binary, free_port, request, spawn_logged, spawn_watchdog, stop, wait_ready};
-
-/// How many ports to try when the chosen one is taken between choosing and binding.
-const START_ATTEMPTS: usize = 3;
+use crate::process::{Server, find_binary, request};
 
 const INSTALL_HINT: &str = "install it with `apt-get install -y prometheus-alertmanager` \
      (Debian/Ubuntu), or run ./scripts/test, which installs it when missing";
@@ -68,11 +63,7 @@ impl Receiver {
 
 /// A running Alertmanager.
 pub struct Alertmanager {
-    child: Child,
-    watchdog: Option<Child>,
-    address: String,
-    log: PathBuf,
-    dir: tempfile::TempDir,
+    server: Server,
 }
 
 impl Alertmanager {
@@ -92,29 +83,18 @@ impl Alertmanager {
         let log = dir.path().join("alertmanager.log");
         fs::write(&config, config_text(receiver))
             .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
-        let mut last_error = String::new();
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port()?;
-            let address = format!("http://127.0.0.1:{port}");
+        let server = Server::start("alertmanager", dir, log, |port| {
             let mut command = Command::new(&binary);
             command
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!("--storage.path={}", data.display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg(format!("--web.external-url={address}"))
+                .arg(format!("--web.external-url=http://127.0.0.1:{port}"))
                 // No gossip cluster: it would bind 9094 and wait for peers.
                 .arg("--cluster.listen-address=");
-            let mut child = spawn_logged(&mut command, &log)?;
-            let mut watchdog = spawn_watchdog(child.id(), dir.path());
-            match wait_ready("alertmanager", &mut child, port, &log) {
-                Ok(()) => return Ok(Alertmanager { child, watchdog, address, log, dir }),
-                Err(error) => {
-                    last_error = error;
-                    stop(&mut child, &mut watchdog);
-                }
-            }
-        }
-        Err(last_error)
+            command
+        })?;
+        Ok(Self { server })
     }
 
     /// Posts `alerts`, a JSON array of `{labels, annotations, startsAt?, endsAt?, generatorURL}`, to
@@ -145,29 +125,19 @@ impl Alertmanager {
 
     /// The base URL of the server's HTTP API, such as `http://127.0.0.1:41234`.
     pub fn address(&self) -> &str {
-        &self.address
+        self.server.address()
     }
 
     /// Everything the server has logged so far.
     pub fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn socket_address(&self) -> Result<SocketAddr, String> {
-        self.address.trim_start_matches("http://").parse().map_err(|e| format!("{e}"))
+        self.server.log()
     }
 
     /// Sends one request and returns the status code and body of the answer.
     fn request(&self, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
-        let addr = self.socket_address()?;
+        let addr = self.server.socket_address()?;
         request(addr, method, path, "application/json", body.as_bytes())
             .map_err(|e| format!("{method} {path} to Alertmanager: {e}"))
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        stop(&mut self.child, &mut self.watchdog);
     }
 }
 

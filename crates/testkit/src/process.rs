@@ -193,3 +193,73 @@ where
         Err(error) => panic!("cannot start {name} for the tests: {error}"),
     }
 }
+
+/// How many times a server is started on a new free port before giving up: another process may
+/// take a port between [`free_port`] and the server's bind.
+const START_ATTEMPTS: usize = 3;
+
+/// A server process on a 127.0.0.1 port, with its log and its temporary directory; stopped (and
+/// its watchdog with it) when dropped.
+pub struct Server {
+    child: Child,
+    watchdog: Option<Child>,
+    address: String,
+    log: PathBuf,
+    /// Kept for as long as the server runs on it.
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `name` with the command `command` builds for a free port, logging to `log`, until it
+    /// answers there; each failed attempt is stopped and retried on another port.
+    pub fn start(
+        name: &str,
+        dir: tempfile::TempDir,
+        log: PathBuf,
+        command: impl Fn(u16) -> Command,
+    ) -> Result<Self, String> {
+        let mut last_error = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port()?;
+            let mut child = spawn_logged(&mut command(port), &log)?;
+            let mut watchdog = spawn_watchdog(child.id(), dir.path());
+            match wait_ready(name, &mut child, port, &log) {
+                Ok(()) => {
+                    let address = format!("http://127.0.0.1:{port}");
+                    return Ok(Self { child, watchdog, address, log, _dir: dir });
+                }
+                Err(error) => {
+                    last_error = error;
+                    stop(&mut child, &mut watchdog);
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    /// The base URL, such as `http://127.0.0.1:41234`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The address to open connections to.
+    pub fn socket_address(&self) -> Result<SocketAddr, String> {
+        self.address.trim_start_matches("http://").parse().map_err(|e| format!("{e}"))
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the log, for error messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.log, lines)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        stop(&mut self.child, &mut self.watchdog);
+    }
+}

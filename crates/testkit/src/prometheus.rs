@@ -14,19 +14,15 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::process::{self, READY_TIMEOUT, tail};
+use crate::process::{self, READY_TIMEOUT, Server};
 // The process helpers lived here first; tests still reach them through this module.
 pub use crate::process::{free_port, get, spawn_logged, spawn_watchdog, stop, wait_ready};
-
-/// How many ports to try when the chosen one is taken between choosing and binding.
-const START_ATTEMPTS: usize = 3;
 
 const INSTALL_HINT: &str = "install them with `apt-get install -y prometheus` (Debian/Ubuntu), \
      or run ./scripts/test, which installs them when missing";
@@ -39,11 +35,7 @@ pub struct Target<'a> {
 
 /// A running Prometheus server with backfilled data.
 pub struct Prometheus {
-    child: Child,
-    watchdog: Option<Child>,
-    address: String,
-    log: PathBuf,
-    dir: tempfile::TempDir,
+    server: Server,
 }
 
 /// The server of a test binary, started once from `fixture` and shared by its tests.
@@ -114,8 +106,7 @@ impl Prometheus {
     /// Waits until a scrape of every target succeeded. Prometheus discovers targets some seconds
     /// after it starts, so until then a scraping server has no data.
     pub fn wait_for_targets(&self) -> Result<(), String> {
-        let addr: SocketAddr =
-            self.address.trim_start_matches("http://").parse().map_err(|e| format!("{e}"))?;
+        let addr = self.server.socket_address()?;
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             let body = get(addr, "/api/v1/query?query=min(up)").unwrap_or_default();
@@ -125,7 +116,7 @@ impl Prometheus {
             }
             sleep(Duration::from_millis(100));
         }
-        Err(format!("no target was scraped within {READY_TIMEOUT:?}; the log:\n{}", tail(&self.log, 40)))
+        Err(format!("no target was scraped within {READY_TIMEOUT:?}; the log:\n{}", self.server.log_tail(40)))
     }
 
     /// Starts `prometheus` on a free 127.0.0.1 port with `config`, on the TSDB in `dir/data`.
@@ -135,45 +126,26 @@ impl Prometheus {
         let config = dir.path().join("prometheus.yml");
         let log = dir.path().join("prometheus.log");
         fs::write(&config, config_text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
-        let mut last_error = String::new();
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port()?;
+        let server = Server::start("prometheus", dir, log, |port| {
             let mut command = Command::new(&prometheus);
             command
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!("--storage.tsdb.path={}", data.display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .arg("--storage.tsdb.retention.time=100y");
-            let mut child = spawn_logged(&mut command, &log)?;
-            let mut watchdog = spawn_watchdog(child.id(), dir.path());
-            let address = format!("http://127.0.0.1:{port}");
-            match wait_ready("prometheus", &mut child, port, &log) {
-                Ok(()) => {
-                    return Ok(Prometheus { child, watchdog, address, log, dir });
-                }
-                Err(error) => {
-                    last_error = error;
-                    stop(&mut child, &mut watchdog);
-                }
-            }
-        }
-        Err(last_error)
+            command
+        })?;
+        Ok(Self { server })
     }
 
     /// The base URL of the server's HTTP API, such as `http://127.0.0.1:41234`.
     pub fn address(&self) -> &str {
-        &self.address
+        self.server.address()
     }
 
     /// Everything the server has logged so far.
     pub fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        stop(&mut self.child, &mut self.watchdog);
+        self.server.log()
     }
 }
 

@@ -15,32 +15,19 @@
 
 #![allow(dead_code)]
 
-use std::fs;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::process::{
-    READY_TIMEOUT, find_binary, free_port, get, request, spawn_logged, spawn_watchdog, stop, tail,
-    temporary_dir, wait_ready,
-};
-
-/// How many ports to try when the chosen one is taken between choosing and binding.
-const START_ATTEMPTS: usize = 3;
+use crate::process::{READY_TIMEOUT, Server, find_binary, get, request, temporary_dir};
 
 const INSTALL_HINT: &str = "install it with `apt-get install -y victoria-metrics` (Debian/Ubuntu), \
      or run ./scripts/test, which installs it when missing";
 
 /// A running VictoriaMetrics server with imported data.
 pub struct VictoriaMetrics {
-    child: Child,
-    watchdog: Option<Child>,
-    address: String,
-    log: PathBuf,
-    dir: tempfile::TempDir,
+    server: Server,
 }
 
 /// The server of a test binary, started once from `fixture` and shared by its tests.
@@ -69,35 +56,23 @@ impl VictoriaMetrics {
             .map_err(|error| format!("{error}; the VictoriaMetrics tests need it: {INSTALL_HINT}"))?;
         let dir = temporary_dir("victoria-metrics")?;
         let log = dir.path().join("victoria-metrics.log");
-        let mut last_error = String::new();
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port()?;
+        let data = dir.path().join("data");
+        let server = Server::start("victoria-metrics", dir, log, |port| {
             let mut command = Command::new(&binary);
             command
-                .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
+                .arg(format!("-storageDataPath={}", data.display()))
                 .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
                 .arg("-retentionPeriod=100y")
                 // Backfilled data: an answer cached before the import is complete would hide some.
                 .arg("-search.disableCache");
-            let mut child = spawn_logged(&mut command, &log)?;
-            let mut watchdog = spawn_watchdog(child.id(), dir.path());
-            match wait_ready("victoria-metrics", &mut child, port, &log) {
-                Ok(()) => {
-                    let address = format!("http://127.0.0.1:{port}");
-                    return Ok(VictoriaMetrics { child, watchdog, address, log, dir });
-                }
-                Err(error) => {
-                    last_error = error;
-                    stop(&mut child, &mut watchdog);
-                }
-            }
-        }
-        Err(last_error)
+            command
+        })?;
+        Ok(Self { server })
     }
 
     /// Imports Prometheus text (timestamps in milliseconds) and flushes it to searchable storage.
     fn import(&self, text: &str) -> Result<(), String> {
-        let addr = self.socket_address()?;
+        let addr = self.server.socket_address()?;
         let (status, body) =
             request(addr, "POST", "/api/v1/import/prometheus", "text/plain", text.as_bytes())
                 .map_err(|e| format!("importing the test data: {e}"))?;
@@ -105,14 +80,14 @@ impl VictoriaMetrics {
             return Err(format!("VictoriaMetrics answered {status} to the import: {body}"));
         }
         get(addr, "/internal/force_flush").ok_or_else(|| {
-            format!("VictoriaMetrics did not flush the import; its log:\n{}", tail(&self.log, 40))
+            format!("VictoriaMetrics did not flush the import; its log:\n{}", self.server.log_tail(40))
         })?;
         Ok(())
     }
 
     /// Waits until a query counts `samples` samples from `first` to `last` (Unix milliseconds).
     fn wait_for_samples(&self, samples: u64, first: i64, last: i64) -> Result<(), String> {
-        let addr = self.socket_address()?;
+        let addr = self.server.socket_address()?;
         // A window ending at the last sample and reaching just before the first.
         let window_ms = last - first + 1000;
         let query = format!("sum(count_over_time({{__name__=~\".+\"}}[{window_ms}ms]))");
@@ -136,33 +111,23 @@ impl VictoriaMetrics {
         Err(format!(
             "VictoriaMetrics counted {counted:?} samples of the {samples} imported after {READY_TIMEOUT:?}; \
              its log:\n{}",
-            tail(&self.log, 40)
+            self.server.log_tail(40)
         ))
     }
 
     /// The base URL of the server's Prometheus API, such as `http://127.0.0.1:41234`.
     pub fn address(&self) -> &str {
-        &self.address
+        self.server.address()
     }
 
     /// The same API under the path prefix `/prometheus`, such as `http://127.0.0.1:41234/prometheus`.
     pub fn prefixed_address(&self) -> String {
-        format!("{}/prometheus", self.address)
+        format!("{}/prometheus", self.server.address())
     }
 
     /// Everything the server has logged so far.
     pub fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn socket_address(&self) -> Result<SocketAddr, String> {
-        self.address.trim_start_matches("http://").parse().map_err(|e| format!("{e}"))
-    }
-}
-
-impl Drop for VictoriaMetrics {
-    fn drop(&mut self) {
-        stop(&mut self.child, &mut self.watchdog);
+        self.server.log()
     }
 }
 
