@@ -64,7 +64,12 @@ pub struct Fetched {
     pub workload_version: Option<String>,
 }
 
-/// A route as `status.routes` names it, `HTTPRoute/namespace/name`.
+/// A route as the engine and `status.routes` name it: `HTTPRoute/namespace/name`.
+fn route_label(kind: RouteKind, namespace: &str, name: &str) -> String {
+    format!("{}/{namespace}/{name}", kind.kind())
+}
+
+/// The route [`route_label`] names.
 fn route_ref(label: &str) -> Option<(RouteKind, String, String)> {
     let mut parts = label.splitn(3, '/');
     let kind = match parts.next()? {
@@ -135,7 +140,7 @@ pub fn fetch(caches: &Caches, rollout: &Rollout, clock: Clock) -> Fetched {
         routes: routes
             .iter()
             .map(|route| {
-                let label = format!("{}/{}/{}", route.kind.kind(), route.namespace, route.name);
+                let label = route_label(route.kind, &route.namespace, &route.name);
                 match &route.object {
                     Some(object) => route_state(label, object, services),
                     None => crate::engine::RouteState { name: label, ..Default::default() },
@@ -194,4 +199,19 @@ pub fn template_refs(rollout: &Rollout) -> impl Iterator<Item = &TemplateRef> {
         .filter_map(|step| step.analysis.as_ref())
         .flat_map(|analysis| &analysis.templates)
         .chain(canary.analysis.iter().flat_map(|analysis| &analysis.templates))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RouteKind, route_label, route_ref};
+
+    #[test]
+    fn a_route_label_reads_back_as_its_route() {
+        for kind in [RouteKind::Http, RouteKind::Grpc] {
+            let label = route_label(kind, "shop", "checkout");
+            assert_eq!(route_ref(&label), Some((kind, "shop".into(), "checkout".into())), "{label}");
+        }
+        assert_eq!(route_ref("TLSRoute/shop/checkout"), None);
+        assert_eq!(route_ref("HTTPRoute/shop"), None);
+    }
 }
