@@ -14,6 +14,7 @@ use crate::cli::manifests::{self, LoadError, filename_help};
 use crate::engine::{MetricVerdict, format_value, judge_metric, run_phase};
 use crate::metrics::measure::{self, MetricQueries, RenderError};
 use crate::metrics::prometheus::{MeasurementError, PrometheusProvider, ResolvedAuth};
+use crate::metrics::provider::Provider;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -307,14 +308,16 @@ impl<'m> MetricPlan<'m> {
     ) -> Result<Self, AnalyzeError> {
         let fail = |message: String| AnalyzeError::Metric { metric: metric.name.clone(), message };
         let render = |reason| AnalyzeError::Render { metric: metric.name.clone(), reason };
-        if metric.provider.web.is_some() {
-            return Err(fail(
-                "uses the web provider, which cannot be backtested: analyze replays past data through \
-                 Prometheus range queries, and a web endpoint answers only for the present"
-                    .into(),
-            ));
-        }
-        let prometheus = measure::prometheus(metric).map_err(render)?;
+        let prometheus = match Provider::of(metric).map_err(render)? {
+            Provider::Prometheus(prometheus) => prometheus,
+            Provider::Web(_) => {
+                return Err(fail(
+                    "uses the web provider, which cannot be backtested: analyze measures at past times, \
+                     and a web endpoint answers only for the present"
+                        .into(),
+                ));
+            }
+        };
         let interval = match &metric.interval {
             Some(d) => d.parse().map_err(|e| fail(e.to_string()))?,
             None => DEFAULT_INTERVAL,

@@ -11,6 +11,15 @@ pub enum ProviderKind {
     Web,
 }
 
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Prometheus => "prometheus",
+            Self::Web => "web",
+        })
+    }
+}
+
 /// Why a query produced no measurement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MeasurementError {

@@ -5,4 +5,5 @@ pub mod measure;
 pub mod prometheus;
 pub mod provider;
 pub mod providers;
+pub mod source;
 pub mod web;

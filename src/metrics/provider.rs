@@ -1,6 +1,7 @@
-//! The seam every metric provider plugs into: which provider a metric names, what its Secrets are,
-//! and how its errors are worded. A new provider adds its module, one arm here and one in
-//! [`super::providers::Providers::measure`].
+//! The seam every metric provider plugs into: which provider a metric names, what it queries, what
+//! its Secrets are, and how its errors are worded. A new provider adds its module, one arm here and
+//! one in [`super::providers::Providers::measure`]; a provider that runs queries implements
+//! [`super::source::Source`].
 
 use super::error::ProviderKind;
 use super::measure::RenderError;
@@ -32,6 +33,22 @@ impl<'m> Provider<'m> {
         match self {
             Self::Prometheus(_) => ProviderKind::Prometheus,
             Self::Web(_) => ProviderKind::Web,
+        }
+    }
+
+    /// The field holding the provider's query and its text, for a provider that runs queries.
+    pub fn query(self) -> Option<(&'static str, &'m str)> {
+        match self {
+            Self::Prometheus(prometheus) => Some(("provider.prometheus.query", &prometheus.query)),
+            Self::Web(_) => None,
+        }
+    }
+
+    /// Where the provider's requests go, as written.
+    pub fn address(self) -> &'m str {
+        match self {
+            Self::Prometheus(prometheus) => &prometheus.address,
+            Self::Web(web) => &web.url,
         }
     }
 

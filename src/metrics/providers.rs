@@ -12,10 +12,11 @@
 //! timeout starts. Since every server has its own permits, a slow one delays only the metrics that
 //! query it, and can never take the slots of the others.
 
-use super::error::ProviderKind;
-use super::measure::{self, MetricQueries, query_timeout};
+use super::error::{MeasurementError, ProviderKind};
+use super::measure::{MetricQueries, query_timeout};
 use super::prometheus::{ConfigError, PrometheusProvider, ResolvedAuth};
 use super::provider::Provider;
+use super::source::Source;
 use super::web::{WebClient, WebRequest};
 use crate::api::template::Vars;
 use crate::api::{self, Measurement, Metric};
@@ -96,8 +97,8 @@ impl Providers {
         at: DateTime<Utc>,
     ) -> Measurement {
         let failed = |error: String| Measurement { at, error: Some(error), ..Measurement::default() };
-        match Provider::of(metric) {
-            Ok(Provider::Prometheus(_)) => {}
+        let prometheus = match Provider::of(metric) {
+            Ok(Provider::Prometheus(prometheus)) => prometheus,
             Ok(Provider::Web(web)) => {
                 return match self.measure_web(metric, web, vars, auth).await {
                     Ok(value) => Measurement { at, value, ..Measurement::default() },
@@ -105,18 +106,12 @@ impl Providers {
                 };
             }
             Err(error) => return failed(error.to_string()),
-        }
-        let (queries, provider, permits) = match self.prepare(metric, vars, auth) {
-            Ok(prepared) => prepared,
-            Err(error) => return Measurement { at, error: Some(error), ..Measurement::default() },
         };
-        let (provider, permits) = (&provider, &*permits);
-        queries
-            .measure_with(at, move |query| async move {
-                let _permit = permits.acquire().await.expect("the pool never closes a semaphore");
-                provider.instant(query, Some(at)).await
-            })
-            .await
+        let (queries, provider, permits) = match self.prepare(metric, prometheus, vars, auth) {
+            Ok(prepared) => prepared,
+            Err(error) => return failed(error),
+        };
+        queries.measure(&Limited { source: &provider, permits: &permits }, at).await
     }
 
     /// One request of a web metric, holding a permit of its endpoint while it runs.
@@ -166,10 +161,10 @@ impl Providers {
     fn prepare(
         &self,
         metric: &Metric,
+        prometheus: &api::PrometheusProvider,
         vars: &Vars,
         auth: &ResolvedAuth,
     ) -> Result<(MetricQueries, PrometheusProvider, Arc<Semaphore>), String> {
-        let prometheus = measure::prometheus(metric).map_err(|error| error.to_string())?;
         let queries = MetricQueries::render(metric, vars).map_err(|error| error.to_string())?;
         let timeout =
             query_timeout(prometheus).map_err(|error| format!("provider.prometheus.timeout: {error}"))?;
@@ -198,6 +193,23 @@ impl Providers {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // The maps stay consistent even if a holder panicked: each change is a single insert.
         self.pool.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A source whose every query holds one of its server's permits while it runs.
+struct Limited<'s, S> {
+    source: &'s S,
+    permits: &'s Semaphore,
+}
+
+impl<S: Source + Sync> Source for Limited<'_, S> {
+    fn kind(&self) -> ProviderKind {
+        self.source.kind()
+    }
+
+    async fn instant(&self, query: &str, at: DateTime<Utc>) -> Result<Option<f64>, MeasurementError> {
+        let _permit = self.permits.acquire().await.expect("the pool never closes a semaphore");
+        self.source.instant(query, at).await
     }
 }
 

@@ -1,12 +1,18 @@
 //! Simulated AnalysisRuns: the engine's AnalysisRun core, driven the way the AnalysisRun
-//! controller drives it, with each measurement taken from the simulated traffic instead of
-//! Prometheus and each metric judged by a [`Policy`].
+//! controller drives it, with each metric judged by a [`Policy`]. Each measurement is taken as the
+//! controller takes it, the metric's queries rendered and run through a [`Source`], which here
+//! answers from the simulated traffic instead of Prometheus.
 
 use super::policy::Policy;
 use super::traffic::Served;
-use crate::api::{AnalysisRunSpec, AnalysisRunStatus, Counts, Measurement, Metric};
+use crate::api::{AnalysisRunSpec, AnalysisRunStatus, Measurement, Metric};
 use crate::engine::{AnalysisRunState, Clock, MetricPlan, assess_with, due, record_with};
+use crate::metrics::error::{MeasurementError, ProviderKind};
+use crate::metrics::measure::{MetricQueries, spec_vars};
+use crate::metrics::provider::Provider;
+use crate::metrics::source::Source;
 use chrono::{DateTime, Duration, Utc};
+use futures::FutureExt;
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -51,10 +57,9 @@ static BUCKET_BOUND: LazyLock<Regex> =
 
 impl Signal {
     pub fn of(metric: &Metric) -> Self {
-        if metric.provider.web.is_some() {
+        let Some((_, query)) = Provider::of(metric).ok().and_then(Provider::query) else {
             return Self::Unmodelled;
-        }
-        let query = metric.provider.prometheus.as_ref().map_or("", |p| p.query.as_str());
+        };
         let window = RANGE
             .captures(query)
             .and_then(|c| {
@@ -118,28 +123,66 @@ impl Signal {
             Self::Unmodelled => None,
         }
     }
+}
 
-    /// What the metric's queries return at `now`: the canary's value, stable's as the baseline, and
-    /// both revisions' requests and failures over the last `interval`, which sequential metrics read.
-    fn measure(
+/// What answers a metric's queries in the simulation: the traffic each revision served, read as
+/// the metric's [`Signal`] says. A query is answered by the part it plays in the metric: the
+/// canary's or stable's value, or its count of failed or of all requests, so that a query that
+/// does not tell the revisions apart measures the same for both, as it would in a cluster.
+struct Simulated<'a> {
+    queries: &'a MetricQueries,
+    signal: Signal,
+    canary: &'a Served,
+    stable: &'a Served,
+    interval: Duration,
+    /// Where the metric's queries go, named when the simulated source is down.
+    address: Option<&'a str>,
+    kind: ProviderKind,
+}
+
+impl Simulated<'_> {
+    fn answer(&self, query: &str, at: DateTime<Utc>) -> Result<Option<f64>, MeasurementError> {
+        let Some(address) = self.address else {
+            return Ok(self.value(query, at));
+        };
+        Err(MeasurementError::Unreachable {
+            address: address.to_owned(),
+            reason: "connection refused (a simulated outage)".into(),
+        })
+    }
+
+    fn value(&self, query: &str, at: DateTime<Utc>) -> Option<f64> {
+        let (signal, interval) = (self.signal, self.interval);
+        match self.queries {
+            MetricQueries::Threshold(_) => signal.value(self.canary, at),
+            MetricQueries::Compare(pair) if query == pair.canary => signal.value(self.canary, at),
+            MetricQueries::Compare(_) => signal.value(self.stable, at),
+            MetricQueries::Sequential { errors, requests } => {
+                let (served, bad) = if query == errors.canary {
+                    (self.canary, true)
+                } else if query == requests.canary {
+                    (self.canary, false)
+                } else {
+                    (self.stable, query == errors.stable)
+                };
+                let (failed, all) = signal.counts(served, at, interval);
+                Some(if bad { failed } else { all })
+            }
+        }
+    }
+}
+
+impl Source for Simulated<'_> {
+    fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    fn instant(
         &self,
-        canary: &Served,
-        stable: &Served,
-        now: DateTime<Utc>,
-        interval: Duration,
-    ) -> Measurement {
-        if *self == Self::Unmodelled {
-            return Measurement { at: now, ..Measurement::default() };
-        }
-        let (canary_errors, canary_requests) = self.counts(canary, now, interval);
-        let (stable_errors, stable_requests) = self.counts(stable, now, interval);
-        Measurement {
-            at: now,
-            value: self.value(canary, now),
-            error: None,
-            baseline: self.value(stable, now),
-            counts: Some(Counts { canary_errors, canary_requests, stable_errors, stable_requests }),
-        }
+        query: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<f64>, MeasurementError>> + Send {
+        std::future::ready(self.answer(query, at))
     }
 }
 
@@ -151,18 +194,24 @@ pub struct AnalysisRun {
     pub status: AnalysisRunStatus,
     /// What each metric of the spec measures, in spec order.
     signals: Vec<Signal>,
+    /// Each metric's queries, rendered as the controller renders them, in spec order; why not,
+    /// which each of its measurements records.
+    queries: Vec<Result<MetricQueries, String>>,
     created_at: DateTime<Utc>,
 }
-
-/// The error a measurement records while the metric source is down, as the provider words it.
-pub const SOURCE_DOWN: &str = "Prometheus is unreachable: connection refused";
 
 impl AnalysisRun {
     /// A run created at `now`, recorded as the AnalysisRun controller first records it.
     pub fn new(name: &str, spec: AnalysisRunSpec, now: DateTime<Utc>, policy: &dyn Policy) -> Self {
         let status = record_with(policy, &spec, None, Vec::new(), Clock::at(now));
         let signals = spec.metrics.iter().map(Signal::of).collect();
-        Self { name: name.to_string(), spec, status, signals, created_at: now }
+        let vars = spec_vars(&spec, "");
+        let queries = spec
+            .metrics
+            .iter()
+            .map(|metric| MetricQueries::render(metric, &vars).map_err(|error| error.to_string()))
+            .collect();
+        Self { name: name.to_string(), spec, status, signals, queries, created_at: now }
     }
 
     /// Takes every measurement due at `now` and records them. Returns whether anything was measured.
@@ -177,12 +226,7 @@ impl AnalysisRun {
         let taken: Vec<(String, Measurement)> = due(&self.spec, Some(&self.status), now)
             .into_iter()
             .map(|name| {
-                let measurement = if source_up {
-                    let (metric, signal) = self.metric(&name);
-                    signal.measure(canary, stable, now, interval_of(metric))
-                } else {
-                    Measurement { at: now, error: Some(SOURCE_DOWN.into()), ..Measurement::default() }
-                };
+                let measurement = self.measure_one(&name, now, canary, stable, source_up);
                 (name, measurement)
             })
             .collect();
@@ -213,10 +257,38 @@ impl AnalysisRun {
         )
     }
 
-    fn metric(&self, name: &str) -> (&Metric, &Signal) {
+    /// One measurement of the metric `name`, through its simulated source.
+    fn measure_one(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        canary: &Served,
+        stable: &Served,
+        source_up: bool,
+    ) -> Measurement {
         let index =
             self.spec.metrics.iter().position(|m| m.name == name).expect("due names a metric of the spec");
-        (&self.spec.metrics[index], &self.signals[index])
+        let (metric, signal) = (&self.spec.metrics[index], self.signals[index]);
+        if signal == Signal::Unmodelled {
+            return Measurement { at: now, ..Measurement::default() };
+        }
+        let queries = match &self.queries[index] {
+            Ok(queries) => queries,
+            Err(error) => {
+                return Measurement { at: now, error: Some(error.clone()), ..Measurement::default() };
+            }
+        };
+        let provider = Provider::of(metric).expect("a metric with queries has a provider");
+        let source = Simulated {
+            queries,
+            signal,
+            canary,
+            stable,
+            interval: interval_of(metric),
+            address: (!source_up).then(|| provider.address()),
+            kind: provider.kind(),
+        };
+        queries.measure(&source, now).now_or_never().expect("a simulated source answers at once")
     }
 }
 
@@ -238,8 +310,14 @@ mod tests {
         assert_eq!(signal, Signal::Unmodelled);
         assert_eq!(signal.describe(), "a web endpoint, not simulated: no data");
         let now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+        let spec: AnalysisRunSpec =
+            serde_json::from_value(serde_json::json!({"metrics": [metric], "revision": "r2"})).unwrap();
+        let mut run = AnalysisRun::new("run", spec, now, &crate::sim::policy::Bellwether);
         let served = Served::default();
-        let measurement = signal.measure(&served, &served, now, Duration::minutes(1));
-        assert_eq!(measurement, Measurement { at: now, ..Measurement::default() });
+        assert!(run.measure(now, &served, &served, true, &crate::sim::policy::Bellwether));
+        assert_eq!(
+            run.status.metric_results[0].measurements,
+            [Measurement { at: now, ..Measurement::default() }]
+        );
     }
 }
