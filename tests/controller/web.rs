@@ -204,7 +204,10 @@ async fn a_slow_endpoint_times_out_at_the_metric_timeout() {
         measure(serde_json::json!({"url": server.url("/slow"), "jsonPath": "$.v", "timeout": "300ms"})).await;
     assert_eq!(
         measurement.error.as_deref(),
-        Some(format!("web request timed out: no answer from {} within 300ms", server.url("/slow")).as_str())
+        Some(
+            format!("web endpoint request timed out: no answer from {} within 300ms", server.url("/slow"))
+                .as_str()
+        )
     );
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
 }
@@ -221,7 +224,7 @@ async fn a_down_endpoint_is_unreachable() {
     .await;
     let error = measurement.error.unwrap();
     // The query string, which holds the args, stays out of the message.
-    assert!(error.starts_with(&format!("web endpoint http://{address}/v is unreachable: ")), "{error}");
+    assert!(error.starts_with(&format!("web endpoint at http://{address}/v is unreachable: ")), "{error}");
 }
 
 const HOSTILE: &str = "a&b=c#d/e\"f\ng";
