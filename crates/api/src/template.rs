@@ -45,9 +45,11 @@ use std::fmt::{self, Write};
 use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
+mod influxql;
 mod parsed;
 mod web;
 
+pub use influxql::{check_influxql, render_influxql};
 pub use web::{check_json_body, check_url, encode_query_component, render_json_body, render_url};
 
 /// The longest query [`render`] produces. Far above any real query (the ready-made ones are under 1 KiB),
@@ -217,6 +219,25 @@ pub enum TemplateError {
     InJsonKey { name: String, offset: usize },
     #[error("the body is not JSON: {message}")]
     NotJson { message: String },
+    #[error("the query must be one InfluxQL SELECT statement")]
+    NotSelect,
+    #[error("';' at byte {offset} ends the statement: the query must be one InfluxQL SELECT statement")]
+    Statements { offset: usize },
+    #[error("INTO at byte {offset} writes the result into a measurement: a metric's query only reads")]
+    Into { offset: usize },
+    #[error(
+        "a comment at byte {offset}: InfluxQL comments (`--`, `/* */`) are not allowed in a query template"
+    )]
+    Comment { offset: usize },
+    #[error("unterminated regex starting at byte {offset}")]
+    UnterminatedRegex { offset: usize },
+    #[error("byte {offset} is a NUL character, where InfluxDB stops reading the query")]
+    Nul { offset: usize },
+    #[error(
+        "the value of {{{{{name}}}}} at byte {offset} holds a carriage return or a NUL character, which an \
+         InfluxQL string or identifier cannot hold"
+    )]
+    Unrepresentable { name: String, offset: usize },
 }
 
 /// Checks a query when its template is validated, so that a typo, a misplaced placeholder or a query
