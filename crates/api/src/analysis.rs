@@ -123,7 +123,7 @@ pub struct Metric {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) == 1").message("a provider must set exactly one of prometheus or web"))]
+#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) + (has(self.influxdb) ? 1 : 0) == 1").message("a provider must set exactly one of prometheus, web or influxdb"))]
 pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
@@ -131,6 +131,9 @@ pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
     pub web: Option<WebProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub influxdb: Option<InfluxDbProvider>,
 }
 
 /// An HTTP endpoint answering JSON, one number of which is the measurement. Threshold metrics only.
@@ -187,6 +190,38 @@ pub struct PrometheusProvider {
     pub timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderFromSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<PrometheusAuth>,
+}
+
+/// An InfluxDB 1.x server, queried in InfluxQL through its `/query` API. InfluxQL evaluates `now()`
+/// at the server's clock, so a measurement is always of the present.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct InfluxDbProvider {
+    /// Base URL of the InfluxDB HTTP API, for example `http://influxdb.monitoring:8086`.
+    #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#@]+(/[^?#]*)?$')").message("address must be an http:// or https:// URL with a host, and no credentials, query string or fragment"))]
+    pub address: String,
+    /// The database the query reads (`db`).
+    #[schemars(length(min = 1))]
+    pub database: String,
+    /// The retention policy a measurement without one is read from (`rp`); the database's default
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub retention_policy: Option<String>,
+    /// One InfluxQL SELECT statement template, answering one row with one value; see the docs for
+    /// `{{args.NAME}}` and the other variables.
+    #[schemars(length(min = 1))]
+    pub query: String,
+    /// How long the whole request may take. Defaults to 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderFromSecret>,
+    /// A user's credentials (`basic`), or a JWT signed with the server's `shared-secret` (`bearer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<PrometheusAuth>,
 }

@@ -628,12 +628,20 @@ fn check_metric(
         }
     }
     let provider = &metric.provider;
-    match (&provider.prometheus, &provider.web) {
-        (None, None) => errors.push_at(origin, at("provider"), "must set one of prometheus or web"),
-        (Some(_), Some(_)) => {
-            errors.push_at(origin, at("provider"), "must set only one of prometheus or web, not both")
+    let set = [provider.prometheus.is_some(), provider.web.is_some(), provider.influxdb.is_some()];
+    match (&provider.prometheus, &provider.web, &provider.influxdb) {
+        _ if set.iter().filter(|set| **set).count() > 1 => errors.push_at(
+            origin,
+            at("provider"),
+            "must set only one of prometheus, web or influxdb, not several",
+        ),
+        (None, None, None) => {
+            errors.push_at(origin, at("provider"), "must set one of prometheus, web or influxdb")
         }
-        (Some(prometheus), None) => {
+        (_, _, Some(influxdb)) => check_influxdb(influxdb, declared_args, &mut |field, message| {
+            errors.push_at(origin, at(field), message)
+        }),
+        (Some(prometheus), _, _) => {
             let mut problems = Vec::new();
             duration(prometheus.timeout.as_ref(), "provider.prometheus.timeout", &mut problems);
             for problem in problems {
@@ -652,14 +660,44 @@ fn check_metric(
                 }
             }
         }
-        (None, Some(web)) => check_web(metric, web, declared_args, &mut |field, message| {
+        (None, Some(web), _) => check_web(metric, web, declared_args, &mut |field, message| {
             errors.push_at(origin, at(field), message)
         }),
     }
-    if let Some(sequential) = &metric.sequential
-        && let Err(error) = template::check(&sequential.requests_query, declared_args)
-    {
-        errors.push_at(origin, at("sequential.requestsQuery"), error.to_string());
+    if let Some(sequential) = &metric.sequential {
+        // The count of all requests runs on the metric's provider, in its query language.
+        let checked = match provider.influxdb {
+            Some(_) => template::check_influxql(&sequential.requests_query, declared_args),
+            None => template::check(&sequential.requests_query, declared_args),
+        };
+        if let Err(error) = checked {
+            errors.push_at(origin, at("sequential.requestsQuery"), error.to_string());
+        }
+    }
+}
+
+/// Checks an `influxdb` provider: its query template, its timeout and its headers. Every judgment
+/// applies, since the query names the revision it measures.
+fn check_influxdb(
+    influxdb: &bellwether_api::InfluxDbProvider,
+    declared_args: &BTreeSet<String>,
+    push: &mut dyn FnMut(&str, String),
+) {
+    let mut problems = Vec::new();
+    duration(influxdb.timeout.as_ref(), "provider.influxdb.timeout", &mut problems);
+    for problem in problems {
+        push(&problem.field, problem.message);
+    }
+    if let Err(error) = template::check_influxql(&influxdb.query, declared_args) {
+        push("provider.influxdb.query", error.to_string());
+    }
+    for (i, header) in influxdb.headers.iter().enumerate() {
+        if header.value.is_some() == header.value_from.is_some() {
+            push(
+                &format!("provider.influxdb.headers[{i}]"),
+                "must have exactly one of value or valueFrom".into(),
+            );
+        }
     }
 }
 
@@ -732,12 +770,75 @@ mod tests {
             fields_of(serde_json::json!({"name": "m", "provider": provider, "threshold": {"max": 1}}))
         };
         let field = |message: &str| vec![("spec.metrics[0].provider".to_owned(), message.to_owned())];
-        assert_eq!(with(serde_json::json!({})), field("must set one of prometheus or web"));
-        assert_eq!(
-            with(serde_json::json!({"prometheus": prometheus, "web": web})),
-            field("must set only one of prometheus or web, not both")
-        );
+        let influxdb =
+            serde_json::json!({"address": "http://i:8086", "database": "d", "query": "SELECT x FROM r"});
+        assert_eq!(with(serde_json::json!({})), field("must set one of prometheus, web or influxdb"));
+        for several in [
+            serde_json::json!({"prometheus": prometheus, "web": web}),
+            serde_json::json!({"web": web, "influxdb": influxdb}),
+        ] {
+            assert_eq!(with(several), field("must set only one of prometheus, web or influxdb, not several"));
+        }
         assert_eq!(with(serde_json::json!({"web": web})), []);
+        assert_eq!(with(serde_json::json!({"influxdb": influxdb})), []);
+    }
+
+    #[test]
+    fn influxdb_providers_are_checked_field_by_field() {
+        let metric = |influxdb: serde_json::Value, judgment: (&str, serde_json::Value)| {
+            let mut metric = serde_json::json!({"name": "m", "provider": {"influxdb": influxdb}});
+            metric[judgment.0] = judgment.1;
+            fields_of(metric)
+        };
+        let threshold = ("threshold", serde_json::json!({"max": 1}));
+        let found = metric(
+            serde_json::json!({
+                "address": "http://influxdb:8086",
+                "database": "app",
+                "query": "SELECT x FROM r; DROP DATABASE app",
+                "timeout": "soon",
+                "headers": [{"name": "X-Tenant"}],
+            }),
+            threshold.clone(),
+        );
+        let fields: Vec<&str> = found.iter().map(|(field, _)| field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.metrics[0].provider.influxdb.timeout",
+                "spec.metrics[0].provider.influxdb.query",
+                "spec.metrics[0].provider.influxdb.headers[0]",
+            ]
+        );
+        assert!(found[1].1.starts_with("';' at byte 15 ends the statement"), "{found:?}");
+        // A sequential metric counts all requests in InfluxQL too, and compare is allowed.
+        let sequential = |requests_query: &str| {
+            metric(
+                serde_json::json!({
+                    "address": "http://influxdb:8086",
+                    "database": "app",
+                    "query": "SELECT sum(\"n\") FROM r WHERE rev = '{{revision}}' AND code =~ /^5/ AND time > now() - {{interval}}",
+                }),
+                ("sequential", serde_json::json!({"requestsQuery": requests_query, "maxIncrease": 0.5})),
+            )
+        };
+        assert_eq!(
+            sequential("SELECT sum(\"n\") FROM r WHERE rev = '{{revision}}' AND time > now() - 1m"),
+            []
+        );
+        let promql = sequential("sum(increase(requests_total{revision=\"{{revision}}\"}[1m]))");
+        assert_eq!(
+            promql,
+            [(
+                "spec.metrics[0].sequential.requestsQuery".to_owned(),
+                "the query must be one InfluxQL SELECT statement".to_owned()
+            )]
+        );
+        let compare = metric(
+            serde_json::json!({"address": "http://i:8086", "database": "d", "query": "SELECT mean(v) FROM r WHERE rev = '{{revision}}'"}),
+            ("compare", serde_json::json!({"confidence": 0.95})),
+        );
+        assert_eq!(compare, []);
     }
 
     #[test]
