@@ -173,16 +173,7 @@ impl PrometheusProvider {
             address: address.to_owned(),
             reason: reason.to_owned(),
         };
-        let url = Url::parse(address).map_err(|e| invalid(&e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("the scheme must be http or https"));
-        }
-        if url.cannot_be_a_base() || url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid("the address has no host"));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("the address must not have a query string or fragment"));
-        }
+        let url = base_url(address).map_err(|reason| invalid(&reason))?;
         if timeout.is_zero() {
             return Err(ConfigError::InvalidTimeout {
                 reason: "the timeout must be greater than zero".into(),
@@ -295,6 +286,22 @@ impl PrometheusProvider {
     }
 }
 
+/// `address` as the base URL of an HTTP API: `http` or `https`, a host, and no query string or
+/// fragment, since the API's paths and parameters are added to it; or why not.
+pub(super) fn base_url(address: &str) -> Result<Url, String> {
+    let url = Url::parse(address).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("the scheme must be http or https".into());
+    }
+    if url.cannot_be_a_base() || url.host_str().is_none_or(str::is_empty) {
+        return Err("the address has no host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the address must not have a query string or fragment".into());
+    }
+    Ok(url)
+}
+
 /// Whether `query` is too long to send in a URL.
 fn by_post(query: &str) -> bool {
     form_encoded_len(query) > MAX_GET_QUERY_BYTES
@@ -302,7 +309,7 @@ fn by_post(query: &str) -> bool {
 
 /// The length of `text` encoded as `application/x-www-form-urlencoded`, as in a query string: letters,
 /// digits, `*-._` and the space (as `+`) take one byte, every other byte three (`%XX`).
-fn form_encoded_len(text: &str) -> usize {
+pub(super) fn form_encoded_len(text: &str) -> usize {
     text.bytes().map(|b| if b.is_ascii_alphanumeric() || b" *-._".contains(&b) { 1 } else { 3 }).sum()
 }
 
