@@ -1,6 +1,7 @@
 //! `bellwether analyze`: runs an analysis template against a Prometheus, now or as a backtest over a
-//! past window, and shows each measurement, the hysteresis state after it, and the verdict with
-//! the time it would have fired. Template authors tune thresholds with it before a real rollout.
+//! past window, or against an InfluxDB now, and shows each measurement, the hysteresis state after
+//! it, and the verdict with the time it would have fired. Template authors tune thresholds with it
+//! before a real rollout.
 //!
 //! Each measurement is taken as an AnalysisRun takes it, by [`crate::metrics::measure`].
 
@@ -12,9 +13,12 @@ use crate::cli::lint::document::Document;
 use crate::cli::lint::{Finding, template_of};
 use crate::cli::manifests::{self, LoadError, filename_help};
 use crate::engine::{MetricVerdict, format_value, judge_metric, run_phase};
+use crate::metrics::error::ProviderKind;
+use crate::metrics::influxdb::InfluxDbClient;
 use crate::metrics::measure::{self, MetricQueries, RenderError};
 use crate::metrics::prometheus::{MeasurementError, PrometheusProvider, ResolvedAuth};
 use crate::metrics::provider::Provider;
+use crate::metrics::source::Source;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -71,8 +75,12 @@ pub struct AnalyzeArgs {
     /// Query this Prometheus instead of the address in the template.
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
+    /// Query this InfluxDB instead of the address in the template.
+    #[arg(long, value_name = "URL")]
+    pub influxdb: Option<String>,
     /// Measure once, at this time: `now` or an RFC 3339 time. The measurement is taken at this
     /// very instant and judged as one taken `initialDelay` into a run. Ignored with --from/--to.
+    /// InfluxDB metrics are measured only now.
     #[arg(long, default_value = "now", value_parser = parse_at)]
     pub at: DateTime<Utc>,
     /// Backtest: replay the template as a run started at this RFC 3339 time: each metric's first
@@ -138,8 +146,8 @@ pub enum AnalyzeError {
     Render { metric: String, reason: RenderError },
     #[error("{metric}: {message}")]
     Metric { metric: String, message: String },
-    #[error("{metric}: {reason}")]
-    Unreachable { metric: String, reason: MeasurementError },
+    #[error("{metric}: {}", reason.describe(*kind))]
+    Unreachable { metric: String, kind: ProviderKind, reason: MeasurementError },
 }
 
 fn lines(findings: &[Finding]) -> String {
@@ -228,6 +236,51 @@ pub async fn analyze(args: &AnalyzeArgs, stdin: &mut dyn Read) -> Result<Report,
     Ok(Report { template: name, started_at, phase: run_phase(&verdicts), metrics })
 }
 
+/// The providers whose metrics analyze measures.
+#[derive(Clone, Copy)]
+enum Measured<'m> {
+    Prometheus(&'m crate::api::PrometheusProvider),
+    InfluxDb(&'m crate::api::InfluxDbProvider),
+}
+
+impl<'m> Measured<'m> {
+    fn timeout(self) -> Option<&'m crate::api::Duration> {
+        match self {
+            Self::Prometheus(prometheus) => prometheus.timeout.as_ref(),
+            Self::InfluxDb(influxdb) => influxdb.timeout.as_ref(),
+        }
+    }
+
+    fn headers(self) -> &'m [crate::api::HeaderFromSecret] {
+        match self {
+            Self::Prometheus(prometheus) => &prometheus.headers,
+            Self::InfluxDb(influxdb) => &influxdb.headers,
+        }
+    }
+}
+
+/// What answers a metric's queries: Prometheus at each measurement's time, InfluxDB now.
+enum Answerer {
+    Prometheus(PrometheusProvider),
+    InfluxDb(InfluxDbClient),
+}
+
+impl Source for Answerer {
+    fn kind(&self) -> ProviderKind {
+        match self {
+            Self::Prometheus(prometheus) => prometheus.kind(),
+            Self::InfluxDb(influxdb) => influxdb.kind(),
+        }
+    }
+
+    async fn instant(&self, query: &str, at: DateTime<Utc>) -> Result<Option<f64>, MeasurementError> {
+        match self {
+            Self::Prometheus(prometheus) => prometheus.instant(query, Some(at)).await,
+            Self::InfluxDb(influxdb) => influxdb.query(query).await,
+        }
+    }
+}
+
 /// When the measurements are taken.
 #[derive(Clone, Copy, Debug)]
 enum Window {
@@ -237,6 +290,15 @@ enum Window {
     /// A run replayed as if started at `from`: its measurements from `initialDelay` after it, as
     /// a live run's, until `to`.
     Backtest { from: DateTime<Utc>, to: DateTime<Utc> },
+}
+
+impl Window {
+    /// Whether this is one measurement of the present: `--at now`, which names the instant the
+    /// command started, a moment ago.
+    fn is_now(self) -> bool {
+        const STARTING: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+        matches!(self, Self::At(at) if (Utc::now() - at).abs() <= STARTING)
+    }
 }
 
 /// The template the manifests hold (or the one `--template` names), checked as `lint` checks it:
@@ -293,7 +355,7 @@ fn variables(args: &AnalyzeArgs, declared: &[ArgSpec]) -> Vars {
 struct MetricPlan<'m> {
     metric: &'m Metric,
     queries: MetricQueries,
-    provider: PrometheusProvider,
+    provider: Answerer,
     /// When the run the measurements are judged as part of started.
     started_at: DateTime<Utc>,
     times: Times,
@@ -308,12 +370,21 @@ impl<'m> MetricPlan<'m> {
     ) -> Result<Self, AnalyzeError> {
         let fail = |message: String| AnalyzeError::Metric { metric: metric.name.clone(), message };
         let render = |reason| AnalyzeError::Render { metric: metric.name.clone(), reason };
-        let prometheus = match Provider::of(metric).map_err(render)? {
-            Provider::Prometheus(prometheus) => prometheus,
+        let provider = match Provider::of(metric).map_err(render)? {
+            Provider::Prometheus(prometheus) => Measured::Prometheus(prometheus),
             Provider::Web(_) => {
                 return Err(fail(
                     "uses the web provider, which cannot be backtested: analyze measures at past times, \
                      and a web endpoint answers only for the present"
+                        .into(),
+                ));
+            }
+            Provider::InfluxDb(influxdb) if window.is_now() => Measured::InfluxDb(influxdb),
+            Provider::InfluxDb(_) => {
+                return Err(fail(
+                    "uses the influxdb provider, which is measured only now: InfluxQL has no evaluation time \
+                     (now() is the server's clock), so analyze cannot take it at a past time; run it \
+                     without --from/--to and with --at now"
                         .into(),
                 ));
             }
@@ -337,24 +408,44 @@ impl<'m> MetricPlan<'m> {
                 interval: crate::api::format_duration(times.interval),
             });
         }
-        let timeout = measure::query_timeout(prometheus).map_err(|e| fail(e.to_string()))?;
+        let timeout = measure::query_timeout(provider.timeout()).map_err(|e| fail(e.to_string()))?;
         let queries = MetricQueries::render(metric, vars).map_err(render)?;
-        let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
         // Headers written in the template (a tenant ID) are sent; a backtest reads no Secrets.
-        let literal = prometheus.headers.iter().filter_map(|h| Some((h.name.clone(), h.value.clone()?)));
+        let literal = provider.headers().iter().filter_map(|h| Some((h.name.clone(), h.value.clone()?)));
         let auth = ResolvedAuth { credentials: None, headers: literal.collect() };
-        let provider = PrometheusProvider::new(address, timeout, &auth).map_err(|e| fail(e.to_string()))?;
+        let provider = match provider {
+            Measured::Prometheus(prometheus) => {
+                let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
+                let provider =
+                    PrometheusProvider::new(address, timeout, &auth).map_err(|e| fail(e.to_string()))?;
+                Answerer::Prometheus(provider)
+            }
+            Measured::InfluxDb(influxdb) => {
+                let address = args.influxdb.as_deref().unwrap_or(&influxdb.address);
+                let retention_policy = influxdb.retention_policy.as_deref();
+                let client =
+                    InfluxDbClient::new(address, &influxdb.database, retention_policy, timeout, &auth)
+                        .map_err(|e| fail(e.to_string()))?;
+                Answerer::InfluxDb(client)
+            }
+        };
         Ok(Self { metric, queries, provider, started_at, times })
     }
 
-    /// Fails when no connection to the metric's Prometheus can be made: every measurement would
-    /// fail, and the verdict would say nothing about the template. Any other answer, even an
-    /// error, is left to the measurements to show.
+    /// Fails when no connection to the metric's server can be made: every measurement would fail,
+    /// and the verdict would say nothing about the template. Any other answer, even an error, is
+    /// left to the measurements to show.
     async fn check_reachable(&self) -> Result<(), AnalyzeError> {
-        match self.provider.instant("vector(1)", None).await {
-            Err(reason @ MeasurementError::Unreachable { .. }) => {
-                Err(AnalyzeError::Unreachable { metric: self.metric.name.clone(), reason })
-            }
+        let answer = match &self.provider {
+            Answerer::Prometheus(prometheus) => prometheus.instant("vector(1)", None).await.map(drop),
+            Answerer::InfluxDb(influxdb) => influxdb.ping().await,
+        };
+        match answer {
+            Err(reason @ MeasurementError::Unreachable { .. }) => Err(AnalyzeError::Unreachable {
+                metric: self.metric.name.clone(),
+                kind: self.provider.kind(),
+                reason,
+            }),
             _ => Ok(()),
         }
     }

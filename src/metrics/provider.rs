@@ -5,6 +5,7 @@
 
 use super::error::ProviderKind;
 use super::measure::RenderError;
+use crate::api::template::{self, TemplateError, Vars};
 use crate::api::{self, HeaderFromSecret, Metric};
 
 /// The provider a metric measures through.
@@ -12,19 +13,29 @@ use crate::api::{self, HeaderFromSecret, Metric};
 pub enum Provider<'m> {
     Prometheus(&'m api::PrometheusProvider),
     Web(&'m api::WebProvider),
+    InfluxDb(&'m api::InfluxDbProvider),
 }
 
 impl<'m> Provider<'m> {
     /// The one provider `metric` sets. None, or more than one, is an error: the API server's rule and
     /// the engine's validation refuse both, so only an object written around them has either.
     pub fn of(metric: &'m Metric) -> Result<Self, RenderError> {
-        match (&metric.provider.prometheus, &metric.provider.web) {
-            (Some(prometheus), None) => Ok(Self::Prometheus(prometheus)),
-            (None, Some(web)) => Ok(Self::Web(web)),
-            (None, None) => Err(RenderError::NoProvider),
+        let provider = &metric.provider;
+        let mut set = [
+            provider.prometheus.as_ref().map(Self::Prometheus),
+            provider.web.as_ref().map(Self::Web),
+            provider.influxdb.as_ref().map(Self::InfluxDb),
+        ]
+        .into_iter()
+        .flatten();
+        match (set.next(), set.next()) {
+            (Some(one), None) => Ok(one),
+            (None, _) => Err(RenderError::NoProvider),
             (Some(_), Some(_)) => Err(RenderError::Field {
                 field: "provider",
-                reason: "sets both prometheus and web; a metric measures through one provider".into(),
+                reason: "sets more than one of prometheus, web and influxdb; a metric measures through one \
+                         provider"
+                    .into(),
             }),
         }
     }
@@ -33,6 +44,7 @@ impl<'m> Provider<'m> {
         match self {
             Self::Prometheus(_) => ProviderKind::Prometheus,
             Self::Web(_) => ProviderKind::Web,
+            Self::InfluxDb(_) => ProviderKind::InfluxDb,
         }
     }
 
@@ -40,7 +52,17 @@ impl<'m> Provider<'m> {
     pub fn query(self) -> Option<(&'static str, &'m str)> {
         match self {
             Self::Prometheus(prometheus) => Some(("provider.prometheus.query", &prometheus.query)),
+            Self::InfluxDb(influxdb) => Some(("provider.influxdb.query", &influxdb.query)),
             Self::Web(_) => None,
+        }
+    }
+
+    /// One of the provider's query templates rendered in its query language, every value escaped
+    /// for where it lands.
+    pub fn render(self, query: &str, vars: &Vars) -> Result<String, TemplateError> {
+        match self {
+            Self::InfluxDb(_) => template::render_influxql(query, vars),
+            Self::Prometheus(_) | Self::Web(_) => template::render(query, vars),
         }
     }
 
@@ -49,6 +71,7 @@ impl<'m> Provider<'m> {
         match self {
             Self::Prometheus(prometheus) => &prometheus.address,
             Self::Web(web) => &web.url,
+            Self::InfluxDb(influxdb) => &influxdb.address,
         }
     }
 
@@ -57,14 +80,15 @@ impl<'m> Provider<'m> {
         match self {
             Self::Prometheus(prometheus) => &prometheus.headers,
             Self::Web(web) => &web.headers,
+            Self::InfluxDb(influxdb) => &influxdb.headers,
         }
     }
 
-    /// The provider's `auth`, which only Prometheus has; a web endpoint takes its credentials as
-    /// headers.
+    /// The provider's `auth`; a web endpoint takes its credentials as headers.
     pub fn auth(self) -> Option<&'m api::PrometheusAuth> {
         match self {
             Self::Prometheus(prometheus) => prometheus.auth.as_ref(),
+            Self::InfluxDb(influxdb) => influxdb.auth.as_ref(),
             Self::Web(_) => None,
         }
     }

@@ -1,9 +1,10 @@
-//! A pool of Prometheus providers, shared by every metric the controller measures at once, and the
-//! one client of `web` metrics.
+//! A pool of Prometheus providers and InfluxDB clients, shared by every metric the controller
+//! measures at once, and the one client of `web` metrics.
 //!
 //! Metrics that query the same Prometheus with the same timeout and credentials share one provider,
-//! and so one HTTP client and its connections, instead of building a client per measurement. A
-//! provider is kept as long as the pool, so each rotation of a credential adds one.
+//! and so one HTTP client and its connections, instead of building a client per measurement; so do
+//! metrics that read the same InfluxDB database. A provider is kept as long as the pool, so each
+//! rotation of a credential adds one.
 //!
 //! Each server (scheme, host and port) has its own semaphore of `limit_per_provider` permits, and
 //! each request to it, a PromQL query or a web metric's, holds one while it runs: at most that many
@@ -13,6 +14,7 @@
 //! query it, and can never take the slots of the others.
 
 use super::error::{MeasurementError, ProviderKind};
+use super::influxdb::InfluxDbClient;
 use super::measure::{MetricQueries, query_timeout};
 use super::prometheus::{ConfigError, PrometheusProvider, ResolvedAuth};
 use super::provider::Provider;
@@ -45,6 +47,7 @@ struct Pool {
 #[derive(Default)]
 struct State {
     providers: HashMap<ProviderKey, PrometheusProvider>,
+    influxdb: HashMap<InfluxDbKey, InfluxDbClient>,
     /// Permits by server (scheme, host and port), shared by both providers' requests to it.
     permits: HashMap<String, Arc<Semaphore>>,
     /// The one client of every web metric, built on first use.
@@ -55,6 +58,16 @@ struct State {
 #[derive(PartialEq, Eq, Hash)]
 struct ProviderKey {
     address: String,
+    timeout: Duration,
+    auth: ResolvedAuth,
+}
+
+/// Everything an InfluxDB client is built from.
+#[derive(PartialEq, Eq, Hash)]
+struct InfluxDbKey {
+    address: String,
+    database: String,
+    retention_policy: Option<String>,
     timeout: Duration,
     auth: ResolvedAuth,
 }
@@ -105,6 +118,14 @@ impl Providers {
                     Err(error) => failed(error),
                 };
             }
+            Ok(Provider::InfluxDb(influxdb)) => {
+                return match self.prepare_influxdb(metric, influxdb, vars, auth) {
+                    Ok((queries, client, permits)) => {
+                        queries.measure(&Limited { source: &client, permits: &permits }, at).await
+                    }
+                    Err(error) => failed(error),
+                };
+            }
             Err(error) => return failed(error.to_string()),
         };
         let (queries, provider, permits) = match self.prepare(metric, prometheus, vars, auth) {
@@ -151,9 +172,11 @@ impl Providers {
         client.measure(&request, auth).await.map_err(|error| error.describe(ProviderKind::Web))
     }
 
-    /// How many providers the pool has built: one for each address, timeout and credentials in use.
+    /// How many providers the pool has built: one for each address, timeout and credentials in use
+    /// (and database, for InfluxDB).
     pub fn provider_count(&self) -> usize {
-        self.state().providers.len()
+        let state = self.state();
+        state.providers.len() + state.influxdb.len()
     }
 
     /// The rendered queries, the provider to run them and the permits of its address, or why the
@@ -166,8 +189,8 @@ impl Providers {
         auth: &ResolvedAuth,
     ) -> Result<(MetricQueries, PrometheusProvider, Arc<Semaphore>), String> {
         let queries = MetricQueries::render(metric, vars).map_err(|error| error.to_string())?;
-        let timeout =
-            query_timeout(prometheus).map_err(|error| format!("provider.prometheus.timeout: {error}"))?;
+        let timeout = query_timeout(prometheus.timeout.as_ref())
+            .map_err(|error| format!("provider.prometheus.timeout: {error}"))?;
         let key = ProviderKey { address: prometheus.address.clone(), timeout, auth: auth.clone() };
         let mut state = self.state();
         let provider = match state.providers.get(&key) {
@@ -179,15 +202,53 @@ impl Providers {
                 provider
             }
         };
-        let permits = state
-            .permits
-            .entry(
-                Url::parse(&prometheus.address)
-                    .map_or_else(|_| prometheus.address.clone(), |url| server_key(&url)),
-            )
-            .or_insert_with(|| Arc::new(Semaphore::new(self.pool.limit)))
-            .clone();
+        let permits = self.permits(&mut state, &prometheus.address);
         Ok((queries, provider, permits))
+    }
+
+    /// [`Self::prepare`] for an InfluxDB metric: its rendered queries, the client of its database
+    /// and the permits of its server.
+    fn prepare_influxdb(
+        &self,
+        metric: &Metric,
+        influxdb: &api::InfluxDbProvider,
+        vars: &Vars,
+        auth: &ResolvedAuth,
+    ) -> Result<(MetricQueries, InfluxDbClient, Arc<Semaphore>), String> {
+        let queries = MetricQueries::render(metric, vars).map_err(|error| error.to_string())?;
+        let timeout = query_timeout(influxdb.timeout.as_ref())
+            .map_err(|error| format!("provider.influxdb.timeout: {error}"))?;
+        let key = InfluxDbKey {
+            address: influxdb.address.clone(),
+            database: influxdb.database.clone(),
+            retention_policy: influxdb.retention_policy.clone(),
+            timeout,
+            auth: auth.clone(),
+        };
+        let mut state = self.state();
+        let client = match state.influxdb.get(&key) {
+            Some(client) => client.clone(),
+            None => {
+                let client = InfluxDbClient::new(
+                    &key.address,
+                    &key.database,
+                    key.retention_policy.as_deref(),
+                    timeout,
+                    auth,
+                )
+                .map_err(|error| format!("{}: {error}", error.field()))?;
+                state.influxdb.insert(key, client.clone());
+                client
+            }
+        };
+        let permits = self.permits(&mut state, &influxdb.address);
+        Ok((queries, client, permits))
+    }
+
+    /// The permits of the server `address` reaches, shared by every provider's requests to it.
+    fn permits(&self, state: &mut State, address: &str) -> Arc<Semaphore> {
+        let server = Url::parse(address).map_or_else(|_| address.to_owned(), |url| server_key(&url));
+        state.permits.entry(server).or_insert_with(|| Arc::new(Semaphore::new(self.pool.limit))).clone()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
