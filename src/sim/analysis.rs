@@ -18,8 +18,10 @@ use std::sync::LazyLock;
 
 /// What a metric's query measures, read from the query's shape. Queries with
 /// `histogram_quantile(q, …)` measure a latency quantile; every other query is taken as the
-/// share of failed requests. Both use the query's first range (`[2m]`) as their window. A `web`
-/// metric is [`Signal::Unmodelled`].
+/// share of failed requests. Both use the query's first range (`[2m]`) as their window. InfluxQL is
+/// read the same way: `percentile(field, 99)` is the p99 latency, anything else the share of
+/// failed requests, over the window of its first `now() - 2m`. A `web` metric is
+/// [`Signal::Unmodelled`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Signal {
     ErrorRatio {
@@ -54,27 +56,40 @@ static RANGE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[(\d+)([smh])\]")
 static PER_THOUSAND: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/\s*1000\b").expect("valid regex"));
 static BUCKET_BOUND: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?s)_bucket\{.*?\ble\s*=\s*"([0-9.]+)""#).expect("valid regex"));
+static PERCENTILE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bpercentile\s*\([^,()]+,\s*([0-9.]+)\s*\)").expect("valid regex"));
+static SINCE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)now\(\)\s*-\s*(\d+)([smh])\b").expect("valid regex"));
+
+/// The window a `[2m]` or `now() - 2m` captured.
+fn window_of(captures: &regex::Captures<'_>) -> Option<Duration> {
+    let n: i64 = captures[1].parse().ok()?;
+    Some(match &captures[2] {
+        "s" => Duration::seconds(n),
+        "m" => Duration::minutes(n),
+        _ => Duration::hours(n),
+    })
+}
 
 impl Signal {
     pub fn of(metric: &Metric) -> Self {
-        let Some((_, query)) = Provider::of(metric).ok().and_then(Provider::query) else {
+        let Some((provider, query)) =
+            Provider::of(metric).ok().and_then(|provider| Some((provider, provider.query()?.1)))
+        else {
             return Self::Unmodelled;
         };
-        let window = RANGE
-            .captures(query)
-            .and_then(|c| {
-                let n: i64 = c[1].parse().ok()?;
-                Some(match &c[2] {
-                    "s" => Duration::seconds(n),
-                    "m" => Duration::minutes(n),
-                    _ => Duration::hours(n),
-                })
-            })
-            .unwrap_or_else(|| interval_of(metric));
+        let influxql = matches!(provider, Provider::InfluxDb(_));
+        let (ranges, quantiles) = if influxql { (&SINCE, &PERCENTILE) } else { (&RANGE, &QUANTILE) };
+        let window =
+            ranges.captures(query).and_then(|c| window_of(&c)).unwrap_or_else(|| interval_of(metric));
         let in_ms = query.contains("milliseconds");
-        if let Some(quantile) = QUANTILE.captures(query).and_then(|c| c[1].parse::<f64>().ok()) {
+        if let Some(quantile) = quantiles.captures(query).and_then(|c| c[1].parse::<f64>().ok()) {
             let scale = if in_ms && !PER_THOUSAND.is_match(query) { 1000.0 } else { 1.0 };
+            let quantile = if influxql { quantile / 100.0 } else { quantile };
             return Self::Latency { quantile, window, scale };
+        }
+        if influxql {
+            return Self::ErrorRatio { window };
         }
         match BUCKET_BOUND.captures(query).and_then(|c| c[1].parse::<f64>().ok()) {
             Some(bound) => Self::SlowRequests { bound: if in_ms { bound / 1000.0 } else { bound }, window },
@@ -318,6 +333,41 @@ mod tests {
         assert_eq!(
             run.status.metric_results[0].measurements,
             [Measurement { at: now, ..Measurement::default() }]
+        );
+    }
+
+    /// An InfluxQL query is read for its shape as PromQL is: `percentile(…, 99)` is the p99
+    /// latency, anything else the error ratio, over the window of its `now() - 2m`.
+    #[test]
+    fn an_influxql_metric_is_simulated_from_its_shape() {
+        let signal = |query: &str, interval: &str| {
+            let metric: Metric = serde_json::from_value(serde_json::json!({
+                "name": "m",
+                "interval": interval,
+                "provider": {"influxdb": {"address": "http://i:8086", "database": "app", "query": query}},
+                "threshold": {"max": 1},
+            }))
+            .unwrap();
+            Signal::of(&metric)
+        };
+        assert_eq!(
+            signal(
+                "SELECT percentile(\"duration_seconds\", 99) FROM \"requests\" WHERE \"revision\" = '{{revision}}' \
+                 AND time > now() - 2m",
+                "30s"
+            ),
+            Signal::Latency { quantile: 0.99, window: Duration::minutes(2), scale: 1.0 }
+        );
+        assert_eq!(
+            signal(
+                "SELECT PERCENTILE(duration_milliseconds, 95.5) FROM r WHERE time > now() - {{interval}}",
+                "30s"
+            ),
+            Signal::Latency { quantile: 0.955, window: Duration::seconds(30), scale: 1000.0 }
+        );
+        assert_eq!(
+            signal("SELECT mean(\"error_ratio\") FROM r WHERE time > now() - 5m", "1m"),
+            Signal::ErrorRatio { window: Duration::minutes(5) }
         );
     }
 }
