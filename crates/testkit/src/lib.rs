@@ -1,11 +1,12 @@
 //! What Bellwether's tests and benchmarks run against: real servers where they can be installed
-//! (Prometheus, VictoriaMetrics, Alertmanager), an in-process Kubernetes API server where none can, and small
-//! helpers beside them.
+//! (Prometheus, VictoriaMetrics, Alertmanager, InfluxDB), an in-process Kubernetes API server where
+//! none can, and small helpers beside them.
 
 pub mod alertmanager;
 pub mod apiserver;
 pub mod controller_calls;
 pub mod gateway_crds;
+pub mod influxdb;
 pub mod process;
 pub mod prometheus;
 pub mod test_ca;

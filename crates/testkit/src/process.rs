@@ -24,16 +24,26 @@ pub fn temporary_dir(server: &str) -> Result<tempfile::TempDir, String> {
         .map_err(|e| format!("cannot create a temporary directory: {e}"))
 }
 
-/// Waits until the server `name` started as `child` answers `GET /-/ready` on `port`, or says why
+/// What a server answers once it is ready: `GET path` with `status`.
+#[derive(Clone, Copy, Debug)]
+pub struct Ready {
+    pub path: &'static str,
+    pub status: u16,
+}
+
+/// The readiness of Prometheus, VictoriaMetrics and Alertmanager.
+pub const READY: Ready = Ready { path: "/-/ready", status: 200 };
+
+/// Waits until the server `name` started as `child` answers as `ready` says on `port`, or says why
 /// not, with the end of its `log`.
-pub fn wait_ready(name: &str, child: &mut Child, port: u16, log: &Path) -> Result<(), String> {
+pub fn wait_ready(name: &str, child: &mut Child, port: u16, log: &Path, ready: Ready) -> Result<(), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("{name} exited before it was ready ({status}); its log:\n{}", tail(log, 40)));
         }
-        if get(addr, "/-/ready").is_some() {
+        if answer(addr, ready.path).is_some_and(|(status, _)| status == ready.status) {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -101,6 +111,11 @@ pub fn free_port() -> Result<u16, String> {
 
 /// The body of a 200 answer to `GET path`, or `None`.
 pub fn get(addr: SocketAddr, path: &str) -> Option<String> {
+    answer(addr, path).and_then(|(status, body)| (status == 200).then_some(body))
+}
+
+/// The status and body of the answer to `GET path`, or `None` when there is none.
+fn answer(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
@@ -111,8 +126,8 @@ pub fn get(addr: SocketAddr, path: &str) -> Option<String> {
     stream.read_to_end(&mut response).ok()?;
     let response = String::from_utf8_lossy(&response);
     let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.lines().next()?.split_whitespace().nth(1)?;
-    (status == "200").then(|| body.to_string())
+    let status = head.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
 }
 
 /// Sends one request with `body` as `content_type` and returns the status code and body of the
@@ -211,11 +226,22 @@ pub struct Server {
 
 impl Server {
     /// Starts `name` with the command `command` builds for a free port, logging to `log`, until it
-    /// answers there; each failed attempt is stopped and retried on another port.
+    /// answers there at [`READY`]; each failed attempt is stopped and retried on another port.
     pub fn start(
         name: &str,
         dir: tempfile::TempDir,
         log: PathBuf,
+        command: impl Fn(u16) -> Command,
+    ) -> Result<Self, String> {
+        Self::start_ready(name, dir, log, READY, command)
+    }
+
+    /// [`Self::start`] for a server that says it is ready as `ready` says.
+    pub fn start_ready(
+        name: &str,
+        dir: tempfile::TempDir,
+        log: PathBuf,
+        ready: Ready,
         command: impl Fn(u16) -> Command,
     ) -> Result<Self, String> {
         let mut last_error = String::new();
@@ -223,7 +249,7 @@ impl Server {
             let port = free_port()?;
             let mut child = spawn_logged(&mut command(port), &log)?;
             let mut watchdog = spawn_watchdog(child.id(), dir.path());
-            match wait_ready(name, &mut child, port, &log) {
+            match wait_ready(name, &mut child, port, &log, ready) {
                 Ok(()) => {
                     let address = format!("http://127.0.0.1:{port}");
                     return Ok(Self { child, watchdog, address, log, _dir: dir });
