@@ -10,6 +10,7 @@ mod defaults;
 mod faults;
 mod gitops;
 mod harness;
+mod influxdb_provider;
 mod lagging;
 mod leader;
 mod notifications;
