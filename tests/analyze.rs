@@ -6,9 +6,10 @@
 //! run.
 //!
 //! Every run's exit code is checked against its verdict, and the runs that cannot start (an invalid
-//! template, a backtest too long, Prometheus out of reach) against theirs.
+//! template, a backtest too long, Prometheus out of reach) against theirs. An InfluxDB metric is
+//! measured now against a real InfluxDB, and refused a backtest.
 //!
-//! Needs `prometheus` and `promtool` on PATH; ./scripts/test installs them when missing.
+//! Needs `prometheus`, `promtool` and `influxd` on PATH; ./scripts/test installs them when missing.
 
 use bellwether_testkit::prometheus;
 
@@ -378,6 +379,58 @@ fn a_web_metric_cannot_be_backtested() {
     let stderr =
         refused(COULD_NOT_RUN, backtest(20, template.path().to_str().unwrap(), "http://127.0.0.1:1", &[]));
     assert!(stderr.contains("slo-burn: uses the web provider, which cannot be backtested"), "{stderr}");
+}
+
+/// InfluxQL is evaluated at the server's clock, so analyze measures an InfluxDB metric once, now,
+/// and refuses a backtest or a past `--at`, naming the metric and the reason; an InfluxDB it cannot
+/// reach is named as one.
+#[test]
+fn an_influxdb_metric_is_measured_now_and_never_backtested() {
+    let influxdb = bellwether_testkit::influxdb::InfluxDb::start().expect("an InfluxDB");
+    influxdb.create_database("shop").unwrap();
+    let now = bellwether_testkit::influxdb::now_ms();
+    let lines = format!(
+        "requests,revision=good,code=500 count=3i {}\nrequests,revision=errors5x,code=500 count=15i {}",
+        now - 1000,
+        now - 1000
+    );
+    influxdb.write("shop", &lines).unwrap();
+    let template = template_file(serde_json::json!({
+        "name": "failed",
+        "provider": {"influxdb": {
+            "address": "http://influxdb.monitoring:8086",
+            "database": "shop",
+            "query": r#"SELECT sum("count") FROM "requests" WHERE "revision" = '{{revision}}' AND time > now() - 1m"#,
+        }},
+        "threshold": {"max": 10}
+    }));
+    let path = template.path().to_str().unwrap();
+    let now = |address: &str| {
+        Command::new(env!("CARGO_BIN_EXE_bellwether"))
+            .args(["analyze", "-f", path, "--influxdb", address, "--revision", "errors5x", "-o", "json"])
+            .output()
+            .expect("bellwether runs")
+    };
+    let output = now(influxdb.address());
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&output.stderr)));
+    let [point] = points(&report, "failed") else { panic!("one measurement: {report}") };
+    assert_eq!((number(&point["value"]), point["state"].as_str()), (15.0, Some("Failed")), "{point}");
+    assert_eq!(output.status.code(), Some(FAILED), "{report}");
+
+    let reason =
+        "failed: uses the influxdb provider, which is measured only now: InfluxQL has no evaluation time";
+    let stderr =
+        refused(COULD_NOT_RUN, backtest(20, path, "http://127.0.0.1:1", &["--influxdb", influxdb.address()]));
+    assert!(stderr.contains(reason), "{stderr}");
+    let an_hour_ago = (Utc::now() - TimeDelta::hours(1)).to_rfc3339();
+    let past = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["analyze", "-f", path, "--influxdb", influxdb.address(), "--at", &an_hour_ago])
+        .output()
+        .expect("bellwether runs");
+    assert!(refused(COULD_NOT_RUN, past).contains(reason));
+    let stderr = refused(COULD_NOT_RUN, now("http://127.0.0.1:1"));
+    assert!(stderr.contains("failed: InfluxDB at http://127.0.0.1:1 is unreachable: "), "{stderr}");
 }
 
 /// Measurements that fail one after the other make the metric an Error once they pass
