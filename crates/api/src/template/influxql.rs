@@ -238,9 +238,15 @@ impl<'t> Lexer<'t> {
                         return Err(TemplateError::AfterBackslash { name: name.to_owned(), offset: at + 1 });
                     }
                     self.pos += 1;
+                    // In a string the backslash escapes the character after it. In a regex it
+                    // escapes only a `/`, and InfluxDB reads any other character after it afresh:
+                    // `\\/` is a backslash, then an escaped slash that does not end the regex.
                     match self.peek() {
                         Some('\n' | '\r') | None => return Err(unterminated()),
-                        Some(escaped) => self.pos += escaped.len_utf8(),
+                        Some(escaped) if place != Place::Regex || escaped == '/' => {
+                            self.pos += escaped.len_utf8();
+                        }
+                        Some(_) => {}
                     }
                 }
                 '\n' | '\r' => return Err(unterminated()),
@@ -604,6 +610,12 @@ mod tests {
         assert_eq!(
             render("SELECT x FROM r GROUP BY /{{args.v}}/", "a"),
             Ok("SELECT x FROM r GROUP BY /a/".into())
+        );
+        // In a regex a backslash escapes only a slash, so `\\/` does not end it: the placeholder after
+        // it is still in the regex.
+        assert_eq!(
+            render("SELECT x FROM r WHERE a =~ /b\\\\/ AND c = '{{args.v}}' AND d =~ /e/", "'"),
+            Ok("SELECT x FROM r WHERE a =~ /b\\\\/ AND c = '\\x27' AND d =~ /e/".into())
         );
         // `1.` is one number to InfluxDB, so the slash after it divides.
         assert_eq!(render("SELECT 1./{{args.v}} FROM r", "2"), Ok("SELECT 1./2 FROM r".into()));
