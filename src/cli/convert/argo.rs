@@ -52,6 +52,10 @@ const STEP_UNSUPPORTED: &[Unsupported] = &[
 
 const ROUTER_UNSUPPORTED: &str = "Bellwether shifts traffic with Gateway API routes only; move the route to an HTTPRoute managed by the Gateway API plugin first";
 
+/// Why an Argo Rollouts or Flagger InfluxDB metric is not converted.
+pub(super) const INFLUX_FLUX: &str = "its query is Flux, for InfluxDB 2; Bellwether's influxdb provider runs \
+     InfluxQL on InfluxDB 1.x: write the query in InfluxQL by hand";
+
 const PROVIDER_UNSUPPORTED: &[Unsupported] = &[
     ("web", "Bellwether's only metric provider is Prometheus"),
     ("job", "Bellwether runs no Jobs as metrics; its only metric provider is Prometheus"),
@@ -60,7 +64,7 @@ const PROVIDER_UNSUPPORTED: &[Unsupported] = &[
     ("wavefront", "Bellwether's only metric provider is Prometheus"),
     ("cloudWatch", "Bellwether's only metric provider is Prometheus"),
     ("graphite", "Bellwether's only metric provider is Prometheus"),
-    ("influxdb", "Bellwether's only metric provider is Prometheus"),
+    ("influxdb", INFLUX_FLUX),
     ("skywalking", "Bellwether's only metric provider is Prometheus"),
     ("plugin", "Bellwether's only metric provider is Prometheus"),
     (

@@ -695,6 +695,12 @@ fn template_query(
     )]);
     match template.string("spec.provider.type").as_deref() {
         Some("prometheus") => {}
+        Some("influxdb") => {
+            template.refuse(
+                "spec.provider.type",
+                format!("\"influxdb\" is not converted: {}", super::argo::INFLUX_FLUX),
+            );
+        }
         Some(other) => template.refuse(
             "spec.provider.type",
             format!("{other:?} is not converted: Bellwether's only metric provider is Prometheus"),
