@@ -24,7 +24,7 @@ use super::prometheus::{
 use super::source::Source;
 use super::web::MAX_ANSWER_BYTES;
 use chrono::{DateTime, Utc};
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
@@ -56,7 +56,7 @@ impl InfluxDbConfigError {
         match self {
             Self::InvalidAddress { .. } => "provider.influxdb.address",
             Self::InvalidTimeout { .. } => "provider.influxdb.timeout",
-            Self::Client(ConfigError::InvalidHeader { name, .. }) if name == "authorization" => {
+            Self::Client(ConfigError::InvalidHeader { name, .. }) if name == AUTHORIZATION.as_str() => {
                 "provider.influxdb.auth"
             }
             Self::Client(ConfigError::InvalidHeader { .. }) => "provider.influxdb.headers",
