@@ -4,6 +4,7 @@ use super::{AnalysisArg, Duration, schema};
 use chrono::{DateTime, Utc};
 use kube_derive::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The time between measurements when a metric sets no `interval`.
 pub const DEFAULT_INTERVAL: chrono::Duration = chrono::Duration::minutes(1);
@@ -86,6 +87,7 @@ pub struct ArgSpec {
 #[x_kube(validation = Rule::new("(has(self.threshold) ? 1 : 0) + (has(self.compare) ? 1 : 0) + (has(self.sequential) ? 1 : 0) == 1").message("a metric must have exactly one of threshold, compare or sequential"))]
 #[x_kube(validation = Rule::new("!has(self.interval) || duration(self.interval) >= duration('1s')").message("interval must be at least 1s"))]
 #[x_kube(validation = Rule::new("!has(self.provider.web) || has(self.threshold)").message("a web metric is judged by threshold only: compare and sequential need a query per revision"))]
+#[x_kube(validation = Rule::new("!has(self.provider.job) || has(self.threshold)").message("a job metric is judged by threshold only: a Job succeeds or fails, which compare and sequential cannot judge"))]
 pub struct Metric {
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
@@ -123,7 +125,7 @@ pub struct Metric {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) == 1").message("a provider must set exactly one of prometheus or web"))]
+#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) + (has(self.job) ? 1 : 0) == 1").message("a provider must set exactly one of prometheus, web or job"))]
 pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
@@ -131,6 +133,47 @@ pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
     pub web: Option<WebProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub job: Option<JobProvider>,
+}
+
+/// A Kubernetes Job run for each measurement, such as a smoke or load test, in the run's
+/// namespace: the measurement is 1 when the Job succeeds and 0 when it fails. Threshold metrics
+/// only; the controller runs Jobs only when started with `--job-metrics`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct JobProvider {
+    /// Labels and annotations of the Job, besides Bellwether's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub metadata: Option<JobMetadata>,
+    /// The Job's spec (a batch/v1 JobSpec), its strings templates rendered for each measurement.
+    /// Unless set, `backoffLimit` is 0 and the pod's `restartPolicy` Never: one attempt.
+    #[schemars(schema_with = "schema::job_spec")]
+    pub spec: serde_json::Value,
+}
+
+impl JobProvider {
+    /// The spec as a batch/v1 JobSpec, or why it is not one. It is held as written, and only read
+    /// as a JobSpec when a template or run is validated, so that a malformed one is refused naming
+    /// its field rather than making the whole object unreadable; and so that a Job is created with
+    /// every field written, those newer than this build's JobSpec included.
+    pub fn job_spec(&self) -> Result<k8s_openapi::api::batch::v1::JobSpec, serde_json::Error> {
+        k8s_openapi::api::batch::v1::JobSpec::deserialize(&self.spec)
+    }
+}
+
+/// The labels and annotations a job metric adds to its Jobs. Their values are templates.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// An HTTP endpoint answering JSON, one number of which is the measurement. Threshold metrics only.

@@ -46,8 +46,10 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 mod parsed;
+mod text;
 mod web;
 
+pub use text::{StringError, check_strings, check_text, render_strings, render_text};
 pub use web::{check_json_body, check_url, encode_query_component, render_json_body, render_url};
 
 /// The longest query [`render`] produces. Far above any real query (the ready-made ones are under 1 KiB),
