@@ -628,12 +628,17 @@ fn check_metric(
         }
     }
     let provider = &metric.provider;
-    match (&provider.prometheus, &provider.web) {
-        (None, None) => errors.push_at(origin, at("provider"), "must set one of prometheus or web"),
-        (Some(_), Some(_)) => {
-            errors.push_at(origin, at("provider"), "must set only one of prometheus or web, not both")
+    let set = [provider.prometheus.is_some(), provider.web.is_some(), provider.job.is_some()];
+    match (&provider.prometheus, &provider.web, &provider.job) {
+        _ if set.iter().filter(|set| **set).count() > 1 => errors.push_at(
+            origin,
+            at("provider"),
+            "must set only one of prometheus, web or job: a metric measures through one provider",
+        ),
+        (None, None, None) => {
+            errors.push_at(origin, at("provider"), "must set one of prometheus, web or job")
         }
-        (Some(prometheus), None) => {
+        (Some(prometheus), _, _) => {
             let mut problems = Vec::new();
             duration(prometheus.timeout.as_ref(), "provider.prometheus.timeout", &mut problems);
             for problem in problems {
@@ -652,7 +657,10 @@ fn check_metric(
                 }
             }
         }
-        (None, Some(web)) => check_web(metric, web, declared_args, &mut |field, message| {
+        (None, Some(web), _) => check_web(metric, web, declared_args, &mut |field, message| {
+            errors.push_at(origin, at(field), message)
+        }),
+        (None, None, Some(job)) => check_job(metric, job, declared_args, &mut |field, message| {
             errors.push_at(origin, at(field), message)
         }),
     }
@@ -708,6 +716,41 @@ fn check_web(
     }
 }
 
+/// Checks a `job` provider: that its metric judges by threshold, that its spec reads as a batch/v1
+/// JobSpec, and that every string of its metadata and spec is a template of known variables and
+/// declared args.
+fn check_job(
+    metric: &Metric,
+    job: &bellwether_api::JobProvider,
+    declared_args: &BTreeSet<String>,
+    push: &mut dyn FnMut(&str, String),
+) {
+    if metric.compare.is_some() || metric.sequential.is_some() {
+        let kind = if metric.compare.is_some() { "compare" } else { "sequential" };
+        push(
+            "provider.job",
+            format!(
+                "a job metric supports only threshold: {kind} needs a query per revision (and sequential \
+                 counts of requests), while a Job only succeeds or fails; use prometheus"
+            ),
+        );
+    }
+    match job.job_spec() {
+        Err(error) => push("provider.job.spec", format!("is not a batch/v1 JobSpec: {error}")),
+        Ok(spec) if spec.template.spec.as_ref().is_none_or(|pod| pod.containers.is_empty()) => {
+            push("provider.job.spec.template.spec.containers", "a Job needs a container to run".into())
+        }
+        Ok(_) => {}
+    }
+    let metadata = job.metadata.as_ref().map(|m| serde_json::to_value(m).unwrap_or_default());
+    let documents = [("provider.job.metadata", metadata.as_ref()), ("provider.job.spec", Some(&job.spec))];
+    for (prefix, document) in documents {
+        if let Some(Err(error)) = document.map(|d| template::check_strings(d, prefix, declared_args)) {
+            push(&error.path, error.error.to_string());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -731,13 +774,104 @@ mod tests {
         let with = |provider: serde_json::Value| {
             fields_of(serde_json::json!({"name": "m", "provider": provider, "threshold": {"max": 1}}))
         };
+        let job = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "t", "image": "t"}]}}}});
         let field = |message: &str| vec![("spec.metrics[0].provider".to_owned(), message.to_owned())];
-        assert_eq!(with(serde_json::json!({})), field("must set one of prometheus or web"));
-        assert_eq!(
-            with(serde_json::json!({"prometheus": prometheus, "web": web})),
-            field("must set only one of prometheus or web, not both")
-        );
+        assert_eq!(with(serde_json::json!({})), field("must set one of prometheus, web or job"));
+        let two =
+            field("must set only one of prometheus, web or job: a metric measures through one provider");
+        for both in [
+            serde_json::json!({"prometheus": prometheus, "web": web}),
+            serde_json::json!({"prometheus": prometheus, "job": job}),
+            serde_json::json!({"web": web, "job": job}),
+            serde_json::json!({"prometheus": prometheus, "web": web, "job": job}),
+        ] {
+            assert_eq!(with(both.clone()), two, "{both}");
+        }
         assert_eq!(with(serde_json::json!({"web": web})), []);
+        assert_eq!(with(serde_json::json!({"job": job})), []);
+    }
+
+    #[test]
+    fn job_providers_are_checked_field_by_field() {
+        let metric = |job: serde_json::Value, judgment: (&str, serde_json::Value)| {
+            let mut metric = serde_json::json!({"name": "smoke", "provider": {"job": job}});
+            metric[judgment.0] = judgment.1;
+            fields_of(metric)
+        };
+        let threshold = ("threshold", serde_json::json!({"min": 1}));
+        let containers = |container: serde_json::Value| serde_json::json!({"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}});
+        let good = metric(
+            serde_json::json!({
+                "metadata": {"labels": {"example.com/suite": "{{args.q}}"}, "annotations": {"rev": "{{revision}}"}},
+                "spec": containers(serde_json::json!({
+                    "name": "smoke",
+                    "image": "busybox:1.36",
+                    "command": ["sh", "-c", "test \"$REVISION\" != bad"],
+                    "env": [{"name": "REVISION", "value": "{{revision}}"}, {"name": "Q", "value": "{{args.q}}"}],
+                })),
+            }),
+            threshold.clone(),
+        );
+        assert_eq!(good, []);
+
+        let malformed = metric(
+            serde_json::json!({"spec": {"backoffLimit": "twice", "template": {"spec": {"containers": [{"name": "t"}]}}}}),
+            threshold.clone(),
+        );
+        assert_eq!(malformed.len(), 1, "{malformed:?}");
+        assert_eq!(malformed[0].0, "spec.metrics[0].provider.job.spec");
+        assert!(
+            malformed[0].1.starts_with("is not a batch/v1 JobSpec: invalid type: string \"twice\""),
+            "{malformed:?}"
+        );
+        for spec in [
+            serde_json::json!({"backoffLimit": 0}),
+            serde_json::json!({"template": {"spec": {"containers": []}}}),
+        ] {
+            assert_eq!(
+                metric(serde_json::json!({"spec": spec}), threshold.clone()),
+                [(
+                    "spec.metrics[0].provider.job.spec.template.spec.containers".to_owned(),
+                    "a Job needs a container to run".to_owned()
+                )],
+                "{spec}"
+            );
+        }
+
+        let templated = metric(
+            serde_json::json!({
+                "metadata": {"labels": {"suite": "{{args.r}}"}},
+                "spec": containers(serde_json::json!({"name": "smoke", "image": "busybox", "args": ["{{revison}}"]})),
+            }),
+            threshold.clone(),
+        );
+        assert_eq!(
+            templated,
+            [
+                (
+                    "spec.metrics[0].provider.job.metadata.labels.suite".to_owned(),
+                    "arg \"r\" is not declared by the template; did you mean \"q\"?".to_owned()
+                ),
+                (
+                    "spec.metrics[0].provider.job.spec.template.spec.containers[0].args[0]".to_owned(),
+                    "unknown variable {{revison}}; did you mean {{revision}}?".to_owned()
+                ),
+            ]
+        );
+
+        let spec = containers(serde_json::json!({"name": "smoke", "image": "busybox"}));
+        for (kind, judgment) in [
+            ("compare", serde_json::json!({"confidence": 0.95})),
+            ("sequential", serde_json::json!({"requestsQuery": "sum(x)", "maxIncrease": 0.5})),
+        ] {
+            let found = metric(serde_json::json!({"spec": spec}), (kind, judgment));
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].0, "spec.metrics[0].provider.job");
+            assert!(
+                found[0].1.starts_with(&format!("a job metric supports only threshold: {kind} needs")),
+                "{found:?}"
+            );
+        }
     }
 
     #[test]
