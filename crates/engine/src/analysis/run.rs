@@ -61,7 +61,20 @@ impl Clock {
 /// The metrics whose next measurement is due at `now`, in spec order. Nothing is due once the run
 /// is terminal or terminated; see [`next_due`].
 pub fn due(spec: &AnalysisRunSpec, status: Option<&AnalysisRunStatus>, now: DateTime<Utc>) -> Vec<String> {
-    schedule(spec, status, now).filter(|(_, at)| *at <= now).map(|(name, _)| name.to_string()).collect()
+    due_since(spec, status, now).into_iter().map(|(name, _)| name).collect()
+}
+
+/// [`due`], with the time each metric's measurement became due, which names that measurement: it
+/// stays the same until the measurement is recorded, and each next one is due later.
+pub fn due_since(
+    spec: &AnalysisRunSpec,
+    status: Option<&AnalysisRunStatus>,
+    now: DateTime<Utc>,
+) -> Vec<(String, DateTime<Utc>)> {
+    schedule(spec, status, now)
+        .filter(|(_, at)| *at <= now)
+        .map(|(name, at)| (name.to_string(), at))
+        .collect()
 }
 
 /// When the next measurement of any metric is due, for requeueing; `None` when nothing will be.
