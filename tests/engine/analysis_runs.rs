@@ -525,6 +525,29 @@ fn job_metric(deadline: Option<i64>) -> Metric {
 }
 
 #[test]
+fn a_jobs_deadline_extends_how_late_its_measurement_may_be() {
+    let long = run(vec![job_metric(Some(600))]);
+    let short = run(vec![job_metric(None)]);
+    // 3 × 1m of window, and a grace of 3m, plus the Job's 10m.
+    assert_eq!(bellwether::engine::deadline(&long.spec), Some(Duration::minutes(16)));
+    assert_eq!(bellwether::engine::deadline(&short.spec), Some(Duration::minutes(6)));
+    let started = |mut run: AnalysisRun| {
+        run.status = Some(record(&run, vec![], t0()));
+        run
+    };
+    let (long, short) = (started(long), started(short));
+    let at = |run: &AnalysisRun, minute: i64| {
+        assess("r", true, &run.spec, run.status.as_ref(), None, Clock::at(minutes(minute)))
+    };
+    // A 10-minute load test, still running 5 minutes in, is not a run nobody measures.
+    assert_eq!(at(&long, 5).phase, Some(AnalysisPhase::Running));
+    let overdue = at(&short, 5);
+    assert_eq!(overdue.phase, Some(AnalysisPhase::Error));
+    assert!(overdue.message.as_deref().unwrap().contains("load: a measurement is 5m overdue"), "{overdue:?}");
+    assert_eq!(at(&long, 14).phase, Some(AnalysisPhase::Error), "nor is it allowed forever");
+}
+
+#[test]
 fn a_measurement_is_due_since_the_same_time_until_it_is_recorded() {
     let mut load = job_metric(None);
     load.count = Some(3);

@@ -245,9 +245,13 @@ fn run_duration(spec: &AnalysisRunSpec) -> Option<Duration> {
 }
 
 /// How long past its due time a metric's next measurement may come before the run counts as not
-/// being measured: three intervals, and never less than a minute, room for a busy controller.
+/// being measured: three intervals, and never less than a minute, room for a busy controller; and
+/// for a job metric, whose measurement is taken when its Job ends, the Job's
+/// `activeDeadlineSeconds` on top, so that a long test is not mistaken for a run nobody measures.
 fn grace(plan: &MetricPlan<'_>) -> Duration {
-    (plan.interval * 3).max(Duration::minutes(1))
+    let job = plan.metric.provider.job.as_ref();
+    let runs_for = job.and_then(|job| job.spec.get("activeDeadlineSeconds")?.as_i64()).unwrap_or(0);
+    (plan.interval * 3).max(Duration::minutes(1)) + Duration::seconds(runs_for.max(0))
 }
 
 /// How long a run may take to reach a verdict: its `timeout` (the analysis step's), or else, for
