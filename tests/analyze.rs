@@ -380,6 +380,22 @@ fn a_web_metric_cannot_be_backtested() {
     assert!(stderr.contains("slo-burn: uses the web provider, which cannot be backtested"), "{stderr}");
 }
 
+/// A Job tests only the present, so a backtest of a job metric cannot run either.
+#[test]
+fn a_job_metric_cannot_be_backtested() {
+    let template = template_file(serde_json::json!({
+        "name": "smoke",
+        "provider": {"job": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "smoke", "image": "busybox:1.36", "command": ["sh", "-c", "true"]}],
+        }}}}},
+        "threshold": {"min": 1}
+    }));
+    let stderr =
+        refused(COULD_NOT_RUN, backtest(20, template.path().to_str().unwrap(), "http://127.0.0.1:1", &[]));
+    assert!(stderr.contains("smoke: uses the job provider, which cannot be backtested"), "{stderr}");
+}
+
 /// Measurements that fail one after the other make the metric an Error once they pass
 /// consecutiveErrorLimit (4 by default), as in a real run.
 #[test]

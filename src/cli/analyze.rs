@@ -314,6 +314,13 @@ impl<'m> MetricPlan<'m> {
                     .into(),
             ));
         }
+        if metric.provider.job.is_some() {
+            return Err(fail(
+                "uses the job provider, which cannot be backtested: analyze replays past data through \
+                 Prometheus range queries, and a Job tests only the present"
+                    .into(),
+            ));
+        }
         let prometheus = measure::prometheus(metric).map_err(render)?;
         let interval = match &metric.interval {
             Some(d) => d.parse().map_err(|e| fail(e.to_string()))?,

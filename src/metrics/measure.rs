@@ -165,6 +165,10 @@ pub fn prometheus(metric: &Metric) -> Result<&api::PrometheusProvider, RenderErr
             field: "provider",
             reason: "measures through web, not Prometheus".into(),
         }),
+        super::provider::Provider::Job(_) => Err(RenderError::Field {
+            field: "provider",
+            reason: "measures through a Job, not Prometheus".into(),
+        }),
     }
 }
 

@@ -104,6 +104,12 @@ impl Providers {
                     Err(error) => failed(error),
                 };
             }
+            // The AnalysisRun reconciler runs a job metric's Job, over passes; no pool measures one.
+            Ok(Provider::Job(_)) => {
+                return failed(
+                    "provider.job: a Job is run by the AnalysisRun reconciler, not measured here".into(),
+                );
+            }
             Err(error) => return failed(error.to_string()),
         }
         let (queries, provider, permits) = match self.prepare(metric, vars, auth) {

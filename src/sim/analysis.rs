@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 /// What a metric's query measures, read from the query's shape. Queries with
 /// `histogram_quantile(q, …)` measure a latency quantile; every other query is taken as the
 /// share of failed requests. Both use the query's first range (`[2m]`) as their window. A `web`
-/// metric is [`Signal::Unmodelled`].
+/// or `job` metric is [`Signal::Unmodelled`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Signal {
     ErrorRatio {
@@ -31,10 +31,10 @@ pub enum Signal {
         bound: f64,
         window: Duration,
     },
-    /// A `web` metric: the endpoint's answer has no model in the simulated traffic, so every
-    /// measurement is no data and the metric's `noData` policy decides, rather than a guess passing
-    /// or failing the canary.
-    Unmodelled,
+    /// A `web` metric or a `job` metric, named here: the endpoint's answer, or whether the Job
+    /// succeeds, has no model in the simulated traffic, so every measurement is no data and the
+    /// metric's `noData` policy decides, rather than a guess passing or failing the canary.
+    Unmodelled(&'static str),
 }
 
 /// The time between a metric's measurements, as its plan resolves it.
@@ -52,7 +52,10 @@ static BUCKET_BOUND: LazyLock<Regex> =
 impl Signal {
     pub fn of(metric: &Metric) -> Self {
         if metric.provider.web.is_some() {
-            return Self::Unmodelled;
+            return Self::Unmodelled("a web endpoint");
+        }
+        if metric.provider.job.is_some() {
+            return Self::Unmodelled("a Job");
         }
         let query = metric.provider.prometheus.as_ref().map_or("", |p| p.query.as_str());
         let window = RANGE
@@ -92,7 +95,7 @@ impl Signal {
             Self::SlowRequests { bound, window } => {
                 format!("requests slower than {bound}s over {}", crate::api::format_duration(window))
             }
-            Self::Unmodelled => "a web endpoint, not simulated: no data".to_owned(),
+            Self::Unmodelled(what) => format!("{what}, not simulated: no data"),
         }
     }
 
@@ -102,7 +105,7 @@ impl Signal {
         match *self {
             Self::SlowRequests { bound, .. } => served.slow_counts(now, interval, bound),
             Self::ErrorRatio { .. } | Self::Latency { .. } => served.counts(now, interval),
-            Self::Unmodelled => (0.0, 0.0),
+            Self::Unmodelled(_) => (0.0, 0.0),
         }
     }
 
@@ -115,7 +118,7 @@ impl Signal {
                 let (bad, requests) = self.counts(served, now, window);
                 (requests > 0.0).then(|| bad / requests)
             }
-            Self::Unmodelled => None,
+            Self::Unmodelled(_) => None,
         }
     }
 
@@ -128,7 +131,7 @@ impl Signal {
         now: DateTime<Utc>,
         interval: Duration,
     ) -> Measurement {
-        if *self == Self::Unmodelled {
+        if let Self::Unmodelled(_) = self {
             return Measurement { at: now, ..Measurement::default() };
         }
         let (canary_errors, canary_requests) = self.counts(canary, now, interval);
@@ -224,22 +227,35 @@ impl AnalysisRun {
 mod tests {
     use super::*;
 
-    /// A web endpoint's answer has no model in the simulated traffic: the simulation says so and
-    /// measures no data, leaving the verdict to the metric's `noData` policy instead of guessing.
+    /// A web endpoint's answer, or a Job's success, has no model in the simulated traffic: the
+    /// simulation says so and measures no data, leaving the verdict to the metric's `noData` policy
+    /// instead of guessing.
     #[test]
-    fn a_web_metric_is_not_simulated_and_measures_no_data() {
-        let metric: Metric = serde_json::from_value(serde_json::json!({
-            "name": "slo-burn",
-            "provider": {"web": {"url": "http://slo/api?rev={{revision}}", "jsonPath": "$.burn"}},
-            "threshold": {"max": 1},
-        }))
-        .unwrap();
-        let signal = Signal::of(&metric);
-        assert_eq!(signal, Signal::Unmodelled);
-        assert_eq!(signal.describe(), "a web endpoint, not simulated: no data");
-        let now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
-        let served = Served::default();
-        let measurement = signal.measure(&served, &served, now, Duration::minutes(1));
-        assert_eq!(measurement, Measurement { at: now, ..Measurement::default() });
+    fn web_and_job_metrics_are_not_simulated_and_measure_no_data() {
+        let metric = |provider: serde_json::Value| -> Metric {
+            serde_json::from_value(serde_json::json!({
+                "name": "probe",
+                "provider": provider,
+                "threshold": {"max": 1},
+            }))
+            .unwrap()
+        };
+        let web = metric(
+            serde_json::json!({"web": {"url": "http://slo/api?rev={{revision}}", "jsonPath": "$.burn"}}),
+        );
+        let job = metric(
+            serde_json::json!({"job": {"spec": {"template": {"spec": {"containers": [{"name": "t"}]}}}}}),
+        );
+        for (metric, described) in
+            [(web, "a web endpoint, not simulated: no data"), (job, "a Job, not simulated: no data")]
+        {
+            let signal = Signal::of(&metric);
+            assert!(matches!(signal, Signal::Unmodelled(_)), "{signal:?}");
+            assert_eq!(signal.describe(), described);
+            let now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+            let served = Served::default();
+            let measurement = signal.measure(&served, &served, now, Duration::minutes(1));
+            assert_eq!(measurement, Measurement { at: now, ..Measurement::default() });
+        }
     }
 }
