@@ -2,6 +2,7 @@
 //! functions.
 
 mod alerts;
+mod jobs;
 mod measure;
 mod notify;
 mod replica_sets;
