@@ -10,6 +10,7 @@ mod defaults;
 mod faults;
 mod gitops;
 mod harness;
+mod job_provider;
 mod lagging;
 mod leader;
 mod notifications;
