@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -249,4 +249,47 @@ async fn a_job_of_the_name_that_the_run_does_not_own_is_not_its_measurement() {
     );
     jobs::ended(&runs.ctx, &run).await.unwrap();
     assert_eq!(job_names(&server).await, [name], "nor deleted with the run's own");
+}
+
+/// The ready-made smoke test's Job asks the canary's own Service, its values passed as env.
+#[test]
+fn the_ready_made_smoke_tests_job_asks_the_canarys_service() {
+    let template: bellwether::api::ClusterAnalysisTemplate =
+        serde_yaml::from_str(include_str!("../../analysis-templates/smoke-test-job.yaml")).unwrap();
+    let args: Vec<Value> = template
+        .spec
+        .args
+        .iter()
+        .map(|arg| json!({"name": arg.name, "value": if arg.name == "port" { "8080" } else { arg.value.as_deref().unwrap() }}))
+        .collect();
+    let mut run: AnalysisRun = serde_json::from_value(json!({
+        "apiVersion": "bellwether.dev/v1alpha1",
+        "kind": "AnalysisRun",
+        "metadata": {"name": "checkout-abc123-1-step1", "namespace": NAMESPACE, "uid": "run-uid"},
+        "spec": {
+            "revision": "abc123",
+            "metrics": template.spec.metrics,
+            "args": args,
+            "context": {
+                "rollout": "checkout",
+                "stableRevision": "def456",
+                "canaryService": "checkout-canary",
+                "stableService": "checkout-stable",
+            },
+        },
+    }))
+    .unwrap();
+    run.metadata.uid = Some("run-uid".into());
+    let metric = &run.spec.metrics[0];
+    let job = build(&run, metric, metric.provider.job.as_ref().unwrap(), &vars(&run), "smoke").unwrap();
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["env"],
+        json!([
+            {"name": "URL", "value": "http://checkout-canary.shop.svc:8080/healthz"},
+            {"name": "ATTEMPTS", "value": "5"},
+        ])
+    );
+    assert!(!container["command"][2].as_str().unwrap().contains("{{"), "the script holds no placeholder");
+    assert_eq!(job["spec"]["activeDeadlineSeconds"], 120);
 }
