@@ -54,7 +54,10 @@ const ROUTER_UNSUPPORTED: &str = "Bellwether shifts traffic with Gateway API rou
 
 const PROVIDER_UNSUPPORTED: &[Unsupported] = &[
     ("web", "Bellwether's only metric provider is Prometheus"),
-    ("job", "Bellwether runs no Jobs as metrics; its only metric provider is Prometheus"),
+    (
+        "job",
+        "convert does not translate Job metrics yet: write Bellwether's provider.job by hand (docs/analysis.md, Job metrics)",
+    ),
     ("datadog", "Bellwether's only metric provider is Prometheus"),
     ("newRelic", "Bellwether's only metric provider is Prometheus"),
     ("wavefront", "Bellwether's only metric provider is Prometheus"),
