@@ -737,10 +737,19 @@ fn check_job(
     }
     match job.job_spec() {
         Err(error) => push("provider.job.spec", format!("is not a batch/v1 JobSpec: {error}")),
-        Ok(spec) if spec.template.spec.as_ref().is_none_or(|pod| pod.containers.is_empty()) => {
-            push("provider.job.spec.template.spec.containers", "a Job needs a container to run".into())
+        Ok(spec) => {
+            if spec.template.spec.as_ref().is_none_or(|pod| pod.containers.is_empty()) {
+                push("provider.job.spec.template.spec.containers", "a Job needs a container to run".into());
+            }
+            if spec.ttl_seconds_after_finished.is_some() {
+                push(
+                    "provider.job.spec.ttlSecondsAfterFinished",
+                    "must not be set: Bellwether deletes each Job once its end is measured, and a Job \
+                     deleted sooner could end unread and run again"
+                        .into(),
+                );
+            }
         }
-        Ok(_) => {}
     }
     let metadata = job.metadata.as_ref().map(|m| serde_json::to_value(m).unwrap_or_default());
     let documents = [("provider.job.metadata", metadata.as_ref()), ("provider.job.spec", Some(&job.spec))];
@@ -824,6 +833,15 @@ mod tests {
             malformed[0].1.starts_with("is not a batch/v1 JobSpec: invalid type: string \"twice\""),
             "{malformed:?}"
         );
+        let ttl = metric(
+            serde_json::json!({"spec": {
+                "ttlSecondsAfterFinished": 0,
+                "template": {"spec": {"containers": [{"name": "t"}]}},
+            }}),
+            threshold.clone(),
+        );
+        assert_eq!(ttl.len(), 1, "{ttl:?}");
+        assert_eq!(ttl[0].0, "spec.metrics[0].provider.job.spec.ttlSecondsAfterFinished");
         for spec in [
             serde_json::json!({"backoffLimit": 0}),
             serde_json::json!({"template": {"spec": {"containers": []}}}),
