@@ -5,7 +5,7 @@
 
 use super::policy::Policy;
 use super::traffic::Served;
-use crate::api::{AnalysisRunSpec, AnalysisRunStatus, Measurement, Metric};
+use crate::api::{AnalysisRunSpec, AnalysisRunStatus, Counts, Measurement, Metric};
 use crate::engine::{AnalysisRunState, Clock, MetricPlan, assess_with, due, record_with};
 use crate::metrics::error::{MeasurementError, ProviderKind};
 use crate::metrics::measure::{MetricQueries, spec_vars};
@@ -288,7 +288,20 @@ impl AnalysisRun {
             address: (!source_up).then(|| provider.address()),
             kind: provider.kind(),
         };
-        queries.measure(&source, now).now_or_never().expect("a simulated source answers at once")
+        let mut measurement =
+            queries.measure(&source, now).now_or_never().expect("a simulated source answers at once");
+        if measurement.error.is_none() {
+            // The peer tools the accuracy bench compares judge any metric against stable (Kayenta)
+            // or by request counts, whatever the metric's own judgment queries.
+            let interval = source.interval;
+            measurement.baseline = measurement.baseline.or_else(|| signal.value(stable, now));
+            measurement.counts = measurement.counts.or_else(|| {
+                let (canary_errors, canary_requests) = signal.counts(canary, now, interval);
+                let (stable_errors, stable_requests) = signal.counts(stable, now, interval);
+                Some(Counts { canary_errors, canary_requests, stable_errors, stable_requests })
+            });
+        }
+        measurement
     }
 }
 
@@ -318,6 +331,73 @@ mod tests {
         assert_eq!(
             run.status.metric_results[0].measurements,
             [Measurement { at: now, ..Measurement::default() }]
+        );
+    }
+
+    /// Each query is answered by the part it plays, and the peers' policies still get stable's
+    /// value and the counts of a threshold metric.
+    #[test]
+    fn queries_are_answered_by_the_revision_they_name() {
+        use super::super::traffic::Behaviour;
+        use rand::SeedableRng;
+        let now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let (mut canary, mut stable) = (Served::default(), Served::default());
+        let failing = Behaviour { error_rate: 1.0, ..Behaviour::BASELINE };
+        let healthy = Behaviour { error_rate: 0.0, ..Behaviour::BASELINE };
+        canary.serve(&mut rng, now, 100.0, 10.0, failing, 1.0);
+        stable.serve(&mut rng, now, 100.0, 10.0, healthy, 1.0);
+        let query = |selector: &str| {
+            format!(
+                "sum(rate(http_requests_total{{{selector}code=~\"5..\"}}[1m])) / sum(rate(http_requests_total{{{selector}}}[1m]))"
+            )
+        };
+        let metric = |name: &str, query: String, judgment: serde_json::Value| {
+            let mut metric = serde_json::json!({
+                "name": name,
+                "count": 5,
+                "provider": {"prometheus": {"address": "http://prometheus:9090", "query": query}},
+            });
+            metric.as_object_mut().unwrap().extend(judgment.as_object().unwrap().clone());
+            metric
+        };
+        let compare = serde_json::json!({"compare": {"confidence": 0.95}});
+        let spec: AnalysisRunSpec = serde_json::from_value(serde_json::json!({
+            "metrics": [
+                metric("threshold", query("revision=\"{{revision}}\","), serde_json::json!({"threshold": {"max": 2.0}})),
+                metric("compare", query("revision=\"{{revision}}\","), compare.clone()),
+                metric("blind", query(""), compare),
+            ],
+            "revision": "r2",
+            "context": {"rollout": "shop", "stableRevision": "r1", "canaryService": "c", "stableService": "s"},
+        }))
+        .unwrap();
+        let policy = crate::sim::policy::Bellwether;
+        let mut run = AnalysisRun::new("run", spec, now, &policy);
+        assert!(run.measure(now, &canary, &stable, true, &policy), "{:?}", run.status);
+        let latest = |run: &AnalysisRun, name: &str| {
+            let result = run.status.metric_results.iter().find(|r| r.name == name).unwrap();
+            let measurement = result.measurements.last().unwrap();
+            (measurement.value, measurement.baseline, measurement.error.clone())
+        };
+        assert_eq!(latest(&run, "threshold"), (Some(1.0), Some(0.0), None));
+        assert_eq!(latest(&run, "compare"), (Some(1.0), Some(0.0), None));
+        assert_eq!(
+            latest(&run, "blind"),
+            (Some(1.0), Some(1.0), None),
+            "one query for both measures one revision"
+        );
+        let counts = run.status.metric_results[0].measurements[0].counts.unwrap();
+        assert_eq!((counts.canary_errors, counts.stable_errors), (counts.canary_requests, 0.0));
+
+        let later = now + Duration::minutes(5);
+        assert!(run.measure(later, &canary, &stable, false, &policy), "{:?}", run.status.phase);
+        assert_eq!(
+            latest(&run, "compare").2.as_deref(),
+            Some(
+                "query for the canary: Prometheus at http://prometheus:9090 is unreachable: connection refused \
+                 (a simulated outage)"
+            )
         );
     }
 }
