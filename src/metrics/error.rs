@@ -9,6 +9,7 @@ use std::fmt;
 pub enum ProviderKind {
     Prometheus,
     Web,
+    Datadog,
 }
 
 impl fmt::Display for ProviderKind {
@@ -16,6 +17,7 @@ impl fmt::Display for ProviderKind {
         f.write_str(match self {
             Self::Prometheus => "prometheus",
             Self::Web => "web",
+            Self::Datadog => "datadog",
         })
     }
 }
@@ -88,6 +90,7 @@ impl ProviderKind {
         match self {
             Self::Prometheus => "Prometheus",
             Self::Web => "web endpoint",
+            Self::Datadog => "Datadog",
         }
     }
 
@@ -96,13 +99,14 @@ impl ProviderKind {
         match self {
             Self::Prometheus => "Prometheus",
             Self::Web => "the web endpoint",
+            Self::Datadog => "Datadog",
         }
     }
 
     /// What the provider sends.
     fn request(self) -> &'static str {
         match self {
-            Self::Prometheus => "query",
+            Self::Prometheus | Self::Datadog => "query",
             Self::Web => "request",
         }
     }
@@ -110,7 +114,7 @@ impl ProviderKind {
     /// What picks the answer's one value, and what it picks several of.
     fn selection(self) -> (&'static str, &'static str) {
         match self {
-            Self::Prometheus => ("query returned", "series"),
+            Self::Prometheus | Self::Datadog => ("query returned", "series"),
             Self::Web => ("jsonPath selected", "nodes"),
         }
     }

@@ -1,5 +1,6 @@
 //! Metric providers: how a metric's query becomes a measurement.
 
+pub mod datadog;
 pub mod error;
 pub mod measure;
 pub mod prometheus;
