@@ -10,7 +10,7 @@
 use super::prometheus::DEFAULT_TIMEOUT;
 use super::provider::Provider;
 use super::source::Source;
-use crate::api::template::{self, Side, TemplateError, Vars};
+use crate::api::template::{Side, TemplateError, Vars};
 use crate::api::{
     self, AnalysisRun, Counts, DEFAULT_INTERVAL, DurationError, MAX_COUNT, Measurement, Metric,
     format_duration,
@@ -67,7 +67,8 @@ impl MetricQueries {
             metric.interval.as_ref().map_or_else(|| format_duration(DEFAULT_INTERVAL), ToString::to_string);
         let vars = Vars { interval, ..vars.clone() };
         let render = |field: &'static str, query: &str, side: Side| {
-            template::render(query, &vars.measuring(side))
+            provider
+                .render(query, &vars.measuring(side))
                 .map_err(|reason| RenderError::Template { field, reason })
         };
         let pair = |field: &'static str, query: &str| -> Result<Pair, RenderError> {

@@ -3,29 +3,44 @@
 //! one in [`super::providers::Providers::measure`]; a provider that runs queries implements
 //! [`super::source::Source`].
 
+use super::datadog::{API_KEY_HEADER, APPLICATION_KEY_HEADER};
 use super::error::ProviderKind;
 use super::measure::RenderError;
-use crate::api::{self, HeaderFromSecret, Metric};
+use crate::api::template::{self, TemplateError, Vars};
+use crate::api::{self, DEFAULT_DATADOG_ADDRESS, HeaderFromSecret, Metric};
+use std::borrow::Cow;
 
 /// The provider a metric measures through.
 #[derive(Debug, Clone, Copy)]
 pub enum Provider<'m> {
     Prometheus(&'m api::PrometheusProvider),
     Web(&'m api::WebProvider),
+    Datadog(&'m api::DatadogProvider),
 }
 
 impl<'m> Provider<'m> {
     /// The one provider `metric` sets. None, or more than one, is an error: the API server's rule and
     /// the engine's validation refuse both, so only an object written around them has either.
     pub fn of(metric: &'m Metric) -> Result<Self, RenderError> {
-        match (&metric.provider.prometheus, &metric.provider.web) {
-            (Some(prometheus), None) => Ok(Self::Prometheus(prometheus)),
-            (None, Some(web)) => Ok(Self::Web(web)),
-            (None, None) => Err(RenderError::NoProvider),
-            (Some(_), Some(_)) => Err(RenderError::Field {
-                field: "provider",
-                reason: "sets both prometheus and web; a metric measures through one provider".into(),
-            }),
+        let provider = &metric.provider;
+        let set: Vec<Self> = [
+            provider.prometheus.as_ref().map(Self::Prometheus),
+            provider.web.as_ref().map(Self::Web),
+            provider.datadog.as_ref().map(Self::Datadog),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match set.as_slice() {
+            [] => Err(RenderError::NoProvider),
+            [one] => Ok(*one),
+            several => {
+                let kinds: Vec<String> = several.iter().map(|p| p.kind().to_string()).collect();
+                Err(RenderError::Field {
+                    field: "provider",
+                    reason: format!("sets {}; a metric measures through one provider", kinds.join(" and ")),
+                })
+            }
         }
     }
 
@@ -33,6 +48,7 @@ impl<'m> Provider<'m> {
         match self {
             Self::Prometheus(_) => ProviderKind::Prometheus,
             Self::Web(_) => ProviderKind::Web,
+            Self::Datadog(_) => ProviderKind::Datadog,
         }
     }
 
@@ -40,7 +56,17 @@ impl<'m> Provider<'m> {
     pub fn query(self) -> Option<(&'static str, &'m str)> {
         match self {
             Self::Prometheus(prometheus) => Some(("provider.prometheus.query", &prometheus.query)),
+            Self::Datadog(datadog) => Some(("provider.datadog.query", &datadog.query)),
             Self::Web(_) => None,
+        }
+    }
+
+    /// `query`, a template in the provider's query language, with `vars` substituted as that
+    /// language needs them escaped.
+    pub fn render(self, query: &str, vars: &Vars) -> Result<String, TemplateError> {
+        match self {
+            Self::Datadog(_) => template::render_datadog(query, vars),
+            Self::Prometheus(_) | Self::Web(_) => template::render(query, vars),
         }
     }
 
@@ -49,23 +75,34 @@ impl<'m> Provider<'m> {
         match self {
             Self::Prometheus(prometheus) => &prometheus.address,
             Self::Web(web) => &web.url,
+            Self::Datadog(datadog) => datadog.address.as_deref().unwrap_or(DEFAULT_DATADOG_ADDRESS),
         }
     }
 
-    /// The extra headers the provider sends, whose values are read from Secrets.
-    pub fn headers(self) -> &'m [HeaderFromSecret] {
+    /// The extra headers the provider sends, whose values are read from Secrets: a Datadog metric's
+    /// keys among them.
+    pub fn headers(self) -> Cow<'m, [HeaderFromSecret]> {
         match self {
-            Self::Prometheus(prometheus) => &prometheus.headers,
-            Self::Web(web) => &web.headers,
+            Self::Prometheus(prometheus) => Cow::Borrowed(&prometheus.headers),
+            Self::Web(web) => Cow::Borrowed(&web.headers),
+            Self::Datadog(datadog) => Cow::Owned(
+                [(API_KEY_HEADER, &datadog.api_key), (APPLICATION_KEY_HEADER, &datadog.application_key)]
+                    .map(|(name, key)| HeaderFromSecret {
+                        name: name.to_owned(),
+                        value: None,
+                        value_from: Some(key.clone()),
+                    })
+                    .into(),
+            ),
         }
     }
 
     /// The provider's `auth`, which only Prometheus has; a web endpoint takes its credentials as
-    /// headers.
+    /// headers, and Datadog its keys.
     pub fn auth(self) -> Option<&'m api::PrometheusAuth> {
         match self {
             Self::Prometheus(prometheus) => prometheus.auth.as_ref(),
-            Self::Web(_) => None,
+            Self::Web(_) | Self::Datadog(_) => None,
         }
     }
 }

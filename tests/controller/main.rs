@@ -2,6 +2,7 @@
 //! functions.
 
 mod alerts;
+mod datadog;
 mod measure;
 mod notify;
 mod replica_sets;
