@@ -18,8 +18,10 @@ use std::sync::LazyLock;
 
 /// What a metric's query measures, read from the query's shape. Queries with
 /// `histogram_quantile(q, …)` measure a latency quantile; every other query is taken as the
-/// share of failed requests. Both use the query's first range (`[2m]`) as their window. A `web`
-/// metric is [`Signal::Unmodelled`].
+/// share of failed requests. Both use the query's first range (`[2m]`) as their window. A Datadog
+/// query measures a latency quantile when it takes a percentile (`p99:…`), and the share of failed
+/// requests otherwise, over its rollup's seconds (`.rollup(sum, 60)`, or `{{interval}}`), or its
+/// interval without one. A `web` metric is [`Signal::Unmodelled`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Signal {
     ErrorRatio {
@@ -52,14 +54,25 @@ static QUANTILE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"histogram_quantile\s*\(\s*([0-9.]+)").expect("valid regex"));
 static RANGE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[(\d+)([smh])\]").expect("valid regex"));
 static PER_THOUSAND: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/\s*1000\b").expect("valid regex"));
+static DATADOG_PERCENTILE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|[^\w.:])p(\d{1,2}(?:\.\d+)?):").expect("valid regex"));
+static DATADOG_BRACES: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{[^}]*\}").expect("valid regex"));
+static DATADOG_ROLLUP: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\.rollup\(\s*(?:\w+\s*,\s*)?(\d+|\{\{\s*interval\s*\}\})\s*\)").expect("valid regex")
+});
+static TIMES_THOUSAND: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\*\s*1000\b").expect("valid regex"));
 static BUCKET_BOUND: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?s)_bucket\{.*?\ble\s*=\s*"([0-9.]+)""#).expect("valid regex"));
 
 impl Signal {
     pub fn of(metric: &Metric) -> Self {
-        let Some((_, query)) = Provider::of(metric).ok().and_then(Provider::query) else {
+        let provider = Provider::of(metric).ok();
+        let Some((_, query)) = provider.and_then(Provider::query) else {
             return Self::Unmodelled;
         };
+        if let Some(Provider::Datadog(_)) = provider {
+            return Self::of_datadog(metric, query);
+        }
         let window = RANGE
             .captures(query)
             .and_then(|c| {
@@ -78,6 +91,23 @@ impl Signal {
         }
         match BUCKET_BOUND.captures(query).and_then(|c| c[1].parse::<f64>().ok()) {
             Some(bound) => Self::SlowRequests { bound: if in_ms { bound / 1000.0 } else { bound }, window },
+            None => Self::ErrorRatio { window },
+        }
+    }
+
+    /// What a Datadog query measures: see [`Signal`].
+    fn of_datadog(metric: &Metric, query: &str) -> Self {
+        let window = DATADOG_ROLLUP
+            .captures(query)
+            .and_then(|c| c[1].parse::<i64>().ok().map(Duration::seconds))
+            .unwrap_or_else(|| interval_of(metric));
+        // Tags inside braces may look like aggregators (`{zone:p99:x}`); only what is outside counts.
+        let outside = DATADOG_BRACES.replace_all(query, "{}");
+        match DATADOG_PERCENTILE.captures(&outside).and_then(|c| c[1].parse::<f64>().ok()) {
+            Some(percentile) => {
+                let scale = if TIMES_THOUSAND.is_match(query) { 1000.0 } else { 1.0 };
+                Self::Latency { quantile: percentile / 100.0, window, scale }
+            }
             None => Self::ErrorRatio { window },
         }
     }
@@ -308,6 +338,46 @@ impl AnalysisRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn datadog(query: &str, interval: &str) -> Metric {
+        serde_json::from_value(serde_json::json!({
+            "name": "m",
+            "interval": interval,
+            "provider": {"datadog": {
+                "query": query,
+                "apiKey": {"name": "datadog", "key": "api-key"},
+                "applicationKey": {"name": "datadog", "key": "app-key"},
+            }},
+            "threshold": {"max": 1},
+        }))
+        .unwrap()
+    }
+
+    /// A Datadog query is read by its shape: a percentile is latency, in seconds unless multiplied
+    /// by 1000, anything else an error ratio; over its rollup's seconds, or its interval.
+    #[test]
+    fn a_datadog_query_is_read_by_its_shape() {
+        let cases = [
+            (
+                "p99:trace.http.request{version:{{revision}}}.rollup(120)",
+                Signal::Latency { quantile: 0.99, window: Duration::minutes(2), scale: 1.0 },
+            ),
+            (
+                "p95:trace.http.request.duration{version:{{revision}}} * 1000",
+                Signal::Latency { quantile: 0.95, window: Duration::seconds(30), scale: 1000.0 },
+            ),
+            (
+                "sum:trace.http.request.errors{version:{{revision}}}.as_count().rollup(sum, {{interval}}) / \
+                 sum:trace.http.request.hits{version:{{revision}}}.as_count().rollup(sum, {{interval}})",
+                Signal::ErrorRatio { window: Duration::seconds(30) },
+            ),
+            // A tag value that starts with p and digits is no percentile.
+            ("sum:errors{zone:p99:x,p99:y}.as_count()", Signal::ErrorRatio { window: Duration::seconds(30) }),
+        ];
+        for (query, signal) in cases {
+            assert_eq!(Signal::of(&datadog(query, "30s")), signal, "{query}");
+        }
+    }
 
     /// A web endpoint's answer has no model in the simulated traffic: the simulation says so and
     /// measures no data, leaving the verdict to the metric's `noData` policy instead of guessing.
