@@ -225,10 +225,18 @@ fn every_ready_made_template_passes_its_schema() {
                 serde_json::from_value(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             let declared = template.spec.args.iter().map(|a| a.name.clone()).collect();
             for metric in &template.spec.metrics {
-                let query = &metric.provider.prometheus.as_ref().expect("a Prometheus metric").query;
+                let provider = &metric.provider;
+                let (query, check): (&String, fn(&str, &_) -> _) =
+                    match (&provider.prometheus, &provider.datadog) {
+                        (Some(prometheus), _) => (&prometheus.query, bellwether::api::template::check),
+                        (None, Some(datadog)) => (&datadog.query, bellwether::api::template::check_datadog),
+                        (None, None) => {
+                            panic!("{}: {}: a Prometheus or Datadog metric", file.display(), metric.name)
+                        }
+                    };
                 let requests_query = metric.sequential.as_ref().map(|s| &s.requests_query);
                 for query in std::iter::once(query).chain(requests_query) {
-                    if let Err(e) = bellwether::api::template::check(query, &declared) {
+                    if let Err(e) = check(query, &declared) {
                         panic!("{}: {}: {e}", file.display(), metric.name);
                     }
                 }
