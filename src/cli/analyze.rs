@@ -1,8 +1,12 @@
-//! `bellwether analyze`: runs an analysis template against a Prometheus, now or as a backtest over a
-//! past window, and shows each measurement, the hysteresis state after it, and the verdict with
-//! the time it would have fired. Template authors tune thresholds with it before a real rollout.
+//! `bellwether analyze`: runs an analysis template against its Prometheus or Datadog, now or as a
+//! backtest over a past window, and shows each measurement, the hysteresis state after it, and the
+//! verdict with the time it would have fired. Template authors tune thresholds with it before a
+//! real rollout.
 //!
-//! Each measurement is taken as an AnalysisRun takes it, by [`crate::metrics::measure`].
+//! Each measurement is taken as an AnalysisRun takes it, by [`crate::metrics::measure`]. A backtest
+//! reads no Secrets: a Datadog metric's keys come from the environment, `DD_API_KEY` and
+//! `DD_APP_KEY`, rather than from flags, which would leave them in shell histories and process
+//! lists.
 
 use crate::api::template::Vars;
 use crate::api::{
@@ -12,8 +16,12 @@ use crate::cli::lint::document::Document;
 use crate::cli::lint::{Finding, template_of};
 use crate::cli::manifests::{self, LoadError, filename_help};
 use crate::engine::{MetricVerdict, format_value, judge_metric, run_phase};
-use crate::metrics::measure::{self, MetricQueries, RenderError};
+use crate::metrics::datadog::{DatadogClient, DatadogSettings, key_headers};
+use crate::metrics::error::ProviderKind;
+use crate::metrics::measure::{self, MetricQueries, Pair, RenderError};
 use crate::metrics::prometheus::{MeasurementError, PrometheusProvider, ResolvedAuth};
+use crate::metrics::provider::Provider;
+use crate::metrics::source::Source;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -22,6 +30,10 @@ use std::path::PathBuf;
 
 /// Longest backtest, in measurements per metric, so that a typo in `--from` cannot flood Prometheus.
 const MAX_POINTS: u64 = 10_000;
+
+/// The environment variables a Datadog metric's keys are read from.
+pub const DATADOG_API_KEY_VARIABLE: &str = "DD_API_KEY";
+pub const DATADOG_APPLICATION_KEY_VARIABLE: &str = "DD_APP_KEY";
 
 /// Exit codes of `bellwether analyze`: one per verdict, and one for an analysis that could not run.
 /// 2 is left to a usage error, as clap exits with it.
@@ -137,8 +149,8 @@ pub enum AnalyzeError {
     Render { metric: String, reason: RenderError },
     #[error("{metric}: {message}")]
     Metric { metric: String, message: String },
-    #[error("{metric}: {reason}")]
-    Unreachable { metric: String, reason: MeasurementError },
+    #[error("{metric}: {}", .reason.describe(*.provider))]
+    Unreachable { metric: String, provider: ProviderKind, reason: MeasurementError },
 }
 
 fn lines(findings: &[Finding]) -> String {
@@ -287,12 +299,34 @@ fn variables(args: &AnalyzeArgs, declared: &[ArgSpec]) -> Vars {
     }
 }
 
+/// What answers a metric's queries in a backtest: its Prometheus or its Datadog site.
+enum Backend {
+    Prometheus(PrometheusProvider),
+    Datadog(DatadogClient),
+}
+
+impl Source for Backend {
+    fn kind(&self) -> ProviderKind {
+        match self {
+            Self::Prometheus(prometheus) => prometheus.kind(),
+            Self::Datadog(datadog) => datadog.kind(),
+        }
+    }
+
+    async fn instant(&self, query: &str, at: DateTime<Utc>) -> Result<Option<f64>, MeasurementError> {
+        match self {
+            Self::Prometheus(prometheus) => prometheus.instant(query, Some(at)).await,
+            Self::Datadog(datadog) => datadog.query(query, at).await,
+        }
+    }
+}
+
 /// One metric, ready to be measured: its queries rendered, its provider built and its measurement
 /// times within the limit.
 struct MetricPlan<'m> {
     metric: &'m Metric,
     queries: MetricQueries,
-    provider: PrometheusProvider,
+    provider: Backend,
     /// When the run the measurements are judged as part of started.
     started_at: DateTime<Utc>,
     times: Times,
@@ -307,21 +341,39 @@ impl<'m> MetricPlan<'m> {
     ) -> Result<Self, AnalyzeError> {
         let fail = |message: String| AnalyzeError::Metric { metric: metric.name.clone(), message };
         let render = |reason| AnalyzeError::Render { metric: metric.name.clone(), reason };
-        if metric.provider.web.is_some() {
-            return Err(fail(
-                "uses the web provider, which cannot be backtested: analyze replays past data through \
-                 Prometheus range queries, and a web endpoint answers only for the present"
-                    .into(),
-            ));
-        }
-        if metric.provider.job.is_some() {
-            return Err(fail(
-                "uses the job provider, which cannot be backtested: analyze replays past data through \
-                 Prometheus range queries, and a Job tests only the present"
-                    .into(),
-            ));
-        }
-        let prometheus = measure::prometheus(metric).map_err(render)?;
+        let provider = match Provider::of(metric).map_err(render)? {
+            Provider::Web(_) => {
+                return Err(fail(
+                    "uses the web provider, which cannot be backtested: analyze measures at past times, \
+                     and a web endpoint answers only for the present"
+                        .into(),
+                ));
+            }
+            Provider::Job(_) => {
+                return Err(fail(
+                    "uses the job provider, which cannot be backtested: analyze measures at past times, \
+                     and a Job tests only the present"
+                        .into(),
+                ));
+            }
+            Provider::Prometheus(prometheus) => {
+                let timeout = measure::query_timeout(prometheus).map_err(|e| fail(e.to_string()))?;
+                let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
+                // Headers written in the template (a tenant ID) are sent; a backtest reads no Secrets.
+                let literal =
+                    prometheus.headers.iter().filter_map(|h| Some((h.name.clone(), h.value.clone()?)));
+                let auth = ResolvedAuth { credentials: None, headers: literal.collect() };
+                let provider =
+                    PrometheusProvider::new(address, timeout, &auth).map_err(|e| fail(e.to_string()))?;
+                Backend::Prometheus(provider)
+            }
+            Provider::Datadog(datadog) => {
+                let settings = DatadogSettings::of(datadog).map_err(render)?;
+                let client = DatadogClient::new(settings, &datadog_keys().map_err(fail)?)
+                    .map_err(|e| fail(e.to_string()))?;
+                Backend::Datadog(client)
+            }
+        };
         let interval = match &metric.interval {
             Some(d) => d.parse().map_err(|e| fail(e.to_string()))?,
             None => DEFAULT_INTERVAL,
@@ -341,24 +393,30 @@ impl<'m> MetricPlan<'m> {
                 interval: crate::api::format_duration(times.interval),
             });
         }
-        let timeout = measure::query_timeout(prometheus).map_err(|e| fail(e.to_string()))?;
         let queries = MetricQueries::render(metric, vars).map_err(render)?;
-        let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
-        // Headers written in the template (a tenant ID) are sent; a backtest reads no Secrets.
-        let literal = prometheus.headers.iter().filter_map(|h| Some((h.name.clone(), h.value.clone()?)));
-        let auth = ResolvedAuth { credentials: None, headers: literal.collect() };
-        let provider = PrometheusProvider::new(address, timeout, &auth).map_err(|e| fail(e.to_string()))?;
         Ok(Self { metric, queries, provider, started_at, times })
     }
 
-    /// Fails when no connection to the metric's Prometheus can be made: every measurement would
+    /// Fails when no connection to the metric's Prometheus or Datadog can be made: every measurement would
     /// fail, and the verdict would say nothing about the template. Any other answer, even an
     /// error, is left to the measurements to show.
     async fn check_reachable(&self) -> Result<(), AnalyzeError> {
-        match self.provider.instant("vector(1)", None).await {
-            Err(reason @ MeasurementError::Unreachable { .. }) => {
-                Err(AnalyzeError::Unreachable { metric: self.metric.name.clone(), reason })
+        let answer = match &self.provider {
+            Backend::Prometheus(prometheus) => prometheus.instant("vector(1)", None).await,
+            // Datadog has no query without a metric: the first measurement's first query, once.
+            Backend::Datadog(datadog) => {
+                let (MetricQueries::Threshold(query)
+                | MetricQueries::Compare(Pair { canary: query, .. })
+                | MetricQueries::Sequential { errors: Pair { canary: query, .. }, .. }) = &self.queries;
+                datadog.query(query, self.times.start).await
             }
+        };
+        match answer {
+            Err(reason @ MeasurementError::Unreachable { .. }) => Err(AnalyzeError::Unreachable {
+                metric: self.metric.name.clone(),
+                provider: self.provider.kind(),
+                reason,
+            }),
             _ => Ok(()),
         }
     }
@@ -403,6 +461,21 @@ impl<'m> MetricPlan<'m> {
             dry_run: verdict.dry_run,
         };
         (report, verdict)
+    }
+}
+
+/// A Datadog metric's keys, from [`DATADOG_API_KEY_VARIABLE`] and
+/// [`DATADOG_APPLICATION_KEY_VARIABLE`].
+fn datadog_keys() -> Result<ResolvedAuth, String> {
+    let read =
+        |name: &str| std::env::var(name).ok().map(|value| value.trim().to_owned()).filter(|v| !v.is_empty());
+    match (read(DATADOG_API_KEY_VARIABLE), read(DATADOG_APPLICATION_KEY_VARIABLE)) {
+        (Some(api_key), Some(application_key)) => Ok(key_headers(&api_key, &application_key)),
+        _ => Err(format!(
+            "queries Datadog, whose API and application keys analyze reads from the environment, as the \
+             controller reads them from Secrets: set {DATADOG_API_KEY_VARIABLE} and \
+             {DATADOG_APPLICATION_KEY_VARIABLE}"
+        )),
     }
 }
 

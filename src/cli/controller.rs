@@ -67,7 +67,7 @@ pub struct ControllerArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub resync_seconds: u64,
     /// Requests in flight at once to any one metrics server (scheme, host and port), PromQL
-    /// queries and web metrics alike, across every AnalysisRun.
+    /// queries, Datadog queries and web metrics alike, across every AnalysisRun.
     #[arg(long, default_value_t = 8)]
     pub prometheus_concurrency: usize,
     /// A URL prefix that `web` metrics may read, such as `https://slo.example.com/api/`: the same
@@ -83,8 +83,9 @@ pub struct ControllerArgs {
     #[arg(long)]
     pub job_metrics: bool,
     /// A Secret the controller may read, as NAMESPACE/NAME: a template's Prometheus credentials or
-    /// headers, or a notification webhook's URL. Repeat for more. Every other Secret is refused
-    /// before any request is made; grant the same ones, by name, in RBAC.
+    /// headers, a web metric's headers, Datadog's API and application keys, or a notification
+    /// webhook's URL. Repeat for more. Every other Secret is refused before any request is made;
+    /// grant the same ones, by name, in RBAC.
     #[arg(long = "readable-secret", value_name = "NAMESPACE/NAME", value_parser = parse_readable_secret)]
     pub readable_secrets: Vec<(String, String)>,
     /// The namespace whose Secrets the metrics of ClusterAnalysisTemplates may name; defaults to the

@@ -9,6 +9,20 @@ use std::fmt;
 pub enum ProviderKind {
     Prometheus,
     Web,
+    Datadog,
+    /// A Job run by the Kubernetes API server, whose refusals are quoted as it words them.
+    Job,
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Prometheus => "prometheus",
+            Self::Web => "web",
+            Self::Datadog => "datadog",
+            Self::Job => "job",
+        })
+    }
 }
 
 /// Why a query produced no measurement.
@@ -53,36 +67,62 @@ impl MeasurementError {
 
     /// The error in the terms of the provider it came from.
     pub fn describe(&self, provider: ProviderKind) -> String {
-        use ProviderKind::{Prometheus, Web};
-        match (self, provider) {
-            (Self::Unreachable { address, reason }, Prometheus) => {
-                format!("Prometheus at {address} is unreachable: {reason}")
+        let server = provider.server();
+        let request = provider.request();
+        match self {
+            Self::Unreachable { address, reason } => {
+                format!("{server} at {address} is unreachable: {reason}")
             }
-            (Self::Unreachable { address, reason }, Web) => {
-                format!("web endpoint {address} is unreachable: {reason}")
+            Self::Timeout { reason } => format!("{server} {request} timed out: {reason}"),
+            Self::ServerError { status, message } => format!("{server} answered HTTP {status}: {message}"),
+            Self::BadQuery { message } => format!("{server} rejected the {request}: {message}"),
+            Self::TooManySeries { count, series } => {
+                let (selector, things) = provider.selection();
+                format!("{selector} {count} {things}, expected 1: {}", format_series_list(series, *count))
             }
-            (Self::Timeout { reason }, Prometheus) => format!("Prometheus query timed out: {reason}"),
-            (Self::Timeout { reason }, Web) => format!("web request timed out: {reason}"),
-            (Self::ServerError { status, message }, Prometheus) => {
-                format!("Prometheus answered HTTP {status}: {message}")
+            Self::Unexpected { message } => {
+                format!("unexpected answer from {}: {message}", provider.the_server())
             }
-            (Self::ServerError { status, message }, Web) => {
-                format!("web endpoint answered HTTP {status}: {message}")
-            }
-            (Self::BadQuery { message }, Prometheus) => format!("Prometheus rejected the query: {message}"),
-            (Self::BadQuery { message }, Web) => format!("web endpoint rejected the request: {message}"),
-            (Self::TooManySeries { count, series }, Prometheus) => {
-                format!("query returned {count} series, expected 1: {}", format_series_list(series, *count))
-            }
-            (Self::TooManySeries { count, series }, Web) => {
-                format!("jsonPath selected {count} nodes, expected 1: {}", format_series_list(series, *count))
-            }
-            (Self::Unexpected { message }, Prometheus) => {
-                format!("unexpected answer from Prometheus: {message}")
-            }
-            (Self::Unexpected { message }, Web) => {
-                format!("unexpected answer from the web endpoint: {message}")
-            }
+        }
+    }
+}
+
+impl ProviderKind {
+    /// What answers the provider's requests, as a message's subject.
+    fn server(self) -> &'static str {
+        match self {
+            Self::Prometheus => "Prometheus",
+            Self::Web => "web endpoint",
+            Self::Datadog => "Datadog",
+            Self::Job => "Kubernetes API server",
+        }
+    }
+
+    /// [`Self::server`] within a sentence.
+    fn the_server(self) -> &'static str {
+        match self {
+            Self::Prometheus => "Prometheus",
+            Self::Web => "the web endpoint",
+            Self::Datadog => "Datadog",
+            Self::Job => "the Kubernetes API server",
+        }
+    }
+
+    /// What the provider sends.
+    fn request(self) -> &'static str {
+        match self {
+            Self::Prometheus | Self::Datadog => "query",
+            Self::Web => "request",
+            Self::Job => "Job",
+        }
+    }
+
+    /// What picks the answer's one value, and what it picks several of.
+    fn selection(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Prometheus | Self::Datadog => ("query returned", "series"),
+            Self::Web => ("jsonPath selected", "nodes"),
+            Self::Job => ("the Job ran", "times"),
         }
     }
 }

@@ -1,22 +1,22 @@
-//! Measuring a metric: its queries rendered for each revision it measures, run against Prometheus at
-//! one time, and the answers made into one [`Measurement`]. `bellwether analyze` and the AnalysisRun
-//! reconciler both measure through here, so that a backtest measures what a rollout would.
+//! Measuring a metric: its queries rendered for each revision it measures, run through a
+//! [`Source`] at one time, and the answers made into one [`Measurement`]. `bellwether analyze`,
+//! the AnalysisRun reconciler and the simulation all measure through here, so that a backtest and
+//! a simulation measure what a rollout would.
 //!
 //! A threshold metric measures the revision under test. A compare metric runs its query for the canary
 //! (the value) and for stable (the baseline); a sequential metric runs its query and `requestsQuery`
 //! for both, counting each revision's failed and all requests.
 
-use super::prometheus::{DEFAULT_TIMEOUT, MeasurementError, PrometheusProvider};
-use crate::api::template::{self, Side, TemplateError, Vars};
+use super::prometheus::DEFAULT_TIMEOUT;
+use super::provider::Provider;
+use super::source::Source;
+use crate::api::template::{Side, TemplateError, Vars};
 use crate::api::{
     self, AnalysisRun, Counts, DEFAULT_INTERVAL, DurationError, MAX_COUNT, Measurement, Metric,
     format_duration,
 };
 use chrono::{DateTime, Utc};
-use std::future::Future;
 
-/// The field holding a metric's query, as errors name it.
-pub const QUERY_FIELD: &str = "provider.prometheus.query";
 /// The field holding a sequential metric's count of all requests, as errors name it.
 pub const REQUESTS_QUERY_FIELD: &str = "sequential.requestsQuery";
 
@@ -54,13 +54,21 @@ pub enum MetricQueries {
 impl MetricQueries {
     /// Renders the metric's queries for each revision it measures. `{{interval}}` is the metric's own
     /// interval, whatever `vars` holds, since a range selector must cover the time between measurements.
+    /// A metric whose provider takes no query (`web`) has none to render.
     pub fn render(metric: &Metric, vars: &Vars) -> Result<Self, RenderError> {
-        let prometheus = prometheus(metric)?;
+        let provider = Provider::of(metric)?;
+        let Some((query_field, query)) = provider.query() else {
+            return Err(RenderError::Field {
+                field: "provider",
+                reason: format!("{} takes no query", provider.kind()),
+            });
+        };
         let interval =
             metric.interval.as_ref().map_or_else(|| format_duration(DEFAULT_INTERVAL), ToString::to_string);
         let vars = Vars { interval, ..vars.clone() };
         let render = |field: &'static str, query: &str, side: Side| {
-            template::render(query, &vars.measuring(side))
+            provider
+                .render(query, &vars.measuring(side))
                 .map_err(|reason| RenderError::Template { field, reason })
         };
         let pair = |field: &'static str, query: &str| -> Result<Pair, RenderError> {
@@ -69,39 +77,29 @@ impl MetricQueries {
                 stable: render(field, query, Side::Stable)?,
             })
         };
-        let query = &prometheus.query;
         Ok(match (&metric.compare, &metric.sequential) {
-            (Some(_), _) => Self::Compare(pair(QUERY_FIELD, query)?),
+            (Some(_), _) => Self::Compare(pair(query_field, query)?),
             (None, Some(sequential)) => Self::Sequential {
-                errors: pair(QUERY_FIELD, query)?,
+                errors: pair(query_field, query)?,
                 requests: pair(REQUESTS_QUERY_FIELD, &sequential.requests_query)?,
             },
-            (None, None) => Self::Threshold(render(QUERY_FIELD, query, Side::Canary)?),
+            (None, None) => Self::Threshold(render(query_field, query, Side::Canary)?),
         })
     }
 
-    /// Takes one measurement at `at`. A failure of any query is the measurement's error, named by the
-    /// query that failed, since a comparison with one side missing would mislead the judge.
-    pub async fn measure(&self, provider: &PrometheusProvider, at: DateTime<Utc>) -> Measurement {
-        self.measure_with(at, |query| provider.instant(query, Some(at))).await
-    }
-
-    /// [`Self::measure`] with each query run by `run`, which evaluates it at `at`, so that a caller can
-    /// wrap every query, for example to hold a permit while it runs.
-    pub(crate) async fn measure_with<'q, F, A>(&'q self, at: DateTime<Utc>, run: F) -> Measurement
-    where
-        F: Fn(&'q str) -> A,
-        A: Future<Output = Result<Option<f64>, MeasurementError>>,
-    {
-        let labelled = |label: &'static str, query: &'q str| {
-            let answer = run(query);
-            async move { answer.await.map_err(|error| format!("{label}: {error}")) }
+    /// Takes one measurement at `at` through `source`. A failure of any query is the measurement's
+    /// error, named by the query that failed, since a comparison with one side missing would mislead
+    /// the judge.
+    pub async fn measure(&self, source: &impl Source, at: DateTime<Utc>) -> Measurement {
+        let labelled = |label: &'static str, query| async move {
+            answer(source, query, at).await.map_err(|error| format!("{label}: {error}"))
         };
         let measured = match self {
-            Self::Threshold(query) => run(query)
-                .await
-                .map(|value| Measurement { at, value, ..Measurement::default() })
-                .map_err(|error| error.to_string()),
+            Self::Threshold(query) => answer(source, query, at).await.map(|value| Measurement {
+                at,
+                value,
+                ..Measurement::default()
+            }),
             Self::Compare(pair) => {
                 let (canary, stable) = tokio::join!(
                     labelled("query for the canary", &pair.canary),
@@ -126,6 +124,11 @@ impl MetricQueries {
         };
         measured.unwrap_or_else(|error| Measurement { at, error: Some(error), ..Measurement::default() })
     }
+}
+
+/// The answer to one query, its error in the source's terms.
+async fn answer(source: &impl Source, query: &str, at: DateTime<Utc>) -> Result<Option<f64>, String> {
+    source.instant(query, at).await.map_err(|error| error.describe(source.kind()))
 }
 
 /// A sequential measurement from the canary's and stable's failed and all requests, in that order.
@@ -157,21 +160,6 @@ fn counted(at: DateTime<Utc>, results: [Result<Option<f64>, String>; 4]) -> Resu
     Ok(Measurement { at, value, counts: Some(counts), ..Measurement::default() })
 }
 
-/// The metric's Prometheus: where its queries run.
-pub fn prometheus(metric: &Metric) -> Result<&api::PrometheusProvider, RenderError> {
-    match super::provider::Provider::of(metric)? {
-        super::provider::Provider::Prometheus(prometheus) => Ok(prometheus),
-        super::provider::Provider::Web(_) => Err(RenderError::Field {
-            field: "provider",
-            reason: "measures through web, not Prometheus".into(),
-        }),
-        super::provider::Provider::Job(_) => Err(RenderError::Field {
-            field: "provider",
-            reason: "measures through a Job, not Prometheus".into(),
-        }),
-    }
-}
-
 /// How long each of a metric's queries may take: its `timeout`, or [`DEFAULT_TIMEOUT`].
 pub fn query_timeout(prometheus: &api::PrometheusProvider) -> Result<std::time::Duration, DurationError> {
     match &prometheus.timeout {
@@ -185,13 +173,18 @@ pub fn query_timeout(prometheus: &api::PrometheusProvider) -> Result<std::time::
 /// revision or Service: those variables are empty. `{{interval}}` is each metric's, set by
 /// [`MetricQueries::render`].
 pub fn vars(run: &AnalysisRun) -> Vars {
-    let context = run.spec.context.clone().unwrap_or_default();
+    spec_vars(&run.spec, &run.metadata.namespace.clone().unwrap_or_default())
+}
+
+/// [`vars`] of a run's spec, the run being in `namespace`.
+pub fn spec_vars(spec: &api::AnalysisRunSpec, namespace: &str) -> Vars {
+    let context = spec.context.clone().unwrap_or_default();
     Vars {
-        args: run.spec.args.iter().map(|arg| (arg.name.clone(), arg.value.clone())).collect(),
+        args: spec.args.iter().map(|arg| (arg.name.clone(), arg.value.clone())).collect(),
         rollout_name: context.rollout,
-        rollout_namespace: run.metadata.namespace.clone().unwrap_or_default(),
-        revision: run.spec.revision.clone(),
-        canary_revision: run.spec.revision.clone(),
+        rollout_namespace: namespace.to_owned(),
+        revision: spec.revision.clone(),
+        canary_revision: spec.revision.clone(),
         stable_revision: context.stable_revision,
         canary_service: context.canary_service,
         stable_service: context.stable_service,

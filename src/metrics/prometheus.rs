@@ -28,6 +28,9 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 pub use super::error::MeasurementError;
+use super::error::ProviderKind;
+use super::source::Source;
+use std::future::Future;
 
 /// The timeout used when a metric does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -143,6 +146,20 @@ impl fmt::Debug for PrometheusProvider {
             .field("address", &self.address)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
+    }
+}
+
+impl Source for PrometheusProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Prometheus
+    }
+
+    fn instant(
+        &self,
+        query: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<f64>, MeasurementError>> + Send {
+        self.instant(query, Some(at))
     }
 }
 

@@ -1,9 +1,10 @@
-//! A pool of Prometheus providers, shared by every metric the controller measures at once, and the
-//! one client of `web` metrics.
+//! A pool of Prometheus providers and Datadog clients, shared by every metric the controller
+//! measures at once, and the one client of `web` metrics.
 //!
 //! Metrics that query the same Prometheus with the same timeout and credentials share one provider,
-//! and so one HTTP client and its connections, instead of building a client per measurement. A
-//! provider is kept as long as the pool, so each rotation of a credential adds one.
+//! and so one HTTP client and its connections, instead of building a client per measurement; so do
+//! metrics that query one Datadog site with the same window, timeout and keys. A provider is kept
+//! as long as the pool, so each rotation of a credential adds one.
 //!
 //! Each server (scheme, host and port) has its own semaphore of `limit_per_provider` permits, and
 //! each request to it, a PromQL query or a web metric's, holds one while it runs: at most that many
@@ -12,10 +13,12 @@
 //! timeout starts. Since every server has its own permits, a slow one delays only the metrics that
 //! query it, and can never take the slots of the others.
 
-use super::error::ProviderKind;
-use super::measure::{self, MetricQueries, query_timeout};
+use super::datadog::{DatadogClient, DatadogSettings};
+use super::error::{MeasurementError, ProviderKind};
+use super::measure::{MetricQueries, query_timeout};
 use super::prometheus::{ConfigError, PrometheusProvider, ResolvedAuth};
 use super::provider::Provider;
+use super::source::Source;
 use super::web::{WebClient, WebRequest};
 use crate::api::template::Vars;
 use crate::api::{self, Measurement, Metric};
@@ -44,6 +47,8 @@ struct Pool {
 #[derive(Default)]
 struct State {
     providers: HashMap<ProviderKey, PrometheusProvider>,
+    /// Datadog clients, by everything each is built from.
+    datadog: HashMap<(DatadogSettings, ResolvedAuth), DatadogClient>,
     /// Permits by server (scheme, host and port), shared by both providers' requests to it.
     permits: HashMap<String, Arc<Semaphore>>,
     /// The one client of every web metric, built on first use.
@@ -96,8 +101,8 @@ impl Providers {
         at: DateTime<Utc>,
     ) -> Measurement {
         let failed = |error: String| Measurement { at, error: Some(error), ..Measurement::default() };
-        match Provider::of(metric) {
-            Ok(Provider::Prometheus(_)) => {}
+        let prometheus = match Provider::of(metric) {
+            Ok(Provider::Prometheus(prometheus)) => prometheus,
             Ok(Provider::Web(web)) => {
                 return match self.measure_web(metric, web, vars, auth).await {
                     Ok(value) => Measurement { at, value, ..Measurement::default() },
@@ -110,19 +115,21 @@ impl Providers {
                     "provider.job: a Job is run by the AnalysisRun reconciler, not measured here".into(),
                 );
             }
+            Ok(Provider::Datadog(datadog)) => {
+                return match self.prepare_datadog(metric, datadog, vars, auth) {
+                    Ok((queries, client, permits)) => {
+                        queries.measure(&Limited { source: &client, permits: &permits }, at).await
+                    }
+                    Err(error) => failed(error),
+                };
+            }
             Err(error) => return failed(error.to_string()),
-        }
-        let (queries, provider, permits) = match self.prepare(metric, vars, auth) {
-            Ok(prepared) => prepared,
-            Err(error) => return Measurement { at, error: Some(error), ..Measurement::default() },
         };
-        let (provider, permits) = (&provider, &*permits);
-        queries
-            .measure_with(at, move |query| async move {
-                let _permit = permits.acquire().await.expect("the pool never closes a semaphore");
-                provider.instant(query, Some(at)).await
-            })
-            .await
+        let (queries, provider, permits) = match self.prepare(metric, prometheus, vars, auth) {
+            Ok(prepared) => prepared,
+            Err(error) => return failed(error),
+        };
+        queries.measure(&Limited { source: &provider, permits: &permits }, at).await
     }
 
     /// One request of a web metric, holding a permit of its endpoint while it runs.
@@ -151,20 +158,18 @@ impl Providers {
                     client
                 }
             };
-            let permits = state
-                .permits
-                .entry(server_key(&request.url))
-                .or_insert_with(|| Arc::new(Semaphore::new(self.pool.limit)))
-                .clone();
+            let permits = self.permits(&mut state, server_key(&request.url));
             (client, permits)
         };
         let _permit = permits.acquire().await.expect("the pool never closes a semaphore");
         client.measure(&request, auth).await.map_err(|error| error.describe(ProviderKind::Web))
     }
 
-    /// How many providers the pool has built: one for each address, timeout and credentials in use.
+    /// How many providers the pool has built: one for each address, timeout and credentials in use
+    /// (and, for Datadog, window).
     pub fn provider_count(&self) -> usize {
-        self.state().providers.len()
+        let state = self.state();
+        state.providers.len() + state.datadog.len()
     }
 
     /// The rendered queries, the provider to run them and the permits of its address, or why the
@@ -172,10 +177,10 @@ impl Providers {
     fn prepare(
         &self,
         metric: &Metric,
+        prometheus: &api::PrometheusProvider,
         vars: &Vars,
         auth: &ResolvedAuth,
     ) -> Result<(MetricQueries, PrometheusProvider, Arc<Semaphore>), String> {
-        let prometheus = measure::prometheus(metric).map_err(|error| error.to_string())?;
         let queries = MetricQueries::render(metric, vars).map_err(|error| error.to_string())?;
         let timeout =
             query_timeout(prometheus).map_err(|error| format!("provider.prometheus.timeout: {error}"))?;
@@ -190,20 +195,64 @@ impl Providers {
                 provider
             }
         };
-        let permits = state
-            .permits
-            .entry(
-                Url::parse(&prometheus.address)
-                    .map_or_else(|_| prometheus.address.clone(), |url| server_key(&url)),
-            )
-            .or_insert_with(|| Arc::new(Semaphore::new(self.pool.limit)))
-            .clone();
+        let server = Url::parse(&prometheus.address)
+            .map_or_else(|_| prometheus.address.clone(), |url| server_key(&url));
+        let permits = self.permits(&mut state, server);
         Ok((queries, provider, permits))
+    }
+
+    /// The rendered queries of a Datadog metric, the client to run them and the permits of its
+    /// site, or why the metric cannot be measured.
+    fn prepare_datadog(
+        &self,
+        metric: &Metric,
+        datadog: &api::DatadogProvider,
+        vars: &Vars,
+        auth: &ResolvedAuth,
+    ) -> Result<(MetricQueries, DatadogClient, Arc<Semaphore>), String> {
+        let queries = MetricQueries::render(metric, vars).map_err(|error| error.to_string())?;
+        let settings = DatadogSettings::of(datadog).map_err(|error| error.to_string())?;
+        let server = server_key(&settings.endpoint);
+        let key = (settings, auth.clone());
+        let mut state = self.state();
+        let client = match state.datadog.get(&key) {
+            Some(client) => client.clone(),
+            None => {
+                let client = DatadogClient::new(key.0.clone(), auth)
+                    .map_err(|error| format!("provider.datadog: {error}"))?;
+                state.datadog.insert(key, client.clone());
+                client
+            }
+        };
+        let permits = self.permits(&mut state, server);
+        Ok((queries, client, permits))
+    }
+
+    /// The permits of `server`, which every request to it takes.
+    fn permits(&self, state: &mut State, server: String) -> Arc<Semaphore> {
+        state.permits.entry(server).or_insert_with(|| Arc::new(Semaphore::new(self.pool.limit))).clone()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // The maps stay consistent even if a holder panicked: each change is a single insert.
         self.pool.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A source whose every query holds one of its server's permits while it runs.
+struct Limited<'s, S> {
+    source: &'s S,
+    permits: &'s Semaphore,
+}
+
+impl<S: Source + Sync> Source for Limited<'_, S> {
+    fn kind(&self) -> ProviderKind {
+        self.source.kind()
+    }
+
+    async fn instant(&self, query: &str, at: DateTime<Utc>) -> Result<Option<f64>, MeasurementError> {
+        let _permit = self.permits.acquire().await.expect("the pool never closes a semaphore");
+        self.source.instant(query, at).await
     }
 }
 

@@ -16,7 +16,7 @@ mod setup;
 mod summary;
 mod traffic;
 
-pub use analysis::{AnalysisRun, SOURCE_DOWN, Signal};
+pub use analysis::{AnalysisRun, Signal};
 pub use cluster::{Cluster, PodStartup};
 pub use policy::{Bellwether, Policy};
 pub use scenario::{Expect, Scenario};

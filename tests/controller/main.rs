@@ -2,6 +2,7 @@
 //! functions.
 
 mod alerts;
+mod datadog;
 mod jobs;
 mod measure;
 mod notify;

@@ -6,6 +6,7 @@ mod app;
 mod argocd;
 mod audit;
 mod autoscaling;
+mod datadog_provider;
 mod defaults;
 mod faults;
 mod gitops;

@@ -15,6 +15,12 @@ pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
 /// The most requests one count may hold: beyond 2^53 an `f64` no longer counts whole requests.
 pub const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
 
+/// The Datadog API a `datadog` metric queries when it names no `address`: the US1 site's.
+pub const DEFAULT_DATADOG_ADDRESS: &str = "https://api.datadoghq.com";
+
+/// How far back a `datadog` metric's query looks when it sets no `window`.
+pub const DEFAULT_DATADOG_WINDOW: chrono::Duration = chrono::Duration::minutes(5);
+
 /// A reusable set of metrics, in one namespace.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(crates(kube_core = "::kube_core"))]
@@ -125,7 +131,7 @@ pub struct Metric {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) + (has(self.job) ? 1 : 0) == 1").message("a provider must set exactly one of prometheus, web or job"))]
+#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) + (has(self.datadog) ? 1 : 0) + (has(self.job) ? 1 : 0) == 1").message("a provider must set exactly one of prometheus, web, datadog or job"))]
 pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
@@ -135,7 +141,40 @@ pub struct MetricProvider {
     pub web: Option<WebProvider>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
+    pub datadog: Option<DatadogProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
     pub job: Option<JobProvider>,
+}
+
+/// Datadog's metrics query API (v1, `GET /api/v1/query`): the query's points from `window` before
+/// the measurement to the measurement, and the latest complete, non-null point of its one series as
+/// the value. Sent with the API and application keys read from Secrets.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct DatadogProvider {
+    /// The API of your Datadog site, for example `https://api.datadoghq.eu` or
+    /// `https://api.us5.datadoghq.com`. Defaults to `https://api.datadoghq.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#@]+(/[^?#]*)?$')").message("address must be an http:// or https:// URL with a host, and no credentials, query or fragment"))]
+    pub address: Option<String>,
+    /// A Datadog metrics query template; placeholders may fill tag values (`{version:{{revision}}}`)
+    /// and numbers (`.rollup(sum, {{interval}})`, in seconds) only.
+    #[schemars(length(min = 1))]
+    pub query: String,
+    /// How far back the query looks: from the measurement's time less `window` to the measurement's
+    /// time. At least 1s; defaults to 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("window must be at least 1s"))]
+    pub window: Option<Duration>,
+    /// The API key, sent as `DD-API-KEY`.
+    pub api_key: SecretKeyRef,
+    /// The application key, sent as `DD-APPLICATION-KEY`; it needs the `timeseries_query` permission.
+    pub application_key: SecretKeyRef,
+    /// How long a query may take, connecting and reading the answer included. Defaults to 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
 }
 
 /// A Kubernetes Job run for each measurement, such as a smoke or load test, in the run's
@@ -379,7 +418,8 @@ pub enum DistributionTest {
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct Sequential {
-    /// A PromQL query template counting all requests of `{{revision}}` over `[{{interval}}]`.
+    /// A query template, in the metric's provider's language, counting all requests of
+    /// `{{revision}}` over the interval, as `[{{interval}}]` in PromQL.
     #[schemars(length(min = 1))]
     pub requests_query: String,
     /// The false-rollback rate allowed over the whole analysis. Defaults to 0.05.

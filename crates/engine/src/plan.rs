@@ -628,46 +628,91 @@ fn check_metric(
         }
     }
     let provider = &metric.provider;
-    let set = [provider.prometheus.is_some(), provider.web.is_some(), provider.job.is_some()];
-    match (&provider.prometheus, &provider.web, &provider.job) {
-        _ if set.iter().filter(|set| **set).count() > 1 => errors.push_at(
-            origin,
-            at("provider"),
-            "must set only one of prometheus, web or job: a metric measures through one provider",
-        ),
-        (None, None, None) => {
-            errors.push_at(origin, at("provider"), "must set one of prometheus, web or job")
+    let set = [
+        ("prometheus", provider.prometheus.is_some()),
+        ("web", provider.web.is_some()),
+        ("datadog", provider.datadog.is_some()),
+        ("job", provider.job.is_some()),
+    ];
+    let kinds: Vec<&str> = set.iter().filter(|(_, set)| *set).map(|(kind, _)| *kind).collect();
+    let wrong = match kinds.as_slice() {
+        [] => Some("must set one of prometheus, web, datadog or job".to_owned()),
+        [_] => None,
+        several => Some(format!(
+            "must set only one of prometheus, web, datadog or job, not {}",
+            several.join(" and ")
+        )),
+    };
+    if let Some(message) = wrong {
+        errors.push_at(origin, at("provider"), message);
+    } else if let Some(prometheus) = &provider.prometheus {
+        let mut problems = Vec::new();
+        duration(prometheus.timeout.as_ref(), "provider.prometheus.timeout", &mut problems);
+        for problem in problems {
+            errors.push_at(origin, at(&problem.field), problem.message);
         }
-        (Some(prometheus), _, _) => {
-            let mut problems = Vec::new();
-            duration(prometheus.timeout.as_ref(), "provider.prometheus.timeout", &mut problems);
-            for problem in problems {
-                errors.push_at(origin, at(&problem.field), problem.message);
-            }
-            if let Err(error) = template::check(&prometheus.query, declared_args) {
-                errors.push_at(origin, at("provider.prometheus.query"), error.to_string());
-            }
-            for (i, header) in prometheus.headers.iter().enumerate() {
-                if header.value.is_some() == header.value_from.is_some() {
-                    errors.push_at(
-                        origin,
-                        at(&format!("provider.prometheus.headers[{i}]")),
-                        "must have exactly one of value or valueFrom",
-                    );
-                }
+        if let Err(error) = template::check(&prometheus.query, declared_args) {
+            errors.push_at(origin, at("provider.prometheus.query"), error.to_string());
+        }
+        for (i, header) in prometheus.headers.iter().enumerate() {
+            if header.value.is_some() == header.value_from.is_some() {
+                errors.push_at(
+                    origin,
+                    at(&format!("provider.prometheus.headers[{i}]")),
+                    "must have exactly one of value or valueFrom",
+                );
             }
         }
-        (None, Some(web), _) => check_web(metric, web, declared_args, &mut |field, message| {
+    } else if let Some(web) = &provider.web {
+        check_web(metric, web, declared_args, &mut |field, message| {
             errors.push_at(origin, at(field), message)
-        }),
-        (None, None, Some(job)) => check_job(metric, job, declared_args, &mut |field, message| {
+        });
+    } else if let Some(datadog) = &provider.datadog {
+        check_datadog(datadog, declared_args, &mut |field, message| {
             errors.push_at(origin, at(field), message)
-        }),
+        });
+    } else if let Some(job) = &provider.job {
+        check_job(metric, job, declared_args, &mut |field, message| {
+            errors.push_at(origin, at(field), message)
+        });
     }
-    if let Some(sequential) = &metric.sequential
-        && let Err(error) = template::check(&sequential.requests_query, declared_args)
-    {
-        errors.push_at(origin, at("sequential.requestsQuery"), error.to_string());
+    if let Some(sequential) = &metric.sequential {
+        let check = if provider.datadog.is_some() { template::check_datadog } else { template::check };
+        if let Err(error) = check(&sequential.requests_query, declared_args) {
+            errors.push_at(origin, at("sequential.requestsQuery"), error.to_string());
+        }
+    }
+}
+
+/// Checks a `datadog` provider: its query template, its address, and its window and timeout.
+fn check_datadog(
+    datadog: &bellwether_api::DatadogProvider,
+    declared_args: &BTreeSet<String>,
+    push: &mut dyn FnMut(&str, String),
+) {
+    let mut problems = Vec::new();
+    let window = duration(datadog.window.as_ref(), "provider.datadog.window", &mut problems);
+    duration(datadog.timeout.as_ref(), "provider.datadog.timeout", &mut problems);
+    for problem in problems {
+        push(&problem.field, problem.message);
+    }
+    if window.is_some_and(|window| window < chrono::Duration::seconds(1)) {
+        push("provider.datadog.window", "must be at least 1s".into());
+    }
+    if let Err(error) = template::check_datadog(&datadog.query, declared_args) {
+        push("provider.datadog.query", error.to_string());
+    }
+    if let Some(address) = &datadog.address {
+        let rest = address.strip_prefix("https://").or_else(|| address.strip_prefix("http://"));
+        let host = rest.map(|rest| &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())]);
+        if host.is_none_or(|host| host.is_empty() || host.contains('@')) || address.contains(['?', '#']) {
+            // Without the address, which may hold credentials.
+            push(
+                "provider.datadog.address",
+                "must be an http:// or https:// URL with a host, and no credentials, query or fragment"
+                    .into(),
+            );
+        }
     }
 }
 
@@ -784,19 +829,27 @@ mod tests {
             fields_of(serde_json::json!({"name": "m", "provider": provider, "threshold": {"max": 1}}))
         };
         let job = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "t", "image": "t"}]}}}});
+        let datadog = serde_json::json!({
+            "query": "sum:errors{version:{{revision}}}",
+            "apiKey": {"name": "datadog", "key": "api-key"},
+            "applicationKey": {"name": "datadog", "key": "app-key"},
+        });
         let field = |message: &str| vec![("spec.metrics[0].provider".to_owned(), message.to_owned())];
-        assert_eq!(with(serde_json::json!({})), field("must set one of prometheus, web or job"));
-        let two =
-            field("must set only one of prometheus, web or job: a metric measures through one provider");
-        for both in [
-            serde_json::json!({"prometheus": prometheus, "web": web}),
-            serde_json::json!({"prometheus": prometheus, "job": job}),
-            serde_json::json!({"web": web, "job": job}),
-            serde_json::json!({"prometheus": prometheus, "web": web, "job": job}),
-        ] {
-            assert_eq!(with(both.clone()), two, "{both}");
-        }
+        assert_eq!(with(serde_json::json!({})), field("must set one of prometheus, web, datadog or job"));
+        assert_eq!(
+            with(serde_json::json!({"prometheus": prometheus, "web": web})),
+            field("must set only one of prometheus, web, datadog or job, not prometheus and web")
+        );
+        assert_eq!(
+            with(serde_json::json!({"prometheus": prometheus, "web": web, "datadog": datadog})),
+            field("must set only one of prometheus, web, datadog or job, not prometheus and web and datadog")
+        );
         assert_eq!(with(serde_json::json!({"web": web})), []);
+        assert_eq!(with(serde_json::json!({"datadog": datadog})), []);
+        assert_eq!(
+            with(serde_json::json!({"web": web, "job": job})),
+            field("must set only one of prometheus, web, datadog or job, not web and job")
+        );
         assert_eq!(with(serde_json::json!({"job": job})), []);
     }
 
@@ -951,6 +1004,69 @@ mod tests {
                 "timeout": "10s",
             }),
             threshold,
+        );
+        assert_eq!(good, []);
+    }
+
+    #[test]
+    fn datadog_providers_are_checked_field_by_field() {
+        let keys = |datadog: &mut serde_json::Value| {
+            datadog["apiKey"] = serde_json::json!({"name": "datadog", "key": "api-key"});
+            datadog["applicationKey"] = serde_json::json!({"name": "datadog", "key": "app-key"});
+        };
+        let metric = |mut datadog: serde_json::Value, judgment: (&str, serde_json::Value)| {
+            keys(&mut datadog);
+            let mut metric = serde_json::json!({"name": "m", "provider": {"datadog": datadog}});
+            metric[judgment.0] = judgment.1;
+            fields_of(metric)
+        };
+        let threshold = ("threshold", serde_json::json!({"max": 1}));
+        let found = metric(
+            serde_json::json!({
+                "address": "https://key@api.datadoghq.com",
+                "query": "sum:errors{{{args.q}}}",
+                "window": "500ms",
+                "timeout": "soon",
+            }),
+            threshold.clone(),
+        );
+        let fields: Vec<&str> = found.iter().map(|(field, _)| field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.metrics[0].provider.datadog.timeout",
+                "spec.metrics[0].provider.datadog.window",
+                "spec.metrics[0].provider.datadog.query",
+                "spec.metrics[0].provider.datadog.address",
+            ],
+            "{found:?}"
+        );
+        // A sequential metric's requestsQuery is a Datadog query too, checked as one.
+        let sequential = metric(
+            serde_json::json!({"query": "sum:errors{version:{{revision}}}.as_count()"}),
+            (
+                "sequential",
+                serde_json::json!({"requestsQuery": "sum:hits{version:{{revision}}}.as_count()", "maxIncrease": 0.5}),
+            ),
+        );
+        assert_eq!(sequential, []);
+        let misplaced = metric(
+            serde_json::json!({"query": "sum:errors{version:{{revision}}}.as_count()"}),
+            (
+                "sequential",
+                serde_json::json!({"requestsQuery": "sum:hits{{{revision}}}.as_count()", "maxIncrease": 0.5}),
+            ),
+        );
+        assert_eq!(misplaced.len(), 1, "{misplaced:?}");
+        assert_eq!(misplaced[0].0, "spec.metrics[0].sequential.requestsQuery");
+        let good = metric(
+            serde_json::json!({
+                "address": "https://api.datadoghq.eu",
+                "query": "sum:errors{service:{{args.q}},version:{{revision}}}.as_count().rollup(sum, {{interval}})",
+                "window": "10m",
+                "timeout": "10s",
+            }),
+            ("compare", serde_json::json!({"confidence": 0.95})),
         );
         assert_eq!(good, []);
     }

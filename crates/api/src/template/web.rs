@@ -18,9 +18,9 @@ use std::fmt::Write;
 /// The value [`check_url`] and [`check_json_body`] put in every placeholder.
 const SENTINEL: &str = "x";
 
-/// One `{{ NAME }}` of a template: its name, and where it starts and ends.
+/// One `{{ NAME }}` of a template, and the text before it since the previous one.
 pub(super) struct Hole<'t> {
-    name: &'t str,
+    pub(super) name: &'t str,
     pub(super) offset: usize,
     pub(super) end: usize,
 }
@@ -64,7 +64,7 @@ pub(super) fn check_declared(
 }
 
 /// `template` with each placeholder replaced by `fill(its value)`.
-fn substitute(
+pub(super) fn substitute(
     template: &str,
     holes: &[Hole<'_>],
     value: impl Fn(&Hole<'_>) -> Result<String, TemplateError>,
