@@ -7,10 +7,12 @@
 //!
 //! Every run's exit code is checked against its verdict, and the runs that cannot start (an invalid
 //! template, a backtest too long, Prometheus out of reach) against theirs. An InfluxDB metric is
-//! measured now against a real InfluxDB, and refused a backtest.
+//! measured now against a real InfluxDB, and refused a backtest. A Datadog metric is backtested
+//! against a local stand-in of Datadog's query API, with its keys from the environment.
 //!
 //! Needs `prometheus`, `promtool` and `influxd` on PATH; ./scripts/test installs them when missing.
 
+use bellwether_testkit::datadog::{self, Datadog, Points};
 use bellwether_testkit::prometheus;
 
 use bellwether::api::{AnalysisArg, AnalysisRun, AnalysisRunSpec, Metric, RunContext};
@@ -431,6 +433,120 @@ fn an_influxdb_metric_is_measured_now_and_never_backtested() {
     assert!(refused(COULD_NOT_RUN, past).contains(reason));
     let stderr = refused(COULD_NOT_RUN, now("http://127.0.0.1:1"));
     assert!(stderr.contains("failed: InfluxDB at http://127.0.0.1:1 is unreachable: "), "{stderr}");
+}
+
+/// A Job tests only the present, so a backtest of a job metric cannot run either.
+#[test]
+fn a_job_metric_cannot_be_backtested() {
+    let template = template_file(serde_json::json!({
+        "name": "smoke",
+        "provider": {"job": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "smoke", "image": "busybox:1.36", "command": ["sh", "-c", "true"]}],
+        }}}}},
+        "threshold": {"min": 1}
+    }));
+    let stderr =
+        refused(COULD_NOT_RUN, backtest(20, template.path().to_str().unwrap(), "http://127.0.0.1:1", &[]));
+    assert!(stderr.contains("smoke: uses the job provider, which cannot be backtested"), "{stderr}");
+}
+
+/// The Datadog keys the backtests below send, and the stand-in accepts.
+const DD_API_KEY: &str = "api-0123456789";
+const DD_APP_KEY: &str = "app-0123456789";
+
+/// An error ratio per minute from Datadog, as a revision's traced requests give it.
+const DATADOG_ERRORS: &str = "sum:trace.http.request.errors{service:shop,version:{{revision}}}.as_count().rollup(sum, {{interval}}) / sum:trace.http.request.hits{service:shop,version:{{revision}}}.as_count().rollup(sum, {{interval}})";
+
+/// A stand-in of Datadog's query API (not Datadog: it answers the documented shapes), serving the
+/// per-minute error ratio of `good` (0.2%) and `errors5x` (0.2% until minute 3, then 5%) around
+/// the backtests' hour, on the runtime that runs it.
+fn datadog_stand_in() -> (tokio::runtime::Runtime, Datadog) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let datadog = runtime.block_on(Datadog::start(DD_API_KEY, DD_APP_KEY));
+    for revision in ["good", "errors5x"] {
+        let points = (-10..70)
+            .map(|minute| {
+                let ratio = if revision == "errors5x" && minute >= 3 { 0.05 } else { 0.002 };
+                (at_minute(minute).timestamp(), Some(ratio))
+            })
+            .collect();
+        let query = DATADOG_ERRORS.replace("{{revision}}", revision).replace("{{interval}}", "60");
+        datadog.serve(&query, vec![datadog::Series::new(60, Points::At(points))]);
+    }
+    (runtime, datadog)
+}
+
+/// A backtest of a Datadog error-ratio metric over the first ten minutes, with the keys in the
+/// environment unless `keys` is false.
+fn datadog_backtest(datadog: &Datadog, revision: &str, keys: bool) -> std::process::Output {
+    let template = template_file(serde_json::json!({
+        "name": "error-ratio",
+        "interval": "1m",
+        "count": 5,
+        "provider": {"datadog": {
+            "address": datadog.address(),
+            "query": DATADOG_ERRORS,
+            "apiKey": {"name": "datadog", "key": "api-key"},
+            "applicationKey": {"name": "datadog", "key": "application-key"},
+        }},
+        "threshold": {"max": 0.01}
+    }));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bellwether"));
+    command.args(["analyze", "-f", template.path().to_str().unwrap(), "--revision", revision, "-o", "json"]);
+    command.args(["--from", &at_minute(0).to_rfc3339(), "--to", &at_minute(10).to_rfc3339()]);
+    command.env_remove("DD_API_KEY").env_remove("DD_APP_KEY");
+    if keys {
+        command.env("DD_API_KEY", DD_API_KEY).env("DD_APP_KEY", DD_APP_KEY);
+    }
+    command.output().expect("bellwether runs")
+}
+
+/// A Datadog metric is backtested against the stand-in with its keys from the environment: each
+/// measurement asks for the window before it and takes the latest minute that is over, so a
+/// regression from minute 3 fails at minute 4, and a good canary passes after its five.
+#[test]
+fn a_datadog_metric_is_backtested_with_keys_from_the_environment() {
+    let (_runtime, datadog) = datadog_stand_in();
+    let output = datadog_backtest(&datadog, "errors5x", true);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(FAILED), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    let (phase, fired, message) = verdict(&report, "error-ratio");
+    assert_eq!((phase.as_str(), fired), ("Failed", Some(4)), "{message}");
+    let values: Vec<f64> = points(&report, "error-ratio").iter().map(|p| number(&p["value"])).collect();
+    assert_eq!(values, [0.002, 0.002, 0.002, 0.002, 0.05], "each the minute before its measurement");
+
+    // The reachability check, then one query per measurement: the five minutes before each.
+    let received = datadog.received();
+    assert_eq!(received.len(), 6, "{received:?}");
+    for (request, minute) in received.iter().zip([0, 0, 1, 2, 3, 4]) {
+        let to = at_minute(minute).timestamp();
+        assert_eq!(
+            (request.from.as_deref(), request.to.as_deref()),
+            (Some((to - 300).to_string().as_str()), Some(to.to_string().as_str()))
+        );
+        assert_eq!(
+            (request.api_key.as_deref(), request.application_key.as_deref()),
+            (Some(DD_API_KEY), Some(DD_APP_KEY))
+        );
+    }
+
+    let good = datadog_backtest(&datadog, "good", true);
+    assert_eq!(good.status.code(), Some(SUCCESSFUL), "{}", String::from_utf8_lossy(&good.stderr));
+    let report: Value = serde_json::from_slice(&good.stdout).expect("a JSON report");
+    assert_eq!(verdict(&report, "error-ratio").0, "Successful");
+}
+
+/// Without its keys a Datadog metric cannot be backtested: analyze says which variables to set, and
+/// asks nothing of Datadog.
+#[test]
+fn a_datadog_metric_without_keys_cannot_be_backtested() {
+    let (_runtime, datadog) = datadog_stand_in();
+    let stderr = refused(COULD_NOT_RUN, datadog_backtest(&datadog, "good", false));
+    assert!(stderr.contains("error-ratio: queries Datadog"), "{stderr}");
+    assert!(stderr.contains("set DD_API_KEY and DD_APP_KEY"), "{stderr}");
+    assert!(datadog.received().is_empty());
 }
 
 /// Measurements that fail one after the other make the metric an Error once they pass

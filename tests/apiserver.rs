@@ -10,6 +10,7 @@ use futures::{Stream, StreamExt};
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::{Job, JobStatus};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{
@@ -622,6 +623,114 @@ async fn replica_sets_become_available_unless_they_crash_loop() {
         (available(&replica_sets, "healthy").await == Some((5, 2))).then_some(())
     })
     .await;
+}
+
+/// A Job running `script` with `sh -c`, its `REVISION` set to `revision`.
+fn job(name: &str, script: &str, revision: &str, spec: Value) -> Job {
+    let mut job = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "smoke",
+                "image": "busybox:1.36",
+                "command": ["sh", "-c"],
+                "args": [script],
+                "env": [{"name": "REVISION", "value": revision}],
+            }],
+        }}},
+    });
+    for (key, value) in spec.as_object().into_iter().flatten() {
+        job["spec"][key] = value.clone();
+    }
+    from_json(job)
+}
+
+/// The Job's conditions that are True, as (type, reason), once it has `Complete` or `Failed`.
+async fn finished(jobs: &Api<Job>, name: &str) -> Option<(Vec<(String, String)>, JobStatus)> {
+    let status = jobs.get(name).await.unwrap().status?;
+    let conditions: Vec<(String, String)> = status
+        .conditions
+        .iter()
+        .flatten()
+        .filter(|c| c.status == "True")
+        .map(|c| (c.type_.clone(), c.reason.clone().unwrap_or_default()))
+        .collect();
+    conditions.iter().any(|(kind, _)| kind == "Complete" || kind == "Failed").then_some((conditions, status))
+}
+
+fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[tokio::test]
+async fn a_job_runs_its_command_and_its_status_says_how_it_ended() {
+    let server = TestApiServer::start().await;
+    let jobs: Api<Job> = Api::namespaced(server.client(), NAMESPACE);
+    let script = r#"test "$REVISION" != bad"#;
+    jobs.create(&PostParams::default(), &job("good", script, "abc", json!({}))).await.unwrap();
+    jobs.create(&PostParams::default(), &job("bad", script, "bad", json!({"backoffLimit": 1})))
+        .await
+        .unwrap();
+    // Past its deadline long before the command would end.
+    let slow = job("slow", "sleep 30", "abc", json!({"activeDeadlineSeconds": 1}));
+    jobs.create(&PostParams::default(), &slow).await.unwrap();
+
+    let running = eventually("the slow Job to start", || async {
+        jobs.get("slow").await.unwrap().status.filter(|s| s.start_time.is_some())
+    })
+    .await;
+    assert_eq!((running.active, running.conditions), (Some(1), None));
+
+    let (conditions, good) = eventually("the good Job to finish", || finished(&jobs, "good")).await;
+    assert_eq!(
+        conditions,
+        pairs(&[("SuccessCriteriaMet", "CompletionsReached"), ("Complete", "CompletionsReached")])
+    );
+    assert_eq!((good.succeeded, good.failed, good.active), (Some(1), None, None));
+    assert!(good.completion_time.is_some() && good.start_time.is_some());
+
+    let (conditions, bad) = eventually("the bad Job to fail", || finished(&jobs, "bad")).await;
+    assert_eq!(
+        conditions,
+        pairs(&[("FailureTarget", "BackoffLimitExceeded"), ("Failed", "BackoffLimitExceeded")])
+    );
+    assert_eq!(
+        (bad.failed, bad.succeeded, bad.completion_time),
+        (Some(2), None, None),
+        "ran twice: backoffLimit 1"
+    );
+
+    let (conditions, slow) =
+        eventually("the slow Job to pass its deadline", || finished(&jobs, "slow")).await;
+    assert_eq!(conditions, pairs(&[("FailureTarget", "DeadlineExceeded"), ("Failed", "DeadlineExceeded")]));
+    let failed = slow.conditions.iter().flatten().find(|c| c.type_ == "Failed").unwrap();
+    assert_eq!(failed.message.as_deref(), Some("Job was active longer than specified deadline"));
+    let took = failed.last_transition_time.as_ref().unwrap().0.as_second()
+        - slow.start_time.as_ref().unwrap().0.as_second();
+    assert!((1..30).contains(&took), "killed at its deadline, after {took}s");
+}
+
+#[tokio::test]
+async fn a_job_the_api_server_would_refuse_is_refused_and_jobs_are_discovered() {
+    let server = TestApiServer::start().await;
+    let jobs: Api<Job> = Api::namespaced(server.client(), NAMESPACE);
+    let mut always = job("always", "true", "abc", json!({}));
+    always.spec.as_mut().unwrap().template.spec.as_mut().unwrap().restart_policy = Some("Always".into());
+    let refused = api_error(jobs.create(&PostParams::default(), &always).await);
+    assert_eq!((refused.code, refused.reason.as_str()), (422, "Invalid"));
+    assert!(
+        refused.message.contains(
+            r#"spec.template.spec.restartPolicy: Unsupported value: "Always": supported values: "OnFailure", "Never""#
+        ),
+        "{}",
+        refused.message
+    );
+    let batch = server.client().list_api_group_resources("batch/v1").await.expect("discovery of batch/v1");
+    let names: Vec<&str> = batch.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["jobs", "jobs/status"]);
 }
 
 /// The route's parents that the simulated Gateway accepted, with the generation it observed.

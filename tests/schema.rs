@@ -204,8 +204,8 @@ fn every_invalid_fixture_is_rejected_naming_the_field() {
 }
 
 /// The ready-made templates are ClusterAnalysisTemplates that pass the schema, CEL rules included (one
-/// judgment per metric among them), deserialize into the Rust types, and use only known variables in
-/// their queries.
+/// judgment per metric among them), deserialize into the Rust types, and pass the engine's
+/// validation: only known variables in their queries and Job strings, a Job spec that reads as one.
 #[test]
 fn every_ready_made_template_passes_its_schema() {
     let files = yaml_files(&crate_dir("analysis-templates"));
@@ -223,15 +223,9 @@ fn every_ready_made_template_passes_its_schema() {
             }
             let template: ClusterAnalysisTemplate =
                 serde_json::from_value(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let declared = template.spec.args.iter().map(|a| a.name.clone()).collect();
-            for metric in &template.spec.metrics {
-                let query = &metric.provider.prometheus.as_ref().expect("a Prometheus metric").query;
-                let requests_query = metric.sequential.as_ref().map(|s| &s.requests_query);
-                for query in std::iter::once(query).chain(requests_query) {
-                    if let Err(e) = bellwether::api::template::check(query, &declared) {
-                        panic!("{}: {}: {e}", file.display(), metric.name);
-                    }
-                }
+            if let Err(errors) = bellwether::engine::validate_template(&template.spec.into()) {
+                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                panic!("{}: {}", file.display(), errors.join("; "));
             }
         }
     }

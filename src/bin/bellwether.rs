@@ -33,15 +33,18 @@ enum Command {
         #[arg(long, default_value = "crds")]
         out: PathBuf,
     },
-    /// Run an AnalysisTemplate against Prometheus, now or as a backtest over a past window
-    /// (--from/--to), and show each measurement, the hysteresis state and the verdict.
+    /// Run an AnalysisTemplate against Prometheus or Datadog, now or as a backtest over a past
+    /// window (--from/--to), and show each measurement, the hysteresis state and the verdict.
     ///
     /// The template is checked first as the API server and the controller check it, and refused
     /// with every error located by line and field.
     ///
+    /// A Datadog metric's API and application keys are read from DD_API_KEY and DD_APP_KEY; no
+    /// Secret is read.
+    ///
     /// Exit codes: 0 Successful, 1 Failed, 2 usage error, 3 Inconclusive, 4 Error, 5 no verdict yet
     /// (the window ended before every metric decided), 6 could not run (unreadable file, invalid
-    /// template, missing arg, backtest too long, Prometheus unreachable).
+    /// template, missing arg or key, backtest too long, Prometheus or Datadog unreachable).
     Analyze(Box<analyze::AnalyzeArgs>),
     /// Simulate releases of a Rollout with no cluster and no Prometheus: a timeline of every step,
     /// weight, measurement and decision, or with --runs N the distribution of outcomes.

@@ -1,9 +1,12 @@
-//! `bellwether analyze`: runs an analysis template against a Prometheus, now or as a backtest over a
-//! past window, or against an InfluxDB now, and shows each measurement, the hysteresis state after
-//! it, and the verdict with the time it would have fired. Template authors tune thresholds with it
-//! before a real rollout.
+//! `bellwether analyze`: runs an analysis template against its Prometheus or Datadog, now or as a
+//! backtest over a past window, or against its InfluxDB now, and shows each measurement, the
+//! hysteresis state after it, and the verdict with the time it would have fired. Template authors
+//! tune thresholds with it before a real rollout.
 //!
-//! Each measurement is taken as an AnalysisRun takes it, by [`crate::metrics::measure`].
+//! Each measurement is taken as an AnalysisRun takes it, by [`crate::metrics::measure`]. A backtest
+//! reads no Secrets: a Datadog metric's keys come from the environment, `DD_API_KEY` and
+//! `DD_APP_KEY`, rather than from flags, which would leave them in shell histories and process
+//! lists.
 
 use crate::api::template::Vars;
 use crate::api::{
@@ -13,9 +16,10 @@ use crate::cli::lint::document::Document;
 use crate::cli::lint::{Finding, template_of};
 use crate::cli::manifests::{self, LoadError, filename_help};
 use crate::engine::{MetricVerdict, format_value, judge_metric, run_phase};
+use crate::metrics::datadog::{DatadogClient, DatadogSettings, key_headers};
 use crate::metrics::error::ProviderKind;
 use crate::metrics::influxdb::InfluxDbClient;
-use crate::metrics::measure::{self, MetricQueries, RenderError};
+use crate::metrics::measure::{self, MetricQueries, Pair, RenderError};
 use crate::metrics::prometheus::{MeasurementError, PrometheusProvider, ResolvedAuth};
 use crate::metrics::provider::Provider;
 use crate::metrics::source::Source;
@@ -27,6 +31,10 @@ use std::path::PathBuf;
 
 /// Longest backtest, in measurements per metric, so that a typo in `--from` cannot flood Prometheus.
 const MAX_POINTS: u64 = 10_000;
+
+/// The environment variables a Datadog metric's keys are read from.
+pub const DATADOG_API_KEY_VARIABLE: &str = "DD_API_KEY";
+pub const DATADOG_APPLICATION_KEY_VARIABLE: &str = "DD_APP_KEY";
 
 /// Exit codes of `bellwether analyze`: one per verdict, and one for an analysis that could not run.
 /// 2 is left to a usage error, as clap exits with it.
@@ -146,8 +154,8 @@ pub enum AnalyzeError {
     Render { metric: String, reason: RenderError },
     #[error("{metric}: {message}")]
     Metric { metric: String, message: String },
-    #[error("{metric}: {}", reason.describe(*kind))]
-    Unreachable { metric: String, kind: ProviderKind, reason: MeasurementError },
+    #[error("{metric}: {}", .reason.describe(*.provider))]
+    Unreachable { metric: String, provider: ProviderKind, reason: MeasurementError },
 }
 
 fn lines(findings: &[Finding]) -> String {
@@ -236,51 +244,6 @@ pub async fn analyze(args: &AnalyzeArgs, stdin: &mut dyn Read) -> Result<Report,
     Ok(Report { template: name, started_at, phase: run_phase(&verdicts), metrics })
 }
 
-/// The providers whose metrics analyze measures.
-#[derive(Clone, Copy)]
-enum Measured<'m> {
-    Prometheus(&'m crate::api::PrometheusProvider),
-    InfluxDb(&'m crate::api::InfluxDbProvider),
-}
-
-impl<'m> Measured<'m> {
-    fn timeout(self) -> Option<&'m crate::api::Duration> {
-        match self {
-            Self::Prometheus(prometheus) => prometheus.timeout.as_ref(),
-            Self::InfluxDb(influxdb) => influxdb.timeout.as_ref(),
-        }
-    }
-
-    fn headers(self) -> &'m [crate::api::HeaderFromSecret] {
-        match self {
-            Self::Prometheus(prometheus) => &prometheus.headers,
-            Self::InfluxDb(influxdb) => &influxdb.headers,
-        }
-    }
-}
-
-/// What answers a metric's queries: Prometheus at each measurement's time, InfluxDB now.
-enum Answerer {
-    Prometheus(PrometheusProvider),
-    InfluxDb(InfluxDbClient),
-}
-
-impl Source for Answerer {
-    fn kind(&self) -> ProviderKind {
-        match self {
-            Self::Prometheus(prometheus) => prometheus.kind(),
-            Self::InfluxDb(influxdb) => influxdb.kind(),
-        }
-    }
-
-    async fn instant(&self, query: &str, at: DateTime<Utc>) -> Result<Option<f64>, MeasurementError> {
-        match self {
-            Self::Prometheus(prometheus) => prometheus.instant(query, Some(at)).await,
-            Self::InfluxDb(influxdb) => influxdb.query(query).await,
-        }
-    }
-}
-
 /// When the measurements are taken.
 #[derive(Clone, Copy, Debug)]
 enum Window {
@@ -350,12 +313,44 @@ fn variables(args: &AnalyzeArgs, declared: &[ArgSpec]) -> Vars {
     }
 }
 
+/// What answers a metric's queries: its Prometheus or its Datadog site at each measurement's time,
+/// its InfluxDB now.
+enum Backend {
+    Prometheus(PrometheusProvider),
+    InfluxDb(InfluxDbClient),
+    Datadog(DatadogClient),
+}
+
+impl Source for Backend {
+    fn kind(&self) -> ProviderKind {
+        match self {
+            Self::Prometheus(prometheus) => prometheus.kind(),
+            Self::InfluxDb(influxdb) => influxdb.kind(),
+            Self::Datadog(datadog) => datadog.kind(),
+        }
+    }
+
+    async fn instant(&self, query: &str, at: DateTime<Utc>) -> Result<Option<f64>, MeasurementError> {
+        match self {
+            Self::Prometheus(prometheus) => prometheus.instant(query, Some(at)).await,
+            Self::InfluxDb(influxdb) => influxdb.query(query).await,
+            Self::Datadog(datadog) => datadog.query(query, at).await,
+        }
+    }
+}
+
+/// The headers written in a template (a tenant ID), which analyze sends; it reads no Secrets.
+fn literal_headers(headers: &[crate::api::HeaderFromSecret]) -> ResolvedAuth {
+    let literal = headers.iter().filter_map(|h| Some((h.name.clone(), h.value.clone()?)));
+    ResolvedAuth { credentials: None, headers: literal.collect() }
+}
+
 /// One metric, ready to be measured: its queries rendered, its provider built and its measurement
 /// times within the limit.
 struct MetricPlan<'m> {
     metric: &'m Metric,
     queries: MetricQueries,
-    provider: Answerer,
+    provider: Backend,
     /// When the run the measurements are judged as part of started.
     started_at: DateTime<Utc>,
     times: Times,
@@ -371,7 +366,6 @@ impl<'m> MetricPlan<'m> {
         let fail = |message: String| AnalyzeError::Metric { metric: metric.name.clone(), message };
         let render = |reason| AnalyzeError::Render { metric: metric.name.clone(), reason };
         let provider = match Provider::of(metric).map_err(render)? {
-            Provider::Prometheus(prometheus) => Measured::Prometheus(prometheus),
             Provider::Web(_) => {
                 return Err(fail(
                     "uses the web provider, which cannot be backtested: analyze measures at past times, \
@@ -379,7 +373,33 @@ impl<'m> MetricPlan<'m> {
                         .into(),
                 ));
             }
-            Provider::InfluxDb(influxdb) if window.is_now() => Measured::InfluxDb(influxdb),
+            Provider::Job(_) => {
+                return Err(fail(
+                    "uses the job provider, which cannot be backtested: analyze measures at past times, \
+                     and a Job tests only the present"
+                        .into(),
+                ));
+            }
+            Provider::Prometheus(prometheus) => {
+                let timeout =
+                    measure::query_timeout(prometheus.timeout.as_ref()).map_err(|e| fail(e.to_string()))?;
+                let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
+                let auth = literal_headers(&prometheus.headers);
+                let provider =
+                    PrometheusProvider::new(address, timeout, &auth).map_err(|e| fail(e.to_string()))?;
+                Backend::Prometheus(provider)
+            }
+            Provider::InfluxDb(influxdb) if window.is_now() => {
+                let timeout =
+                    measure::query_timeout(influxdb.timeout.as_ref()).map_err(|e| fail(e.to_string()))?;
+                let address = args.influxdb.as_deref().unwrap_or(&influxdb.address);
+                let retention_policy = influxdb.retention_policy.as_deref();
+                let auth = literal_headers(&influxdb.headers);
+                let client =
+                    InfluxDbClient::new(address, &influxdb.database, retention_policy, timeout, &auth)
+                        .map_err(|e| fail(e.to_string()))?;
+                Backend::InfluxDb(client)
+            }
             Provider::InfluxDb(_) => {
                 return Err(fail(
                     "uses the influxdb provider, which is measured only now: InfluxQL has no evaluation time \
@@ -387,6 +407,12 @@ impl<'m> MetricPlan<'m> {
                      without --from/--to and with --at now"
                         .into(),
                 ));
+            }
+            Provider::Datadog(datadog) => {
+                let settings = DatadogSettings::of(datadog).map_err(render)?;
+                let client = DatadogClient::new(settings, &datadog_keys().map_err(fail)?)
+                    .map_err(|e| fail(e.to_string()))?;
+                Backend::Datadog(client)
             }
         };
         let interval = match &metric.interval {
@@ -408,27 +434,7 @@ impl<'m> MetricPlan<'m> {
                 interval: crate::api::format_duration(times.interval),
             });
         }
-        let timeout = measure::query_timeout(provider.timeout()).map_err(|e| fail(e.to_string()))?;
         let queries = MetricQueries::render(metric, vars).map_err(render)?;
-        // Headers written in the template (a tenant ID) are sent; a backtest reads no Secrets.
-        let literal = provider.headers().iter().filter_map(|h| Some((h.name.clone(), h.value.clone()?)));
-        let auth = ResolvedAuth { credentials: None, headers: literal.collect() };
-        let provider = match provider {
-            Measured::Prometheus(prometheus) => {
-                let address = args.prometheus.as_deref().unwrap_or(&prometheus.address);
-                let provider =
-                    PrometheusProvider::new(address, timeout, &auth).map_err(|e| fail(e.to_string()))?;
-                Answerer::Prometheus(provider)
-            }
-            Measured::InfluxDb(influxdb) => {
-                let address = args.influxdb.as_deref().unwrap_or(&influxdb.address);
-                let retention_policy = influxdb.retention_policy.as_deref();
-                let client =
-                    InfluxDbClient::new(address, &influxdb.database, retention_policy, timeout, &auth)
-                        .map_err(|e| fail(e.to_string()))?;
-                Answerer::InfluxDb(client)
-            }
-        };
         Ok(Self { metric, queries, provider, started_at, times })
     }
 
@@ -437,13 +443,20 @@ impl<'m> MetricPlan<'m> {
     /// left to the measurements to show.
     async fn check_reachable(&self) -> Result<(), AnalyzeError> {
         let answer = match &self.provider {
-            Answerer::Prometheus(prometheus) => prometheus.instant("vector(1)", None).await.map(drop),
-            Answerer::InfluxDb(influxdb) => influxdb.ping().await,
+            Backend::Prometheus(prometheus) => prometheus.instant("vector(1)", None).await.map(drop),
+            Backend::InfluxDb(influxdb) => influxdb.ping().await,
+            // Datadog has no query without a metric: the first measurement's first query, once.
+            Backend::Datadog(datadog) => {
+                let (MetricQueries::Threshold(query)
+                | MetricQueries::Compare(Pair { canary: query, .. })
+                | MetricQueries::Sequential { errors: Pair { canary: query, .. }, .. }) = &self.queries;
+                datadog.query(query, self.times.start).await.map(drop)
+            }
         };
         match answer {
             Err(reason @ MeasurementError::Unreachable { .. }) => Err(AnalyzeError::Unreachable {
                 metric: self.metric.name.clone(),
-                kind: self.provider.kind(),
+                provider: self.provider.kind(),
                 reason,
             }),
             _ => Ok(()),
@@ -490,6 +503,21 @@ impl<'m> MetricPlan<'m> {
             dry_run: verdict.dry_run,
         };
         (report, verdict)
+    }
+}
+
+/// A Datadog metric's keys, from [`DATADOG_API_KEY_VARIABLE`] and
+/// [`DATADOG_APPLICATION_KEY_VARIABLE`].
+fn datadog_keys() -> Result<ResolvedAuth, String> {
+    let read =
+        |name: &str| std::env::var(name).ok().map(|value| value.trim().to_owned()).filter(|v| !v.is_empty());
+    match (read(DATADOG_API_KEY_VARIABLE), read(DATADOG_APPLICATION_KEY_VARIABLE)) {
+        (Some(api_key), Some(application_key)) => Ok(key_headers(&api_key, &application_key)),
+        _ => Err(format!(
+            "queries Datadog, whose API and application keys analyze reads from the environment, as the \
+             controller reads them from Secrets: set {DATADOG_API_KEY_VARIABLE} and \
+             {DATADOG_APPLICATION_KEY_VARIABLE}"
+        )),
     }
 }
 

@@ -67,7 +67,7 @@ pub struct ControllerArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub resync_seconds: u64,
     /// Requests in flight at once to any one metrics server (scheme, host and port), PromQL
-    /// queries and web metrics alike, across every AnalysisRun.
+    /// queries, Datadog queries and web metrics alike, across every AnalysisRun.
     #[arg(long, default_value_t = 8)]
     pub prometheus_concurrency: usize,
     /// A URL prefix that `web` metrics may read, such as `https://slo.example.com/api/`: the same
@@ -76,9 +76,16 @@ pub struct ControllerArgs {
     /// it reads only the endpoints named here.
     #[arg(long = "web-allowed-url-prefix", value_name = "URL", value_parser = parse_url_prefix)]
     pub web_allowed_url_prefixes: Vec<reqwest::Url>,
+    /// Run the Jobs of `job` metrics, in the namespace of their AnalysisRun. Off by default: a job
+    /// metric has the controller create pods for whoever can write an AnalysisTemplate, so each of
+    /// its measurements is an error until this is given (and RBAC grants create, get, list and
+    /// delete on batch/v1 Jobs).
+    #[arg(long)]
+    pub job_metrics: bool,
     /// A Secret the controller may read, as NAMESPACE/NAME: a template's Prometheus credentials or
-    /// headers, or a notification webhook's URL. Repeat for more. Every other Secret is refused
-    /// before any request is made; grant the same ones, by name, in RBAC.
+    /// headers, a web metric's headers, Datadog's API and application keys, or a notification
+    /// webhook's URL. Repeat for more. Every other Secret is refused before any request is made;
+    /// grant the same ones, by name, in RBAC.
     #[arg(long = "readable-secret", value_name = "NAMESPACE/NAME", value_parser = parse_readable_secret)]
     pub readable_secrets: Vec<(String, String)>,
     /// The namespace whose Secrets the metrics of ClusterAnalysisTemplates may name; defaults to the
@@ -235,6 +242,7 @@ pub async fn serve(
             .clone()
             .unwrap_or_else(|| client.default_namespace().to_string()),
         resync: Duration::from_secs(args.resync_seconds),
+        job_metrics: args.job_metrics,
     };
     let mut servers = vec![health_server.abort_handle(), metrics_server.abort_handle()];
     if let Some((listener, tls, (credentials, refresh))) = alerts {

@@ -31,8 +31,8 @@ pub enum Error {
     /// template nor an existing ReplicaSet holds it.
     #[error("cannot scale revision {revision}: no ReplicaSet and no template for it")]
     UnknownRevision { revision: String },
-    /// A Secret that Bellwether reads (Prometheus credentials, a webhook URL, the alert receiver's
-    /// credentials) is missing or lacks the key.
+    /// A Secret that Bellwether reads (Prometheus credentials, Datadog's keys, a webhook URL, the
+    /// alert receiver's credentials) is missing or lacks the key.
     #[error("Secret {namespace}/{name}: {reason}")]
     Secret { namespace: String, name: String, reason: String },
     /// Adding or removing the Rollout's finalizer failed.

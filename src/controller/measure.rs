@@ -1,6 +1,7 @@
 //! The AnalysisRun reconciler: measures each metric when it is due, through the shared provider pool
 //! (which limits the queries in flight to any one Prometheus), and writes the status that
-//! [`record`] derives from the measurements. It stops once the run is terminal.
+//! [`record`] derives from the measurements. It stops once the run is terminal. A job metric's
+//! measurement runs a Job over several passes instead ([`super::jobs`]).
 //!
 //! It measures only runs it can vouch for (the engine's [`entitlement`]): owned, through a controller owner
 //! reference with its UID, by a Rollout this instance manages, and named in that Rollout's status
@@ -21,11 +22,12 @@ use super::acting::Permit;
 use super::caches::expectations::{OWN_WRITE_PATIENCE, REFUSED_WRITE_PATIENCE};
 use super::caches::{newer_than, written};
 use super::error::Error;
+use super::jobs::{self, Taken};
 use super::rollouts::FIELD_MANAGER;
 use super::secrets::resolve_auth;
 use crate::api::template::Vars;
 use crate::api::{AnalysisRun, AnalysisRunStatus, Measurement, Metric, Rollout};
-use crate::engine::{Entitlement, due, entitlement, next_due, record, refused};
+use crate::engine::{Entitlement, due_since, entitlement, next_due, record, refused};
 use crate::metrics::measure::vars;
 use crate::metrics::provider::Provider;
 use chrono::{DateTime, Utc};
@@ -42,6 +44,8 @@ use std::time::{Duration, Instant};
 pub struct Runs {
     pub ctx: Arc<Context>,
     pub cluster_secrets_namespace: String,
+    /// Whether job metrics may run their Jobs (`--job-metrics`).
+    pub job_metrics: bool,
 }
 
 /// How often a run that is not measured is looked at again, in case its Rollout comes to name it.
@@ -63,8 +67,11 @@ pub async fn reconcile(run: Arc<AnalysisRun>, runs: Arc<Runs>) -> Result<Action,
     let Some(permit) = ctx.acting.permit(&run.namespace().unwrap_or_default(), &rollout) else {
         return Ok(Action::await_change());
     };
-    // A run that has ended has nothing left to measure, whoever owns it.
+    // A run that has ended has nothing left to measure, whoever owns it, and no Job left to run.
     if run.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_terminal()) {
+        if runs.job_metrics && jobs::has_job_metrics(&run) {
+            jobs::ended(ctx, &run).await?;
+        }
         return Ok(Action::await_change());
     }
     // Until the Rollouts are cached, no run can be vouched for.
@@ -154,26 +161,41 @@ async fn pass(runs: &Runs, permit: &Permit, run: &AnalysisRun, measuring: bool) 
     let clock = ctx.clock();
     let now = clock.now;
     let status = run.status.as_ref();
-    let wanted = if measuring { due(&run.spec, status, now) } else { Vec::new() };
+    let wanted = if measuring { due_since(&run.spec, status, now) } else { Vec::new() };
     tracing::debug!(analysis_run = %qualified_name(run), due = ?wanted, "measuring");
     let variables = vars(run);
-    let measured = join_all(wanted.into_iter().filter_map(|metric_name| {
+    let taken = join_all(wanted.into_iter().filter_map(|(metric_name, since)| {
         let metric = run.spec.metrics.iter().find(|m| m.name == metric_name)?;
         let variables = &variables;
-        Some(async move { (metric_name, measure(runs, run, metric, variables, now).await) })
+        Some(async move { (metric_name, measure(runs, run, metric, variables, since, now).await) })
     }))
     .await;
+    let (mut measured, mut measured_jobs, mut running) = (Vec::new(), Vec::new(), Vec::new());
+    for (metric_name, taken) in taken {
+        match taken {
+            Taken::Measured(measurement) => measured.push((metric_name, measurement)),
+            Taken::FromJob(measurement, job) => {
+                measured.push((metric_name, measurement));
+                measured_jobs.push(job);
+            }
+            Taken::Running => running.push(metric_name),
+        }
+    }
     let mut updated = run.clone();
     updated.status = Some(record(&run.spec, status, measured, clock));
     if updated.status.as_ref() != status {
         permit.check()?;
         updated.status = Some(write_status(ctx, run, &updated).await?);
     }
+    jobs::recorded(ctx, run, &measured_jobs).await;
     // Values are exported while a run measures; a finished run's series go, so that the number of
     // series follows the runs in flight rather than every run ever made.
     let terminal = updated.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_terminal());
     if terminal {
         ctx.metrics.forget_analysis_run(&namespace, &name);
+        if runs.job_metrics && jobs::has_job_metrics(run) {
+            jobs::ended(ctx, run).await?;
+        }
     } else {
         for result in updated.status.iter().flat_map(|s| &s.metric_results) {
             let latest = result.measurements.last().and_then(|m| m.value);
@@ -181,23 +203,37 @@ async fn pass(runs: &Runs, permit: &Permit, run: &AnalysisRun, measuring: bool) 
         }
     }
     let later = Utc::now();
-    Ok(match next_due(&updated.spec, updated.status.as_ref(), later).filter(|_| measuring) {
+    let next = if running.is_empty() || terminal {
+        next_due(&updated.spec, updated.status.as_ref(), later)
+    } else {
+        // A metric whose Job runs stays due until the Job ends: the other metrics say when the
+        // next pass is due, and the Job that it is soon.
+        let mut spec = updated.spec.clone();
+        spec.metrics.retain(|metric| !running.contains(&metric.name));
+        let poll = later + jobs::POLL;
+        Some(next_due(&spec, updated.status.as_ref(), later).map_or(poll, |at| at.min(poll)))
+    };
+    Ok(match next.filter(|_| measuring) {
         Some(at) => Action::requeue((at - later).to_std().unwrap_or_default().max(Duration::from_millis(50))),
         None => Action::await_change(),
     })
 }
 
-/// One measurement of `metric`, with the Secrets its provider names read from its template's
-/// namespace.
+/// One measurement of `metric`, due since `since`, with the Secrets its provider names read from
+/// its template's namespace; or, for a job metric, this pass's part of it.
 async fn measure(
     runs: &Runs,
     run: &AnalysisRun,
     metric: &Metric,
     variables: &Vars,
+    since: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Measurement {
-    let failed = |error: String| Measurement { at: now, error: Some(error), ..Measurement::default() };
+) -> Taken {
+    let failed = |error: String| {
+        Taken::Measured(Measurement { at: now, error: Some(error), ..Measurement::default() })
+    };
     let provider = match Provider::of(metric) {
+        Ok(Provider::Job(job)) => return jobs::measure(runs, run, metric, job, variables, since, now).await,
         Ok(provider) => provider,
         Err(error) => return failed(error.to_string()),
     };
@@ -208,7 +244,7 @@ async fn measure(
         None => return failed("the run does not say which template the metric came from".into()),
     };
     match resolve_auth(&runs.ctx.client, &secrets_namespace, &runs.ctx.readable_secrets, provider).await {
-        Ok(auth) => runs.ctx.providers.measure(metric, variables, &auth, now).await,
+        Ok(auth) => Taken::Measured(runs.ctx.providers.measure(metric, variables, &auth, now).await),
         Err(error) => failed(error.to_string()),
     }
 }

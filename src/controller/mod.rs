@@ -4,7 +4,8 @@
 //! Two reconcilers run side by side, both over the watch caches of [`caches`]:
 //! - [`rollouts`]: each pass gathers a Rollout's objects from the caches, asks the engine, writes
 //!   the status and carries out the actions;
-//! - [`measure`]: each pass measures an AnalysisRun's due metrics and records the verdict.
+//! - [`measure`]: each pass measures an AnalysisRun's due metrics and records the verdict; a job
+//!   metric's Job runs over several passes ([`jobs`]).
 //!
 //! The translations between objects and the engine ([`routes`], [`replica_sets`]) are pure
 //! functions over the objects, tested without an API server.
@@ -14,6 +15,7 @@ pub mod alerts;
 pub mod caches;
 pub mod error;
 pub mod events;
+pub mod jobs;
 pub mod leader;
 pub mod measure;
 pub mod notify;
@@ -60,6 +62,9 @@ pub struct Config {
     /// How often a Rollout is reconciled when nothing it reads changes and the engine asks for no
     /// wake-up.
     pub resync: Duration,
+    /// Whether job metrics run their Jobs (`--job-metrics`); without it each of their measurements
+    /// is an error that says so.
+    pub job_metrics: bool,
 }
 
 impl Config {
@@ -181,6 +186,7 @@ pub async fn run(
     let run_context = Arc::new(measure::Runs {
         ctx: ctx.clone(),
         cluster_secrets_namespace: config.cluster_secrets_namespace.clone(),
+        job_metrics: config.job_metrics,
     });
     let runs = Controller::for_stream(futures::stream::empty(), caches.runs())
         .reconcile_on(run_triggers)

@@ -110,7 +110,7 @@ pub async fn resolve_auth(
 ) -> Result<ResolvedAuth, Error> {
     let mut secrets = SecretReader::new(client, namespace, readable);
     let mut resolved = ResolvedAuth::default();
-    for header in provider.headers() {
+    for header in provider.headers().iter() {
         let value = match (&header.value, &header.value_from) {
             (Some(value), _) => value.clone(),
             (None, Some(key)) => secrets.read(key).await?,

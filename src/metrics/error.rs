@@ -10,6 +10,9 @@ pub enum ProviderKind {
     Prometheus,
     Web,
     InfluxDb,
+    Datadog,
+    /// A Job run by the Kubernetes API server, whose refusals are quoted as it words them.
+    Job,
 }
 
 impl fmt::Display for ProviderKind {
@@ -18,6 +21,8 @@ impl fmt::Display for ProviderKind {
             Self::Prometheus => "prometheus",
             Self::Web => "web",
             Self::InfluxDb => "influxdb",
+            Self::Datadog => "datadog",
+            Self::Job => "job",
         })
     }
 }
@@ -91,6 +96,8 @@ impl ProviderKind {
             Self::Prometheus => "Prometheus",
             Self::Web => "web endpoint",
             Self::InfluxDb => "InfluxDB",
+            Self::Datadog => "Datadog",
+            Self::Job => "Kubernetes API server",
         }
     }
 
@@ -100,22 +107,26 @@ impl ProviderKind {
             Self::Prometheus => "Prometheus",
             Self::Web => "the web endpoint",
             Self::InfluxDb => "InfluxDB",
+            Self::Datadog => "Datadog",
+            Self::Job => "the Kubernetes API server",
         }
     }
 
     /// What the provider sends.
     fn request(self) -> &'static str {
         match self {
-            Self::Prometheus | Self::InfluxDb => "query",
+            Self::Prometheus | Self::InfluxDb | Self::Datadog => "query",
             Self::Web => "request",
+            Self::Job => "Job",
         }
     }
 
     /// What picks the answer's one value, and what it picks several of.
     fn selection(self) -> (&'static str, &'static str) {
         match self {
-            Self::Prometheus | Self::InfluxDb => ("query returned", "series"),
+            Self::Prometheus | Self::InfluxDb | Self::Datadog => ("query returned", "series"),
             Self::Web => ("jsonPath selected", "nodes"),
+            Self::Job => ("the Job ran", "times"),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Metric providers: how a metric's query becomes a measurement.
 
+pub mod datadog;
 pub mod error;
 pub mod influxdb;
+pub mod job;
 pub mod measure;
 pub mod prometheus;
 pub mod provider;

@@ -1,10 +1,11 @@
-//! A pool of Prometheus providers and InfluxDB clients, shared by every metric the controller
+//! A pool of Prometheus providers, InfluxDB clients and Datadog clients, shared by every metric the controller
 //! measures at once, and the one client of `web` metrics.
 //!
 //! Metrics that query the same Prometheus with the same timeout and credentials share one provider,
 //! and so one HTTP client and its connections, instead of building a client per measurement; so do
-//! metrics that read the same InfluxDB database. A provider is kept as long as the pool, so each
-//! rotation of a credential adds one.
+//! metrics that read the same InfluxDB database, or query one Datadog site with the same window,
+//! timeout and keys. A provider is kept as long as the pool, so each rotation of a credential adds
+//! one.
 //!
 //! Each server (scheme, host and port) has its own semaphore of `limit_per_provider` permits, and
 //! each request to it, a PromQL query or a web metric's, holds one while it runs: at most that many
@@ -13,6 +14,7 @@
 //! timeout starts. Since every server has its own permits, a slow one delays only the metrics that
 //! query it, and can never take the slots of the others.
 
+use super::datadog::{DatadogClient, DatadogSettings};
 use super::error::{MeasurementError, ProviderKind};
 use super::influxdb::InfluxDbClient;
 use super::measure::{MetricQueries, query_timeout};
@@ -47,7 +49,10 @@ struct Pool {
 #[derive(Default)]
 struct State {
     providers: HashMap<ProviderKey, PrometheusProvider>,
+    /// InfluxDB clients, by everything each is built from.
     influxdb: HashMap<InfluxDbKey, InfluxDbClient>,
+    /// Datadog clients, by everything each is built from.
+    datadog: HashMap<(DatadogSettings, ResolvedAuth), DatadogClient>,
     /// Permits by server (scheme, host and port), shared by both providers' requests to it.
     permits: HashMap<String, Arc<Semaphore>>,
     /// The one client of every web metric, built on first use.
@@ -118,8 +123,22 @@ impl Providers {
                     Err(error) => failed(error),
                 };
             }
+            // The AnalysisRun reconciler runs a job metric's Job, over passes; no pool measures one.
+            Ok(Provider::Job(_)) => {
+                return failed(
+                    "provider.job: a Job is run by the AnalysisRun reconciler, not measured here".into(),
+                );
+            }
             Ok(Provider::InfluxDb(influxdb)) => {
                 return match self.prepare_influxdb(metric, influxdb, vars, auth) {
+                    Ok((queries, client, permits)) => {
+                        queries.measure(&Limited { source: &client, permits: &permits }, at).await
+                    }
+                    Err(error) => failed(error),
+                };
+            }
+            Ok(Provider::Datadog(datadog)) => {
+                return match self.prepare_datadog(metric, datadog, vars, auth) {
                     Ok((queries, client, permits)) => {
                         queries.measure(&Limited { source: &client, permits: &permits }, at).await
                     }
@@ -161,11 +180,7 @@ impl Providers {
                     client
                 }
             };
-            let permits = state
-                .permits
-                .entry(server_key(&request.url))
-                .or_insert_with(|| Arc::new(Semaphore::new(self.pool.limit)))
-                .clone();
+            let permits = self.permits(&mut state, server_key(&request.url));
             (client, permits)
         };
         let _permit = permits.acquire().await.expect("the pool never closes a semaphore");
@@ -173,10 +188,10 @@ impl Providers {
     }
 
     /// How many providers the pool has built: one for each address, timeout and credentials in use
-    /// (and database, for InfluxDB).
+    /// (and database, for InfluxDB; window, for Datadog).
     pub fn provider_count(&self) -> usize {
         let state = self.state();
-        state.providers.len() + state.influxdb.len()
+        state.providers.len() + state.influxdb.len() + state.datadog.len()
     }
 
     /// The rendered queries, the provider to run them and the permits of its address, or why the
@@ -202,7 +217,9 @@ impl Providers {
                 provider
             }
         };
-        let permits = self.permits(&mut state, &prometheus.address);
+        let server = Url::parse(&prometheus.address)
+            .map_or_else(|_| prometheus.address.clone(), |url| server_key(&url));
+        let permits = self.permits(&mut state, server);
         Ok((queries, provider, permits))
     }
 
@@ -241,13 +258,41 @@ impl Providers {
                 client
             }
         };
-        let permits = self.permits(&mut state, &influxdb.address);
+        let server =
+            Url::parse(&influxdb.address).map_or_else(|_| influxdb.address.clone(), |url| server_key(&url));
+        let permits = self.permits(&mut state, server);
         Ok((queries, client, permits))
     }
 
-    /// The permits of the server `address` reaches, shared by every provider's requests to it.
-    fn permits(&self, state: &mut State, address: &str) -> Arc<Semaphore> {
-        let server = Url::parse(address).map_or_else(|_| address.to_owned(), |url| server_key(&url));
+    /// The rendered queries of a Datadog metric, the client to run them and the permits of its
+    /// site, or why the metric cannot be measured.
+    fn prepare_datadog(
+        &self,
+        metric: &Metric,
+        datadog: &api::DatadogProvider,
+        vars: &Vars,
+        auth: &ResolvedAuth,
+    ) -> Result<(MetricQueries, DatadogClient, Arc<Semaphore>), String> {
+        let queries = MetricQueries::render(metric, vars).map_err(|error| error.to_string())?;
+        let settings = DatadogSettings::of(datadog).map_err(|error| error.to_string())?;
+        let server = server_key(&settings.endpoint);
+        let key = (settings, auth.clone());
+        let mut state = self.state();
+        let client = match state.datadog.get(&key) {
+            Some(client) => client.clone(),
+            None => {
+                let client = DatadogClient::new(key.0.clone(), auth)
+                    .map_err(|error| format!("provider.datadog: {error}"))?;
+                state.datadog.insert(key, client.clone());
+                client
+            }
+        };
+        let permits = self.permits(&mut state, server);
+        Ok((queries, client, permits))
+    }
+
+    /// The permits of `server`, which every request to it takes.
+    fn permits(&self, state: &mut State, server: String) -> Arc<Semaphore> {
         state.permits.entry(server).or_insert_with(|| Arc::new(Semaphore::new(self.pool.limit))).clone()
     }
 

@@ -5,7 +5,7 @@
 
 use super::policy::Policy;
 use super::traffic::Served;
-use crate::api::{AnalysisRunSpec, AnalysisRunStatus, Measurement, Metric};
+use crate::api::{AnalysisRunSpec, AnalysisRunStatus, Counts, Measurement, Metric};
 use crate::engine::{AnalysisRunState, Clock, MetricPlan, assess_with, due, record_with};
 use crate::metrics::error::{MeasurementError, ProviderKind};
 use crate::metrics::measure::{MetricQueries, spec_vars};
@@ -20,8 +20,10 @@ use std::sync::LazyLock;
 /// `histogram_quantile(q, …)` measure a latency quantile; every other query is taken as the
 /// share of failed requests. Both use the query's first range (`[2m]`) as their window. InfluxQL is
 /// read the same way: `percentile(field, 99)` is the p99 latency, anything else the share of
-/// failed requests, over the window of its first `now() - 2m`. A `web` metric is
-/// [`Signal::Unmodelled`].
+/// failed requests, over the window of its first `now() - 2m`. A Datadog query measures a latency
+/// quantile when it takes a percentile (`p99:…`), and the share of failed requests otherwise, over
+/// its rollup's seconds (`.rollup(sum, 60)`, or `{{interval}}`), or its interval without one. A
+/// `web` or `job` metric is [`Signal::Unmodelled`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Signal {
     ErrorRatio {
@@ -39,10 +41,10 @@ pub enum Signal {
         bound: f64,
         window: Duration,
     },
-    /// A `web` metric: the endpoint's answer has no model in the simulated traffic, so every
-    /// measurement is no data and the metric's `noData` policy decides, rather than a guess passing
-    /// or failing the canary.
-    Unmodelled,
+    /// A `web` metric or a `job` metric, named here: the endpoint's answer, or whether the Job
+    /// succeeds, has no model in the simulated traffic, so every measurement is no data and the
+    /// metric's `noData` policy decides, rather than a guess passing or failing the canary.
+    Unmodelled(&'static str),
 }
 
 /// The time between a metric's measurements, as its plan resolves it.
@@ -54,6 +56,13 @@ static QUANTILE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"histogram_quantile\s*\(\s*([0-9.]+)").expect("valid regex"));
 static RANGE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[(\d+)([smh])\]").expect("valid regex"));
 static PER_THOUSAND: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/\s*1000\b").expect("valid regex"));
+static DATADOG_PERCENTILE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|[^\w.:])p(\d{1,2}(?:\.\d+)?):").expect("valid regex"));
+static DATADOG_BRACES: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{[^}]*\}").expect("valid regex"));
+static DATADOG_ROLLUP: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\.rollup\(\s*(?:\w+\s*,\s*)?(\d+|\{\{\s*interval\s*\}\})\s*\)").expect("valid regex")
+});
+static TIMES_THOUSAND: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\*\s*1000\b").expect("valid regex"));
 static BUCKET_BOUND: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?s)_bucket\{.*?\ble\s*=\s*"([0-9.]+)""#).expect("valid regex"));
 static PERCENTILE: LazyLock<Regex> =
@@ -73,12 +82,15 @@ fn window_of(captures: &regex::Captures<'_>) -> Option<Duration> {
 
 impl Signal {
     pub fn of(metric: &Metric) -> Self {
-        let Some((provider, query)) =
-            Provider::of(metric).ok().and_then(|provider| Some((provider, provider.query()?.1)))
-        else {
-            return Self::Unmodelled;
+        let provider = Provider::of(metric).ok();
+        let Some((_, query)) = provider.and_then(Provider::query) else {
+            let what = if let Some(Provider::Job(_)) = provider { "a Job" } else { "a web endpoint" };
+            return Self::Unmodelled(what);
         };
-        let influxql = matches!(provider, Provider::InfluxDb(_));
+        if let Some(Provider::Datadog(_)) = provider {
+            return Self::of_datadog(metric, query);
+        }
+        let influxql = matches!(provider, Some(Provider::InfluxDb(_)));
         let (ranges, quantiles) = if influxql { (&SINCE, &PERCENTILE) } else { (&RANGE, &QUANTILE) };
         let window =
             ranges.captures(query).and_then(|c| window_of(&c)).unwrap_or_else(|| interval_of(metric));
@@ -93,6 +105,23 @@ impl Signal {
         }
         match BUCKET_BOUND.captures(query).and_then(|c| c[1].parse::<f64>().ok()) {
             Some(bound) => Self::SlowRequests { bound: if in_ms { bound / 1000.0 } else { bound }, window },
+            None => Self::ErrorRatio { window },
+        }
+    }
+
+    /// What a Datadog query measures: see [`Signal`].
+    fn of_datadog(metric: &Metric, query: &str) -> Self {
+        let window = DATADOG_ROLLUP
+            .captures(query)
+            .and_then(|c| c[1].parse::<i64>().ok().map(Duration::seconds))
+            .unwrap_or_else(|| interval_of(metric));
+        // Tags inside braces may look like aggregators (`{zone:p99:x}`); only what is outside counts.
+        let outside = DATADOG_BRACES.replace_all(query, "{}");
+        match DATADOG_PERCENTILE.captures(&outside).and_then(|c| c[1].parse::<f64>().ok()) {
+            Some(percentile) => {
+                let scale = if TIMES_THOUSAND.is_match(query) { 1000.0 } else { 1.0 };
+                Self::Latency { quantile: percentile / 100.0, window, scale }
+            }
             None => Self::ErrorRatio { window },
         }
     }
@@ -112,7 +141,7 @@ impl Signal {
             Self::SlowRequests { bound, window } => {
                 format!("requests slower than {bound}s over {}", crate::api::format_duration(window))
             }
-            Self::Unmodelled => "a web endpoint, not simulated: no data".to_owned(),
+            Self::Unmodelled(what) => format!("{what}, not simulated: no data"),
         }
     }
 
@@ -122,7 +151,7 @@ impl Signal {
         match *self {
             Self::SlowRequests { bound, .. } => served.slow_counts(now, interval, bound),
             Self::ErrorRatio { .. } | Self::Latency { .. } => served.counts(now, interval),
-            Self::Unmodelled => (0.0, 0.0),
+            Self::Unmodelled(_) => (0.0, 0.0),
         }
     }
 
@@ -135,7 +164,7 @@ impl Signal {
                 let (bad, requests) = self.counts(served, now, window);
                 (requests > 0.0).then(|| bad / requests)
             }
-            Self::Unmodelled => None,
+            Self::Unmodelled(_) => None,
         }
     }
 }
@@ -284,7 +313,7 @@ impl AnalysisRun {
         let index =
             self.spec.metrics.iter().position(|m| m.name == name).expect("due names a metric of the spec");
         let (metric, signal) = (&self.spec.metrics[index], self.signals[index]);
-        if signal == Signal::Unmodelled {
+        if let Signal::Unmodelled(_) = signal {
             return Measurement { at: now, ..Measurement::default() };
         }
         let queries = match &self.queries[index] {
@@ -303,7 +332,20 @@ impl AnalysisRun {
             address: (!source_up).then(|| provider.address()),
             kind: provider.kind(),
         };
-        queries.measure(&source, now).now_or_never().expect("a simulated source answers at once")
+        let mut measurement =
+            queries.measure(&source, now).now_or_never().expect("a simulated source answers at once");
+        if measurement.error.is_none() {
+            // The peer tools the accuracy bench compares judge any metric against stable (Kayenta)
+            // or by request counts, whatever the metric's own judgment queries.
+            let interval = source.interval;
+            measurement.baseline = measurement.baseline.or_else(|| signal.value(stable, now));
+            measurement.counts = measurement.counts.or_else(|| {
+                let (canary_errors, canary_requests) = signal.counts(canary, now, interval);
+                let (stable_errors, stable_requests) = signal.counts(stable, now, interval);
+                Some(Counts { canary_errors, canary_requests, stable_errors, stable_requests })
+            });
+        }
+        measurement
     }
 }
 
@@ -311,28 +353,144 @@ impl AnalysisRun {
 mod tests {
     use super::*;
 
-    /// A web endpoint's answer has no model in the simulated traffic: the simulation says so and
-    /// measures no data, leaving the verdict to the metric's `noData` policy instead of guessing.
-    #[test]
-    fn a_web_metric_is_not_simulated_and_measures_no_data() {
-        let metric: Metric = serde_json::from_value(serde_json::json!({
-            "name": "slo-burn",
-            "provider": {"web": {"url": "http://slo/api?rev={{revision}}", "jsonPath": "$.burn"}},
+    fn datadog(query: &str, interval: &str) -> Metric {
+        serde_json::from_value(serde_json::json!({
+            "name": "m",
+            "interval": interval,
+            "provider": {"datadog": {
+                "query": query,
+                "apiKey": {"name": "datadog", "key": "api-key"},
+                "applicationKey": {"name": "datadog", "key": "app-key"},
+            }},
             "threshold": {"max": 1},
         }))
-        .unwrap();
-        let signal = Signal::of(&metric);
-        assert_eq!(signal, Signal::Unmodelled);
-        assert_eq!(signal.describe(), "a web endpoint, not simulated: no data");
+        .unwrap()
+    }
+
+    /// A Datadog query is read by its shape: a percentile is latency, in seconds unless multiplied
+    /// by 1000, anything else an error ratio; over its rollup's seconds, or its interval.
+    #[test]
+    fn a_datadog_query_is_read_by_its_shape() {
+        let cases = [
+            (
+                "p99:trace.http.request{version:{{revision}}}.rollup(120)",
+                Signal::Latency { quantile: 0.99, window: Duration::minutes(2), scale: 1.0 },
+            ),
+            (
+                "p95:trace.http.request.duration{version:{{revision}}} * 1000",
+                Signal::Latency { quantile: 0.95, window: Duration::seconds(30), scale: 1000.0 },
+            ),
+            (
+                "sum:trace.http.request.errors{version:{{revision}}}.as_count().rollup(sum, {{interval}}) / \
+                 sum:trace.http.request.hits{version:{{revision}}}.as_count().rollup(sum, {{interval}})",
+                Signal::ErrorRatio { window: Duration::seconds(30) },
+            ),
+            // A tag value that starts with p and digits is no percentile.
+            ("sum:errors{zone:p99:x,p99:y}.as_count()", Signal::ErrorRatio { window: Duration::seconds(30) }),
+        ];
+        for (query, signal) in cases {
+            assert_eq!(Signal::of(&datadog(query, "30s")), signal, "{query}");
+        }
+    }
+
+    /// A web endpoint's answer and a Job's outcome have no model in the simulated traffic: the
+    /// simulation says so and measures no data, leaving the verdict to the metric's `noData` policy
+    /// instead of guessing.
+    #[test]
+    fn web_and_job_metrics_are_not_simulated_and_measure_no_data() {
+        let web =
+            serde_json::json!({"web": {"url": "http://slo/api?rev={{revision}}", "jsonPath": "$.burn"}});
+        let job =
+            serde_json::json!({"job": {"spec": {"template": {"spec": {"containers": [{"name": "t"}]}}}}});
+        for (provider, described) in
+            [(web, "a web endpoint, not simulated: no data"), (job, "a Job, not simulated: no data")]
+        {
+            let metric: Metric = serde_json::from_value(serde_json::json!({
+                "name": "probe",
+                "provider": provider,
+                "threshold": {"max": 1},
+            }))
+            .unwrap();
+            let signal = Signal::of(&metric);
+            assert!(matches!(signal, Signal::Unmodelled(_)), "{signal:?}");
+            assert_eq!(signal.describe(), described);
+            let now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+            let spec: AnalysisRunSpec =
+                serde_json::from_value(serde_json::json!({"metrics": [metric], "revision": "r2"})).unwrap();
+            let mut run = AnalysisRun::new("run", spec, now, &crate::sim::policy::Bellwether);
+            let served = Served::default();
+            assert!(run.measure(now, &served, &served, true, &crate::sim::policy::Bellwether));
+            assert_eq!(
+                run.status.metric_results[0].measurements,
+                [Measurement { at: now, ..Measurement::default() }]
+            );
+        }
+    }
+
+    /// Each query is answered by the part it plays, and the peers' policies still get stable's
+    /// value and the counts of a threshold metric.
+    #[test]
+    fn queries_are_answered_by_the_revision_they_name() {
+        use super::super::traffic::Behaviour;
+        use rand::SeedableRng;
         let now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
-        let spec: AnalysisRunSpec =
-            serde_json::from_value(serde_json::json!({"metrics": [metric], "revision": "r2"})).unwrap();
-        let mut run = AnalysisRun::new("run", spec, now, &crate::sim::policy::Bellwether);
-        let served = Served::default();
-        assert!(run.measure(now, &served, &served, true, &crate::sim::policy::Bellwether));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let (mut canary, mut stable) = (Served::default(), Served::default());
+        let failing = Behaviour { error_rate: 1.0, ..Behaviour::BASELINE };
+        let healthy = Behaviour { error_rate: 0.0, ..Behaviour::BASELINE };
+        canary.serve(&mut rng, now, 100.0, 10.0, failing, 1.0);
+        stable.serve(&mut rng, now, 100.0, 10.0, healthy, 1.0);
+        let query = |selector: &str| {
+            format!(
+                "sum(rate(http_requests_total{{{selector}code=~\"5..\"}}[1m])) / sum(rate(http_requests_total{{{selector}}}[1m]))"
+            )
+        };
+        let metric = |name: &str, query: String, judgment: serde_json::Value| {
+            let mut metric = serde_json::json!({
+                "name": name,
+                "count": 5,
+                "provider": {"prometheus": {"address": "http://prometheus:9090", "query": query}},
+            });
+            metric.as_object_mut().unwrap().extend(judgment.as_object().unwrap().clone());
+            metric
+        };
+        let compare = serde_json::json!({"compare": {"confidence": 0.95}});
+        let spec: AnalysisRunSpec = serde_json::from_value(serde_json::json!({
+            "metrics": [
+                metric("threshold", query("revision=\"{{revision}}\","), serde_json::json!({"threshold": {"max": 2.0}})),
+                metric("compare", query("revision=\"{{revision}}\","), compare.clone()),
+                metric("blind", query(""), compare),
+            ],
+            "revision": "r2",
+            "context": {"rollout": "shop", "stableRevision": "r1", "canaryService": "c", "stableService": "s"},
+        }))
+        .unwrap();
+        let policy = crate::sim::policy::Bellwether;
+        let mut run = AnalysisRun::new("run", spec, now, &policy);
+        assert!(run.measure(now, &canary, &stable, true, &policy), "{:?}", run.status);
+        let latest = |run: &AnalysisRun, name: &str| {
+            let result = run.status.metric_results.iter().find(|r| r.name == name).unwrap();
+            let measurement = result.measurements.last().unwrap();
+            (measurement.value, measurement.baseline, measurement.error.clone())
+        };
+        assert_eq!(latest(&run, "threshold"), (Some(1.0), Some(0.0), None));
+        assert_eq!(latest(&run, "compare"), (Some(1.0), Some(0.0), None));
         assert_eq!(
-            run.status.metric_results[0].measurements,
-            [Measurement { at: now, ..Measurement::default() }]
+            latest(&run, "blind"),
+            (Some(1.0), Some(1.0), None),
+            "one query for both measures one revision"
+        );
+        let counts = run.status.metric_results[0].measurements[0].counts.unwrap();
+        assert_eq!((counts.canary_errors, counts.stable_errors), (counts.canary_requests, 0.0));
+
+        let later = now + Duration::minutes(5);
+        assert!(run.measure(later, &canary, &stable, false, &policy), "{:?}", run.status.phase);
+        assert_eq!(
+            latest(&run, "compare").2.as_deref(),
+            Some(
+                "query for the canary: Prometheus at http://prometheus:9090 is unreachable: connection refused \
+                 (a simulated outage)"
+            )
         );
     }
 

@@ -469,6 +469,7 @@ const COMBINATIONS: &[(&str, &[&str])] = &[
             "requestPolicy.validationActions={Warn,Audit}",
         ],
     ),
+    ("job metrics", &["jobMetrics=true"]),
     ("no request policy", &["requestPolicy.enabled=false"]),
     (
         "no RBAC and an existing ServiceAccount",
@@ -520,6 +521,7 @@ const COMBINATIONS: &[(&str, &[&str])] = &[
             "metrics.serviceMonitor.enabled=true",
             "podDisruptionBudget.enabled=true",
             "requestPolicy.extraRequesters={system:serviceaccount:ci:deployer}",
+            "jobMetrics=true",
         ],
     ),
 ];

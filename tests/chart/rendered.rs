@@ -6,7 +6,7 @@ use super::helm::{
 };
 use super::{chart, parse_controller_args, read};
 use bellwether::cli::controller::LogFormat;
-use bellwether_testkit::controller_calls::CONTROLLER_CALLS;
+use bellwether_testkit::controller_calls::{CONTROLLER_CALLS, JOB_METRIC_CALLS};
 use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -188,9 +188,12 @@ fn controller_grants(rendered: &Rendered) -> BTreeSet<Grant> {
     controller_roles(rendered).into_iter().flat_map(|(_, role)| grants_of(role)).collect()
 }
 
-fn calls() -> BTreeSet<Grant> {
+/// The calls the controller makes, with those of job metrics when it runs them.
+fn calls(job_metrics: bool) -> BTreeSet<Grant> {
+    let job_calls = if job_metrics { JOB_METRIC_CALLS } else { &[] };
     CONTROLLER_CALLS
         .iter()
+        .chain(job_calls)
         .flat_map(|(group, resource, verbs)| {
             verbs.iter().map(|verb| (group.to_string(), resource.to_string(), verb.to_string()))
         })
@@ -205,11 +208,12 @@ fn rbac_grants_exactly_the_calls_the_controller_makes() {
         "alerts.authSecret=bellwether-alerts",
         "readableSecrets[0].namespace=shop",
         "readableSecrets[0].name=prometheus-token",
+        "jobMetrics=true",
     ];
     for scope in [None, Some("watchNamespace=shop")] {
         let sets: Vec<&str> = everything.iter().copied().chain(scope).collect();
         let rendered = rendered(&with_image(&sets), &[]);
-        let (granted, calls) = (controller_grants(&rendered), calls());
+        let (granted, calls) = (controller_grants(&rendered), calls(true));
         let extra: Vec<_> = granted.difference(&calls).collect();
         let missing: Vec<_> = calls.difference(&granted).collect();
         assert!(
@@ -226,9 +230,10 @@ fn rbac_grants_exactly_the_calls_the_controller_makes() {
             assert_eq!(rendered.get("Role", FULLNAME)["metadata"]["namespace"], "shop");
         }
     }
-    // Without leader election, alerts or readable Secrets: neither Leases nor any Secret.
+    // Without leader election, alerts, readable Secrets or job metrics: neither Leases, nor any
+    // Secret, nor Jobs.
     let granted = controller_grants(&rendered(&[IMAGE], &[]));
-    let unused: BTreeSet<Grant> = calls()
+    let unused: BTreeSet<Grant> = calls(false)
         .into_iter()
         .filter(|(_, resource, _)| resource != "leases" && resource != "secrets")
         .collect();
@@ -240,6 +245,34 @@ fn rbac_grants_exactly_the_calls_the_controller_makes() {
         "{:?}",
         none.names()
     );
+}
+
+#[test]
+fn job_metrics_pass_the_flag_and_grant_jobs_only_when_set() {
+    let jobs = |rendered: &Rendered| -> BTreeSet<Grant> {
+        controller_grants(rendered).into_iter().filter(|(group, _, _)| group == "batch").collect()
+    };
+    let default = rendered(&[IMAGE], &[]);
+    assert!(!parse_controller_args(&default.args()).unwrap().job_metrics);
+    assert!(jobs(&default).is_empty(), "{:?}", jobs(&default));
+    assert!(!default.notes.contains("job metrics"), "{}", default.notes);
+    for scope in [None, Some("watchNamespace=shop")] {
+        let sets: Vec<&str> = ["jobMetrics=true"].into_iter().chain(scope).collect();
+        let on = rendered(&with_image(&sets), &[]);
+        assert!(parse_controller_args(&on.args()).unwrap().job_metrics);
+        let verbs: BTreeSet<&str> = ["get", "list", "create", "delete"].into();
+        assert_eq!(
+            jobs(&on),
+            verbs.iter().map(|verb| ("batch".to_string(), "jobs".to_string(), verb.to_string())).collect()
+        );
+        assert!(on.notes.contains("It runs the Jobs of job metrics"), "{}", on.notes);
+        if scope.is_some() {
+            let role = on.get("Role", FULLNAME);
+            assert!(grants_of(role).iter().any(|(group, _, _)| group == "batch"), "in the watched namespace");
+            assert!(!grants_of(on.get("ClusterRole", FULLNAME)).iter().any(|(group, _, _)| group == "batch"));
+        }
+    }
+    assert!(refused(&with_image(&["jobMetrics=yes"])).contains("/jobMetrics"));
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! functions.
 
 mod alerts;
+mod datadog;
 mod influxdb;
+mod jobs;
 mod measure;
 mod notify;
 mod replica_sets;

@@ -267,11 +267,21 @@ async fn headers_read_from_a_secret_reach_the_endpoint() {
     let web = serde_json::json!({
         "url": server.url("/echo"),
         "jsonPath": "$.v",
-        "headers": [{"name": "Authorization", "valueFrom": {"name": "slo-api", "key": "token"}}],
+        "headers": [
+            {"name": "Authorization", "valueFrom": {"name": "slo-api", "key": "token"}},
+            {"name": "X-Scope-OrgID", "value": "team-a"},
+        ],
     });
     let pool = pool_for(&web);
     let metric = metric(web);
     let provider = Provider::of(&metric).unwrap();
+
+    // A written value needs no Secret, so a template of written headers alone reads none.
+    let literal = metric_with_headers(&metric, |header| header.value.is_some());
+    let auth = resolve_auth(&client, "shop", &ReadableSecrets::default(), Provider::of(&literal).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(auth.headers, [("X-Scope-OrgID".to_owned(), "team-a".to_owned())]);
 
     let refused = resolve_auth(&client, "shop", &ReadableSecrets::default(), provider).await.unwrap_err();
     assert!(refused.to_string().contains("is not among the Secrets Bellwether was granted"), "{refused}");
@@ -281,8 +291,23 @@ async fn headers_read_from_a_secret_reach_the_endpoint() {
     let measurement = pool.measure(&metric, &vars("v"), &auth, at()).await;
     assert_eq!((measurement.value, measurement.error), (Some(1.0), None));
     let [received] = server.received().try_into().unwrap();
-    let authorization = received.headers.iter().find(|(name, _)| name == "authorization");
-    assert_eq!(authorization.map(|(_, value)| value.as_str()), Some("Bearer s3cret"));
+    let header = |wanted: &str| {
+        let found = received.headers.iter().find(|(name, _)| name == wanted);
+        found.map(|(_, value)| value.clone())
+    };
+    assert_eq!(header("authorization").as_deref(), Some("Bearer s3cret"));
+    assert_eq!(header("x-scope-orgid").as_deref(), Some("team-a"));
+}
+
+/// `metric` with only the web headers `keep` keeps.
+fn metric_with_headers(
+    metric: &bellwether::api::Metric,
+    keep: impl Fn(&bellwether::api::HeaderFromSecret) -> bool,
+) -> bellwether::api::Metric {
+    let mut metric = metric.clone();
+    let web = metric.provider.web.as_mut().expect("a web metric");
+    web.headers.retain(keep);
+    metric
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 
 use crate::apiserver::{CallLog, Options, TestApiServer};
 use crate::app::telemetry;
-use crate::controller_calls::CONTROLLER_CALLS;
+use crate::controller_calls::{CONTROLLER_CALLS, JOB_METRIC_CALLS};
 use bellwether::api::{AnalysisTemplate, Rollout};
 use bellwether::cli::controller::{ControllerArgs, serve};
 use bellwether::engine::revision_of;
@@ -387,6 +387,8 @@ pub struct Controller {
     task: JoinHandle<()>,
     /// The test API server's record of calls, to check the controller's against its RBAC.
     calls: Option<CallLog>,
+    /// Whether it runs job metrics, which RBAC then grants Jobs for.
+    job_metrics: bool,
 }
 
 /// The user the controller's client impersonates on the test API server, so that its calls can be
@@ -410,6 +412,7 @@ impl Controller {
         }
         argv.extend_from_slice(flags);
         let args = Command::parse_from(argv).args;
+        let job_metrics = args.job_metrics;
         let (stop, shutdown) = watch::channel(false);
         let client = match &cluster.server {
             Some(server) => server.client_as(CONTROLLER_USER),
@@ -418,7 +421,7 @@ impl Controller {
         let task = tokio::spawn(async move {
             serve(client, &args, shutdown).await.expect("the controller runs");
         });
-        Self { stop, task, calls: cluster.server.as_ref().map(TestApiServer::call_log) }
+        Self { stop, task, calls: cluster.server.as_ref().map(TestApiServer::call_log), job_metrics }
     }
 
     /// Stops gracefully, as on SIGTERM, and waits for the process to finish.
@@ -430,8 +433,10 @@ impl Controller {
             .expect("a timely shutdown")
             .expect("a clean shutdown");
         let Some(calls) = self.calls else { return };
+        let job_calls = if self.job_metrics { JOB_METRIC_CALLS } else { &[] };
         let allowed: BTreeSet<(String, String, String)> = CONTROLLER_CALLS
             .iter()
+            .chain(job_calls)
             .flat_map(|(group, resource, verbs)| {
                 verbs.iter().map(|verb| (group.to_string(), resource.to_string(), verb.to_string()))
             })

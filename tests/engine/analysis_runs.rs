@@ -508,6 +508,62 @@ fn a_run_without_a_verdict_by_its_deadline_ends_in_error() {
     assert_eq!(bellwether::engine::deadline(&background.spec), None, "background analysis only watches");
 }
 
+/// A job metric: count 1 of 1m, its Job allowed `deadline` seconds when given.
+fn job_metric(deadline: Option<i64>) -> Metric {
+    let mut spec = json!({"template": {"spec": {"containers": [{"name": "load", "image": "k6"}]}}});
+    if let Some(deadline) = deadline {
+        spec["activeDeadlineSeconds"] = json!(deadline);
+    }
+    serde_json::from_value(json!({
+        "name": "load",
+        "interval": "1m",
+        "count": 1,
+        "provider": {"job": {"spec": spec}},
+        "threshold": {"min": 1},
+    }))
+    .expect("a valid metric")
+}
+
+#[test]
+fn a_jobs_deadline_extends_how_late_its_measurement_may_be() {
+    let long = run(vec![job_metric(Some(600))]);
+    let short = run(vec![job_metric(None)]);
+    // 3 × 1m of window, and a grace of 3m, plus the Job's 10m.
+    assert_eq!(bellwether::engine::deadline(&long.spec), Some(Duration::minutes(16)));
+    assert_eq!(bellwether::engine::deadline(&short.spec), Some(Duration::minutes(6)));
+    let started = |mut run: AnalysisRun| {
+        run.status = Some(record(&run, vec![], t0()));
+        run
+    };
+    let (long, short) = (started(long), started(short));
+    let at = |run: &AnalysisRun, minute: i64| {
+        assess("r", true, &run.spec, run.status.as_ref(), None, Clock::at(minutes(minute)))
+    };
+    // A 10-minute load test, still running 5 minutes in, is not a run nobody measures.
+    assert_eq!(at(&long, 5).phase, Some(AnalysisPhase::Running));
+    let overdue = at(&short, 5);
+    assert_eq!(overdue.phase, Some(AnalysisPhase::Error));
+    assert!(overdue.message.as_deref().unwrap().contains("load: a measurement is 5m overdue"), "{overdue:?}");
+    assert_eq!(at(&long, 14).phase, Some(AnalysisPhase::Error), "nor is it allowed forever");
+}
+
+#[test]
+fn a_measurement_is_due_since_the_same_time_until_it_is_recorded() {
+    let mut load = job_metric(None);
+    load.count = Some(3);
+    let mut run = run(vec![example("error-rate"), load]);
+    run.status = Some(record(&run, vec![], t0()));
+    let since = |run: &AnalysisRun, at| bellwether::engine::due_since(&run.spec, run.status.as_ref(), at);
+    let load = |at| ("load".to_string(), at);
+    assert_eq!(since(&run, t0()), [load(t0())]);
+    assert_eq!(since(&run, t0() + Duration::seconds(40)), [load(t0())], "the same while it is taken");
+    assert_eq!(since(&run, minutes(1)), [("error-rate".to_string(), minutes(1)), load(t0())]);
+    let taken = vec![("load".into(), value(t0() + Duration::seconds(40), 1.0))];
+    run.status = Some(record(&run, taken, minutes(1)));
+    let next = t0() + Duration::seconds(100);
+    assert_eq!(since(&run, next), [("error-rate".to_string(), minutes(1)), load(next)]);
+}
+
 #[test]
 fn a_refused_status_ends_the_run_in_error_keeping_what_was_stored() {
     let run = feed(run(vec![example("p99-latency")]), "p99-latency", vec![value(t0(), 0.2)]);

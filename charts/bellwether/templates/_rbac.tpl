@@ -39,6 +39,11 @@ tests/chart/rendered.rs checks the rendered rules against the calls in src/contr
   resources: ["configmaps"]
   resourceNames: ["bellwether-notifications"]
   verbs: ["list", "watch"]
+{{- if .Values.jobMetrics }}
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "create", "delete"]
+{{- end }}
 {{- end -}}
 
 {{/* Cluster-scoped resources: always a ClusterRole, since a Role cannot grant them. */}}

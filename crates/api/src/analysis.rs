@@ -4,6 +4,7 @@ use super::{AnalysisArg, Duration, schema};
 use chrono::{DateTime, Utc};
 use kube_derive::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The time between measurements when a metric sets no `interval`.
 pub const DEFAULT_INTERVAL: chrono::Duration = chrono::Duration::minutes(1);
@@ -13,6 +14,12 @@ pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
 
 /// The most requests one count may hold: beyond 2^53 an `f64` no longer counts whole requests.
 pub const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
+
+/// The Datadog API a `datadog` metric queries when it names no `address`: the US1 site's.
+pub const DEFAULT_DATADOG_ADDRESS: &str = "https://api.datadoghq.com";
+
+/// How far back a `datadog` metric's query looks when it sets no `window`.
+pub const DEFAULT_DATADOG_WINDOW: chrono::Duration = chrono::Duration::minutes(5);
 
 /// A reusable set of metrics, in one namespace.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -86,6 +93,7 @@ pub struct ArgSpec {
 #[x_kube(validation = Rule::new("(has(self.threshold) ? 1 : 0) + (has(self.compare) ? 1 : 0) + (has(self.sequential) ? 1 : 0) == 1").message("a metric must have exactly one of threshold, compare or sequential"))]
 #[x_kube(validation = Rule::new("!has(self.interval) || duration(self.interval) >= duration('1s')").message("interval must be at least 1s"))]
 #[x_kube(validation = Rule::new("!has(self.provider.web) || has(self.threshold)").message("a web metric is judged by threshold only: compare and sequential need a query per revision"))]
+#[x_kube(validation = Rule::new("!has(self.provider.job) || has(self.threshold)").message("a job metric is judged by threshold only: a Job succeeds or fails, which compare and sequential cannot judge"))]
 pub struct Metric {
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
@@ -123,7 +131,7 @@ pub struct Metric {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) + (has(self.influxdb) ? 1 : 0) == 1").message("a provider must set exactly one of prometheus, web or influxdb"))]
+#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.influxdb) ? 1 : 0) + (has(self.datadog) ? 1 : 0) + (has(self.web) ? 1 : 0) + (has(self.job) ? 1 : 0) == 1").message("a provider must set exactly one of prometheus, influxdb, datadog, web or job"))]
 pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
@@ -134,6 +142,80 @@ pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = schema::not_nullable)]
     pub influxdb: Option<InfluxDbProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub datadog: Option<DatadogProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub job: Option<JobProvider>,
+}
+
+/// Datadog's metrics query API (v1, `GET /api/v1/query`): the query's points from `window` before
+/// the measurement to the measurement, and the latest complete, non-null point of its one series as
+/// the value. Sent with the API and application keys read from Secrets.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct DatadogProvider {
+    /// The API of your Datadog site, for example `https://api.datadoghq.eu` or
+    /// `https://api.us5.datadoghq.com`. Defaults to `https://api.datadoghq.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#@]+(/[^?#]*)?$')").message("address must be an http:// or https:// URL with a host, and no credentials, query or fragment"))]
+    pub address: Option<String>,
+    /// A Datadog metrics query template; placeholders may fill tag values (`{version:{{revision}}}`)
+    /// and numbers (`.rollup(sum, {{interval}})`, in seconds) only.
+    #[schemars(length(min = 1))]
+    pub query: String,
+    /// How far back the query looks: from the measurement's time less `window` to the measurement's
+    /// time. At least 1s; defaults to 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("window must be at least 1s"))]
+    pub window: Option<Duration>,
+    /// The API key, sent as `DD-API-KEY`.
+    pub api_key: SecretKeyRef,
+    /// The application key, sent as `DD-APPLICATION-KEY`; it needs the `timeseries_query` permission.
+    pub application_key: SecretKeyRef,
+    /// How long a query may take, connecting and reading the answer included. Defaults to 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+/// A Kubernetes Job run for each measurement, such as a smoke or load test, in the run's
+/// namespace: the measurement is 1 when the Job succeeds and 0 when it fails. Threshold metrics
+/// only; the controller runs Jobs only when started with `--job-metrics`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct JobProvider {
+    /// Labels and annotations of the Job, besides Bellwether's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::not_nullable)]
+    pub metadata: Option<JobMetadata>,
+    /// The Job's spec (a batch/v1 JobSpec), its strings templates rendered for each measurement.
+    /// Unless set, `backoffLimit` is 0 and the pod's `restartPolicy` Never: one attempt.
+    #[schemars(schema_with = "schema::job_spec")]
+    pub spec: serde_json::Value,
+}
+
+impl JobProvider {
+    /// The spec as a batch/v1 JobSpec, or why it is not one. It is held as written, and only read
+    /// as a JobSpec when a template or run is validated, so that a malformed one is refused naming
+    /// its field rather than making the whole object unreadable; and so that a Job is created with
+    /// every field written, those newer than this build's JobSpec included.
+    pub fn job_spec(&self) -> Result<k8s_openapi::api::batch::v1::JobSpec, serde_json::Error> {
+        k8s_openapi::api::batch::v1::JobSpec::deserialize(&self.spec)
+    }
+}
+
+/// The labels and annotations a job metric adds to its Jobs. Their values are templates.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// An HTTP endpoint answering JSON, one number of which is the measurement. Threshold metrics only.
@@ -371,7 +453,8 @@ pub enum DistributionTest {
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct Sequential {
-    /// A PromQL query template counting all requests of `{{revision}}` over `[{{interval}}]`.
+    /// A query template, in the metric's provider's language, counting all requests of
+    /// `{{revision}}` over the interval, as `[{{interval}}]` in PromQL.
     #[schemars(length(min = 1))]
     pub requests_query: String,
     /// The false-rollback rate allowed over the whole analysis. Defaults to 0.05.

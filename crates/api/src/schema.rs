@@ -17,6 +17,16 @@ pub fn pod_template(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// A job metric's Job spec. Like the pod template, its full schema would bloat the CRDs; the engine
+/// reads it as a batch/v1 JobSpec when it validates a template, and the API server validates the Job.
+pub fn job_spec(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "description": "The spec of the Job run for each measurement (a batch/v1 JobSpec); its strings are templates.",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
 /// A label selector (meta/v1 LabelSelector), validated in full because the engine reads it.
 pub fn label_selector(_: &mut SchemaGenerator) -> Schema {
     json_schema!({

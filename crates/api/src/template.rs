@@ -45,11 +45,15 @@ use std::fmt::{self, Write};
 use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
+mod datadog;
 mod influxql;
 mod parsed;
+mod text;
 mod web;
 
+pub use datadog::{check_datadog, render_datadog};
 pub use influxql::{check_influxql, render_influxql};
+pub use text::{StringError, check_strings, check_text, render_strings, render_text};
 pub use web::{check_json_body, check_url, encode_query_component, render_json_body, render_url};
 
 /// The longest query [`render`] produces. Far above any real query (the ready-made ones are under 1 KiB),
@@ -238,6 +242,23 @@ pub enum TemplateError {
          InfluxQL string or identifier cannot hold"
     )]
     Unrepresentable { name: String, offset: usize },
+    #[error(
+        "{{{{{name}}}}} at byte {offset} is not where a Datadog query takes a value: a placeholder may fill \
+         a tag's value inside braces, after its key, as in {{version:{{{{{name}}}}}}}, or a number outside \
+         them, as in .rollup(sum, {{{{interval}}}})"
+    )]
+    DatadogPlacement { name: String, offset: usize },
+    #[error(
+        "the value of {{{{{name}}}}} at byte {offset} is {value:?}, which is not a Datadog tag value: it may \
+         hold only letters, digits and _ - . : /, so that it can neither add a filter or a wildcard nor \
+         close the braces"
+    )]
+    DatadogTagValue { name: String, offset: usize, value: String },
+    #[error(
+        "{{{{{name}}}}} at byte {offset} is outside braces, so its value must be a number (such as 60 or \
+         0.5); got {value:?}"
+    )]
+    DatadogNumber { name: String, offset: usize, value: String },
 }
 
 /// Checks a query when its template is validated, so that a typo, a misplaced placeholder or a query

@@ -29,8 +29,8 @@ pub use action::{Action, AnalysisRunRequest, Decision, Event, EventKind, Service
 pub use alerts::{DEFAULT_MAX_ALERT_ABORTS_PER_HOUR, describe as describe_alert};
 pub use analysis::metric::{MAX_MEASUREMENTS, MetricPlan, Problem};
 pub use analysis::run::{
-    Clock, Entitlement, MAX_ERROR_BYTES, assess, assess_with, deadline, due, ended, entitlement, keep,
-    next_due, record, record_with, refused, spec_hash,
+    Clock, Entitlement, MAX_ERROR_BYTES, assess, assess_with, deadline, due, due_since, ended, entitlement,
+    keep, next_due, record, record_with, refused, spec_hash,
 };
 pub use analysis::stats::{
     KolmogorovSmirnov, MannWhitney, drop_outliers, kolmogorov_sf, kolmogorov_smirnov, mann_whitney_u,

@@ -628,49 +628,69 @@ fn check_metric(
         }
     }
     let provider = &metric.provider;
-    let set = [provider.prometheus.is_some(), provider.web.is_some(), provider.influxdb.is_some()];
-    match (&provider.prometheus, &provider.web, &provider.influxdb) {
-        _ if set.iter().filter(|set| **set).count() > 1 => errors.push_at(
-            origin,
-            at("provider"),
-            "must set only one of prometheus, web or influxdb, not several",
-        ),
-        (None, None, None) => {
-            errors.push_at(origin, at("provider"), "must set one of prometheus, web or influxdb")
+    let set = [
+        ("prometheus", provider.prometheus.is_some()),
+        ("influxdb", provider.influxdb.is_some()),
+        ("datadog", provider.datadog.is_some()),
+        ("web", provider.web.is_some()),
+        ("job", provider.job.is_some()),
+    ];
+    let kinds: Vec<&str> = set.iter().filter(|(_, set)| *set).map(|(kind, _)| *kind).collect();
+    let wrong = match kinds.as_slice() {
+        [] => Some("must set one of prometheus, influxdb, datadog, web or job".to_owned()),
+        [_] => None,
+        several => Some(format!(
+            "must set only one of prometheus, influxdb, datadog, web or job, not {}",
+            several.join(" and ")
+        )),
+    };
+    if let Some(message) = wrong {
+        errors.push_at(origin, at("provider"), message);
+    } else if let Some(prometheus) = &provider.prometheus {
+        let mut problems = Vec::new();
+        duration(prometheus.timeout.as_ref(), "provider.prometheus.timeout", &mut problems);
+        for problem in problems {
+            errors.push_at(origin, at(&problem.field), problem.message);
         }
-        (_, _, Some(influxdb)) => check_influxdb(influxdb, declared_args, &mut |field, message| {
-            errors.push_at(origin, at(field), message)
-        }),
-        (Some(prometheus), _, _) => {
-            let mut problems = Vec::new();
-            duration(prometheus.timeout.as_ref(), "provider.prometheus.timeout", &mut problems);
-            for problem in problems {
-                errors.push_at(origin, at(&problem.field), problem.message);
-            }
-            if let Err(error) = template::check(&prometheus.query, declared_args) {
-                errors.push_at(origin, at("provider.prometheus.query"), error.to_string());
-            }
-            for (i, header) in prometheus.headers.iter().enumerate() {
-                if header.value.is_some() == header.value_from.is_some() {
-                    errors.push_at(
-                        origin,
-                        at(&format!("provider.prometheus.headers[{i}]")),
-                        "must have exactly one of value or valueFrom",
-                    );
-                }
+        if let Err(error) = template::check(&prometheus.query, declared_args) {
+            errors.push_at(origin, at("provider.prometheus.query"), error.to_string());
+        }
+        for (i, header) in prometheus.headers.iter().enumerate() {
+            if header.value.is_some() == header.value_from.is_some() {
+                errors.push_at(
+                    origin,
+                    at(&format!("provider.prometheus.headers[{i}]")),
+                    "must have exactly one of value or valueFrom",
+                );
             }
         }
-        (None, Some(web), _) => check_web(metric, web, declared_args, &mut |field, message| {
+    } else if let Some(influxdb) = &provider.influxdb {
+        check_influxdb(influxdb, declared_args, &mut |field, message| {
             errors.push_at(origin, at(field), message)
-        }),
+        });
+    } else if let Some(web) = &provider.web {
+        check_web(metric, web, declared_args, &mut |field, message| {
+            errors.push_at(origin, at(field), message)
+        });
+    } else if let Some(datadog) = &provider.datadog {
+        check_datadog(datadog, declared_args, &mut |field, message| {
+            errors.push_at(origin, at(field), message)
+        });
+    } else if let Some(job) = &provider.job {
+        check_job(metric, job, declared_args, &mut |field, message| {
+            errors.push_at(origin, at(field), message)
+        });
     }
     if let Some(sequential) = &metric.sequential {
         // The count of all requests runs on the metric's provider, in its query language.
-        let checked = match provider.influxdb {
-            Some(_) => template::check_influxql(&sequential.requests_query, declared_args),
-            None => template::check(&sequential.requests_query, declared_args),
+        let check = if provider.influxdb.is_some() {
+            template::check_influxql
+        } else if provider.datadog.is_some() {
+            template::check_datadog
+        } else {
+            template::check
         };
-        if let Err(error) = checked {
+        if let Err(error) = check(&sequential.requests_query, declared_args) {
             errors.push_at(origin, at("sequential.requestsQuery"), error.to_string());
         }
     }
@@ -696,6 +716,38 @@ fn check_influxdb(
             push(
                 &format!("provider.influxdb.headers[{i}]"),
                 "must have exactly one of value or valueFrom".into(),
+            );
+        }
+    }
+}
+
+/// Checks a `datadog` provider: its query template, its address, and its window and timeout.
+fn check_datadog(
+    datadog: &bellwether_api::DatadogProvider,
+    declared_args: &BTreeSet<String>,
+    push: &mut dyn FnMut(&str, String),
+) {
+    let mut problems = Vec::new();
+    let window = duration(datadog.window.as_ref(), "provider.datadog.window", &mut problems);
+    duration(datadog.timeout.as_ref(), "provider.datadog.timeout", &mut problems);
+    for problem in problems {
+        push(&problem.field, problem.message);
+    }
+    if window.is_some_and(|window| window < chrono::Duration::seconds(1)) {
+        push("provider.datadog.window", "must be at least 1s".into());
+    }
+    if let Err(error) = template::check_datadog(&datadog.query, declared_args) {
+        push("provider.datadog.query", error.to_string());
+    }
+    if let Some(address) = &datadog.address {
+        let rest = address.strip_prefix("https://").or_else(|| address.strip_prefix("http://"));
+        let host = rest.map(|rest| &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())]);
+        if host.is_none_or(|host| host.is_empty() || host.contains('@')) || address.contains(['?', '#']) {
+            // Without the address, which may hold credentials.
+            push(
+                "provider.datadog.address",
+                "must be an http:// or https:// URL with a host, and no credentials, query or fragment"
+                    .into(),
             );
         }
     }
@@ -746,6 +798,50 @@ fn check_web(
     }
 }
 
+/// Checks a `job` provider: that its metric judges by threshold, that its spec reads as a batch/v1
+/// JobSpec, and that every string of its metadata and spec is a template of known variables and
+/// declared args.
+fn check_job(
+    metric: &Metric,
+    job: &bellwether_api::JobProvider,
+    declared_args: &BTreeSet<String>,
+    push: &mut dyn FnMut(&str, String),
+) {
+    if metric.compare.is_some() || metric.sequential.is_some() {
+        let kind = if metric.compare.is_some() { "compare" } else { "sequential" };
+        push(
+            "provider.job",
+            format!(
+                "a job metric supports only threshold: {kind} needs a query per revision (and sequential \
+                 counts of requests), while a Job only succeeds or fails; use prometheus"
+            ),
+        );
+    }
+    match job.job_spec() {
+        Err(error) => push("provider.job.spec", format!("is not a batch/v1 JobSpec: {error}")),
+        Ok(spec) => {
+            if spec.template.spec.as_ref().is_none_or(|pod| pod.containers.is_empty()) {
+                push("provider.job.spec.template.spec.containers", "a Job needs a container to run".into());
+            }
+            if spec.ttl_seconds_after_finished.is_some() {
+                push(
+                    "provider.job.spec.ttlSecondsAfterFinished",
+                    "must not be set: Bellwether deletes each Job once its end is measured, and a Job \
+                     deleted sooner could end unread and run again"
+                        .into(),
+                );
+            }
+        }
+    }
+    let metadata = job.metadata.as_ref().map(|m| serde_json::to_value(m).unwrap_or_default());
+    let documents = [("provider.job.metadata", metadata.as_ref()), ("provider.job.spec", Some(&job.spec))];
+    for (prefix, document) in documents {
+        if let Some(Err(error)) = document.map(|d| template::check_strings(d, prefix, declared_args)) {
+            push(&error.path, error.error.to_string());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,17 +865,40 @@ mod tests {
         let with = |provider: serde_json::Value| {
             fields_of(serde_json::json!({"name": "m", "provider": provider, "threshold": {"max": 1}}))
         };
+        let job = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "t", "image": "t"}]}}}});
+        let datadog = serde_json::json!({
+            "query": "sum:errors{version:{{revision}}}",
+            "apiKey": {"name": "datadog", "key": "api-key"},
+            "applicationKey": {"name": "datadog", "key": "app-key"},
+        });
         let field = |message: &str| vec![("spec.metrics[0].provider".to_owned(), message.to_owned())];
         let influxdb =
             serde_json::json!({"address": "http://i:8086", "database": "d", "query": "SELECT x FROM r"});
-        assert_eq!(with(serde_json::json!({})), field("must set one of prometheus, web or influxdb"));
-        for several in [
-            serde_json::json!({"prometheus": prometheus, "web": web}),
-            serde_json::json!({"web": web, "influxdb": influxdb}),
-        ] {
-            assert_eq!(with(several), field("must set only one of prometheus, web or influxdb, not several"));
-        }
+        assert_eq!(
+            with(serde_json::json!({})),
+            field("must set one of prometheus, influxdb, datadog, web or job")
+        );
+        assert_eq!(
+            with(serde_json::json!({"prometheus": prometheus, "web": web})),
+            field("must set only one of prometheus, influxdb, datadog, web or job, not prometheus and web")
+        );
+        assert_eq!(
+            with(serde_json::json!({"prometheus": prometheus, "web": web, "datadog": datadog})),
+            field(
+                "must set only one of prometheus, influxdb, datadog, web or job, not prometheus and datadog and web"
+            )
+        );
         assert_eq!(with(serde_json::json!({"web": web})), []);
+        assert_eq!(with(serde_json::json!({"datadog": datadog})), []);
+        assert_eq!(
+            with(serde_json::json!({"web": web, "job": job})),
+            field("must set only one of prometheus, influxdb, datadog, web or job, not web and job")
+        );
+        assert_eq!(with(serde_json::json!({"job": job})), []);
+        assert_eq!(
+            with(serde_json::json!({"influxdb": influxdb, "datadog": datadog})),
+            field("must set only one of prometheus, influxdb, datadog, web or job, not influxdb and datadog")
+        );
         assert_eq!(with(serde_json::json!({"influxdb": influxdb})), []);
     }
 
@@ -842,6 +961,98 @@ mod tests {
     }
 
     #[test]
+    fn job_providers_are_checked_field_by_field() {
+        let metric = |job: serde_json::Value, judgment: (&str, serde_json::Value)| {
+            let mut metric = serde_json::json!({"name": "smoke", "provider": {"job": job}});
+            metric[judgment.0] = judgment.1;
+            fields_of(metric)
+        };
+        let threshold = ("threshold", serde_json::json!({"min": 1}));
+        let containers = |container: serde_json::Value| serde_json::json!({"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}});
+        let good = metric(
+            serde_json::json!({
+                "metadata": {"labels": {"example.com/suite": "{{args.q}}"}, "annotations": {"rev": "{{revision}}"}},
+                "spec": containers(serde_json::json!({
+                    "name": "smoke",
+                    "image": "busybox:1.36",
+                    "command": ["sh", "-c", "test \"$REVISION\" != bad"],
+                    "env": [{"name": "REVISION", "value": "{{revision}}"}, {"name": "Q", "value": "{{args.q}}"}],
+                })),
+            }),
+            threshold.clone(),
+        );
+        assert_eq!(good, []);
+
+        let malformed = metric(
+            serde_json::json!({"spec": {"backoffLimit": "twice", "template": {"spec": {"containers": [{"name": "t"}]}}}}),
+            threshold.clone(),
+        );
+        assert_eq!(malformed.len(), 1, "{malformed:?}");
+        assert_eq!(malformed[0].0, "spec.metrics[0].provider.job.spec");
+        assert!(
+            malformed[0].1.starts_with("is not a batch/v1 JobSpec: invalid type: string \"twice\""),
+            "{malformed:?}"
+        );
+        let ttl = metric(
+            serde_json::json!({"spec": {
+                "ttlSecondsAfterFinished": 0,
+                "template": {"spec": {"containers": [{"name": "t"}]}},
+            }}),
+            threshold.clone(),
+        );
+        assert_eq!(ttl.len(), 1, "{ttl:?}");
+        assert_eq!(ttl[0].0, "spec.metrics[0].provider.job.spec.ttlSecondsAfterFinished");
+        for spec in [
+            serde_json::json!({"backoffLimit": 0}),
+            serde_json::json!({"template": {"spec": {"containers": []}}}),
+        ] {
+            assert_eq!(
+                metric(serde_json::json!({"spec": spec}), threshold.clone()),
+                [(
+                    "spec.metrics[0].provider.job.spec.template.spec.containers".to_owned(),
+                    "a Job needs a container to run".to_owned()
+                )],
+                "{spec}"
+            );
+        }
+
+        let templated = metric(
+            serde_json::json!({
+                "metadata": {"labels": {"suite": "{{args.r}}"}},
+                "spec": containers(serde_json::json!({"name": "smoke", "image": "busybox", "args": ["{{revison}}"]})),
+            }),
+            threshold.clone(),
+        );
+        assert_eq!(
+            templated,
+            [
+                (
+                    "spec.metrics[0].provider.job.metadata.labels.suite".to_owned(),
+                    "arg \"r\" is not declared by the template; did you mean \"q\"?".to_owned()
+                ),
+                (
+                    "spec.metrics[0].provider.job.spec.template.spec.containers[0].args[0]".to_owned(),
+                    "unknown variable {{revison}}; did you mean {{revision}}?".to_owned()
+                ),
+            ]
+        );
+
+        let spec = containers(serde_json::json!({"name": "smoke", "image": "busybox"}));
+        for (kind, judgment) in [
+            ("compare", serde_json::json!({"confidence": 0.95})),
+            ("sequential", serde_json::json!({"requestsQuery": "sum(x)", "maxIncrease": 0.5})),
+        ] {
+            let found = metric(serde_json::json!({"spec": spec}), (kind, judgment));
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].0, "spec.metrics[0].provider.job");
+            assert!(
+                found[0].1.starts_with(&format!("a job metric supports only threshold: {kind} needs")),
+                "{found:?}"
+            );
+        }
+    }
+
+    #[test]
     fn web_providers_are_checked_field_by_field() {
         let metric = |web: serde_json::Value, judgment: (&str, serde_json::Value)| {
             let mut metric = serde_json::json!({"name": "m", "provider": {"web": web}});
@@ -900,6 +1111,69 @@ mod tests {
                 "timeout": "10s",
             }),
             threshold,
+        );
+        assert_eq!(good, []);
+    }
+
+    #[test]
+    fn datadog_providers_are_checked_field_by_field() {
+        let keys = |datadog: &mut serde_json::Value| {
+            datadog["apiKey"] = serde_json::json!({"name": "datadog", "key": "api-key"});
+            datadog["applicationKey"] = serde_json::json!({"name": "datadog", "key": "app-key"});
+        };
+        let metric = |mut datadog: serde_json::Value, judgment: (&str, serde_json::Value)| {
+            keys(&mut datadog);
+            let mut metric = serde_json::json!({"name": "m", "provider": {"datadog": datadog}});
+            metric[judgment.0] = judgment.1;
+            fields_of(metric)
+        };
+        let threshold = ("threshold", serde_json::json!({"max": 1}));
+        let found = metric(
+            serde_json::json!({
+                "address": "https://key@api.datadoghq.com",
+                "query": "sum:errors{{{args.q}}}",
+                "window": "500ms",
+                "timeout": "soon",
+            }),
+            threshold.clone(),
+        );
+        let fields: Vec<&str> = found.iter().map(|(field, _)| field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.metrics[0].provider.datadog.timeout",
+                "spec.metrics[0].provider.datadog.window",
+                "spec.metrics[0].provider.datadog.query",
+                "spec.metrics[0].provider.datadog.address",
+            ],
+            "{found:?}"
+        );
+        // A sequential metric's requestsQuery is a Datadog query too, checked as one.
+        let sequential = metric(
+            serde_json::json!({"query": "sum:errors{version:{{revision}}}.as_count()"}),
+            (
+                "sequential",
+                serde_json::json!({"requestsQuery": "sum:hits{version:{{revision}}}.as_count()", "maxIncrease": 0.5}),
+            ),
+        );
+        assert_eq!(sequential, []);
+        let misplaced = metric(
+            serde_json::json!({"query": "sum:errors{version:{{revision}}}.as_count()"}),
+            (
+                "sequential",
+                serde_json::json!({"requestsQuery": "sum:hits{{{revision}}}.as_count()", "maxIncrease": 0.5}),
+            ),
+        );
+        assert_eq!(misplaced.len(), 1, "{misplaced:?}");
+        assert_eq!(misplaced[0].0, "spec.metrics[0].sequential.requestsQuery");
+        let good = metric(
+            serde_json::json!({
+                "address": "https://api.datadoghq.eu",
+                "query": "sum:errors{service:{{args.q}},version:{{revision}}}.as_count().rollup(sum, {{interval}})",
+                "window": "10m",
+                "timeout": "10s",
+            }),
+            ("compare", serde_json::json!({"confidence": 0.95})),
         );
         assert_eq!(good, []);
     }

@@ -27,3 +27,9 @@ pub const CONTROLLER_CALLS: &[(&str, &str, &[&str])] = &[
     ("", "secrets", &["get"]),
     ("coordination.k8s.io", "leases", &["get", "list", "create", "patch", "delete"]),
 ];
+
+/// The calls the controller makes besides when started with `--job-metrics`: the Jobs of job
+/// metrics, created, read by name while they run, listed by their run's label and deleted. The
+/// chart grants them only with `jobMetrics: true`.
+pub const JOB_METRIC_CALLS: &[(&str, &str, &[&str])] =
+    &[("batch", "jobs", &["get", "list", "create", "delete"])];

@@ -58,7 +58,10 @@ pub(super) const INFLUX_FLUX: &str = "its query is Flux, for InfluxDB 2; Bellwet
 
 const PROVIDER_UNSUPPORTED: &[Unsupported] = &[
     ("web", "Bellwether's only metric provider is Prometheus"),
-    ("job", "Bellwether runs no Jobs as metrics; its only metric provider is Prometheus"),
+    (
+        "job",
+        "convert does not translate Job metrics yet: write Bellwether's provider.job by hand (docs/analysis.md, Job metrics)",
+    ),
     ("datadog", "Bellwether's only metric provider is Prometheus"),
     ("newRelic", "Bellwether's only metric provider is Prometheus"),
     ("wavefront", "Bellwether's only metric provider is Prometheus"),

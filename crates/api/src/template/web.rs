@@ -19,14 +19,14 @@ use std::fmt::Write;
 const SENTINEL: &str = "x";
 
 /// One `{{ NAME }}` of a template, and the text before it since the previous one.
-struct Hole<'t> {
-    name: &'t str,
-    offset: usize,
-    end: usize,
+pub(super) struct Hole<'t> {
+    pub(super) name: &'t str,
+    pub(super) offset: usize,
+    pub(super) end: usize,
 }
 
 /// The placeholders of `template`, in order.
-fn holes(template: &str) -> Result<Vec<Hole<'_>>, TemplateError> {
+pub(super) fn holes(template: &str) -> Result<Vec<Hole<'_>>, TemplateError> {
     let mut holes = Vec::new();
     let mut from = 0;
     while let Some(found) = template[from..].find("{{") {
@@ -39,7 +39,7 @@ fn holes(template: &str) -> Result<Vec<Hole<'_>>, TemplateError> {
 }
 
 /// The variable `hole` names.
-fn variable<'t>(hole: &Hole<'t>, arg_names: &[&str]) -> Result<Variable<'t>, TemplateError> {
+pub(super) fn variable<'t>(hole: &Hole<'t>, arg_names: &[&str]) -> Result<Variable<'t>, TemplateError> {
     parse_variable(hole.name).ok_or_else(|| TemplateError::UnknownVariable {
         name: hole.name.to_owned(),
         suggestion: closest(hole.name, &known_names(arg_names)),
@@ -47,7 +47,10 @@ fn variable<'t>(hole: &Hole<'t>, arg_names: &[&str]) -> Result<Variable<'t>, Tem
 }
 
 /// Checks that every arg a template names is declared.
-fn check_declared(holes: &[Hole<'_>], declared_args: &BTreeSet<String>) -> Result<(), TemplateError> {
+pub(super) fn check_declared(
+    holes: &[Hole<'_>],
+    declared_args: &BTreeSet<String>,
+) -> Result<(), TemplateError> {
     let arg_names: Vec<&str> = declared_args.iter().map(String::as_str).collect();
     for hole in holes {
         if let Variable::Arg(name) = variable(hole, &arg_names)?
@@ -61,7 +64,7 @@ fn check_declared(holes: &[Hole<'_>], declared_args: &BTreeSet<String>) -> Resul
 }
 
 /// `template` with each placeholder replaced by `fill(its value)`.
-fn substitute(
+pub(super) fn substitute(
     template: &str,
     holes: &[Hole<'_>],
     value: impl Fn(&Hole<'_>) -> Result<String, TemplateError>,

@@ -61,7 +61,20 @@ impl Clock {
 /// The metrics whose next measurement is due at `now`, in spec order. Nothing is due once the run
 /// is terminal or terminated; see [`next_due`].
 pub fn due(spec: &AnalysisRunSpec, status: Option<&AnalysisRunStatus>, now: DateTime<Utc>) -> Vec<String> {
-    schedule(spec, status, now).filter(|(_, at)| *at <= now).map(|(name, _)| name.to_string()).collect()
+    due_since(spec, status, now).into_iter().map(|(name, _)| name).collect()
+}
+
+/// [`due`], with the time each metric's measurement became due, which names that measurement: it
+/// stays the same until the measurement is recorded, and each next one is due later.
+pub fn due_since(
+    spec: &AnalysisRunSpec,
+    status: Option<&AnalysisRunStatus>,
+    now: DateTime<Utc>,
+) -> Vec<(String, DateTime<Utc>)> {
+    schedule(spec, status, now)
+        .filter(|(_, at)| *at <= now)
+        .map(|(name, at)| (name.to_string(), at))
+        .collect()
 }
 
 /// When the next measurement of any metric is due, for requeueing; `None` when nothing will be.
@@ -232,9 +245,13 @@ fn run_duration(spec: &AnalysisRunSpec) -> Option<Duration> {
 }
 
 /// How long past its due time a metric's next measurement may come before the run counts as not
-/// being measured: three intervals, and never less than a minute, room for a busy controller.
+/// being measured: three intervals, and never less than a minute, room for a busy controller; and
+/// for a job metric, whose measurement is taken when its Job ends, the Job's
+/// `activeDeadlineSeconds` on top, so that a long test is not mistaken for a run nobody measures.
 fn grace(plan: &MetricPlan<'_>) -> Duration {
-    (plan.interval * 3).max(Duration::minutes(1))
+    let job = plan.metric.provider.job.as_ref();
+    let runs_for = job.and_then(|job| job.spec.get("activeDeadlineSeconds")?.as_i64()).unwrap_or(0);
+    (plan.interval * 3).max(Duration::minutes(1)) + Duration::seconds(runs_for.max(0))
 }
 
 /// How long a run may take to reach a verdict: its `timeout` (the analysis step's), or else, for

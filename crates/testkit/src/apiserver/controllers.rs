@@ -1,5 +1,6 @@
 //! Simulated cluster controllers, so that what the Bellwether controller waits for happens: the
-//! ReplicaSet controller's status counts and the Gateway's route status. They write through the store
+//! ReplicaSet controller's status counts, the Gateway's route status, and Jobs that run (see
+//! [`super::jobs`]). They write through the store
 //! with resourceVersion preconditions, as any other client, and retry on the next tick after a conflict.
 //!
 //! Their work is in proportion to change, not to the number of objects: each tick they look at the
@@ -7,6 +8,7 @@
 //! reaches back that far) and at those they asked to see again, and they write only a status that
 //! differs from the stored one.
 
+use super::jobs::Jobs;
 use super::resources::{self, Resource};
 use super::selector::Selector;
 use super::store::{ObjectKey, Store, Target, object_key};
@@ -35,10 +37,11 @@ pub async fn run(store: Arc<Store>, tick: Duration, replica_set_delay: Duration)
     }
 }
 
-/// The simulated ReplicaSet and Deployment controllers, and Gateway.
+/// The simulated ReplicaSet, Deployment and Job controllers, and Gateway.
 struct Controllers {
     pod_owners: [PodOwners; 2],
     routes: [Feed; 2],
+    jobs: Jobs,
 }
 
 impl Controllers {
@@ -52,6 +55,7 @@ impl Controllers {
         Self {
             pod_owners: [pod_owner(&resources::REPLICA_SETS), pod_owner(&resources::DEPLOYMENTS)],
             routes: [Feed::new(&resources::HTTP_ROUTES), Feed::new(&resources::GRPC_ROUTES)],
+            jobs: Jobs::new(),
         }
     }
 
@@ -62,12 +66,13 @@ impl Controllers {
         for routes in &mut self.routes {
             reconcile_routes(store, routes);
         }
+        self.jobs.reconcile(store);
     }
 }
 
 /// What a simulated controller has yet to look at of one resource: the objects written since it
 /// last looked, and those it asked to see again.
-struct Feed {
+pub(super) struct Feed {
     resource: &'static Resource,
     /// The revision up to which every change has been looked at; `None` before the first look.
     seen: Option<u64>,
@@ -75,18 +80,18 @@ struct Feed {
 }
 
 impl Feed {
-    fn new(resource: &'static Resource) -> Self {
+    pub(super) fn new(resource: &'static Resource) -> Self {
         Self { resource, seen: None, again: BTreeSet::new() }
     }
 
     /// Has the object looked at on the next tick, changed or not.
-    fn revisit(&mut self, key: ObjectKey) {
+    pub(super) fn revisit(&mut self, key: ObjectKey) {
         self.again.insert(key);
     }
 
     /// The objects to look at now, each in its current state (`None` once deleted), and whether
     /// they are every object of the resource, as after a full list.
-    fn take(&mut self, store: &Store) -> (BTreeMap<ObjectKey, Option<Value>>, bool) {
+    pub(super) fn take(&mut self, store: &Store) -> (BTreeMap<ObjectKey, Option<Value>>, bool) {
         let changed = self.seen.and_then(|since| store.changed_since(self.resource, since));
         let (mut objects, revision, everything) = match changed {
             Some((changed, revision)) => (changed, revision, false),
@@ -109,7 +114,7 @@ impl Feed {
     /// Writes `status` unless the object already has it: a write that changes nothing would cost
     /// the store a comparison of the whole object. A write that fails, such as one that conflicts
     /// with a newer write, is tried again on the next tick.
-    fn write_status(&mut self, store: &Store, key: ObjectKey, object: &Value, status: Value) {
+    pub(super) fn write_status(&mut self, store: &Store, key: ObjectKey, object: &Value, status: Value) {
         if object["status"] == status {
             return;
         }

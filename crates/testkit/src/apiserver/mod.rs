@@ -6,18 +6,23 @@
 //! Bellwether's custom resources are validated against their CRDs and the Gateway API routes against
 //! the official CRDs. Deployments and ReplicaSets get the defaults a real API server fills in, their
 //! pod templates' included, so that tests read them back as from a cluster (see `defaults`).
-//! Simulated controllers make ReplicaSets available and routes Accepted.
+//! Simulated controllers make ReplicaSets available and routes Accepted, and run Jobs: a Job's first
+//! container's command runs as a process on this machine, and its status follows it (see `jobs`).
 //!
 //! Simplifications, none of which the controller should depend on:
 //! - Strategic merge patch is a JSON merge patch, and server-side apply merges the applied fields like
 //!   one. Only applies own fields: an apply conflicts with the fields other managers applied, and
 //!   writes by other means own nothing; fields a manager stops applying stay (see `store::Owners`).
 //! - CRD defaults are checked by validation but not stored; unknown fields are rejected, not pruned.
-//!   Built-in kinds (Services, Secrets, ConfigMaps, Deployments, ReplicaSets, Events, Leases) are
-//!   stored without validation, and only Deployments and ReplicaSets get defaults.
+//!   Built-in kinds (Services, Secrets, ConfigMaps, Deployments, ReplicaSets, Jobs, Events, Leases)
+//!   are stored without validation, but for a Job's containers and `restartPolicy`; only
+//!   Deployments and ReplicaSets get defaults.
 //! - `limit` is ignored: a list is one page. Watches do not time out, and the only bookmark is the one
 //!   that ends the initial events of a streaming list (`sendInitialEvents`).
-//! - `metadata.generation` is kept for every kind. Deleting starts no garbage collection of dependents.
+//! - `metadata.generation` is kept for every kind. Deleting starts no garbage collection of dependents:
+//!   an object whose owner is deleted stays (a Job an AnalysisRun owned among them), whatever the
+//!   `propagationPolicy`.
+//! - Jobs create no pods: their commands run on this machine (see `jobs`).
 //! - Dry runs are refused rather than ignored.
 //! - The simulated Gateway accepts every parent a route names; no Gateway objects are needed. A
 //!   route annotated [`REFUSE_ANNOTATION`] is refused instead (`Accepted=False`) by every parent.
@@ -38,6 +43,7 @@
 mod controllers;
 mod defaults;
 mod discovery;
+mod jobs;
 mod patch;
 mod resources;
 mod routes;

@@ -58,6 +58,7 @@ pub const CORE_EVENTS: Resource = resource("", "v1", "events", "Event", true, fa
 pub const EVENTS: Resource = resource("events.k8s.io", "v1", "events", "Event", true, false);
 pub const REPLICA_SETS: Resource = resource("apps", "v1", "replicasets", "ReplicaSet", true, true);
 pub const DEPLOYMENTS: Resource = resource("apps", "v1", "deployments", "Deployment", true, true);
+pub const JOBS: Resource = resource("batch", "v1", "jobs", "Job", true, true);
 pub const LEASES: Resource = resource("coordination.k8s.io", "v1", "leases", "Lease", true, false);
 pub const HTTP_ROUTES: Resource =
     resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", true, true);
@@ -77,7 +78,7 @@ pub const CLUSTER_ANALYSIS_TEMPLATES: Resource = resource(
 pub const ANALYSIS_RUNS: Resource =
     resource("bellwether.dev", "v1alpha1", "analysisruns", "AnalysisRun", true, true);
 
-pub static ALL: [&Resource; 15] = [
+pub static ALL: [&Resource; 16] = [
     &SERVICES,
     &PODS,
     &SECRETS,
@@ -86,6 +87,7 @@ pub static ALL: [&Resource; 15] = [
     &EVENTS,
     &REPLICA_SETS,
     &DEPLOYMENTS,
+    &JOBS,
     &LEASES,
     &HTTP_ROUTES,
     &GRPC_ROUTES,

@@ -1,5 +1,6 @@
 //! Schema validation of the custom resources, as the API server applies their CRDs: Bellwether's own
-//! (derived from the Rust types) and the official Gateway API CRDs.
+//! (derived from the Rust types) and the official Gateway API CRDs; and of a Job, the two checks
+//! of the API server's own that a job metric's template most often fails.
 
 use super::resources::{self, Resource};
 use super::status::ApiError;
@@ -24,6 +25,8 @@ pub fn validate(resource: &Resource, object: &Value, old: Option<&Value>) -> Res
             Some(old) => validate_manifest_update(object, old),
             None => validate_manifest(object),
         }
+    } else if *resource == resources::JOBS {
+        validate_job(object)
     } else if let Some(validator) = schema_for(resource) {
         match old {
             Some(old) => validator.validate_update(object, old),
@@ -36,4 +39,25 @@ pub fn validate(resource: &Resource, object: &Value, old: Option<&Value>) -> Res
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
         ApiError::invalid(resource, name, errors.into_iter().map(|e| (e.path, e.message)).collect())
     })
+}
+
+/// What the API server refuses in a Job's pod template, worded as it words it: no containers, and a
+/// `restartPolicy` other than `OnFailure` or `Never` (unset, it defaults to `Always`).
+fn validate_job(job: &Value) -> Result<(), Vec<FieldError>> {
+    let pod = &job["spec"]["template"]["spec"];
+    let mut errors = Vec::new();
+    if pod["containers"].as_array().is_none_or(Vec::is_empty) {
+        errors.push(FieldError {
+            path: "spec.template.spec.containers".into(),
+            message: "Required value".into(),
+        });
+    }
+    let policy = pod["restartPolicy"].as_str().unwrap_or("Always");
+    if !["OnFailure", "Never"].contains(&policy) {
+        errors.push(FieldError {
+            path: "spec.template.spec.restartPolicy".into(),
+            message: format!("Unsupported value: {policy:?}: supported values: \"OnFailure\", \"Never\""),
+        });
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
