@@ -56,20 +56,31 @@ const ROUTER_UNSUPPORTED: &str = "Bellwether shifts traffic with Gateway API rou
 pub(super) const INFLUX_FLUX: &str = "its query is Flux, for InfluxDB 2; Bellwether's influxdb provider runs \
      InfluxQL on InfluxDB 1.x: write the query in InfluxQL by hand";
 
+/// Why an Argo Rollouts or Flagger Datadog metric is not converted.
+pub(super) const DATADOG_BY_HAND: &str = "convert does not translate Datadog metrics: write Bellwether's \
+     provider.datadog by hand (docs/analysis.md, Measure through Datadog)";
+
+/// Why a metric of a provider Bellwether does not have is not converted.
+pub(super) const NO_SUCH_PROVIDER: &str = "Bellwether has no such metric provider: its providers are prometheus, influxdb, datadog, web and job \
+     (docs/providers.md)";
+
 const PROVIDER_UNSUPPORTED: &[Unsupported] = &[
-    ("web", "Bellwether's only metric provider is Prometheus"),
+    (
+        "web",
+        "convert does not translate web metrics: write Bellwether's provider.web, judged by a threshold, by hand (docs/analysis.md, Measure through a web endpoint)",
+    ),
     (
         "job",
         "convert does not translate Job metrics yet: write Bellwether's provider.job by hand (docs/analysis.md, Job metrics)",
     ),
-    ("datadog", "Bellwether's only metric provider is Prometheus"),
-    ("newRelic", "Bellwether's only metric provider is Prometheus"),
-    ("wavefront", "Bellwether's only metric provider is Prometheus"),
-    ("cloudWatch", "Bellwether's only metric provider is Prometheus"),
-    ("graphite", "Bellwether's only metric provider is Prometheus"),
+    ("datadog", DATADOG_BY_HAND),
+    ("newRelic", NO_SUCH_PROVIDER),
+    ("wavefront", NO_SUCH_PROVIDER),
+    ("cloudWatch", NO_SUCH_PROVIDER),
+    ("graphite", NO_SUCH_PROVIDER),
     ("influxdb", INFLUX_FLUX),
-    ("skywalking", "Bellwether's only metric provider is Prometheus"),
-    ("plugin", "Bellwether's only metric provider is Prometheus"),
+    ("skywalking", NO_SUCH_PROVIDER),
+    ("plugin", NO_SUCH_PROVIDER),
     (
         "kayenta",
         "Bellwether compares the canary with stable itself: see the compare and sequential judgments",
@@ -366,7 +377,7 @@ fn prometheus(src: &mut Source, field: &str, args: &Args, ctx: &Context) -> Opti
     let field = format!("{field}.prometheus");
     if !src.has(&field) {
         if !others {
-            src.refuse(&field, "is required: Bellwether's only metric provider is Prometheus");
+            src.refuse(&field, "is required: convert translates Prometheus metrics");
         }
         return None;
     }

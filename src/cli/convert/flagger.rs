@@ -701,9 +701,13 @@ fn template_query(
                 format!("\"influxdb\" is not converted: {}", super::argo::INFLUX_FLUX),
             );
         }
+        Some("datadog") => template.refuse(
+            "spec.provider.type",
+            format!("\"datadog\" is not converted: {}", super::argo::DATADOG_BY_HAND),
+        ),
         Some(other) => template.refuse(
             "spec.provider.type",
-            format!("{other:?} is not converted: Bellwether's only metric provider is Prometheus"),
+            format!("{other:?} is not converted: {}", super::argo::NO_SUCH_PROVIDER),
         ),
         None => template.refuse("spec.provider.type", "is required"),
     }
