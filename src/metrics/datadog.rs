@@ -206,8 +206,10 @@ struct Answer {
     status: Option<String>,
     #[serde(default)]
     error: Option<String>,
+    /// Required unless the answer is an error: without it an answer is not the query API's, and
+    /// must not read as no data.
     #[serde(default)]
-    series: Vec<Series>,
+    series: Option<Vec<Series>>,
 }
 
 /// One series of an answer.
@@ -239,10 +241,20 @@ impl Series {
         }
     }
 
-    /// The latest point that is not null and whose bucket ended by `to_ms`.
+    /// The value of the latest bucket that ended by `to_ms`, in whatever order the points come;
+    /// `None` when that bucket is null or has no point. An older bucket is never taken instead:
+    /// a measurement an interval earlier read it, and a count read twice would be counted twice.
     fn latest_complete(&self, to_ms: f64) -> Option<f64> {
         let span_ms = self.interval.map_or(0.0, |seconds| seconds * 1000.0);
-        self.pointlist.iter().rev().filter(|(at, _)| at + span_ms <= to_ms).find_map(|(_, value)| *value)
+        let complete = self.pointlist.iter().filter(|(at, _)| at + span_ms <= to_ms);
+        let (latest_at, value) = complete.max_by(|a, b| a.0.total_cmp(&b.0))?;
+        // Buckets are aligned to the clock: the latest one over starts one span before the start
+        // of the one that holds `to`. A latest point older than that is a bucket with no data.
+        let wanted = if span_ms > 0.0 { (to_ms / span_ms).floor() * span_ms - span_ms } else { *latest_at };
+        if *latest_at < wanted {
+            return None;
+        }
+        *value
     }
 }
 
@@ -329,7 +341,9 @@ fn decode(
             message: error.unwrap_or_else(|| "status \"error\"".into()),
         });
     }
-    Ok(answer.series)
+    answer.series.ok_or_else(|| {
+        MeasurementError::unexpected(format!("an answer without series, not a query's: {}", quote_body(body)))
+    })
 }
 
 /// The one series' latest complete point; no series is no data.
@@ -370,23 +384,44 @@ mod tests {
     }
 
     #[test]
-    fn the_value_is_the_latest_complete_point_that_is_not_null() {
+    fn the_value_is_the_latest_whole_bucket() {
         // Buckets of 10s: the one stamped 120s still fills until 130s.
         let body = r#"{"status": "ok", "series": [{"interval": 10, "scope": "version:a",
             "pointlist": [[90000.0, 1.0], [100000.0, 2.5], [110000.0, null], [120000.0, 9.0]]}]}"#;
-        assert_eq!(answer(body, 125_000.0), Ok(Some(2.5)), "the bucket of 120s is not over, 110s is null");
+        assert_eq!(answer(body, 115_000.0), Ok(Some(2.5)), "the bucket of 110s is not over");
+        assert_eq!(answer(body, 125_000.0), Ok(None), "the bucket of 120s is not over, and 110s is null");
         assert_eq!(answer(body, 130_000.0), Ok(Some(9.0)), "over at 130s");
         assert_eq!(answer(body, 95_000.0), Ok(None), "no bucket was over yet");
+        let newest_first = r#"{"series": [{"interval": 10, "pointlist": [[100000, 4], [90000, 1]]}]}"#;
+        assert_eq!(answer(newest_first, 112_000.0), Ok(Some(4.0)), "points in any order");
         let no_interval = r#"{"series": [{"pointlist": [[1000, 3], [2000, null]]}]}"#;
-        assert_eq!(answer(no_interval, 2_000.0), Ok(Some(3.0)));
+        assert_eq!(answer(no_interval, 2_000.0), Ok(None));
+    }
+
+    /// A sparse count (errors are reported only in the minutes that have some) gives no point for
+    /// a quiet minute: that is no data, never the older minute again, which an earlier measurement
+    /// counted already.
+    #[test]
+    fn a_bucket_without_a_point_is_never_filled_from_an_older_one() {
+        let body = r#"{"series": [{"interval": 60, "pointlist": [[60000, 7]]}]}"#;
+        assert_eq!(answer(body, 120_000.0), Ok(Some(7.0)));
+        assert_eq!(answer(body, 180_000.0), Ok(None));
+        assert_eq!(answer(body, 240_000.0), Ok(None));
     }
 
     #[test]
     fn no_series_or_no_point_is_no_data() {
         assert_eq!(answer(r#"{"status": "ok", "series": []}"#, 1.0), Ok(None));
-        assert_eq!(answer(r#"{"status": "ok"}"#, 1.0), Ok(None));
         assert_eq!(answer(r#"{"status": "ok", "series": [{"pointlist": []}]}"#, 1.0), Ok(None));
         assert_eq!(answer(r#"{"status": "ok", "series": [{"pointlist": [[0, null]]}]}"#, 1.0), Ok(None));
+    }
+
+    #[test]
+    fn an_answer_without_series_is_not_no_data() {
+        for body in [r#"{"status": "ok"}"#, "{}", r#"{"data": []}"#] {
+            let error = answer(body, 1.0).unwrap_err();
+            assert_eq!(error.label(), "unexpected", "{body}: {error:?}");
+        }
     }
 
     #[test]

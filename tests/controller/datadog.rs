@@ -87,14 +87,14 @@ async fn stand_in() -> Datadog {
 }
 
 #[tokio::test]
-async fn the_value_is_the_latest_complete_point_over_the_window() {
+async fn the_value_is_the_latest_whole_bucket_over_the_window() {
     let datadog = stand_in().await;
     let query = "sum:trace.http.request.errors{service:shop,version:canary1}.as_count()";
-    // The bucket stamped at `at` is still filling; the one before it was never reached by data.
-    let points = vec![(t(-180), Some(4.0)), (t(-120), Some(3.0)), (t(-60), None), (t(0), Some(90.0))];
+    // The bucket stamped at `at` is still filling; the one before it is the latest over.
+    let points = vec![(t(-180), Some(4.0)), (t(-120), Some(3.0)), (t(-60), Some(5.0)), (t(0), Some(90.0))];
     datadog.serve(query, vec![Series::new(60, Points::At(points))]);
     let measurement = measure(&metric(&datadog, ERRORS, json!({}))).await;
-    assert_eq!((measurement.value, measurement.error), (Some(3.0), None));
+    assert_eq!((measurement.value, measurement.error), (Some(5.0), None));
 
     let received = datadog.received();
     assert_eq!(received.len(), 1);
@@ -109,12 +109,19 @@ async fn the_value_is_the_latest_complete_point_over_the_window() {
         (request.api_key.as_deref(), request.application_key.as_deref()),
         (Some(API_KEY), Some(APPLICATION_KEY))
     );
-
     let ten_minutes = measure(&metric(&datadog, ERRORS, json!({"window": "10m"}))).await;
-    assert_eq!(ten_minutes.value, Some(3.0));
+    assert_eq!(ten_minutes.value, Some(5.0));
     assert_eq!(range(&datadog.received()[1]), (t(-600).to_string(), t(0).to_string()));
-    let short = measure(&metric(&datadog, ERRORS, json!({"window": "90s"}))).await;
-    assert_eq!((short.value, short.error), (None, None), "no complete point in the last 90s is no data");
+
+    // The latest whole bucket null (or missing, as a sparse count's quiet minute is) is no data:
+    // the minute before it was read by the measurement before, and counting it again would count
+    // its requests twice.
+    for latest in [vec![(t(-60), None)], vec![]] {
+        let points = [vec![(t(-180), Some(4.0)), (t(-120), Some(3.0))], latest, vec![(t(0), Some(90.0))]];
+        datadog.serve(query, vec![Series::new(60, Points::At(points.concat()))]);
+        let measurement = measure(&metric(&datadog, ERRORS, json!({}))).await;
+        assert_eq!((measurement.value, measurement.error), (None, None));
+    }
 }
 
 #[tokio::test]
