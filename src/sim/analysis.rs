@@ -70,14 +70,19 @@ static PERCENTILE: LazyLock<Regex> =
 static SINCE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)now\(\)\s*-\s*(\d+)([smh])\b").expect("valid regex"));
 
-/// The window a `[2m]` or `now() - 2m` captured.
+/// The longest window the simulation reads: it keeps an hour of traffic, so a longer one reads the
+/// same, and a window of thousands of years (which a query may write) must not overflow a time.
+const LONGEST_WINDOW: Duration = Duration::days(1);
+
+/// The window a `[2m]` or `now() - 2m` captured, at most [`LONGEST_WINDOW`].
 fn window_of(captures: &regex::Captures<'_>) -> Option<Duration> {
-    let n: i64 = captures[1].parse().ok()?;
-    Some(match &captures[2] {
-        "s" => Duration::seconds(n),
-        "m" => Duration::minutes(n),
-        _ => Duration::hours(n),
-    })
+    let n: i64 = captures[1].parse().unwrap_or(i64::MAX);
+    let window = match &captures[2] {
+        "s" => Duration::try_seconds(n),
+        "m" => Duration::try_minutes(n),
+        _ => Duration::try_hours(n),
+    };
+    Some(window.unwrap_or(LONGEST_WINDOW).min(LONGEST_WINDOW))
 }
 
 impl Signal {
@@ -113,7 +118,14 @@ impl Signal {
     fn of_datadog(metric: &Metric, query: &str) -> Self {
         let window = DATADOG_ROLLUP
             .captures(query)
-            .and_then(|c| c[1].parse::<i64>().ok().map(Duration::seconds))
+            .and_then(|c| {
+                // `{{interval}}` is the metric's interval; digits too many for a number, the longest.
+                let seconds = c[1]
+                    .parse::<i64>()
+                    .ok()
+                    .or_else(|| c[1].starts_with(|c: char| c.is_ascii_digit()).then_some(i64::MAX))?;
+                Some(Duration::try_seconds(seconds).unwrap_or(LONGEST_WINDOW).min(LONGEST_WINDOW))
+            })
             .unwrap_or_else(|| interval_of(metric));
         // Tags inside braces may look like aggregators (`{zone:p99:x}`); only what is outside counts.
         let outside = DATADOG_BRACES.replace_all(query, "{}");
@@ -387,9 +399,38 @@ mod tests {
             ),
             // A tag value that starts with p and digits is no percentile.
             ("sum:errors{zone:p99:x,p99:y}.as_count()", Signal::ErrorRatio { window: Duration::seconds(30) }),
+            // A window longer than any time can hold is the longest the simulation reads.
+            (
+                "sum:errors{a:b}.as_count().rollup(sum, 99999999999999999999)",
+                Signal::ErrorRatio { window: LONGEST_WINDOW },
+            ),
+            (
+                "sum:errors{a:b}.as_count().rollup(sum, 9999999999999999)",
+                Signal::ErrorRatio { window: LONGEST_WINDOW },
+            ),
         ];
         for (query, signal) in cases {
             assert_eq!(Signal::of(&datadog(query, "30s")), signal, "{query}");
+        }
+    }
+
+    /// A window that would overflow a time, which a template can write, is the longest the
+    /// simulation reads rather than a panic.
+    #[test]
+    fn a_huge_window_is_read_as_the_longest() {
+        for query in ["sum(rate(errors[3000000000000h]))", "sum(rate(errors[99999999999999999999s]))"] {
+            assert_eq!(
+                Signal::of(
+                    &serde_json::from_value(serde_json::json!({
+                        "name": "m",
+                        "provider": {"prometheus": {"address": "http://p", "query": query}},
+                        "threshold": {"max": 1},
+                    }))
+                    .unwrap()
+                ),
+                Signal::ErrorRatio { window: LONGEST_WINDOW },
+                "{query}"
+            );
         }
     }
 
