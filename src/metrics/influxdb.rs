@@ -19,7 +19,7 @@
 use super::error::{MeasurementError, ProviderKind};
 use super::prometheus::{
     ConfigError, MAX_GET_QUERY_BYTES, ResolvedAuth, base_url, error_chain, form_encoded_len, format_labels,
-    quote_body, root_cause,
+    quote_body, root_cause, without_credentials,
 };
 use super::source::Source;
 use super::web::MAX_ANSWER_BYTES;
@@ -113,12 +113,11 @@ impl InfluxDbClient {
         timeout: Duration,
         auth: &ResolvedAuth,
     ) -> Result<Self, InfluxDbConfigError> {
-        let invalid =
-            |reason: String| InfluxDbConfigError::InvalidAddress { address: address.to_owned(), reason };
+        let invalid = |reason: String| InfluxDbConfigError::InvalidAddress {
+            address: without_credentials(address),
+            reason,
+        };
         let base = base_url(address).map_err(invalid)?;
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(invalid("must not hold credentials (user:password@): set auth instead".into()));
-        }
         if timeout.is_zero() {
             return Err(InfluxDbConfigError::InvalidTimeout {
                 reason: "the timeout must be greater than zero".into(),

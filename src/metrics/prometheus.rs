@@ -170,7 +170,7 @@ impl PrometheusProvider {
     /// `timeout` bounds every query, both on the HTTP call and as Prometheus's evaluation timeout.
     pub fn new(address: &str, timeout: Duration, auth: &ResolvedAuth) -> Result<Self, ConfigError> {
         let invalid = |reason: &str| ConfigError::InvalidAddress {
-            address: address.to_owned(),
+            address: without_credentials(address),
             reason: reason.to_owned(),
         };
         let url = base_url(address).map_err(|reason| invalid(&reason))?;
@@ -299,7 +299,22 @@ pub(super) fn base_url(address: &str) -> Result<Url, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err("the address must not have a query string or fragment".into());
     }
+    // Every message about the server names its address, and a status is no place for a password.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the address must not hold credentials (user:password@): set auth instead".into());
+    }
     Ok(url)
+}
+
+/// `address` as a message may quote it: without anything before an `@` in its authority, which
+/// would be credentials.
+pub(super) fn without_credentials(address: &str) -> String {
+    let (scheme, rest) = address.split_once("://").unwrap_or(("", address));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
+        None => address.to_owned(),
+    }
 }
 
 /// Whether `query` is too long to send in a URL.
@@ -527,6 +542,23 @@ pub(super) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A password in an address would be quoted by every message about the server: refused, and the
+    /// refusal itself does not quote it.
+    #[test]
+    fn an_address_with_credentials_is_refused_without_quoting_them() {
+        let error = PrometheusProvider::new(
+            "http://reader:s3cret@prometheus:9090/prefix",
+            Duration::from_secs(1),
+            &ResolvedAuth::default(),
+        )
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("must not hold credentials"), "{message}");
+        assert!(!message.contains("s3cret") && !message.contains("reader"), "{message}");
+        assert_eq!(without_credentials("https://a:b@c@host:1/p@q"), "https://…@host:1/p@q");
+        assert_eq!(without_credentials("http://host/p@q"), "http://host/p@q");
+    }
 
     fn ok_json(body: &str) -> Result<Data, MeasurementError> {
         decode_response(StatusCode::OK, true, body.as_bytes())

@@ -262,7 +262,7 @@ pub enum WebMethod {
 pub struct PrometheusProvider {
     /// Base URL of the Prometheus HTTP API, for example `http://prometheus.monitoring:9090`.
     #[schemars(length(min = 1))]
-    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("address must be an http:// or https:// URL"))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#@]+([/?#].*)?$')").message("address must be an http:// or https:// URL with a host and no credentials"))]
     pub address: String,
     /// A PromQL query template; see the docs for `{{args.NAME}}` and the other variables.
     #[schemars(length(min = 1))]

@@ -649,6 +649,14 @@ fn check_metric(
     } else if let Some(prometheus) = &provider.prometheus {
         let mut problems = Vec::new();
         duration(prometheus.timeout.as_ref(), "provider.prometheus.timeout", &mut problems);
+        if holds_credentials(&prometheus.address) {
+            // Without the address: every message about the server would quote the password.
+            errors.push_at(
+                origin,
+                at("provider.prometheus.address"),
+                "must not hold credentials (user:password@): set auth, read from a Secret, instead",
+            );
+        }
         for problem in problems {
             errors.push_at(origin, at(&problem.field), problem.message);
         }
@@ -751,6 +759,12 @@ fn check_datadog(
             );
         }
     }
+}
+
+/// Whether a URL's authority holds credentials (`user:password@`).
+fn holds_credentials(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())].contains('@')
 }
 
 /// Checks a `web` provider: its templates, its JSONPath, its timeout, and that its metric judges by
@@ -856,6 +870,24 @@ mod tests {
             Ok(()) => Vec::new(),
             Err(errors) => errors.into_iter().map(|e| (e.field, e.message)).collect(),
         }
+    }
+
+    #[test]
+    fn a_prometheus_address_may_not_hold_credentials() {
+        let with = |address: &str| {
+            fields_of(serde_json::json!({
+                "name": "m",
+                "provider": {"prometheus": {"address": address, "query": "x"}},
+                "threshold": {"max": 1},
+            }))
+        };
+        let refused = vec![(
+            "spec.metrics[0].provider.prometheus.address".to_owned(),
+            "must not hold credentials (user:password@): set auth, read from a Secret, instead".to_owned(),
+        )];
+        assert_eq!(with("http://reader:s3cret@p:9090"), refused);
+        assert_eq!(with("https://token@p/prometheus"), refused);
+        assert_eq!(with("http://p:9090/tenant@team"), [], "an @ in the path is no credential");
     }
 
     #[test]
