@@ -235,6 +235,7 @@ pub enum TemplateError {
     Comment { offset: usize },
     #[error("unterminated regex starting at byte {offset}")]
     UnterminatedRegex { offset: usize },
+
     #[error("byte {offset} is a NUL character, where InfluxDB stops reading the query")]
     Nul { offset: usize },
     #[error(

@@ -38,6 +38,10 @@ const SENTINEL_BARE: &str = "1";
 /// that no other keyword needs knowing.
 const BEFORE_REGEX: [&str; 3] = ["select", "from", "by"];
 
+/// The keywords that start a clause of a SELECT statement, which say whether a `.` is in FROM.
+const CLAUSES: [&str; 9] =
+    ["select", "from", "where", "group", "order", "limit", "offset", "slimit", "soffset"];
+
 /// Where a placeholder sits, which decides how its value is made safe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Place {
@@ -107,6 +111,21 @@ fn lex(query: &str, placeholders: bool) -> Result<Lexed<'_>, TemplateError> {
 }
 
 impl<'t> Lexer<'t> {
+    /// Whether a `/` here opens a regex, as InfluxDB reads it: where an operand starts, and after a
+    /// `.` only in FROM (`db.rp./cpu.*/`), since elsewhere `name./2` divides a name.
+    fn opens_regex(&self) -> bool {
+        match self.tokens.last() {
+            Some(Token::Symbol(dot)) if dot == "." => {
+                let clause = self.tokens.iter().rev().find_map(|token| match token {
+                    Token::Word(word) if CLAUSES.contains(&word.as_str()) => Some(word.as_str()),
+                    _ => None,
+                });
+                clause == Some("from")
+            }
+            last => !last.is_some_and(Token::ends_operand),
+        }
+    }
+
     fn run(&mut self) -> Result<(), TemplateError> {
         while let Some(c) = self.peek() {
             let start = self.pos;
@@ -118,7 +137,7 @@ impl<'t> Lexer<'t> {
                     self.quoted(c)?;
                     self.tokens.push(Token::Literal(Place::Quoted(c)));
                 }
-                '/' if !self.tokens.last().is_some_and(Token::ends_operand) => {
+                '/' if self.opens_regex() => {
                     self.regex()?;
                     self.tokens.push(Token::Literal(Place::Regex));
                 }
@@ -617,6 +636,14 @@ mod tests {
             render("SELECT x FROM r WHERE a =~ /b\\\\/ AND c = '{{args.v}}' AND d =~ /e/", "'"),
             Ok("SELECT x FROM r WHERE a =~ /b\\\\/ AND c = '\\x27' AND d =~ /e/".into())
         );
+        // After a `.`, a slash opens a regex only in FROM; elsewhere it divides, so a value cannot
+        // hide a statement in what the lexer would take for a regex and InfluxDB for a string.
+        assert_eq!(render("SELECT x FROM db.rp./{{args.v}}/", "a"), Ok("SELECT x FROM db.rp./a/".into()));
+        assert_eq!(render("SELECT v./{{args.v}} FROM m", "2"), Ok("SELECT v./2 FROM m".into()));
+        // Read as InfluxDB reads it, this template has its placeholder outside any literal, so it is
+        // refused before a value could close a string the lexer took for a regex.
+        let tricky = "SELECT sum(v) FROM m WHERE c./1+'/ = 0 OR r = '{{args.v}}' AND r =~ /'/2";
+        assert!(matches!(check(tricky), Err(TemplateError::Misplaced { .. })), "{:?}", check(tricky));
         // `1.` is one number to InfluxDB, so the slash after it divides.
         assert_eq!(render("SELECT 1./{{args.v}} FROM r", "2"), Ok("SELECT 1./2 FROM r".into()));
     }
