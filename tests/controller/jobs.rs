@@ -286,10 +286,32 @@ fn the_ready_made_smoke_tests_job_asks_the_canarys_service() {
     assert_eq!(
         container["env"],
         json!([
-            {"name": "URL", "value": "http://checkout-canary.shop.svc:8080/healthz"},
+            {"name": "HOST", "value": "checkout-canary.shop.svc"},
+            {"name": "PORT", "value": "8080"},
+            {"name": "URL_PATH", "value": "/healthz"},
             {"name": "ATTEMPTS", "value": "5"},
         ])
     );
-    assert!(!container["command"][2].as_str().unwrap().contains("{{"), "the script holds no placeholder");
+    let script = container["command"][2].as_str().unwrap();
+    assert!(!script.contains("{{"), "the script holds no placeholder");
+    // An arg that would test nothing (no attempts) or another host fails the test before any
+    // request; the script runs here under the local sh, as busybox's would run it.
+    for (attempts, port, path) in [
+        ("0", "80", "/healthz"),
+        ("five", "80", "/healthz"),
+        ("5", "80@other", "/healthz"),
+        ("5", "80", "@other/healthz"),
+    ] {
+        let status = std::process::Command::new("sh")
+            .args(["-c", script])
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port)
+            .env("URL_PATH", path)
+            .env("ATTEMPTS", attempts)
+            .output()
+            .expect("sh runs")
+            .status;
+        assert_eq!(status.code(), Some(2), "{attempts} {port} {path}");
+    }
     assert_eq!(job["spec"]["activeDeadlineSeconds"], 120);
 }
