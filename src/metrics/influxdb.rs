@@ -320,7 +320,14 @@ fn one_value(mut series: Vec<Series>) -> Result<Option<f64>, MeasurementError> {
         }
     };
     let value = match row.get(column) {
-        None | Some(Value::Null) => return Ok(None),
+        None => {
+            return Err(MeasurementError::unexpected(format!(
+                "a row of {} cells for {} columns",
+                row.len(),
+                series.columns.len()
+            )));
+        }
+        Some(Value::Null) => return Ok(None),
         Some(Value::Number(number)) => number
             .as_f64()
             .ok_or_else(|| MeasurementError::unexpected(format!("a value out of range: {number}")))?,
@@ -381,6 +388,13 @@ mod tests {
         assert_eq!(ok(r#"{"results":[{"statement_id":0}]}"#), Ok(None));
         assert_eq!(ok(&one(r#"["time","mean"]"#, "[]")), Ok(None));
         assert_eq!(ok(&one(r#"["time","mean"]"#, "[[0,null]]")), Ok(None));
+    }
+
+    /// A row without the value's cell is a broken answer, not a null one.
+    #[test]
+    fn a_row_shorter_than_its_columns_is_unexpected() {
+        let error = ok(&one(r#"["time","mean"]"#, "[[0]]")).unwrap_err();
+        assert_eq!(error, MeasurementError::unexpected("a row of 1 cells for 2 columns"));
     }
 
     #[test]
