@@ -14,11 +14,12 @@
 //!
 //! Redirects are not followed, since they would carry the keys to wherever they point. The whole
 //! request, connecting and reading included, is bounded by the metric's `timeout`, and the answer
-//! by [`MAX_ANSWER_BYTES`].
+//! by [`MAX_ANSWER_BYTES`](http::MAX_ANSWER_BYTES).
 
 use super::error::{MeasurementError, ProviderKind};
+use super::http::{self, quote_body};
 use super::measure::RenderError;
-use super::prometheus::{ConfigError, DEFAULT_TIMEOUT, ResolvedAuth, error_chain, quote_body, root_cause};
+use super::prometheus::{ConfigError, DEFAULT_TIMEOUT, ResolvedAuth};
 use super::source::Source;
 use crate::api::{self, DEFAULT_DATADOG_ADDRESS, DEFAULT_DATADOG_WINDOW};
 use chrono::{DateTime, Utc};
@@ -37,10 +38,6 @@ pub const APPLICATION_KEY_HEADER: &str = "DD-APPLICATION-KEY";
 
 /// The API's path under the site's address.
 pub const QUERY_PATH: &str = "/api/v1/query";
-
-/// The largest answer read. A query that returns one series over one window is a few kilobytes;
-/// one grouped by a tag with thousands of values is misnamed, and is refused before it is read.
-pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// How many series a [`MeasurementError::TooManySeries`] names.
 const MAX_SERIES_NAMED: usize = 5;
@@ -76,9 +73,7 @@ impl DatadogSettings {
             return Err(invalid("must not have a query string or fragment"));
         }
         // The API's path follows the address's own, which a proxy in front of Datadog may have.
-        let mut endpoint = url;
-        let prefix = endpoint.path().trim_end_matches('/').to_owned();
-        endpoint.set_path(&format!("{prefix}{QUERY_PATH}"));
+        let endpoint = http::endpoint(&url, QUERY_PATH);
         let positive = |field: &'static str, value: Option<&api::Duration>, default: chrono::Duration| {
             let parsed = match value {
                 Some(value) => value.parse().map_err(|e| field_error(field, e.to_string()))?,
@@ -138,14 +133,7 @@ impl Source for DatadogClient {
 impl DatadogClient {
     /// A client sending `auth`'s headers, the keys among them, with every query.
     pub fn new(settings: DatadogSettings, auth: &ResolvedAuth) -> Result<Self, ConfigError> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .default_headers(auth.header_map()?)
-            .user_agent(concat!("bellwether/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::HttpClient { reason: error_chain(&e) })?;
-        Ok(Self { http, settings })
+        Ok(Self { http: http::client(Some(settings.timeout), auth)?, settings })
     }
 
     pub fn settings(&self) -> &DatadogSettings {
@@ -166,36 +154,16 @@ impl DatadogClient {
             .map_err(transport)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(MeasurementError::unexpected(format!(
-                    "an answer longer than {MAX_ANSWER_BYTES} bytes; a query grouped by a tag (`by {{…}}`) \
-                     returns a series per value, and a measurement needs one"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let advice = "; a query grouped by a tag (`by {…}`) returns a series per value, and a measurement \
+                      needs one";
+        let body = http::read_answer(&mut response, advice, transport).await?;
         decode(status, &headers, &body, &self.settings.address)
             .and_then(|series| value(&series, to as f64 * 1000.0))
     }
 
+    /// A failed request, named without its URL, which holds the query.
     fn transport_error(&self, error: reqwest::Error) -> MeasurementError {
-        if error.is_timeout() {
-            MeasurementError::Timeout {
-                reason: format!(
-                    "no answer from {} within {:?}",
-                    self.settings.address, self.settings.timeout
-                ),
-            }
-        } else if error.is_connect() {
-            MeasurementError::Unreachable {
-                address: self.settings.address.clone(),
-                reason: root_cause(&error),
-            }
-        } else {
-            MeasurementError::unexpected(error_chain(&error.without_url()))
-        }
+        http::transport_error(&error.without_url(), &self.settings.address, self.settings.timeout)
     }
 }
 
@@ -314,11 +282,8 @@ fn decode(
             return Err(MeasurementError::ServerError { status: status.as_u16(), message: errors_of(body) });
         }
         300..=399 => {
-            let location = headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("nowhere");
-            return Err(MeasurementError::unexpected(format!(
-                "HTTP {status} to {location}; redirects are not followed, since they would carry the keys: \
-                 set the address to the site's API"
-            )));
+            let advice = ", since they would carry the keys: set the address to the site's API";
+            return Err(http::redirect_error(status, headers, advice));
         }
         _ => {
             return Err(MeasurementError::unexpected(format!(

@@ -13,16 +13,13 @@
 //!
 //! As for Prometheus: a query whose URL-encoded form is longer than [`MAX_GET_QUERY_BYTES`] goes by
 //! POST, form-encoded; redirects are not followed (headers may hold Secret values); the timeout
-//! bounds the whole request, the answer is read up to [`MAX_ANSWER_BYTES`], and credentials and
-//! headers arrive resolved and are marked sensitive.
+//! bounds the whole request, the answer is read up to [`MAX_ANSWER_BYTES`](http::MAX_ANSWER_BYTES),
+//! and credentials and headers arrive resolved and are marked sensitive.
 
 use super::error::{MeasurementError, ProviderKind};
-use super::prometheus::{
-    ConfigError, MAX_GET_QUERY_BYTES, ResolvedAuth, base_url, error_chain, form_encoded_len, format_labels,
-    quote_body, root_cause, without_credentials,
-};
+use super::http::{self, base_url, quote_body, without_credentials};
+use super::prometheus::{ConfigError, MAX_GET_QUERY_BYTES, ResolvedAuth, form_encoded_len, format_labels};
 use super::source::Source;
-use super::web::MAX_ANSWER_BYTES;
 use chrono::{DateTime, Utc};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
@@ -123,25 +120,11 @@ impl InfluxDbClient {
                 reason: "the timeout must be greater than zero".into(),
             });
         }
-        let endpoint = |name: &str| {
-            let mut url = base.clone();
-            url.set_path(&format!("{}/{name}", base.path().trim_end_matches('/')));
-            url
-        };
-        // No redirect is followed: reqwest keeps headers other than Authorization and Cookie on a
-        // redirect to another host, and those may hold a Secret's value.
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .default_headers(auth.header_map()?)
-            .user_agent(concat!("bellwether/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::HttpClient { reason: error_chain(&e) })?;
         Ok(Self {
-            http,
+            http: http::client(Some(timeout), auth)?,
             address: address.to_owned(),
-            query_url: endpoint("query"),
-            ping_url: endpoint("ping"),
+            query_url: http::endpoint(&base, "/query"),
+            ping_url: http::endpoint(&base, "/ping"),
             database: database.to_owned(),
             retention_policy: retention_policy.map(str::to_owned),
             timeout,
@@ -173,21 +156,14 @@ impl InfluxDbClient {
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.split(';').next().is_some_and(|t| t.trim() == "application/json"));
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(e))? {
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(MeasurementError::unexpected(format!(
-                    "an answer longer than {MAX_ANSWER_BYTES} bytes: {AGGREGATE_HINT}"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let advice = format!(": {AGGREGATE_HINT}");
+        let body = http::read_answer(&mut response, &advice, |e| self.transport_error(e)).await?;
         if status.is_redirection() {
-            let location =
-                response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("nowhere");
-            return Err(MeasurementError::unexpected(format!(
-                "HTTP {status} to {location}; redirects are not followed: set the address to where it points"
-            )));
+            return Err(http::redirect_error(
+                status,
+                response.headers(),
+                ": set the address to where it points",
+            ));
         }
         decode(status, is_json, &body)
     }
@@ -198,17 +174,9 @@ impl InfluxDbClient {
         self.http.get(self.ping_url.clone()).send().await.map(drop).map_err(|e| self.transport_error(e))
     }
 
+    /// A failed request, named without its URL: the query in it may hold args.
     fn transport_error(&self, error: reqwest::Error) -> MeasurementError {
-        if error.is_timeout() {
-            MeasurementError::Timeout {
-                reason: format!("no answer from {} within {:?}", self.address, self.timeout),
-            }
-        } else if error.is_connect() {
-            MeasurementError::Unreachable { address: self.address.clone(), reason: root_cause(&error) }
-        } else {
-            // reqwest names the whole URL, and the query in it may hold args.
-            MeasurementError::unexpected(error_chain(&error.without_url()))
-        }
+        http::transport_error(&error.without_url(), &self.address, self.timeout)
     }
 }
 
@@ -364,6 +332,7 @@ fn too_many_series(series: &[Series], count: usize) -> MeasurementError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::http::MAX_ANSWER_BYTES;
     use crate::metrics::prometheus::Credentials;
 
     fn ok(body: &str) -> Result<Option<f64>, MeasurementError> {

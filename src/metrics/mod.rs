@@ -2,6 +2,7 @@
 
 pub mod datadog;
 pub mod error;
+pub mod http;
 pub mod influxdb;
 pub mod job;
 pub mod measure;

@@ -23,12 +23,13 @@ use base64::prelude::BASE64_STANDARD;
 use chrono::{DateTime, Utc};
 use prometheus_http_query::Client;
 use prometheus_http_query::response::{Data, PromqlResult, Sample};
+use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 pub use super::error::MeasurementError;
 use super::error::ProviderKind;
+use super::http::{self, base_url, error_chain, quote_body, without_credentials};
 use super::source::Source;
 use std::future::Future;
 
@@ -41,9 +42,6 @@ pub const MAX_GET_QUERY_BYTES: usize = 2 * 1024;
 
 /// How many series a [`MeasurementError::TooManySeries`] message names before it abbreviates.
 const MAX_SERIES_NAMED: usize = 5;
-
-/// How much of an unexpected response body an error message quotes.
-const MAX_BODY_QUOTED: usize = 300;
 
 /// Why a provider could not be built from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -179,20 +177,9 @@ impl PrometheusProvider {
                 reason: "the timeout must be greater than zero".into(),
             });
         }
-        // No redirect is followed: reqwest keeps headers other than Authorization and Cookie on a
-        // redirect to another host, and those may hold a Secret's value or a tenant's ID.
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .default_headers(auth.header_map()?)
-            .user_agent(concat!("bellwether/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::HttpClient { reason: error_chain(&e) })?;
-        // The API's paths are appended to the prefix with a slash between: a prefix that ends in one
-        // (`http://mimir/prometheus/`) would give `//api/v1/query`, which servers do not route.
-        let mut base = url;
-        let prefix = base.path().trim_end_matches('/').to_owned();
-        base.set_path(if prefix.is_empty() { "/" } else { &prefix });
+        let http = http::client(Some(timeout), auth)?;
+        // The client appends `/api/v1/…` to the base, which must therefore not end in a slash.
+        let base = http::endpoint(&url, "");
         let client = Client::from(http, base.as_str()).map_err(|e| invalid(&e.to_string()))?;
         Ok(Self { client, address: address.to_owned(), timeout })
     }
@@ -263,15 +250,7 @@ impl PrometheusProvider {
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> MeasurementError {
-        if error.is_timeout() {
-            MeasurementError::Timeout {
-                reason: format!("no answer from {} within {:?}", self.address, self.timeout),
-            }
-        } else if error.is_connect() {
-            MeasurementError::Unreachable { address: self.address.clone(), reason: root_cause(error) }
-        } else {
-            MeasurementError::unexpected(error_chain(error))
-        }
+        http::transport_error(error, &self.address, self.timeout)
     }
 
     async fn read_response(&self, response: reqwest::Response) -> Result<Data, MeasurementError> {
@@ -283,37 +262,6 @@ impl PrometheusProvider {
             .is_some_and(is_json_content_type);
         let body = response.bytes().await.map_err(|e| self.transport_error(&e))?;
         decode_response(status, is_json, &body)
-    }
-}
-
-/// `address` as the base URL of an HTTP API: `http` or `https`, a host, and no query string or
-/// fragment, since the API's paths and parameters are added to it; or why not.
-pub(super) fn base_url(address: &str) -> Result<Url, String> {
-    let url = Url::parse(address).map_err(|e| e.to_string())?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("the scheme must be http or https".into());
-    }
-    if url.cannot_be_a_base() || url.host_str().is_none_or(str::is_empty) {
-        return Err("the address has no host".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("the address must not have a query string or fragment".into());
-    }
-    // Every message about the server names its address, and a status is no place for a password.
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("the address must not hold credentials (user:password@): set auth instead".into());
-    }
-    Ok(url)
-}
-
-/// `address` as a message may quote it: without anything before an `@` in its authority, which
-/// would be credentials.
-pub(super) fn without_credentials(address: &str) -> String {
-    let (scheme, rest) = address.split_once("://").unwrap_or(("", address));
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
-        None => address.to_owned(),
     }
 }
 
@@ -502,46 +450,10 @@ fn escape_label_value(value: &str) -> String {
     out
 }
 
-pub(super) fn quote_body(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "(empty body)".into();
-    }
-    match text.char_indices().nth(MAX_BODY_QUOTED) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
-/// The error and its causes, joined with ": ".
-pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
-
-/// The innermost cause, which names the actual failure ("Connection refused", "failed to lookup
-/// address information").
-pub(super) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = error;
-    while let Some(cause) = current.source() {
-        current = cause;
-    }
-    current.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::Url;
 
     /// A password in an address would be quoted by every message about the server: refused, and the
     /// refusal itself does not quote it.

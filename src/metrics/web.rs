@@ -10,20 +10,18 @@
 //! Redirects are not followed: a redirect could take the metric's headers, which may hold Secret
 //! values, to another host, so it is an error that says where it pointed. The whole request,
 //! connecting and reading included, is bounded by the metric's `timeout`, and the answer by
-//! [`MAX_ANSWER_BYTES`].
+//! [`MAX_ANSWER_BYTES`](http::MAX_ANSWER_BYTES).
 
 use super::error::{MeasurementError, ProviderKind};
+use super::http::{self, quote_body};
 use super::measure::RenderError;
-use super::prometheus::{ConfigError, DEFAULT_TIMEOUT, ResolvedAuth, error_chain, quote_body, root_cause};
+use super::prometheus::{ConfigError, DEFAULT_TIMEOUT, ResolvedAuth};
 use crate::api::template::{self, Vars};
 use crate::api::{self, DEFAULT_INTERVAL, Metric, WebMethod, format_duration};
 use reqwest::Url;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 use std::time::Duration;
-
-/// The largest answer read; a measurement is one number, and an endpoint sending more is misnamed.
-pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// How many nodes a [`MeasurementError::TooManySeries`] from a JSONPath names.
 const MAX_NODES_NAMED: usize = 5;
@@ -109,12 +107,7 @@ pub struct WebClient {
 
 impl WebClient {
     pub fn new() -> Result<Self, ConfigError> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("bellwether/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::HttpClient { reason: error_chain(&e) })?;
-        Ok(Self { http })
+        Ok(Self { http: http::client(None, &ResolvedAuth::default())? })
     }
 
     /// Sends `request` with `auth`'s headers and picks its value from the answer.
@@ -132,29 +125,13 @@ impl WebClient {
         if let Some(body) = &request.body {
             builder = builder.header("content-type", "application/json").body(body.clone());
         }
+        // reqwest names the whole URL, query string (the args) included.
         let transport = |error: reqwest::Error| {
-            if error.is_timeout() {
-                MeasurementError::Timeout {
-                    reason: format!("no answer from {} within {:?}", request.origin(), request.timeout),
-                }
-            } else if error.is_connect() {
-                MeasurementError::Unreachable { address: request.origin(), reason: root_cause(&error) }
-            } else {
-                // reqwest names the whole URL, query string (the args) included.
-                MeasurementError::unexpected(error_chain(&error.without_url()))
-            }
+            http::transport_error(&error.without_url(), &request.origin(), request.timeout)
         };
         let mut response = builder.send().await.map_err(transport)?;
         let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(MeasurementError::unexpected(format!(
-                    "an answer longer than {MAX_ANSWER_BYTES} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = http::read_answer(&mut response, "", transport).await?;
         if status.is_server_error() {
             return Err(MeasurementError::ServerError {
                 status: status.as_u16(),
@@ -167,11 +144,7 @@ impl WebClient {
             });
         }
         if status.is_redirection() {
-            let location =
-                response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("nowhere");
-            return Err(MeasurementError::unexpected(format!(
-                "HTTP {status} to {location}; redirects are not followed: set the url to where it points"
-            )));
+            return Err(http::redirect_error(status, response.headers(), ": set the url to where it points"));
         }
         if !status.is_success() {
             return Err(MeasurementError::unexpected(format!("HTTP {status}: {}", quote_body(&body))));
