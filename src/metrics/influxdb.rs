@@ -334,6 +334,7 @@ mod tests {
     use super::*;
     use crate::metrics::http::MAX_ANSWER_BYTES;
     use crate::metrics::prometheus::Credentials;
+    use bellwether_testkit::http_stub::{json_response, recording_server};
 
     fn ok(body: &str) -> Result<Option<f64>, MeasurementError> {
         decode(StatusCode::OK, true, body.as_bytes())
@@ -485,44 +486,10 @@ mod tests {
         assert_eq!(new("http://x", second, &token).unwrap_err().0, "provider.influxdb.auth");
     }
 
-    /// A server answering one request with `answer`, which hands back the request it read (head and
-    /// body).
-    fn recording_server(answer: String) -> (String, std::thread::JoinHandle<String>) {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let server = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            let complete = |request: &[u8]| {
-                let text = String::from_utf8_lossy(request).to_ascii_lowercase();
-                let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
-                let length = head
-                    .lines()
-                    .find_map(|line| line.strip_prefix("content-length:"))
-                    .map_or(0, |length| length.trim().parse().unwrap());
-                body.len() >= length
-            };
-            while !complete(&request) {
-                let n = stream.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                request.extend_from_slice(&buf[..n]);
-            }
-            let _ = stream.write_all(answer.as_bytes());
-            String::from_utf8_lossy(&request).into_owned()
-        });
-        (address, server)
-    }
-
     /// An answer of one series with one row, whose value is 7.
     fn seven() -> String {
-        let body = r#"{"results":[{"statement_id":0,"series":[{"columns":["time","v"],"values":[[0,7]]}]}]}"#;
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
+        json_response(
+            r#"{"results":[{"statement_id":0,"series":[{"columns":["time","v"],"values":[[0,7]]}]}]}"#,
         )
     }
 
@@ -594,19 +561,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_past_the_limit_is_refused() {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            let _ = stream.read(&mut [0u8; 4096]);
-            let length = MAX_ANSWER_BYTES + 1;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
-            );
-            let _ = stream.write_all(&vec![b' '; length]);
-        });
+        let length = MAX_ANSWER_BYTES + 1;
+        let (address, _server) = recording_server(format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{}",
+            " ".repeat(length)
+        ));
         let client =
             InfluxDbClient::new(&address, "app", None, Duration::from_secs(5), &ResolvedAuth::default())
                 .unwrap();

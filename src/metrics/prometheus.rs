@@ -453,6 +453,7 @@ fn escape_label_value(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bellwether_testkit::http_stub::{canned_server, json_response, recording_server};
     use reqwest::Url;
 
     /// A password in an address would be quoted by every message about the server: refused, and the
@@ -797,22 +798,6 @@ mod tests {
         assert_eq!(p.server_timeout_ms(), 1500);
     }
 
-    /// A one-shot HTTP server answering every connection with `response`.
-    fn canned_server(response: &'static str) -> String {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                let _ = stream.write_all(response.as_bytes());
-            }
-        });
-        address
-    }
-
     #[tokio::test]
     async fn proxy_errors_become_server_errors() {
         let address = canned_server(
@@ -868,46 +853,15 @@ mod tests {
         drop(listener);
     }
 
-    /// A server answering one request with a scalar 7, which hands back the request it read (head and
-    /// body, lower-cased).
-    fn recording_server(prefix: &str) -> (String, std::thread::JoinHandle<String>) {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = format!("http://{}{prefix}", listener.local_addr().unwrap());
-        let server = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            let complete = |request: &[u8]| {
-                let text = String::from_utf8_lossy(request).to_ascii_lowercase();
-                let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
-                let length = head
-                    .lines()
-                    .find_map(|line| line.strip_prefix("content-length:"))
-                    .map_or(0, |length| length.trim().parse().unwrap());
-                body.len() >= length
-            };
-            while !complete(&request) {
-                let n = stream.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                request.extend_from_slice(&buf[..n]);
-            }
-            let body = r#"{"status":"success","data":{"resultType":"scalar","result":[1,"7"]}}"#;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            String::from_utf8_lossy(&request).to_ascii_lowercase()
-        });
-        (address, server)
+    /// An answer of the scalar 7.
+    fn seven() -> String {
+        json_response(r#"{"status":"success","data":{"resultType":"scalar","result":[1,"7"]}}"#)
     }
 
     #[tokio::test]
     async fn headers_reach_the_server() {
-        let (address, server) = recording_server("/prefix");
+        let (address, server) = recording_server(seven());
+        let address = format!("{address}/prefix");
         let auth = ResolvedAuth {
             credentials: Some(Credentials::Bearer { token: "s3cret".into() }),
             headers: vec![("X-Scope-OrgID".into(), "team-a".into())],
@@ -915,7 +869,7 @@ mod tests {
         let p = PrometheusProvider::new(&address, Duration::from_secs(5), &auth).unwrap();
         let at = DateTime::from_timestamp_millis(1_700_000_000_250).unwrap();
         assert_eq!(p.instant("sum(up)", Some(at)).await, Ok(Some(7.0)));
-        let request = server.join().unwrap();
+        let request = server.join().unwrap().to_ascii_lowercase();
         assert!(request.starts_with("get /prefix/api/v1/query?"), "{request}");
         assert!(request.contains("query=sum%28up%29"), "{request}");
         assert!(request.contains("time=1700000000.250"), "{request}");
@@ -926,17 +880,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_prefix_is_kept_with_or_without_a_trailing_slash() {
-        for (address, expected) in [
+        for (prefix, expected) in [
             ("/prefix/", "get /prefix/api/v1/query?"),
             ("/a/b//", "get /a/b/api/v1/query?"),
             ("/", "get /api/v1/query?"),
             ("", "get /api/v1/query?"),
         ] {
-            let (address, server) = recording_server(address);
+            let (address, server) = recording_server(seven());
+            let address = format!("{address}{prefix}");
             let p =
                 PrometheusProvider::new(&address, Duration::from_secs(5), &ResolvedAuth::default()).unwrap();
             assert_eq!(p.instant("up", None).await, Ok(Some(7.0)));
-            let request = server.join().unwrap();
+            let request = server.join().unwrap().to_ascii_lowercase();
             assert!(request.starts_with(expected), "{address}: {request}");
             assert_eq!(p.address(), address, "the address is reported as configured");
         }
@@ -949,11 +904,11 @@ mod tests {
         // Just over the limit once encoded: each '"' takes three bytes.
         let long = format!(r#"up{{job="{}"}}"#, "\"".repeat(MAX_GET_QUERY_BYTES / 3));
         assert!(form_encoded_len(&long) > MAX_GET_QUERY_BYTES && long.len() < MAX_GET_QUERY_BYTES);
-        let (address, server) = recording_server("/prefix");
-        let p = PrometheusProvider::new(&address, Duration::from_secs(5), &auth).unwrap();
+        let (address, server) = recording_server(seven());
+        let p = PrometheusProvider::new(&format!("{address}/prefix"), Duration::from_secs(5), &auth).unwrap();
         let at = DateTime::from_timestamp_millis(1_700_000_000_250).unwrap();
         assert_eq!(p.instant(&long, Some(at)).await, Ok(Some(7.0)));
-        let request = server.join().unwrap();
+        let request = server.join().unwrap().to_ascii_lowercase();
         let (head, body) = request.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("post /prefix/api/v1/query http/1.1"), "{head}");
         assert!(head.contains("content-type: application/x-www-form-urlencoded"), "{head}");
@@ -962,11 +917,11 @@ mod tests {
         assert!(body.contains(&encoded), "{body}");
         assert!(body.contains("time=1700000000.250") && body.contains("timeout=5000ms"), "{body}");
 
-        let (address, server) = recording_server("");
+        let (address, server) = recording_server(seven());
         let p = PrometheusProvider::new(&address, Duration::from_secs(5), &auth).unwrap();
         let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let _ = p.range(&long, start, start + chrono::TimeDelta::minutes(1), Duration::from_secs(60)).await;
-        let request = server.join().unwrap();
+        let request = server.join().unwrap().to_ascii_lowercase();
         assert!(request.starts_with("post /api/v1/query_range http/1.1"), "{request}");
         assert!(request.contains("start=1700000000") && request.contains("step=60"), "{request}");
     }

@@ -14,10 +14,10 @@ use bellwether::metrics::prometheus::{Credentials, ResolvedAuth};
 use bellwether::metrics::provider::Provider;
 use bellwether::metrics::providers::Providers;
 use bellwether_testkit::apiserver::TestApiServer;
+use bellwether_testkit::http_stub::canned_server;
 use bellwether_testkit::influxdb::{self, InfluxDb, jwt, now_ms};
 use chrono::Utc;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -373,24 +373,9 @@ async fn a_server_that_never_answers_times_out() {
     drop(listener);
 }
 
-/// A server answering every request with `response`, as a proxy or a login page in front of
-/// InfluxDB would.
-fn stand_in(response: &'static str) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let _ = stream.read(&mut [0u8; 4096]);
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    address
-}
-
 #[tokio::test]
 async fn html_and_server_errors_from_a_stand_in_are_classified() {
-    let login = stand_in(
+    let login = canned_server(
         "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 33\r\nConnection: close\r\n\r\n<html><body>Sign in</body></html>",
     );
     assert_eq!(
@@ -398,7 +383,7 @@ async fn html_and_server_errors_from_a_stand_in_are_classified() {
         Err("unexpected answer from InfluxDB: an answer that is not InfluxDB JSON: <html><body>Sign in</body></html>"
             .into())
     );
-    let down = stand_in(
+    let down = canned_server(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nupstream down",
     );
     assert_eq!(
