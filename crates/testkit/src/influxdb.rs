@@ -22,7 +22,7 @@ use base64::Engine as _;
 use base64::prelude::BASE64_URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::process::{Ready, Server, find_binary, request, temporary_dir};
+use crate::process::{Ready, Server, encode, find_binary, request, temporary_dir};
 
 const INSTALL_HINT: &str = "install it with `apt-get install -y influxdb` (Debian/Ubuntu), or run \
      ./scripts/test, which installs it when missing";
@@ -210,19 +210,6 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let pad = |byte: u8| block.map(|k| k ^ byte);
     let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
     Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
-}
-
-/// `text` encoded for a URL's query string or a form body.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -163,6 +163,20 @@ pub fn request(
     Ok((status, body.to_string()))
 }
 
+/// `text` encoded for a URL's query string or a form body: every byte but ASCII letters, digits and
+/// `-._~` as `%XX`.
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// A shell loop that kills the server and removes its directory once this process is gone.
 pub fn spawn_watchdog(server_pid: u32, dir: &Path) -> Option<Child> {
     const SCRIPT: &str = r#"
@@ -287,5 +301,15 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         stop(&mut self.child, &mut self.watchdog);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_encoded() {
+        assert_eq!(encode(r#"sum(x{a=~".+"})"#), "sum%28x%7Ba%3D~%22.%2B%22%7D%29");
     }
 }

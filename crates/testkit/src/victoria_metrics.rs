@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::process::{READY_TIMEOUT, Server, find_binary, get, request, temporary_dir};
+use crate::process::{READY_TIMEOUT, Server, encode, find_binary, get, request, temporary_dir};
 
 const INSTALL_HINT: &str = "install it with `apt-get install -y victoria-metrics` (Debian/Ubuntu), \
      or run ./scripts/test, which installs it when missing";
@@ -93,7 +93,7 @@ impl VictoriaMetrics {
         let query = format!("sum(count_over_time({{__name__=~\".+\"}}[{window_ms}ms]))");
         let path = format!(
             "/api/v1/query?query={}&time={}.{:03}",
-            form_encode(&query),
+            encode(&query),
             last.div_euclid(1000),
             last.rem_euclid(1000)
         );
@@ -173,19 +173,6 @@ fn prometheus_text(openmetrics: &str) -> Result<Import, String> {
     Ok(Import { text, samples, span })
 }
 
-/// `text` encoded for a URL's query string.
-fn form_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,10 +185,5 @@ mod tests {
         assert_eq!(import.text, "x_total{a=\"b c\"} 1 1700000000000\nx_total{a=\"d\"} 2.5 1700000060250\n");
         assert_eq!((import.samples, import.span), (2, Some((1_700_000_000_000, 1_700_000_060_250))));
         assert!(prometheus_text("x\n").is_err());
-    }
-
-    #[test]
-    fn queries_are_encoded() {
-        assert_eq!(form_encode(r#"sum(x{a=~".+"})"#), "sum%28x%7Ba%3D~%22.%2B%22%7D%29");
     }
 }
