@@ -5,7 +5,6 @@
 use crate::controller::acting::Acting;
 use crate::controller::alerts::{self, AlertAborts};
 use crate::controller::leader::{Campaign, Leadership, LeaseConfig, lease_name};
-use crate::controller::notify::{Notifier, RetryPolicy};
 use crate::controller::secrets::{ReadableSecrets, parse_readable_secret};
 use crate::controller::shards::{ShardConfig, Shards, ShardsTask};
 use crate::controller::{self, Config, Context};
@@ -306,14 +305,7 @@ pub async fn serve(
 
     let readable = ReadableSecrets::new(args.readable_secrets.iter().cloned());
     let (caches, watches) = controller::caches::watch(&client, &config);
-    let notifier = Notifier::start(
-        client.clone(),
-        metrics.clone(),
-        RetryPolicy::default(),
-        readable.clone(),
-        caches.notification_config_maps.clone(),
-    );
-    let context = Arc::new(Context::new(
+    let context = Arc::new(Context::start(
         client,
         metrics,
         Providers::with_web_allowed(
@@ -321,7 +313,6 @@ pub async fn serve(
             args.web_allowed_url_prefixes.clone(),
         ),
         acting,
-        notifier,
         readable,
         caches,
         &config,

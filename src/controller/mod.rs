@@ -36,7 +36,7 @@ use kube::Client;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::Reporter;
-use notify::Notifier;
+use notify::{Notifier, RetryPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -111,18 +111,26 @@ pub struct Context {
 }
 
 impl Context {
+    /// The context of the controller `identity`, with its notifier started: webhook notices go out
+    /// from a task of its own, to the targets of the cached ConfigMaps, with the Secrets it may read.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub fn start(
         client: Client,
         metrics: Metrics,
         providers: Providers,
         acting: Acting,
-        notifier: Notifier,
         readable_secrets: secrets::ReadableSecrets,
         caches: Arc<Caches>,
         config: &Config,
         identity: &str,
     ) -> Self {
+        let notifier = Notifier::start(
+            client.clone(),
+            metrics.clone(),
+            RetryPolicy::default(),
+            readable_secrets.clone(),
+            caches.notification_config_maps.clone(),
+        );
         let reporter = Reporter { controller: "bellwether".into(), instance: Some(identity.into()) };
         Self {
             recorder: Recorder::new(client.clone(), reporter),

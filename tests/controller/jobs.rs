@@ -8,7 +8,6 @@ use bellwether::controller::acting::Acting;
 use bellwether::controller::jobs::{self, NOT_ENABLED, Taken};
 use bellwether::controller::leader::Leadership;
 use bellwether::controller::measure::Runs;
-use bellwether::controller::notify::{Notifier, RetryPolicy};
 use bellwether::controller::secrets::ReadableSecrets;
 use bellwether::controller::{Config, Context, caches};
 use bellwether::metrics::job::{build, job_name};
@@ -30,23 +29,13 @@ const NAMESPACE: &str = "shop";
 fn runs(server: &TestApiServer, job_metrics: bool) -> Runs {
     let client = server.client();
     let config = Config::default();
-    let metrics = Metrics::new();
-    let readable = ReadableSecrets::new([]);
     let (caches, _) = caches::watch(&client, &config);
-    let notifier = Notifier::start(
-        client.clone(),
-        metrics.clone(),
-        RetryPolicy::default(),
-        readable.clone(),
-        caches.notification_config_maps.clone(),
-    );
-    let ctx = Context::new(
+    let ctx = Context::start(
         client,
-        metrics,
+        Metrics::new(),
         Providers::new(1),
         Acting::Leader(Leadership::always()),
-        notifier,
-        readable,
+        ReadableSecrets::new([]),
         caches,
         &config,
         "test",
