@@ -6,9 +6,9 @@
 //! says why it waits or stopped.
 
 use crate::app::telemetry;
-use crate::harness::{Cluster, Controller, ROLLOUT, ROUTE, TEMPLATE, create, eventually};
+use crate::harness::{Cluster, Controller, ROLLOUT, ROUTE, TEMPLATE, eventually};
 use crate::rollouts::{deploy_stable, record_weights};
-use bellwether::api::{AnalysisPhase, AnalysisRun, AnalysisTemplate, Rollout, RolloutOutcome, RolloutPhase};
+use bellwether::api::{AnalysisPhase, AnalysisRun, Rollout, RolloutOutcome, RolloutPhase};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -232,14 +232,10 @@ impl Proxy {
 /// An AnalysisTemplate named `name` measuring the canary's error ratio at `address` with `query`,
 /// with `count` measurements a second: long enough to still be running when the test breaks it.
 async fn create_template(cluster: &Cluster, name: &str, address: &str, query: &str, count: u32) {
-    create::<AnalysisTemplate>(
-        &cluster.client,
-        &cluster.namespace,
-        json!({
-            "apiVersion": "bellwether.dev/v1alpha1",
-            "kind": "AnalysisTemplate",
-            "metadata": {"name": name},
-            "spec": {"metrics": [{
+    cluster
+        .create_template(
+            name,
+            json!({"metrics": [{
                 "name": "error-rate",
                 "interval": "1s",
                 "initialDelay": "2s",
@@ -247,10 +243,9 @@ async fn create_template(cluster: &Cluster, name: &str, address: &str, query: &s
                 "consecutiveErrorLimit": 2,
                 "provider": {"prometheus": {"address": address, "timeout": "1s", "query": query}},
                 "threshold": {"max": 0.01},
-            }]},
-        }),
-    )
-    .await;
+            }]}),
+        )
+        .await;
 }
 
 const ERROR_RATIO: &str = "sum(rate(http_requests_total{namespace=\"{{rollout.namespace}}\", revision=\"{{revision}}\", code=~\"5..\"}[2s])) / sum(rate(http_requests_total{namespace=\"{{rollout.namespace}}\", revision=\"{{revision}}\"}[2s]))";

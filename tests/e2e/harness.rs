@@ -142,27 +142,36 @@ impl Cluster {
         }
         self.create_route().await;
         let prometheus = telemetry().prometheus.address();
+        self.create_template(
+            TEMPLATE,
+            json!({"metrics": [{
+                "name": "error-rate",
+                "interval": "1s",
+                // The canary's first requests need a couple of scrapes to show in rate().
+                "initialDelay": "2s",
+                "count": 3,
+                "consecutiveErrorLimit": 2,
+                "provider": {"prometheus": {
+                    "address": prometheus,
+                    "timeout": "2s",
+                    "query": "sum(rate(http_requests_total{namespace=\"{{rollout.namespace}}\", revision=\"{{revision}}\", code=~\"5..\"}[2s])) / sum(rate(http_requests_total{namespace=\"{{rollout.namespace}}\", revision=\"{{revision}}\"}[2s]))",
+                }},
+                "threshold": {"max": 0.01},
+            }]}),
+        )
+        .await;
+    }
+
+    /// Creates the AnalysisTemplate `name` with `spec`.
+    pub async fn create_template(&self, name: &str, spec: Value) {
         create::<AnalysisTemplate>(
             &self.client,
-            ns,
+            &self.namespace,
             json!({
                 "apiVersion": "bellwether.dev/v1alpha1",
                 "kind": "AnalysisTemplate",
-                "metadata": {"name": TEMPLATE},
-                "spec": {"metrics": [{
-                    "name": "error-rate",
-                    "interval": "1s",
-                    // The canary's first requests need a couple of scrapes to show in rate().
-                    "initialDelay": "2s",
-                    "count": 3,
-                    "consecutiveErrorLimit": 2,
-                    "provider": {"prometheus": {
-                        "address": prometheus,
-                        "timeout": "2s",
-                        "query": "sum(rate(http_requests_total{namespace=\"{{rollout.namespace}}\", revision=\"{{revision}}\", code=~\"5..\"}[2s])) / sum(rate(http_requests_total{namespace=\"{{rollout.namespace}}\", revision=\"{{revision}}\"}[2s]))",
-                    }},
-                    "threshold": {"max": 0.01},
-                }]},
+                "metadata": {"name": name},
+                "spec": spec,
             }),
         )
         .await;

@@ -3,9 +3,9 @@
 //! deleted once measured. On the test API server the simulated Job controller runs the command on
 //! this machine; on a real cluster it runs in `busybox`.
 
-use crate::harness::{Cluster, Controller, create, eventually};
+use crate::harness::{Cluster, Controller, eventually};
 use crate::rollouts::deploy_stable;
-use bellwether::api::{AnalysisPhase, AnalysisRun, AnalysisTemplate, RolloutPhase};
+use bellwether::api::{AnalysisPhase, AnalysisRun, RolloutPhase};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
@@ -21,14 +21,10 @@ const METRIC_LABEL: &str = "bellwether.dev/metric=smoke";
 /// A template whose Job fails for the revision that the `bad` arg names, and passes for any other:
 /// `count` passes in a row promote.
 async fn smoke_template(cluster: &Cluster, count: i32, pod: Value) {
-    create::<AnalysisTemplate>(
-        &cluster.client,
-        &cluster.namespace,
-        json!({
-            "apiVersion": "bellwether.dev/v1alpha1",
-            "kind": "AnalysisTemplate",
-            "metadata": {"name": TEMPLATE},
-            "spec": {
+    cluster
+        .create_template(
+            TEMPLATE,
+            json!({
                 "args": [{"name": "bad"}],
                 "metrics": [{
                     "name": "smoke",
@@ -41,10 +37,9 @@ async fn smoke_template(cluster: &Cluster, count: i32, pod: Value) {
                     }},
                     "threshold": {"min": 1},
                 }],
-            },
-        }),
-    )
-    .await;
+            }),
+        )
+        .await;
 }
 
 /// The pod of the Job: passes unless the revision under test is the `bad` arg's.

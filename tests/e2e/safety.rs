@@ -5,7 +5,7 @@
 use crate::app::telemetry;
 use crate::harness::{Cluster, Controller, ROLLOUT, ROUTE, create, eventually};
 use crate::rollouts::deploy_stable;
-use bellwether::api::{AnalysisPhase, AnalysisRun, AnalysisTemplate, Rollout, RolloutOutcome, RolloutPhase};
+use bellwether::api::{AnalysisPhase, AnalysisRun, Rollout, RolloutOutcome, RolloutPhase};
 use bellwether::controller::requests::annotation_patch;
 use bellwether::engine::{UserAction, UserRequest};
 use k8s_openapi::api::core::v1::Secret;
@@ -31,17 +31,7 @@ async fn template(cluster: &Cluster, name: &str, metric: Value) {
         "provider": {"prometheus": {"address": telemetry().prometheus.address(), "timeout": "2s", "query": ERRORS_PER_SUCCESS}},
     });
     base.as_object_mut().unwrap().extend(metric.as_object().unwrap().clone());
-    create::<AnalysisTemplate>(
-        &cluster.client,
-        &cluster.namespace,
-        json!({
-            "apiVersion": "bellwether.dev/v1alpha1",
-            "kind": "AnalysisTemplate",
-            "metadata": {"name": name},
-            "spec": {"metrics": [base]},
-        }),
-    )
-    .await;
+    cluster.create_template(name, json!({"metrics": [base]})).await;
 }
 
 /// The Rollout at `version` with these steps and, when given, background analysis by `background`.
@@ -426,17 +416,7 @@ async fn a_run_status_the_api_server_refuses_ends_the_run_in_error_and_the_rollo
             })
         })
         .collect();
-    create::<AnalysisTemplate>(
-        &cluster.client,
-        &cluster.namespace,
-        json!({
-            "apiVersion": "bellwether.dev/v1alpha1",
-            "kind": "AnalysisTemplate",
-            "metadata": {"name": "many"},
-            "spec": {"metrics": metrics},
-        }),
-    )
-    .await;
+    cluster.create_template("many", json!({"metrics": metrics})).await;
     let controller = Controller::start(&cluster, &[]);
     let steps = json!([{"setWeight": 10}, {"analysis": {"templates": [{"templateName": "many"}]}}]);
     let stable = deploy_stable(&cluster, steps.clone()).await;
