@@ -278,7 +278,7 @@ impl Cluster {
 
     /// Creates the Rollout or changes its pod template (and steps) to those of `rollout`.
     pub async fn ship(&self, rollout: &Rollout) -> String {
-        let revision = revision_of(&rollout.spec.embedded_template().unwrap_or_default());
+        let revision = revision(rollout);
         telemetry().apps.serve(&self.namespace, &revision, GOOD).await;
         match self.rollouts().get_opt(ROLLOUT).await.expect("reading the Rollout") {
             None => {
@@ -335,6 +335,11 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         telemetry().apps.stop_namespace(&self.namespace);
     }
+}
+
+/// The revision of `rollout`'s pod template, as the controller names it.
+pub fn revision(rollout: &Rollout) -> String {
+    revision_of(&rollout.spec.embedded_template().unwrap_or_default())
 }
 
 /// The one of the kstatus conditions `Ready`, `Reconciling` and `Stalled` that is True, with its

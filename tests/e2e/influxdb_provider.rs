@@ -2,9 +2,10 @@
 //! InfluxDB that the test keeps writing each revision's requests to, and its verdict promotes a
 //! good canary and aborts a bad one with the value.
 
-use crate::harness::{Cluster, Controller, create};
+use crate::harness::{Cluster, Controller, revision};
+use crate::providers::{error_ratio_template, ship_bad, ship_good, steps};
 use crate::rollouts::deploy_stable;
-use bellwether::api::{AnalysisPhase, AnalysisRun, AnalysisTemplate, RolloutPhase};
+use bellwether::api::{AnalysisPhase, AnalysisRun};
 use bellwether_testkit::influxdb::{InfluxDb, now_ms};
 use kube::api::ListParams;
 use serde_json::json;
@@ -12,6 +13,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The template measuring the share of the revision under test's requests that failed.
+const TEMPLATE: &str = "influxdb-errors";
 
 /// The longest the writer runs, should a test never stop it.
 const WRITING_AT_MOST: Duration = Duration::from_secs(300);
@@ -43,75 +47,34 @@ fn write_requests(
     })
 }
 
-/// The share of the revision under test's requests that failed in the last 10s, at most 1%: the
-/// template docs/analysis.md shows, at the test's server.
-async fn influxdb_template(cluster: &Cluster, address: &str) {
-    create::<AnalysisTemplate>(
-        &cluster.client,
-        &cluster.namespace,
-        json!({
-            "apiVersion": "bellwether.dev/v1alpha1",
-            "kind": "AnalysisTemplate",
-            "metadata": {"name": "influxdb-errors"},
-            "spec": {"metrics": [{
-                "name": "error-rate",
-                "interval": "1s",
-                "count": 3,
-                "provider": {"influxdb": {
-                    "address": address,
-                    "database": "shop",
-                    "query": r#"SELECT sum("errors") / sum("requests") FROM "http" WHERE "revision" = '{{revision}}' AND time > now() - 10s"#,
-                    "timeout": "2s",
-                }},
-                "threshold": {"max": 0.01},
-            }]},
-        }),
-    )
-    .await;
-}
-
-fn steps() -> serde_json::Value {
-    json!([{"setWeight": 10}, {"analysis": {"templates": [{"templateName": "influxdb-errors"}]}}])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_influxdb_metric_promotes_a_good_canary_and_aborts_a_bad_one_with_its_value() {
     let cluster = Cluster::start("influxdb-provider").await;
     let server = Arc::new(InfluxDb::start().expect("an InfluxDB"));
     server.create_database("shop").expect("creating the database");
-    influxdb_template(&cluster, server.address()).await;
+    // The share of the requests that failed in the last 10s: the query docs/analysis.md shows.
+    let provider = json!({"influxdb": {
+        "address": server.address(),
+        "database": "shop",
+        "query": r#"SELECT sum("errors") / sum("requests") FROM "http" WHERE "revision" = '{{revision}}' AND time > now() - 10s"#,
+        "timeout": "2s",
+    }});
+    error_ratio_template(&cluster, TEMPLATE, "error-rate", provider).await;
     let error_rates = Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = write_requests(server.clone(), error_rates.clone(), stop.clone());
     let controller = Controller::start(&cluster, &[]);
-    let stable = deploy_stable(&cluster, steps()).await;
+    let stable = deploy_stable(&cluster, steps(TEMPLATE)).await;
 
-    let revision = |rollout: &bellwether::api::Rollout| {
-        bellwether::engine::revision_of(&rollout.spec.embedded_template().unwrap_or_default())
-    };
-    let good_rollout = cluster.rollout("2", steps());
+    let good_rollout = cluster.rollout("2", steps(TEMPLATE));
     error_rates.lock().unwrap().insert(revision(&good_rollout), 0.0);
-    let good = cluster.ship(&good_rollout).await;
-    cluster
-        .rollout_until("the good canary promoted", |r| {
-            r.status.as_ref().is_some_and(|s| s.stable_revision.as_deref() == Some(good.as_str()))
-        })
-        .await;
+    let good = ship_good(&cluster, &good_rollout).await;
 
-    let bad_rollout = cluster.rollout("3", steps());
+    let bad_rollout = cluster.rollout("3", steps(TEMPLATE));
     error_rates.lock().unwrap().insert(revision(&bad_rollout), 0.25);
-    cluster.ship(&bad_rollout).await;
-    let aborted = cluster
-        .rollout_until("the bad canary aborted", |r| {
-            r.status.as_ref().is_some_and(|s| s.phase == Some(RolloutPhase::Degraded))
-        })
-        .await;
+    ship_bad(&cluster, &bad_rollout, &good, "error-rate", "0.25").await;
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("the writer");
-    let status = aborted.status.expect("a status");
-    assert_eq!(status.stable_revision.as_deref(), Some(good.as_str()), "the bad canary was not promoted");
-    let abort = status.abort.expect("an abort");
-    assert_eq!((abort.metric.as_deref(), abort.value.as_deref()), (Some("error-rate"), Some("0.25")));
     let runs = cluster.api::<AnalysisRun>().list(&ListParams::default()).await.expect("listing runs").items;
     let phases: Vec<_> = runs.iter().filter_map(|r| r.status.as_ref()?.phase).collect();
     assert!(phases.contains(&AnalysisPhase::Successful), "the good canary's run passed: {phases:?}");

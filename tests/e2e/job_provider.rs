@@ -3,7 +3,8 @@
 //! deleted once measured. On the test API server the simulated Job controller runs the command on
 //! this machine; on a real cluster it runs in `busybox`.
 
-use crate::harness::{Cluster, Controller, eventually};
+use crate::harness::{Cluster, Controller, eventually, revision};
+use crate::providers::{ship_bad, ship_good};
 use crate::rollouts::deploy_stable;
 use bellwether::api::{AnalysisPhase, AnalysisRun, RolloutPhase};
 use futures::StreamExt;
@@ -112,18 +113,12 @@ async fn run_of(cluster: &Cluster, revision: &str) -> AnalysisRun {
 async fn a_job_metric_promotes_a_good_canary_and_aborts_a_bad_one() {
     let cluster = Cluster::start("job-provider").await;
     smoke_template(&cluster, 2, smoke_pod()).await;
-    let bad_rollout = cluster.rollout("3", steps("none"));
-    let bad = bellwether::engine::revision_of(&bad_rollout.spec.embedded_template().unwrap_or_default());
+    let bad = revision(&cluster.rollout("3", steps("none")));
     let controller = Controller::start(&cluster, &["--job-metrics"]);
     let seen = watch_jobs(&cluster);
     deploy_stable(&cluster, steps(&bad)).await;
 
-    let good = cluster.ship(&cluster.rollout("2", steps(&bad))).await;
-    cluster
-        .rollout_until("the good canary promoted", |r| {
-            r.status.as_ref().is_some_and(|s| s.stable_revision.as_deref() == Some(good.as_str()))
-        })
-        .await;
+    let good = ship_good(&cluster, &cluster.rollout("2", steps(&bad))).await;
     let run = run_of(&cluster, &good).await;
     let status = run.status.expect("a status");
     assert_eq!(status.phase, Some(AnalysisPhase::Successful));
@@ -136,16 +131,7 @@ async fn a_job_metric_promotes_a_good_canary_and_aborts_a_bad_one() {
         assert_eq!(seen.most, 1, "each deleted once measured, before the next: {:?}", seen.names);
     }
 
-    cluster.ship(&cluster.rollout("3", steps(&bad))).await;
-    let aborted = cluster
-        .rollout_until("the bad canary aborted", |r| {
-            r.status.as_ref().is_some_and(|s| s.phase == Some(RolloutPhase::Degraded))
-        })
-        .await;
-    let status = aborted.status.expect("a status");
-    assert_eq!(status.stable_revision.as_deref(), Some(good.as_str()), "the bad canary was not promoted");
-    let abort = status.abort.expect("an abort");
-    assert_eq!((abort.metric.as_deref(), abort.value.as_deref()), (Some("smoke"), Some("0")));
+    ship_bad(&cluster, &cluster.rollout("3", steps(&bad)), &good, "smoke", "0").await;
     let run = run_of(&cluster, &bad).await;
     let failed = run.status.expect("a status");
     assert_eq!(failed.phase, Some(AnalysisPhase::Failed));

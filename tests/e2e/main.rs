@@ -17,6 +17,7 @@ mod lagging;
 mod leader;
 mod notifications;
 mod process;
+mod providers;
 mod restarts;
 mod rollouts;
 mod safety;
