@@ -253,14 +253,16 @@ impl PrometheusProvider {
         http::transport_error(error, &self.address, self.timeout)
     }
 
-    async fn read_response(&self, response: reqwest::Response) -> Result<Data, MeasurementError> {
+    async fn read_response(&self, mut response: reqwest::Response) -> Result<Data, MeasurementError> {
         let status = response.status();
         let is_json = response
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(is_json_content_type);
-        let body = response.bytes().await.map_err(|e| self.transport_error(&e))?;
+        // A measurement is one number; an answer past the cap is a query selecting far too much.
+        let advice = ": a measurement query returns one number, so aggregate the query";
+        let body = http::read_answer(&mut response, advice, |e| self.transport_error(&e)).await?;
         decode_response(status, is_json, &body)
     }
 }
@@ -806,6 +808,23 @@ mod tests {
         let p = PrometheusProvider::new(&address, Duration::from_secs(5), &ResolvedAuth::default()).unwrap();
         let err = p.instant("up", None).await.unwrap_err();
         assert_eq!(err, MeasurementError::ServerError { status: 502, message: "upstream down".into() });
+    }
+
+    /// A measurement is one number: an answer past the cap (a query selecting far too much, or a
+    /// misnamed endpoint) is refused rather than read whole into memory.
+    #[tokio::test]
+    async fn an_answer_past_the_limit_is_refused() {
+        let length = crate::metrics::http::MAX_ANSWER_BYTES + 1;
+        let (address, _server) = recording_server(format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{}",
+            " ".repeat(length)
+        ));
+        let p = PrometheusProvider::new(&address, Duration::from_secs(5), &ResolvedAuth::default()).unwrap();
+        let error = p.instant("up", None).await.unwrap_err();
+        assert!(
+            error.to_string().contains(&format!("an answer longer than {} bytes", length - 1)),
+            "{error}"
+        );
     }
 
     #[test]
