@@ -408,3 +408,28 @@ fn a_failed_background_run_then_a_revision_round_trip_keeps_the_invariants() {
     };
     run(&scenario).unwrap();
 }
+
+/// Found by the property above: paused at `setWeight 96`, a promote moves the canary on to
+/// `setWeight 73`, and a hand edit of the routes is put back while still paused.
+#[test]
+fn a_promote_down_to_a_lower_weight_while_paused_keeps_the_invariants() {
+    let scenario = Scenario {
+        replicas: 13,
+        steps: vec![StepKind::Weight(96), StepKind::Weight(73)],
+        background: None,
+        pause_on_failure: false,
+        abort_on_inconclusive: false,
+        alert_limit: Some(2),
+        dynamic_stable_scale: false,
+        workload: None,
+        timeline: vec![
+            (Happening::TogglePaused, 5),
+            (Happening::TogglePaused, 5),
+            (Happening::PodsReady, 5),
+            (Happening::TogglePaused, 5),
+            (Happening::Request(UserAction::Promote, false), 5),
+            (Happening::RoutesEdited, 5),
+        ],
+    };
+    run(&scenario).unwrap();
+}

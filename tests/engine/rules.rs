@@ -4,7 +4,7 @@
 use super::fixtures::*;
 use super::world::World;
 use bellwether::api::*;
-use bellwether::engine::{Action, EventKind, ServiceRole, Traffic, UserAction};
+use bellwether::engine::{Action, EventKind, RouteWeights, ServiceRole, Traffic, UserAction};
 
 fn web_v2(world: &mut World) -> String {
     world.ship("web:2")
@@ -697,6 +697,32 @@ fn spec_paused_holds_the_canary_until_cleared() {
     world.spec.paused = false;
     world.settle();
     assert_eq!(world.status.stable_revision, Some(world.revision()));
+}
+
+#[test]
+fn a_promote_while_spec_paused_moves_weight_down_to_a_lower_step_and_never_back_up() {
+    let steps = vec![set_weight(90), pause_until_promoted(), set_weight(40), pause_until_promoted()];
+    let mut world = World::deployed(rollout().steps(steps).build());
+    let canary = web_v2(&mut world);
+    world.settle();
+    world.spec.paused = true;
+    world.settle();
+    assert_eq!((world.canary_weight(), world.replicas_of(&canary)), (90, Some(9)));
+
+    // The step is now setWeight 40: the weight follows it down while paused, and the pods stay
+    // until the route carries less.
+    world.request(UserAction::Promote, "ivy");
+    let decision = world.step();
+    assert_eq!(world.status.current_step_index, Some(2));
+    assert_eq!(decision.actions, vec![weights(40)]);
+    world.settle();
+    assert_eq!((world.canary_weight(), world.replicas_of(&canary)), (40, Some(4)));
+    assert_eq!(phase(&world), RolloutPhase::Paused);
+
+    // A hand edit back to the old step's weight is put back to the step's, not the old one.
+    world.cluster.observation.routes[0].weights = Some(RouteWeights { canary: 90, stable: 10 });
+    let decision = world.step();
+    assert_eq!(decision.actions, vec![weights(40)]);
 }
 
 #[test]

@@ -255,13 +255,7 @@ impl Pass<'_> {
         let replicas = self.plan.replicas;
         let needed = canary_replicas(replicas, load(weight, exposed.exposure.mirror));
         // Going down in weight, keep the pods for the traffic the routes still carry.
-        let carried = self
-            .obs
-            .routes
-            .iter()
-            .filter_map(|r| r.weights.map(|w| load(w.canary, r.exposure.as_ref().and_then(|e| e.mirror))))
-            .max()
-            .unwrap_or(0);
+        let carried = self.carried_load();
         self.ensure_scale(
             &revision,
             needed.max(canary_replicas(replicas, carried.max(weight))).min(replicas),
@@ -325,23 +319,38 @@ impl Pass<'_> {
         if self.status.progress.promoting {
             return;
         }
-        let weight = self.status.weights.canary;
         let index = self.current_step();
+        let step_weight = self.spec.strategy.canary.weight_at(index);
+        // Never more than the step allows: a promote while paused moves on to a step whose weight
+        // may be lower than the one held, and the traffic follows it down at once, which is
+        // always safe; a higher step's weight waits for the pause to end.
+        let weight = self.status.weights.canary.min(step_weight);
         let exposed = self.plan.exposure_at(index).clone();
         let revision = self.revision.clone();
-        if self.obs.replica_set(&revision).is_some() {
+        if let Some(current) = self.obs.replica_set(&revision).map(|rs| rs.replicas) {
             // Sized for the step, as it was before the pause: the traffic held may drop to none
-            // within this pass, and the pods must not follow it down and up again.
-            let step_weight = self.spec.strategy.canary.weight_at(index);
-            self.ensure_scale(
-                &revision,
-                canary_replicas(self.plan.replicas, load(step_weight, exposed.exposure.mirror)),
-            );
+            // within this pass, and the pods must not follow it down and up again. Going down to
+            // a lower step, the pods there stay until the routes carry less; a hand edit that
+            // asks for more is put back, not scaled for.
+            let replicas = self.plan.replicas;
+            let step = canary_replicas(replicas, load(step_weight, exposed.exposure.mirror));
+            let carried = canary_replicas(replicas, self.carried_load()).min(current);
+            self.ensure_scale(&revision, step.max(carried));
         }
         let servable = self.obs.available(&revision) > 0
             && self.obs.services.canary.as_deref() == Some(revision.as_str());
         let held = if servable { self.exposure_in_force() } else { StepExposure::default() };
         self.ensure_traffic(if servable { weight } else { 0 }, &held);
+    }
+
+    /// The most any route asks of the canary's pods now: its weight plus the percent it mirrors.
+    fn carried_load(&self) -> i32 {
+        self.obs
+            .routes
+            .iter()
+            .filter_map(|r| r.weights.map(|w| load(w.canary, r.exposure.as_ref().and_then(|e| e.mirror))))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Why the canary's traffic is not where the step holds it, for messages.
