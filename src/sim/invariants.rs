@@ -44,8 +44,11 @@ pub fn check(decided: &Decided<'_>) -> Result<(), String> {
     let weights = traffic.iter().map(|t| (t.weights.canary, t.weights.stable));
 
     let in_flight = output.canary_revision.is_some() && output.abort.is_none() && !output.progress.promoting;
+    // The weight in force at the current step. Past the last step, which only a pause holds the
+    // canary at (a promote while paused), that is still the last step's: a promotion moves weight
+    // only once it has begun, and then only to stable.
     let limit = match output.current_step_index {
-        Some(i) if in_flight && (i as usize) < n => spec.strategy.canary.weight_at(i as usize),
+        Some(i) if in_flight => spec.strategy.canary.weight_at(i.max(0) as usize),
         _ => 0,
     };
     // With dynamicStableScale, weight moves back to stable only as its pods become available: a

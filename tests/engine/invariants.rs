@@ -433,3 +433,31 @@ fn a_promote_down_to_a_lower_weight_while_paused_keeps_the_invariants() {
     };
     run(&scenario).unwrap();
 }
+
+/// Found by the property above: paused at the last step, a promote moves the canary past it, and
+/// a hand edit of the routes is put back to the last step's weight, still in force until the
+/// promotion moves the traffic.
+#[test]
+fn a_promote_past_the_last_step_while_paused_keeps_the_invariants() {
+    let scenario = Scenario {
+        replicas: 5,
+        steps: vec![StepKind::Analysis, StepKind::Weight(50)],
+        background: None,
+        pause_on_failure: false,
+        abort_on_inconclusive: true,
+        alert_limit: Some(2),
+        dynamic_stable_scale: false,
+        workload: None,
+        timeline: vec![
+            (Happening::Tick(0), 5),
+            (Happening::RunEnds(AnalysisPhase::Successful), 5),
+            (Happening::PodsReady, 5),
+            (Happening::Autoscale(7), 5),
+            (Happening::RoutesEdited, 5),
+            (Happening::TogglePaused, 5),
+            (Happening::Request(UserAction::Promote, false), 5),
+            (Happening::RoutesEdited, 5),
+        ],
+    };
+    run(&scenario).unwrap();
+}
