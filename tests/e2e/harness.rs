@@ -459,7 +459,7 @@ impl Controller {
         let ungranted: Vec<_> = made.difference(&allowed).collect();
         assert!(
             ungranted.is_empty(),
-            "the controller made calls that tests/support/controller_calls.rs (and so the chart's RBAC) does not list: {ungranted:?}"
+            "the controller made calls that crates/testkit/src/controller_calls.rs (and so the chart's RBAC) does not list: {ungranted:?}"
         );
     }
 
