@@ -136,10 +136,6 @@ impl DatadogClient {
         Ok(Self { http: http::client(Some(settings.timeout), auth)?, settings })
     }
 
-    pub fn settings(&self) -> &DatadogSettings {
-        &self.settings
-    }
-
     /// The value of `query` over the window that ends at `at`.
     pub async fn query(&self, query: &str, at: DateTime<Utc>) -> Result<Option<f64>, MeasurementError> {
         let (from, to) = self.settings.range(at);

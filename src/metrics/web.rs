@@ -12,7 +12,7 @@
 //! connecting and reading included, is bounded by the metric's `timeout`, and the answer by
 //! [`MAX_ANSWER_BYTES`](http::MAX_ANSWER_BYTES).
 
-use super::error::{MeasurementError, ProviderKind};
+use super::error::MeasurementError;
 use super::http::{self, quote_body};
 use super::measure::RenderError;
 use super::prometheus::{ConfigError, DEFAULT_TIMEOUT, ResolvedAuth};
@@ -189,11 +189,6 @@ pub fn select(path: &JsonPath, path_text: &str, answer: &Value) -> Result<Option
     Ok((!value.is_nan()).then_some(value))
 }
 
-/// [`MeasurementError::describe`] for a web metric.
-pub fn describe(error: &MeasurementError) -> String {
-    error.describe(ProviderKind::Web)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,7 +216,9 @@ mod tests {
 
     #[test]
     fn anything_but_one_number_is_an_error_naming_the_path() {
-        let message = |result: Result<Option<f64>, MeasurementError>| describe(&result.unwrap_err());
+        let message = |result: Result<Option<f64>, MeasurementError>| {
+            result.unwrap_err().describe(crate::metrics::error::ProviderKind::Web)
+        };
         assert_eq!(
             message(pick("$.missing", json!({"v": 1}))),
             "unexpected answer from the web endpoint: jsonPath $.missing selected nothing in the answer"

@@ -750,7 +750,7 @@ fn check_datadog(
     if let Some(address) = &datadog.address {
         let rest = address.strip_prefix("https://").or_else(|| address.strip_prefix("http://"));
         let host = rest.map(|rest| &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())]);
-        if host.is_none_or(|host| host.is_empty() || host.contains('@')) || address.contains(['?', '#']) {
+        if host.is_none_or(str::is_empty) || holds_credentials(address) || address.contains(['?', '#']) {
             // Without the address, which may hold credentials.
             push(
                 "provider.datadog.address",
